@@ -1,0 +1,105 @@
+package config
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// Node is where one replica lives.
+type Node struct {
+	ID       int
+	Host     string
+	PeerAddr string // host:port for replica-to-replica traffic
+	HTTPAddr string // host:port of the HTTP API
+}
+
+// ReadIPs reads an ips.txt file: one host per line, blank lines and '#' comments ignored.
+func ReadIPs(path string) ([]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("ips: %w", err)
+	}
+	defer f.Close()
+	hosts, err := ParseIPs(f)
+	if err != nil {
+		return nil, fmt.Errorf("ips: %s: %w", path, err)
+	}
+	return hosts, nil
+}
+
+// ParseIPs parses the contents of an ips.txt file.
+func ParseIPs(r io.Reader) ([]string, error) {
+	var hosts []string
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 4096), 1<<20)
+	line := 0
+	for sc.Scan() {
+		line++
+		text := sc.Text()
+		if i := strings.IndexByte(text, '#'); i >= 0 {
+			text = text[:i]
+		}
+		text = strings.TrimSpace(text)
+		if text == "" {
+			continue
+		}
+		if strings.ContainsAny(text, " \t/") {
+			return nil, fmt.Errorf("line %d: %q is not a host name or IP address", line, text)
+		}
+		if strings.Contains(text, ":") && net.ParseIP(text) == nil {
+			return nil, fmt.Errorf("line %d: %q: give the host only; ports are 3734+i and 8069+i", line, text)
+		}
+		hosts = append(hosts, text)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	if len(hosts) == 0 {
+		return nil, fmt.Errorf("no hosts (one host per line; blank lines and # comments are ignored)")
+	}
+	if len(hosts) > MaxNodes {
+		return nil, fmt.Errorf("%d hosts; at most %d are supported", len(hosts), MaxNodes)
+	}
+	return hosts, nil
+}
+
+// Nodes returns the N nodes of a run: explicit addresses from the config when given, else node i
+// on hosts[i-1] with peer port 3734+i and HTTP port 8069+i.
+func (c Config) Nodes(hosts []string) []Node {
+	n := len(hosts)
+	if len(c.Addrs) > 0 {
+		n = len(c.Addrs)
+	}
+	nodes := make([]Node, n)
+	for i := 1; i <= n; i++ {
+		node := Node{ID: i}
+		if i <= len(hosts) {
+			node.Host = hosts[i-1]
+			node.PeerAddr = net.JoinHostPort(node.Host, strconv.Itoa(PeerPortBase+i))
+			node.HTTPAddr = net.JoinHostPort(node.Host, strconv.Itoa(HTTPPortBase+i))
+		}
+		if a := c.Addrs[strconv.Itoa(i)]; a != "" {
+			node.PeerAddr = stripScheme(a)
+		}
+		if a := c.HTTPAddrs[strconv.Itoa(i)]; a != "" {
+			node.HTTPAddr = stripScheme(a)
+		}
+		if node.Host == "" {
+			node.Host, _, _ = net.SplitHostPort(node.PeerAddr)
+		}
+		nodes[i-1] = node
+	}
+	return nodes
+}
+
+func stripScheme(a string) string {
+	if i := strings.Index(a, "://"); i >= 0 {
+		return a[i+3:]
+	}
+	return a
+}

@@ -1,0 +1,175 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+)
+
+// Faults returns f, the number of Byzantine replicas n replicas tolerate: the largest f with 3f+1 <= n.
+func Faults(n int) int {
+	if n < 1 {
+		return 0
+	}
+	return (n - 1) / 3
+}
+
+// Quorum returns the number of distinct signers a certificate needs among n replicas: n-f, which is
+// 2f+1 when n = 3f+1 and keeps any two quorums intersecting in an honest replica for every n.
+func Quorum(n int) int {
+	return n - Faults(n)
+}
+
+// ProofThreshold returns q, the acks that make a PAB proof: the configured value or f+1.
+func (c Config) ProofThreshold(n int) int {
+	if c.Q == 0 {
+		return Faults(n) + 1
+	}
+	return c.Q
+}
+
+// MasterID returns the static leader, or 0 when leaders rotate.
+func (c Config) MasterID() int {
+	id, err := strconv.Atoi(c.Master)
+	if err != nil {
+		return -1
+	}
+	return id
+}
+
+// Validate checks every key against the n replicas of the run and returns all problems at once,
+// each naming the key and the allowed range.
+func (c Config) Validate(n int) error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{key}, args...)...))
+	}
+	intIn := func(key string, v, lo, hi int) {
+		if v < lo || v > hi {
+			bad(key, "%d is outside [%d, %d]", v, lo, hi)
+		}
+	}
+	f := Faults(n)
+
+	if n < 1 || n > MaxNodes {
+		errs = append(errs, fmt.Errorf("ips: %d replicas; need between 1 and %d", n, MaxNodes))
+	}
+	if m := c.MasterID(); m < 0 || m > n {
+		bad("master", "%q must be \"0\" (rotating leader) or a node ID in [1, %d]", c.Master, n)
+	}
+	intIn("timeout", c.Timeout, 10, 600_000)
+	intIn("propose_timeout", c.ProposeTimeout, 1, 600_000)
+	if c.ProposeTimeout >= c.Timeout {
+		bad("propose_timeout", "%d ms must be below timeout (%d ms), or idle views would time out", c.ProposeTimeout, c.Timeout)
+	}
+	intIn("bsize", c.BSize, 1, 1_000_000)
+
+	switch ResolveMemType(c.MemType) {
+	case MemNative:
+	case MemSMP, MemStratus:
+		bad("mem_type", "%q is not implemented yet; use \"native\"", c.MemType)
+	default:
+		bad("mem_type", "%q is not one of native, smp, stratus (aliases naive, ack)", c.MemType)
+	}
+	intIn("max_tx_size", c.MaxTxSize, 1, 1<<20)
+	intIn("memsize", c.MemSize, c.MaxTxSize, 1<<34)
+	intIn("msize", c.MSize, 1, 64<<20)
+	intIn("batch_timeout", c.BatchTimeout, 1, 600_000)
+	intIn("payload_size", c.PayloadSize, 16, c.MaxTxSize)
+	if c.Q != 0 {
+		intIn("q", c.Q, f+1, Quorum(n))
+	}
+	intIn("fetch_timeout", c.FetchTimeout, 1, 600_000)
+
+	if c.Gossip {
+		intIn("fanout", c.Fanout, 1, max(1, n-1))
+		intIn("r", c.R, 1, 64)
+	}
+	intIn("fillInterval", c.FillInterval, 0, 600_000)
+	intIn("capacity", c.Capacity, 0, 1_000_000)
+	if c.FillInterval > 0 && c.Capacity < 1 {
+		bad("capacity", "must be at least 1 when fillInterval is set")
+	}
+	if c.LoadBalance {
+		intIn("d", c.D, 1, max(1, n-1))
+		intIn("estimate_window", c.EstimateWindow, 1, 100_000)
+		if !(c.Percentile > 0 && c.Percentile <= 100) {
+			bad("percentile", "%v is outside (0, 100]", c.Percentile)
+		}
+		intIn("busy_threshold", c.BusyThreshold, 1, 600_000)
+		intIn("lb_timeout", c.LBTimeout, 1, 600_000)
+		intIn("forward_timeout", c.ForwardTimeout, 1, 600_000)
+	}
+
+	intIn("byzNo", c.ByzNo, 0, f)
+	if c.ByzNo > 0 && c.Strategy != StrategySilence {
+		bad("strategy", "%q is not implemented yet; use %q", c.Strategy, StrategySilence)
+	}
+	if c.Slow != 0 {
+		bad("slow", "slow-replica emulation is not implemented yet; set it to 0")
+	}
+	if c.Crash != 0 {
+		bad("crash", "crash injection is not implemented yet; set it to 0")
+	}
+
+	intIn("delay", c.Delay, 0, 60_000)
+	intIn("derr", c.DErr, 0, c.Delay)
+	if c.Bandwidth != 0 {
+		bad("bandwidth", "bandwidth shaping is not implemented yet; set it to 0")
+	}
+	intIn("chan_buffer_size", c.ChanBufferSize, 1, 1<<20)
+
+	if !(c.ZipfianS > 1) {
+		bad("zipfian_s", "%v must be greater than 1", c.ZipfianS)
+	}
+	if !(c.ZipfianV >= 1) {
+		bad("zipfian_v", "%v must be at least 1", c.ZipfianV)
+	}
+	if c.Signer != "secp256k1" {
+		bad("signer", "%q is not supported; use \"secp256k1\"", c.Signer)
+	}
+	if err := c.Benchmark.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.checkAddrs(n); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// Validate checks the client's section.
+func (b Benchmark) Validate() error {
+	var errs []error
+	intIn := func(key string, v, lo, hi int) {
+		if v < lo || v > hi {
+			errs = append(errs, fmt.Errorf("benchmark.%s: %d is outside [%d, %d]", key, v, lo, hi))
+		}
+	}
+	intIn("T", b.T, 1, 7*24*3600)
+	intIn("N", b.N, 0, 1<<40)
+	intIn("Throttle", b.Throttle, 0, 100_000_000)
+	intIn("Concurrency", b.Concurrency, 1, 100_000)
+	intIn("Batch", b.Batch, 1, 1_000_000)
+	if b.Distribution != "uniform" && b.Distribution != "zipf" {
+		errs = append(errs, fmt.Errorf("benchmark.Distribution: %q is not one of uniform, zipf", b.Distribution))
+	}
+	return errors.Join(errs...)
+}
+
+func (c Config) checkAddrs(n int) error {
+	check := func(key string, m map[string]string) error {
+		if len(m) == 0 {
+			return nil
+		}
+		if len(m) != n {
+			return fmt.Errorf("%s: lists %d nodes but the run has %d", key, len(m), n)
+		}
+		for i := 1; i <= n; i++ {
+			if m[strconv.Itoa(i)] == "" {
+				return fmt.Errorf("%s: node %d is missing (node IDs are 1..%d)", key, i, n)
+			}
+		}
+		return nil
+	}
+	return errors.Join(check("address", c.Addrs), check("http_address", c.HTTPAddrs))
+}

@@ -1,0 +1,376 @@
+package consensus
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/stratusbft/stratus/types"
+)
+
+// Limits shared by the engines.
+const (
+	MaxViewsAhead  = 1000 // messages for views further ahead are dropped
+	KeepViews      = 8    // vote and timeout state kept below the current view
+	MaxUncommitted = 4096 // uncommitted blocks held at most
+	RetainBlocks   = 256  // committed blocks kept to answer peers that sync
+	maxPendingCert = 64
+	maxParked      = 1024
+)
+
+// Rules is what an engine adds to Base: how it reacts to certificates and blocks.
+type Rules interface {
+	// ApplyCert handles a verified certificate for a block in the tree, once per block.
+	ApplyCert(qc *types.QC, n *Node)
+	// BlockAdded is called when a block enters the tree (the engine decides whether to vote).
+	BlockAdded(n *Node)
+	// ViewEntered is called after Base entered a new view.
+	ViewEntered(v types.View)
+	// TryPropose proposes if this replica leads the current view and may propose now.
+	TryPropose()
+	// HighCert is the certificate a timeout carries.
+	HighCert() *types.QC
+}
+
+// Base is the state and the mechanics the engines share: view, tree, block sync, commits,
+// timeouts and TCs. Engines embed it and provide Rules.
+type Base struct {
+	Env     Env
+	Mempool Mempool
+	Out     Output
+	Leaders LeaderElection
+	Self    types.NodeID
+	F       int // tolerated faults
+
+	Tree   *Tree
+	PM     *Pacemaker
+	Syncer *Syncer
+	Votes  *VoteCollector
+
+	View        types.View
+	LastVoted   types.View
+	LastTC      *types.TC
+	PendingVote *Node // a block whose payload the mempool is still fetching
+
+	rules       Rules
+	pendingCert map[types.Hash]*types.QC // certificates whose block is being fetched
+}
+
+// NewBase returns the shared state for an engine with the given rules.
+func NewBase(p Params, rules Rules) Base {
+	n := p.Env.N()
+	return Base{
+		Env:         p.Env,
+		Mempool:     p.Mempool,
+		Out:         p.Out,
+		Leaders:     p.Leaders,
+		Self:        p.Env.Self(),
+		F:           n - QuorumSize(n),
+		Tree:        NewTree(RetainBlocks, MaxUncommitted),
+		PM:          NewPacemaker(p.Env, p.Timeout, p.MaxBackoff),
+		Syncer:      NewSyncer(p.Env, p.Timeout/2+time.Millisecond, maxParked),
+		Votes:       NewVoteCollector(QuorumSize(n)),
+		rules:       rules,
+		pendingCert: make(map[types.Hash]*types.QC),
+	}
+}
+
+// Status implements Engine.Status.
+func (b *Base) Status() Status {
+	head := b.Tree.Head()
+	return Status{
+		View:            b.View,
+		Leader:          b.Leaders.Leader(b.View),
+		CommittedHeight: head.Height(),
+		CommittedView:   head.View(),
+		HighQCView:      b.rules.HighCert().View,
+	}
+}
+
+// Reject reports a dropped message.
+func (b *Base) Reject(kind types.Kind, from types.NodeID, rule string, err error) {
+	b.Out.Event(Rejected{Kind: kind, From: from, Rule: rule, Detail: err.Error()})
+}
+
+// TooFarAhead rejects messages for views beyond the window and reports whether it did.
+func (b *Base) TooFarAhead(kind types.Kind, from types.NodeID, v types.View) bool {
+	if v <= b.View+MaxViewsAhead {
+		return false
+	}
+	b.Reject(kind, from, RuleFuture, fmt.Errorf("view %d, current %d", v, b.View))
+	return true
+}
+
+// CheckBlock runs the stateless block checks and rejects on failure.
+func (b *Base) CheckBlock(kind types.Kind, from types.NodeID, blk *types.Block) bool {
+	if rule, err := CheckBlock(blk, b.Env.Verifier(), b.Leaders); err != nil {
+		b.Reject(kind, from, rule, err)
+		return false
+	}
+	return true
+}
+
+// Insert adds a checked block to the tree, or parks it until its parent arrives. Blocks that were
+// waiting for it are inserted in turn. It returns the node once the block is in the tree.
+func (b *Base) Insert(blk *types.Block, from types.NodeID) *Node {
+	if n := b.Tree.Get(blk.ID()); n != nil {
+		return n
+	}
+	n, err := b.Tree.Add(blk)
+	switch {
+	case errors.Is(err, ErrUnknownParent):
+		if blk.View > b.Tree.Head().View() {
+			b.Syncer.Park(blk, from)
+		}
+		return nil
+	case err != nil:
+		rule := RuleStructure
+		if errors.Is(err, ErrConflicts) {
+			rule = RuleStale
+		} else if errors.Is(err, ErrTreeFull) {
+			rule = RuleCapacity
+		}
+		b.Reject(types.KindBlock, from, rule, err)
+		return nil
+	}
+	children := b.Syncer.Resolved(n.ID())
+	if qc := b.pendingCert[n.ID()]; qc != nil {
+		delete(b.pendingCert, n.ID())
+		b.rules.ApplyCert(qc, n)
+	}
+	for _, c := range children {
+		b.ProcessCert(c.QC, from)
+		if cn := b.Insert(c, from); cn != nil {
+			b.rules.BlockAdded(cn)
+		}
+	}
+	return n
+}
+
+// ProcessCert takes a verified certificate into account, fetching its block first if needed.
+func (b *Base) ProcessCert(qc *types.QC, from types.NodeID) {
+	if qc.View <= b.Tree.Head().View() {
+		return
+	}
+	n := b.Tree.Get(qc.BlockID)
+	if n == nil {
+		if len(b.pendingCert) < maxPendingCert || b.pendingCert[qc.BlockID] != nil {
+			b.pendingCert[qc.BlockID] = qc
+			b.Syncer.Need(qc.BlockID, from)
+		}
+		return
+	}
+	if n.Cert == nil {
+		b.rules.ApplyCert(qc, n)
+	}
+}
+
+// OnBlockMessage handles a proposal or a fetched block: checks, certificate, insertion.
+func (b *Base) OnBlockMessage(kind types.Kind, from types.NodeID, blk *types.Block) {
+	if kind == types.KindBlockResponse && b.Tree.Get(blk.ID()) != nil {
+		return
+	}
+	if b.TooFarAhead(kind, from, blk.View) || !b.CheckBlock(kind, from, blk) {
+		return
+	}
+	b.ProcessCert(blk.QC, from)
+	if blk.TC != nil {
+		b.ProcessTC(blk.TC)
+	}
+	if n := b.Insert(blk, from); n != nil {
+		b.rules.BlockAdded(n)
+	}
+}
+
+// ServeBlock answers a peer's block request from the tree.
+func (b *Base) ServeBlock(from types.NodeID, req *types.BlockRequest) {
+	if n := b.Tree.Get(req.ID); n != nil {
+		b.Env.Send(from, &types.BlockResponse{Block: n.Block})
+	}
+}
+
+// Commit commits target and its uncommitted ancestors, reports them and the orphans, and prunes.
+func (b *Base) Commit(target *Node) {
+	if target.Committed {
+		return
+	}
+	committed, orphans := b.Tree.Commit(target)
+	for _, c := range committed {
+		b.Out.Commit(c.Block)
+	}
+	for _, o := range orphans {
+		b.Out.Orphan(o)
+	}
+	if len(committed) > 0 {
+		b.PM.Progress()
+	}
+	head := b.Tree.Head()
+	for id, qc := range b.pendingCert {
+		if qc.View <= head.View() {
+			delete(b.pendingCert, id)
+		}
+	}
+	b.Syncer.Forget(func(blk *types.Block) bool { return blk.View > head.View() })
+}
+
+// EnterView moves to view v (never backwards), restarts the view timer and prunes old state.
+func (b *Base) EnterView(v types.View, cause string) {
+	if v <= b.View {
+		return
+	}
+	b.View = v
+	if b.PendingVote != nil && b.PendingVote.View() < v {
+		b.PendingVote = nil
+	}
+	b.PM.Enter(v)
+	if v > KeepViews {
+		b.Votes.Prune(v - KeepViews)
+		b.PM.Prune(v - KeepViews)
+	}
+	b.Out.Event(ViewChange{View: v, Leader: b.Leaders.Leader(v), Cause: cause})
+	b.rules.ViewEntered(v)
+}
+
+// OnViewTimer handles the view timer: on expiry the replica times out the current view.
+func (b *Base) OnViewTimer(t ViewTimer) {
+	if b.PM.Expired(t) {
+		b.Out.Event(TimedOut{View: b.View, Backoff: b.PM.Backoff()})
+		b.SendTimeout(b.View)
+	}
+}
+
+// SendTimeout gives up on view v: no more votes in v, and a signed Timeout to everyone. It is
+// re-sent on every expiry of the (backed-off) timer but counted once.
+func (b *Base) SendTimeout(v types.View) {
+	if v > b.LastVoted {
+		b.LastVoted = v
+	}
+	b.PendingVote = nil
+	t := &types.Timeout{View: v, HighQC: b.rules.HighCert(), Sender: b.Self}
+	t.Sig = b.Env.Signer().Sign(types.TimeoutDigest(v))
+	b.Env.Broadcast(t)
+	if !b.PM.Sent(v) {
+		b.PM.MarkSent(v)
+		b.OnTimeout(b.Self, t)
+	}
+}
+
+// OnTimeout verifies and counts a timeout; a quorum forms a TC that moves the view on.
+func (b *Base) OnTimeout(from types.NodeID, t *types.Timeout) {
+	if t.View+KeepViews < b.View || b.TooFarAhead(types.KindTimeout, from, t.View) {
+		return
+	}
+	if !b.Env.Verifier().Verify(t.Sender, types.TimeoutDigest(t.View), t.Sig) {
+		b.Reject(types.KindTimeout, from, RuleSignature, fmt.Errorf("timeout of %d for view %d", t.Sender, t.View))
+		return
+	}
+	if err := VerifyQC(b.Env.Verifier(), t.HighQC); err != nil {
+		b.Reject(types.KindTimeout, from, RuleCert, err)
+		return
+	}
+	b.ProcessCert(t.HighQC, from)
+	count, tc := b.PM.AddTimeout(t)
+	if tc != nil {
+		b.Env.Broadcast(tc)
+		b.ProcessTC(tc)
+		return
+	}
+	// f+1 timeouts for a view mean an honest replica gave up on it: join, so that a TC forms even
+	// when this replica's timer runs late.
+	if count > b.F && t.View >= b.View && !b.PM.Sent(t.View) {
+		if t.View > b.View {
+			b.EnterView(t.View, "timeouts")
+		}
+		b.SendTimeout(t.View)
+	}
+}
+
+// OnTC verifies a TC from a peer and processes it.
+func (b *Base) OnTC(from types.NodeID, tc *types.TC) {
+	if tc.View < b.View || b.TooFarAhead(types.KindTC, from, tc.View) {
+		return
+	}
+	if err := VerifyTC(b.Env.Verifier(), tc); err != nil {
+		b.Reject(types.KindTC, from, RuleCert, err)
+		return
+	}
+	b.ProcessTC(tc)
+}
+
+// ProcessTC moves past a timed-out view.
+func (b *Base) ProcessTC(tc *types.TC) {
+	if b.LastTC == nil || tc.View > b.LastTC.View {
+		b.LastTC = tc
+	}
+	if tc.View >= b.View {
+		b.EnterView(tc.View+1, "tc")
+	} else {
+		b.rules.TryPropose()
+	}
+}
+
+// OnCommonMessage handles the messages every engine treats alike; it reports whether m was one.
+func (b *Base) OnCommonMessage(from types.NodeID, m types.Message) bool {
+	switch m := m.(type) {
+	case *types.Timeout:
+		b.OnTimeout(from, m)
+	case *types.TC:
+		b.OnTC(from, m)
+	case *types.BlockRequest:
+		b.ServeBlock(from, m)
+	case *types.BlockResponse:
+		b.OnBlockMessage(types.KindBlockResponse, from, m.Block)
+	default:
+		return false
+	}
+	return true
+}
+
+// OnCommonTimer handles the timers every engine treats alike; it reports whether t was one.
+func (b *Base) OnCommonTimer(t Timer) bool {
+	switch t := t.(type) {
+	case ViewTimer:
+		b.OnViewTimer(t)
+	case SyncTimer:
+		b.Syncer.OnTimer(t)
+	default:
+		return false
+	}
+	return true
+}
+
+// ProposeTimer fires when an idle leader has waited ProposeTimeout for payload.
+type ProposeTimer struct{ View types.View }
+
+// ProposeGate decides when a leader proposes: as soon as there is payload or uncommitted payload
+// to push to commit, else after ProposeTimeout, so an idle system sends at most one empty block per
+// ProposeTimeout.
+type ProposeGate struct {
+	timeout  time.Duration
+	armedFor types.View
+	firedFor types.View
+}
+
+// NewProposeGate returns a gate with the given idle timeout.
+func NewProposeGate(timeout time.Duration) ProposeGate { return ProposeGate{timeout: timeout} }
+
+// Open reports whether the leader of v may propose now; when not, it arms the propose timer once.
+func (g *ProposeGate) Open(env Env, v types.View, ready bool, parent *Node) bool {
+	if ready || HasPendingPayload(parent) || g.firedFor == v {
+		return true
+	}
+	if g.armedFor != v {
+		g.armedFor = v
+		env.SetTimer(g.timeout, ProposeTimer{View: v})
+	}
+	return false
+}
+
+// Fired records an expired propose timer; it reports whether it belongs to view current.
+func (g *ProposeGate) Fired(t ProposeTimer, current types.View) bool {
+	if t.View != current {
+		return false
+	}
+	g.firedFor = t.View
+	return true
+}

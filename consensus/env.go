@@ -1,0 +1,149 @@
+// Package consensus holds what the engines share: the Env, Engine and Mempool interfaces, quorum
+// certificate checks and aggregation, the block tree, the pacemaker, leader election and block
+// synchronisation. Everything here is a deterministic state machine: no goroutines, no clocks, no I/O.
+package consensus
+
+import (
+	"math/rand"
+	"time"
+
+	"github.com/stratusbft/stratus/crypto"
+	"github.com/stratusbft/stratus/types"
+)
+
+// Timer is a value a component asks to get back after a delay (see Env.SetTimer). Components
+// define their own timer types and ignore stale ones; timers cannot be cancelled.
+type Timer any
+
+// Env is everything the core may do to the outside world. Calls never block and never call back
+// into the core synchronously: the driver delivers outputs after the handler returns.
+type Env interface {
+	Self() types.NodeID
+	N() int
+	Now() time.Time // the driver's clock: real, or virtual in a simulation
+	Send(to types.NodeID, m types.Message)
+	Broadcast(m types.Message) // to every replica but Self
+	SetTimer(after time.Duration, t Timer)
+	Signer() crypto.Signer
+	Verifier() crypto.Verifier
+	Rand() *rand.Rand
+}
+
+// Verdict is a mempool's answer about a payload before a vote.
+type Verdict uint8
+
+// Verdicts.
+const (
+	Accept Verdict = iota // vote
+	Wait                  // data is missing and being fetched: ask again after the next mempool event
+	Reject                // never vote for this payload
+)
+
+// Mempool is what an engine needs from the mempool.
+type Mempool interface {
+	// Ready reports whether MakePayload has something to propose.
+	Ready() bool
+	// MakePayload returns the payload for a block this replica proposes (possibly empty). What it
+	// takes is marked proposed until the block commits or is orphaned.
+	MakePayload() *types.Payload
+	// CheckPayload decides whether a block's payload may be voted for.
+	CheckPayload(p *types.Payload, proposer types.NodeID) (Verdict, error)
+}
+
+// Output receives what an engine decides. Calls happen inside engine handlers.
+type Output interface {
+	// Commit is called once per block, in chain order.
+	Commit(b *types.Block)
+	// Orphan is called for a block that can never be committed any more.
+	Orphan(b *types.Block)
+	// Event reports something worth counting.
+	Event(e Event)
+}
+
+// Engine is a consensus protocol instance of one replica.
+type Engine interface {
+	Start()
+	OnMessage(from types.NodeID, m types.Message)
+	OnTimer(t Timer)
+	// OnMempool tells the engine the mempool changed: a payload may be ready to propose, or data
+	// a pending vote waited for may have arrived.
+	OnMempool()
+	// Status is a snapshot for statistics.
+	Status() Status
+}
+
+// Status describes an engine's position.
+type Status struct {
+	View            types.View
+	Leader          types.NodeID
+	CommittedHeight uint64
+	CommittedView   types.View
+	HighQCView      types.View
+	LockedView      types.View
+}
+
+// Params configures an engine.
+type Params struct {
+	Env            Env
+	Mempool        Mempool
+	Out            Output
+	Leaders        LeaderElection
+	Timeout        time.Duration // base view timeout
+	ProposeTimeout time.Duration // how long an idle leader waits for payload
+	MaxBackoff     int           // cap on timeout doublings (default 6: 64 × Timeout)
+}
+
+// Event is something the core reports for statistics and debug logs.
+type Event interface{ event() }
+
+// ViewChange: the replica entered View.
+type ViewChange struct {
+	View   types.View
+	Leader types.NodeID
+	Cause  string // "qc", "tc", "vote", "timeouts", "start"
+}
+
+// TimedOut: the view timer of View expired.
+type TimedOut struct {
+	View    types.View
+	Backoff int
+}
+
+// Proposed: this replica proposed a block.
+type Proposed struct {
+	View  types.View
+	Items int
+}
+
+// Voted: this replica voted.
+type Voted struct {
+	View types.View
+}
+
+// Rejected: a message failed a check and was dropped.
+type Rejected struct {
+	Kind   types.Kind
+	From   types.NodeID
+	Rule   string // short stable name of the check, e.g. "bad-signature"
+	Detail string
+}
+
+func (ViewChange) event() {}
+func (TimedOut) event()   {}
+func (Proposed) event()   {}
+func (Voted) event()      {}
+func (Rejected) event()   {}
+
+// Rejection rule names shared by the engines.
+const (
+	RuleSignature = "bad-signature"
+	RuleLeader    = "wrong-leader"
+	RuleCert      = "bad-certificate"
+	RuleStructure = "bad-structure"
+	RuleStale     = "stale"
+	RuleFuture    = "too-far-ahead"
+	RuleUnsafe    = "unsafe"
+	RulePayload   = "bad-payload"
+	RuleDuplicate = "duplicate-vote"
+	RuleCapacity  = "capacity"
+)

@@ -1,0 +1,111 @@
+package consensus
+
+import (
+	"time"
+
+	"github.com/stratusbft/stratus/types"
+)
+
+// ViewTimer fires when a view lasted too long. Seq tells a stale timer from the current one.
+type ViewTimer struct {
+	View types.View
+	Seq  uint64
+}
+
+// Pacemaker keeps the view timer with exponential backoff and aggregates timeouts into TCs.
+type Pacemaker struct {
+	env      Env
+	base     time.Duration
+	maxExp   int
+	backoff  int // consecutive timeouts without progress
+	seq      uint64
+	view     types.View
+	need     int
+	timeouts map[types.View]*SigSet
+	sent     map[types.View]bool
+}
+
+// NewPacemaker returns a pacemaker with base timeout and at most maxExp doublings.
+func NewPacemaker(env Env, base time.Duration, maxExp int) *Pacemaker {
+	if maxExp <= 0 {
+		maxExp = 6
+	}
+	return &Pacemaker{
+		env:      env,
+		base:     base,
+		maxExp:   maxExp,
+		need:     QuorumSize(env.N()),
+		timeouts: make(map[types.View]*SigSet),
+		sent:     make(map[types.View]bool),
+	}
+}
+
+// Duration is the current view timeout: base × 2^backoff, capped.
+func (p *Pacemaker) Duration() time.Duration {
+	return p.base << min(p.backoff, p.maxExp)
+}
+
+// Backoff is the number of consecutive timeouts without progress.
+func (p *Pacemaker) Backoff() int { return p.backoff }
+
+// Enter starts view v's timer.
+func (p *Pacemaker) Enter(v types.View) {
+	p.view = v
+	p.arm()
+}
+
+func (p *Pacemaker) arm() {
+	p.seq++
+	p.env.SetTimer(p.Duration(), ViewTimer{View: p.view, Seq: p.seq})
+}
+
+// Expired reports whether t is the current view's timer. If so the timeout counts: the backoff
+// grows and the timer is re-armed so that the timeout is re-sent until the view changes.
+func (p *Pacemaker) Expired(t ViewTimer) bool {
+	if t.View != p.view || t.Seq != p.seq {
+		return false
+	}
+	p.backoff++
+	p.arm()
+	return true
+}
+
+// Progress resets the backoff after the protocol moved forward (a new QC or a commit).
+func (p *Pacemaker) Progress() { p.backoff = 0 }
+
+// Sent reports whether this replica counted its own timeout for v.
+func (p *Pacemaker) Sent(v types.View) bool { return p.sent[v] }
+
+// MarkSent records that this replica counted its own timeout for v.
+func (p *Pacemaker) MarkSent(v types.View) { p.sent[v] = true }
+
+// AddTimeout records a verified timeout. It returns the number of distinct senders for the view
+// and, the first time they reach a quorum, the TC.
+func (p *Pacemaker) AddTimeout(t *types.Timeout) (int, *types.TC) {
+	set := p.timeouts[t.View]
+	if set == nil {
+		set = &SigSet{}
+		p.timeouts[t.View] = set
+	}
+	before := set.Count()
+	set.Add(t.Sender, t.Sig)
+	if set.Count() == before || set.Count() != p.need {
+		return set.Count(), nil
+	}
+	bm, sigs := set.Build()
+	return set.Count(), &types.TC{View: t.View, Signers: bm, Sigs: sigs}
+}
+
+// Prune forgets timeouts for views below keep.
+func (p *Pacemaker) Prune(keep types.View) {
+	for v := range p.timeouts {
+		if v < keep {
+			delete(p.timeouts, v)
+		}
+	}
+	for v := range p.sent {
+		if v < keep {
+			delete(p.sent, v)
+		}
+	}
+}

@@ -1,0 +1,232 @@
+package consensus
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+
+	"github.com/kelindar/bitmap"
+
+	"github.com/stratusbft/stratus/config"
+	"github.com/stratusbft/stratus/crypto"
+	"github.com/stratusbft/stratus/types"
+)
+
+// QuorumSize is the number of distinct signers a certificate needs among n replicas (2f+1 for
+// n = 3f+1).
+func QuorumSize(n int) int { return config.Quorum(n) }
+
+// VerifyCert checks that signers/sigs hold at least need distinct signatures of known replicas over
+// digest. It names the first problem it finds.
+func VerifyCert(v crypto.Verifier, digest types.Hash, signers bitmap.Bitmap, sigs [][]byte, need int) error {
+	count := signers.Count()
+	if count != len(sigs) {
+		return fmt.Errorf("%d signers but %d signatures", count, len(sigs))
+	}
+	if count < need {
+		return fmt.Errorf("%d signers, need %d", count, need)
+	}
+	n := v.N()
+	i := 0
+	var err error
+	signers.Range(func(bit uint32) {
+		if err != nil {
+			return
+		}
+		id := types.NodeID(bit + 1)
+		switch {
+		case int(id) > n:
+			err = fmt.Errorf("signer %d is not a replica (N=%d)", id, n)
+		case !v.Verify(id, digest, sigs[i]):
+			err = fmt.Errorf("signature of %d does not verify", id)
+		}
+		i++
+	})
+	return err
+}
+
+// VerifyQC checks a quorum certificate: the genesis QC, or at least QuorumSize distinct known
+// signers with valid signatures over VoteDigest(View, BlockID).
+func VerifyQC(v crypto.Verifier, qc *types.QC) error {
+	if qc == nil {
+		return errors.New("missing QC")
+	}
+	if qc.View == 0 {
+		if qc.IsGenesis() {
+			return nil
+		}
+		return errors.New("QC for view 0 is not the genesis QC")
+	}
+	if err := VerifyCert(v, types.VoteDigest(qc.View, qc.BlockID), qc.Signers, qc.Sigs, QuorumSize(v.N())); err != nil {
+		return fmt.Errorf("QC for view %d: %w", qc.View, err)
+	}
+	return nil
+}
+
+// VerifyTC checks a timeout certificate: at least QuorumSize distinct known signers with valid
+// signatures over TimeoutDigest(View).
+func VerifyTC(v crypto.Verifier, tc *types.TC) error {
+	if tc == nil {
+		return errors.New("missing TC")
+	}
+	if tc.View == 0 {
+		return errors.New("TC for view 0")
+	}
+	if err := VerifyCert(v, types.TimeoutDigest(tc.View), tc.Signers, tc.Sigs, QuorumSize(v.N())); err != nil {
+		return fmt.Errorf("TC for view %d: %w", tc.View, err)
+	}
+	return nil
+}
+
+// SigSet accumulates signatures of distinct signers over one digest.
+type SigSet struct {
+	signers bitmap.Bitmap
+	sigs    map[types.NodeID][]byte
+}
+
+// Add records id's signature; it returns false if id already signed.
+func (s *SigSet) Add(id types.NodeID, sig []byte) bool {
+	bit := types.SignerBit(id)
+	if s.signers.Contains(bit) {
+		return false
+	}
+	if s.sigs == nil {
+		s.sigs = make(map[types.NodeID][]byte)
+	}
+	s.signers.Set(bit)
+	s.sigs[id] = sig
+	return true
+}
+
+// Has reports whether id signed.
+func (s *SigSet) Has(id types.NodeID) bool { return s.signers.Contains(types.SignerBit(id)) }
+
+// Count is the number of distinct signers.
+func (s *SigSet) Count() int { return len(s.sigs) }
+
+// Build returns a copy of the signer bitmap and the signatures in ascending signer order.
+func (s *SigSet) Build() (bitmap.Bitmap, [][]byte) {
+	ids := make([]types.NodeID, 0, len(s.sigs))
+	for id := range s.sigs {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	sigs := make([][]byte, len(ids))
+	for i, id := range ids {
+		sigs[i] = s.sigs[id]
+	}
+	bm := make(bitmap.Bitmap, len(s.signers))
+	copy(bm, s.signers)
+	return bm, sigs
+}
+
+// VoteKey names what a vote is for.
+type VoteKey struct {
+	View  types.View
+	Block types.Hash
+}
+
+// VoteCollector aggregates votes into QCs, once per (view, block).
+type VoteCollector struct {
+	need  int
+	sets  map[VoteKey]*SigSet
+	voted map[types.View]map[types.NodeID]types.Hash // first vote of each voter per view
+	done  map[VoteKey]bool
+}
+
+// NewVoteCollector returns a collector that forms QCs at need votes.
+func NewVoteCollector(need int) *VoteCollector {
+	return &VoteCollector{
+		need:  need,
+		sets:  make(map[VoteKey]*SigSet),
+		voted: make(map[types.View]map[types.NodeID]types.Hash),
+		done:  make(map[VoteKey]bool),
+	}
+}
+
+// ErrDuplicateVote is returned for a second vote of a voter in one view.
+var ErrDuplicateVote = errors.New("second vote in the view")
+
+// Add records an already verified vote. It returns the QC the first time the block reaches a
+// quorum, and ErrDuplicateVote when the voter already voted in the view (for any block).
+func (c *VoteCollector) Add(v *types.Vote) (*types.QC, error) {
+	byVoter := c.voted[v.View]
+	if byVoter == nil {
+		byVoter = make(map[types.NodeID]types.Hash)
+		c.voted[v.View] = byVoter
+	}
+	if prev, ok := byVoter[v.Voter]; ok {
+		if prev == v.BlockID {
+			return nil, nil // a repeat of the same vote (echo, retransmission): harmless
+		}
+		return nil, ErrDuplicateVote
+	}
+	byVoter[v.Voter] = v.BlockID
+	k := VoteKey{v.View, v.BlockID}
+	set := c.sets[k]
+	if set == nil {
+		set = &SigSet{}
+		c.sets[k] = set
+	}
+	set.Add(v.Voter, v.Sig)
+	if set.Count() < c.need || c.done[k] {
+		return nil, nil
+	}
+	c.done[k] = true
+	bm, sigs := set.Build()
+	return &types.QC{View: v.View, BlockID: v.BlockID, Signers: bm, Sigs: sigs}, nil
+}
+
+// Prune forgets views below keep.
+func (c *VoteCollector) Prune(keep types.View) {
+	for k := range c.sets {
+		if k.View < keep {
+			delete(c.sets, k)
+			delete(c.done, k)
+		}
+	}
+	for v := range c.voted {
+		if v < keep {
+			delete(c.voted, v)
+		}
+	}
+}
+
+// CheckBlock runs the checks on a block that need no replica state: the proposer is the leader of
+// its view and signed it, it carries a valid QC for its parent, and a TC, if any, is valid and older.
+// It returns the rule name of the failed check with the error.
+func CheckBlock(b *types.Block, v crypto.Verifier, leaders LeaderElection) (string, error) {
+	if b.View == 0 {
+		return RuleStructure, errors.New("block for view 0")
+	}
+	if b.Height == 0 {
+		return RuleStructure, errors.New("block at height 0")
+	}
+	if want := leaders.Leader(b.View); b.Proposer != want {
+		return RuleLeader, fmt.Errorf("proposer %d is not the leader %d of view %d", b.Proposer, want, b.View)
+	}
+	if !v.Verify(b.Proposer, b.ID(), b.Sig) {
+		return RuleSignature, fmt.Errorf("block %v of view %d: signature of %d does not verify", b.ID(), b.View, b.Proposer)
+	}
+	if b.QC == nil {
+		return RuleStructure, errors.New("block without QC")
+	}
+	if b.QC.BlockID != b.Parent {
+		return RuleStructure, fmt.Errorf("QC certifies %v but the parent is %v", b.QC.BlockID, b.Parent)
+	}
+	if b.QC.View >= b.View {
+		return RuleStructure, fmt.Errorf("QC view %d is not below block view %d", b.QC.View, b.View)
+	}
+	if err := VerifyQC(v, b.QC); err != nil {
+		return RuleCert, err
+	}
+	if b.TC != nil {
+		if b.TC.View >= b.View {
+			return RuleStructure, fmt.Errorf("TC view %d is not below block view %d", b.TC.View, b.View)
+		}
+		if err := VerifyTC(v, b.TC); err != nil {
+			return RuleCert, err
+		}
+	}
+	return "", nil
+}

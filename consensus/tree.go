@@ -1,0 +1,203 @@
+package consensus
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"sort"
+
+	"github.com/stratusbft/stratus/types"
+)
+
+// Node is a block in the tree.
+type Node struct {
+	Block     *types.Block
+	Parent    *Node
+	Cert      *types.QC // a QC certifying (HotStuff) or notarizing (Streamlet) this block, once known
+	Committed bool
+}
+
+// ID is the block's ID.
+func (n *Node) ID() types.Hash { return n.Block.ID() }
+
+// View is the block's view.
+func (n *Node) View() types.View { return n.Block.View }
+
+// Height is the block's height.
+func (n *Node) Height() uint64 { return n.Block.Height }
+
+// Tree holds the blocks a replica knows: the committed head, a window of committed ancestors kept
+// to answer peers that sync, and every uncommitted block that extends the head. Blocks that can no
+// longer commit are pruned and returned as orphans.
+type Tree struct {
+	nodes          map[types.Hash]*Node
+	head           *Node
+	committed      []*Node // retained committed nodes, oldest first
+	retain         int
+	maxUncommitted int
+	uncommitted    int
+}
+
+// Errors of Tree.Add.
+var (
+	ErrUnknownParent = errors.New("parent unknown")
+	ErrConflicts     = errors.New("block conflicts with the committed chain")
+	ErrTreeFull      = errors.New("too many uncommitted blocks")
+)
+
+// NewTree returns a tree holding genesis, committed and certified by the genesis QC. It keeps
+// retain committed blocks for peers and at most maxUncommitted uncommitted ones.
+func NewTree(retain, maxUncommitted int) *Tree {
+	g := &Node{Block: types.Genesis(), Cert: types.GenesisQC(), Committed: true}
+	t := &Tree{
+		nodes:          map[types.Hash]*Node{g.ID(): g},
+		head:           g,
+		committed:      []*Node{g},
+		retain:         max(retain, 1),
+		maxUncommitted: maxUncommitted,
+	}
+	return t
+}
+
+// Get returns the node of a block, or nil.
+func (t *Tree) Get(id types.Hash) *Node { return t.nodes[id] }
+
+// Head is the last committed block.
+func (t *Tree) Head() *Node { return t.head }
+
+// Add inserts a block whose parent is known. It checks height and view against the parent and that
+// the block can still commit. Adding a known block returns the existing node.
+func (t *Tree) Add(b *types.Block) (*Node, error) {
+	if n := t.nodes[b.ID()]; n != nil {
+		return n, nil
+	}
+	parent := t.nodes[b.Parent]
+	if parent == nil {
+		return nil, ErrUnknownParent
+	}
+	if parent.Committed && parent != t.head {
+		return nil, ErrConflicts
+	}
+	if b.Height != parent.Height()+1 {
+		return nil, fmt.Errorf("height %d does not follow parent height %d", b.Height, parent.Height())
+	}
+	if b.View <= parent.View() {
+		return nil, fmt.Errorf("view %d does not follow parent view %d", b.View, parent.View())
+	}
+	if b.QC != nil && b.QC.View != parent.View() {
+		return nil, fmt.Errorf("QC view %d is not the parent's view %d", b.QC.View, parent.View())
+	}
+	if t.uncommitted >= t.maxUncommitted {
+		return nil, ErrTreeFull
+	}
+	n := &Node{Block: b, Parent: parent}
+	t.nodes[b.ID()] = n
+	t.uncommitted++
+	return n, nil
+}
+
+// Extends reports whether n is anc or descends from it.
+func (t *Tree) Extends(n *Node, anc *Node) bool {
+	for n != nil && n.Height() > anc.Height() {
+		n = n.Parent
+	}
+	return n == anc
+}
+
+// UncommittedPath returns the uncommitted blocks from the head (exclusive) to n (inclusive), oldest
+// first. n must extend the head.
+func (t *Tree) UncommittedPath(n *Node) []*Node {
+	var path []*Node
+	for ; n != nil && !n.Committed; n = n.Parent {
+		path = append(path, n)
+	}
+	for i, j := 0, len(path)-1; i < j; i, j = i+1, j-1 {
+		path[i], path[j] = path[j], path[i]
+	}
+	return path
+}
+
+// Commit marks target and its uncommitted ancestors committed and makes target the head. It returns
+// the newly committed nodes, oldest first, and the blocks that can no longer commit, in a
+// deterministic order. target must extend the head.
+func (t *Tree) Commit(target *Node) (committed []*Node, orphans []*types.Block) {
+	if target.Committed || !t.Extends(target, t.head) {
+		return nil, nil
+	}
+	committed = t.UncommittedPath(target)
+	for _, n := range committed {
+		n.Committed = true
+		t.uncommitted--
+	}
+	t.head = target
+	t.committed = append(t.committed, committed...)
+	if extra := len(t.committed) - t.retain; extra > 0 {
+		for _, old := range t.committed[:extra] {
+			delete(t.nodes, old.ID())
+		}
+		t.committed = append(t.committed[:0:0], t.committed[extra:]...)
+		t.committed[0].Parent = nil
+	}
+	var dead []*Node
+	for _, n := range t.nodes {
+		if !n.Committed && !t.Extends(n, t.head) {
+			dead = append(dead, n)
+		}
+	}
+	SortNodes(dead)
+	for _, n := range dead {
+		delete(t.nodes, n.ID())
+		t.uncommitted--
+		orphans = append(orphans, n.Block)
+	}
+	return committed, orphans
+}
+
+// Uncommitted returns the uncommitted nodes in a deterministic order (height, view, ID).
+func (t *Tree) Uncommitted() []*Node {
+	out := make([]*Node, 0, t.uncommitted)
+	for _, n := range t.nodes {
+		if !n.Committed {
+			out = append(out, n)
+		}
+	}
+	SortNodes(out)
+	return out
+}
+
+// SortNodes orders nodes by height, then view, then ID.
+func SortNodes(ns []*Node) {
+	sort.Slice(ns, func(i, j int) bool {
+		a, b := ns[i], ns[j]
+		if a.Height() != b.Height() {
+			return a.Height() < b.Height()
+		}
+		if a.View() != b.View() {
+			return a.View() < b.View()
+		}
+		ai, bi := a.ID(), b.ID()
+		return bytes.Compare(ai[:], bi[:]) < 0
+	})
+}
+
+// ChainCertified reports whether n and all its uncommitted ancestors are certified. The committed
+// head counts as certified.
+func ChainCertified(n *Node) bool {
+	for ; n != nil && !n.Committed; n = n.Parent {
+		if n.Cert == nil {
+			return false
+		}
+	}
+	return n != nil
+}
+
+// HasPendingPayload reports whether n or an uncommitted ancestor carries payload; leaders use it to
+// keep proposing until that payload commits.
+func HasPendingPayload(n *Node) bool {
+	for ; n != nil && !n.Committed; n = n.Parent {
+		if n.Block.Payload.Len() > 0 {
+			return true
+		}
+	}
+	return false
+}

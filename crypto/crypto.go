@@ -1,0 +1,182 @@
+// Package crypto provides replica keys, signing and verification (secp256k1 via go-ethereum), and a
+// bounded verification cache so that a signature checked once in a process is not checked again.
+package crypto
+
+import (
+	"crypto/ecdsa"
+	"encoding/binary"
+	"fmt"
+	"sync"
+
+	ethcrypto "github.com/ethereum/go-ethereum/crypto"
+
+	"github.com/stratusbft/stratus/types"
+)
+
+// Signer signs digests on behalf of one replica.
+type Signer interface {
+	ID() types.NodeID
+	Sign(digest types.Hash) []byte
+}
+
+// Verifier checks signatures of known replicas.
+type Verifier interface {
+	// Verify reports whether sig is id's valid signature over digest. Unknown signers and
+	// malformed signatures are simply invalid.
+	Verify(id types.NodeID, digest types.Hash, sig []byte) bool
+	// N is the number of known replicas (IDs 1..N).
+	N() int
+}
+
+// KeySigner signs with a secp256k1 private key.
+type KeySigner struct {
+	id  types.NodeID
+	key *ecdsa.PrivateKey
+}
+
+// NewSigner returns a signer for replica id.
+func NewSigner(id types.NodeID, key *ecdsa.PrivateKey) *KeySigner {
+	return &KeySigner{id: id, key: key}
+}
+
+// ID implements Signer.
+func (s *KeySigner) ID() types.NodeID { return s.id }
+
+// Sign implements Signer. It returns the 65-byte [R || S || V] form.
+func (s *KeySigner) Sign(digest types.Hash) []byte {
+	sig, err := ethcrypto.Sign(digest[:], s.key)
+	if err != nil {
+		// Sign fails only for a malformed key or digest length, both impossible here.
+		panic(fmt.Sprintf("crypto: sign: %v", err))
+	}
+	return sig
+}
+
+// PublicKey returns the uncompressed public key bytes.
+func (s *KeySigner) PublicKey() []byte { return ethcrypto.FromECDSAPub(&s.key.PublicKey) }
+
+// KeyVerifier verifies against a fixed table of public keys.
+type KeyVerifier struct {
+	pubs [][]byte // index = node ID; entry 0 unused
+}
+
+// NewVerifier returns a verifier for replicas 1..len(pubs); pubs[i] is node i+1's public key.
+func NewVerifier(pubs [][]byte) (*KeyVerifier, error) {
+	table := make([][]byte, len(pubs)+1)
+	seen := make(map[string]int, len(pubs))
+	for i, p := range pubs {
+		if _, err := ethcrypto.UnmarshalPubkey(p); err != nil {
+			return nil, fmt.Errorf("crypto: public key of node %d: %w", i+1, err)
+		}
+		if j, dup := seen[string(p)]; dup {
+			return nil, fmt.Errorf("crypto: nodes %d and %d have the same public key", j, i+1)
+		}
+		seen[string(p)] = i + 1
+		table[i+1] = p
+	}
+	return &KeyVerifier{pubs: table}, nil
+}
+
+// N implements Verifier.
+func (v *KeyVerifier) N() int { return len(v.pubs) - 1 }
+
+// Verify implements Verifier.
+func (v *KeyVerifier) Verify(id types.NodeID, digest types.Hash, sig []byte) bool {
+	if id < 1 || int(id) >= len(v.pubs) || len(sig) != types.SigSize {
+		return false
+	}
+	return ethcrypto.VerifySignature(v.pubs[id], digest[:], sig[:64])
+}
+
+// DeriveKey derives a simulation key for node id from seed: distinct per node and per seed, and
+// reproducible. Deployments use generated key files instead.
+func DeriveKey(seed int64, id types.NodeID) *ecdsa.PrivateKey {
+	var buf [20]byte
+	copy(buf[:8], "stratus!")
+	binary.BigEndian.PutUint64(buf[8:16], uint64(seed))
+	binary.BigEndian.PutUint32(buf[16:], uint32(id))
+	for ctr := byte(0); ; ctr++ {
+		d := types.Keccak(buf[:], []byte{ctr})
+		if k, err := ethcrypto.ToECDSA(d[:]); err == nil {
+			return k
+		}
+	}
+}
+
+// SimKeys returns n signers with keys derived from seed and a verifier that knows all of them.
+func SimKeys(seed int64, n int) ([]*KeySigner, *KeyVerifier) {
+	signers := make([]*KeySigner, n)
+	pubs := make([][]byte, n)
+	for i := range signers {
+		id := types.NodeID(i + 1)
+		signers[i] = NewSigner(id, DeriveKey(seed, id))
+		pubs[i] = signers[i].PublicKey()
+	}
+	v, err := NewVerifier(pubs)
+	if err != nil {
+		panic(fmt.Sprintf("crypto: derived keys collide: %v", err)) // cannot happen: Keccak preimages differ
+	}
+	return signers, v
+}
+
+// Cache wraps a Verifier and remembers valid signatures. It is safe for concurrent use, so the
+// verification workers of all replicas in a process can share one. Only successes are cached:
+// garbage from a peer cannot evict work, it only costs the peer's own verification.
+type Cache struct {
+	inner  Verifier
+	shards [cacheShards]cacheShard
+}
+
+const (
+	cacheShards   = 64
+	cacheShardCap = 4096
+)
+
+type cacheKey struct {
+	id     types.NodeID
+	digest types.Hash
+	sig    [types.SigSize]byte
+}
+
+type cacheShard struct {
+	mu  sync.Mutex
+	set map[cacheKey]struct{}
+}
+
+// NewCache returns a caching verifier around inner.
+func NewCache(inner Verifier) *Cache {
+	c := &Cache{inner: inner}
+	for i := range c.shards {
+		c.shards[i].set = make(map[cacheKey]struct{})
+	}
+	return c
+}
+
+// N implements Verifier.
+func (c *Cache) N() int { return c.inner.N() }
+
+// Verify implements Verifier.
+func (c *Cache) Verify(id types.NodeID, digest types.Hash, sig []byte) bool {
+	if len(sig) != types.SigSize {
+		return false
+	}
+	k := cacheKey{id: id, digest: digest}
+	copy(k.sig[:], sig)
+	sh := &c.shards[digest[0]%cacheShards]
+	sh.mu.Lock()
+	_, hit := sh.set[k]
+	sh.mu.Unlock()
+	if hit {
+		return true
+	}
+	if !c.inner.Verify(id, digest, sig) {
+		return false
+	}
+	sh.mu.Lock()
+	if len(sh.set) >= cacheShardCap {
+		clear(sh.set) // bounded memory; recent signatures are re-verified at most once more
+	}
+	sh.set[k] = struct{}{}
+	sh.mu.Unlock()
+	return true
+}

@@ -1,0 +1,19 @@
+module github.com/stratusbft/stratus
+
+go 1.26
+
+require (
+	github.com/ethereum/go-ethereum v1.17.10
+	github.com/golang/glog v1.2.5
+	github.com/kelindar/bitmap v1.5.3
+	github.com/sirupsen/logrus v1.10.2
+)
+
+require (
+	github.com/ProjectZKM/Ziren/crates/go-runtime/zkvm_runtime v0.0.0-20251001021608-1fe7b43fc4d6 // indirect
+	github.com/decred/dcrd/dcrec/secp256k1/v4 v4.0.1 // indirect
+	github.com/holiman/uint256 v1.3.2 // indirect
+	github.com/kelindar/simd v1.1.2 // indirect
+	github.com/klauspost/cpuid/v2 v2.3.0 // indirect
+	golang.org/x/sys v0.47.0 // indirect
+)

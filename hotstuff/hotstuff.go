@@ -1,0 +1,206 @@
+// Package hotstuff implements chained HotStuff (Bamboo style) as a pure state machine: it reacts to
+// messages, timers and mempool events, and acts only through its consensus.Env.
+//
+// Rules (SPEC §2.2): the leader of view v proposes once it holds a QC for v-1 or a TC, and either
+// payload or an expired propose timer. A replica votes for a block iff the proposer is the leader,
+// the signature and certificates verify, v > lastVoted, the block extends the locked block or its
+// QC is newer than the lock (safeNode), and the mempool accepts the payload. Votes go to the next
+// leader; 2f+1 make a QC. A QC for B locks B's parent and commits B's grandparent when the three
+// views are consecutive. On timeout a replica broadcasts a signed Timeout; 2f+1 make a TC.
+package hotstuff
+
+import (
+	"fmt"
+
+	"github.com/stratusbft/stratus/consensus"
+	"github.com/stratusbft/stratus/types"
+)
+
+// Engine is one replica's HotStuff instance.
+type Engine struct {
+	consensus.Base
+	gate   consensus.ProposeGate
+	highQC *types.QC
+	locked *consensus.Node
+	// proposed is the last view this replica proposed in.
+	proposed types.View
+}
+
+// New returns an engine; call Start to enter view 1.
+func New(p consensus.Params) *Engine {
+	e := &Engine{highQC: types.GenesisQC(), gate: consensus.NewProposeGate(p.ProposeTimeout)}
+	e.Base = consensus.NewBase(p, e)
+	e.locked = e.Tree.Head()
+	return e
+}
+
+// Start enters view 1.
+func (e *Engine) Start() { e.EnterView(1, "start") }
+
+// Status implements consensus.Engine.
+func (e *Engine) Status() consensus.Status {
+	s := e.Base.Status()
+	s.LockedView = e.locked.View()
+	return s
+}
+
+// HighCert implements consensus.Rules: timeouts carry the highest QC.
+func (e *Engine) HighCert() *types.QC { return e.highQC }
+
+// OnMessage implements consensus.Engine.
+func (e *Engine) OnMessage(from types.NodeID, m types.Message) {
+	switch m := m.(type) {
+	case *types.Block:
+		e.OnBlockMessage(types.KindBlock, from, m)
+	case *types.Vote:
+		e.onVote(from, m)
+	default:
+		e.OnCommonMessage(from, m)
+	}
+}
+
+// OnTimer implements consensus.Engine.
+func (e *Engine) OnTimer(t consensus.Timer) {
+	if pt, ok := t.(consensus.ProposeTimer); ok {
+		if e.gate.Fired(pt, e.View) {
+			e.TryPropose()
+		}
+		return
+	}
+	e.OnCommonTimer(t)
+}
+
+// OnMempool implements consensus.Engine.
+func (e *Engine) OnMempool() {
+	if e.PendingVote != nil {
+		e.BlockAdded(e.PendingVote)
+	}
+	e.TryPropose()
+}
+
+// ApplyCert implements consensus.Rules: a QC for n updates highQC, locks n's parent and commits n's
+// grandparent when n, parent and grandparent have consecutive views.
+func (e *Engine) ApplyCert(qc *types.QC, n *consensus.Node) {
+	n.Cert = qc
+	if qc.View > e.highQC.View {
+		e.highQC = qc
+		e.PM.Progress()
+	}
+	if p := n.Parent; p != nil {
+		if p.View() > e.locked.View() {
+			e.locked = p
+		}
+		if gp := p.Parent; gp != nil && n.View() == p.View()+1 && p.View() == gp.View()+1 {
+			e.Commit(gp)
+			if e.Tree.Get(e.locked.ID()) == nil {
+				e.locked = e.Tree.Head()
+			}
+		}
+	}
+	if qc.View >= e.View {
+		e.EnterView(qc.View+1, "qc")
+	} else {
+		e.TryPropose()
+	}
+}
+
+// ViewEntered implements consensus.Rules.
+func (e *Engine) ViewEntered(types.View) { e.TryPropose() }
+
+// TryPropose implements consensus.Rules.
+func (e *Engine) TryPropose() {
+	v := e.View
+	if e.Leaders.Leader(v) != e.Self || e.proposed >= v {
+		return
+	}
+	viaTC := e.LastTC != nil && e.LastTC.View+1 == v
+	if e.highQC.View+1 != v && !viaTC {
+		return // wait for the QC of v-1 or a TC
+	}
+	parent := e.Tree.Get(e.highQC.BlockID)
+	if parent == nil || !e.gate.Open(e.Env, v, e.Mempool.Ready(), parent) {
+		return
+	}
+	b := &types.Block{
+		View:     v,
+		Height:   parent.Height() + 1,
+		Parent:   parent.ID(),
+		QC:       e.highQC,
+		Payload:  e.Mempool.MakePayload(),
+		Proposer: e.Self,
+	}
+	if e.highQC.View+1 != v {
+		b.TC = e.LastTC
+	}
+	b.Sig = e.Env.Signer().Sign(b.ID())
+	e.proposed = v
+	n, err := e.Tree.Add(b)
+	if err != nil {
+		e.Out.Orphan(b) // only a full tree refuses our own block; the payload goes back
+		e.Reject(types.KindBlock, e.Self, consensus.RuleCapacity, err)
+		return
+	}
+	e.Env.Broadcast(b)
+	e.Out.Event(consensus.Proposed{View: v, Items: b.Payload.Len()})
+	e.BlockAdded(n)
+}
+
+// BlockAdded implements consensus.Rules: the voting rule.
+func (e *Engine) BlockAdded(n *consensus.Node) {
+	b := n.Block
+	if b.View != e.View || b.View <= e.LastVoted {
+		return
+	}
+	if !e.Tree.Extends(n, e.locked) && b.QC.View <= e.locked.View() {
+		e.Reject(types.KindBlock, b.Proposer, consensus.RuleUnsafe,
+			fmt.Errorf("block %v of view %d neither extends the locked block of view %d nor has a newer QC", b.ID(), b.View, e.locked.View()))
+		return
+	}
+	if b.QC.View+1 != b.View && (b.TC == nil || b.TC.View+1 != b.View) {
+		e.Reject(types.KindBlock, b.Proposer, consensus.RuleStructure,
+			fmt.Errorf("view %d is justified by neither its QC (view %d) nor a TC", b.View, b.QC.View))
+		return
+	}
+	verdict, err := e.Mempool.CheckPayload(b.Payload, b.Proposer)
+	switch verdict {
+	case consensus.Wait:
+		e.PendingVote = n
+		return
+	case consensus.Reject:
+		e.PendingVote = nil
+		e.Reject(types.KindBlock, b.Proposer, consensus.RulePayload, err)
+		return
+	}
+	e.PendingVote = nil
+	e.LastVoted = b.View
+	vote := &types.Vote{View: b.View, BlockID: b.ID(), Voter: e.Self}
+	vote.Sig = e.Env.Signer().Sign(types.VoteDigest(vote.View, vote.BlockID))
+	e.Out.Event(consensus.Voted{View: b.View})
+	if next := e.Leaders.Leader(b.View + 1); next == e.Self {
+		e.onVote(e.Self, vote)
+	} else {
+		e.Env.Send(next, vote)
+	}
+	e.EnterView(b.View+1, "vote")
+}
+
+func (e *Engine) onVote(from types.NodeID, v *types.Vote) {
+	if e.Leaders.Leader(v.View+1) != e.Self || v.View+consensus.KeepViews < e.View {
+		return // votes go to the next leader only; old ones no longer matter
+	}
+	if e.TooFarAhead(types.KindVote, from, v.View) {
+		return
+	}
+	if !e.Env.Verifier().Verify(v.Voter, types.VoteDigest(v.View, v.BlockID), v.Sig) {
+		e.Reject(types.KindVote, from, consensus.RuleSignature, fmt.Errorf("vote of %d for view %d", v.Voter, v.View))
+		return
+	}
+	qc, err := e.Votes.Add(v)
+	if err != nil {
+		e.Reject(types.KindVote, from, consensus.RuleDuplicate, fmt.Errorf("voter %d, view %d: %w", v.Voter, v.View, err))
+		return
+	}
+	if qc != nil {
+		e.ProcessCert(qc, e.Leaders.Leader(v.View))
+	}
+}

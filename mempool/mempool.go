@@ -1,0 +1,93 @@
+// Package mempool defines the Mempool a replica's engine proposes from and the variants: native
+// (transactions inside proposals). Mempools are deterministic state machines like the engines.
+package mempool
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/stratusbft/stratus/consensus"
+	"github.com/stratusbft/stratus/types"
+)
+
+// Mempool is the full interface the replica drives. The engine sees only consensus.Mempool.
+type Mempool interface {
+	consensus.Mempool
+	// AddTxs takes client transactions. It accepts all of them or none: a full mempool returns an
+	// error wrapping ErrFull and keeps nothing. Transactions it already holds are skipped.
+	AddTxs(txs []types.Tx) error
+	// OnMessage handles a mempool message from a peer.
+	OnMessage(from types.NodeID, m types.Message)
+	// OnTimer handles a timer the mempool set.
+	OnTimer(t consensus.Timer)
+	// Resolve returns the transactions a committed payload orders, or false while data is missing
+	// (the mempool fetches it and the replica asks again after the next mempool event).
+	Resolve(p *types.Payload) ([]types.Tx, bool)
+	// Committed tells the mempool a payload was delivered: its contents are garbage now.
+	Committed(p *types.Payload)
+	// Requeue returns the payload of an orphaned block to the mempool so it is proposed again.
+	Requeue(p *types.Payload)
+	// Gauges reports sizes for statistics.
+	Gauges() Gauges
+}
+
+// Gauges are a mempool's current sizes.
+type Gauges struct {
+	PendingTxs   int // transactions waiting to be proposed
+	PendingBytes int // bytes held, counted against memsize
+	InFlightTxs  int // transactions proposed and not yet committed
+}
+
+// ErrFull is wrapped by AddTxs when accepting the transactions would exceed memsize.
+var ErrFull = errors.New("mempool full")
+
+// FullError says how full the mempool is.
+type FullError struct {
+	HeldBytes, AddBytes, Limit int
+}
+
+func (e *FullError) Error() string {
+	return fmt.Sprintf("mempool full: holds %d bytes, batch adds %d, memsize is %d", e.HeldBytes, e.AddBytes, e.Limit)
+}
+
+// Unwrap makes errors.Is(err, ErrFull) true.
+func (e *FullError) Unwrap() error { return ErrFull }
+
+// txQueue is a FIFO of transactions with O(1) amortised push and pop and push-front for requeues.
+type txQueue struct {
+	items []types.Tx
+	head  int
+}
+
+func (q *txQueue) len() int { return len(q.items) - q.head }
+
+func (q *txQueue) push(txs ...types.Tx) { q.items = append(q.items, txs...) }
+
+func (q *txQueue) pushFront(txs []types.Tx) {
+	if len(txs) <= q.head {
+		q.head -= len(txs)
+		copy(q.items[q.head:], txs)
+		return
+	}
+	rest := q.items[q.head:]
+	items := make([]types.Tx, 0, len(txs)+len(rest))
+	items = append(items, txs...)
+	q.items = append(items, rest...)
+	q.head = 0
+}
+
+func (q *txQueue) pop() (types.Tx, bool) {
+	if q.head == len(q.items) {
+		return types.Tx{}, false
+	}
+	t := q.items[q.head]
+	q.items[q.head] = types.Tx{}
+	q.head++
+	if q.head == len(q.items) {
+		q.items, q.head = q.items[:0], 0
+	} else if q.head > 4096 && q.head*2 > len(q.items) {
+		q.items = append(q.items[:0:0], q.items[q.head:]...)
+		q.head = 0
+	}
+	return t, true
+}

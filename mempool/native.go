@@ -1,0 +1,221 @@
+package mempool
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/stratusbft/stratus/consensus"
+	"github.com/stratusbft/stratus/types"
+)
+
+// NativeConfig configures the native mempool.
+type NativeConfig struct {
+	BSize   int           // transactions per proposal
+	MemSize int           // bytes held at most
+	Master  types.NodeID  // static leader, or 0 when leaders rotate
+	Retry   time.Duration // how long a replica waits for a forwarded transaction to commit before forwarding it again
+}
+
+// Native is the mempool of native HotStuff/Streamlet: transactions travel inside proposals.
+//
+// With rotating leaders every replica proposes the transactions its clients sent it when it leads.
+// With a static leader the other replicas forward their transactions to it and forward them again
+// if they have not committed after Retry, so a transaction is lost neither by a busy leader nor by
+// a lost message. A replica holds every transaction it accepted until the transaction commits, and
+// takes back the payload of its own orphaned proposals.
+type Native struct {
+	env     consensus.Env
+	cfg     NativeConfig
+	queue   txQueue // pending transactions; entries no longer pending are skipped lazily
+	held    map[types.Hash]*heldTx
+	live    int // pending entries in queue
+	bytes   int
+	fwd     []types.Hash // forwarded transactions in forwarding order
+	retryOn bool
+}
+
+type txState uint8
+
+const (
+	statePending txState = iota
+	stateProposed
+	stateForwarded
+)
+
+type heldTx struct {
+	tx    types.Tx
+	state txState
+	at    time.Time // when forwarded
+}
+
+type retryTimer struct{}
+
+// NewNative returns a native mempool.
+func NewNative(env consensus.Env, cfg NativeConfig) *Native {
+	return &Native{env: env, cfg: cfg, held: make(map[types.Hash]*heldTx)}
+}
+
+func (m *Native) forwards() bool { return m.cfg.Master != 0 && m.cfg.Master != m.env.Self() }
+
+// AddTxs implements Mempool.
+func (m *Native) AddTxs(txs []types.Tx) error {
+	add := 0
+	for _, t := range txs {
+		if m.held[t.ID()] == nil {
+			add += t.Size()
+		}
+	}
+	if m.bytes+add > m.cfg.MemSize {
+		return &FullError{HeldBytes: m.bytes, AddBytes: add, Limit: m.cfg.MemSize}
+	}
+	var fresh []types.Tx
+	for _, t := range txs {
+		if m.held[t.ID()] != nil {
+			continue
+		}
+		h := &heldTx{tx: t}
+		m.held[t.ID()] = h
+		m.bytes += t.Size()
+		if m.forwards() {
+			h.state, h.at = stateForwarded, m.env.Now()
+			m.fwd = append(m.fwd, t.ID())
+			fresh = append(fresh, t)
+			continue
+		}
+		m.queue.push(t)
+		m.live++
+	}
+	if len(fresh) > 0 {
+		m.env.Send(m.cfg.Master, &types.TxForward{Txs: fresh})
+		if !m.retryOn {
+			m.retryOn = true
+			m.env.SetTimer(m.cfg.Retry, retryTimer{})
+		}
+	}
+	return nil
+}
+
+// OnMessage implements Mempool: the static leader takes forwarded transactions while it has room;
+// what it drops the origin forwards again.
+func (m *Native) OnMessage(from types.NodeID, msg types.Message) {
+	fw, ok := msg.(*types.TxForward)
+	if !ok || m.cfg.Master != m.env.Self() {
+		return
+	}
+	for _, t := range fw.Txs {
+		if m.held[t.ID()] != nil {
+			continue
+		}
+		if m.bytes+t.Size() > m.cfg.MemSize {
+			return
+		}
+		m.held[t.ID()] = &heldTx{tx: t}
+		m.bytes += t.Size()
+		m.queue.push(t)
+		m.live++
+	}
+}
+
+// OnTimer implements Mempool: forward again what has not committed in time.
+func (m *Native) OnTimer(t consensus.Timer) {
+	if _, ok := t.(retryTimer); !ok {
+		return
+	}
+	now := m.env.Now()
+	var again []types.Tx
+	kept := m.fwd[:0]
+	for _, id := range m.fwd {
+		h := m.held[id]
+		if h == nil || h.state != stateForwarded {
+			continue
+		}
+		kept = append(kept, id)
+		if now.Sub(h.at) >= m.cfg.Retry {
+			h.at = now
+			again = append(again, h.tx)
+		}
+	}
+	m.fwd = kept
+	if len(again) > 0 {
+		m.env.Send(m.cfg.Master, &types.TxForward{Txs: again})
+	}
+	if len(m.fwd) > 0 {
+		m.env.SetTimer(m.cfg.Retry, retryTimer{})
+	} else {
+		m.retryOn = false
+	}
+}
+
+// Ready implements consensus.Mempool.
+func (m *Native) Ready() bool { return m.live > 0 }
+
+// MakePayload implements consensus.Mempool: up to bsize pending transactions, oldest first.
+func (m *Native) MakePayload() *types.Payload {
+	n := min(m.live, m.cfg.BSize)
+	txs := make([]types.Tx, 0, n)
+	for len(txs) < n {
+		t, ok := m.queue.pop()
+		if !ok {
+			break
+		}
+		h := m.held[t.ID()]
+		if h == nil || h.state != statePending {
+			continue
+		}
+		h.state = stateProposed
+		m.live--
+		txs = append(txs, t)
+	}
+	return &types.Payload{Txs: txs}
+}
+
+// CheckPayload implements consensus.Mempool: at most bsize transactions, none twice.
+func (m *Native) CheckPayload(p *types.Payload, _ types.NodeID) (consensus.Verdict, error) {
+	if len(p.Txs) > m.cfg.BSize {
+		return consensus.Reject, fmt.Errorf("payload has %d transactions, bsize is %d", len(p.Txs), m.cfg.BSize)
+	}
+	seen := make(map[types.Hash]struct{}, len(p.Txs))
+	for i, t := range p.Txs {
+		if _, dup := seen[t.ID()]; dup {
+			return consensus.Reject, fmt.Errorf("transaction %d (%v) appears twice", i, t.ID())
+		}
+		seen[t.ID()] = struct{}{}
+	}
+	return consensus.Accept, nil
+}
+
+// Resolve implements Mempool: native payloads carry their transactions.
+func (m *Native) Resolve(p *types.Payload) ([]types.Tx, bool) { return p.Txs, true }
+
+// Committed implements Mempool.
+func (m *Native) Committed(p *types.Payload) {
+	for _, t := range p.Txs {
+		h := m.held[t.ID()]
+		if h == nil {
+			continue
+		}
+		if h.state == statePending {
+			m.live--
+		}
+		m.bytes -= t.Size()
+		delete(m.held, t.ID())
+	}
+}
+
+// Requeue implements Mempool: this replica's own proposed transactions go back to the front.
+func (m *Native) Requeue(p *types.Payload) {
+	var back []types.Tx
+	for _, t := range p.Txs {
+		if h := m.held[t.ID()]; h != nil && h.state == stateProposed {
+			h.state = statePending
+			back = append(back, t)
+		}
+	}
+	m.queue.pushFront(back)
+	m.live += len(back)
+}
+
+// Gauges implements Mempool.
+func (m *Native) Gauges() Gauges {
+	return Gauges{PendingTxs: m.live, PendingBytes: m.bytes, InFlightTxs: len(m.held) - m.live}
+}

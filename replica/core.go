@@ -1,0 +1,310 @@
+// Package replica drives a replica: the Core wires an engine to a mempool and runs the commit →
+// delivery pipeline, deterministically; the Replica runs a Core in one event loop with a signature
+// verification pool in front of it, real timers and a transport.
+package replica
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/stratusbft/stratus/consensus"
+	"github.com/stratusbft/stratus/hotstuff"
+	"github.com/stratusbft/stratus/mempool"
+	"github.com/stratusbft/stratus/stats"
+	"github.com/stratusbft/stratus/streamlet"
+	"github.com/stratusbft/stratus/types"
+)
+
+// Observer receives what a Core does, for statistics.
+type Observer interface {
+	Event(e consensus.Event)
+	Delivered(b *types.Block, txs, dups int, latencies []time.Duration)
+}
+
+// CommitInfo tells a waiting client where its last transaction was delivered.
+type CommitInfo struct {
+	View   types.View
+	Height uint64
+	Block  types.Hash
+}
+
+// Waiter is notified once every transaction of a submission is delivered at this replica.
+type Waiter struct {
+	remaining int
+	info      CommitInfo
+	done      func(CommitInfo)
+}
+
+// NewWaiter returns a waiter that calls done (from the event loop; it must not block).
+func NewWaiter(done func(CommitInfo)) *Waiter { return &Waiter{done: done} }
+
+type localTx struct {
+	recv    time.Time
+	waiters []*Waiter
+}
+
+// Core is one replica's protocol state: engine, mempool, and delivery. It is not safe for
+// concurrent use; a driver calls it from one goroutine.
+type Core struct {
+	env       consensus.Env
+	engine    consensus.Engine
+	mp        mempool.Mempool
+	obs       Observer
+	queue     []*types.Block // committed, waiting for data to be delivered in order
+	delivered *idSet
+	local     map[types.Hash]*localTx
+	dirty     bool // the mempool changed since the engine last heard of it
+}
+
+// Owners of timers, so that a fired timer reaches the component that set it.
+const (
+	ownerEngine uint8 = iota
+	ownerMempool
+)
+
+// ownedTimer is what a Core's components' timers look like to the driver.
+type ownedTimer struct {
+	owner uint8
+	t     consensus.Timer
+}
+
+type ownedEnv struct {
+	consensus.Env
+	owner uint8
+}
+
+func (o ownedEnv) SetTimer(d time.Duration, t consensus.Timer) {
+	o.Env.SetTimer(d, ownedTimer{owner: o.owner, t: t})
+}
+
+// Spec says which protocol a Core runs.
+type Spec struct {
+	Engine         string // hotstuff | streamlet
+	MemType        string // native
+	Master         types.NodeID
+	Timeout        time.Duration
+	ProposeTimeout time.Duration
+	BSize          int
+	MemSize        int
+	DedupWindow    int // delivered transaction IDs remembered to drop duplicates (per generation)
+}
+
+// NewCore builds a core. obs may be nil.
+func NewCore(env consensus.Env, spec Spec, obs Observer) (*Core, error) {
+	c := &Core{
+		env:       env,
+		obs:       obs,
+		delivered: newIDSet(max(spec.DedupWindow, 1024)),
+		local:     make(map[types.Hash]*localTx),
+	}
+	if c.obs == nil {
+		c.obs = nopObserver{}
+	}
+	menv := ownedEnv{Env: env, owner: ownerMempool}
+	switch spec.MemType {
+	case "native":
+		c.mp = mempool.NewNative(menv, mempool.NativeConfig{
+			BSize: spec.BSize, MemSize: spec.MemSize, Master: spec.Master, Retry: 2 * spec.Timeout,
+		})
+	default:
+		return nil, fmt.Errorf("replica: mempool %q is not available", spec.MemType)
+	}
+	p := consensus.Params{
+		Env:            ownedEnv{Env: env, owner: ownerEngine},
+		Mempool:        c.mp,
+		Out:            c,
+		Leaders:        consensus.NewLeaderElection(int(spec.Master), env.N()),
+		Timeout:        spec.Timeout,
+		ProposeTimeout: spec.ProposeTimeout,
+	}
+	switch spec.Engine {
+	case "hotstuff":
+		c.engine = hotstuff.New(p)
+	case "streamlet":
+		c.engine = streamlet.New(p)
+	default:
+		return nil, fmt.Errorf("replica: engine %q is not one of hotstuff, streamlet", spec.Engine)
+	}
+	return c, nil
+}
+
+// Start starts the engine.
+func (c *Core) Start() {
+	c.engine.Start()
+	c.settle()
+}
+
+// Status is the engine's position.
+func (c *Core) Status() consensus.Status { return c.engine.Status() }
+
+// Gauges reports sizes for statistics.
+func (c *Core) Gauges() stats.Gauges {
+	g := c.mp.Gauges()
+	return stats.Gauges{
+		MempoolTxs:      g.PendingTxs,
+		MempoolBytes:    g.PendingBytes,
+		InFlightTxs:     g.InFlightTxs,
+		DeliveryBacklog: len(c.queue),
+		LocalWaiting:    len(c.local),
+	}
+}
+
+// Handle processes a message that passed structural and signature pre-checks.
+func (c *Core) Handle(from types.NodeID, m types.Message) {
+	if m.Kind().IsConsensus() {
+		c.engine.OnMessage(from, m)
+	} else {
+		c.mp.OnMessage(from, m)
+		c.dirty = true
+	}
+	c.settle()
+}
+
+// Timer processes a fired timer.
+func (c *Core) Timer(t consensus.Timer) {
+	ot, ok := t.(ownedTimer)
+	if !ok {
+		return
+	}
+	if ot.owner == ownerEngine {
+		c.engine.OnTimer(ot.t)
+	} else {
+		c.mp.OnTimer(ot.t)
+		c.dirty = true
+	}
+	c.settle()
+}
+
+// Submit takes client transactions. On error nothing is kept. w, if not nil, is notified when all
+// of txs are delivered here (at once if they already were).
+func (c *Core) Submit(txs []types.Tx, w *Waiter) error {
+	fresh := make([]types.Tx, 0, len(txs))
+	for _, t := range txs {
+		if !c.delivered.has(t.ID()) {
+			fresh = append(fresh, t)
+		}
+	}
+	if len(fresh) > 0 {
+		if err := c.mp.AddTxs(fresh); err != nil {
+			return err
+		}
+	}
+	now := c.env.Now()
+	for _, t := range fresh {
+		l := c.local[t.ID()]
+		if l == nil {
+			l = &localTx{recv: now}
+			c.local[t.ID()] = l
+		}
+		if w != nil {
+			l.waiters = append(l.waiters, w)
+			w.remaining++
+		}
+	}
+	if w != nil && w.remaining == 0 {
+		w.done(w.info)
+	}
+	c.dirty = len(fresh) > 0 || c.dirty
+	c.settle()
+	return nil
+}
+
+// settle lets the engine react to mempool changes and delivers what can be delivered.
+func (c *Core) settle() {
+	for c.dirty {
+		c.dirty = false
+		c.engine.OnMempool()
+		c.drain()
+	}
+}
+
+// Commit implements consensus.Output.
+func (c *Core) Commit(b *types.Block) {
+	c.queue = append(c.queue, b)
+	c.drain()
+}
+
+// Orphan implements consensus.Output: the payload goes back to the mempool.
+func (c *Core) Orphan(b *types.Block) {
+	c.mp.Requeue(b.Payload)
+	c.dirty = true
+}
+
+// Event implements consensus.Output.
+func (c *Core) Event(e consensus.Event) { c.obs.Event(e) }
+
+// drain delivers committed blocks in order while their data is present.
+func (c *Core) drain() {
+	for len(c.queue) > 0 {
+		b := c.queue[0]
+		txs, ok := c.mp.Resolve(b.Payload)
+		if !ok {
+			return
+		}
+		c.deliver(b, txs)
+		c.mp.Committed(b.Payload)
+		c.queue[0] = nil
+		c.queue = c.queue[1:]
+		c.dirty = true
+	}
+}
+
+func (c *Core) deliver(b *types.Block, txs []types.Tx) {
+	now := c.env.Now()
+	info := CommitInfo{View: b.View, Height: b.Height, Block: b.ID()}
+	var lat []time.Duration
+	fresh, dups := 0, 0
+	for _, t := range txs {
+		id := t.ID()
+		if c.delivered.has(id) {
+			dups++
+			continue
+		}
+		c.delivered.add(id)
+		fresh++
+		l := c.local[id]
+		if l == nil {
+			continue
+		}
+		delete(c.local, id)
+		lat = append(lat, now.Sub(l.recv))
+		for _, w := range l.waiters {
+			w.info = info
+			if w.remaining--; w.remaining == 0 {
+				w.done(info)
+			}
+		}
+	}
+	c.obs.Delivered(b, fresh, dups, lat)
+}
+
+type nopObserver struct{}
+
+func (nopObserver) Event(consensus.Event)                                {}
+func (nopObserver) Delivered(*types.Block, int, int, []time.Duration) {}
+
+// idSet remembers recently delivered transaction IDs in two generations of up to size each, so
+// memory stays bounded while duplicates within the last size..2×size deliveries are dropped.
+type idSet struct {
+	size      int
+	cur, prev map[types.Hash]struct{}
+}
+
+func newIDSet(size int) *idSet {
+	return &idSet{size: size, cur: make(map[types.Hash]struct{}), prev: make(map[types.Hash]struct{})}
+}
+
+func (s *idSet) has(id types.Hash) bool {
+	if _, ok := s.cur[id]; ok {
+		return true
+	}
+	_, ok := s.prev[id]
+	return ok
+}
+
+func (s *idSet) add(id types.Hash) {
+	if len(s.cur) >= s.size {
+		s.prev, s.cur = s.cur, make(map[types.Hash]struct{}, s.size)
+	}
+	s.cur[id] = struct{}{}
+}

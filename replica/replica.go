@@ -1,0 +1,384 @@
+package replica
+
+import (
+	"container/heap"
+	"context"
+	"errors"
+	"math/rand"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/golang/glog"
+	"github.com/sirupsen/logrus"
+
+	"github.com/stratusbft/stratus/consensus"
+	"github.com/stratusbft/stratus/crypto"
+	"github.com/stratusbft/stratus/stats"
+	"github.com/stratusbft/stratus/transport"
+	"github.com/stratusbft/stratus/types"
+)
+
+// ErrStopped is returned to submissions once the replica stops.
+var ErrStopped = errors.New("replica stopped")
+
+// Options configures a Replica.
+type Options struct {
+	ID       types.NodeID
+	N        int
+	Spec     Spec
+	Signer   crypto.Signer
+	Verifier crypto.Verifier // shared with the other replicas of the process when it is a crypto.Cache
+	Workers  int             // signature verification workers (default: number of CPUs)
+	Seed     int64
+	Log      *logrus.Entry
+	Stats    *stats.Collector
+}
+
+// Replica runs a Core in one event loop. Inbound messages pass a bounded pool of verification
+// workers first (structure and signatures, in parallel, per-sender order kept); client submissions
+// and timers come through channels; nothing else touches the Core.
+type Replica struct {
+	opts     Options
+	ep       transport.Endpoint
+	core     *Core
+	env      *liveEnv
+	leaders  consensus.LeaderElection
+	verified [types.NumLanes]chan transport.Envelope
+	workers  []*worker
+	submits  chan *submission
+	stop     chan struct{}
+	loopDone chan struct{}
+	wg       sync.WaitGroup
+	status   atomic.Pointer[consensus.Status]
+	stopOnce sync.Once
+}
+
+type submission struct {
+	txs      []types.Tx
+	wait     bool
+	accepted chan error
+	done     chan CommitInfo
+}
+
+type worker struct {
+	in [types.NumLanes]chan transport.Envelope
+}
+
+// New builds a replica on an endpoint. Call Start to run it.
+func New(opts Options, ep transport.Endpoint) (*Replica, error) {
+	if opts.Workers <= 0 {
+		opts.Workers = max(2, runtime.NumCPU())
+	}
+	if opts.Log == nil {
+		l := logrus.New()
+		l.SetLevel(logrus.WarnLevel)
+		opts.Log = logrus.NewEntry(l)
+	}
+	env := &liveEnv{
+		self:     opts.ID,
+		n:        opts.N,
+		ep:       ep,
+		signer:   opts.Signer,
+		verifier: opts.Verifier,
+		rng:      rand.New(rand.NewSource(opts.Seed + int64(opts.ID))),
+	}
+	var obs Observer = nopObserver{}
+	if opts.Stats != nil {
+		obs = opts.Stats
+	}
+	core, err := NewCore(env, opts.Spec, obs)
+	if err != nil {
+		return nil, err
+	}
+	r := &Replica{
+		opts:     opts,
+		ep:       ep,
+		core:     core,
+		env:      env,
+		leaders:  consensus.NewLeaderElection(int(opts.Spec.Master), opts.N),
+		submits:  make(chan *submission, 64),
+		stop:     make(chan struct{}),
+		loopDone: make(chan struct{}),
+	}
+	for l := range r.verified {
+		r.verified[l] = make(chan transport.Envelope, 1024)
+	}
+	r.workers = make([]*worker, opts.Workers)
+	for i := range r.workers {
+		w := &worker{}
+		for l := range w.in {
+			w.in[l] = make(chan transport.Envelope, 256)
+		}
+		r.workers[i] = w
+	}
+	return r, nil
+}
+
+// Start runs the event loop and the verification pool.
+func (r *Replica) Start() {
+	for l := types.Lane(0); l < types.NumLanes; l++ {
+		r.wg.Add(1)
+		go r.dispatch(l)
+	}
+	for _, w := range r.workers {
+		r.wg.Add(1)
+		go r.verify(w)
+	}
+	go r.loop()
+}
+
+// Stop ends the loop and the workers and closes the endpoint. Pending submissions get ErrStopped.
+func (r *Replica) Stop() {
+	r.stopOnce.Do(func() {
+		close(r.stop)
+		<-r.loopDone
+		r.wg.Wait()
+		_ = r.ep.Close()
+	})
+}
+
+// ID is the replica's node ID.
+func (r *Replica) ID() types.NodeID { return r.opts.ID }
+
+// Status returns the engine's position as of the last statistics refresh.
+func (r *Replica) Status() consensus.Status {
+	if s := r.status.Load(); s != nil {
+		return *s
+	}
+	return consensus.Status{}
+}
+
+// Submit hands client transactions to the replica. It returns once they are accepted or refused;
+// with wait it returns once all of them are delivered here, or when ctx ends.
+func (r *Replica) Submit(ctx context.Context, txs []types.Tx, wait bool) (CommitInfo, error) {
+	s := &submission{txs: txs, wait: wait, accepted: make(chan error, 1), done: make(chan CommitInfo, 1)}
+	select {
+	case r.submits <- s:
+	case <-ctx.Done():
+		return CommitInfo{}, ctx.Err()
+	case <-r.stop:
+		return CommitInfo{}, ErrStopped
+	}
+	select {
+	case err := <-s.accepted:
+		if r.opts.Stats != nil {
+			r.opts.Stats.Submitted(len(txs), err != nil)
+		}
+		if err != nil {
+			return CommitInfo{}, err
+		}
+	case <-r.stop:
+		return CommitInfo{}, ErrStopped
+	}
+	if !wait {
+		return CommitInfo{}, nil
+	}
+	select {
+	case info := <-s.done:
+		return info, nil
+	case <-ctx.Done():
+		return CommitInfo{}, ctx.Err()
+	case <-r.stop:
+		return CommitInfo{}, ErrStopped
+	}
+}
+
+// dispatch routes a lane's inbound messages to workers by sender, so each sender's messages are
+// verified and handed to the loop in the order they arrived.
+func (r *Replica) dispatch(l types.Lane) {
+	defer r.wg.Done()
+	in := r.ep.Inbox(l)
+	for {
+		select {
+		case env := <-in:
+			w := r.workers[int(env.From)%len(r.workers)]
+			select {
+			case w.in[l] <- env:
+			case <-r.stop:
+				return
+			}
+		case <-r.stop:
+			return
+		}
+	}
+}
+
+func (r *Replica) verify(w *worker) {
+	defer r.wg.Done()
+	for {
+		var env transport.Envelope
+		select {
+		case env = <-w.in[types.LaneConsensus]:
+		default:
+			select {
+			case env = <-w.in[types.LaneConsensus]:
+			case env = <-w.in[types.LaneData]:
+			case <-r.stop:
+				return
+			}
+		}
+		if !r.precheck(env) {
+			continue
+		}
+		select {
+		case r.verified[env.Msg.Kind().Lane()] <- env:
+		case <-r.stop:
+			return
+		}
+	}
+}
+
+// precheck validates structure and signatures before the loop sees a message.
+func (r *Replica) precheck(env transport.Envelope) bool {
+	m := env.Msg
+	rule := ""
+	err := types.Validate(m)
+	if err != nil {
+		rule = consensus.RuleStructure
+	} else if m.Kind().IsConsensus() {
+		rule, err = consensus.PreVerify(m, r.opts.Verifier, r.leaders)
+	}
+	if err == nil {
+		return true
+	}
+	if r.opts.Stats != nil {
+		r.opts.Stats.Rejected(m.Kind(), rule)
+	}
+	r.opts.Log.WithFields(logrus.Fields{"from": env.From, "kind": m.Kind(), "rule": rule}).Debug(err)
+	return false
+}
+
+func (r *Replica) loop() {
+	defer close(r.loopDone)
+	r.core.Start()
+	r.publish()
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		r.fireTimers()
+		timer.Reset(r.env.timers.wait(time.Now()))
+		select {
+		case env := <-r.verified[types.LaneConsensus]:
+			r.handle(env)
+			continue
+		default:
+		}
+		select {
+		case env := <-r.verified[types.LaneConsensus]:
+			r.handle(env)
+		case env := <-r.verified[types.LaneData]:
+			r.handle(env)
+		case s := <-r.submits:
+			var w *Waiter
+			if s.wait {
+				w = NewWaiter(func(info CommitInfo) { s.done <- info })
+			}
+			s.accepted <- r.core.Submit(s.txs, w)
+		case <-timer.C:
+		case <-tick.C:
+			r.publish()
+		case <-r.stop:
+			return
+		}
+	}
+}
+
+func (r *Replica) handle(env transport.Envelope) {
+	if glog.V(3) {
+		glog.Infof("node %d <- %d: %v", r.opts.ID, env.From, env.Msg.Kind())
+	}
+	r.core.Handle(env.From, env.Msg)
+}
+
+func (r *Replica) fireTimers() {
+	now := time.Now()
+	for {
+		t, ok := r.env.timers.popDue(now)
+		if !ok {
+			return
+		}
+		r.core.Timer(t)
+	}
+}
+
+func (r *Replica) publish() {
+	st := r.core.Status()
+	r.status.Store(&st)
+	if r.opts.Stats != nil {
+		r.opts.Stats.SetGauges(r.core.Gauges(), st.HighQCView, r.ep.Counters().Dropped)
+	}
+}
+
+// liveEnv is the Env of a real-time replica. Only the event loop calls it.
+type liveEnv struct {
+	self     types.NodeID
+	n        int
+	ep       transport.Endpoint
+	signer   crypto.Signer
+	verifier crypto.Verifier
+	rng      *rand.Rand
+	timers   timerHeap
+}
+
+func (e *liveEnv) Self() types.NodeID                    { return e.self }
+func (e *liveEnv) N() int                                { return e.n }
+func (e *liveEnv) Now() time.Time                        { return time.Now() }
+func (e *liveEnv) Send(to types.NodeID, m types.Message) { e.ep.Send(to, m) }
+func (e *liveEnv) Broadcast(m types.Message)             { e.ep.Broadcast(m) }
+func (e *liveEnv) Signer() crypto.Signer                 { return e.signer }
+func (e *liveEnv) Verifier() crypto.Verifier             { return e.verifier }
+func (e *liveEnv) Rand() *rand.Rand                      { return e.rng }
+func (e *liveEnv) SetTimer(d time.Duration, t consensus.Timer) {
+	e.timers.add(time.Now().Add(d), t)
+}
+
+// timerHeap orders pending timers by deadline, then by the order they were set.
+type timerHeap struct {
+	items []timerItem
+	seq   uint64
+}
+
+type timerItem struct {
+	at  time.Time
+	seq uint64
+	t   consensus.Timer
+}
+
+func (h *timerHeap) Len() int { return len(h.items) }
+func (h *timerHeap) Less(i, j int) bool {
+	a, b := h.items[i], h.items[j]
+	if !a.at.Equal(b.at) {
+		return a.at.Before(b.at)
+	}
+	return a.seq < b.seq
+}
+func (h *timerHeap) Swap(i, j int) { h.items[i], h.items[j] = h.items[j], h.items[i] }
+func (h *timerHeap) Push(x any)    { h.items = append(h.items, x.(timerItem)) }
+func (h *timerHeap) Pop() any {
+	x := h.items[len(h.items)-1]
+	h.items = h.items[:len(h.items)-1]
+	return x
+}
+
+func (h *timerHeap) add(at time.Time, t consensus.Timer) {
+	h.seq++
+	heap.Push(h, timerItem{at: at, seq: h.seq, t: t})
+}
+
+func (h *timerHeap) popDue(now time.Time) (consensus.Timer, bool) {
+	if len(h.items) == 0 || h.items[0].at.After(now) {
+		return nil, false
+	}
+	return heap.Pop(h).(timerItem).t, true
+}
+
+func (h *timerHeap) wait(now time.Time) time.Duration {
+	if len(h.items) == 0 {
+		return time.Hour
+	}
+	return max(h.items[0].at.Sub(now), 0)
+}

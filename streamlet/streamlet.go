@@ -1,0 +1,274 @@
+// Package streamlet implements Streamlet (Chan and Shi) as a pure state machine.
+//
+// Rules (SPEC §2.3): the leader of epoch e proposes a block extending a longest notarized chain it
+// knows, carrying the QC that notarizes the parent. Replicas broadcast a vote for the first valid
+// proposal of the epoch's leader that extends a longest notarized chain they know. 2f+1 votes
+// notarize a block. Three notarized blocks of consecutive epochs on one chain finalize the chain up
+// to the second of them. Proposals and votes are echoed once (implicit echo) so that every honest
+// replica sees what one saw. Epochs advance on notarization, with the view timer and signed
+// timeouts (TCs) as fallback, so no synchronised clocks are needed.
+package streamlet
+
+import (
+	"fmt"
+
+	"github.com/stratusbft/stratus/consensus"
+	"github.com/stratusbft/stratus/types"
+)
+
+// Engine is one replica's Streamlet instance.
+type Engine struct {
+	consensus.Base
+	gate consensus.ProposeGate
+	// proposals holds the first valid proposal of each epoch's leader; only it can get our vote.
+	proposals map[types.View]*consensus.Node
+	// echoed remembers proposals and votes already echoed.
+	echoed   map[echoKey]bool
+	highCert *types.QC
+	proposed types.View
+}
+
+type echoKey struct {
+	kind  types.Kind
+	view  types.View
+	id    types.Hash
+	voter types.NodeID
+}
+
+// New returns an engine; call Start to enter epoch 1.
+func New(p consensus.Params) *Engine {
+	e := &Engine{
+		gate:      consensus.NewProposeGate(p.ProposeTimeout),
+		proposals: make(map[types.View]*consensus.Node),
+		echoed:    make(map[echoKey]bool),
+		highCert:  types.GenesisQC(),
+	}
+	e.Base = consensus.NewBase(p, e)
+	return e
+}
+
+// Start enters epoch 1.
+func (e *Engine) Start() { e.EnterView(1, "start") }
+
+// HighCert implements consensus.Rules: timeouts carry the newest notarization, which spreads it.
+func (e *Engine) HighCert() *types.QC { return e.highCert }
+
+// OnMessage implements consensus.Engine.
+func (e *Engine) OnMessage(from types.NodeID, m types.Message) {
+	switch m := m.(type) {
+	case *types.Block:
+		e.onProposal(from, m)
+	case *types.Vote:
+		e.onVote(from, m)
+	default:
+		e.OnCommonMessage(from, m)
+	}
+}
+
+// OnTimer implements consensus.Engine.
+func (e *Engine) OnTimer(t consensus.Timer) {
+	if pt, ok := t.(consensus.ProposeTimer); ok {
+		if e.gate.Fired(pt, e.View) {
+			e.TryPropose()
+		}
+		return
+	}
+	e.OnCommonTimer(t)
+}
+
+// OnMempool implements consensus.Engine.
+func (e *Engine) OnMempool() {
+	if e.PendingVote != nil {
+		e.BlockAdded(e.PendingVote)
+	}
+	e.TryPropose()
+}
+
+// echo re-broadcasts a message the first time this replica sees it.
+func (e *Engine) echo(k echoKey, from types.NodeID, m types.Message) {
+	if e.echoed[k] {
+		return
+	}
+	e.echoed[k] = true
+	if from != e.Self {
+		e.Env.Broadcast(m)
+	}
+}
+
+func (e *Engine) onProposal(from types.NodeID, b *types.Block) {
+	if b.TC != nil {
+		e.Reject(types.KindBlock, from, consensus.RuleStructure, fmt.Errorf("streamlet blocks carry no TC"))
+		return
+	}
+	if b.View+consensus.KeepViews < e.View && e.Tree.Get(b.ID()) != nil {
+		return
+	}
+	if e.TooFarAhead(types.KindBlock, from, b.View) || !e.CheckBlock(types.KindBlock, from, b) {
+		return
+	}
+	e.echo(echoKey{kind: types.KindBlock, view: b.View, id: b.ID()}, from, b)
+	e.ProcessCert(b.QC, from)
+	if n := e.Insert(b, from); n != nil {
+		e.BlockAdded(n)
+	}
+}
+
+// BlockAdded implements consensus.Rules: record the epoch's first proposal and apply the vote rule.
+func (e *Engine) BlockAdded(n *consensus.Node) {
+	b := n.Block
+	first := e.proposals[b.View]
+	if first == nil {
+		if b.View+consensus.KeepViews >= e.View {
+			e.proposals[b.View] = n
+		}
+		first = n
+	}
+	if first != n || b.View != e.View || b.View <= e.LastVoted {
+		return
+	}
+	parent := n.Parent
+	if !consensus.ChainCertified(parent) || parent.Height() < e.longestNotarized().Height() {
+		e.Reject(types.KindBlock, b.Proposer, consensus.RuleUnsafe,
+			fmt.Errorf("block %v of epoch %d does not extend a longest notarized chain", b.ID(), b.View))
+		return
+	}
+	verdict, err := e.Mempool.CheckPayload(b.Payload, b.Proposer)
+	switch verdict {
+	case consensus.Wait:
+		e.PendingVote = n
+		return
+	case consensus.Reject:
+		e.PendingVote = nil
+		e.Reject(types.KindBlock, b.Proposer, consensus.RulePayload, err)
+		return
+	}
+	e.PendingVote = nil
+	e.LastVoted = b.View
+	vote := &types.Vote{View: b.View, BlockID: b.ID(), Voter: e.Self}
+	vote.Sig = e.Env.Signer().Sign(types.VoteDigest(vote.View, vote.BlockID))
+	e.Out.Event(consensus.Voted{View: b.View})
+	e.Env.Broadcast(vote)
+	e.onVote(e.Self, vote)
+}
+
+func (e *Engine) onVote(from types.NodeID, v *types.Vote) {
+	if v.View+consensus.KeepViews < e.View || e.TooFarAhead(types.KindVote, from, v.View) {
+		return
+	}
+	k := echoKey{kind: types.KindVote, view: v.View, id: v.BlockID, voter: v.Voter}
+	if e.echoed[k] {
+		return
+	}
+	if !e.Env.Verifier().Verify(v.Voter, types.VoteDigest(v.View, v.BlockID), v.Sig) {
+		e.Reject(types.KindVote, from, consensus.RuleSignature, fmt.Errorf("vote of %d for epoch %d", v.Voter, v.View))
+		return
+	}
+	e.echo(k, from, v)
+	qc, err := e.Votes.Add(v)
+	if err != nil {
+		e.Reject(types.KindVote, from, consensus.RuleDuplicate, fmt.Errorf("voter %d, epoch %d: %w", v.Voter, v.View, err))
+		return
+	}
+	if qc != nil {
+		e.ProcessCert(qc, from)
+	}
+}
+
+// ApplyCert implements consensus.Rules: n is notarized. Finalize what can be finalized and move to
+// the next epoch.
+func (e *Engine) ApplyCert(qc *types.QC, n *consensus.Node) {
+	n.Cert = qc
+	if qc.View > e.highCert.View {
+		e.highCert = qc
+	}
+	e.PM.Progress()
+	e.finalize()
+	if qc.View >= e.View {
+		e.EnterView(qc.View+1, "notarized")
+	} else {
+		e.TryPropose()
+	}
+}
+
+// finalize commits up to the middle block of the highest run of three notarized blocks with
+// consecutive epochs on a notarized chain.
+func (e *Engine) finalize() {
+	var target *consensus.Node
+	for _, n := range e.Tree.Uncommitted() {
+		p := n.Parent
+		if p == nil || p.Committed || p.Parent == nil || !consensus.ChainCertified(n) {
+			continue
+		}
+		if gp := p.Parent; n.View() == p.View()+1 && p.View() == gp.View()+1 {
+			if target == nil || p.Height() > target.Height() {
+				target = p
+			}
+		}
+	}
+	if target != nil && e.Tree.Extends(target, e.Tree.Head()) {
+		e.Commit(target)
+	}
+}
+
+// longestNotarized returns the tip of a longest fully notarized chain: highest height, then lowest
+// view, then lowest ID, so that every replica with the same knowledge picks the same tip.
+func (e *Engine) longestNotarized() *consensus.Node {
+	best := e.Tree.Head()
+	for _, n := range e.Tree.Uncommitted() {
+		if n.Cert != nil && n.Height() > best.Height() && consensus.ChainCertified(n) {
+			best = n
+		}
+	}
+	return best
+}
+
+// ViewEntered implements consensus.Rules: propose if leading, and vote on a proposal that arrived
+// before this replica reached the epoch.
+func (e *Engine) ViewEntered(v types.View) {
+	for ev := range e.proposals {
+		if ev+consensus.KeepViews < v {
+			delete(e.proposals, ev)
+		}
+	}
+	for k := range e.echoed {
+		if k.view+consensus.KeepViews < v {
+			delete(e.echoed, k)
+		}
+	}
+	e.TryPropose()
+	if n := e.proposals[v]; n != nil {
+		e.BlockAdded(n)
+	}
+}
+
+// TryPropose implements consensus.Rules.
+func (e *Engine) TryPropose() {
+	v := e.View
+	if e.Leaders.Leader(v) != e.Self || e.proposed >= v {
+		return
+	}
+	parent := e.longestNotarized()
+	if !e.gate.Open(e.Env, v, e.Mempool.Ready(), parent) {
+		return
+	}
+	b := &types.Block{
+		View:     v,
+		Height:   parent.Height() + 1,
+		Parent:   parent.ID(),
+		QC:       parent.Cert,
+		Payload:  e.Mempool.MakePayload(),
+		Proposer: e.Self,
+	}
+	b.Sig = e.Env.Signer().Sign(b.ID())
+	e.proposed = v
+	n, err := e.Tree.Add(b)
+	if err != nil {
+		e.Out.Orphan(b)
+		e.Reject(types.KindBlock, e.Self, consensus.RuleCapacity, err)
+		return
+	}
+	e.echoed[echoKey{kind: types.KindBlock, view: v, id: b.ID()}] = true
+	e.Env.Broadcast(b)
+	e.Out.Event(consensus.Proposed{View: v, Items: b.Payload.Len()})
+	e.BlockAdded(n)
+}

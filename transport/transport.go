@@ -1,0 +1,48 @@
+// Package transport moves messages between replicas: the Endpoint interface, the in-process
+// channel hub used by `server -sim`, and decorators for faults.
+//
+// Sends never block: every inbound lane is a bounded queue and a message that finds it full is
+// dropped and counted, like a frame to a slow TCP peer. The protocols tolerate loss (view timeouts,
+// block sync, fetches), so a slow replica cannot stall the others.
+package transport
+
+import (
+	"sync/atomic"
+
+	"github.com/stratusbft/stratus/types"
+)
+
+// Envelope is a received message and its sender.
+type Envelope struct {
+	From types.NodeID
+	Msg  types.Message
+}
+
+// Endpoint is one replica's attachment to the network.
+type Endpoint interface {
+	Self() types.NodeID
+	// Send queues m for one peer. It never blocks.
+	Send(to types.NodeID, m types.Message)
+	// Broadcast queues m for every peer but Self. It never blocks.
+	Broadcast(m types.Message)
+	// Inbox returns the receive queue of a lane; consensus traffic has its own lane so that it is
+	// never stuck behind bulk data.
+	Inbox(l types.Lane) <-chan Envelope
+	// Counters reports traffic counters.
+	Counters() Counters
+	// Close detaches the endpoint; later sends are dropped.
+	Close() error
+}
+
+// Counters are an endpoint's traffic totals.
+type Counters struct {
+	Sent, Received, Dropped uint64
+}
+
+type counters struct {
+	sent, received, dropped atomic.Uint64
+}
+
+func (c *counters) load() Counters {
+	return Counters{Sent: c.sent.Load(), Received: c.received.Load(), Dropped: c.dropped.Load()}
+}

@@ -1,0 +1,144 @@
+// Package types defines what replicas exchange: transactions, blocks, votes, certificates and the
+// other protocol messages, their IDs and digests, and the RLP wire codec with size limits.
+//
+// Messages are immutable once sent: in single-process runs the same value reaches every receiver,
+// so nothing may modify a message after handing it to a transport. IDs are computed from content
+// (never taken from the wire), so a receiver always checks what it hashes.
+package types
+
+import (
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+
+	ethcrypto "github.com/ethereum/go-ethereum/crypto"
+)
+
+// NodeID names a replica: 1..N. 0 is "nobody".
+type NodeID uint32
+
+// View is a HotStuff view or a Streamlet epoch. Views start at 1; view 0 belongs to genesis.
+type View uint64
+
+// Hash is a Keccak-256 digest.
+type Hash [32]byte
+
+// String returns the first 8 hex digits, enough to tell hashes apart in logs.
+func (h Hash) String() string { return hex.EncodeToString(h[:4]) }
+
+// Hex returns the full hex encoding.
+func (h Hash) Hex() string { return hex.EncodeToString(h[:]) }
+
+// IsZero reports whether h is the zero hash.
+func (h Hash) IsZero() bool { return h == Hash{} }
+
+// Keccak hashes the concatenation of its arguments.
+func Keccak(parts ...[]byte) Hash {
+	return Hash(ethcrypto.Keccak256Hash(parts...))
+}
+
+// Kind is the one-byte message type on the wire.
+type Kind uint8
+
+// Message kinds. Values are part of the wire format: append, never renumber.
+const (
+	KindBlock Kind = iota + 1
+	KindVote
+	KindTimeout
+	KindTC
+	KindBlockRequest
+	KindBlockResponse
+	KindTxForward
+	kindEnd
+)
+
+var kindNames = map[Kind]string{
+	KindBlock:         "Block",
+	KindVote:          "Vote",
+	KindTimeout:       "Timeout",
+	KindTC:            "TC",
+	KindBlockRequest:  "BlockRequest",
+	KindBlockResponse: "BlockResponse",
+	KindTxForward:     "TxForward",
+}
+
+func (k Kind) String() string {
+	if n, ok := kindNames[k]; ok {
+		return n
+	}
+	return fmt.Sprintf("Kind(%d)", uint8(k))
+}
+
+// Lane is the transport queue a message travels in. Consensus traffic has priority over data.
+type Lane uint8
+
+// Lanes.
+const (
+	LaneConsensus Lane = iota
+	LaneData
+	NumLanes
+)
+
+// Lane returns the queue for messages of kind k.
+func (k Kind) Lane() Lane {
+	switch k {
+	case KindTxForward:
+		return LaneData
+	}
+	return LaneConsensus
+}
+
+// IsConsensus reports whether messages of kind k go to the engine (true) or the mempool (false).
+func (k Kind) IsConsensus() bool {
+	switch k {
+	case KindBlock, KindVote, KindTimeout, KindTC, KindBlockRequest, KindBlockResponse:
+		return true
+	}
+	return false
+}
+
+// Message is anything replicas send each other.
+type Message interface {
+	Kind() Kind
+}
+
+// digester builds signed digests from fixed-width fields so that the signed bytes are canonical.
+type digester struct {
+	buf []byte
+}
+
+func newDigester(tag string) *digester {
+	d := &digester{buf: make([]byte, 0, 160)}
+	d.buf = append(d.buf, tag...)
+	d.buf = append(d.buf, 0)
+	return d
+}
+
+func (d *digester) u64(v uint64) *digester {
+	d.buf = binary.BigEndian.AppendUint64(d.buf, v)
+	return d
+}
+
+func (d *digester) hash(h Hash) *digester {
+	d.buf = append(d.buf, h[:]...)
+	return d
+}
+
+func (d *digester) sum() Hash { return Keccak(d.buf) }
+
+// hashList hashes a tag followed by a list of hashes, streaming so that large lists are not copied.
+func hashList(tag string, n int, item func(i int) Hash) Hash {
+	st := ethcrypto.NewKeccakState()
+	st.Write([]byte(tag))
+	st.Write([]byte{0})
+	var cnt [8]byte
+	binary.BigEndian.PutUint64(cnt[:], uint64(n))
+	st.Write(cnt[:])
+	for i := 0; i < n; i++ {
+		h := item(i)
+		st.Write(h[:])
+	}
+	var out Hash
+	st.Read(out[:])
+	return out
+}
