@@ -7,6 +7,7 @@ require (
 	github.com/golang/glog v1.2.5
 	github.com/kelindar/bitmap v1.5.3
 	github.com/sirupsen/logrus v1.10.2
+	github.com/stretchr/testify v1.12.1
 )
 
 require (
@@ -15,5 +16,6 @@ require (
 	github.com/holiman/uint256 v1.3.2 // indirect
 	github.com/kelindar/simd v1.1.2 // indirect
 	github.com/klauspost/cpuid/v2 v2.3.0 // indirect
+	go.yaml.in/yaml/v3 v3.0.5 // indirect
 	golang.org/x/sys v0.47.0 // indirect
 )

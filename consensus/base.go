@@ -30,6 +30,8 @@ type Rules interface {
 	TryPropose()
 	// HighCert is the certificate a timeout carries.
 	HighCert() *types.QC
+	// TimeoutVote handles a verified vote carried by a timeout.
+	TimeoutVote(from types.NodeID, v *types.Vote)
 }
 
 // Base is the state and the mechanics the engines share: view, tree, block sync, commits,
@@ -50,7 +52,8 @@ type Base struct {
 	View        types.View
 	LastVoted   types.View
 	LastTC      *types.TC
-	PendingVote *Node // a block whose payload the mempool is still fetching
+	LastVote    *types.Vote // the latest vote this replica cast; timeouts carry it
+	PendingVote *Node       // a block whose payload the mempool is still fetching
 
 	rules       Rules
 	pendingCert map[types.Hash]*types.QC // certificates whose block is being fetched
@@ -246,7 +249,7 @@ func (b *Base) SendTimeout(v types.View) {
 		b.LastVoted = v
 	}
 	b.PendingVote = nil
-	t := &types.Timeout{View: v, HighQC: b.rules.HighCert(), Sender: b.Self}
+	t := &types.Timeout{View: v, HighQC: b.rules.HighCert(), Sender: b.Self, Vote: b.LastVote}
 	t.Sig = b.Env.Signer().Sign(types.TimeoutDigest(v))
 	b.Env.Broadcast(t)
 	if !b.PM.Sent(v) {
@@ -269,6 +272,13 @@ func (b *Base) OnTimeout(from types.NodeID, t *types.Timeout) {
 		return
 	}
 	b.ProcessCert(t.HighQC, from)
+	if v := t.Vote; v != nil && v.View+KeepViews >= b.View {
+		if !b.Env.Verifier().Verify(v.Voter, types.VoteDigest(v.View, v.BlockID), v.Sig) {
+			b.Reject(types.KindTimeout, from, RuleSignature, fmt.Errorf("vote of %d inside the timeout of %d", v.Voter, t.Sender))
+			return
+		}
+		b.rules.TimeoutVote(from, v)
+	}
 	count, tc := b.PM.AddTimeout(t)
 	if tc != nil {
 		b.Env.Broadcast(tc)

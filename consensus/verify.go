@@ -28,6 +28,9 @@ func PreVerify(m types.Message, v crypto.Verifier, leaders LeaderElection) (rule
 		if err := VerifyQC(v, m.HighQC); err != nil {
 			return RuleCert, err
 		}
+		if m.Vote != nil && !v.Verify(m.Vote.Voter, types.VoteDigest(m.Vote.View, m.Vote.BlockID), m.Vote.Sig) {
+			return RuleSignature, errors.New("vote inside timeout does not verify")
+		}
 	case *types.TC:
 		if err := VerifyTC(v, m); err != nil {
 			return RuleCert, err

@@ -175,6 +175,7 @@ func (e *Engine) BlockAdded(n *consensus.Node) {
 	e.LastVoted = b.View
 	vote := &types.Vote{View: b.View, BlockID: b.ID(), Voter: e.Self}
 	vote.Sig = e.Env.Signer().Sign(types.VoteDigest(vote.View, vote.BlockID))
+	e.LastVote = vote
 	e.Out.Event(consensus.Voted{View: b.View})
 	if next := e.Leaders.Leader(b.View + 1); next == e.Self {
 		e.onVote(e.Self, vote)
@@ -195,6 +196,19 @@ func (e *Engine) onVote(from types.NodeID, v *types.Vote) {
 		e.Reject(types.KindVote, from, consensus.RuleSignature, fmt.Errorf("vote of %d for view %d", v.Voter, v.View))
 		return
 	}
+	e.addVote(from, v)
+}
+
+// TimeoutVote implements consensus.Rules: votes carried by timeouts count at every replica, so
+// the QC a failed leader should have formed is assembled by everyone from the timeouts.
+func (e *Engine) TimeoutVote(from types.NodeID, v *types.Vote) {
+	if v.View+consensus.KeepViews < e.View || v.View <= e.highQC.View {
+		return
+	}
+	e.addVote(from, v)
+}
+
+func (e *Engine) addVote(from types.NodeID, v *types.Vote) {
 	qc, err := e.Votes.Add(v)
 	if err != nil {
 		e.Reject(types.KindVote, from, consensus.RuleDuplicate, fmt.Errorf("voter %d, view %d: %w", v.Voter, v.View, err))

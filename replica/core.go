@@ -21,6 +21,13 @@ type Observer interface {
 	Delivered(b *types.Block, txs, dups int, latencies []time.Duration)
 }
 
+// TxObserver is an Observer that also wants the transactions each delivered block contributed
+// (duplicates excluded), in delivery order. Checkers use it; statistics do not pay for it.
+type TxObserver interface {
+	Observer
+	DeliveredTxs(b *types.Block, txs []types.Tx)
+}
+
 // CommitInfo tells a waiting client where its last transaction was delivered.
 type CommitInfo struct {
 	View   types.View
@@ -50,6 +57,7 @@ type Core struct {
 	engine    consensus.Engine
 	mp        mempool.Mempool
 	obs       Observer
+	txObs     TxObserver // obs, when it wants transactions
 	queue     []*types.Block // committed, waiting for data to be delivered in order
 	delivered *idSet
 	local     map[types.Hash]*localTx
@@ -100,6 +108,7 @@ func NewCore(env consensus.Env, spec Spec, obs Observer) (*Core, error) {
 	if c.obs == nil {
 		c.obs = nopObserver{}
 	}
+	c.txObs, _ = c.obs.(TxObserver)
 	menv := ownedEnv{Env: env, owner: ownerMempool}
 	switch spec.MemType {
 	case "native":
@@ -253,6 +262,7 @@ func (c *Core) deliver(b *types.Block, txs []types.Tx) {
 	now := c.env.Now()
 	info := CommitInfo{View: b.View, Height: b.Height, Block: b.ID()}
 	var lat []time.Duration
+	var freshTxs []types.Tx
 	fresh, dups := 0, 0
 	for _, t := range txs {
 		id := t.ID()
@@ -262,6 +272,9 @@ func (c *Core) deliver(b *types.Block, txs []types.Tx) {
 		}
 		c.delivered.add(id)
 		fresh++
+		if c.txObs != nil {
+			freshTxs = append(freshTxs, t)
+		}
 		l := c.local[id]
 		if l == nil {
 			continue
@@ -276,6 +289,9 @@ func (c *Core) deliver(b *types.Block, txs []types.Tx) {
 		}
 	}
 	c.obs.Delivered(b, fresh, dups, lat)
+	if c.txObs != nil {
+		c.txObs.DeliveredTxs(b, freshTxs)
+	}
 }
 
 type nopObserver struct{}

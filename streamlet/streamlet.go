@@ -53,6 +53,10 @@ func (e *Engine) Start() { e.EnterView(1, "start") }
 // HighCert implements consensus.Rules: timeouts carry the newest notarization, which spreads it.
 func (e *Engine) HighCert() *types.QC { return e.highCert }
 
+// TimeoutVote implements consensus.Rules. Streamlet votes are broadcast and echoed already, so a
+// vote inside a timeout is just another copy of one.
+func (e *Engine) TimeoutVote(from types.NodeID, v *types.Vote) { e.onVote(from, v) }
+
 // OnMessage implements consensus.Engine.
 func (e *Engine) OnMessage(from types.NodeID, m types.Message) {
 	switch m := m.(type) {

@@ -138,12 +138,14 @@ type Vote struct {
 func (*Vote) Kind() Kind { return KindVote }
 
 // Timeout says Sender gave up on View; it carries Sender's highest QC so the next leader can
-// extend the highest certified block.
+// extend the highest certified block, and Sender's latest vote so that, when a leader fails, the
+// QC it should have formed is assembled from the timeouts instead of being lost.
 type Timeout struct {
 	View   View
 	HighQC *QC
 	Sender NodeID
 	Sig    []byte
+	Vote   *Vote `rlp:"nil"`
 }
 
 // Kind implements Message.

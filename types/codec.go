@@ -89,6 +89,9 @@ func Validate(m Message) error {
 			err = errors.New("missing high QC")
 		} else {
 			err = errors.Join(checkNode("sender", m.Sender), checkSig(m.Sig), validateCert(m.HighQC.Signers, m.HighQC.Sigs))
+			if err == nil && m.Vote != nil {
+				err = errors.Join(checkNode("voter", m.Vote.Voter), checkSig(m.Vote.Sig))
+			}
 		}
 	case *TC:
 		err = validateCert(m.Signers, m.Sigs)

@@ -1,0 +1,187 @@
+package simnet
+
+import (
+	"encoding/binary"
+	"flag"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/stratusbft/stratus/replica"
+	"github.com/stratusbft/stratus/types"
+)
+
+var seedFlag = flag.Int64("seed", 0, "run the simulations with this seed only (0 = the built-in seeds)")
+
+func seeds() []int64 {
+	if *seedFlag != 0 {
+		return []int64{*seedFlag}
+	}
+	return []int64{1, 2, 3}
+}
+
+func spec(engine string) replica.Spec {
+	return replica.Spec{
+		Engine:         engine,
+		MemType:        "native",
+		Timeout:        200 * time.Millisecond,
+		ProposeTimeout: 20 * time.Millisecond,
+		BSize:          50,
+		MemSize:        1 << 24,
+		DedupWindow:    1 << 16,
+	}
+}
+
+// makeTxs returns n distinct transactions tagged with tag.
+func makeTxs(tag string, n int) []types.Tx {
+	txs := make([]types.Tx, n)
+	for i := range txs {
+		b := make([]byte, 32)
+		copy(b, tag)
+		binary.BigEndian.PutUint64(b[24:], uint64(i))
+		txs[i] = types.NewTx(b)
+	}
+	return txs
+}
+
+// load submits batches of txs to honest replicas in turn, one batch every interval.
+func load(s *Sim, txs []types.Tx, batch int, interval time.Duration) {
+	honest := s.Honest()
+	for i, k := 0, 0; i < len(txs); i, k = i+batch, k+1 {
+		end := min(i+batch, len(txs))
+		s.Submit(time.Duration(k)*interval, honest[k%len(honest)].ID, txs[i:end])
+	}
+}
+
+func requireSafeAndComplete(t *testing.T, s *Sim, txs []types.Tx) {
+	t.Helper()
+	require.Empty(t, s.Violations(), "invariant violations (rerun with -seed=%d)", s.Seed())
+	honest := s.Honest()
+	// Exactly once: every submitted transaction delivered by every honest replica, no others.
+	for _, n := range honest {
+		require.Len(t, n.Txs, len(txs), "replica %d delivered %d of %d transactions (seed %d)", n.ID, len(n.Txs), len(txs), s.Seed())
+	}
+	// Same sequence everywhere.
+	for _, n := range honest[1:] {
+		require.Equal(t, honest[0].Txs, n.Txs, "replicas %d and %d delivered different sequences (seed %d)", honest[0].ID, n.ID, s.Seed())
+	}
+}
+
+func TestReplicasAgree(t *testing.T) {
+	cases := []struct {
+		engine string
+		silent []types.NodeID
+	}{
+		{"hotstuff", nil},
+		{"hotstuff", []types.NodeID{3}},
+		{"streamlet", nil},
+		{"streamlet", []types.NodeID{2}},
+	}
+	for _, tc := range cases {
+		for _, seed := range seeds() {
+			name := fmt.Sprintf("%s/silent=%v/seed=%d", tc.engine, tc.silent, seed)
+			t.Run(name, func(t *testing.T) {
+				s, err := New(Options{N: 4, Spec: spec(tc.engine), Seed: seed, Latency: time.Millisecond, Jitter: 2 * time.Millisecond, Silent: tc.silent})
+				require.NoError(t, err)
+				txs := makeTxs(name, 600)
+				load(s, txs, 20, 3*time.Millisecond)
+				ok := s.RunUntil(60*time.Second, func() bool { return s.AllDelivered(txs) })
+				require.True(t, ok, "not every transaction was delivered by every honest replica within 60 virtual seconds (seed %d)", seed)
+				requireSafeAndComplete(t, s, txs)
+				// Let the system go idle: no more deliveries, and at most one empty block per
+				// propose timeout (no busy loop of empty blocks).
+				blocks := len(s.Honest()[0].Blocks)
+				s.Run(s.Now() + 2*time.Second)
+				require.Empty(t, s.Violations())
+				idleBlocks := len(s.Honest()[0].Blocks) - blocks
+				require.LessOrEqual(t, idleBlocks, 2000/20+3, "too many blocks while idle")
+				requireSafeAndComplete(t, s, txs)
+			})
+		}
+	}
+}
+
+// TestDeterministic runs the same seed twice and expects the same deliveries and the same number
+// of events: the core has no hidden source of nondeterminism.
+func TestDeterministic(t *testing.T) {
+	for _, engine := range []string{"hotstuff", "streamlet"} {
+		run := func() ([]types.Hash, uint64) {
+			s, err := New(Options{N: 4, Spec: spec(engine), Seed: 42, Jitter: 3 * time.Millisecond, Silent: []types.NodeID{4}})
+			require.NoError(t, err)
+			txs := makeTxs("det", 200)
+			load(s, txs, 10, 2*time.Millisecond)
+			s.Run(5 * time.Second)
+			return s.Node(1).Txs, s.Steps()
+		}
+		a, stepsA := run()
+		b, stepsB := run()
+		require.NotEmpty(t, a, engine)
+		require.Equal(t, a, b, engine)
+		require.Equal(t, stepsA, stepsB, engine)
+	}
+}
+
+// TestStaticLeaderForwarding: with a static leader the other replicas forward their transactions to
+// it, and everything submitted anywhere is delivered everywhere exactly once.
+func TestStaticLeaderForwarding(t *testing.T) {
+	for _, engine := range []string{"hotstuff", "streamlet"} {
+		sp := spec(engine)
+		sp.Master = 2
+		s, err := New(Options{N: 4, Spec: sp, Seed: 5, Jitter: time.Millisecond})
+		require.NoError(t, err)
+		txs := makeTxs("static-"+engine, 300)
+		load(s, txs, 15, 2*time.Millisecond)
+		require.True(t, s.RunUntil(30*time.Second, func() bool { return s.AllDelivered(txs) }), engine)
+		requireSafeAndComplete(t, s, txs)
+	}
+}
+
+// TestMempoolFullRefuses: a submission beyond memsize is refused with an error, and what was
+// accepted is still delivered.
+func TestMempoolFullRefuses(t *testing.T) {
+	sp := spec("hotstuff")
+	sp.MemSize = 32 * 100 // room for 100 of our 32-byte transactions
+	s, err := New(Options{N: 4, Spec: sp, Seed: 9})
+	require.NoError(t, err)
+	first := makeTxs("full-a", 100)
+	second := makeTxs("full-b", 10)
+	r1 := s.Submit(0, 1, first)
+	r2 := s.Submit(0, 1, second)
+	s.Run(time.Microsecond)
+	require.NoError(t, *r1)
+	require.ErrorContains(t, *r2, "mempool full")
+	require.True(t, s.RunUntil(30*time.Second, func() bool { return s.AllDelivered(first) }))
+	require.Empty(t, s.Violations())
+	for _, n := range s.Honest() {
+		require.Len(t, n.Txs, 100)
+	}
+}
+
+// TestAgreeUnderJitterAndSilence: heavy reordering (jitter 30× the base latency) with up to f
+// silent replicas, N = 4 and 7, both engines: safety always, and every transaction delivered.
+func TestAgreeUnderJitterAndSilence(t *testing.T) {
+	for _, engine := range []string{"hotstuff", "streamlet"} {
+		for _, n := range []int{4, 7} {
+			for seed := int64(1); seed <= 6; seed++ {
+				var silent []types.NodeID
+				switch {
+				case n == 7 && seed%2 == 0:
+					silent = []types.NodeID{1, 2} // f = 2, adjacent leaders
+				case seed%3 != 0:
+					silent = []types.NodeID{types.NodeID(seed%int64(n)) + 1}
+				}
+				name := fmt.Sprintf("%s/n=%d/seed=%d/silent=%v", engine, n, seed, silent)
+				t.Run(name, func(t *testing.T) {
+					s, err := New(Options{N: n, Spec: spec(engine), Seed: seed, Latency: 2 * time.Millisecond, Jitter: 60 * time.Millisecond, Silent: silent})
+					require.NoError(t, err)
+					txs := makeTxs(name, 400)
+					load(s, txs, 10, 5*time.Millisecond)
+					require.True(t, s.RunUntil(120*time.Second, func() bool { return s.AllDelivered(txs) }), "seed %d", seed)
+					requireSafeAndComplete(t, s, txs)
+				})
+			}
+		}
+	}
+}
