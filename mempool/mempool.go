@@ -59,8 +59,6 @@ type txQueue struct {
 	head  int
 }
 
-func (q *txQueue) len() int { return len(q.items) - q.head }
-
 func (q *txQueue) push(txs ...types.Tx) { q.items = append(q.items, txs...) }
 
 func (q *txQueue) pushFront(txs []types.Tx) {

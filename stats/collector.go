@@ -40,27 +40,24 @@ type Collector struct {
 	now   func() time.Time
 	start time.Time
 
-	view, highQC      types.View
-	leader            types.NodeID
-	viewChanges       uint64
-	timeouts          uint64
-	proposed, voted   uint64
-	proposedItems     uint64
-	committedBlocks   uint64
-	committedHeight   uint64
-	committedTx       uint64
-	duplicateTx       uint64
-	latency           Histogram
-	window            *Window
-	rejected          map[string]uint64
-	gauges            Gauges
-	lastCommit        time.Time
-	submittedTx       uint64
-	refusedSubmits    uint64
-	transportDropped  uint64
-	viewChangesByTCs  uint64
-	firstCommitAt     time.Time
-	committedAtWindow uint64
+	view, highQC     types.View
+	leader           types.NodeID
+	viewChanges      uint64
+	timeouts         uint64
+	proposed, voted  uint64
+	proposedItems    uint64
+	committedBlocks  uint64
+	committedHeight  uint64
+	committedTx      uint64
+	duplicateTx      uint64
+	latency          Histogram
+	window           *Window
+	rejected         map[string]uint64
+	gauges           Gauges
+	submittedTx      uint64
+	refusedSubmits   uint64
+	transportDropped uint64
+	viewChangesByTCs uint64
 }
 
 // New returns a collector whose clock is now.
@@ -113,10 +110,6 @@ func (c *Collector) Delivered(b *types.Block, txs, dups int, lat []time.Duration
 		c.latency.Record(d)
 		c.window.Record(now, d)
 	}
-	if c.firstCommitAt.IsZero() && txs > 0 {
-		c.firstCommitAt = now
-	}
-	c.lastCommit = now
 }
 
 // Submitted counts transactions accepted from clients, or a refused submission.

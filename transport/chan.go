@@ -114,16 +114,15 @@ func (e *chanEndpoint) deliver(env Envelope) {
 
 // delayLine holds messages until their delivery time.
 type delayLine struct {
-	mu    sync.Mutex
-	rng   *rand.Rand
-	opts  HubOptions
-	q     delayQueue
-	seq   uint64
-	wake  chan struct{}
-	stop  chan struct{}
-	done  chan struct{}
-	once  sync.Once
-	timer *time.Timer
+	mu   sync.Mutex
+	rng  *rand.Rand
+	opts HubOptions
+	q    delayQueue
+	seq  uint64
+	wake chan struct{}
+	stop chan struct{}
+	done chan struct{}
+	once sync.Once
 }
 
 type delayed struct {

@@ -1,0 +1,249 @@
+// Package api is a node's HTTP surface: transaction submission (one or a batch, optionally waiting
+// for delivery) and statistics as text or JSON.
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/stratusbft/stratus/mempool"
+	"github.com/stratusbft/stratus/replica"
+	"github.com/stratusbft/stratus/stats"
+	"github.com/stratusbft/stratus/types"
+)
+
+// Node is what the API needs from a replica.
+type Node interface {
+	ID() types.NodeID
+	Submit(ctx context.Context, txs []types.Tx, wait bool) (replica.CommitInfo, error)
+}
+
+// Options bounds what a request may ask.
+type Options struct {
+	MaxBodyBytes int64         // largest request body (default 64 MiB)
+	MaxBatchTxs  int           // most transactions per batch (default 100,000)
+	MaxTxSize    int           // largest transaction (default 64 KiB)
+	WaitLimit    time.Duration // longest ?wait=commit (default 60 s)
+}
+
+func (o *Options) defaults() {
+	if o.MaxBodyBytes <= 0 {
+		o.MaxBodyBytes = 64 << 20
+	}
+	if o.MaxBatchTxs <= 0 {
+		o.MaxBatchTxs = 100_000
+	}
+	if o.MaxTxSize <= 0 {
+		o.MaxTxSize = 64 << 10
+	}
+	if o.WaitLimit <= 0 {
+		o.WaitLimit = 60 * time.Second
+	}
+}
+
+// Server serves one node's API.
+type Server struct {
+	node  Node
+	stats *stats.Collector
+	opts  Options
+}
+
+// New returns the API of node.
+func New(node Node, col *stats.Collector, opts Options) *Server {
+	opts.defaults()
+	return &Server{node: node, stats: col, opts: opts}
+}
+
+// SubmitResponse is the JSON answer to an accepted submission.
+type SubmitResponse struct {
+	Accepted  int        `json:"accepted"`
+	Delivered bool       `json:"delivered"`
+	View      types.View `json:"view,omitempty"`
+	Height    uint64     `json:"height,omitempty"`
+	Block     string     `json:"block,omitempty"`
+}
+
+// ErrorResponse is the JSON answer to a refused or failed request.
+type ErrorResponse struct {
+	Error  string `json:"error"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// ServeHTTP routes: POST /txs, PUT|POST /{key}, GET /query, GET /stats; anything else is 404.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	path := r.URL.Path
+	switch {
+	case path == "/query":
+		s.onlyGet(w, r, s.query)
+	case path == "/stats":
+		s.onlyGet(w, r, func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, s.stats.Snapshot()) })
+	case path == "/txs":
+		if r.Method != http.MethodPost {
+			w.Header().Set("Allow", http.MethodPost)
+			writeError(w, http.StatusMethodNotAllowed, "POST a batch to /txs", "method")
+			return
+		}
+		s.submitBatch(w, r)
+	case isKey(path) && (r.Method == http.MethodPut || r.Method == http.MethodPost):
+		s.submitKey(w, r, path[1:])
+	default:
+		writeError(w, http.StatusNotFound,
+			fmt.Sprintf("no route %s %s; routes: POST /txs, PUT|POST /{key}, GET /query[?format=json], GET /stats", r.Method, path), "not_found")
+	}
+}
+
+// isKey accepts "/name" with one non-empty path segment that is not a reserved route.
+func isKey(path string) bool {
+	if len(path) < 2 || strings.Contains(path[1:], "/") {
+		return false
+	}
+	switch path {
+	case "/query", "/stats", "/txs":
+		return false
+	}
+	return true
+}
+
+func (s *Server) onlyGet(w http.ResponseWriter, r *http.Request, h http.HandlerFunc) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		writeError(w, http.StatusMethodNotAllowed, "use GET", "method")
+		return
+	}
+	h(w, r)
+}
+
+func (s *Server) query(w http.ResponseWriter, r *http.Request) {
+	snap := s.stats.Snapshot()
+	switch r.URL.Query().Get("format") {
+	case "json":
+		writeJSON(w, http.StatusOK, snap)
+	case "", "text":
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		if strings.Contains(r.Header.Get("Accept"), "text/html") {
+			w.Header().Set("Refresh", "1") // a browser re-reads the page every second
+		}
+		_, _ = io.WriteString(w, snap.Text())
+	default:
+		writeError(w, http.StatusBadRequest, "format must be text or json", "bad_request")
+	}
+}
+
+func (s *Server) submitBatch(w http.ResponseWriter, r *http.Request) {
+	body, ok := s.readBody(w, r)
+	if !ok {
+		return
+	}
+	txs, err := types.DecodeBatch(body, s.opts.MaxBatchTxs, s.opts.MaxTxSize)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error(), "bad_batch")
+		return
+	}
+	s.submit(w, r, txs)
+}
+
+// submitKey turns PUT /{key} with a body into one transaction: key, a zero byte, then the value.
+func (s *Server) submitKey(w http.ResponseWriter, r *http.Request, key string) {
+	body, ok := s.readBody(w, r)
+	if !ok {
+		return
+	}
+	data := make([]byte, 0, len(key)+1+len(body))
+	data = append(append(append(data, key...), 0), body...)
+	if len(data) > s.opts.MaxTxSize {
+		writeError(w, http.StatusRequestEntityTooLarge,
+			fmt.Sprintf("transaction of %d bytes exceeds max_tx_size %d", len(data), s.opts.MaxTxSize), "too_large")
+		return
+	}
+	s.submit(w, r, []types.Tx{types.NewTx(data)})
+}
+
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body exceeds %d bytes", s.opts.MaxBodyBytes), "too_large")
+		} else {
+			writeError(w, http.StatusBadRequest, "reading body: "+err.Error(), "bad_request")
+		}
+		return nil, false
+	}
+	return body, true
+}
+
+func (s *Server) submit(w http.ResponseWriter, r *http.Request, txs []types.Tx) {
+	q := r.URL.Query()
+	wait := false
+	switch q.Get("wait") {
+	case "":
+	case "commit":
+		wait = true
+	default:
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("wait=%q: the only value is commit", q.Get("wait")), "bad_request")
+		return
+	}
+	limit := s.opts.WaitLimit
+	if t := q.Get("timeout"); t != "" {
+		d, err := parseDuration(t)
+		if err != nil || d <= 0 {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("timeout=%q: want a duration such as 10s", t), "bad_request")
+			return
+		}
+		limit = min(d, limit)
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), limit)
+	defer cancel()
+	info, err := s.node.Submit(ctx, txs, wait)
+	switch {
+	case err == nil:
+		resp := SubmitResponse{Accepted: len(txs), Delivered: wait}
+		if wait {
+			resp.View, resp.Height, resp.Block = info.View, info.Height, info.Block.Hex()
+		}
+		writeJSON(w, http.StatusOK, resp)
+	case errors.Is(err, mempool.ErrFull):
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, err.Error(), "mempool_full")
+	case errors.Is(err, replica.ErrStopped):
+		writeError(w, http.StatusServiceUnavailable, "the replica is shutting down", "stopped")
+	case errors.Is(err, context.DeadlineExceeded) && r.Context().Err() == nil:
+		writeError(w, http.StatusGatewayTimeout,
+			fmt.Sprintf("accepted but not delivered within %v; it stays in the mempool", limit), "timeout")
+	case r.Context().Err() != nil:
+		// The client went away; nobody reads an answer.
+	default:
+		writeError(w, http.StatusServiceUnavailable, err.Error(), "refused")
+	}
+}
+
+// parseDuration accepts Go durations and plain seconds.
+func parseDuration(s string) (time.Duration, error) {
+	if n, err := strconv.ParseFloat(s, 64); err == nil {
+		if math.IsNaN(n) || math.IsInf(n, 0) || n > 1e9 {
+			return 0, fmt.Errorf("%q is not a usable number of seconds", s)
+		}
+		return time.Duration(n * float64(time.Second)), nil
+	}
+	return time.ParseDuration(s)
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, code int, msg, reason string) {
+	writeJSON(w, code, ErrorResponse{Error: msg, Reason: reason})
+}

@@ -1,0 +1,236 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/stratusbft/stratus/consensus"
+	"github.com/stratusbft/stratus/mempool"
+	"github.com/stratusbft/stratus/replica"
+	"github.com/stratusbft/stratus/stats"
+	"github.com/stratusbft/stratus/types"
+)
+
+// fakeNode records submissions and answers as configured.
+type fakeNode struct {
+	mu    sync.Mutex
+	got   [][]types.Tx
+	err   error
+	block bool // wait until ctx ends
+	info  replica.CommitInfo
+}
+
+func (f *fakeNode) ID() types.NodeID { return 1 }
+
+func (f *fakeNode) Submit(ctx context.Context, txs []types.Tx, wait bool) (replica.CommitInfo, error) {
+	f.mu.Lock()
+	f.got = append(f.got, txs)
+	err, block, info := f.err, f.block, f.info
+	f.mu.Unlock()
+	if err != nil {
+		return replica.CommitInfo{}, err
+	}
+	if wait && block {
+		<-ctx.Done()
+		return replica.CommitInfo{}, ctx.Err()
+	}
+	return info, nil
+}
+
+func (f *fakeNode) submissions() [][]types.Tx {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([][]types.Tx(nil), f.got...)
+}
+
+func newServer(node *fakeNode) (*Server, *stats.Collector) {
+	col := stats.New(stats.Info{Node: 1, N: 4, Algorithm: "hotstuff", Engine: "hotstuff", MemType: "native"}, time.Now)
+	return New(node, col, Options{MaxBodyBytes: 1 << 16, MaxBatchTxs: 100, MaxTxSize: 256, WaitLimit: time.Second}), col
+}
+
+func do(t *testing.T, h http.Handler, method, target string, body []byte) *httptest.ResponseRecorder {
+	t.Helper()
+	req := httptest.NewRequest(method, target, bytes.NewReader(body))
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	return rec
+}
+
+func decodeErr(t *testing.T, rec *httptest.ResponseRecorder) ErrorResponse {
+	t.Helper()
+	var e ErrorResponse
+	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &e), rec.Body.String())
+	return e
+}
+
+func TestSubmitBatch(t *testing.T) {
+	node := &fakeNode{info: replica.CommitInfo{View: 7, Height: 5, Block: types.Keccak([]byte("b"))}}
+	s, _ := newServer(node)
+	body := types.AppendBatch(nil, [][]byte{[]byte("one"), []byte("two")})
+
+	rec := do(t, s, http.MethodPost, "/txs", body)
+	require.Equal(t, http.StatusOK, rec.Code)
+	var resp SubmitResponse
+	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &resp))
+	require.Equal(t, SubmitResponse{Accepted: 2}, resp)
+
+	rec = do(t, s, http.MethodPost, "/txs?wait=commit", body)
+	require.Equal(t, http.StatusOK, rec.Code)
+	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &resp))
+	require.True(t, resp.Delivered)
+	require.Equal(t, uint64(5), resp.Height)
+	require.Equal(t, types.View(7), resp.View)
+	require.Equal(t, node.info.Block.Hex(), resp.Block)
+
+	got := node.submissions()
+	require.Len(t, got, 2)
+	require.Equal(t, []byte("one"), got[0][0].Data())
+	require.Equal(t, types.Keccak([]byte("two")), got[0][1].ID())
+}
+
+func TestSubmitKey(t *testing.T) {
+	node := &fakeNode{}
+	s, _ := newServer(node)
+	for _, m := range []string{http.MethodPut, http.MethodPost} {
+		rec := do(t, s, m, "/alice", []byte("42"))
+		require.Equal(t, http.StatusOK, rec.Code, m)
+	}
+	got := node.submissions()
+	require.Len(t, got, 2)
+	require.Equal(t, []byte("alice\x0042"), got[0][0].Data())
+}
+
+func TestSubmitErrors(t *testing.T) {
+	cases := []struct {
+		name   string
+		node   *fakeNode
+		method string
+		target string
+		body   []byte
+		code   int
+		reason string
+		text   string
+	}{
+		{"garbage batch", &fakeNode{}, "POST", "/txs", []byte{0xff, 0xff}, 400, "bad_batch", "bad length prefix"},
+		{"empty batch", &fakeNode{}, "POST", "/txs", nil, 400, "bad_batch", "no transactions"},
+		{"truncated", &fakeNode{}, "POST", "/txs", []byte{10, 'a'}, 400, "bad_batch", "truncated"},
+		{"tx too big", &fakeNode{}, "POST", "/txs", types.AppendBatch(nil, [][]byte{make([]byte, 300)}), 400, "bad_batch", "max_tx_size"},
+		{"too many", &fakeNode{}, "POST", "/txs", bytes.Repeat([]byte{1, 'x'}, 101), 400, "bad_batch", "more than 100"},
+		{"body too big", &fakeNode{}, "POST", "/txs", make([]byte, 1<<17), 413, "too_large", "exceeds"},
+		{"key too big", &fakeNode{}, "PUT", "/k", make([]byte, 300), 413, "too_large", "max_tx_size"},
+		{"bad wait", &fakeNode{}, "POST", "/txs?wait=yes", types.AppendBatch(nil, [][]byte{[]byte("a")}), 400, "bad_request", "commit"},
+		{"bad timeout", &fakeNode{}, "POST", "/txs?wait=commit&timeout=NaN", types.AppendBatch(nil, [][]byte{[]byte("a")}), 400, "bad_request", "timeout"},
+		{"full", &fakeNode{err: &mempool.FullError{HeldBytes: 10, AddBytes: 5, Limit: 12}}, "POST", "/txs", types.AppendBatch(nil, [][]byte{[]byte("a")}), 503, "mempool_full", "memsize"},
+		{"stopped", &fakeNode{err: replica.ErrStopped}, "POST", "/txs", types.AppendBatch(nil, [][]byte{[]byte("a")}), 503, "stopped", "shutting down"},
+		{"not delivered in time", &fakeNode{block: true}, "POST", "/txs?wait=commit&timeout=0.05", types.AppendBatch(nil, [][]byte{[]byte("a")}), 504, "timeout", "not delivered"},
+		{"wrong method on txs", &fakeNode{}, "GET", "/txs", nil, 405, "method", "POST"},
+		{"wrong method on query", &fakeNode{}, "POST", "/query", nil, 405, "method", "GET"},
+		{"get a key", &fakeNode{}, "GET", "/alice", nil, 404, "not_found", "no route"},
+		{"nested path", &fakeNode{}, "PUT", "/a/b", []byte("x"), 404, "not_found", "no route"},
+		{"root", &fakeNode{}, "DELETE", "/", nil, 404, "not_found", "no route"},
+		{"bad format", &fakeNode{}, "GET", "/query?format=xml", nil, 400, "bad_request", "format"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s, _ := newServer(tc.node)
+			rec := do(t, s, tc.method, tc.target, tc.body)
+			require.Equal(t, tc.code, rec.Code, rec.Body.String())
+			e := decodeErr(t, rec)
+			require.Equal(t, tc.reason, e.Reason)
+			require.Contains(t, e.Error, tc.text)
+			if tc.code == 503 && tc.reason == "mempool_full" {
+				require.Equal(t, "1", rec.Header().Get("Retry-After"))
+			}
+			if tc.code >= 400 && tc.code != 503 && tc.code != 504 {
+				require.Empty(t, tc.node.submissions(), "a refused request must not submit anything")
+			}
+		})
+	}
+}
+
+func TestQuery(t *testing.T) {
+	s, col := newServer(&fakeNode{})
+	col.Event(consensus.ViewChange{View: 9, Leader: 2})
+	col.Delivered(&types.Block{View: 8, Height: 3}, 120, 0, []time.Duration{5 * time.Millisecond})
+
+	rec := do(t, s, http.MethodGet, "/query", nil)
+	require.Equal(t, http.StatusOK, rec.Code)
+	require.True(t, strings.HasPrefix(rec.Header().Get("Content-Type"), "text/plain"))
+	body := rec.Body.String()
+	for _, label := range []string{"View: 9", "Leader: 2", "Committed txs: 120", "Throughput:", "Latency:", "Ave. View Time:"} {
+		require.Contains(t, body, label)
+	}
+
+	for _, target := range []string{"/query?format=json", "/stats"} {
+		rec = do(t, s, http.MethodGet, target, nil)
+		require.Equal(t, http.StatusOK, rec.Code)
+		var snap map[string]any
+		require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &snap))
+		for _, key := range []string{"node", "view", "leader", "committed_blocks", "committed_tx", "throughput_tps", "latency_ms", "uptime_s"} {
+			require.Contains(t, snap, key)
+		}
+		require.Equal(t, 120.0, snap["committed_tx"])
+		lat := snap["latency_ms"].(map[string]any)
+		for _, k := range []string{"mean", "p50", "p95", "p99"} {
+			require.Contains(t, lat, k)
+		}
+	}
+
+	// Reading never resets anything.
+	rec2 := do(t, s, http.MethodGet, "/query?format=json", nil)
+	var a, b map[string]any
+	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &a))
+	require.NoError(t, json.Unmarshal(rec2.Body.Bytes(), &b))
+	require.Equal(t, a["committed_tx"], b["committed_tx"])
+
+	// A browser gets a page that refreshes itself.
+	req := httptest.NewRequest(http.MethodGet, "/query", nil)
+	req.Header.Set("Accept", "text/html,application/xhtml+xml")
+	rr := httptest.NewRecorder()
+	s.ServeHTTP(rr, req)
+	require.Equal(t, "1", rr.Header().Get("Refresh"))
+}
+
+// FuzzSubmit throws arbitrary bodies and paths at the API: it must answer with a known status and
+// a JSON body, never panic, and never submit from a request it refused.
+func FuzzSubmit(f *testing.F) {
+	f.Add("/txs", []byte{3, 'a', 'b', 'c'})
+	f.Add("/txs?wait=commit", types.AppendBatch(nil, [][]byte{[]byte("x"), []byte("yz")}))
+	f.Add("/k", []byte("v"))
+	f.Add("/txs", []byte{0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01})
+	f.Add("/query", []byte{})
+	f.Fuzz(func(t *testing.T, target string, body []byte) {
+		if !strings.HasPrefix(target, "/") || strings.ContainsAny(target, " \r\n#") {
+			return
+		}
+		node := &fakeNode{}
+		s, _ := newServer(node)
+		req, err := http.NewRequest(http.MethodPost, "http://node"+target, bytes.NewReader(body))
+		if err != nil {
+			return
+		}
+		rec := httptest.NewRecorder()
+		s.ServeHTTP(rec, req)
+		switch rec.Code {
+		case 200, 400, 404, 405, 413:
+		default:
+			t.Fatalf("status %d for POST %q", rec.Code, target)
+		}
+		var v map[string]any
+		if req.URL.Path != "/query" || rec.Code != 200 {
+			require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &v), "body %q", rec.Body.String())
+		}
+		if rec.Code != 200 {
+			require.Empty(t, node.submissions())
+		}
+	})
+}

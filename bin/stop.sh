@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# Stops what simulation.sh and runClient.sh started: clients first, then the server.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+[[ -f "$CLIENTS_PID" ]] && stop_pids "$CLIENTS_PID" clients
+stop_pids "$SERVER_PID" server

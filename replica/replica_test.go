@@ -1,0 +1,191 @@
+package replica
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/stratusbft/stratus/crypto"
+	"github.com/stratusbft/stratus/mempool"
+	"github.com/stratusbft/stratus/stats"
+	"github.com/stratusbft/stratus/transport"
+	"github.com/stratusbft/stratus/types"
+)
+
+type cluster struct {
+	hub   *transport.Hub
+	reps  []*Replica
+	stats []*stats.Collector
+}
+
+func startCluster(t *testing.T, n int, spec Spec, silent map[types.NodeID]bool) *cluster {
+	t.Helper()
+	signers, keys := crypto.SimKeys(7, n)
+	ver := crypto.NewCache(keys)
+	c := &cluster{hub: transport.NewHub(n, transport.HubOptions{Buffer: 4096})}
+	for i := 0; i < n; i++ {
+		id := types.NodeID(i + 1)
+		ep := c.hub.Endpoint(id)
+		if silent[id] {
+			ep = transport.Silent(ep)
+		}
+		col := stats.New(stats.Info{Node: id, N: n}, time.Now)
+		r, err := New(Options{ID: id, N: n, Spec: spec, Signer: signers[i], Verifier: ver, Workers: 2, Seed: 3, Stats: col}, ep)
+		require.NoError(t, err)
+		c.reps = append(c.reps, r)
+		c.stats = append(c.stats, col)
+	}
+	for _, r := range c.reps {
+		r.Start()
+	}
+	t.Cleanup(c.stop)
+	return c
+}
+
+func (c *cluster) stop() {
+	for _, r := range c.reps {
+		r.Stop()
+	}
+	c.hub.Close()
+}
+
+func testSpec(engine string) Spec {
+	return Spec{
+		Engine:         engine,
+		MemType:        "native",
+		Timeout:        time.Second,
+		ProposeTimeout: 10 * time.Millisecond,
+		BSize:          100,
+		MemSize:        1 << 22,
+		DedupWindow:    1 << 14,
+	}
+}
+
+func txBatch(tag string, k, n int) []types.Tx {
+	txs := make([]types.Tx, n)
+	for i := range txs {
+		b := make([]byte, 48)
+		copy(b, tag)
+		binary.BigEndian.PutUint32(b[40:], uint32(k))
+		binary.BigEndian.PutUint32(b[44:], uint32(i))
+		txs[i] = types.NewTx(b)
+	}
+	return txs
+}
+
+// TestClusterDeliversWaitedBatches runs 4 real-time replicas over the channel transport, submits
+// batches with wait to every replica concurrently, and expects every replica to deliver every
+// transaction exactly once.
+func TestClusterDeliversWaitedBatches(t *testing.T) {
+	for _, engine := range []string{"hotstuff", "streamlet"} {
+		t.Run(engine, func(t *testing.T) {
+			c := startCluster(t, 4, testSpec(engine), nil)
+			const batches, size = 24, 50
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			var wg sync.WaitGroup
+			errs := make(chan error, batches)
+			for k := 0; k < batches; k++ {
+				wg.Add(1)
+				go func(k int) {
+					defer wg.Done()
+					info, err := c.reps[k%4].Submit(ctx, txBatch(engine, k, size), true)
+					if err == nil && info.Height == 0 {
+						err = fmt.Errorf("batch %d: no commit info", k)
+					}
+					errs <- err
+				}(k)
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				require.NoError(t, err)
+			}
+			require.Eventually(t, func() bool {
+				for _, col := range c.stats {
+					if col.Snapshot().CommittedTx != batches*size {
+						return false
+					}
+				}
+				return true
+			}, 10*time.Second, 10*time.Millisecond)
+			for _, col := range c.stats {
+				s := col.Snapshot()
+				require.Zero(t, s.DuplicateTx)
+				require.Empty(t, s.Rejected)
+			}
+		})
+	}
+}
+
+// TestResubmittingDeliveredTxsAnswersAtOnce: a batch already delivered is acknowledged without
+// being proposed again.
+func TestResubmittingDeliveredTxsAnswersAtOnce(t *testing.T) {
+	c := startCluster(t, 4, testSpec("hotstuff"), nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	txs := txBatch("again", 0, 10)
+	_, err := c.reps[0].Submit(ctx, txs, true)
+	require.NoError(t, err)
+	_, err = c.reps[0].Submit(ctx, txs, true)
+	require.NoError(t, err)
+	require.Equal(t, uint64(10), c.stats[0].Snapshot().CommittedTx)
+}
+
+// TestFullMempoolRefuses: a replica whose mempool is full refuses the whole batch with ErrFull.
+func TestFullMempoolRefuses(t *testing.T) {
+	spec := testSpec("hotstuff")
+	spec.MemSize = 48 * 20
+	// No quorum: three of four replicas are silent, so nothing commits and the mempool stays full.
+	c := startCluster(t, 4, spec, map[types.NodeID]bool{2: true, 3: true, 4: true})
+	ctx := context.Background()
+	_, err := c.reps[0].Submit(ctx, txBatch("full", 0, 20), false)
+	require.NoError(t, err)
+	_, err = c.reps[0].Submit(ctx, txBatch("full", 1, 1), false)
+	require.ErrorIs(t, err, mempool.ErrFull)
+	require.ErrorContains(t, err, "memsize")
+	require.Equal(t, uint64(1), c.stats[0].Snapshot().RefusedSubmissions)
+}
+
+// TestStopReleasesWaiters: a client waiting for a commit that cannot happen gets ErrStopped when
+// the replica stops, and Stop leaves no goroutine behind.
+func TestStopReleasesWaiters(t *testing.T) {
+	before := runtime.NumGoroutine()
+	c := startCluster(t, 4, testSpec("hotstuff"), map[types.NodeID]bool{2: true, 3: true})
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.reps[0].Submit(context.Background(), txBatch("stop", 0, 5), true)
+		done <- err
+	}()
+	time.Sleep(50 * time.Millisecond) // let the submission reach the loop; the result does not depend on it
+	c.stop()
+	select {
+	case err := <-done:
+		require.True(t, errors.Is(err, ErrStopped), "got %v", err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("waiter not released by Stop")
+	}
+	require.Eventually(t, func() bool { return runtime.NumGoroutine() <= before+1 }, 5*time.Second, 10*time.Millisecond,
+		"goroutines before %d, after %d", before, runtime.NumGoroutine())
+}
+
+// TestForgedMessagesRejectedBeforeTheLoop: a vote with a signature that does not verify and a
+// structurally invalid block are dropped by the verification pool and counted.
+func TestForgedMessagesRejectedBeforeTheLoop(t *testing.T) {
+	c := startCluster(t, 4, testSpec("hotstuff"), nil)
+	attacker := c.hub.Endpoint(4)
+	forged := &types.Vote{View: 1, BlockID: types.Keccak([]byte("x")), Voter: 3, Sig: make([]byte, types.SigSize)}
+	attacker.Send(1, forged)
+	attacker.Send(1, &types.Block{View: 1, Height: 1, Proposer: 0, Payload: &types.Payload{}})
+	require.Eventually(t, func() bool {
+		r := c.stats[0].Snapshot().Rejected
+		return r["Vote/bad-signature"] == 1 && r["Block/bad-structure"] == 1
+	}, 5*time.Second, 10*time.Millisecond, "rejections: %v", c.stats[0].Snapshot().Rejected)
+}
