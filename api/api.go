@@ -31,7 +31,7 @@ type Options struct {
 	MaxBodyBytes int64         // largest request body (default 64 MiB)
 	MaxBatchTxs  int           // most transactions per batch (default 100,000)
 	MaxTxSize    int           // largest transaction (default 64 KiB)
-	WaitLimit    time.Duration // longest ?wait=commit (default 60 s)
+	WaitLimit    time.Duration // longest ?wait=commit (default 20 s, below the client's 30 s request timeout)
 }
 
 func (o *Options) defaults() {
@@ -45,7 +45,7 @@ func (o *Options) defaults() {
 		o.MaxTxSize = 64 << 10
 	}
 	if o.WaitLimit <= 0 {
-		o.WaitLimit = 60 * time.Second
+		o.WaitLimit = 20 * time.Second
 	}
 }
 

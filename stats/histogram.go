@@ -3,6 +3,7 @@
 package stats
 
 import (
+	"fmt"
 	"math"
 	"math/bits"
 	"time"
@@ -181,4 +182,49 @@ func (w *Window) Latency(now time.Time) Latency {
 		}
 	}
 	return h.Summary()
+}
+
+// HistogramData is a histogram in a portable form: the non-empty buckets with their counts, so
+// that results of several processes can be merged exactly.
+type HistogramData struct {
+	Buckets [][2]uint64 `json:"buckets"` // [bucket index, count], ascending index
+	Count   uint64      `json:"count"`
+	SumUS   float64     `json:"sum_us"`
+	MaxUS   uint64      `json:"max_us"`
+}
+
+// Export returns h's data.
+func (h *Histogram) Export() HistogramData {
+	d := HistogramData{Count: h.n, SumUS: h.sum, MaxUS: h.max, Buckets: [][2]uint64{}}
+	for i, c := range h.counts {
+		if c > 0 {
+			d.Buckets = append(d.Buckets, [2]uint64{uint64(i), c})
+		}
+	}
+	return d
+}
+
+// Import adds exported data to h. Buckets outside the histogram's range are an error and leave h
+// unchanged.
+func (h *Histogram) Import(d HistogramData) error {
+	var n uint64
+	for _, b := range d.Buckets {
+		if b[0] >= histBuckets {
+			return fmt.Errorf("stats: histogram bucket %d out of range", b[0])
+		}
+		n += b[1]
+	}
+	if n != d.Count {
+		return fmt.Errorf("stats: histogram buckets hold %d samples but count is %d", n, d.Count)
+	}
+	if math.IsNaN(d.SumUS) || math.IsInf(d.SumUS, 0) || d.SumUS < 0 {
+		return fmt.Errorf("stats: histogram sum %v is not a finite non-negative number", d.SumUS)
+	}
+	for _, b := range d.Buckets {
+		h.counts[b[0]] += b[1]
+	}
+	h.n += d.Count
+	h.sum += d.SumUS
+	h.max = max(h.max, d.MaxUS)
+	return nil
 }

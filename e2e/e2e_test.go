@@ -1,0 +1,243 @@
+// Package e2e runs the real binaries and scripts: server -sim with real client processes, and the
+// bin/ scripts a user types. Every run uses free loopback ports and its own directory, and stops
+// exactly the processes it started.
+package e2e
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+var binDir string // where TestMain built server and client
+
+func TestMain(m *testing.M) {
+	code := func() int {
+		dir, err := os.MkdirTemp("", "stratus-e2e-bin-")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer os.RemoveAll(dir)
+		for _, b := range []string{"server", "client"} {
+			cmd := exec.Command("go", "build", "-o", filepath.Join(dir, b), "../"+b)
+			cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+			if err := cmd.Run(); err != nil {
+				fmt.Fprintf(os.Stderr, "building %s: %v\n", b, err)
+				return 1
+			}
+		}
+		binDir = dir
+		return m.Run()
+	}()
+	os.Exit(code)
+}
+
+// freePorts reserves n loopback ports long enough to learn their numbers.
+func freePorts(t *testing.T, n int) []int {
+	t.Helper()
+	var lns []net.Listener
+	var ports []int
+	for i := 0; i < n; i++ {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		lns = append(lns, ln)
+		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
+	}
+	for _, ln := range lns {
+		ln.Close()
+	}
+	return ports
+}
+
+// writeCluster writes config.json (extra keys merged in) and ips.txt for 4 replicas on free ports
+// and returns the HTTP base URLs.
+func writeCluster(t *testing.T, dir string, extra map[string]any) []string {
+	t.Helper()
+	ports := freePorts(t, 4)
+	httpAddrs := map[string]string{}
+	var urls []string
+	for i, p := range ports {
+		httpAddrs[fmt.Sprint(i+1)] = fmt.Sprintf("127.0.0.1:%d", p)
+		urls = append(urls, fmt.Sprintf("http://127.0.0.1:%d", p))
+	}
+	cfg := map[string]any{
+		"http_address":    httpAddrs,
+		"timeout":         1000,
+		"propose_timeout": 20,
+		"bsize":           500,
+		"benchmark":       map[string]any{"T": 3, "Concurrency": 4, "Batch": 50, "Distribution": "uniform"},
+	}
+	for k, v := range extra {
+		cfg[k] = v
+	}
+	b, err := json.MarshalIndent(cfg, "", "  ")
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "config.json"), b, 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "ips.txt"), []byte("# four local replicas\n127.0.0.1\n127.0.0.1\n\n127.0.0.1\n127.0.0.1\n"), 0o644))
+	return urls
+}
+
+// startServer runs server -sim in dir and waits for its ready line.
+func startServer(t *testing.T, dir, algorithm string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(binDir, "server"), "-sim", "-algorithm", algorithm, "-log_dir", dir)
+	cmd.Dir = dir
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	cmd.Stderr = cmd.Stdout
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			_ = cmd.Wait()
+		}
+	})
+	ready := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if strings.HasPrefix(sc.Text(), "stratus:") {
+				ready <- sc.Text()
+			}
+		}
+		close(ready)
+	}()
+	select {
+	case line, ok := <-ready:
+		require.True(t, ok, "server exited before it was ready")
+		require.Contains(t, line, "4 replicas of "+algorithm)
+	case <-time.After(20 * time.Second):
+		t.Fatal("server not ready in 20 s")
+	}
+	return cmd
+}
+
+// stopServer sends SIGTERM and expects a clean exit.
+func stopServer(t *testing.T, cmd *exec.Cmd) {
+	t.Helper()
+	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		require.NoError(t, err, "server did not exit cleanly")
+	case <-time.After(15 * time.Second):
+		t.Fatal("server did not stop within 15 s of SIGTERM")
+	}
+}
+
+func get(t *testing.T, url string) []byte {
+	t.Helper()
+	resp, err := http.Get(url)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode, url)
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return b
+}
+
+type clientSummary struct {
+	CommittedTx   uint64  `json:"committed_tx"`
+	ThroughputTPS float64 `json:"throughput_tps"`
+	Latency       struct {
+		Mean, P50, P95, P99, Max float64
+	} `json:"latency_ms"`
+	Errors map[string]uint64 `json:"errors"`
+}
+
+// TestServerAndClient runs the real server in -sim mode and the real client for a few seconds per
+// engine, and checks the client's summary and both forms of /query.
+func TestServerAndClient(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end run of the binaries")
+	}
+	for _, alg := range []string{"hotstuff", "streamlet"} {
+		t.Run(alg, func(t *testing.T) {
+			dir := t.TempDir()
+			urls := writeCluster(t, dir, nil)
+			srv := startServer(t, dir, alg)
+
+			out := filepath.Join(dir, "summary.json")
+			client := exec.Command(filepath.Join(binDir, "client"), "-duration", "3s", "-out", out, "-log_dir", dir)
+			client.Dir = dir
+			client.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+			text, err := client.CombinedOutput()
+			require.NoError(t, err, "client: %s", text)
+			require.Contains(t, string(text), "committed")
+
+			var sum clientSummary
+			b, err := os.ReadFile(out)
+			require.NoError(t, err)
+			require.NoError(t, json.Unmarshal(b, &sum))
+			require.Greater(t, sum.CommittedTx, uint64(0), "client summary: %s", b)
+			require.Greater(t, sum.ThroughputTPS, 0.0)
+			require.Greater(t, sum.Latency.P50, 0.0)
+			require.LessOrEqual(t, sum.Latency.P50, sum.Latency.P99)
+
+			var total uint64
+			for i, u := range urls {
+				body := string(get(t, u+"/query"))
+				require.Contains(t, body, fmt.Sprintf("Node: %d of 4", i+1))
+				require.Contains(t, body, "Committed txs:")
+				var snap map[string]any
+				require.NoError(t, json.Unmarshal(get(t, u+"/query?format=json"), &snap))
+				require.Equal(t, alg, snap["engine"])
+				committed := uint64(snap["committed_tx"].(float64))
+				require.GreaterOrEqual(t, committed, sum.CommittedTx, "node %d delivered less than the client saw committed", i+1)
+				total += committed
+				require.Greater(t, snap["view"].(float64), 1.0)
+			}
+			require.Greater(t, total, uint64(0))
+
+			resp, err := http.Get(urls[0] + "/nothing-here")
+			require.NoError(t, err)
+			resp.Body.Close()
+			require.Equal(t, http.StatusNotFound, resp.StatusCode)
+
+			stopServer(t, srv)
+			logs, err := filepath.Glob(filepath.Join(dir, "server.*.log"))
+			require.NoError(t, err)
+			require.Len(t, logs, 1)
+			logText, err := os.ReadFile(logs[0])
+			require.NoError(t, err)
+			require.Contains(t, string(logText), "final statistics")
+			clientLogs, _ := filepath.Glob(filepath.Join(dir, "client.*.log"))
+			require.Len(t, clientLogs, 1)
+		})
+	}
+}
+
+// TestServerRefusesBadConfig: a config error names the key and the server exits with status 2.
+func TestServerRefusesBadConfig(t *testing.T) {
+	dir := t.TempDir()
+	writeCluster(t, dir, map[string]any{"bsize": 0, "thrifty": true})
+	cmd := exec.Command(filepath.Join(binDir, "server"), "-sim", "-log_dir", dir)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	require.Error(t, err)
+	require.Equal(t, 2, cmd.ProcessState.ExitCode())
+	require.Contains(t, string(out), `"thrifty" is no longer used`)
+
+	writeCluster(t, dir, map[string]any{"bsize": 0, "zipfian_s": 1})
+	cmd = exec.Command(filepath.Join(binDir, "server"), "-sim", "-log_dir", dir)
+	cmd.Dir = dir
+	out, err = cmd.CombinedOutput()
+	require.Error(t, err)
+	require.Contains(t, string(out), "bsize: 0 is outside [1, 1000000]")
+	require.Contains(t, string(out), "zipfian_s: 1 must be greater than 1")
+}

@@ -1,0 +1,146 @@
+package e2e
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// scriptDir copies the bin/ scripts and the built binaries into a fresh directory with its own
+// config on free ports, so the test never touches a cluster the user started from bin/.
+func scriptDir(t *testing.T) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "bin")
+	require.NoError(t, os.MkdirAll(dir, 0o755))
+	scripts, err := filepath.Glob("../bin/*.sh")
+	require.NoError(t, err)
+	require.NotEmpty(t, scripts)
+	for _, s := range append(scripts, filepath.Join(binDir, "server"), filepath.Join(binDir, "client")) {
+		b, err := os.ReadFile(s)
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(filepath.Join(dir, filepath.Base(s)), b, 0o755))
+	}
+	writeCluster(t, dir, nil)
+	return dir
+}
+
+func script(t *testing.T, dir string, args ...string) (string, error) {
+	t.Helper()
+	cmd := exec.Command("bash", append([]string{filepath.Join(dir, args[0])}, args[1:]...)...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "LOG_DIR=")
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+func pidsIn(t *testing.T, file string) []int {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	if os.IsNotExist(err) {
+		return nil
+	}
+	require.NoError(t, err)
+	var pids []int
+	for _, f := range strings.Fields(string(b)) {
+		p, err := strconv.Atoi(f)
+		require.NoError(t, err)
+		pids = append(pids, p)
+	}
+	return pids
+}
+
+// alive reports whether pid runs and is not a zombie.
+func alive(pid int) bool {
+	if syscall.Kill(pid, 0) != nil {
+		return false
+	}
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	fields := strings.Fields(string(b))
+	return len(fields) > 2 && fields[2] != "Z"
+}
+
+// TestScripts drives the bin/ scripts as a user would: start, refuse a second start, add clients,
+// close them, run clients to completion, stop, and leave no process behind.
+func TestScripts(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end run of the scripts")
+	}
+	dir := scriptDir(t)
+	var started []int
+	t.Cleanup(func() {
+		_, _ = script(t, dir, "stop.sh")
+		for _, p := range started {
+			if alive(p) {
+				_ = syscall.Kill(p, syscall.SIGKILL)
+			}
+		}
+	})
+
+	out, err := script(t, dir, "simulation.sh", "streamlet")
+	require.NoError(t, err, out)
+	require.Contains(t, out, "server running")
+	server := pidsIn(t, filepath.Join(dir, "server.pid"))
+	require.Len(t, server, 1)
+	started = append(started, server...)
+
+	out, err = script(t, dir, "simulation.sh")
+	require.Error(t, err)
+	require.Contains(t, out, "already running")
+
+	out, err = script(t, dir, "runClient.sh", "2", "-duration", "60")
+	require.NoError(t, err, out)
+	clients := pidsIn(t, filepath.Join(dir, "clients.pid"))
+	require.Len(t, clients, 2)
+	started = append(started, clients...)
+	out, err = script(t, dir, "runClient.sh", "1")
+	require.Error(t, err)
+	require.Contains(t, out, "already running")
+
+	// Let the clients commit something, then stop them early: they still write their summaries.
+	require.Eventually(t, func() bool {
+		logs, _ := filepath.Glob(filepath.Join(dir, "client.*.log"))
+		return len(logs) == 2
+	}, 10*time.Second, 50*time.Millisecond)
+	time.Sleep(2 * time.Second)
+	out, err = script(t, dir, "closeClient.sh")
+	require.NoError(t, err, out)
+	require.Contains(t, out, "stopped clients")
+	for _, p := range clients {
+		require.False(t, alive(p), "client %d still runs", p)
+		b, err := os.ReadFile(filepath.Join(dir, "client."+strconv.Itoa(p)+".json"))
+		require.NoError(t, err, "summary of client %d", p)
+		var sum clientSummary
+		require.NoError(t, json.Unmarshal(b, &sum))
+		require.Greater(t, sum.CommittedTx, uint64(0), "client %d summary: %s", p, b)
+	}
+	require.NoFileExists(t, filepath.Join(dir, "clients.pid"))
+
+	out, err = script(t, dir, "runClient.sh", "--wait", "1", "-duration", "2")
+	require.NoError(t, err, out)
+	require.Contains(t, out, "committed")
+
+	out, err = script(t, dir, "stop.sh")
+	require.NoError(t, err, out)
+	require.Contains(t, out, "stopped server")
+	require.False(t, alive(server[0]), "server still runs")
+	require.NoFileExists(t, filepath.Join(dir, "server.pid"))
+
+	out, err = script(t, dir, "stop.sh")
+	require.NoError(t, err, out)
+	require.Contains(t, out, "no server running")
+
+	out, err = script(t, dir, "runClient.sh", "zero")
+	require.Error(t, err)
+	require.Contains(t, out, "usage")
+}
