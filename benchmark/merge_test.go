@@ -28,7 +28,7 @@ func TestMergeIsExact(t *testing.T) {
 		r := Result{
 			Start: start.Add(time.Duration(c) * time.Second), End: start.Add(time.Duration(10+c) * time.Second),
 			CommittedTx: int64(1000 * (c + 1)), Batches: int64(10 * (c + 1)),
-			Errors:     map[string]int64{"timeout": int64(c)}, ErrorsTotal: int64(c),
+			Errors: map[string]int64{"timeout": int64(c)}, ErrorsTotal: int64(c),
 			PerReplica: map[string]int64{"1": int64(1000 * (c + 1))},
 			Latency:    h.Summary(), LatencyHistogram: h.Export(),
 			Settings: Settings{Concurrency: 4, Targets: []Target{{ID: 1, Addr: "a"}}},

@@ -57,7 +57,7 @@ type Core struct {
 	engine    consensus.Engine
 	mp        mempool.Mempool
 	obs       Observer
-	txObs     TxObserver // obs, when it wants transactions
+	txObs     TxObserver     // obs, when it wants transactions
 	queue     []*types.Block // committed, waiting for data to be delivered in order
 	delivered *idSet
 	local     map[types.Hash]*localTx
@@ -296,7 +296,7 @@ func (c *Core) deliver(b *types.Block, txs []types.Tx) {
 
 type nopObserver struct{}
 
-func (nopObserver) Event(consensus.Event)                                {}
+func (nopObserver) Event(consensus.Event)                             {}
 func (nopObserver) Delivered(*types.Block, int, int, []time.Duration) {}
 
 // idSet remembers recently delivered transaction IDs in two generations of up to size each, so

@@ -104,7 +104,9 @@ type QC struct {
 // Kind is not a message kind: QCs travel inside blocks and timeouts.
 
 // IsGenesis reports whether q is the genesis certificate.
-func (q *QC) IsGenesis() bool { return q.View == 0 && q.BlockID == Genesis().ID() && q.Signers.Count() == 0 }
+func (q *QC) IsGenesis() bool {
+	return q.View == 0 && q.BlockID == Genesis().ID() && q.Signers.Count() == 0
+}
 
 // SignerIDs lists the signers in ascending order.
 func SignerIDs(bm bitmap.Bitmap) []NodeID {
