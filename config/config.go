@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"reflect"
 	"sort"
 	"strings"
 )
@@ -243,29 +244,58 @@ func Parse(data []byte) (Config, error) {
 }
 
 // checkKeys refuses dead keys with their hint before the strict decoder reports them as unknown.
+// checkKeys refuses what encoding/json would let through: dead keys (with their hint), and keys
+// that match a field only case-insensitively ("Timeout" for "timeout"), which json accepts.
 func checkKeys(data []byte) ([]string, error) {
 	var top map[string]json.RawMessage
 	if err := json.Unmarshal(data, &top); err != nil {
+		var typ *json.UnmarshalTypeError
+		if errors.As(err, &typ) && typ.Field == "" {
+			return nil, fmt.Errorf("the configuration must be a JSON object, not JSON %s", typ.Value)
+		}
 		return nil, describeJSONError(data, err)
 	}
+	if top == nil {
+		return nil, errors.New("the configuration must be a JSON object, not null")
+	}
 	keys := sortedKeys(top)
-	for _, k := range keys {
-		if hint, ok := deadKeys[k]; ok {
-			return nil, fmt.Errorf("key %q is no longer used: %s", k, hint)
-		}
+	if err := checkNames("", keys, jsonNames(reflect.TypeOf(Config{})), deadKeys); err != nil {
+		return nil, err
 	}
 	if raw, ok := top["benchmark"]; ok {
 		var bench map[string]json.RawMessage
-		if err := json.Unmarshal(raw, &bench); err != nil {
-			return nil, fmt.Errorf("benchmark: must be an object: %w", err)
+		if err := json.Unmarshal(raw, &bench); err != nil || bench == nil {
+			return nil, errors.New(`key "benchmark" must be an object`)
 		}
-		for _, k := range sortedKeys(bench) {
-			if hint, ok := deadBenchmarkKeys[k]; ok {
-				return nil, fmt.Errorf("key \"benchmark.%s\" is no longer used: %s", k, hint)
-			}
+		if err := checkNames("benchmark.", sortedKeys(bench), jsonNames(reflect.TypeOf(Benchmark{})), deadBenchmarkKeys); err != nil {
+			return nil, err
 		}
 	}
 	return keys, nil
+}
+
+func checkNames(prefix string, keys []string, known map[string]bool, dead map[string]string) error {
+	for _, k := range keys {
+		if hint, ok := dead[k]; ok {
+			return fmt.Errorf("key %q is no longer used: %s", prefix+k, hint)
+		}
+		if !known[k] {
+			return fmt.Errorf("unknown key %q (keys are case-sensitive; see the configuration reference in README.md)", prefix+k)
+		}
+	}
+	return nil
+}
+
+// jsonNames lists the JSON keys of a struct type.
+func jsonNames(t reflect.Type) map[string]bool {
+	names := make(map[string]bool, t.NumField())
+	for i := 0; i < t.NumField(); i++ {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		if name != "" && name != "-" {
+			names[name] = true
+		}
+	}
+	return names
 }
 
 func sortedKeys(m map[string]json.RawMessage) []string {
@@ -280,7 +310,7 @@ func sortedKeys(m map[string]json.RawMessage) []string {
 func describeJSONError(data []byte, err error) error {
 	var syn *json.SyntaxError
 	if errors.As(err, &syn) {
-		line, col := position(data, syn.Offset)
+		line, col := position(data, syn.Offset-1) // json's offset is just past the offending byte
 		return fmt.Errorf("invalid JSON at line %d column %d: %v", line, col, err)
 	}
 	var typ *json.UnmarshalTypeError
@@ -295,6 +325,7 @@ func describeJSONError(data []byte, err error) error {
 	return err
 }
 
+// position returns the 1-based line and column after offset bytes of data.
 func position(data []byte, offset int64) (line, col int) {
 	line, col = 1, 1
 	for i := int64(0); i < offset && i < int64(len(data)); i++ {

@@ -48,7 +48,10 @@ func ParseIPs(r io.Reader) ([]string, error) {
 		if text == "" {
 			continue
 		}
-		if strings.ContainsAny(text, " \t/") {
+		if strings.IndexFunc(text, func(r rune) bool { return r < 0x21 || r == 0x7f }) >= 0 {
+			return nil, fmt.Errorf("line %d: %q is not a host name or IP address (white space or a control character; one host per line)", line, text)
+		}
+		if strings.ContainsAny(text, "/") {
 			return nil, fmt.Errorf("line %d: %q is not a host name or IP address", line, text)
 		}
 		if strings.Contains(text, ":") && net.ParseIP(text) == nil {

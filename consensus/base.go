@@ -285,14 +285,29 @@ func (b *Base) OnTimeout(from types.NodeID, t *types.Timeout) {
 		b.ProcessTC(tc)
 		return
 	}
-	// f+1 timeouts for a view mean an honest replica gave up on it: join, so that a TC forms even
-	// when this replica's timer runs late.
-	if count > b.F && t.View >= b.View && !b.PM.Sent(t.View) {
-		if t.View > b.View {
-			b.EnterView(t.View, "timeouts")
+	// f+1 timeouts for a view mean an honest replica gave up on it. Join, so that a TC forms even
+	// when this replica's timer runs late, or when this replica left the view by voting while the
+	// others never saw the proposal: without its signature the TC could be one short for good.
+	if count > b.F && !b.PM.Sent(t.View) {
+		switch {
+		case t.View >= b.View:
+			if t.View > b.View {
+				b.EnterView(t.View, "timeouts")
+			}
+			b.SendTimeout(t.View)
+		case t.View > b.certifiedView():
+			b.SendTimeout(t.View)
 		}
-		b.SendTimeout(t.View)
 	}
+}
+
+// certifiedView is the newest view this replica holds a QC or TC for.
+func (b *Base) certifiedView() types.View {
+	v := b.rules.HighCert().View
+	if b.LastTC != nil && b.LastTC.View > v {
+		v = b.LastTC.View
+	}
+	return v
 }
 
 // OnTC verifies a TC from a peer and processes it.

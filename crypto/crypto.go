@@ -82,8 +82,8 @@ func (v *KeyVerifier) N() int { return len(v.pubs) - 1 }
 
 // Verify implements Verifier.
 func (v *KeyVerifier) Verify(id types.NodeID, digest types.Hash, sig []byte) bool {
-	if id < 1 || int(id) >= len(v.pubs) || len(sig) != types.SigSize {
-		return false
+	if id < 1 || int(id) >= len(v.pubs) || len(sig) != types.SigSize || sig[64] > 1 {
+		return false // one byte string per signature: the recovery byte is 0 or 1
 	}
 	return ethcrypto.VerifySignature(v.pubs[id], digest[:], sig[:64])
 }

@@ -3,6 +3,7 @@ package types
 import (
 	"errors"
 	"fmt"
+	"reflect"
 
 	"github.com/ethereum/go-ethereum/rlp"
 	"github.com/kelindar/bitmap"
@@ -78,6 +79,9 @@ func Decode(frame []byte) (Message, error) {
 // Validate checks a message's structure: sizes, signature lengths, signer sets, node IDs. It does
 // not check signatures (that needs keys) nor protocol rules (that needs state).
 func Validate(m Message) error {
+	if isNil(m) {
+		return errors.New("codec: nil message")
+	}
 	var err error
 	switch m := m.(type) {
 	case *Block:
@@ -104,8 +108,6 @@ func Validate(m Message) error {
 		}
 	case *TxForward:
 		err = checkTxs(m.Txs)
-	case nil:
-		err = errors.New("nil message")
 	default:
 		err = fmt.Errorf("unknown message type %T", m)
 	}
@@ -171,4 +173,13 @@ func validateCert(signers bitmap.Bitmap, sigs [][]byte) error {
 		}
 	}
 	return nil
+}
+
+// isNil reports a nil interface or a typed nil pointer inside it.
+func isNil(m Message) bool {
+	if m == nil {
+		return true
+	}
+	v := reflect.ValueOf(m)
+	return v.Kind() == reflect.Pointer && v.IsNil()
 }

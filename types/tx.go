@@ -74,13 +74,14 @@ func DecodeBatch(body []byte, maxTxs, maxTxSize int) ([]Tx, error) {
 	if len(body) == 0 {
 		return nil, ErrEmptyBatch
 	}
+	maxTxs, maxTxSize = max(maxTxs, 0), max(maxTxSize, 0)
 	txs := make([]Tx, 0, min(maxTxs, 1+len(body)/64))
 	for off := 0; off < len(body); {
 		if len(txs) == maxTxs {
 			return nil, fmt.Errorf("batch: more than %d transactions", maxTxs)
 		}
 		n, k := binary.Uvarint(body[off:])
-		if k <= 0 {
+		if k <= 0 || k != uvarintLen(n) {
 			return nil, fmt.Errorf("batch: record %d: bad length prefix at byte %d", len(txs)+1, off)
 		}
 		off += k
@@ -97,4 +98,14 @@ func DecodeBatch(body []byte, maxTxs, maxTxSize int) ([]Tx, error) {
 		off += int(n)
 	}
 	return txs, nil
+}
+
+// uvarintLen is the length of the minimal uvarint encoding of n; longer encodings are refused so
+// that every batch has exactly one encoding.
+func uvarintLen(n uint64) int {
+	k := 1
+	for ; n >= 0x80; n >>= 7 {
+		k++
+	}
+	return k
 }
