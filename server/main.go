@@ -46,7 +46,6 @@ func run() int {
 	ipsPath := flag.String("ips", "ips.txt", "replica hosts, one per line")
 	algorithm := flag.String("algorithm", "hotstuff", "protocol: "+strings.Join(config.PresetNames(), ", "))
 	logLevel := flag.String("log_level", "info", "debug, info, warn or error")
-	_ = flag.String("keys", "", "directory of node key files (deployments; simulations derive keys from the config seed)")
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "usage: server -sim [flags]\n\nflags:\n")
 		flag.PrintDefaults()

@@ -1,0 +1,153 @@
+package mempool
+
+import (
+	"encoding/binary"
+	"math/rand"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/stratusbft/stratus/consensus"
+	"github.com/stratusbft/stratus/crypto"
+	"github.com/stratusbft/stratus/types"
+)
+
+// testEnv records what a mempool sends and the timers it sets.
+type testEnv struct {
+	self   types.NodeID
+	n      int
+	now    time.Time
+	sent   []sentMsg
+	timers []consensus.Timer
+}
+
+type sentMsg struct {
+	to types.NodeID // 0 = broadcast
+	m  types.Message
+}
+
+func (e *testEnv) Self() types.NodeID                    { return e.self }
+func (e *testEnv) N() int                                { return e.n }
+func (e *testEnv) Now() time.Time                        { return e.now }
+func (e *testEnv) Send(to types.NodeID, m types.Message) { e.sent = append(e.sent, sentMsg{to, m}) }
+func (e *testEnv) Broadcast(m types.Message)             { e.sent = append(e.sent, sentMsg{0, m}) }
+func (e *testEnv) SetTimer(_ time.Duration, t consensus.Timer) {
+	e.timers = append(e.timers, t)
+}
+func (e *testEnv) Signer() crypto.Signer     { return nil }
+func (e *testEnv) Verifier() crypto.Verifier { return nil }
+func (e *testEnv) Rand() *rand.Rand          { return rand.New(rand.NewSource(1)) }
+
+func txs(tag byte, from, n int) []types.Tx {
+	out := make([]types.Tx, n)
+	for i := range out {
+		b := make([]byte, 16)
+		b[0] = tag
+		binary.BigEndian.PutUint64(b[8:], uint64(from+i))
+		out[i] = types.NewTx(b)
+	}
+	return out
+}
+
+func ids(ts []types.Tx) []types.Hash {
+	out := make([]types.Hash, len(ts))
+	for i, t := range ts {
+		out[i] = t.ID()
+	}
+	return out
+}
+
+func TestNativeProposesInOrderUpToBSize(t *testing.T) {
+	env := &testEnv{self: 1, n: 4}
+	m := NewNative(env, NativeConfig{BSize: 3, MemSize: 1 << 20})
+	require.False(t, m.Ready())
+	in := txs('a', 0, 5)
+	require.NoError(t, m.AddTxs(in))
+	require.NoError(t, m.AddTxs(in[:2]), "re-adding held transactions is a no-op")
+	require.True(t, m.Ready())
+	p1 := m.MakePayload()
+	require.Equal(t, ids(in[:3]), ids(p1.Txs))
+	p2 := m.MakePayload()
+	require.Equal(t, ids(in[3:]), ids(p2.Txs))
+	require.False(t, m.Ready())
+	require.Empty(t, m.MakePayload().Txs)
+	require.Equal(t, Gauges{PendingTxs: 0, PendingBytes: 5 * 16, InFlightTxs: 5}, m.Gauges())
+}
+
+func TestNativeFullRefusesWholeBatch(t *testing.T) {
+	m := NewNative(&testEnv{self: 1, n: 4}, NativeConfig{BSize: 10, MemSize: 16 * 4})
+	require.NoError(t, m.AddTxs(txs('a', 0, 3)))
+	err := m.AddTxs(txs('b', 0, 2))
+	require.ErrorIs(t, err, ErrFull)
+	require.ErrorContains(t, err, "holds 48 bytes, batch adds 32, memsize is 64")
+	require.Equal(t, 3, m.Gauges().PendingTxs, "nothing of a refused batch is kept")
+	// Committing frees room.
+	p := m.MakePayload()
+	m.Committed(p)
+	require.NoError(t, m.AddTxs(txs('b', 0, 2)))
+	require.Equal(t, Gauges{PendingTxs: 2, PendingBytes: 32}, m.Gauges())
+}
+
+func TestNativeRequeuesOwnOrphanedPayload(t *testing.T) {
+	m := NewNative(&testEnv{self: 1, n: 4}, NativeConfig{BSize: 2, MemSize: 1 << 20})
+	in := txs('a', 0, 4)
+	require.NoError(t, m.AddTxs(in))
+	p1 := m.MakePayload()
+	m.Requeue(p1)
+	// The orphaned payload goes back to the front, ahead of what was never proposed.
+	require.Equal(t, ids(in[:2]), ids(m.MakePayload().Txs))
+	require.Equal(t, ids(in[2:]), ids(m.MakePayload().Txs))
+	// A payload proposed by someone else is not ours to requeue.
+	other := &types.Payload{Txs: txs('z', 0, 2)}
+	m.Requeue(other)
+	require.False(t, m.Ready())
+	// Committed transactions are forgotten, also when they sat in the queue.
+	require.NoError(t, m.AddTxs(txs('c', 0, 1)))
+	m.Committed(&types.Payload{Txs: txs('c', 0, 1)})
+	require.False(t, m.Ready())
+	require.Empty(t, m.MakePayload().Txs)
+}
+
+func TestNativeCheckPayload(t *testing.T) {
+	m := NewNative(&testEnv{self: 1, n: 4}, NativeConfig{BSize: 3, MemSize: 1 << 20})
+	v, err := m.CheckPayload(&types.Payload{Txs: txs('a', 0, 3)}, 2)
+	require.NoError(t, err)
+	require.Equal(t, consensus.Accept, v)
+	v, err = m.CheckPayload(&types.Payload{Txs: txs('a', 0, 4)}, 2)
+	require.Equal(t, consensus.Reject, v)
+	require.ErrorContains(t, err, "bsize is 3")
+	dup := txs('a', 0, 2)
+	v, err = m.CheckPayload(&types.Payload{Txs: append(dup, dup[0])}, 2)
+	require.Equal(t, consensus.Reject, v)
+	require.ErrorContains(t, err, "appears twice")
+}
+
+// With a static leader, other replicas forward to it and forward again what did not commit in
+// time; the leader proposes what it received.
+func TestNativeForwardsToStaticLeader(t *testing.T) {
+	env := &testEnv{self: 2, n: 4, now: time.Unix(100, 0)}
+	m := NewNative(env, NativeConfig{BSize: 10, MemSize: 1 << 20, Master: 1, Retry: time.Second})
+	in := txs('a', 0, 3)
+	require.NoError(t, m.AddTxs(in))
+	require.False(t, m.Ready(), "a non-leader does not propose")
+	require.Len(t, env.sent, 1)
+	require.Equal(t, types.NodeID(1), env.sent[0].to)
+	fw := env.sent[0].m.(*types.TxForward)
+	require.Equal(t, ids(in), ids(fw.Txs))
+	require.Len(t, env.timers, 1)
+
+	// One of them commits; after Retry the other two are forwarded again.
+	m.Committed(&types.Payload{Txs: in[:1]})
+	env.now = env.now.Add(time.Second)
+	m.OnTimer(env.timers[0])
+	require.Len(t, env.sent, 2)
+	require.Equal(t, ids(in[1:]), ids(env.sent[1].m.(*types.TxForward).Txs))
+
+	// The leader side.
+	lenv := &testEnv{self: 1, n: 4}
+	leader := NewNative(lenv, NativeConfig{BSize: 10, MemSize: 16 * 2, Master: 1})
+	leader.OnMessage(2, fw)
+	require.True(t, leader.Ready())
+	require.Equal(t, ids(in[:2]), ids(leader.MakePayload().Txs), "beyond memsize the leader drops; the origin forwards again")
+}
