@@ -108,7 +108,7 @@ func (s *Syncer) Resolved(id types.Hash) []*types.Block {
 // Pending reports whether id is being fetched.
 func (s *Syncer) Pending(id types.Hash) bool { _, ok := s.requests[id]; return ok }
 
-// OnTimer asks the next peer, up to two rounds over all peers, then gives up on the block and
+// OnTimer asks the next peer, for about two rounds over all peers, then gives up on the block and
 // drops what waited for it.
 func (s *Syncer) OnTimer(t SyncTimer) {
 	req := s.requests[t.ID]
