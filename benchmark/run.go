@@ -155,7 +155,8 @@ func (r *runner) work(ctx context.Context, rng *rand.Rand) {
 		start := time.Now()
 		out := post(ctx, r.client, r.urls[target], body, batch[0], o.Timeout)
 		latency := time.Since(start)
-		if out.kind != ErrConnect {
+		if out.kind != ErrConnect && out.kind != errCancelled {
+			// An abandoned request may or may not have reached the replica; it is not counted.
 			r.sent.Add(int64(n))
 		}
 
