@@ -67,6 +67,7 @@ type Config struct {
 	MaxTxSize    int    `json:"max_tx_size"`   // largest transaction accepted from a client, bytes
 	Q            int    `json:"q"`             // PAB: acks that make a proof, in [f+1, 2f+1]; 0 = f+1
 	FetchTimeout int    `json:"fetch_timeout"` // ms before a missing-microblock request is sent to the next signer
+	PushTimeout  int    `json:"push_timeout"`  // ms after which a microblock without q acks is re-sent to the replicas that did not ack
 
 	// Dissemination.
 	Gossip       bool `json:"gossip"`       // gossip microblocks instead of broadcasting them
@@ -138,6 +139,7 @@ func Default() Config {
 		MaxTxSize:      64 << 10,
 		Q:              0,
 		FetchTimeout:   200,
+		PushTimeout:    500,
 		Gossip:         false,
 		Fanout:         3,
 		R:              3,

@@ -65,9 +65,7 @@ func (c Config) Validate(n int) error {
 	intIn("bsize", c.BSize, 1, 1_000_000)
 
 	switch ResolveMemType(c.MemType) {
-	case MemNative:
-	case MemSMP, MemStratus:
-		bad("mem_type", "%q is not implemented yet; use \"native\"", c.MemType)
+	case MemNative, MemSMP, MemStratus:
 	default:
 		bad("mem_type", "%q is not one of native, smp, stratus (aliases naive, ack)", c.MemType)
 	}
@@ -80,7 +78,15 @@ func (c Config) Validate(n int) error {
 		intIn("q", c.Q, f+1, Quorum(n))
 	}
 	intIn("fetch_timeout", c.FetchTimeout, 1, 600_000)
+	intIn("push_timeout", c.PushTimeout, 1, 600_000)
 
+	native := ResolveMemType(c.MemType) == MemNative
+	if c.Gossip && native {
+		bad("gossip", "gossip disseminates microblocks: set mem_type to smp or stratus (or use -algorithm s-hs-g)")
+	}
+	if c.LoadBalance && native {
+		bad("load_balance", "load balancing forwards microblocks: set mem_type to smp or stratus")
+	}
 	if c.Gossip {
 		intIn("fanout", c.Fanout, 1, max(1, n-1))
 		intIn("r", c.R, 1, 64)

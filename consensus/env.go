@@ -43,11 +43,11 @@ const (
 type Mempool interface {
 	// Ready reports whether MakePayload has something to propose.
 	Ready() bool
-	// MakePayload returns the payload for a block this replica proposes (possibly empty). What it
-	// takes is marked proposed until the block commits or is orphaned.
-	MakePayload() *types.Payload
-	// CheckPayload decides whether a block's payload may be voted for.
-	CheckPayload(p *types.Payload, proposer types.NodeID) (Verdict, error)
+	// MakePayload returns the payload for the block this replica proposes in view (possibly
+	// empty). What it takes is marked proposed until the block commits or is orphaned.
+	MakePayload(view types.View) *types.Payload
+	// CheckPayload decides whether block b's payload may be voted for.
+	CheckPayload(b *types.Block) (Verdict, error)
 }
 
 // Output receives what an engine decides. Calls happen inside engine handlers.
@@ -147,3 +147,59 @@ const (
 	RuleDuplicate = "duplicate-vote"
 	RuleCapacity  = "capacity"
 )
+
+// Mempool events (shared mempools).
+
+// MBCreated: this replica cut a microblock from its clients' transactions.
+type MBCreated struct {
+	Txs, Bytes int
+}
+
+// MBReceived: a microblock arrived by dissemination; Redundant when it was already held.
+type MBReceived struct {
+	Bytes     int
+	Redundant bool
+}
+
+// MBMissing: a microblock a proof or proposal refers to is not here and is being fetched.
+type MBMissing struct{}
+
+// MBFetched: a missing microblock arrived from a fetch.
+type MBFetched struct{}
+
+// MBStable: a microblock this replica pushed got q acks after StableTime.
+type MBStable struct {
+	StableTime time.Duration
+	Proxy      bool // pushed on behalf of another replica
+}
+
+// ProofChecked: a PAB proof was verified (OK) or rejected.
+type ProofChecked struct {
+	OK bool
+}
+
+// MBForwarded: a busy replica handed a microblock to a proxy.
+type MBForwarded struct {
+	Proxy types.NodeID
+}
+
+// MBDropped: a peer's microblock was refused, not stored and not acked.
+type MBDropped struct {
+	Reason string // "full", "stale"
+}
+
+// LoadChanged: the load estimate (stable-time percentile) changed the busy state.
+type LoadChanged struct {
+	Busy bool
+	Load time.Duration
+}
+
+func (MBCreated) event()    {}
+func (MBReceived) event()   {}
+func (MBMissing) event()    {}
+func (MBFetched) event()    {}
+func (MBStable) event()     {}
+func (ProofChecked) event() {}
+func (MBForwarded) event()  {}
+func (MBDropped) event()    {}
+func (LoadChanged) event()  {}

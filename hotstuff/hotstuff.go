@@ -126,7 +126,7 @@ func (e *Engine) TryPropose() {
 		Height:   parent.Height() + 1,
 		Parent:   parent.ID(),
 		QC:       e.highQC,
-		Payload:  e.Mempool.MakePayload(),
+		Payload:  e.Mempool.MakePayload(v),
 		Proposer: e.Self,
 	}
 	if e.highQC.View+1 != v {
@@ -161,7 +161,7 @@ func (e *Engine) BlockAdded(n *consensus.Node) {
 			fmt.Errorf("view %d is justified by neither its QC (view %d) nor a TC", b.View, b.QC.View))
 		return
 	}
-	verdict, err := e.Mempool.CheckPayload(b.Payload, b.Proposer)
+	verdict, err := e.Mempool.CheckPayload(b)
 	switch verdict {
 	case consensus.Wait:
 		e.PendingVote = n

@@ -1,10 +1,13 @@
-// Package mempool defines the Mempool a replica's engine proposes from and the variants: native
-// (transactions inside proposals). Mempools are deterministic state machines like the engines.
+// Package mempool defines the Mempool a replica's engine proposes from and its variants: native
+// (transactions inside proposals) and shared (microblocks disseminated by their creators: smp, and
+// stratus with provably available broadcast, gossip and distributed load balancing). Mempools are
+// deterministic state machines like the engines.
 package mempool
 
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/stratusbft/stratus/consensus"
 	"github.com/stratusbft/stratus/types"
@@ -20,22 +23,32 @@ type Mempool interface {
 	OnMessage(from types.NodeID, m types.Message)
 	// OnTimer handles a timer the mempool set.
 	OnTimer(t consensus.Timer)
-	// Resolve returns the transactions a committed payload orders, or false while data is missing
+	// Resolve returns the transactions a committed block orders, or false while data is missing
 	// (the mempool fetches it and the replica asks again after the next mempool event).
-	Resolve(p *types.Payload) ([]types.Tx, bool)
-	// Committed tells the mempool a payload was delivered: its contents are garbage now.
-	Committed(p *types.Payload)
+	Resolve(b *types.Block) ([]types.Tx, bool)
+	// Committed tells the mempool a block was delivered: its payload is garbage now.
+	Committed(b *types.Block)
 	// Requeue returns the payload of an orphaned block to the mempool so it is proposed again.
-	Requeue(p *types.Payload)
+	Requeue(b *types.Block)
+	// SetView tells the mempool the replica's current view.
+	SetView(v types.View)
 	// Gauges reports sizes for statistics.
 	Gauges() Gauges
 }
 
 // Gauges are a mempool's current sizes.
 type Gauges struct {
-	PendingTxs   int // transactions waiting to be proposed
-	PendingBytes int // bytes held, counted against memsize
-	InFlightTxs  int // transactions proposed and not yet committed
+	PendingTxs   int // own transactions waiting to be proposed (native) or batched (shared)
+	PendingBytes int // bytes of own transactions held, counted against memsize
+	InFlightTxs  int // own transactions on their way to commit
+	// Shared mempools.
+	Microblocks int           // microblocks known (held or referenced)
+	PeerBytes   int           // bytes of other replicas' microblocks held
+	Retained    int           // bytes of committed microblocks kept for replicas still fetching them
+	Fetching    int           // microblocks being fetched
+	Busy        bool          // load balancing: this replica forwards its microblocks
+	Load        time.Duration // load balancing: the stable-time estimate
+	Banned      int           // load balancing: proxies banned
 }
 
 // ErrFull is wrapped by AddTxs when accepting the transactions would exceed memsize.

@@ -150,7 +150,7 @@ func (m *Native) OnTimer(t consensus.Timer) {
 func (m *Native) Ready() bool { return m.live > 0 }
 
 // MakePayload implements consensus.Mempool: up to bsize pending transactions, oldest first.
-func (m *Native) MakePayload() *types.Payload {
+func (m *Native) MakePayload(types.View) *types.Payload {
 	n := min(m.live, m.cfg.BSize)
 	txs := make([]types.Tx, 0, n)
 	for len(txs) < n {
@@ -170,7 +170,11 @@ func (m *Native) MakePayload() *types.Payload {
 }
 
 // CheckPayload implements consensus.Mempool: at most bsize transactions, none twice.
-func (m *Native) CheckPayload(p *types.Payload, _ types.NodeID) (consensus.Verdict, error) {
+func (m *Native) CheckPayload(b *types.Block) (consensus.Verdict, error) {
+	p := b.Payload
+	if len(p.Refs) > 0 {
+		return consensus.Reject, fmt.Errorf("payload references %d microblocks; the native mempool carries transactions", len(p.Refs))
+	}
 	if len(p.Txs) > m.cfg.BSize {
 		return consensus.Reject, fmt.Errorf("payload has %d transactions, bsize is %d", len(p.Txs), m.cfg.BSize)
 	}
@@ -185,11 +189,11 @@ func (m *Native) CheckPayload(p *types.Payload, _ types.NodeID) (consensus.Verdi
 }
 
 // Resolve implements Mempool: native payloads carry their transactions.
-func (m *Native) Resolve(p *types.Payload) ([]types.Tx, bool) { return p.Txs, true }
+func (m *Native) Resolve(b *types.Block) ([]types.Tx, bool) { return b.Payload.Txs, true }
 
 // Committed implements Mempool.
-func (m *Native) Committed(p *types.Payload) {
-	for _, t := range p.Txs {
+func (m *Native) Committed(b *types.Block) {
+	for _, t := range b.Payload.Txs {
 		h := m.held[t.ID()]
 		if h == nil {
 			continue
@@ -203,9 +207,9 @@ func (m *Native) Committed(p *types.Payload) {
 }
 
 // Requeue implements Mempool: this replica's own proposed transactions go back to the front.
-func (m *Native) Requeue(p *types.Payload) {
+func (m *Native) Requeue(b *types.Block) {
 	var back []types.Tx
-	for _, t := range p.Txs {
+	for _, t := range b.Payload.Txs {
 		if h := m.held[t.ID()]; h != nil && h.state == stateProposed {
 			h.state = statePending
 			back = append(back, t)
@@ -214,6 +218,9 @@ func (m *Native) Requeue(p *types.Payload) {
 	m.queue.pushFront(back)
 	m.live += len(back)
 }
+
+// SetView implements Mempool; the native mempool does not depend on views.
+func (m *Native) SetView(types.View) {}
 
 // Gauges implements Mempool.
 func (m *Native) Gauges() Gauges {

@@ -66,12 +66,12 @@ func TestNativeProposesInOrderUpToBSize(t *testing.T) {
 	require.NoError(t, m.AddTxs(in))
 	require.NoError(t, m.AddTxs(in[:2]), "re-adding held transactions is a no-op")
 	require.True(t, m.Ready())
-	p1 := m.MakePayload()
+	p1 := m.MakePayload(1)
 	require.Equal(t, ids(in[:3]), ids(p1.Txs))
-	p2 := m.MakePayload()
+	p2 := m.MakePayload(1)
 	require.Equal(t, ids(in[3:]), ids(p2.Txs))
 	require.False(t, m.Ready())
-	require.Empty(t, m.MakePayload().Txs)
+	require.Empty(t, m.MakePayload(1).Txs)
 	require.Equal(t, Gauges{PendingTxs: 0, PendingBytes: 5 * 16, InFlightTxs: 5}, m.Gauges())
 }
 
@@ -83,8 +83,8 @@ func TestNativeFullRefusesWholeBatch(t *testing.T) {
 	require.ErrorContains(t, err, "holds 48 bytes, batch adds 32, memsize is 64")
 	require.Equal(t, 3, m.Gauges().PendingTxs, "nothing of a refused batch is kept")
 	// Committing frees room.
-	p := m.MakePayload()
-	m.Committed(p)
+	p := m.MakePayload(1)
+	m.Committed(&types.Block{Payload: p})
 	require.NoError(t, m.AddTxs(txs('b', 0, 2)))
 	require.Equal(t, Gauges{PendingTxs: 2, PendingBytes: 32}, m.Gauges())
 }
@@ -93,32 +93,32 @@ func TestNativeRequeuesOwnOrphanedPayload(t *testing.T) {
 	m := NewNative(&testEnv{self: 1, n: 4}, NativeConfig{BSize: 2, MemSize: 1 << 20})
 	in := txs('a', 0, 4)
 	require.NoError(t, m.AddTxs(in))
-	p1 := m.MakePayload()
-	m.Requeue(p1)
+	p1 := m.MakePayload(1)
+	m.Requeue(&types.Block{Payload: p1})
 	// The orphaned payload goes back to the front, ahead of what was never proposed.
-	require.Equal(t, ids(in[:2]), ids(m.MakePayload().Txs))
-	require.Equal(t, ids(in[2:]), ids(m.MakePayload().Txs))
+	require.Equal(t, ids(in[:2]), ids(m.MakePayload(1).Txs))
+	require.Equal(t, ids(in[2:]), ids(m.MakePayload(1).Txs))
 	// A payload proposed by someone else is not ours to requeue.
 	other := &types.Payload{Txs: txs('z', 0, 2)}
-	m.Requeue(other)
+	m.Requeue(&types.Block{Payload: other})
 	require.False(t, m.Ready())
 	// Committed transactions are forgotten, also when they sat in the queue.
 	require.NoError(t, m.AddTxs(txs('c', 0, 1)))
-	m.Committed(&types.Payload{Txs: txs('c', 0, 1)})
+	m.Committed(&types.Block{Payload: &types.Payload{Txs: txs('c', 0, 1)}})
 	require.False(t, m.Ready())
-	require.Empty(t, m.MakePayload().Txs)
+	require.Empty(t, m.MakePayload(1).Txs)
 }
 
 func TestNativeCheckPayload(t *testing.T) {
 	m := NewNative(&testEnv{self: 1, n: 4}, NativeConfig{BSize: 3, MemSize: 1 << 20})
-	v, err := m.CheckPayload(&types.Payload{Txs: txs('a', 0, 3)}, 2)
+	v, err := m.CheckPayload(&types.Block{Proposer: 2, Payload: &types.Payload{Txs: txs('a', 0, 3)}})
 	require.NoError(t, err)
 	require.Equal(t, consensus.Accept, v)
-	v, err = m.CheckPayload(&types.Payload{Txs: txs('a', 0, 4)}, 2)
+	v, err = m.CheckPayload(&types.Block{Proposer: 2, Payload: &types.Payload{Txs: txs('a', 0, 4)}})
 	require.Equal(t, consensus.Reject, v)
 	require.ErrorContains(t, err, "bsize is 3")
 	dup := txs('a', 0, 2)
-	v, err = m.CheckPayload(&types.Payload{Txs: append(dup, dup[0])}, 2)
+	v, err = m.CheckPayload(&types.Block{Proposer: 2, Payload: &types.Payload{Txs: append(dup, dup[0])}})
 	require.Equal(t, consensus.Reject, v)
 	require.ErrorContains(t, err, "appears twice")
 }
@@ -138,7 +138,7 @@ func TestNativeForwardsToStaticLeader(t *testing.T) {
 	require.Len(t, env.timers, 1)
 
 	// One of them commits; after Retry the other two are forwarded again.
-	m.Committed(&types.Payload{Txs: in[:1]})
+	m.Committed(&types.Block{Payload: &types.Payload{Txs: in[:1]}})
 	env.now = env.now.Add(time.Second)
 	m.OnTimer(env.timers[0])
 	require.Len(t, env.sent, 2)
@@ -149,5 +149,5 @@ func TestNativeForwardsToStaticLeader(t *testing.T) {
 	leader := NewNative(lenv, NativeConfig{BSize: 10, MemSize: 16 * 2, Master: 1})
 	leader.OnMessage(2, fw)
 	require.True(t, leader.Ready())
-	require.Equal(t, ids(in[:2]), ids(leader.MakePayload().Txs), "beyond memsize the leader drops; the origin forwards again")
+	require.Equal(t, ids(in[:2]), ids(leader.MakePayload(1).Txs), "beyond memsize the leader drops; the origin forwards again")
 }

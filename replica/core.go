@@ -95,6 +95,8 @@ type Spec struct {
 	BSize          int
 	MemSize        int
 	DedupWindow    int // delivered transaction IDs remembered to drop duplicates (per generation)
+	// Shared configures the smp and stratus mempools (BSize and MemSize come from above).
+	Shared mempool.SharedConfig
 }
 
 // NewCore builds a core. obs may be nil.
@@ -115,6 +117,12 @@ func NewCore(env consensus.Env, spec Spec, obs Observer) (*Core, error) {
 		c.mp = mempool.NewNative(menv, mempool.NativeConfig{
 			BSize: spec.BSize, MemSize: spec.MemSize, Master: spec.Master, Retry: 2 * spec.Timeout,
 		})
+	case "smp", "stratus":
+		sc := spec.Shared
+		sc.PAB = spec.MemType == "stratus"
+		sc.BSize, sc.MemSize = spec.BSize, spec.MemSize
+		sc.Events = c.obs.Event
+		c.mp = mempool.NewShared(menv, sc)
 	default:
 		return nil, fmt.Errorf("replica: mempool %q is not available", spec.MemType)
 	}
@@ -235,23 +243,28 @@ func (c *Core) Commit(b *types.Block) {
 
 // Orphan implements consensus.Output: the payload goes back to the mempool.
 func (c *Core) Orphan(b *types.Block) {
-	c.mp.Requeue(b.Payload)
+	c.mp.Requeue(b)
 	c.dirty = true
 }
 
 // Event implements consensus.Output.
-func (c *Core) Event(e consensus.Event) { c.obs.Event(e) }
+func (c *Core) Event(e consensus.Event) {
+	if vc, ok := e.(consensus.ViewChange); ok {
+		c.mp.SetView(vc.View)
+	}
+	c.obs.Event(e)
+}
 
 // drain delivers committed blocks in order while their data is present.
 func (c *Core) drain() {
 	for len(c.queue) > 0 {
 		b := c.queue[0]
-		txs, ok := c.mp.Resolve(b.Payload)
+		txs, ok := c.mp.Resolve(b)
 		if !ok {
 			return
 		}
 		c.deliver(b, txs)
-		c.mp.Committed(b.Payload)
+		c.mp.Committed(b)
 		c.queue[0] = nil
 		c.queue = c.queue[1:]
 		c.dirty = true

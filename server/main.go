@@ -171,16 +171,7 @@ func startSim(cfg config.Config, algorithm, engine string, nodes []config.Node, 
 		Jitter: time.Duration(cfg.DErr) * time.Millisecond,
 		Seed:   cfg.Seed,
 	})
-	spec := replica.Spec{
-		Engine:         engine,
-		MemType:        cfg.MemType,
-		Master:         types.NodeID(cfg.MasterID()),
-		Timeout:        time.Duration(cfg.Timeout) * time.Millisecond,
-		ProposeTimeout: time.Duration(cfg.ProposeTimeout) * time.Millisecond,
-		BSize:          cfg.BSize,
-		MemSize:        cfg.MemSize,
-		DedupWindow:    1 << 18,
-	}
+	spec := replica.SpecFromConfig(cfg, engine, n)
 	workers := max(2, min(4, 8/n+1))
 	for i, s := range c.nodes {
 		ep := c.hub.Endpoint(s.id)

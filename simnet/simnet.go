@@ -24,6 +24,10 @@ type Options struct {
 	Jitter  time.Duration // uniform extra latency in [0, Jitter]
 	// Silent replicas crashed before the start: they send nothing and receive nothing.
 	Silent []types.NodeID
+	// Withhold replicas disseminate their microblocks to as few replicas as they can get away
+	// with (the "missing" strategy): under PAB to q-1 others, just enough for a proof; under smp
+	// to the current leader only.
+	Withhold []types.NodeID
 }
 
 // Sim is one simulation run.
@@ -43,11 +47,12 @@ type Sim struct {
 
 // Node is a simulated replica.
 type Node struct {
-	ID     types.NodeID
-	Core   *replica.Core
-	Silent bool
-	sim    *Sim
-	rng    *rand.Rand
+	ID       types.NodeID
+	Core     *replica.Core
+	Silent   bool
+	Withhold bool
+	sim      *Sim
+	rng      *rand.Rand
 	// Delivered lists, in order, the blocks and transactions this replica delivered.
 	Blocks []types.Hash
 	Txs    []types.Hash
@@ -74,13 +79,18 @@ func New(opts Options) (*Sim, error) {
 	for _, id := range opts.Silent {
 		silent[id] = true
 	}
+	withhold := make(map[types.NodeID]bool)
+	for _, id := range opts.Withhold {
+		withhold[id] = true
+	}
 	for i := 0; i < opts.N; i++ {
 		n := &Node{
-			ID:     types.NodeID(i + 1),
-			Silent: silent[types.NodeID(i+1)],
-			sim:    s,
-			rng:    rand.New(rand.NewSource(opts.Seed*7919 + int64(i))),
-			voted:  make(map[types.View]bool),
+			ID:       types.NodeID(i + 1),
+			Silent:   silent[types.NodeID(i+1)],
+			Withhold: withhold[types.NodeID(i+1)],
+			sim:      s,
+			rng:      rand.New(rand.NewSource(opts.Seed*7919 + int64(i))),
+			voted:    make(map[types.View]bool),
 		}
 		core, err := replica.NewCore(&nodeEnv{n: n}, opts.Spec, n)
 		if err != nil {
@@ -187,7 +197,7 @@ func (s *Sim) send(from *Node, to types.NodeID, m types.Message) {
 		return
 	}
 	dst := s.Node(to)
-	if from.Silent || dst.Silent {
+	if from.Silent || dst.Silent || (from.Withhold && !s.withholdAllows(from, to, m)) {
 		return
 	}
 	d := s.opts.Latency
@@ -201,6 +211,25 @@ func (s *Sim) send(from *Node, to types.NodeID, m types.Message) {
 		}
 		dst.Core.Handle(from.ID, m)
 	})
+}
+
+// withholdAllows is the "missing" strategy: microblocks go to the fewest replicas that still let
+// them into proposals. Everything else is sent as usual.
+func (s *Sim) withholdAllows(from *Node, to types.NodeID, m types.Message) bool {
+	mb, ok := m.(*types.MicroBlock)
+	if !ok || mb.Creator != from.ID {
+		return true
+	}
+	if s.opts.Spec.MemType == "smp" {
+		return to == from.Core.Status().Leader
+	}
+	// PAB: the q-1 lowest other IDs; with the creator's own ack that makes q.
+	q := s.opts.Spec.Shared.Q
+	rank := int(to)
+	if to > from.ID {
+		rank--
+	}
+	return rank <= q-1
 }
 
 // Observer side of a node: the checker sees every delivery and event.

@@ -22,6 +22,12 @@ func seeds() []int64 {
 	return []int64{1, 2, 3}
 }
 
+// firstSeeds returns at most k of the seeds.
+func firstSeeds(k int) []int64 {
+	s := seeds()
+	return s[:min(k, len(s))]
+}
+
 func spec(engine string) replica.Spec {
 	return replica.Spec{
 		Engine:         engine,

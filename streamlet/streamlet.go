@@ -136,7 +136,7 @@ func (e *Engine) BlockAdded(n *consensus.Node) {
 			fmt.Errorf("block %v of epoch %d does not extend a longest notarized chain", b.ID(), b.View))
 		return
 	}
-	verdict, err := e.Mempool.CheckPayload(b.Payload, b.Proposer)
+	verdict, err := e.Mempool.CheckPayload(b)
 	switch verdict {
 	case consensus.Wait:
 		e.PendingVote = n
@@ -260,7 +260,7 @@ func (e *Engine) TryPropose() {
 		Height:   parent.Height() + 1,
 		Parent:   parent.ID(),
 		QC:       parent.Cert,
-		Payload:  e.Mempool.MakePayload(),
+		Payload:  e.Mempool.MakePayload(v),
 		Proposer: e.Self,
 	}
 	b.Sig = e.Env.Signer().Sign(b.ID())

@@ -6,33 +6,34 @@ import (
 	"github.com/kelindar/bitmap"
 )
 
-// Payload is what a block orders: inline transactions (native mempool). Engines treat it as opaque
-// and ask the mempool about it.
+// Payload is what a block orders: inline transactions (native mempool) or references to
+// microblocks (shared mempools), never both. Engines treat it as opaque and ask the mempool.
 type Payload struct {
-	Txs []Tx
+	Txs  []Tx
+	Refs []MBRef
 
 	once   sync.Once
 	digest Hash
 }
 
-// Digest commits to the payload's content; it is part of the block ID.
+// Digest commits to the payload's content; it is part of the block ID. Proofs are evidence, not
+// content: they are checked, not hashed.
 func (p *Payload) Digest() Hash {
 	p.once.Do(func() {
-		p.digest = hashList("payload/txs", len(p.Txs), func(i int) Hash { return p.Txs[i].ID() })
+		txs := hashList([]byte("payload/txs\x00"), len(p.Txs), func(i int) Hash { return p.Txs[i].ID() })
+		refs := hashList([]byte("payload/refs\x00"), len(p.Refs), func(i int) Hash { return p.Refs[i].ID })
+		p.digest = Keccak(txs[:], refs[:])
 	})
 	return p.digest
 }
 
-// Len is the number of items (transactions) in the payload.
+// Len is the number of items in the payload: transactions or microblock references.
 func (p *Payload) Len() int {
 	if p == nil {
 		return 0
 	}
-	return len(p.Txs)
+	return len(p.Txs) + len(p.Refs)
 }
-
-// TxCount is the number of transactions the payload orders.
-func (p *Payload) TxCount() int { return p.Len() }
 
 // Block is a proposal: it extends Parent, justified by QC (HotStuff: the QC of Parent; Streamlet:
 // Parent's notarization) and, after a view change, by TC. Proposer signs ID().

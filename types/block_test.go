@@ -88,11 +88,13 @@ func TestGenesis(t *testing.T) {
 func TestPayload(t *testing.T) {
 	var nilp *Payload
 	assert.Equal(t, 0, nilp.Len())
-	assert.Equal(t, 0, nilp.TxCount())
 
 	p := &Payload{Txs: txs("a", "b", "c")}
 	assert.Equal(t, 3, p.Len())
-	assert.Equal(t, 3, p.TxCount())
+	refs := &Payload{Refs: []MBRef{{ID: hashOf("m1")}, {ID: hashOf("m2")}}}
+	assert.Equal(t, 2, refs.Len())
+	assert.NotEqual(t, p.Digest(), refs.Digest())
+	assert.NotEqual(t, refs.Digest(), (&Payload{Refs: refs.Refs[:1]}).Digest())
 	assert.Equal(t, p.Digest(), (&Payload{Txs: txs("a", "b", "c")}).Digest())
 	assert.NotEqual(t, p.Digest(), (&Payload{Txs: txs("a", "b")}).Digest())
 	assert.NotEqual(t, p.Digest(), (&Payload{Txs: txs("c", "b", "a")}).Digest())

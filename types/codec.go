@@ -17,6 +17,8 @@ const (
 	MaxPayloadItems = 1 << 20  // transactions per payload or forward
 	MaxNodes        = 1024     // signer bitmaps cover node IDs 1..MaxNodes
 	SigSize         = 65       // secp256k1 [R || S || V]
+	MaxFetch        = 4096     // microblocks per fetch request or response
+	MaxHops         = 64       // gossip relays
 )
 
 // ErrEmptyFrame is returned when decoding zero bytes.
@@ -38,6 +40,22 @@ func newMessage(k Kind) Message {
 		return new(BlockResponse)
 	case KindTxForward:
 		return new(TxForward)
+	case KindMicroBlock:
+		return new(MicroBlock)
+	case KindAck:
+		return new(Ack)
+	case KindProof:
+		return new(Proof)
+	case KindFetchRequest:
+		return new(FetchRequest)
+	case KindFetchResponse:
+		return new(FetchResponse)
+	case KindLBQuery:
+		return new(LBQuery)
+	case KindLBInfo:
+		return new(LBInfo)
+	case KindLBForward:
+		return new(LBForward)
 	}
 	return nil
 }
@@ -108,6 +126,34 @@ func Validate(m Message) error {
 		}
 	case *TxForward:
 		err = checkTxs(m.Txs)
+	case *MicroBlock:
+		err = validateMicroBlock(m)
+	case *Ack:
+		err = errors.Join(checkNode("signer", m.Signer), checkSig(m.Sig))
+	case *Proof:
+		err = validateCert(m.Signers, m.Sigs)
+	case *FetchRequest:
+		if len(m.IDs) == 0 || len(m.IDs) > MaxFetch {
+			err = fmt.Errorf("%d IDs, want 1..%d", len(m.IDs), MaxFetch)
+		}
+	case *FetchResponse:
+		if len(m.MBs) > MaxFetch {
+			err = fmt.Errorf("%d microblocks exceeds %d", len(m.MBs), MaxFetch)
+		}
+		for i := 0; err == nil && i < len(m.MBs); i++ {
+			if m.MBs[i] == nil {
+				err = fmt.Errorf("microblock %d missing", i)
+			} else {
+				err = validateMicroBlock(m.MBs[i])
+			}
+		}
+	case *LBQuery, *LBInfo:
+	case *LBForward:
+		if m.MB == nil {
+			err = errors.New("missing microblock")
+		} else {
+			err = validateMicroBlock(m.MB)
+		}
 	default:
 		err = fmt.Errorf("unknown message type %T", m)
 	}
@@ -123,7 +169,10 @@ func validateBlock(b *Block) error {
 	if b.Payload == nil {
 		errs = append(errs, errors.New("missing payload"))
 	} else {
-		errs = append(errs, checkTxs(b.Payload.Txs))
+		errs = append(errs, checkTxs(b.Payload.Txs), checkRefs(b.Payload.Refs))
+		if len(b.Payload.Txs) > 0 && len(b.Payload.Refs) > 0 {
+			errs = append(errs, errors.New("payload holds both transactions and microblock references"))
+		}
 	}
 	if b.QC != nil {
 		errs = append(errs, validateCert(b.QC.Signers, b.QC.Sigs))
@@ -142,6 +191,40 @@ func checkTxs(txs []Tx) error {
 		if t.Size() == 0 || t.Size() > MaxTxSize {
 			return fmt.Errorf("transaction %d has %d bytes, want 1..%d", i, t.Size(), MaxTxSize)
 		}
+	}
+	return nil
+}
+
+func checkRefs(refs []MBRef) error {
+	if len(refs) > MaxPayloadItems {
+		return fmt.Errorf("%d microblock references exceeds %d", len(refs), MaxPayloadItems)
+	}
+	for i, r := range refs {
+		if r.Proof == nil {
+			continue
+		}
+		if r.Proof.MBID != r.ID {
+			return fmt.Errorf("reference %d: proof is for %v, not %v", i, r.Proof.MBID, r.ID)
+		}
+		if err := validateCert(r.Proof.Signers, r.Proof.Sigs); err != nil {
+			return fmt.Errorf("reference %d: proof: %w", i, err)
+		}
+	}
+	return nil
+}
+
+func validateMicroBlock(mb *MicroBlock) error {
+	if len(mb.Txs) == 0 {
+		return errors.New("microblock without transactions")
+	}
+	if mb.Hops > MaxHops {
+		return fmt.Errorf("%d hops exceeds %d", mb.Hops, MaxHops)
+	}
+	if err := errors.Join(checkNode("creator", mb.Creator), checkNode("sender", mb.Sender), checkTxs(mb.Txs)); err != nil {
+		return err
+	}
+	if id := mb.ComputeID(); id != mb.ID {
+		return fmt.Errorf("microblock ID %v does not match its content (%v)", mb.ID, id)
 	}
 	return nil
 }
@@ -182,4 +265,154 @@ func isNil(m Message) bool {
 	}
 	v := reflect.ValueOf(m)
 	return v.Kind() == reflect.Pointer && v.IsNil()
+}
+
+// WireSize returns the encoded size of m without encoding it, for the traffic statistics of
+// transports that pass values (the in-process hub). It follows RLP's size rules field by field.
+func WireSize(m Message) int {
+	return 1 + rlpSize(m)
+}
+
+// rlpHead is the size of an RLP string or list header for content of n bytes.
+func rlpHead(n int) int {
+	if n < 56 {
+		return 1
+	}
+	k := 1
+	for ; n > 0xff; n >>= 8 {
+		k++
+	}
+	return 1 + k
+}
+
+func rlpList(content int) int { return rlpHead(content) + content }
+
+func rlpBytes(b []byte) int {
+	if len(b) == 1 && b[0] < 0x80 {
+		return 1
+	}
+	return rlpHead(len(b)) + len(b)
+}
+
+func rlpUint(v uint64) int {
+	if v < 0x80 {
+		return 1
+	}
+	k := 0
+	for ; v > 0; v >>= 8 {
+		k++
+	}
+	return 1 + k
+}
+
+const rlpHash = 33
+
+func rlpBitmap(bm bitmap.Bitmap) int {
+	n := 0
+	for _, w := range bm {
+		n += rlpUint(w)
+	}
+	return rlpList(n)
+}
+
+func rlpSigs(sigs [][]byte) int {
+	n := 0
+	for _, s := range sigs {
+		n += rlpBytes(s)
+	}
+	return rlpList(n)
+}
+
+func rlpTxs(ts []Tx) int {
+	n := 0
+	for _, t := range ts {
+		n += rlpBytes(t.data)
+	}
+	return rlpList(n)
+}
+
+func rlpQC(q *QC) int {
+	if q == nil {
+		return 1
+	}
+	return rlpList(rlpUint(uint64(q.View)) + rlpHash + rlpBitmap(q.Signers) + rlpSigs(q.Sigs))
+}
+
+func rlpProof(p *Proof) int {
+	if p == nil {
+		return 1
+	}
+	return rlpList(rlpHash + rlpUint(uint64(p.Epoch)) + rlpBitmap(p.Signers) + rlpSigs(p.Sigs))
+}
+
+func rlpMB(mb *MicroBlock) int {
+	if mb == nil {
+		return 1
+	}
+	return rlpList(rlpHash + rlpUint(uint64(mb.Creator)) + rlpUint(uint64(mb.Epoch)) + rlpUint(uint64(mb.Sender)) +
+		rlpUint(uint64(mb.Hops)) + rlpTxs(mb.Txs))
+}
+
+func rlpVote(v *Vote) int {
+	if v == nil {
+		return 1
+	}
+	return rlpList(rlpUint(uint64(v.View)) + rlpHash + rlpUint(uint64(v.Voter)) + rlpBytes(v.Sig))
+}
+
+func rlpSize(m Message) int {
+	switch m := m.(type) {
+	case *Block:
+		n := rlpUint(uint64(m.View)) + rlpUint(m.Height) + rlpHash + rlpQC(m.QC)
+		if m.TC != nil {
+			n += rlpList(rlpUint(uint64(m.TC.View)) + rlpBitmap(m.TC.Signers) + rlpSigs(m.TC.Sigs))
+		} else {
+			n++
+		}
+		p := 1
+		if m.Payload != nil {
+			refs := 0
+			for _, r := range m.Payload.Refs {
+				refs += rlpList(rlpHash + rlpProof(r.Proof))
+			}
+			p = rlpList(rlpTxs(m.Payload.Txs) + rlpList(refs))
+		}
+		return rlpList(n + p + rlpUint(uint64(m.Proposer)) + rlpBytes(m.Sig))
+	case *Vote:
+		return rlpVote(m)
+	case *Timeout:
+		return rlpList(rlpUint(uint64(m.View)) + rlpQC(m.HighQC) + rlpUint(uint64(m.Sender)) + rlpBytes(m.Sig) + rlpVote(m.Vote))
+	case *TC:
+		return rlpList(rlpUint(uint64(m.View)) + rlpBitmap(m.Signers) + rlpSigs(m.Sigs))
+	case *BlockRequest:
+		return rlpList(rlpHash)
+	case *BlockResponse:
+		if m.Block == nil {
+			return rlpList(1)
+		}
+		return rlpList(rlpSize(m.Block))
+	case *TxForward:
+		return rlpList(rlpTxs(m.Txs))
+	case *MicroBlock:
+		return rlpMB(m)
+	case *Ack:
+		return rlpList(rlpHash + rlpUint(uint64(m.Epoch)) + rlpUint(uint64(m.Signer)) + rlpBytes(m.Sig))
+	case *Proof:
+		return rlpProof(m)
+	case *FetchRequest:
+		return rlpList(rlpList(rlpHash * len(m.IDs)))
+	case *FetchResponse:
+		n := 0
+		for _, mb := range m.MBs {
+			n += rlpMB(mb)
+		}
+		return rlpList(rlpList(n))
+	case *LBQuery:
+		return rlpList(rlpUint(m.Nonce))
+	case *LBInfo:
+		return rlpList(rlpUint(m.Nonce) + rlpUint(m.LoadUS) + 1)
+	case *LBForward:
+		return rlpList(rlpMB(m.MB))
+	}
+	return 0
 }

@@ -195,7 +195,7 @@ func TestDecodeRejects(t *testing.T) {
 		{"empty frame", nil, "empty frame"},
 		{"empty slice", []byte{}, "empty frame"},
 		{"kind 0", []byte{0, 0xc0}, "unknown message kind 0"},
-		{"kind end", []byte{byte(kindEnd), 0xc0}, "unknown message kind 8"},
+		{"kind end", []byte{byte(kindEnd), 0xc0}, "unknown message kind 16"},
 		{"kind 255", append([]byte{255}, valid[1:]...), "unknown message kind 255"},
 		{"kind only", []byte{byte(KindVote)}, "decode Vote"},
 		{"truncated block", valid[:len(valid)-10], "decode Block"},
@@ -339,15 +339,17 @@ func TestKindNamesAndLanes(t *testing.T) {
 	assert.Equal(t, Kind(1), KindBlock)
 	assert.Equal(t, Kind(7), KindTxForward)
 
+	data := map[Kind]bool{KindTxForward: true, KindMicroBlock: true, KindFetchResponse: true, KindLBForward: true}
+	engine := map[Kind]bool{KindBlock: true, KindVote: true, KindTimeout: true, KindTC: true, KindBlockRequest: true, KindBlockResponse: true}
 	for k := KindBlock; k < kindEnd; k++ {
-		if k == KindTxForward {
+		if data[k] {
 			assert.Equal(t, LaneData, k.Lane(), k.String())
-			assert.False(t, k.IsConsensus(), k.String())
 		} else {
 			assert.Equal(t, LaneConsensus, k.Lane(), k.String())
-			assert.True(t, k.IsConsensus(), k.String())
 		}
+		assert.Equal(t, engine[k], k.IsConsensus(), k.String())
 	}
+	assert.Len(t, Kinds(), int(kindEnd)-1)
 	assert.False(t, Kind(0).IsConsensus())
 	for _, m := range sampleMessages() {
 		assert.NotNil(t, newMessage(m.Kind()))

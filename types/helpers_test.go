@@ -76,7 +76,32 @@ func sampleMessages() map[string]Message {
 		"block-response":     &BlockResponse{Block: testBlock()},
 		"tx-forward":         &TxForward{Txs: txs("x", "yy", string(bytes.Repeat([]byte{0xab}, 300)))},
 		"tx-forward-empty":   &TxForward{},
+		"microblock":         testMicroBlock(),
+		"microblock-relayed": testMicroBlock().Relay(3, 2),
+		"ack":                &Ack{MBID: hashOf("mb"), Epoch: 4, Signer: 2, Sig: sig(0x21)},
+		"proof":              testProof(testMicroBlock(), 1, 3),
+		"block-refs": &Block{View: 5, Height: 2, Parent: hashOf("p"), QC: testQC(4, hashOf("p"), 1, 2, 3), Proposer: 1, Sig: sig(5),
+			Payload: &Payload{Refs: []MBRef{{ID: testMicroBlock().ID, Proof: testProof(testMicroBlock(), 2, 4)}, {ID: hashOf("smp")}}}},
+		"fetch-request":  &FetchRequest{IDs: []Hash{hashOf("a"), hashOf("b")}},
+		"fetch-response": &FetchResponse{MBs: []*MicroBlock{testMicroBlock()}},
+		"fetch-empty":    &FetchResponse{},
+		"lb-query":       &LBQuery{Nonce: 77},
+		"lb-info":        &LBInfo{Nonce: 77, LoadUS: 12345, Busy: true},
+		"lb-forward":     &LBForward{MB: testMicroBlock()},
 	}
+}
+
+func testMicroBlock() *MicroBlock {
+	return NewMicroBlock(2, 9, txs("m1", "m2", "m3"))
+}
+
+func testProof(mb *MicroBlock, signers ...NodeID) *Proof {
+	p := &Proof{MBID: mb.ID, Epoch: mb.Epoch}
+	for _, id := range signers {
+		p.Signers.Set(SignerBit(id))
+		p.Sigs = append(p.Sigs, sig(byte(id)))
+	}
+	return p
 }
 
 func mustEncode(t testing.TB, m Message) []byte {

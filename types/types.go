@@ -49,6 +49,14 @@ const (
 	KindBlockRequest
 	KindBlockResponse
 	KindTxForward
+	KindMicroBlock
+	KindAck
+	KindProof
+	KindFetchRequest
+	KindFetchResponse
+	KindLBQuery
+	KindLBInfo
+	KindLBForward
 	kindEnd
 )
 
@@ -60,6 +68,14 @@ var kindNames = map[Kind]string{
 	KindBlockRequest:  "BlockRequest",
 	KindBlockResponse: "BlockResponse",
 	KindTxForward:     "TxForward",
+	KindMicroBlock:    "MicroBlock",
+	KindAck:           "Ack",
+	KindProof:         "Proof",
+	KindFetchRequest:  "FetchRequest",
+	KindFetchResponse: "FetchResponse",
+	KindLBQuery:       "LBQuery",
+	KindLBInfo:        "LBInfo",
+	KindLBForward:     "LBForward",
 }
 
 func (k Kind) String() string {
@@ -79,13 +95,23 @@ const (
 	NumLanes
 )
 
-// Lane returns the queue for messages of kind k.
+// Lane returns the queue for messages of kind k: bulk data (transactions, microblocks) travels
+// apart from the small messages consensus and the mempool protocols wait on.
 func (k Kind) Lane() Lane {
 	switch k {
-	case KindTxForward:
+	case KindTxForward, KindMicroBlock, KindFetchResponse, KindLBForward:
 		return LaneData
 	}
 	return LaneConsensus
+}
+
+// Kinds lists every message kind.
+func Kinds() []Kind {
+	ks := make([]Kind, 0, len(kindNames))
+	for k := KindBlock; k < kindEnd; k++ {
+		ks = append(ks, k)
+	}
+	return ks
 }
 
 // IsConsensus reports whether messages of kind k go to the engine (true) or the mempool (false).
@@ -126,11 +152,11 @@ func (d *digester) hash(h Hash) *digester {
 
 func (d *digester) sum() Hash { return Keccak(d.buf) }
 
-// hashList hashes a tag followed by a list of hashes, streaming so that large lists are not copied.
-func hashList(tag string, n int, item func(i int) Hash) Hash {
+// hashList hashes a header followed by a list of hashes, streaming so that large lists are not
+// copied.
+func hashList(head []byte, n int, item func(i int) Hash) Hash {
 	st := ethcrypto.NewKeccakState()
-	st.Write([]byte(tag))
-	st.Write([]byte{0})
+	st.Write(head)
 	var cnt [8]byte
 	binary.BigEndian.PutUint64(cnt[:], uint64(n))
 	st.Write(cnt[:])

@@ -200,7 +200,7 @@ type Mempool struct {
 func (m *Mempool) Ready() bool { return m.IsReady }
 
 // MakePayload implements consensus.Mempool.
-func (m *Mempool) MakePayload() *types.Payload {
+func (m *Mempool) MakePayload(types.View) *types.Payload {
 	p := &types.Payload{}
 	if m.IsReady && len(m.Next) > 0 {
 		p, m.Next = m.Next[0], m.Next[1:]
@@ -210,7 +210,8 @@ func (m *Mempool) MakePayload() *types.Payload {
 }
 
 // CheckPayload implements consensus.Mempool.
-func (m *Mempool) CheckPayload(p *types.Payload, _ types.NodeID) (consensus.Verdict, error) {
+func (m *Mempool) CheckPayload(b *types.Block) (consensus.Verdict, error) {
+	p := b.Payload
 	m.Checked = append(m.Checked, p)
 	v := m.Verdict
 	if m.VerdictF != nil {

@@ -1,0 +1,250 @@
+package mempool
+
+import (
+	"math"
+	"sort"
+	"time"
+
+	"github.com/stratusbft/stratus/consensus"
+	"github.com/stratusbft/stratus/types"
+)
+
+// balancer is the state of distributed load balancing (paper Algorithm 4): the stable-time
+// estimator, the samples of a busy replica, its forwarded microblocks and the ban list.
+type balancer struct {
+	cfg      SharedConfig
+	window   []time.Duration // the latest stable times, a ring
+	next     int
+	load     time.Duration // the configured percentile of the window
+	busy     bool
+	own      uint64 // own microblocks created while busy, for probing
+	nonce    uint64
+	samples  map[uint64]*sample
+	forwards map[types.Hash]*forward
+	banned   map[types.NodeID]time.Time // proxy → end of its ban
+}
+
+// banFor is how long a proxy that did not deliver stays banned unless it delivers a proof first: a
+// Byzantine proxy is avoided for long, while an honest one that was merely slow comes back.
+func (b *balancer) banFor() time.Duration { return 100 * b.cfg.ForwardTimeout }
+
+func (b *balancer) isBanned(id types.NodeID, now time.Time) bool {
+	until, ok := b.banned[id]
+	if ok && !now.Before(until) {
+		delete(b.banned, id)
+		return false
+	}
+	return ok
+}
+
+type sample struct {
+	mb      *types.MicroBlock
+	asked   []types.NodeID
+	answers map[types.NodeID]*types.LBInfo
+}
+
+type forward struct {
+	mb      *types.MicroBlock
+	proxies []types.NodeID // every proxy tried, the latest last
+	attempt int
+}
+
+type (
+	lbTimer      struct{ nonce uint64 }
+	forwardTimer struct {
+		id      types.Hash
+		attempt int
+	}
+)
+
+func newBalancer(cfg SharedConfig) balancer {
+	return balancer{
+		cfg:      cfg,
+		samples:  make(map[uint64]*sample),
+		forwards: make(map[types.Hash]*forward),
+		banned:   make(map[types.NodeID]time.Time),
+	}
+}
+
+// observe adds the stable time of a microblock this replica pushed.
+func (b *balancer) observe(st time.Duration) {
+	if b.cfg.EstimateWindow <= 0 {
+		return
+	}
+	if len(b.window) < b.cfg.EstimateWindow {
+		b.window = append(b.window, st)
+	} else {
+		b.window[b.next] = st
+		b.next = (b.next + 1) % len(b.window)
+	}
+	sorted := append([]time.Duration(nil), b.window...)
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i] < sorted[j] })
+	rank := int(math.Ceil(b.cfg.Percentile/100*float64(len(sorted)))) - 1
+	b.load = sorted[max(0, min(rank, len(sorted)-1))]
+}
+
+// updateBusy sets the busy state from the estimate: busy iff load > busy_threshold.
+func (b *balancer) updateBusy(emit func(consensus.Event)) {
+	if !b.cfg.LoadBalance {
+		return
+	}
+	busy := len(b.window) > 0 && b.load > b.cfg.BusyThreshold
+	if busy != b.busy {
+		b.busy = busy
+		emit(consensus.LoadChanged{Busy: busy, Load: b.load})
+	}
+}
+
+// shouldForward decides for a new own microblock. While busy every ProbeEvery-th one is still
+// pushed by this replica, so that the estimate keeps measuring this replica's own capacity and the
+// busy state can end.
+func (b *balancer) shouldForward() bool {
+	if !b.busy {
+		return false
+	}
+	b.own++
+	return b.own%uint64(b.cfg.ProbeEvery) != 0
+}
+
+// delivered records a proof of a forwarded microblock arriving from a peer; it reports whether
+// the microblock was one of ours in flight. A proxy that delivers is no longer banned.
+func (b *balancer) delivered(id types.Hash, from types.NodeID) bool {
+	f := b.forwards[id]
+	if f == nil {
+		return false
+	}
+	for _, p := range f.proxies {
+		if p == from {
+			delete(b.banned, from)
+		}
+	}
+	delete(b.forwards, id)
+	return true
+}
+
+func (b *balancer) forget(id types.Hash) { delete(b.forwards, id) }
+
+// startForward samples d peers that are neither this replica nor banned and asks their load.
+func (s *Shared) startForward(mb *types.MicroBlock) {
+	var cand []types.NodeID
+	now := s.env.Now()
+	for i := 1; i <= s.env.N(); i++ {
+		if id := types.NodeID(i); id != s.self && !s.lb.isBanned(id, now) {
+			cand = append(cand, id)
+		}
+	}
+	if len(cand) == 0 {
+		delete(s.lb.forwards, mb.ID)
+		s.startPush(mb, s.self)
+		return
+	}
+	rng := s.env.Rand()
+	rng.Shuffle(len(cand), func(i, j int) { cand[i], cand[j] = cand[j], cand[i] })
+	if len(cand) > s.cfg.D {
+		cand = cand[:s.cfg.D]
+	}
+	s.lb.nonce++
+	sm := &sample{mb: mb, asked: cand, answers: make(map[types.NodeID]*types.LBInfo)}
+	s.lb.samples[s.lb.nonce] = sm
+	for _, p := range cand {
+		s.env.Send(p, &types.LBQuery{Nonce: s.lb.nonce})
+	}
+	s.env.SetTimer(s.cfg.LBTimeout, lbTimer{nonce: s.lb.nonce})
+}
+
+func (s *Shared) onLBQuery(from types.NodeID, q *types.LBQuery) {
+	s.env.Send(from, &types.LBInfo{Nonce: q.Nonce, LoadUS: uint64(s.lb.load / time.Microsecond), Busy: s.lb.busy})
+}
+
+func (s *Shared) onLBInfo(from types.NodeID, info *types.LBInfo) {
+	sm := s.lb.samples[info.Nonce]
+	if sm == nil {
+		return
+	}
+	asked := false
+	for _, p := range sm.asked {
+		asked = asked || p == from
+	}
+	if !asked {
+		return
+	}
+	sm.answers[from] = info
+	if len(sm.answers) == len(sm.asked) {
+		s.lbDecide(info.Nonce)
+	}
+}
+
+// lbDecide forwards to the least-loaded peer that answered and is not busy, or pushes the
+// microblock itself when none did.
+func (s *Shared) lbDecide(nonce uint64) {
+	sm := s.lb.samples[nonce]
+	if sm == nil {
+		return
+	}
+	delete(s.lb.samples, nonce)
+	if s.committed.has(sm.mb.ID) {
+		return
+	}
+	var best types.NodeID
+	var bestLoad uint64
+	for _, p := range sm.asked { // asked order is random: ties go to a random peer
+		a := sm.answers[p]
+		if a == nil || a.Busy || s.lb.isBanned(p, s.env.Now()) {
+			continue
+		}
+		if best == 0 || a.LoadUS < bestLoad {
+			best, bestLoad = p, a.LoadUS
+		}
+	}
+	if best == 0 {
+		delete(s.lb.forwards, sm.mb.ID)
+		s.startPush(sm.mb, s.self)
+		return
+	}
+	f := s.lb.forwards[sm.mb.ID]
+	if f == nil {
+		f = &forward{mb: sm.mb}
+		s.lb.forwards[sm.mb.ID] = f
+	}
+	f.proxies = append(f.proxies, best)
+	f.attempt++
+	s.lb.banned[best] = s.env.Now().Add(s.lb.banFor()) // until it delivers the proof
+	s.env.Send(best, &types.LBForward{MB: sm.mb})
+	s.env.SetTimer(s.cfg.ForwardTimeout, forwardTimer{id: sm.mb.ID, attempt: f.attempt})
+	s.emit(consensus.MBForwarded{Proxy: best})
+}
+
+// forwardExpired forwards again when the proxy did not return the proof in time.
+func (s *Shared) forwardExpired(t forwardTimer) {
+	f := s.lb.forwards[t.id]
+	if f == nil || f.attempt != t.attempt || s.committed.has(t.id) {
+		return
+	}
+	s.startForward(f.mb)
+}
+
+// onLBForward: this replica is the proxy of another's microblock; it runs the push phase and will
+// return the proof to the creator.
+func (s *Shared) onLBForward(from types.NodeID, mb *types.MicroBlock) {
+	if mb.Creator != from || from == s.self || s.committed.has(mb.ID) || s.pushes[mb.ID] != nil {
+		return
+	}
+	e := s.mbs[mb.ID]
+	if e == nil || e.mb == nil {
+		if !fresh(mb.Epoch, s.view) {
+			s.emit(consensus.MBDropped{Reason: "stale"})
+			return
+		}
+		if s.peerBytes+mb.Bytes() > 4*s.cfg.MemSize {
+			s.emit(consensus.MBDropped{Reason: "full"})
+			return
+		}
+		e = s.entry(mb.ID, mb.Epoch)
+		e.mb = mb
+		s.peerBytes += mb.Bytes()
+		if !s.cfg.PAB && !e.proposed {
+			s.avail.push(mb.ID)
+		}
+	}
+	s.startPush(mb, from)
+}

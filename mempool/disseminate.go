@@ -1,0 +1,98 @@
+package mempool
+
+import (
+	"github.com/stratusbft/stratus/types"
+)
+
+// disseminate sends a new own microblock: forwarded to a proxy when this replica is busy and load
+// balancing is on, else pushed by this replica.
+func (s *Shared) disseminate(mb *types.MicroBlock) {
+	if !s.cfg.PAB {
+		s.avail.push(mb.ID) // smp: the creator holds the data, so it is proposable at once
+	}
+	if s.cfg.LoadBalance && s.lb.shouldForward() {
+		s.startForward(mb)
+		return
+	}
+	s.startPush(mb, s.self)
+}
+
+// tokenBucket limits microblock sends: each send takes a token; a token comes back every
+// fillInterval, up to capacity. Sends without a token wait in order.
+type tokenBucket struct {
+	tokens int
+	queue  []sendJob
+	armed  bool
+}
+
+type sendJob struct {
+	mb   *types.MicroBlock
+	from types.NodeID // gossip relay: do not send back
+}
+
+// send disseminates mb: to everyone, or when gossiping to fanout random peers with one more hop.
+// from is the peer it came from (0 for this replica's own pushes).
+func (s *Shared) send(mb *types.MicroBlock, from types.NodeID) {
+	if s.cfg.FillInterval > 0 {
+		if s.bucket.tokens == 0 {
+			s.bucket.queue = append(s.bucket.queue, sendJob{mb, from})
+			s.armRefill()
+			return
+		}
+		s.bucket.tokens--
+		s.armRefill()
+	}
+	s.transmit(mb, from)
+}
+
+func (s *Shared) transmit(mb *types.MicroBlock, from types.NodeID) {
+	if !s.cfg.Gossip {
+		s.env.Broadcast(mb)
+		return
+	}
+	out := mb.Relay(mb.Sender, mb.Hops+1)
+	for _, p := range s.gossipPeers(mb, from) {
+		s.env.Send(p, out)
+	}
+}
+
+// gossipPeers picks fanout random peers other than this replica, the creator and the peer the
+// microblock came from.
+func (s *Shared) gossipPeers(mb *types.MicroBlock, from types.NodeID) []types.NodeID {
+	var cand []types.NodeID
+	for i := 1; i <= s.env.N(); i++ {
+		id := types.NodeID(i)
+		if id != s.self && id != from && id != mb.Creator {
+			cand = append(cand, id)
+		}
+	}
+	rng := s.env.Rand()
+	rng.Shuffle(len(cand), func(i, j int) { cand[i], cand[j] = cand[j], cand[i] })
+	if len(cand) > s.cfg.Fanout {
+		cand = cand[:s.cfg.Fanout]
+	}
+	return cand
+}
+
+func (s *Shared) armRefill() {
+	if !s.bucket.armed && (s.bucket.tokens < s.cfg.Capacity || len(s.bucket.queue) > 0) {
+		s.bucket.armed = true
+		s.env.SetTimer(s.cfg.FillInterval, refillTimer{})
+	}
+}
+
+// refill adds a token and sends what waited for one.
+func (s *Shared) refill() {
+	s.bucket.armed = false
+	if s.bucket.tokens < s.cfg.Capacity {
+		s.bucket.tokens++
+	}
+	for s.bucket.tokens > 0 && len(s.bucket.queue) > 0 {
+		j := s.bucket.queue[0]
+		s.bucket.queue[0] = sendJob{}
+		s.bucket.queue = s.bucket.queue[1:]
+		s.bucket.tokens--
+		s.transmit(j.mb, j.from)
+	}
+	s.armRefill()
+}

@@ -1,0 +1,333 @@
+package mempool
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/stratusbft/stratus/consensus"
+	"github.com/stratusbft/stratus/types"
+)
+
+// push is the push phase of a microblock this replica sends: the acks it collects (its own
+// included) until q of them make the proof.
+type push struct {
+	mb      *types.MicroBlock
+	epoch   types.View
+	start   time.Time
+	acks    consensus.SigSet
+	creator types.NodeID // the creator when this replica is its proxy, else Self
+	done    bool
+}
+
+// startPush sends mb as its sender and counts this replica's own ack.
+func (s *Shared) startPush(mb *types.MicroBlock, creator types.NodeID) {
+	out := mb
+	if mb.Sender != s.self || mb.Hops != 0 {
+		out = mb.Relay(s.self, 0)
+	}
+	if s.acks() {
+		p := &push{mb: out, epoch: mb.Epoch, start: s.env.Now(), creator: creator}
+		s.pushes[mb.ID] = p
+		p.acks.Add(s.self, s.env.Signer().Sign(types.AckDigest(mb.ID, mb.Epoch)))
+		if p.acks.Count() >= s.cfg.Q {
+			s.stable(mb.ID, p)
+		} else {
+			s.env.SetTimer(s.cfg.PushTimeout, pushTimer{id: mb.ID})
+		}
+	}
+	s.send(out, 0)
+}
+
+// pushTimer fires when a push is not stable after push_timeout.
+type pushTimer struct{ id types.Hash }
+
+// repush sends the microblock again, directly, to every replica that has not acked it: gossip may
+// have missed them and a full queue may have dropped it.
+func (s *Shared) repush(id types.Hash) {
+	p := s.pushes[id]
+	if p == nil || p.done {
+		return
+	}
+	again := p.mb.Relay(s.self, uint8(min(s.cfg.R, types.MaxHops))) // no further gossip
+	for i := 1; i <= s.env.N(); i++ {
+		if peer := types.NodeID(i); !p.acks.Has(peer) {
+			s.env.Send(peer, again)
+		}
+	}
+	s.env.SetTimer(s.cfg.PushTimeout, pushTimer{id: id})
+}
+
+// onMicroBlock stores a microblock from dissemination or a fetch, acks it to its sender and relays
+// it when gossiping.
+func (s *Shared) onMicroBlock(from types.NodeID, mb *types.MicroBlock, fetched bool) {
+	if s.committed.has(mb.ID) {
+		return
+	}
+	e := s.mbs[mb.ID]
+	if e != nil && e.mb != nil {
+		if !fetched {
+			s.emit(consensus.MBReceived{Bytes: mb.Bytes(), Redundant: true})
+			s.ack(e, mb)
+		}
+		return
+	}
+	wanted := e != nil // referenced by a proof or proposal: store whatever it costs
+	if !fetched && !wanted {
+		if !fresh(mb.Epoch, s.view) {
+			s.emit(consensus.MBDropped{Reason: "stale"})
+			return
+		}
+		if s.peerBytes+mb.Bytes() > 4*s.cfg.MemSize {
+			s.emit(consensus.MBDropped{Reason: "full"})
+			return
+		}
+	}
+	if e == nil {
+		e = s.entry(mb.ID, mb.Epoch)
+	}
+	e.mb, e.epoch = mb, mb.Epoch
+	s.peerBytes += mb.Bytes()
+	if fetched {
+		delete(s.fetches, mb.ID)
+		s.emit(consensus.MBFetched{})
+	} else {
+		s.emit(consensus.MBReceived{Bytes: mb.Bytes()})
+		s.ack(e, mb)
+		if s.cfg.Gossip && int(mb.Hops) < s.cfg.R {
+			s.send(mb, from)
+		}
+	}
+	if !s.cfg.PAB && !e.proposed {
+		s.avail.push(mb.ID) // smp: data here means proposable
+	}
+}
+
+// ack answers the sender of a pushed microblock, once per sender.
+func (s *Shared) ack(e *mbEntry, mb *types.MicroBlock) {
+	if !s.acks() || mb.Sender == s.self {
+		return
+	}
+	for _, a := range e.acked {
+		if a == mb.Sender {
+			return
+		}
+	}
+	e.acked = append(e.acked, mb.Sender)
+	s.env.Send(mb.Sender, &types.Ack{
+		MBID:   mb.ID,
+		Epoch:  mb.Epoch,
+		Signer: s.self,
+		Sig:    s.env.Signer().Sign(types.AckDigest(mb.ID, mb.Epoch)),
+	})
+}
+
+func (s *Shared) onAck(from types.NodeID, a *types.Ack) {
+	p := s.pushes[a.MBID]
+	if p == nil || p.done || a.Epoch != p.epoch {
+		return
+	}
+	if !s.env.Verifier().Verify(a.Signer, types.AckDigest(a.MBID, a.Epoch), a.Sig) {
+		return
+	}
+	if p.acks.Add(a.Signer, a.Sig) && p.acks.Count() >= s.cfg.Q {
+		s.stable(a.MBID, p)
+	}
+}
+
+// stable ends the push phase: the proof is formed. The creator broadcasts it (recovery phase); a
+// proxy returns it to the creator.
+func (s *Shared) stable(id types.Hash, p *push) {
+	p.done = true
+	bm, sigs := p.acks.Build()
+	proof := &types.Proof{MBID: id, Epoch: p.epoch, Signers: bm, Sigs: sigs}
+	st := s.env.Now().Sub(p.start)
+	s.lb.observe(st)
+	s.emit(consensus.MBStable{StableTime: st, Proxy: p.creator != s.self})
+	s.lb.updateBusy(s.emit)
+	delete(s.pushes, id)
+	if p.creator != s.self {
+		s.env.Send(p.creator, proof)
+	} else if s.cfg.PAB {
+		s.env.Broadcast(proof)
+	}
+	s.setProof(id, proof)
+}
+
+// setProof records a verified proof: under PAB the microblock becomes proposable.
+func (s *Shared) setProof(id types.Hash, p *types.Proof) {
+	if !s.cfg.PAB {
+		return
+	}
+	e := s.entry(id, p.Epoch)
+	if e.proof != nil {
+		return
+	}
+	e.proof, e.epoch = p, p.Epoch
+	if !e.proposed {
+		s.avail.push(id)
+	}
+	if e.mb == nil {
+		s.fetch(id, s.proofOrder(p), false)
+	}
+}
+
+// VerifyProof checks that p holds at least q distinct valid acks.
+func (s *Shared) verifyProof(p *types.Proof) error {
+	return consensus.VerifyCert(s.env.Verifier(), types.AckDigest(p.MBID, p.Epoch), p.Signers, p.Sigs, s.cfg.Q)
+}
+
+func (s *Shared) checkRef(r types.MBRef, v types.View) error {
+	if r.Proof == nil {
+		return errors.New("no availability proof")
+	}
+	if r.Proof.MBID != r.ID {
+		return fmt.Errorf("proof is for %v", r.Proof.MBID)
+	}
+	if !fresh(r.Proof.Epoch, v) {
+		return fmt.Errorf("microblock of epoch %d is stale in view %d", r.Proof.Epoch, v)
+	}
+	if e := s.mbs[r.ID]; e != nil && e.proof != nil && e.proof.Epoch == r.Proof.Epoch && sameCert(e.proof, r.Proof) {
+		return nil // verified when it arrived
+	}
+	if err := s.verifyProof(r.Proof); err != nil {
+		s.emit(consensus.ProofChecked{OK: false})
+		return fmt.Errorf("proof: %w", err)
+	}
+	s.emit(consensus.ProofChecked{OK: true})
+	return nil
+}
+
+func sameCert(a, b *types.Proof) bool {
+	if len(a.Sigs) != len(b.Sigs) || len(a.Signers) != len(b.Signers) {
+		return false
+	}
+	for i := range a.Signers {
+		if a.Signers[i] != b.Signers[i] {
+			return false
+		}
+	}
+	for i := range a.Sigs {
+		if string(a.Sigs[i]) != string(b.Sigs[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *Shared) onProof(from types.NodeID, p *types.Proof) {
+	if s.committed.has(p.MBID) {
+		return
+	}
+	if err := s.verifyProof(p); err != nil {
+		s.emit(consensus.ProofChecked{OK: false})
+		return
+	}
+	s.emit(consensus.ProofChecked{OK: true})
+	if s.lb.delivered(p.MBID, from) {
+		// A proxy finished the push phase of our microblock: this replica runs the recovery phase.
+		if s.cfg.PAB {
+			s.env.Broadcast(p)
+		}
+	}
+	if !fresh(p.Epoch, s.view) {
+		return
+	}
+	s.setProof(p.MBID, p)
+}
+
+// fetch is the recovery of a missing microblock: ask one peer at a time, the next after
+// fetch_timeout, cycling through the candidates until the data arrives.
+type fetch struct {
+	order []types.NodeID
+	next  int
+	asked bool // a request went out (the first may wait one timeout)
+}
+
+// fetch starts (or, with now, hurries) the recovery of id from the peers in order.
+func (s *Shared) fetch(id types.Hash, order []types.NodeID, now bool) {
+	f := s.fetches[id]
+	if f == nil {
+		if len(order) == 0 {
+			return
+		}
+		f = &fetch{order: order}
+		s.fetches[id] = f
+		s.emit(consensus.MBMissing{})
+		if !now {
+			s.env.SetTimer(s.cfg.FetchTimeout, fetchTimer{id: id})
+			return
+		}
+	} else if !now || f.asked {
+		return
+	}
+	s.fetchNext(id)
+}
+
+// fetchNext asks the next candidate and schedules the one after.
+func (s *Shared) fetchNext(id types.Hash) {
+	f := s.fetches[id]
+	if f == nil {
+		return
+	}
+	if e := s.mbs[id]; (e != nil && e.mb != nil) || s.committed.has(id) {
+		delete(s.fetches, id)
+		return
+	}
+	peer := f.order[f.next%len(f.order)]
+	f.next++
+	f.asked = true
+	s.env.Send(peer, &types.FetchRequest{IDs: []types.Hash{id}})
+	s.env.SetTimer(s.cfg.FetchTimeout, fetchTimer{id: id})
+}
+
+// proofOrder lists a proof's signers but this replica, in a random order.
+func (s *Shared) proofOrder(p *types.Proof) []types.NodeID {
+	if p == nil {
+		return nil
+	}
+	var ids []types.NodeID
+	for _, id := range types.SignerIDs(p.Signers) {
+		if id != s.self {
+			ids = append(ids, id)
+		}
+	}
+	s.env.Rand().Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
+	return ids
+}
+
+// fetchOrder lists first the proposer, then every other replica but this one.
+func (s *Shared) fetchOrder(first types.NodeID) []types.NodeID {
+	var ids []types.NodeID
+	if first != s.self && first != 0 {
+		ids = append(ids, first)
+	}
+	for i := 1; i <= s.env.N(); i++ {
+		if id := types.NodeID(i); id != s.self && id != first {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
+// serveFetch answers with the requested microblocks held here, at most 8 MiB.
+func (s *Shared) serveFetch(from types.NodeID, r *types.FetchRequest) {
+	var out []*types.MicroBlock
+	bytes := 0
+	for _, id := range r.IDs {
+		mb := s.retained.get(id)
+		if e := s.mbs[id]; e != nil && e.mb != nil {
+			mb = e.mb
+		}
+		if mb == nil {
+			continue
+		}
+		if bytes += mb.Bytes(); bytes > 8<<20 && len(out) > 0 {
+			break
+		}
+		out = append(out, mb)
+	}
+	if len(out) > 0 {
+		s.env.Send(from, &types.FetchResponse{MBs: out})
+	}
+}

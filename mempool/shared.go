@@ -1,0 +1,578 @@
+package mempool
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/stratusbft/stratus/consensus"
+	"github.com/stratusbft/stratus/types"
+)
+
+// StaleViews bounds how old a microblock may be: replicas ack only microblocks whose epoch (the
+// creator's view when it cut them) is within StaleViews of their own view, and refuse proposals
+// referring to older ones. Committed microblock IDs are remembered for as long, so a Byzantine
+// leader can replay neither a committed microblock (refused as committed) nor one whose data was
+// garbage-collected everywhere (refused as stale). A creator re-issues an own microblock that
+// grows half that old without being proposed.
+const StaleViews = 1 << 16
+
+// SharedConfig configures a shared mempool.
+type SharedConfig struct {
+	PAB          bool          // stratus: proposals carry availability proofs; false: smp
+	BSize        int           // microblock references per proposal
+	MemSize      int           // bytes of own client transactions held; peers' microblocks get 4× that
+	MSize        int           // microblock payload bytes
+	BatchTimeout time.Duration // a batch is cut at MSize bytes or this long after its first transaction
+	Q            int           // acks per proof (own included)
+	FetchTimeout time.Duration // wait before asking the next peer for missing data
+	PushTimeout  time.Duration // a push not stable this long is re-sent to the replicas that did not ack
+
+	Gossip       bool
+	Fanout       int           // peers per gossip hop
+	R            int           // gossip hop limit
+	FillInterval time.Duration // token bucket refill for microblock sends (0: unlimited)
+	Capacity     int           // token bucket size
+
+	LoadBalance    bool
+	D              int           // peers sampled per forwarded microblock
+	EstimateWindow int           // stable times kept for the load estimate
+	Percentile     float64       // percentile of the window used as load
+	BusyThreshold  time.Duration // load above which this replica is busy
+	LBTimeout      time.Duration // wait for LBInfo answers
+	ForwardTimeout time.Duration // wait for a proxy's proof before forwarding again
+	ProbeEvery     int           // while busy, every ProbeEvery-th own microblock is pushed by this replica (default 10)
+
+	// Events receives what the mempool does, for statistics. May be nil.
+	Events func(consensus.Event)
+}
+
+// Shared is a shared mempool: replicas batch their clients' transactions into microblocks and
+// disseminate them themselves; proposals reference microblocks by ID.
+//
+// With PAB off (smp, the straw man of the paper) a microblock is proposable once its data is here,
+// proposals carry IDs only, and a replica votes only after fetching every referenced microblock
+// from the leader. With PAB on (stratus) receivers ack microblocks to their sender, q acks form a
+// proof, the proof is broadcast, proposals carry (ID, proof) pairs, a replica votes once every
+// proof verifies, and fetches missing data from the proof's signers in the background; delivery
+// waits for the data.
+type Shared struct {
+	env  consensus.Env
+	cfg  SharedConfig
+	self types.NodeID
+	view types.View
+
+	// Own transactions not yet in a committed microblock.
+	batch      []types.Tx
+	batchBytes int
+	batchSeq   uint64
+	batchArmed bool
+	ownTxs     map[types.Hash]struct{} // IDs in the batch or in own uncommitted microblocks
+	ownBytes   int
+	ownOrder   idQueue // own microblocks, oldest first, for re-issuing stale ones
+
+	mbs       map[types.Hash]*mbEntry
+	avail     idQueue // IDs that became proposable, in order; entries are re-checked when popped
+	peerBytes int
+	committed *viewSet
+	retained  retainer // data of committed microblocks, for replicas still fetching it
+
+	pushes  map[types.Hash]*push
+	fetches map[types.Hash]*fetch
+
+	bucket tokenBucket
+	lb     balancer
+}
+
+type mbEntry struct {
+	id       types.Hash
+	epoch    types.View
+	mb       *types.MicroBlock // nil while missing
+	proof    *types.Proof
+	own      bool // created here: its transactions count against memsize
+	proposed bool // referenced by a block that has not yet committed or been orphaned
+	acked    []types.NodeID
+}
+
+// Timers.
+type (
+	batchTimer  struct{ seq uint64 }
+	fetchTimer  struct{ id types.Hash }
+	refillTimer struct{}
+)
+
+// NewShared returns a shared mempool.
+func NewShared(env consensus.Env, cfg SharedConfig) *Shared {
+	if cfg.Q < 1 {
+		cfg.Q = 1
+	}
+	if cfg.ProbeEvery <= 0 {
+		cfg.ProbeEvery = 10
+	}
+	s := &Shared{
+		env:       env,
+		cfg:       cfg,
+		self:      env.Self(),
+		ownTxs:    make(map[types.Hash]struct{}),
+		mbs:       make(map[types.Hash]*mbEntry),
+		committed: newViewSet(StaleViews),
+		retained:  retainer{limit: cfg.MemSize, mbs: make(map[types.Hash]*types.MicroBlock)},
+		pushes:    make(map[types.Hash]*push),
+		fetches:   make(map[types.Hash]*fetch),
+	}
+	s.bucket = tokenBucket{tokens: cfg.Capacity}
+	s.lb = newBalancer(cfg)
+	return s
+}
+
+func (s *Shared) emit(e consensus.Event) {
+	if s.cfg.Events != nil {
+		s.cfg.Events(e)
+	}
+}
+
+// acks reports whether receivers ack microblocks: always under PAB, and under smp when load
+// balancing needs stable times.
+func (s *Shared) acks() bool { return s.cfg.PAB || s.cfg.LoadBalance }
+
+// SetView implements Mempool; it also re-issues own microblocks that grew stale unproposed.
+func (s *Shared) SetView(v types.View) {
+	if v <= s.view {
+		return
+	}
+	s.view = v
+	for {
+		id, ok := s.ownOrder.peek()
+		if !ok {
+			return
+		}
+		e := s.mbs[id]
+		if e == nil || !e.own {
+			s.ownOrder.pop()
+			continue
+		}
+		if e.epoch+StaleViews/2 >= v || e.proposed || e.mb == nil {
+			return
+		}
+		s.ownOrder.pop()
+		s.reissue(e)
+	}
+}
+
+// fresh reports whether a microblock of epoch may still be acked or proposed at view v.
+func fresh(epoch, v types.View) bool {
+	return epoch+StaleViews >= v && epoch <= v+StaleViews
+}
+
+// AddTxs implements Mempool: transactions join the batch; the batch is cut into microblocks of
+// msize bytes, or after batch_timeout.
+func (s *Shared) AddTxs(txs []types.Tx) error {
+	add := 0
+	for _, t := range txs {
+		if _, held := s.ownTxs[t.ID()]; !held {
+			add += t.Size()
+		}
+	}
+	if s.ownBytes+add > s.cfg.MemSize {
+		return &FullError{HeldBytes: s.ownBytes, AddBytes: add, Limit: s.cfg.MemSize}
+	}
+	for _, t := range txs {
+		if _, held := s.ownTxs[t.ID()]; held {
+			continue
+		}
+		s.ownTxs[t.ID()] = struct{}{}
+		s.ownBytes += t.Size()
+		s.batch = append(s.batch, t)
+		s.batchBytes += t.Size()
+	}
+	for s.batchBytes >= s.cfg.MSize {
+		s.cut()
+	}
+	if len(s.batch) > 0 && !s.batchArmed {
+		s.batchArmed = true
+		s.env.SetTimer(s.cfg.BatchTimeout, batchTimer{seq: s.batchSeq})
+	}
+	return nil
+}
+
+// cut turns up to msize bytes of the batch into a microblock and disseminates it.
+func (s *Shared) cut() {
+	n, bytes := 0, 0
+	for n < len(s.batch) && (n == 0 || bytes+s.batch[n].Size() <= s.cfg.MSize) {
+		bytes += s.batch[n].Size()
+		n++
+	}
+	txs := append([]types.Tx(nil), s.batch[:n]...)
+	s.batch = append(s.batch[:0:0], s.batch[n:]...)
+	s.batchBytes -= bytes
+	s.batchSeq++
+	s.batchArmed = false
+	mb := types.NewMicroBlock(s.self, s.view, txs)
+	s.mbs[mb.ID] = &mbEntry{id: mb.ID, epoch: mb.Epoch, mb: mb, own: true}
+	s.ownOrder.push(mb.ID)
+	s.emit(consensus.MBCreated{Txs: len(txs), Bytes: bytes})
+	s.disseminate(mb)
+}
+
+// reissue replaces a stale own microblock by a fresh one with the same transactions.
+func (s *Shared) reissue(e *mbEntry) {
+	delete(s.mbs, e.id)
+	delete(s.pushes, e.id)
+	s.lb.forget(e.id)
+	mb := types.NewMicroBlock(s.self, s.view, e.mb.Txs)
+	s.mbs[mb.ID] = &mbEntry{id: mb.ID, epoch: mb.Epoch, mb: mb, own: true}
+	s.ownOrder.push(mb.ID)
+	s.disseminate(mb)
+}
+
+// OnTimer implements Mempool.
+func (s *Shared) OnTimer(t consensus.Timer) {
+	switch t := t.(type) {
+	case batchTimer:
+		if t.seq == s.batchSeq && len(s.batch) > 0 {
+			s.cut()
+			if len(s.batch) > 0 {
+				s.batchArmed = true
+				s.env.SetTimer(s.cfg.BatchTimeout, batchTimer{seq: s.batchSeq})
+			}
+		}
+	case fetchTimer:
+		s.fetchNext(t.id)
+	case refillTimer:
+		s.refill()
+	case lbTimer:
+		s.lbDecide(t.nonce)
+	case forwardTimer:
+		s.forwardExpired(t)
+	case pushTimer:
+		s.repush(t.id)
+	}
+}
+
+// OnMessage implements Mempool.
+func (s *Shared) OnMessage(from types.NodeID, m types.Message) {
+	switch m := m.(type) {
+	case *types.MicroBlock:
+		s.onMicroBlock(from, m, false)
+	case *types.Ack:
+		s.onAck(from, m)
+	case *types.Proof:
+		s.onProof(from, m)
+	case *types.FetchRequest:
+		s.serveFetch(from, m)
+	case *types.FetchResponse:
+		for _, mb := range m.MBs {
+			s.onMicroBlock(from, mb, true)
+		}
+	case *types.LBQuery:
+		s.onLBQuery(from, m)
+	case *types.LBInfo:
+		s.onLBInfo(from, m)
+	case *types.LBForward:
+		s.onLBForward(from, m.MB)
+	}
+}
+
+// entry returns the entry of id, creating it for a microblock known by reference only.
+func (s *Shared) entry(id types.Hash, epoch types.View) *mbEntry {
+	e := s.mbs[id]
+	if e == nil {
+		e = &mbEntry{id: id, epoch: epoch}
+		s.mbs[id] = e
+	}
+	return e
+}
+
+// proposable reports whether a leader may put e into a proposal now.
+func (s *Shared) proposable(e *mbEntry, v types.View) bool {
+	if e.proposed || e.epoch+StaleViews/2 < v || s.committed.has(e.id) {
+		return false
+	}
+	if s.cfg.PAB {
+		return e.proof != nil
+	}
+	return e.mb != nil
+}
+
+// Ready implements consensus.Mempool.
+func (s *Shared) Ready() bool {
+	for {
+		id, ok := s.avail.peek()
+		if !ok {
+			return false
+		}
+		if e := s.mbs[id]; e != nil && s.proposable(e, s.view) {
+			return true
+		}
+		s.avail.pop()
+	}
+}
+
+// MakePayload implements consensus.Mempool: up to bsize proposable microblocks, oldest first.
+func (s *Shared) MakePayload(v types.View) *types.Payload {
+	s.SetView(v)
+	var refs []types.MBRef
+	for len(refs) < s.cfg.BSize {
+		id, ok := s.avail.pop()
+		if !ok {
+			break
+		}
+		e := s.mbs[id]
+		if e == nil || !s.proposable(e, v) {
+			continue
+		}
+		e.proposed = true
+		ref := types.MBRef{ID: id}
+		if s.cfg.PAB {
+			ref.Proof = e.proof
+		}
+		refs = append(refs, ref)
+	}
+	return &types.Payload{Refs: refs}
+}
+
+// CheckPayload implements consensus.Mempool.
+func (s *Shared) CheckPayload(b *types.Block) (consensus.Verdict, error) {
+	p := b.Payload
+	if len(p.Txs) > 0 {
+		return consensus.Reject, fmt.Errorf("payload carries %d transactions; a shared mempool proposes microblock references", len(p.Txs))
+	}
+	if len(p.Refs) > s.cfg.BSize {
+		return consensus.Reject, fmt.Errorf("payload references %d microblocks, bsize is %d", len(p.Refs), s.cfg.BSize)
+	}
+	seen := make(map[types.Hash]struct{}, len(p.Refs))
+	for i, r := range p.Refs {
+		if _, dup := seen[r.ID]; dup {
+			return consensus.Reject, fmt.Errorf("microblock %v referenced twice", r.ID)
+		}
+		seen[r.ID] = struct{}{}
+		if s.committed.has(r.ID) {
+			return consensus.Reject, fmt.Errorf("microblock %v was committed already", r.ID)
+		}
+		if s.cfg.PAB {
+			if err := s.checkRef(r, b.View); err != nil {
+				return consensus.Reject, fmt.Errorf("reference %d: %w", i, err)
+			}
+		}
+	}
+	if !s.cfg.PAB {
+		// smp: vote only with every microblock here; fetch the rest from the leader.
+		missing := false
+		for _, r := range p.Refs {
+			if e := s.mbs[r.ID]; e == nil || e.mb == nil {
+				missing = true
+				s.fetch(r.ID, s.fetchOrder(b.Proposer), true)
+			}
+		}
+		if missing {
+			return consensus.Wait, nil
+		}
+	}
+	for _, r := range p.Refs {
+		e := s.entry(r.ID, 0)
+		e.proposed = true
+		if r.Proof != nil && e.proof == nil {
+			e.proof, e.epoch = r.Proof, r.Proof.Epoch
+		}
+		if e.mb == nil {
+			// PAB: vote now, fetch in the background once the push had its chance.
+			s.fetch(r.ID, s.proofOrder(e.proof), false)
+		}
+	}
+	return consensus.Accept, nil
+}
+
+// Resolve implements Mempool: the transactions of a committed block, in reference order, once all
+// its microblocks are here. A microblock committed before contributes nothing again.
+func (s *Shared) Resolve(b *types.Block) ([]types.Tx, bool) {
+	var txs []types.Tx
+	missing := false
+	for _, r := range b.Payload.Refs {
+		if s.committed.has(r.ID) {
+			continue
+		}
+		e := s.mbs[r.ID]
+		if e == nil || e.mb == nil {
+			missing = true
+			order := s.fetchOrder(b.Proposer)
+			if r.Proof != nil {
+				order = s.proofOrder(r.Proof)
+			}
+			s.fetch(r.ID, order, true)
+			continue
+		}
+		txs = append(txs, e.mb.Txs...)
+	}
+	return txs, !missing
+}
+
+// Committed implements Mempool: the block's microblocks and everything about them are freed.
+func (s *Shared) Committed(b *types.Block) {
+	for _, r := range b.Payload.Refs {
+		if s.committed.has(r.ID) {
+			continue
+		}
+		s.committed.add(r.ID, b.View)
+		if e := s.mbs[r.ID]; e != nil {
+			if e.mb != nil {
+				s.retained.add(e.mb)
+			}
+			s.release(e)
+		}
+	}
+	s.committed.prune(s.view)
+}
+
+// release forgets a microblock: data, proof, acks, fetch and forwarding state.
+func (s *Shared) release(e *mbEntry) {
+	if e.mb != nil {
+		if e.own {
+			for _, t := range e.mb.Txs {
+				delete(s.ownTxs, t.ID())
+			}
+			s.ownBytes -= e.mb.Bytes()
+		} else {
+			s.peerBytes -= e.mb.Bytes()
+		}
+	}
+	delete(s.mbs, e.id)
+	delete(s.pushes, e.id)
+	delete(s.fetches, e.id)
+	s.lb.forget(e.id)
+}
+
+// Requeue implements Mempool: microblocks of an orphaned block may be proposed again, first.
+func (s *Shared) Requeue(b *types.Block) {
+	refs := b.Payload.Refs
+	for i := len(refs) - 1; i >= 0; i-- {
+		if e := s.mbs[refs[i].ID]; e != nil && e.proposed {
+			e.proposed = false
+			s.avail.pushFront(e.id)
+		}
+	}
+}
+
+// Gauges implements Mempool.
+func (s *Shared) Gauges() Gauges {
+	g := Gauges{
+		Retained:     s.retained.bytes,
+		PendingTxs:   len(s.batch),
+		PendingBytes: s.ownBytes,
+		InFlightTxs:  len(s.ownTxs) - len(s.batch),
+		Microblocks:  len(s.mbs),
+		PeerBytes:    s.peerBytes,
+		Fetching:     len(s.fetches),
+		Busy:         s.lb.busy,
+		Load:         s.lb.load,
+		Banned:       len(s.lb.banned),
+	}
+	return g
+}
+
+// retainer keeps the data of the latest committed microblocks, up to limit bytes, oldest evicted
+// first: a replica that is behind in delivery can still fetch what the others already delivered,
+// and memory stays flat.
+type retainer struct {
+	limit int
+	bytes int
+	mbs   map[types.Hash]*types.MicroBlock
+	order idQueue
+}
+
+func (r *retainer) add(mb *types.MicroBlock) {
+	if _, ok := r.mbs[mb.ID]; ok {
+		return
+	}
+	r.mbs[mb.ID] = mb
+	r.order.push(mb.ID)
+	r.bytes += mb.Bytes()
+	for r.bytes > r.limit {
+		id, ok := r.order.pop()
+		if !ok {
+			return
+		}
+		if old := r.mbs[id]; old != nil {
+			r.bytes -= old.Bytes()
+			delete(r.mbs, id)
+		}
+	}
+}
+
+func (r *retainer) get(id types.Hash) *types.MicroBlock { return r.mbs[id] }
+
+// idQueue is a FIFO of IDs with push-front, amortised O(1).
+type idQueue struct {
+	items []types.Hash
+	head  int
+}
+
+func (q *idQueue) push(id types.Hash) { q.items = append(q.items, id) }
+
+func (q *idQueue) pushFront(id types.Hash) {
+	if q.head > 0 {
+		q.head--
+		q.items[q.head] = id
+		return
+	}
+	q.items = append([]types.Hash{id}, q.items...)
+}
+
+func (q *idQueue) peek() (types.Hash, bool) {
+	if q.head == len(q.items) {
+		return types.Hash{}, false
+	}
+	return q.items[q.head], true
+}
+
+func (q *idQueue) pop() (types.Hash, bool) {
+	id, ok := q.peek()
+	if !ok {
+		return id, false
+	}
+	q.head++
+	if q.head == len(q.items) {
+		q.items, q.head = q.items[:0], 0
+	} else if q.head > 1024 && q.head*2 > len(q.items) {
+		q.items = append(q.items[:0:0], q.items[q.head:]...)
+		q.head = 0
+	}
+	return id, true
+}
+
+func (q *idQueue) len() int { return len(q.items) - q.head }
+
+// viewSet remembers IDs with the view they were added in and forgets them window views later.
+type viewSet struct {
+	window types.View
+	ids    map[types.Hash]types.View
+	order  []viewID
+	head   int
+}
+
+type viewID struct {
+	id   types.Hash
+	view types.View
+}
+
+func newViewSet(window types.View) *viewSet {
+	return &viewSet{window: window, ids: make(map[types.Hash]types.View)}
+}
+
+func (v *viewSet) has(id types.Hash) bool { _, ok := v.ids[id]; return ok }
+
+func (v *viewSet) add(id types.Hash, view types.View) {
+	v.ids[id] = view
+	v.order = append(v.order, viewID{id, view})
+}
+
+func (v *viewSet) prune(now types.View) {
+	for v.head < len(v.order) && v.order[v.head].view+v.window < now {
+		delete(v.ids, v.order[v.head].id)
+		v.head++
+	}
+	if v.head > 1024 && v.head*2 > len(v.order) {
+		v.order = append(v.order[:0:0], v.order[v.head:]...)
+		v.head = 0
+	}
+}
+
+func (v *viewSet) len() int { return len(v.ids) }

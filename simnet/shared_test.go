@@ -1,0 +1,129 @@
+package simnet
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/stratusbft/stratus/config"
+	"github.com/stratusbft/stratus/consensus"
+	"github.com/stratusbft/stratus/mempool"
+	"github.com/stratusbft/stratus/replica"
+	"github.com/stratusbft/stratus/types"
+)
+
+// preset is a protocol of the paper as the simulator runs it.
+type preset struct {
+	name    string
+	engine  string
+	memType string
+	gossip  bool
+	lb      bool
+}
+
+var presets = []preset{
+	{"smp-hs", "hotstuff", "smp", false, false},
+	{"s-hs", "hotstuff", "stratus", false, false},
+	{"s-sl", "streamlet", "stratus", false, false},
+	{"s-hs-g", "hotstuff", "stratus", true, false},
+	{"smp-hs-g", "hotstuff", "smp", true, false},
+	{"s-hs+dlb", "hotstuff", "stratus", false, true},
+	{"smp-sl+dlb", "streamlet", "smp", false, true},
+}
+
+func sharedSpec(p preset, n int) replica.Spec {
+	sp := spec(p.engine)
+	sp.MemType = p.memType
+	sp.BSize = 20
+	sp.Shared = mempool.SharedConfig{
+		MSize:          10 * 32, // ten of makeTxs' 32-byte transactions
+		BatchTimeout:   5 * time.Millisecond,
+		Q:              config.Faults(n) + 1,
+		FetchTimeout:   40 * time.Millisecond,
+		PushTimeout:    60 * time.Millisecond,
+		Gossip:         p.gossip,
+		Fanout:         2,
+		R:              3,
+		LoadBalance:    p.lb,
+		D:              2,
+		EstimateWindow: 20,
+		Percentile:     95,
+		BusyThreshold:  3 * time.Millisecond, // every replica is busy at these latencies: DLB runs all the time
+		LBTimeout:      20 * time.Millisecond,
+		ForwardTimeout: 100 * time.Millisecond,
+	}
+	return sp
+}
+
+// loadAll submits batches to every replica in turn, the withholding ones included.
+func loadAll(s *Sim, txs []types.Tx, batch int, interval time.Duration) {
+	nodes := s.Nodes()
+	for i, k := 0, 0; i < len(txs); i, k = i+batch, k+1 {
+		s.Submit(time.Duration(k)*interval, nodes[k%len(nodes)].ID, txs[i:min(i+batch, len(txs))])
+	}
+}
+
+// TestPresetsAgree runs every preset, with and without a replica that withholds its microblocks,
+// and expects safety and every transaction delivered exactly once everywhere: a withheld
+// microblock is fetched (from the leader under smp, from the proof's signers under PAB).
+func TestPresetsAgree(t *testing.T) {
+	for _, p := range presets {
+		for _, withhold := range [][]types.NodeID{nil, {2}} {
+			for _, seed := range firstSeeds(2) {
+				name := fmt.Sprintf("%s/withhold=%v/seed=%d", p.name, withhold, seed)
+				t.Run(name, func(t *testing.T) {
+					s, err := New(Options{N: 4, Spec: sharedSpec(p, 4), Seed: seed, Latency: time.Millisecond, Jitter: 2 * time.Millisecond, Withhold: withhold})
+					require.NoError(t, err)
+					txs := makeTxs(name, 800)
+					loadAll(s, txs, 20, 2*time.Millisecond)
+					ok := s.RunUntil(60*time.Second, func() bool { return s.AllDelivered(txs) })
+					require.True(t, ok, "not delivered everywhere (seed %d)", seed)
+					requireSafeAndComplete(t, s, txs)
+					var fetched, created int
+					for _, n := range s.Nodes() {
+						for _, e := range n.Events {
+							switch e.(type) {
+							case consensus.MBFetched:
+								fetched++
+							case consensus.MBCreated:
+								created++
+							}
+						}
+					}
+					require.GreaterOrEqual(t, created, 800/10, "transactions travel in microblocks")
+					if withhold != nil {
+						require.Positive(t, fetched, "withheld microblocks must have been fetched")
+					}
+					// Idle afterwards: every replica's shared mempool is empty again (garbage collected).
+					s.Run(s.Now() + 2*time.Second)
+					for _, n := range s.Nodes() {
+						g := n.Core.Gauges()
+						require.Zero(t, g.MempoolBytes, "node %d still holds own transactions", n.ID)
+					}
+				})
+			}
+		}
+	}
+}
+
+// TestSharedUnderJitterAndSilence: PAB and smp with a silent replica and heavy reordering, N = 4
+// and 7.
+func TestSharedUnderJitterAndSilence(t *testing.T) {
+	for _, p := range []preset{presets[0], presets[1], presets[2], presets[3]} {
+		for _, n := range []int{4, 7} {
+			seed := int64(n)
+			silent := []types.NodeID{types.NodeID(n)}
+			name := fmt.Sprintf("%s/n=%d", p.name, n)
+			t.Run(name, func(t *testing.T) {
+				s, err := New(Options{N: n, Spec: sharedSpec(p, n), Seed: seed, Latency: 2 * time.Millisecond, Jitter: 40 * time.Millisecond, Silent: silent})
+				require.NoError(t, err)
+				txs := makeTxs(name, 600)
+				load(s, txs, 15, 3*time.Millisecond)
+				require.True(t, s.RunUntil(120*time.Second, func() bool { return s.AllDelivered(txs) }))
+				requireSafeAndComplete(t, s, txs)
+			})
+		}
+	}
+}

@@ -1,0 +1,124 @@
+package types
+
+import (
+	"github.com/kelindar/bitmap"
+)
+
+// MicroBlock is a batch of client transactions that its creator disseminates outside consensus
+// (shared mempools). ID commits to the creator, the creator's view when it made the batch (Epoch)
+// and the transaction IDs; every receiver recomputes it and rejects a mismatch. Sender is the
+// replica that runs the push phase (the creator, or a proxy under load balancing) and collects the
+// acks; Hops counts gossip relays. Neither is part of the ID.
+type MicroBlock struct {
+	ID      Hash
+	Creator NodeID
+	Epoch   View
+	Sender  NodeID
+	Hops    uint8
+	Txs     []Tx
+}
+
+// Kind implements Message.
+func (*MicroBlock) Kind() Kind { return KindMicroBlock }
+
+// ComputeID hashes what a microblock ID commits to.
+func (mb *MicroBlock) ComputeID() Hash {
+	head := newDigester("microblock").u64(uint64(mb.Creator)).u64(uint64(mb.Epoch)).buf
+	return hashList(head, len(mb.Txs), func(i int) Hash { return mb.Txs[i].ID() })
+}
+
+// NewMicroBlock builds a microblock with its ID; the creator is the sender.
+func NewMicroBlock(creator NodeID, epoch View, txs []Tx) *MicroBlock {
+	mb := &MicroBlock{Creator: creator, Epoch: epoch, Sender: creator, Txs: txs}
+	mb.ID = mb.ComputeID()
+	return mb
+}
+
+// Relay returns a copy of mb with another sender and hop count; the transactions are shared.
+func (mb *MicroBlock) Relay(sender NodeID, hops uint8) *MicroBlock {
+	return &MicroBlock{ID: mb.ID, Creator: mb.Creator, Epoch: mb.Epoch, Sender: sender, Hops: hops, Txs: mb.Txs}
+}
+
+// Bytes is the size of the transactions.
+func (mb *MicroBlock) Bytes() int {
+	n := 0
+	for _, t := range mb.Txs {
+		n += t.Size()
+	}
+	return n
+}
+
+// AckDigest is what an ack of microblock id, made in epoch, signs; PAB proofs carry signatures over it.
+func AckDigest(id Hash, epoch View) Hash {
+	return newDigester("ack").hash(id).u64(uint64(epoch)).sum()
+}
+
+// Ack tells the microblock's sender that Signer stores it.
+type Ack struct {
+	MBID   Hash
+	Epoch  View
+	Signer NodeID
+	Sig    []byte
+}
+
+// Kind implements Message.
+func (*Ack) Kind() Kind { return KindAck }
+
+// Proof shows that microblock MBID is available: q distinct replicas signed AckDigest(MBID, Epoch).
+type Proof struct {
+	MBID    Hash
+	Epoch   View
+	Signers bitmap.Bitmap
+	Sigs    [][]byte
+}
+
+// Kind implements Message: a proof is broadcast on its own (recovery phase) and travels in proposals.
+func (*Proof) Kind() Kind { return KindProof }
+
+// MBRef references a microblock in a proposal, with its availability proof under PAB.
+type MBRef struct {
+	ID    Hash
+	Proof *Proof `rlp:"nil"`
+}
+
+// FetchRequest asks a peer for microblocks the sender is missing.
+type FetchRequest struct {
+	IDs []Hash
+}
+
+// Kind implements Message.
+func (*FetchRequest) Kind() Kind { return KindFetchRequest }
+
+// FetchResponse carries requested microblocks the responder holds.
+type FetchResponse struct {
+	MBs []*MicroBlock
+}
+
+// Kind implements Message.
+func (*FetchResponse) Kind() Kind { return KindFetchResponse }
+
+// LBQuery asks a sampled replica for its load (distributed load balancing).
+type LBQuery struct {
+	Nonce uint64
+}
+
+// Kind implements Message.
+func (*LBQuery) Kind() Kind { return KindLBQuery }
+
+// LBInfo answers an LBQuery: the replica's estimated stable time, or Busy.
+type LBInfo struct {
+	Nonce  uint64
+	LoadUS uint64 // estimated stable time in microseconds
+	Busy   bool
+}
+
+// Kind implements Message.
+func (*LBInfo) Kind() Kind { return KindLBInfo }
+
+// LBForward hands a busy creator's microblock to a proxy that runs the push phase for it.
+type LBForward struct {
+	MB *MicroBlock
+}
+
+// Kind implements Message.
+func (*LBForward) Kind() Kind { return KindLBForward }
