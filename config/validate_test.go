@@ -93,18 +93,18 @@ func TestValidateOneBadValue(t *testing.T) {
 		{"zipfian_s = 1", func(c *Config) { c.ZipfianS = 1 }, "zipfian_s:", []string{"must be greater than 1"}, 0},
 		{"zipfian_s < 1", func(c *Config) { c.ZipfianS = 0.5 }, "zipfian_s:", []string{"0.5 must be greater than 1"}, 0},
 		{"zipfian_v < 1", func(c *Config) { c.ZipfianV = 0.99 }, "zipfian_v:", []string{"0.99 must be at least 1"}, 0},
-		{"gossip fanout 0", func(c *Config) { c.Gossip = true; c.Fanout = 0 }, "fanout:", []string{"0 is outside [1, 3]"}, 0},
-		{"gossip fanout n", func(c *Config) { c.Gossip = true; c.Fanout = 4 }, "fanout:", []string{"4 is outside [1, 3]"}, 0},
-		{"gossip r 0", func(c *Config) { c.Gossip = true; c.R = 0 }, "r:", []string{"0 is outside [1, 64]"}, 0},
-		{"gossip r 65", func(c *Config) { c.Gossip = true; c.R = 65 }, "r:", []string{"65 is outside [1, 64]"}, 0},
-		{"lb d 0", func(c *Config) { c.LoadBalance = true; c.D = 0 }, "d:", []string{"0 is outside [1, 3]"}, 0},
-		{"lb d 4", func(c *Config) { c.LoadBalance = true; c.D = 4 }, "d:", []string{"4 is outside [1, 3]"}, 0},
-		{"lb estimate_window", func(c *Config) { c.LoadBalance = true; c.EstimateWindow = 0 }, "estimate_window:", []string{"[1, 100000]"}, 0},
-		{"lb percentile 0", func(c *Config) { c.LoadBalance = true; c.Percentile = 0 }, "percentile:", []string{"outside (0, 100]"}, 0},
-		{"lb percentile 101", func(c *Config) { c.LoadBalance = true; c.Percentile = 100.5 }, "percentile:", []string{"100.5 is outside (0, 100]"}, 0},
-		{"lb busy_threshold", func(c *Config) { c.LoadBalance = true; c.BusyThreshold = 0 }, "busy_threshold:", []string{"[1, 600000]"}, 0},
-		{"lb lb_timeout", func(c *Config) { c.LoadBalance = true; c.LBTimeout = 0 }, "lb_timeout:", []string{"[1, 600000]"}, 0},
-		{"lb forward_timeout", func(c *Config) { c.LoadBalance = true; c.ForwardTimeout = -1 }, "forward_timeout:", []string{"[1, 600000]"}, 0},
+		{"gossip fanout 0", func(c *Config) { c.MemType = MemStratus; c.Gossip = true; c.Fanout = 0 }, "fanout:", []string{"0 is outside [1, 3]"}, 0},
+		{"gossip fanout n", func(c *Config) { c.MemType = MemStratus; c.Gossip = true; c.Fanout = 4 }, "fanout:", []string{"4 is outside [1, 3]"}, 0},
+		{"gossip r 0", func(c *Config) { c.MemType = MemStratus; c.Gossip = true; c.R = 0 }, "r:", []string{"0 is outside [1, 64]"}, 0},
+		{"gossip r 65", func(c *Config) { c.MemType = MemStratus; c.Gossip = true; c.R = 65 }, "r:", []string{"65 is outside [1, 64]"}, 0},
+		{"lb d 0", func(c *Config) { c.MemType = MemStratus; c.LoadBalance = true; c.D = 0 }, "d:", []string{"0 is outside [1, 3]"}, 0},
+		{"lb d 4", func(c *Config) { c.MemType = MemStratus; c.LoadBalance = true; c.D = 4 }, "d:", []string{"4 is outside [1, 3]"}, 0},
+		{"lb estimate_window", func(c *Config) { c.MemType = MemStratus; c.LoadBalance = true; c.EstimateWindow = 0 }, "estimate_window:", []string{"[1, 100000]"}, 0},
+		{"lb percentile 0", func(c *Config) { c.MemType = MemStratus; c.LoadBalance = true; c.Percentile = 0 }, "percentile:", []string{"outside (0, 100]"}, 0},
+		{"lb percentile 101", func(c *Config) { c.MemType = MemStratus; c.LoadBalance = true; c.Percentile = 100.5 }, "percentile:", []string{"100.5 is outside (0, 100]"}, 0},
+		{"lb busy_threshold", func(c *Config) { c.MemType = MemStratus; c.LoadBalance = true; c.BusyThreshold = 0 }, "busy_threshold:", []string{"[1, 600000]"}, 0},
+		{"lb lb_timeout", func(c *Config) { c.MemType = MemStratus; c.LoadBalance = true; c.LBTimeout = 0 }, "lb_timeout:", []string{"[1, 600000]"}, 0},
+		{"lb forward_timeout", func(c *Config) { c.MemType = MemStratus; c.LoadBalance = true; c.ForwardTimeout = -1 }, "forward_timeout:", []string{"[1, 600000]"}, 0},
 		{"byzNo > f", func(c *Config) { c.ByzNo = 2 }, "byzNo:", []string{"2 is outside [0, 1]"}, 0},
 		{"byzNo negative", func(c *Config) { c.ByzNo = -1 }, "byzNo:", []string{"[0, 1]"}, 0},
 		{"strategy", func(c *Config) { c.ByzNo = 1; c.Strategy = "fork" }, "strategy:", []string{`"fork"`, `"silence"`}, 0},
@@ -178,9 +178,9 @@ func TestValidateGoodValues(t *testing.T) {
 			c.Fanout = 0
 			c.R = 0
 		},
-		"gossip bounds":             func(c *Config) { c.Gossip = true; c.Fanout = 3; c.R = 64 },
+		"gossip bounds":             func(c *Config) { c.MemType = MemStratus; c.Gossip = true; c.Fanout = 3; c.R = 64 },
 		"d ignored without lb":      func(c *Config) { c.D = 0; c.Percentile = 0 },
-		"lb bounds":                 func(c *Config) { c.LoadBalance = true; c.D = 3; c.Percentile = 100 },
+		"lb bounds":                 func(c *Config) { c.MemType = MemStratus; c.LoadBalance = true; c.D = 3; c.Percentile = 100 },
 		"fillInterval and capacity": func(c *Config) { c.FillInterval = 10; c.Capacity = 1 },
 		"propose just below":        func(c *Config) { c.ProposeTimeout = 999 },
 		"benchmark zipf":            func(c *Config) { c.Benchmark.Distribution = "zipf" },
@@ -196,16 +196,23 @@ func TestValidateGoodValues(t *testing.T) {
 	}
 }
 
-func TestValidateSharedMempoolsNotYetAvailable(t *testing.T) {
-	// smp and stratus (and their aliases) are known names but refused until implemented.
+func TestValidateSharedMempools(t *testing.T) {
 	for _, m := range []string{MemSMP, MemStratus, "naive", "ack"} {
 		c := Default()
 		c.MemType = m
-		err := c.Validate(4)
-		require.Error(t, err, m)
-		assert.Contains(t, err.Error(), "mem_type:")
-		assert.Contains(t, err.Error(), "not implemented")
+		c.Gossip, c.LoadBalance = true, true
+		require.NoError(t, c.Validate(4), m)
 	}
+	// Gossip and load balancing move microblocks: the native mempool has none.
+	c := Default()
+	c.Gossip, c.LoadBalance = true, true
+	err := c.Validate(4)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "gossip: gossip disseminates microblocks")
+	assert.Contains(t, err.Error(), "load_balance: load balancing forwards microblocks")
+	c = Default()
+	c.PushTimeout = 0
+	assert.ErrorContains(t, c.Validate(4), "push_timeout: 0 is outside [1, 600000]")
 }
 
 func TestValidateReportsAllErrorsAtOnce(t *testing.T) {
