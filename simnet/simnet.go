@@ -28,6 +28,11 @@ type Options struct {
 	// with (the "missing" strategy): under PAB to q-1 others, just enough for a proof; under smp
 	// to the current leader only.
 	Withhold []types.NodeID
+	// Censor replicas are Byzantine load-balancing proxies: they answer every load query with an
+	// idle load and drop the microblocks forwarded to them.
+	Censor []types.NodeID
+	// SlowUplink adds latency to every message a replica sends, making it the busy one.
+	SlowUplink map[types.NodeID]time.Duration
 }
 
 // Sim is one simulation run.
@@ -51,6 +56,7 @@ type Node struct {
 	Core     *replica.Core
 	Silent   bool
 	Withhold bool
+	Censor   bool
 	sim      *Sim
 	rng      *rand.Rand
 	// Delivered lists, in order, the blocks and transactions this replica delivered.
@@ -83,11 +89,16 @@ func New(opts Options) (*Sim, error) {
 	for _, id := range opts.Withhold {
 		withhold[id] = true
 	}
+	censor := make(map[types.NodeID]bool)
+	for _, id := range opts.Censor {
+		censor[id] = true
+	}
 	for i := 0; i < opts.N; i++ {
 		n := &Node{
 			ID:       types.NodeID(i + 1),
 			Silent:   silent[types.NodeID(i+1)],
 			Withhold: withhold[types.NodeID(i+1)],
+			Censor:   censor[types.NodeID(i+1)],
 			sim:      s,
 			rng:      rand.New(rand.NewSource(opts.Seed*7919 + int64(i))),
 			voted:    make(map[types.View]bool),
@@ -200,7 +211,15 @@ func (s *Sim) send(from *Node, to types.NodeID, m types.Message) {
 	if from.Silent || dst.Silent || (from.Withhold && !s.withholdAllows(from, to, m)) {
 		return
 	}
-	d := s.opts.Latency
+	if from.Censor {
+		if info, ok := m.(*types.LBInfo); ok {
+			m = &types.LBInfo{Nonce: info.Nonce} // "idle": come to me
+		}
+	}
+	if _, ok := m.(*types.LBForward); ok && dst.Censor {
+		return // forwarded microblocks vanish at a censoring proxy
+	}
+	d := s.opts.Latency + s.opts.SlowUplink[from.ID]
 	if s.opts.Jitter > 0 {
 		d += time.Duration(s.rng.Int63n(int64(s.opts.Jitter) + 1))
 	}
