@@ -161,7 +161,7 @@ type MBReceived struct {
 	Redundant bool
 }
 
-// MBMissing: a microblock a proof or proposal refers to is not here and is being fetched.
+// MBMissing: a microblock a proof or proposal refers to did not arrive in time and is being fetched.
 type MBMissing struct{}
 
 // MBFetched: a missing microblock arrived from a fetch.

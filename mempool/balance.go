@@ -182,7 +182,7 @@ func (s *Shared) lbDecide(nonce uint64) {
 		return
 	}
 	delete(s.lb.samples, nonce)
-	if s.committed.has(sm.mb.ID) {
+	if s.delivered.has(sm.mb.ID) {
 		return
 	}
 	var best types.NodeID
@@ -217,7 +217,7 @@ func (s *Shared) lbDecide(nonce uint64) {
 // forwardExpired forwards again when the proxy did not return the proof in time.
 func (s *Shared) forwardExpired(t forwardTimer) {
 	f := s.lb.forwards[t.id]
-	if f == nil || f.attempt != t.attempt || s.committed.has(t.id) {
+	if f == nil || f.attempt != t.attempt || s.delivered.has(t.id) {
 		return
 	}
 	s.startForward(f.mb)
@@ -226,7 +226,7 @@ func (s *Shared) forwardExpired(t forwardTimer) {
 // onLBForward: this replica is the proxy of another's microblock; it runs the push phase and will
 // return the proof to the creator.
 func (s *Shared) onLBForward(from types.NodeID, mb *types.MicroBlock) {
-	if mb.Creator != from || from == s.self || s.committed.has(mb.ID) || s.pushes[mb.ID] != nil {
+	if mb.Creator != from || from == s.self || s.delivered.has(mb.ID) || s.pushes[mb.ID] != nil {
 		return
 	}
 	e := s.mbs[mb.ID]

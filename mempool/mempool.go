@@ -26,6 +26,9 @@ type Mempool interface {
 	// Resolve returns the transactions a committed block orders, or false while data is missing
 	// (the mempool fetches it and the replica asks again after the next mempool event).
 	Resolve(b *types.Block) ([]types.Tx, bool)
+	// Decided tells the mempool a block was committed (ordered), before its delivery, which may
+	// wait for data, and before the blocks it orphaned are requeued.
+	Decided(b *types.Block)
 	// Committed tells the mempool a block was delivered: its payload is garbage now.
 	Committed(b *types.Block)
 	// Requeue returns the payload of an orphaned block to the mempool so it is proposed again.

@@ -219,6 +219,9 @@ func (m *Native) Requeue(b *types.Block) {
 	m.live += len(back)
 }
 
+// Decided implements Mempool; native payloads are settled at delivery (Committed).
+func (m *Native) Decided(*types.Block) {}
+
 // SetView implements Mempool; the native mempool does not depend on views.
 func (m *Native) SetView(types.View) {}
 

@@ -61,7 +61,7 @@ func (s *Shared) repush(id types.Hash) {
 // onMicroBlock stores a microblock from dissemination or a fetch, acks it to its sender and relays
 // it when gossiping.
 func (s *Shared) onMicroBlock(from types.NodeID, mb *types.MicroBlock, fetched bool) {
-	if s.committed.has(mb.ID) {
+	if s.delivered.has(mb.ID) {
 		return
 	}
 	e := s.mbs[mb.ID]
@@ -216,7 +216,7 @@ func sameCert(a, b *types.Proof) bool {
 }
 
 func (s *Shared) onProof(from types.NodeID, p *types.Proof) {
-	if s.committed.has(p.MBID) {
+	if s.delivered.has(p.MBID) {
 		return
 	}
 	if err := s.verifyProof(p); err != nil {
@@ -253,7 +253,6 @@ func (s *Shared) fetch(id types.Hash, order []types.NodeID, now bool) {
 		}
 		f = &fetch{order: order}
 		s.fetches[id] = f
-		s.emit(consensus.MBMissing{})
 		if !now {
 			s.env.SetTimer(s.cfg.FetchTimeout, fetchTimer{id: id})
 			return
@@ -270,13 +269,16 @@ func (s *Shared) fetchNext(id types.Hash) {
 	if f == nil {
 		return
 	}
-	if e := s.mbs[id]; (e != nil && e.mb != nil) || s.committed.has(id) {
+	if e := s.mbs[id]; (e != nil && e.mb != nil) || s.delivered.has(id) {
 		delete(s.fetches, id)
 		return
 	}
 	peer := f.order[f.next%len(f.order)]
 	f.next++
-	f.asked = true
+	if !f.asked {
+		f.asked = true
+		s.emit(consensus.MBMissing{})
+	}
 	s.env.Send(peer, &types.FetchRequest{IDs: []types.Hash{id}})
 	s.env.SetTimer(s.cfg.FetchTimeout, fetchTimer{id: id})
 }

@@ -73,7 +73,8 @@ type Shared struct {
 	mbs       map[types.Hash]*mbEntry
 	avail     idQueue // IDs that became proposable, in order; entries are re-checked when popped
 	peerBytes int
-	committed *viewSet
+	delivered *viewSet // microblocks whose transactions were delivered; their data is freed
+	decided   *viewSet // microblocks in committed blocks, delivered or not: never proposable again
 	retained  retainer // data of committed microblocks, for replicas still fetching it
 
 	pushes  map[types.Hash]*push
@@ -114,7 +115,8 @@ func NewShared(env consensus.Env, cfg SharedConfig) *Shared {
 		self:      env.Self(),
 		ownTxs:    make(map[types.Hash]struct{}),
 		mbs:       make(map[types.Hash]*mbEntry),
-		committed: newViewSet(StaleViews),
+		delivered: newViewSet(StaleViews),
+		decided:   newViewSet(StaleViews),
 		retained:  retainer{limit: cfg.MemSize, mbs: make(map[types.Hash]*types.MicroBlock)},
 		pushes:    make(map[types.Hash]*push),
 		fetches:   make(map[types.Hash]*fetch),
@@ -284,7 +286,7 @@ func (s *Shared) entry(id types.Hash, epoch types.View) *mbEntry {
 
 // proposable reports whether a leader may put e into a proposal now.
 func (s *Shared) proposable(e *mbEntry, v types.View) bool {
-	if e.proposed || e.epoch+StaleViews/2 < v || s.committed.has(e.id) {
+	if e.proposed || e.epoch+StaleViews/2 < v || s.decided.has(e.id) {
 		return false
 	}
 	if s.cfg.PAB {
@@ -345,7 +347,7 @@ func (s *Shared) CheckPayload(b *types.Block) (consensus.Verdict, error) {
 			return consensus.Reject, fmt.Errorf("microblock %v referenced twice", r.ID)
 		}
 		seen[r.ID] = struct{}{}
-		if s.committed.has(r.ID) {
+		if s.decided.has(r.ID) {
 			return consensus.Reject, fmt.Errorf("microblock %v was committed already", r.ID)
 		}
 		if s.cfg.PAB {
@@ -387,7 +389,7 @@ func (s *Shared) Resolve(b *types.Block) ([]types.Tx, bool) {
 	var txs []types.Tx
 	missing := false
 	for _, r := range b.Payload.Refs {
-		if s.committed.has(r.ID) {
+		if s.delivered.has(r.ID) {
 			continue
 		}
 		e := s.mbs[r.ID]
@@ -405,13 +407,30 @@ func (s *Shared) Resolve(b *types.Block) ([]types.Tx, bool) {
 	return txs, !missing
 }
 
+// Decided implements Mempool: the block's microblocks are ordered and never proposable again,
+// even when another block that referred to them is orphaned before this one is delivered.
+func (s *Shared) Decided(b *types.Block) {
+	for _, r := range b.Payload.Refs {
+		if !s.decided.has(r.ID) {
+			s.decided.add(r.ID, b.View)
+		}
+		if e := s.mbs[r.ID]; e != nil {
+			e.proposed = true
+		}
+	}
+	s.decided.prune(s.view)
+}
+
 // Committed implements Mempool: the block's microblocks and everything about them are freed.
 func (s *Shared) Committed(b *types.Block) {
 	for _, r := range b.Payload.Refs {
-		if s.committed.has(r.ID) {
+		if s.delivered.has(r.ID) {
 			continue
 		}
-		s.committed.add(r.ID, b.View)
+		s.delivered.add(r.ID, b.View)
+		if !s.decided.has(r.ID) {
+			s.decided.add(r.ID, b.View)
+		}
 		if e := s.mbs[r.ID]; e != nil {
 			if e.mb != nil {
 				s.retained.add(e.mb)
@@ -419,7 +438,8 @@ func (s *Shared) Committed(b *types.Block) {
 			s.release(e)
 		}
 	}
-	s.committed.prune(s.view)
+	s.delivered.prune(s.view)
+	s.decided.prune(s.view)
 }
 
 // release forgets a microblock: data, proof, acks, fetch and forwarding state.
@@ -444,7 +464,7 @@ func (s *Shared) release(e *mbEntry) {
 func (s *Shared) Requeue(b *types.Block) {
 	refs := b.Payload.Refs
 	for i := len(refs) - 1; i >= 0; i-- {
-		if e := s.mbs[refs[i].ID]; e != nil && e.proposed {
+		if e := s.mbs[refs[i].ID]; e != nil && e.proposed && !s.decided.has(e.id) {
 			e.proposed = false
 			s.avail.pushFront(e.id)
 		}

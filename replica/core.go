@@ -163,6 +163,11 @@ func (c *Core) Gauges() stats.Gauges {
 		InFlightTxs:     g.InFlightTxs,
 		DeliveryBacklog: len(c.queue),
 		LocalWaiting:    len(c.local),
+		Microblocks:     g.Microblocks,
+		PeerBytes:       g.PeerBytes,
+		RetainedBytes:   g.Retained,
+		Fetching:        g.Fetching,
+		Banned:          g.Banned,
 	}
 }
 
@@ -237,6 +242,7 @@ func (c *Core) settle() {
 
 // Commit implements consensus.Output.
 func (c *Core) Commit(b *types.Block) {
+	c.mp.Decided(b)
 	c.queue = append(c.queue, b)
 	c.drain()
 }

@@ -88,7 +88,7 @@ func New(opts Options, ep transport.Endpoint) (*Replica, error) {
 	if opts.Stats != nil {
 		obs = opts.Stats
 	}
-	core, err := NewCore(env, opts.Spec, obs)
+	core, err := NewCore(env, opts.Spec, logRejections{obs, opts.Log})
 	if err != nil {
 		return nil, err
 	}
@@ -309,8 +309,26 @@ func (r *Replica) publish() {
 	st := r.core.Status()
 	r.status.Store(&st)
 	if r.opts.Stats != nil {
-		r.opts.Stats.SetGauges(r.core.Gauges(), st.HighQCView, r.ep.Counters().Dropped)
+		c := r.ep.Counters()
+		var traffic [types.NumKinds]stats.Traffic
+		for k, t := range c.ByKind {
+			traffic[k] = stats.Traffic(t)
+		}
+		r.opts.Stats.SetGauges(r.core.Gauges(), st.HighQCView, c.Dropped, traffic)
 	}
+}
+
+// logRejections logs every message the core rejected (at debug level) before counting it.
+type logRejections struct {
+	Observer
+	log *logrus.Entry
+}
+
+func (l logRejections) Event(e consensus.Event) {
+	if r, ok := e.(consensus.Rejected); ok && l.log.Logger.IsLevelEnabled(logrus.DebugLevel) {
+		l.log.WithFields(logrus.Fields{"from": r.From, "kind": r.Kind, "rule": r.Rule}).Debug(r.Detail)
+	}
+	l.Observer.Event(e)
 }
 
 // liveEnv is the Env of a real-time replica. Only the event loop calls it.

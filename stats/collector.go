@@ -30,6 +30,22 @@ type Gauges struct {
 	InFlightTxs     int
 	DeliveryBacklog int // committed blocks waiting for data
 	LocalWaiting    int // client transactions received here and not yet delivered
+	Microblocks     int // shared mempools: microblocks known
+	PeerBytes       int // shared mempools: bytes of other replicas' microblocks held
+	RetainedBytes   int // shared mempools: bytes of committed microblocks kept for fetches
+	Fetching        int // shared mempools: microblocks being fetched
+	Banned          int // load balancing: banned proxies
+}
+
+// Traffic counts one message kind's messages and bytes, as totals since the start.
+type Traffic struct {
+	SentMsgs, SentBytes, RecvMsgs, RecvBytes uint64
+}
+
+// trafficSample is a reading of the transport counters.
+type trafficSample struct {
+	at     time.Time
+	byKind [types.NumKinds]Traffic
 }
 
 // Collector accumulates a node's statistics. Its methods are safe for concurrent use: the event loop
@@ -58,6 +74,22 @@ type Collector struct {
 	refusedSubmits   uint64
 	transportDropped uint64
 	viewChangesByTCs uint64
+
+	mb         mbCounters
+	stable     Histogram // stable times of the microblocks this replica pushed
+	busy       bool
+	load       time.Duration
+	traffic    trafficSample // latest reading
+	prevSample trafficSample // a reading at least a second older, for rates
+	rates      [types.NumKinds]TrafficRate
+}
+
+type mbCounters struct {
+	created, createdTxs, createdBytes  uint64
+	received, receivedBytes, redundant uint64
+	missing, fetched, dropped          uint64
+	proofsOK, proofsBad                uint64
+	forwarded, proxied                 uint64
 }
 
 // New returns a collector whose clock is now.
@@ -85,6 +117,38 @@ func (c *Collector) Event(e consensus.Event) {
 		c.voted++
 	case consensus.Rejected:
 		c.rejected[e.Kind.String()+"/"+e.Rule]++
+	case consensus.MBCreated:
+		c.mb.created++
+		c.mb.createdTxs += uint64(e.Txs)
+		c.mb.createdBytes += uint64(e.Bytes)
+	case consensus.MBReceived:
+		if e.Redundant {
+			c.mb.redundant++
+		} else {
+			c.mb.received++
+			c.mb.receivedBytes += uint64(e.Bytes)
+		}
+	case consensus.MBMissing:
+		c.mb.missing++
+	case consensus.MBFetched:
+		c.mb.fetched++
+	case consensus.MBDropped:
+		c.mb.dropped++
+	case consensus.MBStable:
+		c.stable.Record(e.StableTime)
+		if e.Proxy {
+			c.mb.proxied++
+		}
+	case consensus.ProofChecked:
+		if e.OK {
+			c.mb.proofsOK++
+		} else {
+			c.mb.proofsBad++
+		}
+	case consensus.MBForwarded:
+		c.mb.forwarded++
+	case consensus.LoadChanged:
+		c.busy, c.load = e.Busy, e.Load
 	}
 }
 
@@ -123,11 +187,77 @@ func (c *Collector) Submitted(n int, refused bool) {
 	c.mu.Unlock()
 }
 
-// SetGauges stores the latest sizes.
-func (c *Collector) SetGauges(g Gauges, highQC types.View, dropped uint64) {
+// SetGauges stores the latest sizes and transport readings; per-kind rates are computed over the
+// last second or more.
+func (c *Collector) SetGauges(g Gauges, highQC types.View, dropped uint64, traffic [types.NumKinds]Traffic) {
+	now := c.now()
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.gauges, c.highQC, c.transportDropped = g, highQC, dropped
-	c.mu.Unlock()
+	c.traffic = trafficSample{at: now, byKind: traffic}
+	if c.prevSample.at.IsZero() {
+		c.prevSample = c.traffic
+		return
+	}
+	dt := now.Sub(c.prevSample.at).Seconds()
+	if dt < 1 {
+		return
+	}
+	rate := func(a, b uint64) float64 {
+		if a < b {
+			return 0
+		}
+		return round3(float64(a-b) / dt)
+	}
+	for k := range traffic {
+		cur, old := traffic[k], c.prevSample.byKind[k]
+		c.rates[k] = TrafficRate{
+			SentMsgs: rate(cur.SentMsgs, old.SentMsgs), SentBytes: rate(cur.SentBytes, old.SentBytes),
+			RecvMsgs: rate(cur.RecvMsgs, old.RecvMsgs), RecvBytes: rate(cur.RecvBytes, old.RecvBytes),
+		}
+	}
+	c.prevSample = c.traffic
+}
+
+// TrafficRate is one message kind's traffic per second.
+type TrafficRate struct {
+	SentMsgs  float64 `json:"sent_msgs_per_s"`
+	SentBytes float64 `json:"sent_bytes_per_s"`
+	RecvMsgs  float64 `json:"recv_msgs_per_s"`
+	RecvBytes float64 `json:"recv_bytes_per_s"`
+}
+
+// KindTraffic is a message kind's rates and totals in a snapshot.
+type KindTraffic struct {
+	TrafficRate
+	SentMsgsTotal  uint64 `json:"sent_msgs"`
+	SentBytesTotal uint64 `json:"sent_bytes"`
+	RecvMsgsTotal  uint64 `json:"recv_msgs"`
+	RecvBytesTotal uint64 `json:"recv_bytes"`
+}
+
+// MicroblockStats are a shared mempool's numbers in a snapshot.
+type MicroblockStats struct {
+	Created        uint64  `json:"created"`
+	Received       uint64  `json:"received"`
+	Redundant      uint64  `json:"redundant"`
+	Missing        uint64  `json:"missing"`
+	Fetched        uint64  `json:"fetched"`
+	Dropped        uint64  `json:"dropped"`
+	AveSizeBytes   float64 `json:"ave_size_bytes"`
+	AveSizeTxs     float64 `json:"ave_size_txs"`
+	StableTimeMs   Latency `json:"stable_time_ms"`
+	ProofsVerified uint64  `json:"proofs_verified"`
+	ProofsRejected uint64  `json:"proofs_rejected"`
+	Forwarded      uint64  `json:"forwarded"`
+	PushedAsProxy  uint64  `json:"pushed_as_proxy"`
+	Busy           bool    `json:"busy"`
+	LoadMs         float64 `json:"load_ms"`
+	BannedProxies  int     `json:"banned_proxies"`
+	Known          int     `json:"known"`
+	PeerBytes      int     `json:"peer_bytes"`
+	RetainedBytes  int     `json:"retained_bytes"`
+	BeingFetched   int     `json:"being_fetched"`
 }
 
 // Snapshot is a node's statistics at one instant. Every number is finite.
@@ -163,6 +293,12 @@ type Snapshot struct {
 	Mempool            MempoolStats      `json:"mempool"`
 	Rejected           map[string]uint64 `json:"rejected"`
 	TransportDropped   uint64            `json:"transport_dropped"`
+	Microblocks        MicroblockStats   `json:"microblocks"`
+	// Traffic per message kind: rates over the last second or more, and totals.
+	Traffic map[string]KindTraffic `json:"traffic"`
+	// SendMbps and RecvMbps are all kinds together, in Mbit/s.
+	SendMbps float64 `json:"send_mbps"`
+	RecvMbps float64 `json:"recv_mbps"`
 }
 
 // MempoolStats are the mempool sizes in a snapshot.
@@ -230,6 +366,34 @@ func (c *Collector) Snapshot() Snapshot {
 	for k, v := range c.rejected {
 		s.Rejected[k] = v
 	}
+	m := c.mb
+	s.Microblocks = MicroblockStats{
+		Created: m.created, Received: m.received, Redundant: m.redundant, Missing: m.missing,
+		Fetched: m.fetched, Dropped: m.dropped, StableTimeMs: c.stable.Summary(),
+		ProofsVerified: m.proofsOK, ProofsRejected: m.proofsBad, Forwarded: m.forwarded, PushedAsProxy: m.proxied,
+		Busy: c.busy, LoadMs: round3(float64(c.load) / float64(time.Millisecond)), BannedProxies: c.gauges.Banned,
+		Known: c.gauges.Microblocks, PeerBytes: c.gauges.PeerBytes, RetainedBytes: c.gauges.RetainedBytes,
+		BeingFetched: c.gauges.Fetching,
+	}
+	if n := m.created + m.received; n > 0 {
+		s.Microblocks.AveSizeBytes = round3(float64(m.createdBytes+m.receivedBytes) / float64(n))
+	}
+	if m.created > 0 {
+		s.Microblocks.AveSizeTxs = round3(float64(m.createdTxs) / float64(m.created))
+	}
+	s.Traffic = make(map[string]KindTraffic)
+	var sendBps, recvBps float64
+	for k, tot := range c.traffic.byKind {
+		if tot == (Traffic{}) {
+			continue
+		}
+		r := c.rates[k]
+		s.Traffic[types.Kind(k).String()] = KindTraffic{TrafficRate: r,
+			SentMsgsTotal: tot.SentMsgs, SentBytesTotal: tot.SentBytes, RecvMsgsTotal: tot.RecvMsgs, RecvBytesTotal: tot.RecvBytes}
+		sendBps += r.SentBytes
+		recvBps += r.RecvBytes
+	}
+	s.SendMbps, s.RecvMbps = round3(sendBps*8/1e6), round3(recvBps*8/1e6)
 	return s
 }
 
@@ -268,6 +432,29 @@ func (s Snapshot) Text() string {
 	line("Delivery backlog", "%d blocks", s.Mempool.DeliveryBacklog)
 	line("Client txs awaiting delivery", "%d", s.Mempool.LocalWaiting)
 	line("Transport drops", "%d", s.TransportDropped)
+	line("Send Rate", "%.3f Mbps", s.SendMbps)
+	line("Recv Rate", "%.3f Mbps", s.RecvMbps)
+	if mb := s.Microblocks; mb.Created+mb.Received+uint64(mb.Known) > 0 {
+		line("Total microblocks", "%d created, %d received, %d redundant, %d missing, %d fetched, %d dropped",
+			mb.Created, mb.Received, mb.Redundant, mb.Missing, mb.Fetched, mb.Dropped)
+		line("Ave. Microblock Size", "%.0f bytes, %.1f txs", mb.AveSizeBytes, mb.AveSizeTxs)
+		line("Stable time", "p50 %.3f ms, p95 %.3f ms", mb.StableTimeMs.P50, mb.StableTimeMs.P95)
+		line("Proofs", "%d verified, %d rejected", mb.ProofsVerified, mb.ProofsRejected)
+		line("Load balancing", "busy %v, load %.3f ms, %d forwarded, %d pushed as proxy, %d banned proxies",
+			mb.Busy, mb.LoadMs, mb.Forwarded, mb.PushedAsProxy, mb.BannedProxies)
+		line("Microblocks held", "%d known, %d bytes of peers', %d bytes retained, %d being fetched",
+			mb.Known, mb.PeerBytes, mb.RetainedBytes, mb.BeingFetched)
+	}
+	kinds := make([]string, 0, len(s.Traffic))
+	for k := range s.Traffic {
+		kinds = append(kinds, k)
+	}
+	sort.Strings(kinds)
+	for _, k := range kinds {
+		tr := s.Traffic[k]
+		line("Traffic "+k, "sent %.1f msg/s %.0f B/s, received %.1f msg/s %.0f B/s (totals %d / %d msgs)",
+			tr.SentMsgs, tr.SentBytes, tr.RecvMsgs, tr.RecvBytes, tr.SentMsgsTotal, tr.RecvMsgsTotal)
+	}
 	keys := make([]string, 0, len(s.Rejected))
 	for k := range s.Rejected {
 		keys = append(keys, k)

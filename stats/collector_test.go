@@ -172,7 +172,7 @@ func TestCollectorSubmittedAndGauges(t *testing.T) {
 	c.Submitted(10, false)
 	c.Submitted(5, false)
 	c.Submitted(99, true)
-	c.SetGauges(Gauges{MempoolTxs: 7, MempoolBytes: 700, InFlightTxs: 3, DeliveryBacklog: 2, LocalWaiting: 9}, 11, 42)
+	c.SetGauges(Gauges{MempoolTxs: 7, MempoolBytes: 700, InFlightTxs: 3, DeliveryBacklog: 2, LocalWaiting: 9}, 11, 42, [types.NumKinds]Traffic{})
 	s := c.Snapshot()
 	assert.Equal(t, uint64(15), s.SubmittedTx)
 	assert.Equal(t, uint64(1), s.RefusedSubmissions)
@@ -280,4 +280,57 @@ func TestCollectorConcurrent(t *testing.T) {
 	assert.Equal(t, uint64(workers*iters), s.SubmittedTx)
 	assert.Equal(t, uint64(workers*iters), s.Rejected["Vote/r"])
 	assertFinite(t, s)
+}
+
+// Mempool events and transport readings become the microblock numbers and per-kind traffic rates.
+func TestMicroblockAndTrafficStats(t *testing.T) {
+	now := time.Unix(1000, 0)
+	c := New(Info{Node: 1, N: 4}, func() time.Time { return now })
+	c.Event(consensus.MBCreated{Txs: 10, Bytes: 1280})
+	c.Event(consensus.MBReceived{Bytes: 640})
+	c.Event(consensus.MBReceived{Bytes: 640, Redundant: true})
+	c.Event(consensus.MBMissing{})
+	c.Event(consensus.MBFetched{})
+	c.Event(consensus.MBStable{StableTime: 4 * time.Millisecond})
+	c.Event(consensus.MBStable{StableTime: 8 * time.Millisecond, Proxy: true})
+	c.Event(consensus.ProofChecked{OK: true})
+	c.Event(consensus.ProofChecked{OK: false})
+	c.Event(consensus.MBForwarded{Proxy: 3})
+	c.Event(consensus.LoadChanged{Busy: true, Load: 25 * time.Millisecond})
+
+	var tr [types.NumKinds]Traffic
+	tr[types.KindMicroBlock] = Traffic{SentMsgs: 10, SentBytes: 10_000}
+	c.SetGauges(Gauges{Microblocks: 5, Banned: 1}, 0, 0, tr)
+	now = now.Add(2 * time.Second)
+	tr[types.KindMicroBlock] = Traffic{SentMsgs: 30, SentBytes: 260_000, RecvMsgs: 4, RecvBytes: 4000}
+	c.SetGauges(Gauges{Microblocks: 5, Banned: 1}, 0, 0, tr)
+
+	s := c.Snapshot()
+	mb := s.Microblocks
+	assert.Equal(t, uint64(1), mb.Created)
+	assert.Equal(t, uint64(1), mb.Received)
+	assert.Equal(t, uint64(1), mb.Redundant)
+	assert.Equal(t, uint64(1), mb.Missing)
+	assert.Equal(t, uint64(1), mb.Fetched)
+	assert.Equal(t, 960.0, mb.AveSizeBytes)
+	assert.Equal(t, 10.0, mb.AveSizeTxs)
+	assert.InDelta(t, 8.0, mb.StableTimeMs.P95, 0.2)
+	assert.Equal(t, uint64(1), mb.ProofsVerified)
+	assert.Equal(t, uint64(1), mb.ProofsRejected)
+	assert.Equal(t, uint64(1), mb.Forwarded)
+	assert.Equal(t, uint64(1), mb.PushedAsProxy)
+	assert.True(t, mb.Busy)
+	assert.Equal(t, 25.0, mb.LoadMs)
+	assert.Equal(t, 1, mb.BannedProxies)
+	k := s.Traffic["MicroBlock"]
+	assert.Equal(t, 10.0, k.SentMsgs)
+	assert.Equal(t, 125_000.0, k.SentBytes)
+	assert.Equal(t, 2.0, k.RecvMsgs)
+	assert.Equal(t, uint64(30), k.SentMsgsTotal)
+	assert.Equal(t, 1.0, s.SendMbps)
+	assert.NotContains(t, s.Traffic, "Vote", "kinds without traffic are left out")
+	text := s.Text()
+	for _, label := range []string{"Total microblocks: 1 created", "Stable time:", "Proofs: 1 verified, 1 rejected", "Load balancing: busy true", "Traffic MicroBlock:", "Send Rate: 1.000 Mbps"} {
+		assert.Contains(t, text, label)
+	}
 }

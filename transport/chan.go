@@ -58,6 +58,8 @@ func (h *Hub) Close() {
 	}
 }
 
+// Envelopes carry their wire size (computed once per message, not per receiver) for the traffic
+// counters.
 type chanEndpoint struct {
 	hub    *Hub
 	id     types.NodeID
@@ -78,11 +80,15 @@ func (e *chanEndpoint) Close() error {
 }
 
 func (e *chanEndpoint) Send(to types.NodeID, m types.Message) {
+	e.send(to, m, types.WireSize(m))
+}
+
+func (e *chanEndpoint) send(to types.NodeID, m types.Message, size int) {
 	if e.closed.Load() || to == e.id || int(to) >= len(e.hub.eps) || to == 0 {
 		return
 	}
-	e.sent.Add(1)
-	env := Envelope{From: e.id, Msg: m}
+	e.countSent(m.Kind(), size)
+	env := Envelope{From: e.id, Msg: m, Size: size}
 	dst := e.hub.eps[to]
 	if e.hub.dl != nil {
 		e.hub.dl.schedule(dst, env)
@@ -92,9 +98,10 @@ func (e *chanEndpoint) Send(to types.NodeID, m types.Message) {
 }
 
 func (e *chanEndpoint) Broadcast(m types.Message) {
+	size := types.WireSize(m)
 	for id := 1; id < len(e.hub.eps); id++ {
 		if types.NodeID(id) != e.id {
-			e.Send(types.NodeID(id), m)
+			e.send(types.NodeID(id), m, size)
 		}
 	}
 }
@@ -106,7 +113,7 @@ func (e *chanEndpoint) deliver(env Envelope) {
 	}
 	select {
 	case e.lanes[env.Msg.Kind().Lane()] <- env:
-		e.received.Add(1)
+		e.countRecv(env.Msg.Kind(), env.Size)
 	default:
 		e.dropped.Add(1)
 	}

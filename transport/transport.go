@@ -16,6 +16,7 @@ import (
 type Envelope struct {
 	From types.NodeID
 	Msg  types.Message
+	Size int // bytes on the wire (or as if on the wire, for in-process transports)
 }
 
 // Endpoint is one replica's attachment to the network.
@@ -37,12 +38,41 @@ type Endpoint interface {
 // Counters are an endpoint's traffic totals.
 type Counters struct {
 	Sent, Received, Dropped uint64
+	// ByKind counts messages and bytes per message kind (index = types.Kind).
+	ByKind [types.NumKinds]Traffic
+}
+
+// Traffic counts the messages and bytes of one kind.
+type Traffic struct {
+	SentMsgs, SentBytes, RecvMsgs, RecvBytes uint64
 }
 
 type counters struct {
 	sent, received, dropped atomic.Uint64
+	kinds                   [types.NumKinds]struct{ sentMsgs, sentBytes, recvMsgs, recvBytes atomic.Uint64 }
+}
+
+func (c *counters) countSent(k types.Kind, bytes int) {
+	c.sent.Add(1)
+	if int(k) < types.NumKinds {
+		c.kinds[k].sentMsgs.Add(1)
+		c.kinds[k].sentBytes.Add(uint64(bytes))
+	}
+}
+
+func (c *counters) countRecv(k types.Kind, bytes int) {
+	c.received.Add(1)
+	if int(k) < types.NumKinds {
+		c.kinds[k].recvMsgs.Add(1)
+		c.kinds[k].recvBytes.Add(uint64(bytes))
+	}
 }
 
 func (c *counters) load() Counters {
-	return Counters{Sent: c.sent.Load(), Received: c.received.Load(), Dropped: c.dropped.Load()}
+	out := Counters{Sent: c.sent.Load(), Received: c.received.Load(), Dropped: c.dropped.Load()}
+	for i := range c.kinds {
+		k := &c.kinds[i]
+		out.ByKind[i] = Traffic{SentMsgs: k.sentMsgs.Load(), SentBytes: k.sentBytes.Load(), RecvMsgs: k.recvMsgs.Load(), RecvBytes: k.recvBytes.Load()}
+	}
+	return out
 }

@@ -58,7 +58,7 @@ func TestHubEndpoints(t *testing.T) {
 	defer h.Close()
 	for i := 1; i <= testN; i++ {
 		assert.Equal(t, types.NodeID(i), h.Endpoint(types.NodeID(i)).Self())
-		assert.Equal(t, Counters{}, h.Endpoint(types.NodeID(i)).Counters())
+		assert.Equal(t, Counters{}, totals(h.Endpoint(types.NodeID(i)).Counters()))
 	}
 	assert.NotEqual(t, h.Endpoint(1).Inbox(types.LaneConsensus), h.Endpoint(1).Inbox(types.LaneData))
 }
@@ -90,8 +90,8 @@ func TestSendDeliversToTheRightEndpointAndLane(t *testing.T) {
 		assertEmpty(t, h.Endpoint(id))
 	}
 	assertEmpty(t, e3)
-	assert.Equal(t, Counters{Sent: 7}, e1.Counters())
-	assert.Equal(t, Counters{Received: 7}, e3.Counters())
+	assert.Equal(t, Counters{Sent: 7}, totals(e1.Counters()))
+	assert.Equal(t, Counters{Received: 7}, totals(e3.Counters()))
 }
 
 func TestSendNeverToSelfOrUnknown(t *testing.T) {
@@ -103,7 +103,7 @@ func TestSendNeverToSelfOrUnknown(t *testing.T) {
 	}
 	for id := types.NodeID(1); id <= testN; id++ {
 		assertEmpty(t, h.Endpoint(id))
-		assert.Equal(t, Counters{}, h.Endpoint(id).Counters(), "node %d", id)
+		assert.Equal(t, Counters{}, totals(h.Endpoint(id).Counters()), "node %d", id)
 	}
 }
 
@@ -143,7 +143,7 @@ func TestSingleNodeHub(t *testing.T) {
 	defer h.Close()
 	h.Endpoint(1).Broadcast(vote(1))
 	assertEmpty(t, h.Endpoint(1))
-	assert.Equal(t, Counters{}, h.Endpoint(1).Counters())
+	assert.Equal(t, Counters{}, totals(h.Endpoint(1).Counters()))
 }
 
 func TestFullLaneDropsWithoutBlocking(t *testing.T) {
@@ -155,12 +155,12 @@ func TestFullLaneDropsWithoutBlocking(t *testing.T) {
 			e1.Send(2, vote(types.View(i+1)))
 		}
 	})
-	assert.Equal(t, Counters{Received: 2, Dropped: 3}, e2.Counters())
+	assert.Equal(t, Counters{Received: 2, Dropped: 3}, totals(e2.Counters()))
 	assert.Equal(t, uint64(5), e1.Counters().Sent)
 
 	// The data lane is a separate queue: a full consensus lane does not stop data, and vice versa.
 	e1.Send(2, forward())
-	assert.Equal(t, Counters{Received: 3, Dropped: 3}, e2.Counters())
+	assert.Equal(t, Counters{Received: 3, Dropped: 3}, totals(e2.Counters()))
 
 	// The oldest messages were kept, in order.
 	assert.Equal(t, types.View(1), recv(t, e2, types.LaneConsensus).Msg.(*types.Vote).View)
@@ -171,7 +171,7 @@ func TestFullLaneDropsWithoutBlocking(t *testing.T) {
 	// Room again: delivery resumes.
 	e1.Send(2, vote(9))
 	assert.Equal(t, types.View(9), recv(t, e2, types.LaneConsensus).Msg.(*types.Vote).View)
-	assert.Equal(t, Counters{Received: 4, Dropped: 3}, e2.Counters())
+	assert.Equal(t, Counters{Received: 4, Dropped: 3}, totals(e2.Counters()))
 }
 
 func TestBroadcastToFullPeerStillReachesOthers(t *testing.T) {
@@ -179,7 +179,7 @@ func TestBroadcastToFullPeerStillReachesOthers(t *testing.T) {
 	defer h.Close()
 	h.Endpoint(1).Send(3, vote(1)) // fills node 3
 	noBlock(t, "broadcast", func() { h.Endpoint(1).Broadcast(vote(2)) })
-	assert.Equal(t, Counters{Received: 1, Dropped: 1}, h.Endpoint(3).Counters())
+	assert.Equal(t, Counters{Received: 1, Dropped: 1}, totals(h.Endpoint(3).Counters()))
 	for _, id := range []types.NodeID{2, 4} {
 		assert.Equal(t, types.View(2), recv(t, h.Endpoint(id), types.LaneConsensus).Msg.(*types.Vote).View)
 	}
@@ -191,7 +191,7 @@ func TestDefaultBuffer(t *testing.T) {
 	for i := 0; i < 1100; i++ {
 		h.Endpoint(1).Send(2, vote(1))
 	}
-	assert.Equal(t, Counters{Received: 1024, Dropped: 76}, h.Endpoint(2).Counters())
+	assert.Equal(t, Counters{Received: 1024, Dropped: 76}, totals(h.Endpoint(2).Counters()))
 }
 
 func TestCloseMakesSendsNoOps(t *testing.T) {
@@ -201,7 +201,7 @@ func TestCloseMakesSendsNoOps(t *testing.T) {
 	require.NoError(t, e1.Close())
 	e1.Send(2, vote(1))
 	e1.Broadcast(vote(2))
-	assert.Equal(t, Counters{}, e1.Counters())
+	assert.Equal(t, Counters{}, totals(e1.Counters()))
 	for id := types.NodeID(2); id <= testN; id++ {
 		assertEmpty(t, h.Endpoint(id))
 	}
@@ -226,7 +226,7 @@ func TestHubCloseClosesEverything(t *testing.T) {
 		time.Sleep(5 * time.Millisecond) // let a (wrongly) running delay line deliver
 		for id := types.NodeID(1); id <= testN; id++ {
 			assertEmpty(t, h.Endpoint(id))
-			assert.Equal(t, Counters{}, h.Endpoint(id).Counters())
+			assert.Equal(t, Counters{}, totals(h.Endpoint(id).Counters()))
 		}
 		noBlock(t, "second hub close", h.Close)
 	}
@@ -247,7 +247,7 @@ func TestDelayNoEarlierThanDelay(t *testing.T) {
 	assert.GreaterOrEqual(t, elapsed, delay)
 	assert.Less(t, elapsed, delay+3*time.Second, "delivered roughly on time")
 	// The delay line counts a delivery just after queueing it, so the counter may trail the inbox.
-	require.Eventually(t, func() bool { return h.Endpoint(2).Counters() == Counters{Received: 2} },
+	require.Eventually(t, func() bool { return totals(h.Endpoint(2).Counters()) == Counters{Received: 2} },
 		5*time.Second, time.Millisecond, "%+v", h.Endpoint(2).Counters())
 }
 
@@ -322,7 +322,7 @@ func TestDelayedDeliveryToFullLaneDrops(t *testing.T) {
 		c := h.Endpoint(2).Counters()
 		return c.Received+c.Dropped == 3
 	}, 5*time.Second, time.Millisecond)
-	assert.Equal(t, Counters{Received: 1, Dropped: 2}, h.Endpoint(2).Counters())
+	assert.Equal(t, Counters{Received: 1, Dropped: 2}, totals(h.Endpoint(2).Counters()))
 }
 
 func TestConcurrentTraffic(t *testing.T) {
@@ -405,4 +405,23 @@ func TestConcurrentCloseAndSend(t *testing.T) {
 	noBlock(t, "close under load", h.Close)
 	close(stop)
 	noBlock(t, "senders after close", wg.Wait)
+}
+
+// totals drops the per-kind counters.
+func totals(c Counters) Counters {
+	return Counters{Sent: c.Sent, Received: c.Received, Dropped: c.Dropped}
+}
+
+// Per-kind counters: messages and their exact wire size, counted once per receiver.
+func TestCountersByKind(t *testing.T) {
+	h := NewHub(3, HubOptions{Buffer: 8})
+	defer h.Close()
+	v := &types.Vote{View: 1, Voter: 1, Sig: make([]byte, types.SigSize)}
+	h.Endpoint(1).Broadcast(v)
+	h.Endpoint(1).Send(2, &types.TxForward{})
+	size := uint64(types.WireSize(v))
+	c1 := h.Endpoint(1).Counters()
+	assert.Equal(t, Traffic{SentMsgs: 2, SentBytes: 2 * size}, c1.ByKind[types.KindVote])
+	assert.Equal(t, uint64(1), c1.ByKind[types.KindTxForward].SentMsgs)
+	assert.Equal(t, Traffic{RecvMsgs: 1, RecvBytes: size}, h.Endpoint(3).Counters().ByKind[types.KindVote])
 }

@@ -105,6 +105,9 @@ func (k Kind) Lane() Lane {
 	return LaneConsensus
 }
 
+// NumKinds bounds kind values: every Kind is below it.
+const NumKinds = int(kindEnd)
+
 // Kinds lists every message kind.
 func Kinds() []Kind {
 	ks := make([]Kind, 0, len(kindNames))
