@@ -1,7 +1,7 @@
 # Stratus — make help lists the targets.
 GO          ?= go
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
-ALG         ?= hotstuff
+ALG         ?= s-hs
 DURATION    ?= 20
 RACE_PKGS   := ./replica/... ./transport/... ./api/... ./stats/... ./benchmark/...
 
@@ -14,7 +14,7 @@ build: ## build bin/server and bin/client
 	$(GO) build -o bin/server ./server
 	$(GO) build -o bin/client ./client
 
-demo: build ## 4 replicas in one process + 4 clients for ~20 s, then print results (ALG=streamlet to switch)
+demo: build ## 4 replicas in one process + 4 clients for ~20 s, then print results (ALG=hotstuff, streamlet, smp-hs, s-sl, s-hs-g to switch)
 	bin/demo.sh $(ALG) $(DURATION)
 
 test: ## what CI runs: vet, every test, and the race detector on the concurrent packages

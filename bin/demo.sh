@@ -7,7 +7,7 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$BIN_DIR"
 
-alg=${1:-hotstuff}
+alg=${1:-s-hs}
 secs=${2:-20}
 export LOG_DIR=${LOG_DIR:-$BIN_DIR/logs/demo-$(date +%Y%m%d-%H%M%S)}
 stopped=0

@@ -161,12 +161,12 @@ type clientSummary struct {
 }
 
 // TestServerAndClient runs the real server in -sim mode and the real client for a few seconds per
-// engine, and checks the client's summary and both forms of /query.
+// engine and preset, and checks the client's summary and both forms of /query.
 func TestServerAndClient(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end run of the binaries")
 	}
-	for _, alg := range []string{"hotstuff", "streamlet"} {
+	for _, alg := range []string{"hotstuff", "streamlet", "smp-hs", "s-hs", "s-sl", "s-hs-g"} {
 		t.Run(alg, func(t *testing.T) {
 			dir := t.TempDir()
 			urls := writeCluster(t, dir, nil)
@@ -196,7 +196,13 @@ func TestServerAndClient(t *testing.T) {
 				require.Contains(t, body, "Committed txs:")
 				var snap map[string]any
 				require.NoError(t, json.Unmarshal(get(t, u+"/query?format=json"), &snap))
-				require.Equal(t, alg, snap["engine"])
+				require.Equal(t, alg, snap["algorithm"])
+				if alg != "hotstuff" && alg != "streamlet" {
+					// Shared mempools: transactions travelled in microblocks.
+					mb := snap["microblocks"].(map[string]any)
+					require.Greater(t, mb["created"].(float64)+mb["received"].(float64), 0.0, "node %d microblocks: %v", i+1, mb)
+					require.Contains(t, snap["traffic"].(map[string]any), "MicroBlock")
+				}
 				committed := uint64(snap["committed_tx"].(float64))
 				require.GreaterOrEqual(t, committed, sum.CommittedTx, "node %d delivered less than the client saw committed", i+1)
 				total += committed
