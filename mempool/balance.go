@@ -47,6 +47,7 @@ type forward struct {
 	mb      *types.MicroBlock
 	proxies []types.NodeID // every proxy tried, the latest last
 	attempt int
+	done    bool // a proof arrived; kept until commit so that late proxies are unbanned too
 }
 
 type (
@@ -118,8 +119,9 @@ func (b *balancer) delivered(id types.Hash, from types.NodeID) bool {
 			delete(b.banned, from)
 		}
 	}
-	delete(b.forwards, id)
-	return true
+	first := !f.done
+	f.done = true
+	return first
 }
 
 func (b *balancer) forget(id types.Hash) { delete(b.forwards, id) }
@@ -217,7 +219,7 @@ func (s *Shared) lbDecide(nonce uint64) {
 // forwardExpired forwards again when the proxy did not return the proof in time.
 func (s *Shared) forwardExpired(t forwardTimer) {
 	f := s.lb.forwards[t.id]
-	if f == nil || f.attempt != t.attempt || s.delivered.has(t.id) {
+	if f == nil || f.done || f.attempt != t.attempt || s.delivered.has(t.id) {
 		return
 	}
 	s.startForward(f.mb)
@@ -231,17 +233,13 @@ func (s *Shared) onLBForward(from types.NodeID, mb *types.MicroBlock) {
 	}
 	e := s.mbs[mb.ID]
 	if e == nil || e.mb == nil {
-		if !fresh(mb.Epoch, s.view) {
-			s.emit(consensus.MBDropped{Reason: "stale"})
+		if !s.admit(mb, e != nil) {
 			return
 		}
-		if s.peerBytes+mb.Bytes() > 4*s.cfg.MemSize {
-			s.emit(consensus.MBDropped{Reason: "full"})
-			return
+		if e == nil {
+			e = s.entry(mb.ID, mb.Epoch)
 		}
-		e = s.entry(mb.ID, mb.Epoch)
-		e.mb = mb
-		s.peerBytes += mb.Bytes()
+		s.store(e, mb)
 		if !s.cfg.PAB && !e.proposed {
 			s.avail.push(mb.ID)
 		}

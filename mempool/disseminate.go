@@ -27,25 +27,44 @@ type tokenBucket struct {
 
 type sendJob struct {
 	mb   *types.MicroBlock
-	from types.NodeID // gossip relay: do not send back
+	from types.NodeID   // gossip relay: do not send back
+	to   []types.NodeID // explicit recipients (re-pushes); nil: broadcast or gossip
 }
 
 // send disseminates mb: to everyone, or when gossiping to fanout random peers with one more hop.
 // from is the peer it came from (0 for this replica's own pushes).
 func (s *Shared) send(mb *types.MicroBlock, from types.NodeID) {
+	s.submit(sendJob{mb: mb, from: from})
+}
+
+// sendTo sends mb to the given replicas, through the token bucket like every microblock send.
+func (s *Shared) sendTo(mb *types.MicroBlock, to []types.NodeID) {
+	if len(to) > 0 {
+		s.submit(sendJob{mb: mb, to: to})
+	}
+}
+
+func (s *Shared) submit(j sendJob) {
 	if s.cfg.FillInterval > 0 {
 		if s.bucket.tokens == 0 {
-			s.bucket.queue = append(s.bucket.queue, sendJob{mb, from})
+			s.bucket.queue = append(s.bucket.queue, j)
 			s.armRefill()
 			return
 		}
 		s.bucket.tokens--
 		s.armRefill()
 	}
-	s.transmit(mb, from)
+	s.transmit(j)
 }
 
-func (s *Shared) transmit(mb *types.MicroBlock, from types.NodeID) {
+func (s *Shared) transmit(j sendJob) {
+	mb, from := j.mb, j.from
+	if j.to != nil {
+		for _, p := range j.to {
+			s.env.Send(p, mb)
+		}
+		return
+	}
 	if !s.cfg.Gossip {
 		s.env.Broadcast(mb)
 		return
@@ -92,7 +111,7 @@ func (s *Shared) refill() {
 		s.bucket.queue[0] = sendJob{}
 		s.bucket.queue = s.bucket.queue[1:]
 		s.bucket.tokens--
-		s.transmit(j.mb, j.from)
+		s.transmit(j)
 	}
 	s.armRefill()
 }

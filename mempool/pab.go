@@ -50,11 +50,13 @@ func (s *Shared) repush(id types.Hash) {
 		return
 	}
 	again := p.mb.Relay(s.self, uint8(min(s.cfg.R, types.MaxHops))) // no further gossip
+	var to []types.NodeID
 	for i := 1; i <= s.env.N(); i++ {
 		if peer := types.NodeID(i); !p.acks.Has(peer) {
-			s.env.Send(peer, again)
+			to = append(to, peer)
 		}
 	}
+	s.sendTo(again, to)
 	s.env.SetTimer(s.cfg.PushTimeout, pushTimer{id: id})
 }
 
@@ -72,22 +74,19 @@ func (s *Shared) onMicroBlock(from types.NodeID, mb *types.MicroBlock, fetched b
 		}
 		return
 	}
-	wanted := e != nil // referenced by a proof or proposal: store whatever it costs
-	if !fetched && !wanted {
-		if !fresh(mb.Epoch, s.view) {
-			s.emit(consensus.MBDropped{Reason: "stale"})
-			return
-		}
-		if s.peerBytes+mb.Bytes() > 4*s.cfg.MemSize {
-			s.emit(consensus.MBDropped{Reason: "full"})
-			return
-		}
+	// Referenced by a proof or proposal, or being fetched: store whatever it costs.
+	wanted := e != nil || s.fetches[mb.ID] != nil
+	if fetched && !wanted {
+		s.emit(consensus.MBDropped{Reason: "unsolicited"})
+		return
+	}
+	if !s.admit(mb, wanted) {
+		return
 	}
 	if e == nil {
 		e = s.entry(mb.ID, mb.Epoch)
 	}
-	e.mb, e.epoch = mb, mb.Epoch
-	s.peerBytes += mb.Bytes()
+	s.store(e, mb)
 	if fetched {
 		delete(s.fetches, mb.ID)
 		s.emit(consensus.MBFetched{})
@@ -101,6 +100,34 @@ func (s *Shared) onMicroBlock(from types.NodeID, mb *types.MicroBlock, fetched b
 	if !s.cfg.PAB && !e.proposed {
 		s.avail.push(mb.ID) // smp: data here means proposable
 	}
+}
+
+// admit decides whether to store a peer's microblock: its creator signed it, and unless a proof or
+// proposal wants it, it is fresh and its creator's quota has room.
+func (s *Shared) admit(mb *types.MicroBlock, wanted bool) bool {
+	if !s.env.Verifier().Verify(mb.Creator, mb.ID, mb.Sig) {
+		s.emit(consensus.MBDropped{Reason: "bad-signature"})
+		return false
+	}
+	if wanted {
+		return true
+	}
+	if !fresh(mb.Epoch, s.view) {
+		s.emit(consensus.MBDropped{Reason: "stale"})
+		return false
+	}
+	if s.byCreator[mb.Creator]+mb.Bytes() > s.peerQuota() {
+		s.emit(consensus.MBDropped{Reason: "full"})
+		return false
+	}
+	return true
+}
+
+// store keeps a peer's microblock data in its entry.
+func (s *Shared) store(e *mbEntry, mb *types.MicroBlock) {
+	e.mb, e.epoch = mb, mb.Epoch
+	s.peerBytes += mb.Bytes()
+	s.byCreator[mb.Creator] += mb.Bytes()
 }
 
 // ack answers the sender of a pushed microblock, once per sender.

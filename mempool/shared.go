@@ -73,9 +73,11 @@ type Shared struct {
 	mbs       map[types.Hash]*mbEntry
 	avail     idQueue // IDs that became proposable, in order; entries are re-checked when popped
 	peerBytes int
-	delivered *viewSet // microblocks whose transactions were delivered; their data is freed
-	decided   *viewSet // microblocks in committed blocks, delivered or not: never proposable again
-	retained  retainer // data of committed microblocks, for replicas still fetching it
+	byCreator map[types.NodeID]int // bytes of each peer's microblocks held (not yet committed)
+	gcView    types.View           // view of the last sweep of stale peer microblocks
+	delivered *viewSet             // microblocks whose transactions were delivered; their data is freed
+	decided   *viewSet             // microblocks in committed blocks, delivered or not: never proposable again
+	retained  retainer             // data of committed microblocks, for replicas still fetching it
 
 	pushes  map[types.Hash]*push
 	fetches map[types.Hash]*fetch
@@ -114,6 +116,7 @@ func NewShared(env consensus.Env, cfg SharedConfig) *Shared {
 		cfg:       cfg,
 		self:      env.Self(),
 		ownTxs:    make(map[types.Hash]struct{}),
+		byCreator: make(map[types.NodeID]int),
 		mbs:       make(map[types.Hash]*mbEntry),
 		delivered: newViewSet(StaleViews),
 		decided:   newViewSet(StaleViews),
@@ -136,12 +139,17 @@ func (s *Shared) emit(e consensus.Event) {
 // balancing needs stable times.
 func (s *Shared) acks() bool { return s.cfg.PAB || s.cfg.LoadBalance }
 
-// SetView implements Mempool; it also re-issues own microblocks that grew stale unproposed.
+// SetView implements Mempool; it also re-issues own microblocks that grew stale unproposed and,
+// every gcEvery views, frees peers' microblocks that grew stale unproposed.
 func (s *Shared) SetView(v types.View) {
 	if v <= s.view {
 		return
 	}
 	s.view = v
+	if v >= s.gcView+gcEvery {
+		s.gcView = v
+		s.sweepStale()
+	}
 	for {
 		id, ok := s.ownOrder.peek()
 		if !ok {
@@ -158,6 +166,31 @@ func (s *Shared) SetView(v types.View) {
 		s.ownOrder.pop()
 		s.reissue(e)
 	}
+}
+
+// gcEvery is how often (in views) stale peer microblocks are swept.
+const gcEvery = 1024
+
+// sweepStale frees peers' microblocks that can no longer be proposed: too old, never proposed,
+// never decided. Nobody can need them any more, and a faulty creator's unprovable microblocks
+// stop taking room.
+func (s *Shared) sweepStale() {
+	var stale []*mbEntry
+	for _, e := range s.mbs {
+		if !e.own && !e.proposed && !s.decided.has(e.id) && e.epoch+StaleViews < s.view {
+			stale = append(stale, e)
+		}
+	}
+	for _, e := range stale {
+		s.release(e)
+	}
+}
+
+// peerQuota is how many bytes of one peer's uncommitted microblocks this replica stores: 4 ×
+// memsize shared among the peers, at least four microblocks. Charged by signed creator, so one
+// faulty creator fills only its own share.
+func (s *Shared) peerQuota() int {
+	return max(4*s.cfg.MemSize/max(1, s.env.N()-1), 4*s.cfg.MSize)
 }
 
 // fresh reports whether a microblock of epoch may still be acked or proposed at view v.
@@ -208,7 +241,7 @@ func (s *Shared) cut() {
 	s.batchBytes -= bytes
 	s.batchSeq++
 	s.batchArmed = false
-	mb := types.NewMicroBlock(s.self, s.view, txs)
+	mb := types.NewMicroBlock(s.self, s.view, txs).Signed(s.env.Signer().Sign)
 	s.mbs[mb.ID] = &mbEntry{id: mb.ID, epoch: mb.Epoch, mb: mb, own: true}
 	s.ownOrder.push(mb.ID)
 	s.emit(consensus.MBCreated{Txs: len(txs), Bytes: bytes})
@@ -220,7 +253,7 @@ func (s *Shared) reissue(e *mbEntry) {
 	delete(s.mbs, e.id)
 	delete(s.pushes, e.id)
 	s.lb.forget(e.id)
-	mb := types.NewMicroBlock(s.self, s.view, e.mb.Txs)
+	mb := types.NewMicroBlock(s.self, s.view, e.mb.Txs).Signed(s.env.Signer().Sign)
 	s.mbs[mb.ID] = &mbEntry{id: mb.ID, epoch: mb.Epoch, mb: mb, own: true}
 	s.ownOrder.push(mb.ID)
 	s.disseminate(mb)
@@ -452,6 +485,9 @@ func (s *Shared) release(e *mbEntry) {
 			s.ownBytes -= e.mb.Bytes()
 		} else {
 			s.peerBytes -= e.mb.Bytes()
+			if s.byCreator[e.mb.Creator] -= e.mb.Bytes(); s.byCreator[e.mb.Creator] <= 0 {
+				delete(s.byCreator, e.mb.Creator)
+			}
 		}
 	}
 	delete(s.mbs, e.id)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/stratusbft/stratus/consensus"
 	"github.com/stratusbft/stratus/crypto"
+	"github.com/stratusbft/stratus/mempool"
 	"github.com/stratusbft/stratus/stats"
 	"github.com/stratusbft/stratus/transport"
 	"github.com/stratusbft/stratus/types"
@@ -239,6 +240,8 @@ func (r *Replica) precheck(env transport.Envelope) bool {
 		rule = consensus.RuleStructure
 	} else if m.Kind().IsConsensus() {
 		rule, err = consensus.PreVerify(m, r.opts.Verifier, r.leaders)
+	} else {
+		rule, err = mempool.PreVerify(m, r.opts.Verifier)
 	}
 	if err == nil {
 		return true

@@ -220,7 +220,7 @@ func validateMicroBlock(mb *MicroBlock) error {
 	if mb.Hops > MaxHops {
 		return fmt.Errorf("%d hops exceeds %d", mb.Hops, MaxHops)
 	}
-	if err := errors.Join(checkNode("creator", mb.Creator), checkNode("sender", mb.Sender), checkTxs(mb.Txs)); err != nil {
+	if err := errors.Join(checkNode("creator", mb.Creator), checkNode("sender", mb.Sender), checkSig(mb.Sig), checkTxs(mb.Txs)); err != nil {
 		return err
 	}
 	if id := mb.ComputeID(); id != mb.ID {
@@ -350,7 +350,7 @@ func rlpMB(mb *MicroBlock) int {
 		return 1
 	}
 	return rlpList(rlpHash + rlpUint(uint64(mb.Creator)) + rlpUint(uint64(mb.Epoch)) + rlpUint(uint64(mb.Sender)) +
-		rlpUint(uint64(mb.Hops)) + rlpTxs(mb.Txs))
+		rlpUint(uint64(mb.Hops)) + rlpTxs(mb.Txs) + rlpBytes(mb.Sig))
 }
 
 func rlpVote(v *Vote) int {

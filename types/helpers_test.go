@@ -92,7 +92,7 @@ func sampleMessages() map[string]Message {
 }
 
 func testMicroBlock() *MicroBlock {
-	return NewMicroBlock(2, 9, txs("m1", "m2", "m3"))
+	return NewMicroBlock(2, 9, txs("m1", "m2", "m3")).Signed(func(Hash) []byte { return sig(0x22) })
 }
 
 func testProof(mb *MicroBlock, signers ...NodeID) *Proof {

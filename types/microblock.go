@@ -8,7 +8,8 @@ import (
 // (shared mempools). ID commits to the creator, the creator's view when it made the batch (Epoch)
 // and the transaction IDs; every receiver recomputes it and rejects a mismatch. Sender is the
 // replica that runs the push phase (the creator, or a proxy under load balancing) and collects the
-// acks; Hops counts gossip relays. Neither is part of the ID.
+// acks; Hops counts gossip relays. Neither is part of the ID. Sig is the creator's signature over
+// the ID: storage is charged to the creator, so only the creator may spend it.
 type MicroBlock struct {
 	ID      Hash
 	Creator NodeID
@@ -16,6 +17,7 @@ type MicroBlock struct {
 	Sender  NodeID
 	Hops    uint8
 	Txs     []Tx
+	Sig     []byte
 }
 
 // Kind implements Message.
@@ -27,16 +29,23 @@ func (mb *MicroBlock) ComputeID() Hash {
 	return hashList(head, len(mb.Txs), func(i int) Hash { return mb.Txs[i].ID() })
 }
 
-// NewMicroBlock builds a microblock with its ID; the creator is the sender.
+// NewMicroBlock builds an unsigned microblock with its ID; the creator is the sender.
 func NewMicroBlock(creator NodeID, epoch View, txs []Tx) *MicroBlock {
 	mb := &MicroBlock{Creator: creator, Epoch: epoch, Sender: creator, Txs: txs}
 	mb.ID = mb.ComputeID()
 	return mb
 }
 
-// Relay returns a copy of mb with another sender and hop count; the transactions are shared.
+// Signed sets the creator's signature (sign signs a digest with the creator's key) and returns mb.
+func (mb *MicroBlock) Signed(sign func(Hash) []byte) *MicroBlock {
+	mb.Sig = sign(mb.ID)
+	return mb
+}
+
+// Relay returns a copy of mb with another sender and hop count; transactions and signature are
+// shared.
 func (mb *MicroBlock) Relay(sender NodeID, hops uint8) *MicroBlock {
-	return &MicroBlock{ID: mb.ID, Creator: mb.Creator, Epoch: mb.Epoch, Sender: sender, Hops: hops, Txs: mb.Txs}
+	return &MicroBlock{ID: mb.ID, Creator: mb.Creator, Epoch: mb.Epoch, Sender: sender, Hops: hops, Txs: mb.Txs, Sig: mb.Sig}
 }
 
 // Bytes is the size of the transactions.

@@ -1,0 +1,44 @@
+package mempool
+
+import (
+	"errors"
+
+	"github.com/stratusbft/stratus/consensus"
+	"github.com/stratusbft/stratus/crypto"
+	"github.com/stratusbft/stratus/types"
+)
+
+// PreVerify checks the signatures a mempool message carries, using no replica state, so that
+// drivers can run it in parallel before the event loop and the mempool's own checks hit the
+// verification cache. Proofs are checked signature by signature; the quorum is the mempool's call.
+func PreVerify(m types.Message, v crypto.Verifier) (rule string, err error) {
+	mbSig := func(mb *types.MicroBlock) bool { return v.Verify(mb.Creator, mb.ID, mb.Sig) }
+	switch m := m.(type) {
+	case *types.MicroBlock:
+		if !mbSig(m) {
+			return consensus.RuleSignature, errors.New("microblock: creator signature does not verify")
+		}
+	case *types.LBForward:
+		if !mbSig(m.MB) {
+			return consensus.RuleSignature, errors.New("forwarded microblock: creator signature does not verify")
+		}
+	case *types.FetchResponse:
+		for _, mb := range m.MBs {
+			if !mbSig(mb) {
+				return consensus.RuleSignature, errors.New("fetched microblock: creator signature does not verify")
+			}
+		}
+	case *types.Ack:
+		if !v.Verify(m.Signer, types.AckDigest(m.MBID, m.Epoch), m.Sig) {
+			return consensus.RuleSignature, errors.New("ack signature does not verify")
+		}
+	case *types.Proof:
+		d := types.AckDigest(m.MBID, m.Epoch)
+		for i, id := range types.SignerIDs(m.Signers) {
+			if !v.Verify(id, d, m.Sigs[i]) {
+				return consensus.RuleCert, errors.New("proof: a signature does not verify")
+			}
+		}
+	}
+	return "", nil
+}
