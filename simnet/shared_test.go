@@ -127,3 +127,39 @@ func TestSharedUnderJitterAndSilence(t *testing.T) {
 		}
 	}
 }
+
+// TestMemoryStaysFlat pushes 30,000 transactions through S-HS over 20 virtual seconds and samples
+// the mempools: what they hold stays bounded by the load in flight (not by the total pushed), the
+// retained data never exceeds memsize, and once idle nothing but retained data is left.
+func TestMemoryStaysFlat(t *testing.T) {
+	p := presets[1]
+	sp := sharedSpec(p, 4)
+	sp.MemSize = 32 * 2000
+	s, err := New(Options{N: 4, Spec: sp, Seed: 3, Latency: time.Millisecond, Jitter: time.Millisecond})
+	require.NoError(t, err)
+	txs := makeTxs("flat", 30_000)
+	load(s, txs, 30, 20*time.Millisecond) // 1,500 tx/s for 20 s
+	peak := 0
+	for at := time.Second; at <= 21*time.Second; at += time.Second {
+		s.Run(at)
+		for _, n := range s.Honest() {
+			g := n.Core.Gauges()
+			peak = max(peak, g.Microblocks)
+			require.LessOrEqual(t, g.RetainedBytes, sp.MemSize, "node %d retains more than memsize", n.ID)
+		}
+	}
+	require.True(t, s.RunUntil(40*time.Second, func() bool { return s.AllDelivered(txs) }))
+	requireSafeAndComplete(t, s, txs)
+	// 3,000 microblocks went through; at most a few dozen were ever held at once.
+	t.Logf("peak microblocks held by a replica: %d of 3000", peak)
+	require.Less(t, peak, 200, "microblocks held at once")
+	s.Run(s.Now() + 2*time.Second)
+	for _, n := range s.Honest() {
+		g := n.Core.Gauges()
+		require.Zero(t, g.Microblocks, "node %d", n.ID)
+		require.Zero(t, g.Fetching, "node %d", n.ID)
+		require.Zero(t, g.PeerBytes, "node %d", n.ID)
+		require.Zero(t, g.MempoolBytes, "node %d", n.ID)
+		require.Positive(t, g.RetainedBytes)
+	}
+}
