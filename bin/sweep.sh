@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Runs every protocol at every cluster size under the same client load and tabulates the results.
+#   ./sweep.sh [-p "hotstuff s-hs"] [-n "4 16"] [-c CLIENTS] [-t SECONDS] [-o DIR] [-- client flags]
+# Each run starts its own replicas in one process (config.json of this directory, an ips file of N
+# loopback hosts), runs CLIENTS client processes, stops everything it started, and keeps in
+# DIR/<protocol>-n<N>/ the server log, client summaries, the merged summary and each replica's
+# final /query JSON. DIR/summary.csv and the printed table hold committed throughput and client
+# latency (merged over the clients, exact percentiles).
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+cd "$BIN_DIR"
+
+protocols="hotstuff streamlet smp-hs s-hs s-sl s-hs-g"
+sizes="4"
+clients=4
+secs=20
+out="$BIN_DIR/results/sweep-$(date +%Y%m%d-%H%M%S)"
+while getopts "p:n:c:t:o:h" opt; do
+	case $opt in
+	p) protocols=$OPTARG ;;
+	n) sizes=$OPTARG ;;
+	c) clients=$OPTARG ;;
+	t) secs=$OPTARG ;;
+	o) out=$OPTARG ;;
+	*) sed -n '2,8p' "$0"; exit 2 ;;
+	esac
+done
+shift $((OPTIND - 1))
+[[ "${1:-}" == "--" ]] && shift
+[[ "$clients" =~ ^[1-9][0-9]*$ && "$secs" =~ ^[1-9][0-9]*$ ]] || die "-c and -t take positive integers"
+if running=$(live_pids "$SERVER_PID") && [[ -n "$running" ]]; then
+	die "a server started by simulation.sh is running (pid $running); ./stop.sh first, the ports are shared"
+fi
+build
+mkdir -p "$out"
+
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+	pids=()
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+echo "protocol,n,clients,seconds,committed_tx,throughput_tps,p50_ms,p99_ms,errors" >"$out/summary.csv"
+printf '%-10s %4s %14s %10s %10s %7s\n' protocol N "tx/s" "p50 ms" "p99 ms" errors
+for n in $sizes; do
+	[[ "$n" =~ ^[1-9][0-9]*$ ]] || die "-n: $n is not a number of replicas"
+	for p in $protocols; do
+		run="$out/$p-n$n"
+		mkdir -p "$run"
+		cp config.json "$run/config.json"
+		for ((i = 0; i < n; i++)); do echo 127.0.0.1; done >"$run/ips.txt"
+		./server -sim -algorithm "$p" -config "$run/config.json" -ips "$run/ips.txt" -log_dir "$run" >"$run/server.out" 2>&1 &
+		server=$!
+		pids=("$server")
+		for ((i = 0; i < 100; i++)); do
+			grep -q '^stratus:' "$run/server.out" 2>/dev/null && break
+			alive "$server" || { cat "$run/server.out" >&2; die "$p n=$n: the server exited"; }
+			sleep 0.1
+		done
+		cpids=()
+		for ((i = 1; i <= clients; i++)); do
+			./client -config "$run/config.json" -ips "$run/ips.txt" -log_dir "$run" -duration "$secs" "$@" >"$run/client.$i.out" 2>&1 &
+			cpids+=($!)
+			pids+=($!)
+		done
+		for c in "${cpids[@]}"; do wait "$c" || true; done
+		for ((i = 1; i <= n; i++)); do
+			curl -fsS "http://127.0.0.1:$((8069 + i))/query?format=json" >"$run/node$i.json" 2>/dev/null || true
+		done
+		kill -TERM "$server" 2>/dev/null || true
+		wait "$server" 2>/dev/null || true
+		pids=()
+		merged=$(./client -out "$run/clients.json" -merge "$run"/client.*.json)
+		echo "$merged" >"$run/clients.txt"
+		tps=$(awk '/throughput:/ {print $2}' <<<"$merged")
+		tx=$(awk '/committed tx:/ {print $3}' <<<"$merged")
+		p50=$(awk '/latency \(ms\):/ {print $6}' <<<"$merged")
+		p99=$(awk '/latency \(ms\):/ {print $10}' <<<"$merged")
+		errs=$(awk '/errors:/ {print $2}' <<<"$merged")
+		echo "$p,$n,$clients,$secs,$tx,$tps,$p50,$p99,$errs" >>"$out/summary.csv"
+		printf '%-10s %4s %14s %10s %10s %7s\n' "$p" "$n" "$tps" "$p50" "$p99" "$errs"
+	done
+done
+echo "results in $out (summary.csv)"
