@@ -1,0 +1,66 @@
+package types
+
+import (
+	"encoding/binary"
+	"testing"
+)
+
+func benchTxs(n, size int) [][]byte {
+	out := make([][]byte, n)
+	for i := range out {
+		b := make([]byte, size)
+		binary.BigEndian.PutUint64(b, uint64(i))
+		out[i] = b
+	}
+	return out
+}
+
+// BenchmarkDecodeBatch: the cost per client batch of 200 transactions of 128 bytes (parsing and
+// hashing every transaction).
+func BenchmarkDecodeBatch(b *testing.B) {
+	body := AppendBatch(nil, benchTxs(200, 128))
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if _, err := DecodeBatch(body, 1000, 1024); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkBlockRoundTrip: encoding and decoding a native block of 1000 transactions.
+func BenchmarkBlockRoundTrip(b *testing.B) {
+	raw := benchTxs(1000, 128)
+	txs := make([]Tx, len(raw))
+	for i, r := range raw {
+		txs[i] = NewTx(r)
+	}
+	blk := &Block{View: 9, Height: 3, QC: GenesisQC(), Payload: &Payload{Txs: txs}, Proposer: 1, Sig: make([]byte, SigSize)}
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		frame, err := Encode(blk)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := Decode(frame); err != nil {
+			b.Fatal(err)
+		}
+		b.SetBytes(int64(len(frame)))
+	}
+}
+
+// BenchmarkMicroBlockID: recomputing the ID of a 128 KB microblock, as every receiver does.
+func BenchmarkMicroBlockID(b *testing.B) {
+	raw := benchTxs(1024, 128)
+	txs := make([]Tx, len(raw))
+	for i, r := range raw {
+		txs[i] = NewTx(r)
+	}
+	mb := NewMicroBlock(1, 1, txs)
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if mb.ComputeID() != mb.ID {
+			b.Fatal("id")
+		}
+	}
+}
