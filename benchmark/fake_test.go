@@ -23,7 +23,6 @@ type fakeReplica struct {
 	respond func(w http.ResponseWriter, r *http.Request)
 
 	mu       sync.Mutex
-	seen     map[types.Hash]bool
 	txs      int
 	requests int
 	dups     int

@@ -594,8 +594,6 @@ func (q *idQueue) pop() (types.Hash, bool) {
 	return id, true
 }
 
-func (q *idQueue) len() int { return len(q.items) - q.head }
-
 // viewSet remembers IDs with the view they were added in and forgets them window views later.
 type viewSet struct {
 	window types.View
@@ -630,5 +628,3 @@ func (v *viewSet) prune(now types.View) {
 		v.head = 0
 	}
 }
-
-func (v *viewSet) len() int { return len(v.ids) }

@@ -2,7 +2,6 @@ package types
 
 import (
 	"bytes"
-	"encoding/binary"
 	"testing"
 )
 
@@ -129,19 +128,4 @@ func FuzzDecodeBatch(f *testing.F) {
 			t.Fatalf("re-encoding differs:\n%x\n%x", body, re)
 		}
 	})
-}
-
-// hasOverlongVarint reports whether some record of a well-formed batch has a non-minimal length prefix.
-func hasOverlongVarint(body []byte) bool {
-	for off := 0; off < len(body); {
-		n, k := binary.Uvarint(body[off:])
-		if k <= 0 {
-			return false
-		}
-		if k != len(binary.AppendUvarint(nil, n)) {
-			return true
-		}
-		off += k + int(n)
-	}
-	return false
 }
