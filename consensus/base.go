@@ -55,6 +55,7 @@ type Base struct {
 	LastVote    *types.Vote // the latest vote this replica cast; timeouts carry it
 	PendingVote *Node       // a block whose payload the mempool is still fetching
 
+	Gate        ProposeGate
 	rules       Rules
 	pendingCert map[types.Hash]*types.QC // certificates whose block is being fetched
 }
@@ -73,6 +74,7 @@ func NewBase(p Params, rules Rules) Base {
 		PM:          NewPacemaker(p.Env, p.Timeout, p.MaxBackoff),
 		Syncer:      NewSyncer(p.Env, p.Timeout/2+time.Millisecond, maxParked),
 		Votes:       NewVoteCollector(QuorumSize(n)),
+		Gate:        NewProposeGate(p.ProposeTimeout),
 		rules:       rules,
 		pendingCert: make(map[types.Hash]*types.QC),
 	}
@@ -351,17 +353,54 @@ func (b *Base) OnCommonMessage(from types.NodeID, m types.Message) bool {
 	return true
 }
 
-// OnCommonTimer handles the timers every engine treats alike; it reports whether t was one.
-func (b *Base) OnCommonTimer(t Timer) bool {
+// OnTimer implements Engine.OnTimer for every engine.
+func (b *Base) OnTimer(t Timer) {
 	switch t := t.(type) {
 	case ViewTimer:
 		b.OnViewTimer(t)
 	case SyncTimer:
 		b.Syncer.OnTimer(t)
-	default:
+	case ProposeTimer:
+		if b.Gate.Fired(t, b.View) {
+			b.rules.TryPropose()
+		}
+	}
+}
+
+// OnMempool implements Engine.OnMempool: data a pending vote waited for may have arrived, and a
+// leader may have payload now.
+func (b *Base) OnMempool() {
+	if b.PendingVote != nil {
+		b.rules.BlockAdded(b.PendingVote)
+	}
+	b.rules.TryPropose()
+}
+
+// PayloadAccepted asks the mempool about n's payload: it reports true to vote now; on Wait the
+// block waits in PendingVote for the next mempool event; a Reject is counted.
+func (b *Base) PayloadAccepted(n *Node) bool {
+	verdict, err := b.Mempool.CheckPayload(n.Block)
+	switch verdict {
+	case Wait:
+		b.PendingVote = n
+		return false
+	case Reject:
+		b.PendingVote = nil
+		b.Reject(types.KindBlock, n.Block.Proposer, RulePayload, err)
 		return false
 	}
+	b.PendingVote = nil
 	return true
+}
+
+// SignVote records and signs this replica's vote for blk.
+func (b *Base) SignVote(blk *types.Block) *types.Vote {
+	b.LastVoted = blk.View
+	vote := &types.Vote{View: blk.View, BlockID: blk.ID(), Voter: b.Self}
+	vote.Sig = b.Env.Signer().Sign(types.VoteDigest(vote.View, vote.BlockID))
+	b.LastVote = vote
+	b.Out.Event(Voted{View: blk.View})
+	return vote
 }
 
 // ProposeTimer fires when an idle leader has waited ProposeTimeout for payload.

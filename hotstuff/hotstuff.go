@@ -19,7 +19,6 @@ import (
 // Engine is one replica's HotStuff instance.
 type Engine struct {
 	consensus.Base
-	gate   consensus.ProposeGate
 	highQC *types.QC
 	locked *consensus.Node
 	// proposed is the last view this replica proposed in.
@@ -28,7 +27,7 @@ type Engine struct {
 
 // New returns an engine; call Start to enter view 1.
 func New(p consensus.Params) *Engine {
-	e := &Engine{highQC: types.GenesisQC(), gate: consensus.NewProposeGate(p.ProposeTimeout)}
+	e := &Engine{highQC: types.GenesisQC()}
 	e.Base = consensus.NewBase(p, e)
 	e.locked = e.Tree.Head()
 	return e
@@ -57,25 +56,6 @@ func (e *Engine) OnMessage(from types.NodeID, m types.Message) {
 	default:
 		e.OnCommonMessage(from, m)
 	}
-}
-
-// OnTimer implements consensus.Engine.
-func (e *Engine) OnTimer(t consensus.Timer) {
-	if pt, ok := t.(consensus.ProposeTimer); ok {
-		if e.gate.Fired(pt, e.View) {
-			e.TryPropose()
-		}
-		return
-	}
-	e.OnCommonTimer(t)
-}
-
-// OnMempool implements consensus.Engine.
-func (e *Engine) OnMempool() {
-	if e.PendingVote != nil {
-		e.BlockAdded(e.PendingVote)
-	}
-	e.TryPropose()
 }
 
 // ApplyCert implements consensus.Rules: a QC for n updates highQC, locks n's parent and commits n's
@@ -118,7 +98,7 @@ func (e *Engine) TryPropose() {
 		return // wait for the QC of v-1 or a TC
 	}
 	parent := e.Tree.Get(e.highQC.BlockID)
-	if parent == nil || !e.gate.Open(e.Env, v, e.Mempool.Ready(), parent) {
+	if parent == nil || !e.Gate.Open(e.Env, v, e.Mempool.Ready(), parent) {
 		return
 	}
 	b := &types.Block{
@@ -161,22 +141,10 @@ func (e *Engine) BlockAdded(n *consensus.Node) {
 			fmt.Errorf("view %d is justified by neither its QC (view %d) nor a TC", b.View, b.QC.View))
 		return
 	}
-	verdict, err := e.Mempool.CheckPayload(b)
-	switch verdict {
-	case consensus.Wait:
-		e.PendingVote = n
-		return
-	case consensus.Reject:
-		e.PendingVote = nil
-		e.Reject(types.KindBlock, b.Proposer, consensus.RulePayload, err)
+	if !e.PayloadAccepted(n) {
 		return
 	}
-	e.PendingVote = nil
-	e.LastVoted = b.View
-	vote := &types.Vote{View: b.View, BlockID: b.ID(), Voter: e.Self}
-	vote.Sig = e.Env.Signer().Sign(types.VoteDigest(vote.View, vote.BlockID))
-	e.LastVote = vote
-	e.Out.Event(consensus.Voted{View: b.View})
+	vote := e.SignVote(b)
 	if next := e.Leaders.Leader(b.View + 1); next == e.Self {
 		e.onVote(e.Self, vote)
 	} else {

@@ -19,7 +19,6 @@ import (
 // Engine is one replica's Streamlet instance.
 type Engine struct {
 	consensus.Base
-	gate consensus.ProposeGate
 	// proposals holds the first valid proposal of each epoch's leader; only it can get our vote.
 	proposals map[types.View]*consensus.Node
 	// echoed remembers proposals and votes already echoed.
@@ -38,7 +37,6 @@ type echoKey struct {
 // New returns an engine; call Start to enter epoch 1.
 func New(p consensus.Params) *Engine {
 	e := &Engine{
-		gate:      consensus.NewProposeGate(p.ProposeTimeout),
 		proposals: make(map[types.View]*consensus.Node),
 		echoed:    make(map[echoKey]bool),
 		highCert:  types.GenesisQC(),
@@ -67,25 +65,6 @@ func (e *Engine) OnMessage(from types.NodeID, m types.Message) {
 	default:
 		e.OnCommonMessage(from, m)
 	}
-}
-
-// OnTimer implements consensus.Engine.
-func (e *Engine) OnTimer(t consensus.Timer) {
-	if pt, ok := t.(consensus.ProposeTimer); ok {
-		if e.gate.Fired(pt, e.View) {
-			e.TryPropose()
-		}
-		return
-	}
-	e.OnCommonTimer(t)
-}
-
-// OnMempool implements consensus.Engine.
-func (e *Engine) OnMempool() {
-	if e.PendingVote != nil {
-		e.BlockAdded(e.PendingVote)
-	}
-	e.TryPropose()
 }
 
 // echo re-broadcasts a message the first time this replica sees it.
@@ -136,21 +115,10 @@ func (e *Engine) BlockAdded(n *consensus.Node) {
 			fmt.Errorf("block %v of epoch %d does not extend a longest notarized chain", b.ID(), b.View))
 		return
 	}
-	verdict, err := e.Mempool.CheckPayload(b)
-	switch verdict {
-	case consensus.Wait:
-		e.PendingVote = n
-		return
-	case consensus.Reject:
-		e.PendingVote = nil
-		e.Reject(types.KindBlock, b.Proposer, consensus.RulePayload, err)
+	if !e.PayloadAccepted(n) {
 		return
 	}
-	e.PendingVote = nil
-	e.LastVoted = b.View
-	vote := &types.Vote{View: b.View, BlockID: b.ID(), Voter: e.Self}
-	vote.Sig = e.Env.Signer().Sign(types.VoteDigest(vote.View, vote.BlockID))
-	e.Out.Event(consensus.Voted{View: b.View})
+	vote := e.SignVote(b)
 	e.Env.Broadcast(vote)
 	e.onVote(e.Self, vote)
 }
@@ -252,7 +220,7 @@ func (e *Engine) TryPropose() {
 		return
 	}
 	parent := e.longestNotarized()
-	if !e.gate.Open(e.Env, v, e.Mempool.Ready(), parent) {
+	if !e.Gate.Open(e.Env, v, e.Mempool.Ready(), parent) {
 		return
 	}
 	b := &types.Block{
