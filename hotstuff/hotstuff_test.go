@@ -29,24 +29,6 @@ func newHarness(t *testing.T, cfg enginetest.Config) *enginetest.Harness {
 	return h
 }
 
-// ownVoteIDs lists the blocks this replica voted for that left it, in order.
-func ownVoteIDs(h *enginetest.Harness) []types.Hash {
-	var out []types.Hash
-	for _, v := range h.OwnVotes() {
-		out = append(out, v.BlockID)
-	}
-	return out
-}
-
-func requireIDs(t *testing.T, want, got []types.Hash, msg string) {
-	t.Helper()
-	if len(want) == 0 {
-		require.Empty(t, got, msg)
-		return
-	}
-	require.Equal(t, want, got, msg)
-}
-
 // expireView fires the view timer armed last (the current view's), moving the clock to it.
 func expireView(h *enginetest.Harness) {
 	calls := enginetest.TimersOf[consensus.ViewTimer](h.Env)
@@ -102,7 +84,7 @@ func TestVoteOncePerView(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newHarness(t, enginetest.Config{Self: 3})
 			tt.steps(h)
-			requireIDs(t, tt.want, ownVoteIDs(h), "votes")
+			enginetest.RequireIDs(t, tt.want, h.OwnVoteIDs(), "votes")
 			for _, s := range h.Env.Sends() {
 				if v, ok := s.Msg.(*types.Vote); ok {
 					require.Equal(t, h.Leaders.Leader(v.View+1), s.To, "a vote goes to the leader of v+1")
@@ -167,11 +149,11 @@ func TestSafeNode(t *testing.T) {
 
 			h.Propose(tt.proposal)
 			if tt.vote {
-				requireIDs(t, []types.Hash{tt.proposal.ID()}, ownVoteIDs(h), "vote")
+				enginetest.RequireIDs(t, []types.Hash{tt.proposal.ID()}, h.OwnVoteIDs(), "vote")
 				require.Empty(t, h.Out.Rejections())
 				return
 			}
-			require.Empty(t, ownVoteIDs(h), "no vote")
+			require.Empty(t, h.OwnVoteIDs(), "no vote")
 			r := rejection(h)
 			require.Equal(t, tt.rule, r.Rule)
 			require.Equal(t, types.KindBlock, r.Kind)
@@ -210,7 +192,7 @@ func TestCommitOnlyOnConsecutiveViews(t *testing.T) {
 			for _, i := range tt.want {
 				want = append(want, chain[i].Block.ID())
 			}
-			requireIDs(t, want, h.Out.CommitIDs(), "committed blocks")
+			enginetest.RequireIDs(t, want, h.Out.CommitIDs(), "committed blocks")
 			require.Empty(t, h.Out.Orphans)
 			require.Empty(t, h.Out.Rejections())
 			if len(tt.want) > 0 {
@@ -233,12 +215,12 @@ func TestCommitOrphansLosingForks(t *testing.T) {
 	require.Empty(t, h.Out.Orphans)
 
 	h.Propose(b4.Block) // QC(B3): commits B1; the fork off genesis loses
-	requireIDs(t, []types.Hash{b1.Block.ID()}, h.Out.CommitIDs(), "commits")
-	requireIDs(t, []types.Hash{forkG.ID()}, enginetest.IDs(h.Out.Orphans), "orphans")
+	enginetest.RequireIDs(t, []types.Hash{b1.Block.ID()}, h.Out.CommitIDs(), "commits")
+	enginetest.RequireIDs(t, []types.Hash{forkG.ID()}, enginetest.IDs(h.Out.Orphans), "orphans")
 
 	h.Propose(h.Block(enginetest.BlockSpec{View: 5, Parent: b4.Block, QC: b4.QC})) // QC(B4): commits B2
-	requireIDs(t, []types.Hash{b1.Block.ID(), b2.Block.ID()}, h.Out.CommitIDs(), "commits")
-	requireIDs(t, []types.Hash{forkG.ID(), forkB1.ID()}, enginetest.IDs(h.Out.Orphans), "orphans")
+	enginetest.RequireIDs(t, []types.Hash{b1.Block.ID(), b2.Block.ID()}, h.Out.CommitIDs(), "commits")
+	enginetest.RequireIDs(t, []types.Hash{forkG.ID(), forkB1.ID()}, enginetest.IDs(h.Out.Orphans), "orphans")
 }
 
 // "On QC for block B: update highQC, lock on B's parent".
@@ -314,11 +296,11 @@ func TestProposalWithBadCertificate(t *testing.T) {
 			b2 := h.Block(enginetest.BlockSpec{View: 2, Parent: b1, QC: tt.qc, TC: tt.tc})
 			h.Propose(b2)
 			if tt.ok {
-				requireIDs(t, []types.Hash{b2.ID()}, ownVoteIDs(h), "vote")
+				enginetest.RequireIDs(t, []types.Hash{b2.ID()}, h.OwnVoteIDs(), "vote")
 				require.Equal(t, types.View(1), h.Status().HighQCView)
 				return
 			}
-			require.Empty(t, ownVoteIDs(h), "no vote")
+			require.Empty(t, h.OwnVoteIDs(), "no vote")
 			r := rejection(h)
 			require.Equal(t, consensus.RuleCert, r.Rule)
 			require.Equal(t, types.KindBlock, r.Kind)
@@ -370,11 +352,11 @@ func TestProposalSignatureAndLeader(t *testing.T) {
 			h := newHarness(t, enginetest.Config{Self: 3})
 			h.Deliver(tt.from, tt.block)
 			if tt.rule == "" {
-				requireIDs(t, []types.Hash{tt.block.ID()}, ownVoteIDs(h), "vote")
+				enginetest.RequireIDs(t, []types.Hash{tt.block.ID()}, h.OwnVoteIDs(), "vote")
 				require.Empty(t, h.Out.Rejections())
 				return
 			}
-			require.Empty(t, ownVoteIDs(h), "no vote")
+			require.Empty(t, h.OwnVoteIDs(), "no vote")
 			require.Empty(t, h.Out.VotedViews())
 			r := rejection(h)
 			require.Equal(t, tt.rule, r.Rule)

@@ -23,23 +23,6 @@ func newHarness(t *testing.T, cfg enginetest.Config) *enginetest.Harness {
 	return h
 }
 
-func ownVoteIDs(h *enginetest.Harness) []types.Hash {
-	var out []types.Hash
-	for _, v := range h.OwnVotes() {
-		out = append(out, v.BlockID)
-	}
-	return out
-}
-
-func requireIDs(t *testing.T, want, got []types.Hash, msg string) {
-	t.Helper()
-	if len(want) == 0 {
-		require.Empty(t, got, msg)
-		return
-	}
-	require.Equal(t, want, got, msg)
-}
-
 // voteFrom delivers the votes of ids for b, each from its voter.
 func voteFrom(h *enginetest.Harness, b *types.Block, ids ...types.NodeID) {
 	for _, id := range ids {
@@ -144,7 +127,7 @@ func TestVoteForFirstValidProposalOnly(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newHarness(t, enginetest.Config{Self: 3})
 			tt.steps(h)
-			requireIDs(t, tt.want, ownVoteIDs(h), "votes")
+			enginetest.RequireIDs(t, tt.want, h.OwnVoteIDs(), "votes")
 			require.Equal(t, tt.rules, h.Out.RejectedRules())
 		})
 	}
@@ -191,11 +174,11 @@ func TestVoteOnlyOnLongestNotarizedChain(t *testing.T) {
 
 			h.Propose(tt.proposal)
 			if tt.vote {
-				requireIDs(t, []types.Hash{tt.proposal.ID()}, ownVoteIDs(h), "vote")
+				enginetest.RequireIDs(t, []types.Hash{tt.proposal.ID()}, h.OwnVoteIDs(), "vote")
 				require.Empty(t, h.Out.Rejections())
 				return
 			}
-			require.Empty(t, ownVoteIDs(h), "no vote")
+			require.Empty(t, h.OwnVoteIDs(), "no vote")
 			require.Equal(t, []string{consensus.RuleUnsafe}, h.Out.RejectedRules())
 		})
 	}
@@ -321,12 +304,12 @@ func TestFinalization(t *testing.T) {
 			for _, i := range tt.want {
 				want = append(want, made[i].ID())
 			}
-			requireIDs(t, want, h.Out.CommitIDs(), "committed")
+			enginetest.RequireIDs(t, want, h.Out.CommitIDs(), "committed")
 			var orphans []types.Hash
 			for _, i := range tt.orphans {
 				orphans = append(orphans, made[i].ID())
 			}
-			requireIDs(t, orphans, enginetest.IDs(h.Out.Orphans), "orphans")
+			enginetest.RequireIDs(t, orphans, enginetest.IDs(h.Out.Orphans), "orphans")
 			if len(tt.want) > 0 {
 				require.Equal(t, made[tt.want[len(tt.want)-1]].View, h.Status().CommittedView)
 			}
@@ -406,7 +389,7 @@ func TestLeaderExtendsLongestNotarizedChain(t *testing.T) {
 	require.Equal(t, a1.ID(), b.QC.BlockID)
 	require.NoError(t, consensus.VerifyQC(h.Verifier, b.QC))
 	require.Equal(t, 1, b.Payload.Len())
-	require.Equal(t, []types.Hash{b.ID()}, ownVoteIDs(h)[1:], "the leader votes for its own proposal")
+	require.Equal(t, []types.Hash{b.ID()}, h.OwnVoteIDs()[1:], "the leader votes for its own proposal")
 }
 
 // "Epochs advance event-driven ... with a timeout as fallback": a proposal for a later epoch is
@@ -419,8 +402,8 @@ func TestEarlyProposalVotedWhenEpochStarts(t *testing.T) {
 	require.Equal(t, types.View(2), h.Status().View)
 	b3 := h.Block(enginetest.BlockSpec{View: 3, Parent: b1, QC: h.QCFor(b1)})
 	h.Propose(b3)
-	requireIDs(t, []types.Hash{b1.ID()}, ownVoteIDs(h), "not yet epoch 3")
+	enginetest.RequireIDs(t, []types.Hash{b1.ID()}, h.OwnVoteIDs(), "not yet epoch 3")
 	h.Deliver(1, h.TC(2, 1, 2, 3))
 	require.Equal(t, types.View(3), h.Status().View)
-	requireIDs(t, []types.Hash{b1.ID(), b3.ID()}, ownVoteIDs(h), "voted on entering epoch 3")
+	enginetest.RequireIDs(t, []types.Hash{b1.ID(), b3.ID()}, h.OwnVoteIDs(), "voted on entering epoch 3")
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/kelindar/bitmap"
+	"github.com/stretchr/testify/require"
 
 	"github.com/stratusbft/stratus/consensus"
 	"github.com/stratusbft/stratus/crypto"
@@ -645,3 +646,22 @@ func (h *Harness) Proposals() []*types.Block {
 
 // Status is the engine's status.
 func (h *Harness) Status() consensus.Status { return h.Engine.Status() }
+
+// OwnVoteIDs lists the blocks this replica voted for that left it, in order.
+func (h *Harness) OwnVoteIDs() []types.Hash {
+	var out []types.Hash
+	for _, v := range h.OwnVotes() {
+		out = append(out, v.BlockID)
+	}
+	return out
+}
+
+// RequireIDs asserts got equals want, treating nil and empty alike.
+func RequireIDs(t *testing.T, want, got []types.Hash, msg string) {
+	t.Helper()
+	if len(want) == 0 {
+		require.Empty(t, got, msg)
+		return
+	}
+	require.Equal(t, want, got, msg)
+}
