@@ -9,12 +9,40 @@ import (
 func (s *Shared) disseminate(mb *types.MicroBlock) {
 	if !s.cfg.PAB {
 		s.avail.push(mb.ID) // smp: the creator holds the data, so it is proposable at once
+		if s.cfg.Master != 0 && s.cfg.Master != s.self {
+			s.env.SetTimer(s.cfg.PushTimeout, masterTimer{id: mb.ID})
+		}
 	}
 	if s.cfg.LoadBalance && s.lb.shouldForward() {
 		s.startForward(mb)
 		return
 	}
 	s.startPush(mb, s.self)
+}
+
+// masterTimer fires when an own smp microblock may not have reached the static leader.
+type masterTimer struct {
+	id      types.Hash
+	attempt int
+}
+
+// maxRepushBackoff caps the doubling of the interval between re-pushes to the master.
+const maxRepushBackoff = 6
+
+// repushToMaster sends an own smp microblock to the static leader again while it is undecided.
+// smp has no acks, so the creator cannot tell whether the master stored it or dropped it over
+// the creator's quota; without this, a dropped microblock would wait for the stale re-issue,
+// tens of thousands of views later. A microblock the replica saw in a live proposal waits.
+func (s *Shared) repushToMaster(t masterTimer) {
+	e := s.mbs[t.id]
+	if e == nil || !e.own || e.mb == nil || s.decided.has(t.id) {
+		return
+	}
+	if !e.proposed {
+		s.sendTo(e.mb, []types.NodeID{s.cfg.Master})
+	}
+	next := t.attempt + 1
+	s.env.SetTimer(s.cfg.PushTimeout<<min(next, maxRepushBackoff), masterTimer{id: t.id, attempt: next})
 }
 
 // tokenBucket limits microblock sends: each send takes a token; a token comes back every

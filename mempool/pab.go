@@ -195,7 +195,7 @@ func (s *Shared) setProof(id types.Hash, p *types.Proof) {
 		s.avail.push(id)
 	}
 	if e.mb == nil {
-		s.fetch(id, s.proofOrder(p), false)
+		s.fetch(id, s.fetchOrder(p, 0), false, 0)
 	}
 }
 
@@ -245,28 +245,42 @@ func (s *Shared) onProof(from types.NodeID, p *types.Proof) {
 }
 
 // fetch is the recovery of a missing microblock: ask one peer at a time, the next after
-// fetch_timeout, cycling through the candidates until the data arrives.
+// fetch_timeout. A fetch that a committed block or a verified proof needs cycles through every
+// replica until the data arrives (an honest replica has it). A fetch that only a pending vote
+// needs (smp) makes one round over the candidates and ends when the replica leaves that view, so
+// a leader naming made-up IDs costs a bounded number of requests.
 type fetch struct {
-	order []types.NodeID
-	next  int
-	asked bool // a request went out (the first may wait one timeout)
+	order    []types.NodeID
+	next     int
+	asked    bool       // a request went out (the first may wait one timeout)
+	voteView types.View // > 0: only a vote in this view needs the data
 }
 
-// fetch starts (or, with now, hurries) the recovery of id from the peers in order.
-func (s *Shared) fetch(id types.Hash, order []types.NodeID, now bool) {
+// fetch starts (or, with now, hurries) the recovery of id from the peers in order. voteView > 0
+// says only a vote in that view needs it; 0 says delivery or a verified proof does.
+func (s *Shared) fetch(id types.Hash, order []types.NodeID, now bool, voteView types.View) {
 	f := s.fetches[id]
 	if f == nil {
 		if len(order) == 0 {
 			return
 		}
-		f = &fetch{order: order}
+		f = &fetch{order: order, voteView: voteView}
 		s.fetches[id] = f
 		if !now {
 			s.env.SetTimer(s.cfg.FetchTimeout, fetchTimer{id: id})
 			return
 		}
-	} else if !now || f.asked {
-		return
+	} else {
+		if voteView == 0 && f.voteView != 0 {
+			f.voteView = 0 // needed for good now: keep asking, every replica
+			f.order = order
+			if !f.asked {
+				s.env.SetTimer(s.cfg.FetchTimeout, fetchTimer{id: id})
+			}
+		}
+		if !now || f.asked {
+			return
+		}
 	}
 	s.fetchNext(id)
 }
@@ -281,6 +295,10 @@ func (s *Shared) fetchNext(id types.Hash) {
 		delete(s.fetches, id)
 		return
 	}
+	if f.voteView != 0 && (f.voteView < s.view || f.next >= len(f.order)) {
+		delete(s.fetches, id) // the vote can no longer happen, or every candidate was asked
+		return
+	}
 	peer := f.order[f.next%len(f.order)]
 	f.next++
 	if !f.asked {
@@ -291,31 +309,29 @@ func (s *Shared) fetchNext(id types.Hash) {
 	s.env.SetTimer(s.cfg.FetchTimeout, fetchTimer{id: id})
 }
 
-// proofOrder lists a proof's signers but this replica, in a random order.
-func (s *Shared) proofOrder(p *types.Proof) []types.NodeID {
-	if p == nil {
-		return nil
-	}
-	var ids []types.NodeID
-	for _, id := range types.SignerIDs(p.Signers) {
-		if id != s.self {
+// fetchOrder lists the candidates to fetch a microblock from: the signers of proof, which the
+// caller verified, in a random order; then first; then every other replica. This replica is never
+// a candidate. Everybody is on the list, so a fetch ends as long as one honest replica holds the
+// data, whoever named the signers.
+func (s *Shared) fetchOrder(proof *types.Proof, first types.NodeID) []types.NodeID {
+	ids := make([]types.NodeID, 0, s.env.N())
+	listed := make([]bool, s.env.N()+1)
+	listed[s.self] = true
+	add := func(id types.NodeID) {
+		if id >= 1 && int(id) <= s.env.N() && !listed[id] {
+			listed[id] = true
 			ids = append(ids, id)
 		}
 	}
-	s.env.Rand().Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
-	return ids
-}
-
-// fetchOrder lists first the proposer, then every other replica but this one.
-func (s *Shared) fetchOrder(first types.NodeID) []types.NodeID {
-	var ids []types.NodeID
-	if first != s.self && first != 0 {
-		ids = append(ids, first)
+	if proof != nil {
+		for _, id := range types.SignerIDs(proof.Signers) {
+			add(id)
+		}
+		s.env.Rand().Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
 	}
+	add(first)
 	for i := 1; i <= s.env.N(); i++ {
-		if id := types.NodeID(i); id != s.self && id != first {
-			ids = append(ids, id)
-		}
+		add(types.NodeID(i))
 	}
 	return ids
 }

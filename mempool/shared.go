@@ -26,6 +26,7 @@ type SharedConfig struct {
 	Q            int           // acks per proof (own included)
 	FetchTimeout time.Duration // wait before asking the next peer for missing data
 	PushTimeout  time.Duration // a push not stable this long is re-sent to the replicas that did not ack
+	Master       types.NodeID  // static leader, or 0 when leaders rotate (smp re-pushes to it)
 
 	Gossip       bool
 	Fanout       int           // peers per gossip hop
@@ -280,6 +281,8 @@ func (s *Shared) OnTimer(t consensus.Timer) {
 		s.forwardExpired(t)
 	case pushTimer:
 		s.repush(t.id)
+	case masterTimer:
+		s.repushToMaster(t)
 	}
 }
 
@@ -395,7 +398,7 @@ func (s *Shared) CheckPayload(b *types.Block) (consensus.Verdict, error) {
 		for _, r := range p.Refs {
 			if e := s.mbs[r.ID]; e == nil || e.mb == nil {
 				missing = true
-				s.fetch(r.ID, s.fetchOrder(b.Proposer), true)
+				s.fetch(r.ID, s.fetchOrder(nil, b.Proposer), true, b.View)
 			}
 		}
 		if missing {
@@ -410,7 +413,7 @@ func (s *Shared) CheckPayload(b *types.Block) (consensus.Verdict, error) {
 		}
 		if e.mb == nil {
 			// PAB: vote now, fetch in the background once the push had its chance.
-			s.fetch(r.ID, s.proofOrder(e.proof), false)
+			s.fetch(r.ID, s.fetchOrder(e.proof, b.Proposer), false, 0)
 		}
 	}
 	return consensus.Accept, nil
@@ -428,11 +431,13 @@ func (s *Shared) Resolve(b *types.Block) ([]types.Tx, bool) {
 		e := s.mbs[r.ID]
 		if e == nil || e.mb == nil {
 			missing = true
-			order := s.fetchOrder(b.Proposer)
-			if r.Proof != nil {
-				order = s.proofOrder(r.Proof)
+			// Ask the signers of the block's proof first only when this replica verified it: the
+			// block may have come from a relay that tampered with it.
+			var proof *types.Proof
+			if r.Proof != nil && s.verifyProof(r.Proof) == nil {
+				proof = r.Proof
 			}
-			s.fetch(r.ID, order, true)
+			s.fetch(r.ID, s.fetchOrder(proof, b.Proposer), true, 0)
 			continue
 		}
 		txs = append(txs, e.mb.Txs...)
@@ -451,7 +456,7 @@ func (s *Shared) Decided(b *types.Block) {
 			e.proposed = true
 		}
 	}
-	s.decided.prune(s.view)
+	s.decided.prune(b.View) // by the committed block's view: every replica prunes alike
 }
 
 // Committed implements Mempool: the block's microblocks and everything about them are freed.
@@ -471,8 +476,8 @@ func (s *Shared) Committed(b *types.Block) {
 			s.release(e)
 		}
 	}
-	s.delivered.prune(s.view)
-	s.decided.prune(s.view)
+	s.delivered.prune(b.View)
+	s.decided.prune(b.View)
 }
 
 // release forgets a microblock: data, proof, acks, fetch and forwarding state.

@@ -120,7 +120,7 @@ func NewCore(env consensus.Env, spec Spec, obs Observer) (*Core, error) {
 	case "smp", "stratus":
 		sc := spec.Shared
 		sc.PAB = spec.MemType == "stratus"
-		sc.BSize, sc.MemSize = spec.BSize, spec.MemSize
+		sc.BSize, sc.MemSize, sc.Master = spec.BSize, spec.MemSize, spec.Master
 		sc.Events = c.obs.Event
 		c.mp = mempool.NewShared(menv, sc)
 	default:

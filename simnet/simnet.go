@@ -33,6 +33,8 @@ type Options struct {
 	Censor []types.NodeID
 	// SlowUplink adds latency to every message a replica sends, making it the busy one.
 	SlowUplink map[types.NodeID]time.Duration
+	// Drop, when set, loses the messages it returns true for (a full queue, a lossy link).
+	Drop func(from, to types.NodeID, m types.Message) bool
 }
 
 // Sim is one simulation run.
@@ -209,6 +211,9 @@ func (s *Sim) send(from *Node, to types.NodeID, m types.Message) {
 	}
 	dst := s.Node(to)
 	if from.Silent || dst.Silent || (from.Withhold && !s.withholdAllows(from, to, m)) {
+		return
+	}
+	if s.opts.Drop != nil && s.opts.Drop(from.ID, to, m) {
 		return
 	}
 	if from.Censor {

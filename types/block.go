@@ -16,13 +16,15 @@ type Payload struct {
 	digest Hash
 }
 
-// Digest commits to the payload's content; it is part of the block ID. Proofs are evidence, not
-// content: they are checked, not hashed.
+// Digest commits to the payload's content, availability proofs included; it is part of the block
+// ID, so the proposer's signature covers every proof and nobody who relays a block can swap them:
+// a replica acts only on what it verified.
 func (p *Payload) Digest() Hash {
 	p.once.Do(func() {
 		txs := hashList([]byte("payload/txs\x00"), len(p.Txs), func(i int) Hash { return p.Txs[i].ID() })
 		refs := hashList([]byte("payload/refs\x00"), len(p.Refs), func(i int) Hash { return p.Refs[i].ID })
-		p.digest = Keccak(txs[:], refs[:])
+		proofs := hashList([]byte("payload/proofs\x00"), len(p.Refs), func(i int) Hash { return p.Refs[i].Proof.Digest() })
+		p.digest = Keccak(txs[:], refs[:], proofs[:])
 	})
 	return p.digest
 }

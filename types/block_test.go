@@ -158,3 +158,34 @@ func TestTx(t *testing.T) {
 	assert.Equal(t, Keccak(nil), NewTx(nil).ID())
 	assert.Equal(t, 0, NewTx(nil).Size())
 }
+
+// Defect: a block's ID did not cover the availability proofs its payload carries, so anybody
+// relaying an honest leader's block could swap its proofs without breaking the signature, and a
+// replica that kept the tampered copy fetched data only from the signers the forger named. Every
+// field of every proof is part of the ID now.
+func TestBlockIDCoversProofs(t *testing.T) {
+	proof := func() *Proof {
+		return &Proof{MBID: hashOf("mb"), Epoch: 7, Signers: signers(1, 2), Sigs: [][]byte{sig(1), sig(2)}}
+	}
+	withRefs := func(mod func(p *Proof) *Proof) *Block {
+		b := testBlock()
+		b.Payload = &Payload{Refs: []MBRef{{ID: hashOf("mb"), Proof: mod(proof())}}}
+		return b
+	}
+	base := withRefs(func(p *Proof) *Proof { return p }).ID()
+	mods := map[string]func(p *Proof) *Proof{
+		"no proof":      func(*Proof) *Proof { return nil },
+		"epoch":         func(p *Proof) *Proof { p.Epoch++; return p },
+		"fewer signers": func(p *Proof) *Proof { p.Signers, p.Sigs = signers(1), p.Sigs[:1]; return p },
+		"other signers": func(p *Proof) *Proof { p.Signers = signers(1, 3); return p },
+		"a signature":   func(p *Proof) *Proof { p.Sigs[1] = sig(9); return p },
+		"proof of another microblock": func(p *Proof) *Proof {
+			p.MBID = hashOf("other")
+			return p
+		},
+	}
+	for name, mod := range mods {
+		assert.NotEqual(t, base, withRefs(mod).ID(), name)
+	}
+	assert.Equal(t, base, withRefs(func(p *Proof) *Proof { return p }).ID(), "same proof, same ID")
+}

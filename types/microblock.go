@@ -1,6 +1,9 @@
 package types
 
 import (
+	"encoding/binary"
+
+	ethcrypto "github.com/ethereum/go-ethereum/crypto"
 	"github.com/kelindar/bitmap"
 )
 
@@ -83,6 +86,30 @@ type Proof struct {
 
 // Kind implements Message: a proof is broadcast on its own (recovery phase) and travels in proposals.
 func (*Proof) Kind() Kind { return KindProof }
+
+// Digest commits to every field of the proof, signatures included; the zero hash stands for no
+// proof. A block's ID covers the digests of the proofs it carries.
+func (p *Proof) Digest() Hash {
+	if p == nil {
+		return Hash{}
+	}
+	st := ethcrypto.NewKeccakState()
+	d := newDigester("proof").hash(p.MBID).u64(uint64(p.Epoch)).u64(uint64(len(p.Signers)))
+	for _, w := range p.Signers {
+		d.u64(w)
+	}
+	d.u64(uint64(len(p.Sigs)))
+	st.Write(d.buf)
+	for _, s := range p.Sigs {
+		var n [8]byte
+		binary.BigEndian.PutUint64(n[:], uint64(len(s)))
+		st.Write(n[:])
+		st.Write(s)
+	}
+	var out Hash
+	st.Read(out[:])
+	return out
+}
 
 // MBRef references a microblock in a proposal, with its availability proof under PAB.
 type MBRef struct {

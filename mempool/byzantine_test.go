@@ -1,0 +1,168 @@
+package mempool
+
+// Regression tests of defects a Byzantine leader, creator or peer could exploit in the shared
+// mempools. Each test fails on the code before its fix.
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/stratusbft/stratus/consensus"
+	"github.com/stratusbft/stratus/types"
+)
+
+// Defect 1: a committed block's missing microblock was fetched only from the signers its proof
+// named, whatever the proof was. A Byzantine leader that shows one replica a copy of its block
+// whose proof names only itself (and which that replica never verified) had it ask the leader
+// forever: the replica never delivered again. An unverified signer list is never the only place
+// to fetch from: every replica is a candidate, the verified signers first.
+func TestResolveFetchesBeyondAnUnverifiedSignerList(t *testing.T) {
+	cfg := pabCfg() // N = 4, q = 2
+	r := newRig(t, 4, 4, cfg)
+	r.m.SetView(3)
+	mb := mbOf(1, 3, txs('w', 0, 5)) // withheld from replica 4 by its Byzantine creator
+	tampered := r.proofBy(mb, 1)     // names only the creator: not a valid proof (q = 2)
+	blk := blockOf(4, 1, refOf(tampered))
+
+	_, ok := r.m.Resolve(blk)
+	require.False(t, ok)
+	asked := map[types.NodeID]bool{}
+	for i := 0; i < 4; i++ {
+		for _, q := range pick[*types.FetchRequest](r.take()) {
+			asked[q.to] = true
+		}
+		r.advance(cfg.FetchTimeout)
+	}
+	require.True(t, asked[2] || asked[3], "the honest replicas 2 and 3 are asked too, not only the forger: asked %v", asked)
+	r.m.OnMessage(2, &types.FetchResponse{MBs: []*types.MicroBlock{mb}})
+	got, ok := r.m.Resolve(blk)
+	require.True(t, ok)
+	require.Equal(t, txIDs(mb.Txs), txIDs(got))
+}
+
+// A verified proof's signers are asked first: they stored the data.
+func TestResolveAsksVerifiedSignersFirst(t *testing.T) {
+	cfg := pabCfg()
+	r := newRig(t, 4, 4, cfg)
+	r.m.SetView(3)
+	mb := mbOf(1, 3, txs('v', 0, 5))
+	blk := blockOf(4, 3, refOf(r.proofBy(mb, 1, 2)))
+	_, ok := r.m.Resolve(blk)
+	require.False(t, ok)
+	var order []types.NodeID
+	for i := 0; i < 3; i++ {
+		reqs := pick[*types.FetchRequest](r.take())
+		require.Len(t, reqs, 1)
+		order = append(order, reqs[0].to)
+		r.advance(cfg.FetchTimeout)
+	}
+	require.ElementsMatch(t, []types.NodeID{1, 2}, order[:2], "the signers first")
+	require.Equal(t, types.NodeID(3), order[2], "then the others")
+}
+
+// Defect 3: under smp with a static master, a microblock the master dropped (its creator's quota
+// was full) was never pushed again: smp has no acks, so nobody noticed, and the transactions
+// waited for the stale re-issue ~32,000 views later. A creator now pushes an own microblock again
+// to the master until it is decided, backing off.
+func TestSMPRepushesUndecidedMicroblocksToTheMaster(t *testing.T) {
+	cfg := pabCfg()
+	cfg.PAB = false
+	cfg.Master = 1
+	cfg.PushTimeout = 50 * time.Millisecond
+	r := newRig(t, 2, 4, cfg)
+	r.m.SetView(1)
+	require.NoError(t, r.m.AddTxs(txs('s', 0, 10)))
+	first := pick[*types.MicroBlock](r.take())
+	require.Len(t, first, 1)
+	mb := first[0].m
+
+	var at []time.Duration
+	start := r.env.now
+	for i := 0; i < 40; i++ {
+		r.advance(10 * time.Millisecond)
+		for _, s := range pick[*types.MicroBlock](r.take()) {
+			require.Equal(t, types.NodeID(1), s.to, "re-pushed to the master only")
+			require.Equal(t, mb.ID, s.m.ID)
+			at = append(at, r.env.now.Sub(start))
+		}
+	}
+	require.GreaterOrEqual(t, len(at), 2, "re-pushed while undecided")
+	require.Less(t, len(at), 8, "with backoff, not every push timeout: %v", at)
+
+	r.m.Decided(blockOf(30, 1, types.MBRef{ID: mb.ID}))
+	r.advance(5 * time.Second)
+	require.Empty(t, pick[*types.MicroBlock](r.take()), "a decided microblock is not pushed again")
+}
+
+// Defect 4: smp's CheckPayload started a fetch for every unknown ID a leader named and nothing
+// ever ended it: a leader naming made-up IDs made the replica ask for them forever. A fetch for a
+// vote is bounded (one round over the candidates) and ends when the replica leaves the view.
+func TestSMPVoteFetchesOfMadeUpIDsEnd(t *testing.T) {
+	cfg := pabCfg()
+	cfg.PAB = false
+	r := newRig(t, 2, 4, cfg)
+	r.m.SetView(5)
+	var refs []types.MBRef
+	for i := 0; i < 3; i++ {
+		refs = append(refs, types.MBRef{ID: types.Keccak([]byte{'x', byte(i)})})
+	}
+	v, err := r.m.CheckPayload(blockOf(5, 1, refs...))
+	require.NoError(t, err)
+	require.Equal(t, consensus.Wait, v)
+	require.Equal(t, 3, r.m.Gauges().Fetching)
+	r.advance(20 * cfg.FetchTimeout)
+	reqs := len(pick[*types.FetchRequest](r.take()))
+	require.LessOrEqual(t, reqs, 3*3, "at most one round over the 3 peers per made-up ID")
+	r.m.SetView(6)
+	r.advance(100 * cfg.FetchTimeout)
+	require.Empty(t, pick[*types.FetchRequest](r.take()), "the block is gone: no more requests")
+	require.Zero(t, r.m.Gauges().Fetching)
+
+	// Leaving the view ends the fetches even within their first round.
+	r2 := newRig(t, 2, 4, cfg)
+	r2.m.SetView(5)
+	_, _ = r2.m.CheckPayload(blockOf(5, 1, refs...))
+	r2.take()
+	r2.m.SetView(6)
+	r2.advance(100 * cfg.FetchTimeout)
+	require.Empty(t, pick[*types.FetchRequest](r2.take()))
+	require.Zero(t, r2.m.Gauges().Fetching)
+}
+
+// Defect 6: which microblocks count as delivered was pruned by the replica's own view, so two
+// replicas at different views resolved the same committed block differently. Pruning follows the
+// committed blocks' views now: the same committed sequence gives the same transactions.
+func TestResolveDependsOnlyOnTheCommittedSequence(t *testing.T) {
+	cfg := pabCfg()
+	mb := mbOf(3, 10, txs('d', 0, 5))
+	resolveAfter := func(localView types.View) ([]types.Tx, bool) {
+		r := newRig(t, 2, 4, cfg)
+		r.m.SetView(10)
+		r.m.OnMessage(3, mb)
+		p := r.proofBy(mb, 3, 4)
+		first := blockOf(10, 1, refOf(p))
+		_, ok := r.m.Resolve(first)
+		require.True(t, ok)
+		r.m.Decided(first)
+		r.m.Committed(first)
+		r.m.SetView(localView) // a replica whose view ran ahead (many timeouts)
+		other := mbOf(4, localView, txs('e', 0, 5))
+		r.m.OnMessage(4, other)
+		next := blockOf(11, 2, refOf(r.proofBy(other, 4, 1)))
+		_, ok = r.m.Resolve(next)
+		require.True(t, ok)
+		r.m.Decided(next)
+		r.m.Committed(next)
+		second := blockOf(12, 3, refOf(p))
+		r.m.Decided(second)
+		txs, ok := r.m.Resolve(second)
+		return txs, ok
+	}
+	a, okA := resolveAfter(11)
+	b, okB := resolveAfter(10 + 2*StaleViews)
+	require.Equal(t, okA, okB)
+	require.Equal(t, txIDs(a), txIDs(b), "a committed microblock contributes once, whatever the local view")
+	require.Empty(t, a)
+}
