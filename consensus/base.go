@@ -121,6 +121,11 @@ func (b *Base) Insert(blk *types.Block, from types.NodeID) *Node {
 	if n := b.Tree.Get(blk.ID()); n != nil {
 		return n
 	}
+	if other := b.Tree.Slot(blk.View, blk.Proposer); other != nil && !b.wanted(blk.ID()) {
+		b.Reject(types.KindBlock, from, RuleEquivocation,
+			fmt.Errorf("proposer %d already proposed %v in view %d; %v is certified by nobody yet", blk.Proposer, other.ID(), blk.View, blk.ID()))
+		return nil
+	}
 	n, err := b.Tree.Add(blk)
 	switch {
 	case errors.Is(err, ErrUnknownParent):
@@ -150,6 +155,13 @@ func (b *Base) Insert(blk *types.Block, from types.NodeID) *Node {
 		}
 	}
 	return n
+}
+
+// wanted reports whether a certificate or a child's QC showed that a quorum voted for block id:
+// such a block is taken even when its proposer equivocated and the tree holds another of its
+// view.
+func (b *Base) wanted(id types.Hash) bool {
+	return b.pendingCert[id] != nil || b.Syncer.Pending(id)
 }
 
 // ProcessCert takes a verified certificate into account, fetching its block first if needed.
@@ -231,6 +243,9 @@ func (b *Base) EnterView(v types.View, cause string) {
 	if v > KeepViews {
 		b.Votes.Prune(v - KeepViews)
 		b.PM.Prune(v - KeepViews)
+		for _, o := range b.Tree.Evict(v - KeepViews) {
+			b.Out.Orphan(o)
+		}
 	}
 	b.Out.Event(ViewChange{View: v, Leader: b.Leaders.Leader(v), Cause: cause})
 	b.rules.ViewEntered(v)

@@ -136,16 +136,17 @@ func (Rejected) event()   {}
 
 // Rejection rule names shared by the engines.
 const (
-	RuleSignature = "bad-signature"
-	RuleLeader    = "wrong-leader"
-	RuleCert      = "bad-certificate"
-	RuleStructure = "bad-structure"
-	RuleStale     = "stale"
-	RuleFuture    = "too-far-ahead"
-	RuleUnsafe    = "unsafe"
-	RulePayload   = "bad-payload"
-	RuleDuplicate = "duplicate-vote"
-	RuleCapacity  = "capacity"
+	RuleSignature    = "bad-signature"
+	RuleLeader       = "wrong-leader"
+	RuleCert         = "bad-certificate"
+	RuleStructure    = "bad-structure"
+	RuleStale        = "stale"
+	RuleFuture       = "too-far-ahead"
+	RuleUnsafe       = "unsafe"
+	RulePayload      = "bad-payload"
+	RuleDuplicate    = "duplicate-vote"
+	RuleCapacity     = "capacity"
+	RuleEquivocation = "equivocation" // a second block of a (view, proposer) nobody certified
 )
 
 // Mempool events (shared mempools).

@@ -31,11 +31,19 @@ func (n *Node) Height() uint64 { return n.Block.Height }
 // longer commit are pruned and returned as orphans.
 type Tree struct {
 	nodes          map[types.Hash]*Node
+	slots          map[slot]*Node // the first uncommitted block of each (view, proposer)
 	head           *Node
 	committed      []*Node // retained committed nodes, oldest first
 	retain         int
 	maxUncommitted int
 	uncommitted    int
+}
+
+// slot is what only one block may fill: a proposer's block of a view. A second one is
+// equivocation.
+type slot struct {
+	view     types.View
+	proposer types.NodeID
 }
 
 // Errors of Tree.Add.
@@ -51,6 +59,7 @@ func NewTree(retain, maxUncommitted int) *Tree {
 	g := &Node{Block: types.Genesis(), Cert: types.GenesisQC(), Committed: true}
 	t := &Tree{
 		nodes:          map[types.Hash]*Node{g.ID(): g},
+		slots:          make(map[slot]*Node),
 		head:           g,
 		committed:      []*Node{g},
 		retain:         max(retain, 1),
@@ -93,7 +102,50 @@ func (t *Tree) Add(b *types.Block) (*Node, error) {
 	n := &Node{Block: b, Parent: parent}
 	t.nodes[b.ID()] = n
 	t.uncommitted++
+	k := slot{b.View, b.Proposer}
+	if t.slots[k] == nil {
+		t.slots[k] = n
+	}
 	return n, nil
+}
+
+// Slot returns the block the tree holds for proposer's view v, if any (the first one added when
+// the proposer equivocated and a certificate made the tree take a second one).
+func (t *Tree) Slot(v types.View, proposer types.NodeID) *Node { return t.slots[slot{v, proposer}] }
+
+// remove deletes an uncommitted node.
+func (t *Tree) remove(n *Node) {
+	delete(t.nodes, n.ID())
+	t.uncommitted--
+	k := slot{n.View(), n.Block.Proposer}
+	if t.slots[k] == n {
+		delete(t.slots, k)
+	}
+}
+
+// Evict removes uncommitted blocks that have no certificate, no child in the tree, and a view
+// below before, and returns them in a deterministic order. They could only commit if a
+// certificate for them showed up later, and then block sync fetches them again.
+func (t *Tree) Evict(before types.View) []*types.Block {
+	hasChild := make(map[*Node]bool)
+	var cand []*Node
+	for _, n := range t.nodes {
+		if n.Parent != nil {
+			hasChild[n.Parent] = true
+		}
+		if !n.Committed && n.Cert == nil && n.View() < before {
+			cand = append(cand, n)
+		}
+	}
+	var out []*types.Block
+	SortNodes(cand)
+	for _, n := range cand {
+		if !hasChild[n] {
+			t.remove(n)
+			out = append(out, n.Block)
+		}
+	}
+	return out
 }
 
 // Extends reports whether n is anc or descends from it.
@@ -128,6 +180,9 @@ func (t *Tree) Commit(target *Node) (committed []*Node, orphans []*types.Block) 
 	for _, n := range committed {
 		n.Committed = true
 		t.uncommitted--
+		if k := (slot{n.View(), n.Block.Proposer}); t.slots[k] == n {
+			delete(t.slots, k)
+		}
 	}
 	t.head = target
 	t.committed = append(t.committed, committed...)
@@ -146,8 +201,7 @@ func (t *Tree) Commit(target *Node) (committed []*Node, orphans []*types.Block) 
 	}
 	SortNodes(dead)
 	for _, n := range dead {
-		delete(t.nodes, n.ID())
-		t.uncommitted--
+		t.remove(n)
 		orphans = append(orphans, n.Block)
 	}
 	return committed, orphans

@@ -108,7 +108,7 @@ func TestSafeNode(t *testing.T) {
 
 	tests := []struct {
 		name     string
-		extra    []*types.Block // delivered before the proposal, no vote expected
+		fetched  []*types.Block // requested by the replica after the proposal, and delivered
 		proposal *types.Block
 		vote     bool
 		rule     string
@@ -120,7 +120,7 @@ func TestSafeNode(t *testing.T) {
 		},
 		{
 			name:     "fork that skips the lock but carries a QC newer than the lock: vote",
-			extra:    []*types.Block{fork2},
+			fetched:  []*types.Block{fork2},
 			proposal: f.Block(enginetest.BlockSpec{View: 5, Parent: fork2, QC: fork2QC, TC: tc4}),
 			vote:     true,
 		},
@@ -143,11 +143,13 @@ func TestSafeNode(t *testing.T) {
 			st := h.Status()
 			require.Equal(t, types.View(5), st.View)
 			require.Equal(t, types.View(1), st.LockedView, "QC(B2) locks B2's parent B1")
-			h.Propose(tt.extra...)
 			h.Env.ClearOutbox()
 			h.Out.Events = nil
 
 			h.Propose(tt.proposal)
+			for _, b := range tt.fetched {
+				h.Deliver(2, &types.BlockResponse{Block: b})
+			}
 			if tt.vote {
 				enginetest.RequireIDs(t, []types.Hash{tt.proposal.ID()}, h.OwnVoteIDs(), "vote")
 				require.Empty(t, h.Out.Rejections())
@@ -208,8 +210,10 @@ func TestCommitOrphansLosingForks(t *testing.T) {
 	h := newHarness(t, enginetest.Config{Self: 4, Leaders: consensus.Static{ID: 1}})
 	c := h.Chain(true, 1, 2, 3, 4)
 	b1, b2, b3, b4 := c[0], c[1], c[2], c[3]
-	forkG := h.Block(enginetest.BlockSpec{View: 2, TC: h.TC(1, 1, 2, 3), Payload: enginetest.Payload("g")})
-	forkB1 := h.Block(enginetest.BlockSpec{View: 3, Parent: b1.Block, QC: b1.QC, TC: h.TC(2, 1, 2, 3), Payload: enginetest.Payload("b1")})
+	// Forks in views of their own (a second block of a view the leader used already would be
+	// refused as equivocation).
+	forkG := h.Block(enginetest.BlockSpec{View: 6, TC: h.TC(5, 1, 2, 3), Payload: enginetest.Payload("g")})
+	forkB1 := h.Block(enginetest.BlockSpec{View: 7, Parent: b1.Block, QC: b1.QC, TC: h.TC(6, 1, 2, 3), Payload: enginetest.Payload("b1")})
 	h.Propose(b1.Block, b2.Block, b3.Block, forkG, forkB1)
 	require.Empty(t, h.Out.Commits)
 	require.Empty(t, h.Out.Orphans)

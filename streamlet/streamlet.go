@@ -21,7 +21,9 @@ type Engine struct {
 	consensus.Base
 	// proposals holds the first valid proposal of each epoch's leader; only it can get our vote.
 	proposals map[types.View]*consensus.Node
-	// echoed remembers proposals and votes already echoed.
+	// echoed remembers what was echoed: the first proposal of each epoch and the first vote of
+	// each voter per epoch. Anything else of the same key is not echoed, so a Byzantine leader or
+	// voter cannot make honest replicas broadcast its equivocations.
 	echoed   map[echoKey]bool
 	highCert *types.QC
 	proposed types.View
@@ -30,8 +32,7 @@ type Engine struct {
 type echoKey struct {
 	kind  types.Kind
 	view  types.View
-	id    types.Hash
-	voter types.NodeID
+	voter types.NodeID // votes only
 }
 
 // New returns an engine; call Start to enter epoch 1.
@@ -89,7 +90,7 @@ func (e *Engine) onProposal(from types.NodeID, b *types.Block) {
 	if e.TooFarAhead(types.KindBlock, from, b.View) || !e.CheckBlock(types.KindBlock, from, b) {
 		return
 	}
-	e.echo(echoKey{kind: types.KindBlock, view: b.View, id: b.ID()}, from, b)
+	e.echo(echoKey{kind: types.KindBlock, view: b.View}, from, b)
 	e.ProcessCert(b.QC, from)
 	if n := e.Insert(b, from); n != nil {
 		e.BlockAdded(n)
@@ -123,23 +124,24 @@ func (e *Engine) BlockAdded(n *consensus.Node) {
 	e.onVote(e.Self, vote)
 }
 
+// onVote counts a vote and echoes the first vote of its voter in its epoch. A second vote of a
+// voter in an epoch is refused before it is echoed, and votes for epochs more than KeepViews
+// ahead are counted but not echoed: the replicas they concern see them from their voter.
 func (e *Engine) onVote(from types.NodeID, v *types.Vote) {
 	if v.View+consensus.KeepViews < e.View || e.TooFarAhead(types.KindVote, from, v.View) {
-		return
-	}
-	k := echoKey{kind: types.KindVote, view: v.View, id: v.BlockID, voter: v.Voter}
-	if e.echoed[k] {
 		return
 	}
 	if !e.Env.Verifier().Verify(v.Voter, types.VoteDigest(v.View, v.BlockID), v.Sig) {
 		e.Reject(types.KindVote, from, consensus.RuleSignature, fmt.Errorf("vote of %d for epoch %d", v.Voter, v.View))
 		return
 	}
-	e.echo(k, from, v)
 	qc, err := e.Votes.Add(v)
 	if err != nil {
 		e.Reject(types.KindVote, from, consensus.RuleDuplicate, fmt.Errorf("voter %d, epoch %d: %w", v.Voter, v.View, err))
 		return
+	}
+	if v.View <= e.View+consensus.KeepViews {
+		e.echo(echoKey{kind: types.KindVote, view: v.View, voter: v.Voter}, from, v)
 	}
 	if qc != nil {
 		e.ProcessCert(qc, from)
@@ -239,7 +241,7 @@ func (e *Engine) TryPropose() {
 		e.Reject(types.KindBlock, e.Self, consensus.RuleCapacity, err)
 		return
 	}
-	e.echoed[echoKey{kind: types.KindBlock, view: v, id: b.ID()}] = true
+	e.echoed[echoKey{kind: types.KindBlock, view: v}] = true
 	e.Env.Broadcast(b)
 	e.Out.Event(consensus.Proposed{View: v, Items: b.Payload.Len()})
 	e.BlockAdded(n)

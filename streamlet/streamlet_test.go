@@ -86,8 +86,8 @@ func TestVoteForFirstValidProposalOnly(t *testing.T) {
 		rules []string
 	}{
 		{"first proposal: vote", func(h *enginetest.Harness) { h.Propose(b1) }, []types.Hash{b1.ID()}, nil},
-		{"second proposal of the same epoch: no vote", func(h *enginetest.Harness) { h.Propose(b1, b1x) }, []types.Hash{b1.ID()}, nil},
-		{"the first of two proposals wins", func(h *enginetest.Harness) { h.Propose(b1x, b1) }, []types.Hash{b1x.ID()}, nil},
+		{"second proposal of the same epoch: no vote, refused as equivocation", func(h *enginetest.Harness) { h.Propose(b1, b1x) }, []types.Hash{b1.ID()}, []string{consensus.RuleEquivocation}},
+		{"the first of two proposals wins", func(h *enginetest.Harness) { h.Propose(b1x, b1) }, []types.Hash{b1x.ID()}, []string{consensus.RuleEquivocation}},
 		{"the same proposal twice: one vote", func(h *enginetest.Harness) {
 			h.Propose(b1)
 			h.Deliver(2, b1)
@@ -116,7 +116,7 @@ func TestVoteForFirstValidProposalOnly(t *testing.T) {
 			require.Empty(h.T, h.OwnVotes())
 			h.Mempool.VerdictF = nil
 			h.Engine.OnMempool()
-		}, []types.Hash{b1.ID()}, nil},
+		}, []types.Hash{b1.ID()}, []string{consensus.RuleEquivocation}},
 		{"proposal of a past epoch: no vote", func(h *enginetest.Harness) {
 			h.Deliver(1, f.TC(1, 1, 2, 4))
 			require.Equal(h.T, types.View(2), h.Status().View)
@@ -144,7 +144,7 @@ func TestVoteOnlyOnLongestNotarizedChain(t *testing.T) {
 	tests := []struct {
 		name     string
 		depth    int            // notarized chain a1 (1) or a1 ← a2 (2) before the proposal
-		extra    []*types.Block // delivered before the proposal
+		fetched  []*types.Block // requested by the replica after the proposal, and delivered
 		proposal *types.Block
 		vote     bool
 	}{
@@ -168,11 +168,13 @@ func TestVoteOnlyOnLongestNotarizedChain(t *testing.T) {
 			}
 			require.Equal(t, types.View(tt.depth), h.Status().HighQCView)
 			require.Equal(t, types.View(tt.depth+1), h.Status().View)
-			h.Propose(tt.extra...)
 			h.Env.ClearOutbox()
 			h.Out.Events = nil
 
 			h.Propose(tt.proposal)
+			for _, b := range tt.fetched {
+				h.Deliver(1, &types.BlockResponse{Block: b})
+			}
 			if tt.vote {
 				enginetest.RequireIDs(t, []types.Hash{tt.proposal.ID()}, h.OwnVoteIDs(), "vote")
 				require.Empty(t, h.Out.Rejections())
@@ -406,4 +408,31 @@ func TestEarlyProposalVotedWhenEpochStarts(t *testing.T) {
 	h.Deliver(1, h.TC(2, 1, 2, 3))
 	require.Equal(t, types.View(3), h.Status().View)
 	enginetest.RequireIDs(t, []types.Hash{b1.ID(), b3.ID()}, h.OwnVoteIDs(), "voted on entering epoch 3")
+}
+
+// Defect 5: a vote was echoed before the duplicate check, with the block ID in the echo key, so
+// a Byzantine voter signing many votes for one epoch made every honest replica broadcast each of
+// them (≈ N² messages per junk vote), and an equivocating leader's every proposal was echoed too.
+// Only the first vote of a voter per epoch and the first proposal of an epoch are echoed.
+func TestEchoFirstVoteAndProposalPerEpochOnly(t *testing.T) {
+	h := newHarness(t, enginetest.Config{Self: 3})
+	for i := 0; i < 50; i++ {
+		h.Deliver(4, h.Vote(4, 1, types.Keccak([]byte{byte(i)})))
+	}
+	require.Equal(t, 1, countBroadcast(h, func(m types.Message) bool { v, ok := m.(*types.Vote); return ok && v.Voter == 4 }),
+		"one echo per (voter, epoch)")
+
+	for i := 0; i < 50; i++ {
+		h.Deliver(1, h.Block(enginetest.BlockSpec{View: 1, Payload: enginetest.Payload(string(rune('a' + i)))}))
+	}
+	require.Equal(t, 1, countBroadcast(h, func(m types.Message) bool { _, ok := m.(*types.Block); return ok }),
+		"one echo per epoch's proposals")
+
+	// Votes for epochs far ahead are neither echoed nor piled up.
+	h.Env.ClearOutbox()
+	for v := types.View(100); v < 400; v++ {
+		h.Deliver(4, h.Vote(4, v, types.Keccak([]byte{byte(v)})))
+	}
+	require.Zero(t, countBroadcast(h, func(m types.Message) bool { _, ok := m.(*types.Vote); return ok }),
+		"votes for epochs far ahead are not echoed")
 }

@@ -1,0 +1,81 @@
+package hotstuff_test
+
+// Regression tests of what a Byzantine leader could do to an honest HotStuff replica.
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/stratusbft/stratus/consensus"
+	"github.com/stratusbft/stratus/consensus/enginetest"
+	"github.com/stratusbft/stratus/hotstuff"
+	"github.com/stratusbft/stratus/types"
+)
+
+// equivocations returns k distinct validly signed proposals of the leader of view v, each
+// extending genesis.
+func equivocations(f *enginetest.Fixture, v types.View, k int, tc *types.TC) []*types.Block {
+	out := make([]*types.Block, k)
+	for i := range out {
+		out[i] = f.Block(enginetest.BlockSpec{View: v, TC: tc, Payload: enginetest.Payload(fmt.Sprintf("equivocation %d", i))})
+	}
+	return out
+}
+
+// Defect 2: the tree kept every validly signed proposal of a view up to the global cap of 4,096
+// uncommitted blocks, so a leader that sent 4,096 conflicting proposals for one view made every
+// honest proposal after them fail for capacity: nothing committed again. One block per (view,
+// proposer) is kept; the others are refused as equivocation.
+func TestEquivocationFloodDoesNotFillTheTree(t *testing.T) {
+	h := newHarness(t, enginetest.Config{Self: 4}) // votes for view 2 go to replica 3
+	flood := equivocations(h.Fixture, 1, consensus.MaxUncommitted+100, nil)
+	for _, b := range flood {
+		h.Deliver(1, b)
+	}
+	e := h.Engine.(*hotstuff.Engine)
+	require.LessOrEqual(t, len(e.Tree.Uncommitted()), 1, "one block of view 1 kept")
+	enginetest.RequireIDs(t, []types.Hash{flood[0].ID()}, h.OwnVoteIDs(), "the first proposal got the vote")
+	rules := map[string]int{}
+	for _, r := range h.Out.Rejections() {
+		rules[r.Rule]++
+	}
+	require.Equal(t, len(flood)-1, rules[consensus.RuleEquivocation], "every other proposal refused as equivocation: %v", rules)
+
+	// The honest leader of view 2 extends the first block; the replica still votes.
+	b2 := h.Block(enginetest.BlockSpec{View: 2, Parent: flood[0], QC: h.QCFor(flood[0])})
+	h.Env.ClearOutbox()
+	h.Propose(b2)
+	enginetest.RequireIDs(t, []types.Hash{b2.ID()}, h.OwnVoteIDs(), "an honest proposal after the flood gets its vote")
+}
+
+// A second block of a (view, proposer) is still taken when a certificate shows the others voted
+// for it: the equivocator showed this replica one block and a quorum another.
+func TestEquivocatedBlockCertifiedByOthersIsFetched(t *testing.T) {
+	h := newHarness(t, enginetest.Config{Self: 4})
+	pair := equivocations(h.Fixture, 1, 2, nil)
+	shown, certified := pair[0], pair[1]
+	h.Propose(shown, certified)
+	require.Len(t, h.Engine.(*hotstuff.Engine).Tree.Uncommitted(), 1)
+
+	b2 := h.Block(enginetest.BlockSpec{View: 2, Parent: certified, QC: h.QCFor(certified)})
+	h.Env.ClearOutbox()
+	h.Propose(b2)
+	reqs := enginetest.Of[*types.BlockRequest](h.Env.Messages())
+	require.Len(t, reqs, 1, "the certified block is requested")
+	require.Equal(t, certified.ID(), reqs[0].ID)
+	h.Deliver(2, &types.BlockResponse{Block: certified})
+	enginetest.RequireIDs(t, []types.Hash{b2.ID()}, h.OwnVoteIDs(), "b2 extends the certified block: vote")
+}
+
+// Uncertified blocks of views long past are evicted, so junk a leader showed once does not stay.
+func TestUncertifiedBlocksOfPastViewsAreEvicted(t *testing.T) {
+	h := newHarness(t, enginetest.Config{Self: 3})
+	b1 := h.Block(enginetest.BlockSpec{View: 1})
+	h.Propose(b1)
+	require.Len(t, h.Engine.(*hotstuff.Engine).Tree.Uncommitted(), 1)
+	h.Deliver(4, h.TC(consensus.KeepViews+5, 1, 2, 4))
+	require.Empty(t, h.Engine.(*hotstuff.Engine).Tree.Uncommitted(), "view 1's uncertified block is gone")
+	require.Contains(t, enginetest.IDs(h.Out.Orphans), b1.ID(), "its payload goes back to the mempool")
+}
