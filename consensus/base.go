@@ -56,6 +56,7 @@ type Base struct {
 	PendingVote *Node       // a block whose payload the mempool is still fetching
 
 	Gate        ProposeGate
+	Serve       *ServeLimiter // bytes of blocks sent per peer in answer to block requests
 	rules       Rules
 	pendingCert map[types.Hash]*types.QC // certificates whose block is being fetched
 }
@@ -75,6 +76,7 @@ func NewBase(p Params, rules Rules) Base {
 		Syncer:      NewSyncer(p.Env, p.Timeout/2+time.Millisecond, maxParked),
 		Votes:       NewVoteCollector(QuorumSize(n)),
 		Gate:        NewProposeGate(p.ProposeTimeout),
+		Serve:       NewServeLimiter(DefaultServeRate, DefaultServeBurst),
 		rules:       rules,
 		pendingCert: make(map[types.Hash]*types.QC),
 	}
@@ -199,11 +201,18 @@ func (b *Base) OnBlockMessage(kind types.Kind, from types.NodeID, blk *types.Blo
 	}
 }
 
-// ServeBlock answers a peer's block request from the tree.
+// ServeBlock answers a peer's block request from the tree, within the peer's serving budget.
 func (b *Base) ServeBlock(from types.NodeID, req *types.BlockRequest) {
-	if n := b.Tree.Get(req.ID); n != nil {
-		b.Env.Send(from, &types.BlockResponse{Block: n.Block})
+	n := b.Tree.Get(req.ID)
+	if n == nil || n.Block == types.Genesis() {
+		return
 	}
+	resp := &types.BlockResponse{Block: n.Block}
+	if !b.Serve.Allow(from, types.WireSize(resp), b.Env.Now()) {
+		b.Reject(types.KindBlockRequest, from, RuleRate, fmt.Errorf("block %v: serving budget spent", req.ID))
+		return
+	}
+	b.Env.Send(from, resp)
 }
 
 // Commit commits target and its uncommitted ancestors, reports them and the orphans, and prunes.

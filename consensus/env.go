@@ -147,6 +147,7 @@ const (
 	RuleDuplicate    = "duplicate-vote"
 	RuleCapacity     = "capacity"
 	RuleEquivocation = "equivocation" // a second block of a (view, proposer) nobody certified
+	RuleRate         = "rate-limited" // a request beyond the peer's serving budget
 )
 
 // Mempool events (shared mempools).

@@ -5,6 +5,7 @@ package hotstuff_test
 import (
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -78,4 +79,33 @@ func TestUncertifiedBlocksOfPastViewsAreEvicted(t *testing.T) {
 	h.Deliver(4, h.TC(consensus.KeepViews+5, 1, 2, 4))
 	require.Empty(t, h.Engine.(*hotstuff.Engine).Tree.Uncommitted(), "view 1's uncertified block is gone")
 	require.Contains(t, enginetest.IDs(h.Out.Orphans), b1.ID(), "its payload goes back to the mempool")
+}
+
+// A peer asking for the same large block again and again gets a bounded rate of answers, not one
+// answer per request: BlockRequest was answered with up to 64 MiB each, with no limit.
+func TestBlockRequestsAreRateLimited(t *testing.T) {
+	h := newHarness(t, enginetest.Config{Self: 4})
+	var big []string
+	for i := 0; i < 1024; i++ {
+		big = append(big, fmt.Sprintf("%01024d", i)) // 1 KiB each: a 1 MiB block
+	}
+	b1 := h.Block(enginetest.BlockSpec{View: 1, Payload: enginetest.Payload(big...)})
+	h.Propose(b1)
+	h.Env.ClearOutbox()
+	for i := 0; i < 500; i++ {
+		h.Deliver(2, &types.BlockRequest{ID: b1.ID()})
+	}
+	burst := len(enginetest.Of[*types.BlockResponse](h.Env.Messages()))
+	require.Positive(t, burst, "an honest syncing peer is served")
+	require.LessOrEqual(t, burst, types.MaxFrame>>20+1, "at most a burst of 64 MiB")
+	h.Env.ClearOutbox()
+	h.Advance(time.Second)
+	for i := 0; i < 500; i++ {
+		h.Deliver(2, &types.BlockRequest{ID: b1.ID()})
+	}
+	require.LessOrEqual(t, len(enginetest.Of[*types.BlockResponse](h.Env.Messages())), consensus.DefaultServeRate>>20+1, "then 16 MiB/s")
+	// Another peer has its own budget.
+	h.Env.ClearOutbox()
+	h.Deliver(3, &types.BlockRequest{ID: b1.ID()})
+	require.Len(t, enginetest.Of[*types.BlockResponse](h.Env.Messages()), 1)
 }

@@ -166,3 +166,28 @@ func TestResolveDependsOnlyOnTheCommittedSequence(t *testing.T) {
 	require.Equal(t, txIDs(a), txIDs(b), "a committed microblock contributes once, whatever the local view")
 	require.Empty(t, a)
 }
+
+// A peer asking for the same microblocks again and again gets a bounded rate of answers: a
+// FetchRequest was answered with up to 8 MiB each, with no limit.
+func TestFetchRequestsAreRateLimited(t *testing.T) {
+	cfg := pabCfg()
+	cfg.MSize = 1 << 20
+	r := newRig(t, 2, 4, cfg)
+	r.m.SetView(1)
+	var big []types.Tx
+	for i := 0; i < 1024; i++ {
+		b := make([]byte, 1024)
+		b[0], b[1] = byte(i), byte(i>>8)
+		big = append(big, types.NewTx(b))
+	}
+	mb := mbOf(3, 1, big) // 1 MiB
+	r.m.OnMessage(3, mb)
+	r.take()
+	for i := 0; i < 500; i++ {
+		r.m.OnMessage(4, &types.FetchRequest{IDs: []types.Hash{mb.ID}})
+	}
+	served := len(pick[*types.FetchResponse](r.take()))
+	require.Positive(t, served)
+	require.LessOrEqual(t, served, types.MaxFrame>>20+1)
+	require.Positive(t, countEv[consensus.Rejected](r.events), "refusals are counted")
+}

@@ -336,7 +336,8 @@ func (s *Shared) fetchOrder(proof *types.Proof, first types.NodeID) []types.Node
 	return ids
 }
 
-// serveFetch answers with the requested microblocks held here, at most 8 MiB.
+// serveFetch answers with the requested microblocks held here, at most 8 MiB, within the peer's
+// serving budget.
 func (s *Shared) serveFetch(from types.NodeID, r *types.FetchRequest) {
 	var out []*types.MicroBlock
 	bytes := 0
@@ -353,7 +354,13 @@ func (s *Shared) serveFetch(from types.NodeID, r *types.FetchRequest) {
 		}
 		out = append(out, mb)
 	}
-	if len(out) > 0 {
-		s.env.Send(from, &types.FetchResponse{MBs: out})
+	if len(out) == 0 {
+		return
 	}
+	resp := &types.FetchResponse{MBs: out}
+	if !s.serve.Allow(from, types.WireSize(resp), s.env.Now()) {
+		s.emit(consensus.Rejected{Kind: types.KindFetchRequest, From: from, Rule: consensus.RuleRate, Detail: "serving budget spent"})
+		return
+	}
+	s.env.Send(from, resp)
 }

@@ -85,6 +85,7 @@ type Shared struct {
 
 	bucket tokenBucket
 	lb     balancer
+	serve  *consensus.ServeLimiter // bytes of microblocks sent per peer in answer to fetches
 }
 
 type mbEntry struct {
@@ -126,6 +127,7 @@ func NewShared(env consensus.Env, cfg SharedConfig) *Shared {
 		fetches:   make(map[types.Hash]*fetch),
 	}
 	s.bucket = tokenBucket{tokens: cfg.Capacity}
+	s.serve = consensus.NewServeLimiter(consensus.DefaultServeRate, consensus.DefaultServeBurst)
 	s.lb = newBalancer(cfg)
 	return s
 }

@@ -1,0 +1,53 @@
+package consensus
+
+import (
+	"time"
+
+	"github.com/stratusbft/stratus/types"
+)
+
+// ServeLimiter bounds what a replica sends a peer in answer to its requests (blocks for block
+// sync, microblocks for fetches), so that a Byzantine peer asking for the largest item again and
+// again gets a bounded rate, not amplification. Each peer has a token bucket of bytes refilled at
+// Rate up to Burst. A request is served while the bucket is not empty; its size is then taken,
+// which may leave a debt, so an item larger than the bucket is still served, just not often.
+type ServeLimiter struct {
+	Rate  float64 // bytes per second
+	Burst float64 // bytes
+	peers map[types.NodeID]*serveBucket
+}
+
+type serveBucket struct {
+	tokens float64
+	at     time.Time
+}
+
+// Default serving limits per peer: honest block sync and fetches ask for one item per timeout,
+// far below this.
+const (
+	DefaultServeRate  = 16 << 20 // bytes per second
+	DefaultServeBurst = types.MaxFrame
+)
+
+// NewServeLimiter returns a limiter with the given rate (bytes/s) and burst (bytes).
+func NewServeLimiter(rate, burst float64) *ServeLimiter {
+	return &ServeLimiter{Rate: rate, Burst: burst, peers: make(map[types.NodeID]*serveBucket)}
+}
+
+// Allow reports whether peer may be sent bytes now, and if so charges them.
+func (l *ServeLimiter) Allow(peer types.NodeID, bytes int, now time.Time) bool {
+	b := l.peers[peer]
+	if b == nil {
+		b = &serveBucket{tokens: l.Burst, at: now}
+		l.peers[peer] = b
+	}
+	if dt := now.Sub(b.at); dt > 0 {
+		b.tokens = min(l.Burst, b.tokens+l.Rate*dt.Seconds())
+		b.at = now
+	}
+	if b.tokens <= 0 {
+		return false
+	}
+	b.tokens -= float64(bytes)
+	return true
+}
