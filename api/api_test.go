@@ -160,7 +160,7 @@ func TestSubmitErrors(t *testing.T) {
 func TestQuery(t *testing.T) {
 	s, col := newServer(&fakeNode{})
 	col.Event(consensus.ViewChange{View: 9, Leader: 2})
-	col.Delivered(&types.Block{View: 8, Height: 3}, 120, 0, []time.Duration{5 * time.Millisecond})
+	col.Delivered(&types.Block{View: 8, Height: 3}, 120, 0, []time.Duration{5 * time.Millisecond}, types.Keccak([]byte("digest")))
 
 	rec := do(t, s, http.MethodGet, "/query", nil)
 	require.Equal(t, http.StatusOK, rec.Code)

@@ -32,6 +32,11 @@ type Rules interface {
 	HighCert() *types.QC
 	// TimeoutVote handles a verified vote carried by a timeout.
 	TimeoutVote(from types.NodeID, v *types.Vote)
+	// LockCert is the certificate of the locked block, saved with the voting state (nil when the
+	// engine has no lock).
+	LockCert() *types.QC
+	// Synced takes into account the certificate of a block that state transfer made the head.
+	Synced(qc *types.QC)
 }
 
 // Base is the state and the mechanics the engines share: view, tree, block sync, commits,
@@ -57,6 +62,7 @@ type Base struct {
 
 	Gate        ProposeGate
 	Serve       *ServeLimiter // bytes of blocks sent per peer in answer to block requests
+	persist     func(VotingState)
 	rules       Rules
 	pendingCert map[types.Hash]*types.QC // certificates whose block is being fetched
 }
@@ -64,7 +70,7 @@ type Base struct {
 // NewBase returns the shared state for an engine with the given rules.
 func NewBase(p Params, rules Rules) Base {
 	n := p.Env.N()
-	return Base{
+	base := Base{
 		Env:         p.Env,
 		Mempool:     p.Mempool,
 		Out:         p.Out,
@@ -77,10 +83,19 @@ func NewBase(p Params, rules Rules) Base {
 		Votes:       NewVoteCollector(QuorumSize(n)),
 		Gate:        NewProposeGate(p.ProposeTimeout),
 		Serve:       NewServeLimiter(DefaultServeRate, DefaultServeBurst),
+		persist:     p.Persist,
 		rules:       rules,
 		pendingCert: make(map[types.Hash]*types.QC),
 	}
+	if p.Restore != nil {
+		base.LastVoted = p.Restore.LastVoted
+	}
+	return base
 }
+
+// FirstView is the view an engine starts in: 1, or after a restart the view after the last one
+// it voted in.
+func (b *Base) FirstView() types.View { return b.LastVoted + 1 }
 
 // Status implements Engine.Status.
 func (b *Base) Status() Status {
@@ -189,7 +204,16 @@ func (b *Base) OnBlockMessage(kind types.Kind, from types.NodeID, blk *types.Blo
 	if kind == types.KindBlockResponse && b.Tree.Get(blk.ID()) != nil {
 		return
 	}
-	if b.TooFarAhead(kind, from, blk.View) || !b.CheckBlock(kind, from, blk) {
+	if !b.CheckBlock(kind, from, blk) {
+		return
+	}
+	if b.TooFarAhead(kind, from, blk.View) {
+		// Not kept, but its certificates are valid and show where the others are: a replica far
+		// behind (restarted, partitioned) catches up through them.
+		b.ProcessCert(blk.QC, from)
+		if blk.TC != nil {
+			b.ProcessTC(blk.TC)
+		}
 		return
 	}
 	b.ProcessCert(blk.QC, from)
@@ -239,6 +263,41 @@ func (b *Base) Commit(target *Node) {
 	b.Syncer.Forget(func(blk *types.Block) bool { return blk.View > head.View() })
 }
 
+// SyncTo implements Engine.SyncTo.
+func (b *Base) SyncTo(blk *types.Block, qc *types.QC) {
+	if blk.Height <= b.Tree.Head().Height() {
+		return
+	}
+	for _, o := range b.Tree.Reset(blk, qc) {
+		b.Out.Orphan(o)
+	}
+	if b.PendingVote != nil && b.Tree.Get(b.PendingVote.ID()) == nil {
+		b.PendingVote = nil
+	}
+	head := b.Tree.Head()
+	for id, c := range b.pendingCert {
+		if c.View <= head.View() {
+			delete(b.pendingCert, id)
+		}
+	}
+	b.Syncer.Forget(func(p *types.Block) bool { return p.View > head.View() })
+	b.PM.Progress()
+	b.rules.Synced(qc)
+	if blk.View >= b.View {
+		b.EnterView(blk.View+1, "sync")
+	} else {
+		b.rules.TryPropose()
+	}
+}
+
+// CertOf implements Engine.CertOf.
+func (b *Base) CertOf(id types.Hash) *types.QC {
+	if n := b.Tree.Get(id); n != nil {
+		return n.Cert
+	}
+	return nil
+}
+
 // EnterView moves to view v (never backwards), restarts the view timer and prunes old state.
 func (b *Base) EnterView(v types.View, cause string) {
 	if v <= b.View {
@@ -286,7 +345,13 @@ func (b *Base) SendTimeout(v types.View) {
 
 // OnTimeout verifies and counts a timeout; a quorum forms a TC that moves the view on.
 func (b *Base) OnTimeout(from types.NodeID, t *types.Timeout) {
-	if t.View+KeepViews < b.View || b.TooFarAhead(types.KindTimeout, from, t.View) {
+	if t.View+KeepViews < b.View {
+		return
+	}
+	if b.TooFarAhead(types.KindTimeout, from, t.View) {
+		if VerifyQC(b.Env.Verifier(), t.HighQC) == nil {
+			b.ProcessCert(t.HighQC, from) // not counted, but the certificate helps a replica far behind
+		}
 		return
 	}
 	if !b.Env.Verifier().Verify(t.Sender, types.TimeoutDigest(t.View), t.Sig) {
@@ -336,9 +401,10 @@ func (b *Base) certifiedView() types.View {
 	return v
 }
 
-// OnTC verifies a TC from a peer and processes it.
+// OnTC verifies a TC from a peer and processes it. A TC of any later view counts: it is a
+// certificate, it costs nothing to keep, and it brings a replica far behind to the others' view.
 func (b *Base) OnTC(from types.NodeID, tc *types.TC) {
-	if tc.View < b.View || b.TooFarAhead(types.KindTC, from, tc.View) {
+	if tc.View < b.View {
 		return
 	}
 	if err := VerifyTC(b.Env.Verifier(), tc); err != nil {
@@ -383,7 +449,9 @@ func (b *Base) OnTimer(t Timer) {
 	case ViewTimer:
 		b.OnViewTimer(t)
 	case SyncTimer:
-		b.Syncer.OnTimer(t)
+		if b.Syncer.OnTimer(t) {
+			b.Out.Event(SyncFailed{ID: t.ID})
+		}
 	case ProposeTimer:
 		if b.Gate.Fired(t, b.View) {
 			b.rules.TryPropose()
@@ -417,13 +485,17 @@ func (b *Base) PayloadAccepted(n *Node) bool {
 	return true
 }
 
-// SignVote records and signs this replica's vote for blk.
+// SignVote records and signs this replica's vote for blk. The voting state is persisted before
+// the vote is returned, so no vote leaves that a restart could forget.
 func (b *Base) SignVote(blk *types.Block) *types.Vote {
 	b.LastVoted = blk.View
+	if b.persist != nil {
+		b.persist(VotingState{LastVoted: b.LastVoted, Lock: b.rules.LockCert()})
+	}
 	vote := &types.Vote{View: blk.View, BlockID: blk.ID(), Voter: b.Self}
 	vote.Sig = b.Env.Signer().Sign(types.VoteDigest(vote.View, vote.BlockID))
 	b.LastVote = vote
-	b.Out.Event(Voted{View: blk.View})
+	b.Out.Event(Voted{View: blk.View, Block: blk.ID()})
 	return vote
 }
 

@@ -70,6 +70,11 @@ type Engine interface {
 	OnMempool()
 	// Status is a snapshot for statistics.
 	Status() Status
+	// SyncTo makes b, certified by qc and known to be committed (state transfer), the committed
+	// head when it is above the engine's own; blocks that do not extend it are orphaned.
+	SyncTo(b *types.Block, qc *types.QC)
+	// CertOf returns a certificate of a block the engine holds, or nil.
+	CertOf(id types.Hash) *types.QC
 }
 
 // Status describes an engine's position.
@@ -91,6 +96,19 @@ type Params struct {
 	Timeout        time.Duration // base view timeout
 	ProposeTimeout time.Duration // how long an idle leader waits for payload
 	MaxBackoff     int           // cap on timeout doublings (default 6: 64 × Timeout)
+	// Restore is the voting state a restarted replica saved before it crashed (nil: a fresh
+	// start). The engine never votes in a view up to Restore.LastVoted nor against Restore.Lock.
+	Restore *VotingState
+	// Persist, when set, is called with the voting state before each vote leaves the engine; a
+	// driver writes it to stable storage so that it survives a crash.
+	Persist func(VotingState)
+}
+
+// VotingState is what a replica must remember across a crash so that, once restarted, it never
+// votes twice in a view and never votes against its lock.
+type VotingState struct {
+	LastVoted types.View
+	Lock      *types.QC // HotStuff: the certificate of the locked block; nil for Streamlet
 }
 
 // Event is something the core reports for statistics and debug logs.
@@ -115,9 +133,30 @@ type Proposed struct {
 	Items int
 }
 
-// Voted: this replica voted.
+// Voted: this replica voted for Block in View.
 type Voted struct {
-	View types.View
+	View  types.View
+	Block types.Hash
+}
+
+// Committed: the replica's engine committed Block (delivery may wait for data).
+type Committed struct {
+	Block *types.Block
+}
+
+// StateSynced: the replica skipped from delivered height From to To by state transfer; SkippedTxs
+// transactions were delivered by the others in between.
+type StateSynced struct {
+	From, To   uint64
+	Block      types.Hash
+	Digest     types.Hash
+	SkippedTxs uint64
+}
+
+// SyncFailed: block sync gave up on a block after asking every peer (it may be pruned everywhere:
+// the replica may be further behind than the retained history).
+type SyncFailed struct {
+	ID types.Hash
 }
 
 // Rejected: a message failed a check and was dropped.
@@ -132,6 +171,9 @@ func (ViewChange) event() {}
 func (TimedOut) event()   {}
 func (Proposed) event()   {}
 func (Voted) event()      {}
+func (SyncFailed) event()  {}
+func (Committed) event()   {}
+func (StateSynced) event() {}
 func (Rejected) event()   {}
 
 // Rejection rule names shared by the engines.

@@ -109,17 +109,18 @@ func (s *Syncer) Resolved(id types.Hash) []*types.Block {
 func (s *Syncer) Pending(id types.Hash) bool { _, ok := s.requests[id]; return ok }
 
 // OnTimer asks the next peer, for about two rounds over all peers, then gives up on the block and
-// drops what waited for it.
-func (s *Syncer) OnTimer(t SyncTimer) {
+// drops what waited for it; it reports whether it gave up.
+func (s *Syncer) OnTimer(t SyncTimer) bool {
 	req := s.requests[t.ID]
 	if req == nil || req.attempt != t.Attempt {
-		return
+		return false
 	}
 	if t.Attempt+1 >= 2*s.env.N() {
 		s.Resolved(t.ID)
-		return
+		return true
 	}
 	s.ask(t.ID, t.Attempt+1)
+	return false
 }
 
 // Forget drops requests and parked blocks at or below a committed height that can no longer matter.

@@ -207,6 +207,52 @@ func (t *Tree) Commit(target *Node) (committed []*Node, orphans []*types.Block) 
 	return committed, orphans
 }
 
+// Reset makes b, certified by cert, the committed head, as state transfer found it: committed
+// blocks below it are forgotten, uncommitted blocks that extend it are kept, and the others are
+// removed and returned as orphans in a deterministic order.
+func (t *Tree) Reset(b *types.Block, cert *types.QC) (orphans []*types.Block) {
+	head := t.nodes[b.ID()]
+	if head == nil {
+		head = &Node{Block: b}
+	}
+	head.Cert, head.Committed, head.Parent = cert, true, nil
+	var dead []*Node
+	keep := make(map[*Node]bool)
+	for _, n := range t.nodes {
+		if n.Committed || n == head {
+			continue
+		}
+		a := n
+		for a != nil && a.Height() > b.Height {
+			a = a.Parent
+		}
+		if a == head {
+			keep[n] = true
+		} else {
+			dead = append(dead, n)
+		}
+	}
+	SortNodes(dead)
+	for _, n := range dead {
+		orphans = append(orphans, n.Block)
+	}
+	t.nodes = map[types.Hash]*Node{b.ID(): head}
+	t.slots = make(map[slot]*Node)
+	t.uncommitted = 0
+	for n := range keep {
+		t.nodes[n.ID()] = n
+		t.uncommitted++
+	}
+	for _, n := range t.Uncommitted() { // deterministic: the first of a slot stays the first
+		if k := (slot{n.View(), n.Block.Proposer}); t.slots[k] == nil {
+			t.slots[k] = n
+		}
+	}
+	t.head = head
+	t.committed = []*Node{head}
+	return orphans
+}
+
 // Uncommitted returns the uncommitted nodes in a deterministic order (height, view, ID).
 func (t *Tree) Uncommitted() []*Node {
 	out := make([]*Node, 0, t.uncommitted)

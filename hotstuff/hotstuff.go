@@ -20,31 +20,64 @@ import (
 type Engine struct {
 	consensus.Base
 	highQC *types.QC
-	locked *consensus.Node
+	// lock is the certificate of the locked block: a replica keeps it across a restart, when the
+	// block itself may be gone.
+	lock *types.QC
 	// proposed is the last view this replica proposed in.
 	proposed types.View
 }
 
-// New returns an engine; call Start to enter view 1.
+// New returns an engine; call Start to enter its first view.
 func New(p consensus.Params) *Engine {
-	e := &Engine{highQC: types.GenesisQC()}
+	e := &Engine{highQC: types.GenesisQC(), lock: types.GenesisQC()}
 	e.Base = consensus.NewBase(p, e)
-	e.locked = e.Tree.Head()
+	if r := p.Restore; r != nil && r.Lock != nil {
+		e.lock = r.Lock
+		e.highQC = r.Lock
+	}
 	return e
 }
 
-// Start enters view 1.
-func (e *Engine) Start() { e.EnterView(1, "start") }
+// Start enters view 1, or after a restart the view after the last one this replica voted in, and
+// fetches the locked block when it is not known.
+func (e *Engine) Start() {
+	e.ProcessCert(e.lock, e.Self)
+	e.EnterView(e.FirstView(), "start")
+}
 
 // Status implements consensus.Engine.
 func (e *Engine) Status() consensus.Status {
 	s := e.Base.Status()
-	s.LockedView = e.locked.View()
+	s.LockedView = e.lock.View
 	return s
 }
 
 // HighCert implements consensus.Rules: timeouts carry the highest QC.
 func (e *Engine) HighCert() *types.QC { return e.highQC }
+
+// Synced implements consensus.Rules: the certificate of the new head may be the highest.
+func (e *Engine) Synced(qc *types.QC) {
+	if qc.View > e.highQC.View {
+		e.highQC = qc
+	}
+}
+
+// LockCert implements consensus.Rules.
+func (e *Engine) LockCert() *types.QC { return e.lock }
+
+// extendsLock reports whether n extends the locked block. A locked block no longer in the tree
+// is either at or below the committed head (pruned: every block extending the head extends it)
+// or not fetched yet after a restart (then only the newer-QC rule lets the replica vote).
+func (e *Engine) extendsLock(n *consensus.Node) bool {
+	lock := e.Tree.Get(e.lock.BlockID)
+	if lock == nil {
+		if e.lock.View > e.Tree.Head().View() {
+			return false
+		}
+		lock = e.Tree.Head()
+	}
+	return e.Tree.Extends(n, lock)
+}
 
 // OnMessage implements consensus.Engine.
 func (e *Engine) OnMessage(from types.NodeID, m types.Message) {
@@ -67,14 +100,11 @@ func (e *Engine) ApplyCert(qc *types.QC, n *consensus.Node) {
 		e.PM.Progress()
 	}
 	if p := n.Parent; p != nil {
-		if p.View() > e.locked.View() {
-			e.locked = p
+		if p.View() > e.lock.View {
+			e.lock = n.Block.QC // n's QC certifies p
 		}
 		if gp := p.Parent; gp != nil && n.View() == p.View()+1 && p.View() == gp.View()+1 {
 			e.Commit(gp)
-			if e.Tree.Get(e.locked.ID()) == nil {
-				e.locked = e.Tree.Head()
-			}
 		}
 	}
 	if qc.View >= e.View {
@@ -131,9 +161,9 @@ func (e *Engine) BlockAdded(n *consensus.Node) {
 	if b.View != e.View || b.View <= e.LastVoted {
 		return
 	}
-	if !e.Tree.Extends(n, e.locked) && b.QC.View <= e.locked.View() {
+	if b.QC.View <= e.lock.View && !e.extendsLock(n) {
 		e.Reject(types.KindBlock, b.Proposer, consensus.RuleUnsafe,
-			fmt.Errorf("block %v of view %d neither extends the locked block of view %d nor has a newer QC", b.ID(), b.View, e.locked.View()))
+			fmt.Errorf("block %v of view %d neither extends the locked block of view %d nor has a newer QC", b.ID(), b.View, e.lock.View))
 		return
 	}
 	if b.QC.View+1 != b.View && (b.TC == nil || b.TC.View+1 != b.View) {

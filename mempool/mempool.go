@@ -35,6 +35,14 @@ type Mempool interface {
 	Requeue(b *types.Block)
 	// SetView tells the mempool the replica's current view.
 	SetView(v types.View)
+	// DeliveredWindow lists what the mempool remembers of delivered payloads to refuse them again
+	// (shared mempools: microblock IDs with their blocks' views, oldest first); state transfer
+	// carries it.
+	DeliveredWindow() []types.MBView
+	// Synced tells the mempool that state transfer skipped delivery ahead: mbs is the snapshot's
+	// delivered window and txDelivered reports the transactions delivered by then. What the
+	// mempool holds of them is garbage now.
+	Synced(mbs []types.MBView, txDelivered func(types.Hash) bool)
 	// Gauges reports sizes for statistics.
 	Gauges() Gauges
 }

@@ -219,6 +219,23 @@ func (m *Native) Requeue(b *types.Block) {
 	m.live += len(back)
 }
 
+// DeliveredWindow implements Mempool: duplicates of native payloads are the replica's business.
+func (m *Native) DeliveredWindow() []types.MBView { return nil }
+
+// Synced implements Mempool: held transactions that were delivered meanwhile are dropped.
+func (m *Native) Synced(_ []types.MBView, txDelivered func(types.Hash) bool) {
+	for id, h := range m.held {
+		if !txDelivered(id) {
+			continue
+		}
+		if h.state == statePending {
+			m.live--
+		}
+		m.bytes -= h.tx.Size()
+		delete(m.held, id)
+	}
+}
+
 // Decided implements Mempool; native payloads are settled at delivery (Committed).
 func (m *Native) Decided(*types.Block) {}
 

@@ -482,6 +482,22 @@ func (s *Shared) Committed(b *types.Block) {
 	s.decided.prune(b.View)
 }
 
+// DeliveredWindow implements Mempool.
+func (s *Shared) DeliveredWindow() []types.MBView { return s.delivered.list() }
+
+// Synced implements Mempool: the snapshot's delivered microblocks are delivered and decided here
+// too, and what this replica held of them is freed.
+func (s *Shared) Synced(mbs []types.MBView, _ func(types.Hash) bool) {
+	s.delivered.merge(mbs)
+	s.decided.merge(mbs)
+	for _, x := range mbs {
+		if e := s.mbs[x.ID]; e != nil {
+			s.release(e)
+		}
+		delete(s.fetches, x.ID)
+	}
+}
+
 // release forgets a microblock: data, proof, acks, fetch and forwarding state.
 func (s *Shared) release(e *mbEntry) {
 	if e.mb != nil {
@@ -623,6 +639,38 @@ func (v *viewSet) has(id types.Hash) bool { _, ok := v.ids[id]; return ok }
 func (v *viewSet) add(id types.Hash, view types.View) {
 	v.ids[id] = view
 	v.order = append(v.order, viewID{id, view})
+}
+
+// list returns the remembered IDs with their views, oldest first.
+func (v *viewSet) list() []types.MBView {
+	out := make([]types.MBView, 0, len(v.ids))
+	for _, x := range v.order[v.head:] {
+		if view, ok := v.ids[x.id]; ok && view == x.view {
+			out = append(out, types.MBView{ID: x.id, View: x.view})
+		}
+	}
+	return out
+}
+
+// merge adds entries sorted by view (a snapshot's window), keeping the order sorted by view so
+// that pruning stays in order.
+func (v *viewSet) merge(add []types.MBView) {
+	old := v.order[v.head:]
+	out := make([]viewID, 0, len(old)+len(add))
+	i, j := 0, 0
+	for i < len(old) || j < len(add) {
+		if j == len(add) || (i < len(old) && old[i].view <= add[j].View) {
+			out = append(out, old[i])
+			i++
+			continue
+		}
+		if _, dup := v.ids[add[j].ID]; !dup {
+			v.ids[add[j].ID] = add[j].View
+			out = append(out, viewID{add[j].ID, add[j].View})
+		}
+		j++
+	}
+	v.order, v.head = out, 0
 }
 
 func (v *viewSet) prune(now types.View) {

@@ -4,7 +4,9 @@
 package replica
 
 import (
+	"bytes"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/stratusbft/stratus/consensus"
@@ -15,10 +17,34 @@ import (
 	"github.com/stratusbft/stratus/types"
 )
 
-// Observer receives what a Core does, for statistics.
+// Observer receives what a Core does, for statistics. digest is the chain digest after b: a
+// running hash over the IDs of the delivered blocks, in order.
 type Observer interface {
 	Event(e consensus.Event)
-	Delivered(b *types.Block, txs, dups int, latencies []time.Duration)
+	Delivered(b *types.Block, txs, dups int, latencies []time.Duration, digest types.Hash)
+}
+
+// Adversary is a Byzantine strategy around an honest Core: through the Env it wraps it sees, and
+// may change, delay or drop, everything the engine, the mempool and the Core send; Receive sees
+// every message before the Core (false: the Core never sees it); timers the adversary sets on the
+// inner Env come back to OnTimer. Honest code knows nothing of it.
+type Adversary interface {
+	Env(inner consensus.Env) consensus.Env
+	Receive(from types.NodeID, m types.Message) bool
+	OnTimer(t consensus.Timer)
+	Start()
+}
+
+// CoreOptions are what a Core may get beyond its Spec.
+type CoreOptions struct {
+	// Adversary makes this replica Byzantine (nil: honest).
+	Adversary Adversary
+	// Restore is the voting state saved before a crash; Persist is called before every vote with
+	// the state to save (nil: nothing is saved).
+	Restore *consensus.VotingState
+	Persist func(consensus.VotingState)
+	// Engine replaces the engine the Spec names; tests use it for deliberately broken variants.
+	Engine func(consensus.Params) consensus.Engine
 }
 
 // TxObserver is an Observer that also wants the transactions each delivered block contributed
@@ -53,21 +79,30 @@ type localTx struct {
 // Core is one replica's protocol state: engine, mempool, and delivery. It is not safe for
 // concurrent use; a driver calls it from one goroutine.
 type Core struct {
-	env       consensus.Env
+	env       consensus.Env // what the Core sends through: the adversary's Env on a Byzantine replica
+	spec      Spec
 	engine    consensus.Engine
 	mp        mempool.Mempool
+	adv       Adversary
 	obs       Observer
 	txObs     TxObserver     // obs, when it wants transactions
 	queue     []*types.Block // committed, waiting for data to be delivered in order
 	delivered *idSet
 	local     map[types.Hash]*localTx
 	dirty     bool // the mempool changed since the engine last heard of it
+
+	height        uint64       // height of the last delivered block
+	lastDelivered *types.Block // that block
+	digest        types.Hash   // chain digest after it
+	txCount uint64     // transactions delivered
+	st      stateTransfer
 }
 
 // Owners of timers, so that a fired timer reaches the component that set it.
 const (
 	ownerEngine uint8 = iota
 	ownerMempool
+	ownerCore
 )
 
 // ownedTimer is what a Core's components' timers look like to the driver.
@@ -99,14 +134,25 @@ type Spec struct {
 	Shared mempool.SharedConfig
 }
 
-// NewCore builds a core. obs may be nil.
+// NewCore builds an honest core. obs may be nil.
 func NewCore(env consensus.Env, spec Spec, obs Observer) (*Core, error) {
+	return NewCoreWith(env, spec, obs, CoreOptions{})
+}
+
+// NewCoreWith builds a core with options: an adversary, a restored voting state.
+func NewCoreWith(env consensus.Env, spec Spec, obs Observer, opts CoreOptions) (*Core, error) {
 	c := &Core{
-		env:       env,
+		spec:      spec,
+		adv:       opts.Adversary,
 		obs:       obs,
 		delivered: newIDSet(max(spec.DedupWindow, 1024)),
 		local:     make(map[types.Hash]*localTx),
 	}
+	if c.adv != nil {
+		env = c.adv.Env(env)
+	}
+	c.env = env
+	c.st = newStateTransfer()
 	if c.obs == nil {
 		c.obs = nopObserver{}
 	}
@@ -133,11 +179,15 @@ func NewCore(env consensus.Env, spec Spec, obs Observer) (*Core, error) {
 		Leaders:        consensus.NewLeaderElection(int(spec.Master), env.N()),
 		Timeout:        spec.Timeout,
 		ProposeTimeout: spec.ProposeTimeout,
+		Restore:        opts.Restore,
+		Persist:        opts.Persist,
 	}
-	switch spec.Engine {
-	case "hotstuff":
+	switch {
+	case opts.Engine != nil:
+		c.engine = opts.Engine(p)
+	case spec.Engine == "hotstuff":
 		c.engine = hotstuff.New(p)
-	case "streamlet":
+	case spec.Engine == "streamlet":
 		c.engine = streamlet.New(p)
 	default:
 		return nil, fmt.Errorf("replica: engine %q is not one of hotstuff, streamlet", spec.Engine)
@@ -145,10 +195,20 @@ func NewCore(env consensus.Env, spec Spec, obs Observer) (*Core, error) {
 	return c, nil
 }
 
-// Start starts the engine.
+// Start starts the engine (and the adversary of a Byzantine replica).
 func (c *Core) Start() {
+	if c.adv != nil {
+		c.adv.Start()
+	}
 	c.engine.Start()
+	c.armStallCheck()
 	c.settle()
+}
+
+// Delivered reports the height of the last delivered block, the chain digest after it and the
+// number of transactions delivered.
+func (c *Core) Delivered() (height uint64, digest types.Hash, txs uint64) {
+	return c.height, c.digest, c.txCount
 }
 
 // Status is the engine's position.
@@ -173,9 +233,15 @@ func (c *Core) Gauges() stats.Gauges {
 
 // Handle processes a message that passed structural and signature pre-checks.
 func (c *Core) Handle(from types.NodeID, m types.Message) {
-	if m.Kind().IsConsensus() {
+	if c.adv != nil && !c.adv.Receive(from, m) {
+		return
+	}
+	switch k := m.Kind(); {
+	case k.IsConsensus():
 		c.engine.OnMessage(from, m)
-	} else {
+	case k.IsStateTransfer():
+		c.onStateTransfer(from, m)
+	default:
 		c.mp.OnMessage(from, m)
 		c.dirty = true
 	}
@@ -186,13 +252,20 @@ func (c *Core) Handle(from types.NodeID, m types.Message) {
 func (c *Core) Timer(t consensus.Timer) {
 	ot, ok := t.(ownedTimer)
 	if !ok {
+		if c.adv != nil {
+			c.adv.OnTimer(t)
+			c.settle()
+		}
 		return
 	}
-	if ot.owner == ownerEngine {
+	switch ot.owner {
+	case ownerEngine:
 		c.engine.OnTimer(ot.t)
-	} else {
+	case ownerMempool:
 		c.mp.OnTimer(ot.t)
 		c.dirty = true
+	case ownerCore:
+		c.onCoreTimer(ot.t)
 	}
 	c.settle()
 }
@@ -242,8 +315,12 @@ func (c *Core) settle() {
 
 // Commit implements consensus.Output.
 func (c *Core) Commit(b *types.Block) {
+	if b.Height <= c.height {
+		return // state transfer delivered it already
+	}
 	c.mp.Decided(b)
 	c.queue = append(c.queue, b)
+	c.obs.Event(consensus.Committed{Block: b})
 	c.drain()
 }
 
@@ -255,8 +332,11 @@ func (c *Core) Orphan(b *types.Block) {
 
 // Event implements consensus.Output.
 func (c *Core) Event(e consensus.Event) {
-	if vc, ok := e.(consensus.ViewChange); ok {
-		c.mp.SetView(vc.View)
+	switch e := e.(type) {
+	case consensus.ViewChange:
+		c.mp.SetView(e.View)
+	case consensus.SyncFailed:
+		c.startStateTransfer()
 	}
 	c.obs.Event(e)
 }
@@ -274,6 +354,7 @@ func (c *Core) drain() {
 		c.queue[0] = nil
 		c.queue = c.queue[1:]
 		c.dirty = true
+		c.checkpoint(b)
 	}
 }
 
@@ -307,7 +388,10 @@ func (c *Core) deliver(b *types.Block, txs []types.Tx) {
 			}
 		}
 	}
-	c.obs.Delivered(b, fresh, dups, lat)
+	c.height = b.Height
+	c.digest = types.ChainDigest(c.digest, b.ID())
+	c.txCount += uint64(fresh)
+	c.obs.Delivered(b, fresh, dups, lat, c.digest)
 	if c.txObs != nil {
 		c.txObs.DeliveredTxs(b, freshTxs)
 	}
@@ -316,7 +400,7 @@ func (c *Core) deliver(b *types.Block, txs []types.Tx) {
 type nopObserver struct{}
 
 func (nopObserver) Event(consensus.Event)                             {}
-func (nopObserver) Delivered(*types.Block, int, int, []time.Duration) {}
+func (nopObserver) Delivered(*types.Block, int, int, []time.Duration, types.Hash) {}
 
 // idSet remembers recently delivered transaction IDs in two generations of up to size each, so
 // memory stays bounded while duplicates within the last size..2×size deliveries are dropped.
@@ -342,4 +426,34 @@ func (s *idSet) add(id types.Hash) {
 		s.prev, s.cur = s.cur, make(map[types.Hash]struct{}, s.size)
 	}
 	s.cur[id] = struct{}{}
+}
+
+// export lists both generations, each sorted, so that replicas in the same state export the same.
+func (s *idSet) export() (prev, cur []types.Hash) {
+	return sortedIDs(s.prev), sortedIDs(s.cur)
+}
+
+// restore replaces the set by exported generations.
+func (s *idSet) restore(prev, cur []types.Hash) {
+	s.prev = make(map[types.Hash]struct{}, len(prev))
+	for _, id := range prev {
+		s.prev[id] = struct{}{}
+	}
+	s.cur = make(map[types.Hash]struct{}, max(len(cur), s.size))
+	for _, id := range cur {
+		s.cur[id] = struct{}{}
+	}
+}
+
+func sortedIDs(m map[types.Hash]struct{}) []types.Hash {
+	out := make([]types.Hash, 0, len(m))
+	for id := range m {
+		out = append(out, id)
+	}
+	return sortHashes(out)
+}
+
+func sortHashes(ids []types.Hash) []types.Hash {
+	slices.SortFunc(ids, func(a, b types.Hash) int { return bytes.Compare(a[:], b[:]) })
+	return ids
 }

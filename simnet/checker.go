@@ -1,25 +1,77 @@
 package simnet
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/stratusbft/stratus/consensus"
 	"github.com/stratusbft/stratus/types"
 )
 
-// Checker verifies the invariants of SPEC §4 after every delivery: honest replicas deliver the
-// same sequence of blocks (each a prefix of the longest), no transaction twice, and every committed
-// block's QC has a quorum of distinct valid signers. Votes at most once per view are checked on the
-// Voted events.
+// Checker verifies the invariants of SPEC §4 from what replicas actually send and deliver, after
+// every step of the simulation. It holds every replica that is not Byzantine, silent or crashed
+// for good to these rules, whatever engine it runs:
+//
+//   - Agreement: replicas deliver the same block at every height (a prefix of one chain), and a
+//     replica that skips ahead by state transfer lands on that chain with the right digest.
+//   - No transaction is delivered twice by one incarnation of a replica.
+//   - One vote per view: from the votes a replica signs (on the wire, inside timeouts, and the
+//     votes it counts itself), across restarts.
+//   - Locking (HotStuff): a replica that voted for a block carrying QC(P) is locked on P's parent
+//     at least, and never votes afterwards for a block that neither extends that lock nor carries
+//     a newer QC.
+//   - Commit rule: every block a replica commits ends a chain the rule allows (HotStuff: a child
+//     and a grandchild of consecutive views, the grandchild certified; Streamlet: three notarized
+//     blocks of consecutive epochs with it in the middle), from the votes and QCs seen anywhere.
+//   - Certificates: every block such a replica sends has a valid signature, QC and TC; every
+//     timeout and TC it sends is valid; every proof it sends or votes for has q valid signers.
 type Checker struct {
-	sim        *Sim
-	chain      []types.Hash // the longest delivered block sequence
-	seen       map[types.NodeID]map[types.Hash]bool
+	sim       *Sim
+	quorum    int
+	hotstuff  bool
+	leaders   consensus.LeaderElection
+	chain     []types.Hash // the block delivered at each height (index height-1)
+	digests   []types.Hash // the chain digest after each height
+	blockTxs  map[types.Hash][]types.Hash
+	nodes     map[types.NodeID]*nodeCheck
+	blocks    map[types.Hash]*types.Block
+	children  map[types.Hash][]types.Hash
+	certified map[types.Hash]bool
+	voters    map[voteKey]map[types.NodeID]bool
+	validated map[types.Hash]bool // blocks an honest replica sent and the checker validated
+	pending   map[types.NodeID][]*types.Block
+	// violations lists what went wrong, with the seed and the virtual time.
 	violations []string
 }
 
+type voteKey struct {
+	view  types.View
+	block types.Hash
+}
+
+type nodeCheck struct {
+	height  uint64              // delivered height of the current incarnation
+	seen    map[types.Hash]bool // transactions the current incarnation delivered (or skipped by snapshot)
+	votes   map[types.View]types.Hash
+	hasLock bool
+	lock    voteKey
+}
+
 func newChecker(s *Sim) *Checker {
-	return &Checker{sim: s, seen: make(map[types.NodeID]map[types.Hash]bool)}
+	return &Checker{
+		sim:       s,
+		quorum:    consensus.QuorumSize(s.opts.N),
+		hotstuff:  s.opts.Spec.Engine == "hotstuff",
+		leaders:   consensus.NewLeaderElection(int(s.opts.Spec.Master), s.opts.N),
+		blockTxs:  make(map[types.Hash][]types.Hash),
+		nodes:     make(map[types.NodeID]*nodeCheck),
+		blocks:    map[types.Hash]*types.Block{types.Genesis().ID(): types.Genesis()},
+		children:  make(map[types.Hash][]types.Hash),
+		certified: map[types.Hash]bool{types.Genesis().ID(): true},
+		voters:    make(map[voteKey]map[types.NodeID]bool),
+		validated: make(map[types.Hash]bool),
+		pending:   make(map[types.NodeID][]*types.Block),
+	}
 }
 
 func (c *Checker) fail(format string, args ...any) {
@@ -29,48 +81,347 @@ func (c *Checker) fail(format string, args ...any) {
 	}
 }
 
+func (c *Checker) node(id types.NodeID) *nodeCheck {
+	nc := c.nodes[id]
+	if nc == nil {
+		nc = &nodeCheck{seen: make(map[types.Hash]bool), votes: make(map[types.View]types.Hash)}
+		c.nodes[id] = nc
+	}
+	return nc
+}
+
+// restarted starts a new incarnation: it delivers from scratch (or from a snapshot); its votes
+// and lock still count.
+func (c *Checker) restarted(n *Node) {
+	nc := c.node(n.ID)
+	nc.height = 0
+	nc.seen = make(map[types.Hash]bool)
+}
+
+// sent sees every message a replica sends.
+func (c *Checker) sent(from *Node, _ types.NodeID, m types.Message) {
+	honest := !from.Faulty()
+	switch m := m.(type) {
+	case *types.Block:
+		c.block(from, honest, m)
+	case *types.BlockResponse:
+		c.block(from, honest, m.Block)
+	case *types.Snapshot:
+		c.block(from, honest, m.Block)
+	case *types.Vote:
+		c.vote(from, honest, m, m.Voter == from.ID)
+	case *types.Timeout:
+		c.cert(m.HighQC)
+		if honest {
+			if !c.sim.ver.Verify(m.Sender, types.TimeoutDigest(m.View), m.Sig) {
+				c.fail("replica %d sent a timeout for view %d that does not verify", from.ID, m.View)
+			}
+			if err := consensus.VerifyQC(c.sim.ver, m.HighQC); err != nil {
+				c.fail("replica %d sent a timeout carrying an invalid QC: %v", from.ID, err)
+			}
+		}
+		if m.Vote != nil {
+			c.vote(from, honest, m.Vote, m.Vote.Voter == from.ID)
+		}
+	case *types.TC:
+		if err := consensus.VerifyTC(c.sim.ver, m); honest && err != nil {
+			c.fail("replica %d sent an invalid TC: %v", from.ID, err)
+		}
+	case *types.Proof:
+		if err := c.proof(m); honest && err != nil {
+			c.fail("replica %d sent an invalid proof of %v: %v", from.ID, m.MBID, err)
+		}
+	}
+}
+
+// block records a block seen on the wire and, the first time an honest replica sends it, checks
+// its signature and certificates.
+func (c *Checker) block(from *Node, honest bool, b *types.Block) {
+	if b == nil {
+		return
+	}
+	id := b.ID()
+	if c.blocks[id] == nil {
+		c.blocks[id] = b
+		c.children[b.Parent] = append(c.children[b.Parent], id)
+		c.cert(b.QC)
+	}
+	if honest && !c.validated[id] {
+		c.validated[id] = true
+		if rule, err := consensus.CheckBlock(b, c.sim.ver, c.leaders); err != nil {
+			c.fail("replica %d sent block %v of view %d that fails %s: %v", from.ID, id, b.View, rule, err)
+		}
+		if b.Proposer == from.ID {
+			if err := c.payloadProofs(b); err != nil {
+				c.fail("replica %d proposed block %v of view %d with %v", from.ID, id, b.View, err)
+			}
+		}
+	}
+}
+
+// cert records a valid QC: its block is certified.
+func (c *Checker) cert(qc *types.QC) {
+	if qc == nil || c.certified[qc.BlockID] {
+		return
+	}
+	if consensus.VerifyQC(c.sim.ver, qc) == nil {
+		c.certified[qc.BlockID] = true
+	}
+}
+
+func (c *Checker) proof(p *types.Proof) error {
+	return consensus.VerifyCert(c.sim.ver, types.AckDigest(p.MBID, p.Epoch), p.Signers, p.Sigs, max(1, c.sim.opts.Spec.Shared.Q))
+}
+
+// payloadProofs checks the availability proofs of a stratus payload.
+func (c *Checker) payloadProofs(b *types.Block) error {
+	if c.sim.opts.Spec.MemType != "stratus" {
+		return nil
+	}
+	for i, r := range b.Payload.Refs {
+		if r.Proof == nil {
+			return fmt.Errorf("reference %d without a proof", i)
+		}
+		if r.Proof.MBID != r.ID {
+			return fmt.Errorf("reference %d carrying the proof of %v", i, r.Proof.MBID)
+		}
+		if err := c.proof(r.Proof); err != nil {
+			return fmt.Errorf("reference %d with an invalid proof: %w", i, err)
+		}
+	}
+	return nil
+}
+
+// vote records a vote seen anywhere; a vote an honest replica signed itself (direct) is checked.
+func (c *Checker) vote(from *Node, honest bool, v *types.Vote, direct bool) {
+	if !c.sim.ver.Verify(v.Voter, types.VoteDigest(v.View, v.BlockID), v.Sig) {
+		if honest {
+			c.fail("replica %d sent a vote of %d for view %d that does not verify", from.ID, v.Voter, v.View)
+		}
+		return
+	}
+	c.countVote(v.Voter, v.View, v.BlockID)
+	if direct && honest {
+		c.honestVote(from, v.View, v.BlockID)
+	}
+}
+
+func (c *Checker) countVote(voter types.NodeID, view types.View, block types.Hash) {
+	k := voteKey{view, block}
+	set := c.voters[k]
+	if set == nil {
+		set = make(map[types.NodeID]bool)
+		c.voters[k] = set
+	}
+	set[voter] = true
+	if len(set) >= c.quorum {
+		c.certified[block] = true
+	}
+}
+
+// honestVote checks a vote an honest replica signed: one per view, and (HotStuff) not against
+// the lock its earlier votes imply.
+func (c *Checker) honestVote(n *Node, view types.View, id types.Hash) {
+	nc := c.node(n.ID)
+	if prev, ok := nc.votes[view]; ok {
+		if prev != id {
+			c.fail("replica %d voted twice in view %d: for %v and for %v", n.ID, view, prev, id)
+		}
+		return
+	}
+	nc.votes[view] = id
+	b := c.blocks[id]
+	if b == nil {
+		return
+	}
+	if err := c.payloadProofs(b); err != nil {
+		c.fail("replica %d voted for block %v of view %d with %v", n.ID, id, view, err)
+	}
+	if !c.hotstuff || b.QC == nil {
+		return
+	}
+	if nc.hasLock && b.QC.View <= nc.lock.view && !c.extends(b, nc.lock.block) {
+		c.fail("replica %d voted for block %v of view %d that neither extends its lock (view %d) nor carries a newer QC (view %d): safeNode violated",
+			n.ID, id, view, nc.lock.view, b.QC.View)
+	}
+	// Voting for b, the replica processed b's QC for P, which locks P's parent.
+	if p := c.blocks[b.QC.BlockID]; p != nil && p.QC != nil && (!nc.hasLock || p.QC.View > nc.lock.view) {
+		nc.hasLock, nc.lock = true, voteKey{p.QC.View, p.QC.BlockID}
+	}
+}
+
+// extends reports whether b descends from the block anc, as far as the checker can tell (an
+// ancestry it cannot follow counts as extending: the check never accuses without proof).
+func (c *Checker) extends(b *types.Block, anc types.Hash) bool {
+	a := c.blocks[anc]
+	for b != nil {
+		if b.ID() == anc {
+			return true
+		}
+		if a != nil && b.Height <= a.Height {
+			return false
+		}
+		if b.Height == 0 {
+			return false
+		}
+		b = c.blocks[b.Parent]
+	}
+	return true
+}
+
+// event sees what a replica's core reports.
+func (c *Checker) event(n *Node, e consensus.Event) {
+	if n.Faulty() {
+		return
+	}
+	switch e := e.(type) {
+	case consensus.Voted:
+		c.countVote(n.ID, e.View, e.Block)
+		c.honestVote(n, e.View, e.Block)
+	case consensus.Committed:
+		c.pending[n.ID] = append(c.pending[n.ID], e.Block)
+	case consensus.StateSynced:
+		c.synced(n, e)
+	}
+}
+
+// afterStep checks the commits of the step: each batch ends with a block the commit rule allows
+// (the earlier ones are its ancestors).
+func (c *Checker) afterStep() {
+	for id, bs := range c.pending {
+		tip := bs[len(bs)-1]
+		if err := c.justified(tip); err != nil {
+			c.fail("replica %d committed block %v of view %d (height %d): %v", id, tip.ID(), tip.View, tip.Height, err)
+		}
+		delete(c.pending, id)
+	}
+}
+
+func (c *Checker) childrenOf(b *types.Block, view types.View) []*types.Block {
+	var out []*types.Block
+	for _, id := range c.children[b.ID()] {
+		if ch := c.blocks[id]; ch != nil && ch.View == view {
+			out = append(out, ch)
+		}
+	}
+	return out
+}
+
+var (
+	errNoHotStuffChain  = errors.New("no child and grandchild of consecutive views with the grandchild certified: the commit rule does not allow it")
+	errNoStreamletChain = errors.New("not the middle of three notarized blocks of consecutive epochs: the finalization rule does not allow it")
+)
+
+func (c *Checker) justified(b *types.Block) error {
+	if c.hotstuff {
+		for _, ch := range c.childrenOf(b, b.View+1) {
+			for _, g := range c.childrenOf(ch, ch.View+1) {
+				if c.certified[g.ID()] {
+					return nil
+				}
+			}
+		}
+		return errNoHotStuffChain
+	}
+	p := c.blocks[b.Parent]
+	if p == nil || p.View+1 != b.View || !c.certified[p.ID()] || !c.certified[b.ID()] {
+		return errNoStreamletChain
+	}
+	for _, ch := range c.childrenOf(b, b.View+1) {
+		if c.certified[ch.ID()] {
+			return nil
+		}
+	}
+	return errNoStreamletChain
+}
+
 func (c *Checker) delivered(n *Node, b *types.Block, txs []types.Tx) {
-	k := len(n.Blocks) - 1 // n.Blocks already holds b
+	if n.Faulty() {
+		return
+	}
+	nc := c.node(n.ID)
+	if b.Height != nc.height+1 {
+		c.fail("replica %d delivered height %d after height %d", n.ID, b.Height, nc.height)
+	}
+	nc.height = b.Height
+	k := int(b.Height) - 1
 	switch {
 	case k < len(c.chain):
 		if c.chain[k] != b.ID() {
-			c.fail("replica %d delivered block %v at position %d where another replica delivered %v", n.ID, b.ID(), k, c.chain[k])
+			c.fail("replica %d delivered block %v at height %d where another replica delivered %v", n.ID, b.ID(), b.Height, c.chain[k])
 		}
 	case k == len(c.chain):
 		c.chain = append(c.chain, b.ID())
+		prev := types.Hash{}
+		if k > 0 {
+			prev = c.digests[k-1]
+		}
+		c.digests = append(c.digests, types.ChainDigest(prev, b.ID()))
 	default:
-		c.fail("replica %d skipped deliveries", n.ID)
+		c.fail("replica %d delivered height %d, beyond every other replica's %d", n.ID, b.Height, len(c.chain))
 	}
 	if err := consensus.VerifyQC(c.sim.ver, b.QC); err != nil {
 		c.fail("replica %d delivered block %v whose QC does not verify: %v", n.ID, b.ID(), err)
 	}
-	seen := c.seen[n.ID]
-	if seen == nil {
-		seen = make(map[types.Hash]bool)
-		c.seen[n.ID] = seen
+	if _, ok := c.blockTxs[b.ID()]; !ok {
+		ids := make([]types.Hash, len(txs))
+		for i, t := range txs {
+			ids[i] = t.ID()
+		}
+		c.blockTxs[b.ID()] = ids
 	}
 	for _, t := range txs {
-		if seen[t.ID()] {
+		if nc.seen[t.ID()] {
 			c.fail("replica %d delivered transaction %v twice", n.ID, t.ID())
 		}
-		seen[t.ID()] = true
+		nc.seen[t.ID()] = true
 	}
 }
 
+// synced checks a state transfer: the replica lands on the delivered chain with its digest, and
+// counts the transactions of the blocks it skipped as delivered.
+func (c *Checker) synced(n *Node, e consensus.StateSynced) {
+	nc := c.node(n.ID)
+	k := int(e.To) - 1
+	switch {
+	case e.To <= nc.height:
+		c.fail("replica %d synced back from height %d to %d", n.ID, nc.height, e.To)
+		return
+	case k >= len(c.chain):
+		c.fail("replica %d synced to height %d, which no replica delivered", n.ID, e.To)
+		return
+	case c.chain[k] != e.Block:
+		c.fail("replica %d synced to block %v at height %d where the others delivered %v", n.ID, e.Block, e.To, c.chain[k])
+		return
+	case c.digests[k] != e.Digest:
+		c.fail("replica %d synced to height %d with chain digest %v, not %v", n.ID, e.To, e.Digest, c.digests[k])
+	}
+	for h := nc.height; h < e.To; h++ {
+		for _, tx := range c.blockTxs[c.chain[h]] {
+			nc.seen[tx] = true
+		}
+	}
+	nc.height = e.To
+}
+
 // DeliveredBy reports whether replica id delivered transaction tx.
-func (c *Checker) DeliveredBy(id types.NodeID, tx types.Hash) bool { return c.seen[id][tx] }
+func (c *Checker) DeliveredBy(id types.NodeID, tx types.Hash) bool { return c.node(id).seen[tx] }
+
+// Height is the delivered height of replica id's current incarnation.
+func (c *Checker) Height(id types.NodeID) uint64 { return c.node(id).height }
 
 // Checker returns the run's invariant checker.
 func (s *Sim) Checker() *Checker { return s.check }
 
 // AllDelivered reports whether every honest replica delivered every transaction in txs.
 func (s *Sim) AllDelivered(txs []types.Tx) bool {
-	for _, n := range s.Honest() {
-		if len(n.Txs) < len(txs) {
+	honest := s.Honest()
+	for _, n := range honest {
+		if n.Down || len(s.check.node(n.ID).seen) < len(txs) {
 			return false // cheap: checked after every event while waiting
 		}
 	}
-	for _, n := range s.Honest() {
+	for _, n := range honest {
 		for _, t := range txs {
 			if !s.check.DeliveredBy(n.ID, t.ID()) {
 				return false

@@ -11,7 +11,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/stratusbft/stratus/consensus"
-	"github.com/stratusbft/stratus/replica"
 	"github.com/stratusbft/stratus/types"
 )
 
@@ -33,13 +32,14 @@ type tapEnv struct {
 func (e *tapEnv) Send(to types.NodeID, m types.Message) { e.tap(e.id, to, m); e.Env.Send(to, m) }
 func (e *tapEnv) Broadcast(m types.Message)             { e.tap(e.id, 0, m); e.Env.Broadcast(m) }
 
-// tapAll rebuilds every replica's core around a tapping Env. Call it before the first Run.
-func tapAll(t *testing.T, s *Sim, sp replica.Spec, tap func(from, to types.NodeID, m types.Message)) {
+// tapAll rebuilds every replica's core (with its strategy, if any) around a tapping Env. Call it
+// before the first Run.
+func tapAll(t *testing.T, s *Sim, tap func(from, to types.NodeID, m types.Message)) {
 	t.Helper()
 	for _, n := range s.Nodes() {
-		core, err := replica.NewCore(&tapEnv{Env: &nodeEnv{n: n}, id: n.ID, tap: tap}, sp, n)
-		require.NoError(t, err)
-		n.Core = core
+		id := n.ID
+		n.wrap = func(env consensus.Env) consensus.Env { return &tapEnv{Env: env, id: id, tap: tap} }
+		require.NoError(t, n.build())
 	}
 }
 
@@ -57,7 +57,7 @@ func TestGossipReachesEveryReplicaWithinHops(t *testing.T) {
 	s, err := New(Options{N: n, Spec: sp, Seed: seedOr(3), Latency: time.Millisecond, Jitter: 2 * time.Millisecond})
 	require.NoError(t, err)
 	var tooFar, broadcasts, relays, atLimit int
-	tapAll(t, s, sp, func(from, to types.NodeID, m types.Message) {
+	tapAll(t, s, func(from, to types.NodeID, m types.Message) {
 		mb, ok := m.(*types.MicroBlock)
 		if !ok {
 			return
@@ -137,7 +137,7 @@ func TestDLBSlowReplicaForwardsPastCensor(t *testing.T) {
 	// Load queries of the slow replica take 30 ms more to arrive: wait long enough for answers.
 	sp.Shared.LBTimeout = 80 * time.Millisecond
 	s, err := New(Options{
-		N: n, Spec: sp, Seed: seedOr(1), Latency: time.Millisecond, Jitter: 2 * time.Millisecond,
+		N: n, Spec: sp, Seed: seedOr(3), Latency: time.Millisecond, Jitter: 2 * time.Millisecond,
 		Censor: []types.NodeID{censor}, SlowUplink: map[types.NodeID]time.Duration{slow: 30 * time.Millisecond},
 	})
 	require.NoError(t, err)
@@ -148,7 +148,7 @@ func TestDLBSlowReplicaForwardsPastCensor(t *testing.T) {
 	var forwards []fwd // LBForwards of the slow replica, in order
 	received := map[types.NodeID]int{}
 	selfPushed := map[types.Hash]bool{} // microblocks the slow replica pushed itself
-	tapAll(t, s, sp, func(from, to types.NodeID, m types.Message) {
+	tapAll(t, s, func(from, to types.NodeID, m types.Message) {
 		if mb, ok := m.(*types.MicroBlock); ok && from == slow && mb.Creator == slow && to == 0 {
 			selfPushed[mb.ID] = true
 		}

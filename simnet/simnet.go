@@ -1,14 +1,20 @@
 // Package simnet is a deterministic discrete-event simulator: it runs the Cores of N replicas on a
-// virtual clock over a modelled network, injects client load and faults, and checks the safety
-// invariants of SPEC §4 as it goes. The same seed gives the same run, event for event.
+// virtual clock over a modelled network, injects client load, network faults, Byzantine strategies
+// and crashes with restarts, and checks the safety invariants of SPEC §4 as it goes. The same seed
+// gives the same run, event for event: TraceHash fingerprints it.
 package simnet
 
 import (
 	"container/heap"
+	"encoding/binary"
+	"encoding/hex"
 	"fmt"
+	"hash"
+	"hash/fnv"
 	"math/rand"
 	"time"
 
+	"github.com/stratusbft/stratus/byzantine"
 	"github.com/stratusbft/stratus/consensus"
 	"github.com/stratusbft/stratus/crypto"
 	"github.com/stratusbft/stratus/replica"
@@ -24,17 +30,40 @@ type Options struct {
 	Jitter  time.Duration // uniform extra latency in [0, Jitter]
 	// Silent replicas crashed before the start: they send nothing and receive nothing.
 	Silent []types.NodeID
-	// Withhold replicas disseminate their microblocks to as few replicas as they can get away
-	// with (the "missing" strategy): under PAB to q-1 others, just enough for a proof; under smp
-	// to the current leader only.
+	// Byzantine replicas run a strategy of package byzantine around their honest core.
+	Byzantine map[types.NodeID]string
+	// Slow is what the slow strategy adds to every message.
+	Slow time.Duration
+	// Withhold replicas run the missing strategy, Censor replicas the censor strategy.
 	Withhold []types.NodeID
-	// Censor replicas are Byzantine load-balancing proxies: they answer every load query with an
-	// idle load and drop the microblocks forwarded to them.
-	Censor []types.NodeID
+	Censor   []types.NodeID
+	// Crash stops replicas at a time and restarts them after a while (never when Down is 0).
+	// A restarted replica keeps only its voting state and catches up.
+	Crash map[types.NodeID]CrashPlan
 	// SlowUplink adds latency to every message a replica sends, making it the busy one.
 	SlowUplink map[types.NodeID]time.Duration
+	// Partitions cut replicas off from the others for a while.
+	Partitions []Partition
+	// Loss is the probability that a message is lost, until GST.
+	Loss float64
+	// GST ends loss (the partitions have their own ends). Zero: loss never ends.
+	GST time.Duration
 	// Drop, when set, loses the messages it returns true for (a full queue, a lossy link).
 	Drop func(from, to types.NodeID, m types.Message) bool
+	// Engines replaces the engine of some replicas (the checker's tests use broken variants).
+	// These replicas count as honest: the checker holds them to every rule.
+	Engines map[types.NodeID]func(consensus.Params) consensus.Engine
+}
+
+// CrashPlan crashes a replica At a virtual time; it restarts Down later (0: never).
+type CrashPlan struct {
+	At, Down time.Duration
+}
+
+// Partition separates Side from the other replicas during [From, To).
+type Partition struct {
+	From, To time.Duration
+	Side     []types.NodeID
 }
 
 // Sim is one simulation run.
@@ -50,21 +79,25 @@ type Sim struct {
 	signers []*crypto.KeySigner
 	ver     crypto.Verifier
 	steps   uint64
+	trace   hash.Hash // FNV-128a over the trace records: fast, and determinism needs no more
 }
 
 // Node is a simulated replica.
 type Node struct {
-	ID       types.NodeID
-	Core     *replica.Core
-	Silent   bool
-	Withhold bool
-	Censor   bool
-	sim      *Sim
-	rng      *rand.Rand
-	// Delivered lists, in order, the blocks and transactions this replica delivered.
+	ID        types.NodeID
+	Core      *replica.Core
+	Silent    bool   // down for good
+	Byzantine string // strategy, "" when honest
+	Down      bool   // crashed, waiting to restart
+	Restarts  int
+	sim       *Sim
+	rng       *rand.Rand
+	gen       uint64 // incarnation: timers of an older one are ignored
+	voting    *consensus.VotingState
+	wrap      func(consensus.Env) consensus.Env // a test's view of what the replica sends
+	// Blocks and Txs list, in order, what the current incarnation delivered.
 	Blocks []types.Hash
 	Txs    []types.Hash
-	voted  map[types.View]bool
 	Events []consensus.Event
 }
 
@@ -80,36 +113,29 @@ func New(opts Options) (*Sim, error) {
 		rng:     rand.New(rand.NewSource(opts.Seed)),
 		signers: signers,
 		ver:     crypto.NewCache(ver),
+		trace:   fnv.New128a(),
 	}
 	s.now = s.start
 	s.check = newChecker(s)
-	silent := make(map[types.NodeID]bool)
-	for _, id := range opts.Silent {
-		silent[id] = true
+	byz := make(map[types.NodeID]string)
+	for id, st := range opts.Byzantine {
+		byz[id] = st
 	}
-	withhold := make(map[types.NodeID]bool)
 	for _, id := range opts.Withhold {
-		withhold[id] = true
+		byz[id] = byzantine.Missing
 	}
-	censor := make(map[types.NodeID]bool)
 	for _, id := range opts.Censor {
-		censor[id] = true
+		byz[id] = byzantine.Censor
 	}
 	for i := 0; i < opts.N; i++ {
-		n := &Node{
-			ID:       types.NodeID(i + 1),
-			Silent:   silent[types.NodeID(i+1)],
-			Withhold: withhold[types.NodeID(i+1)],
-			Censor:   censor[types.NodeID(i+1)],
-			sim:      s,
-			rng:      rand.New(rand.NewSource(opts.Seed*7919 + int64(i))),
-			voted:    make(map[types.View]bool),
+		id := types.NodeID(i + 1)
+		n := &Node{ID: id, Byzantine: byz[id], sim: s, rng: rand.New(rand.NewSource(opts.Seed*7919 + int64(i)))}
+		for _, x := range opts.Silent {
+			n.Silent = n.Silent || x == id
 		}
-		core, err := replica.NewCore(&nodeEnv{n: n}, opts.Spec, n)
-		if err != nil {
+		if err := n.build(); err != nil {
 			return nil, err
 		}
-		n.Core = core
 		s.nodes = append(s.nodes, n)
 	}
 	for _, n := range s.nodes {
@@ -117,9 +143,83 @@ func New(opts Options) (*Sim, error) {
 			node := n
 			s.at(0, func() { node.Core.Start() })
 		}
+		if plan, ok := opts.Crash[n.ID]; ok {
+			node := n
+			s.at(plan.At, func() { node.crash() })
+			if plan.Down > 0 {
+				s.at(plan.At+plan.Down, func() { node.restart() })
+			}
+		}
 	}
 	return s, nil
 }
+
+// build makes the node's Core: a fresh one with its strategy, restoring the voting state it saved.
+func (n *Node) build() error {
+	s := n.sim
+	opts := replica.CoreOptions{
+		Restore: n.voting,
+		Persist: func(v consensus.VotingState) { n.voting = &v },
+		Engine:  s.opts.Engines[n.ID],
+	}
+	if n.Byzantine != "" {
+		adv, err := byzantine.New(n.Byzantine, byzantine.Params{
+			Self: n.ID, N: s.opts.N, Leaders: consensus.NewLeaderElection(int(s.opts.Spec.Master), s.opts.N),
+			MemType: s.opts.Spec.MemType, Q: s.opts.Spec.Shared.Q, Slow: s.opts.Slow, Seed: s.opts.Seed,
+		})
+		if err != nil {
+			return err
+		}
+		if adv != nil {
+			opts.Adversary = adv
+		}
+	}
+	var env consensus.Env = &nodeEnv{n: n, gen: n.gen}
+	if n.wrap != nil {
+		env = n.wrap(env)
+	}
+	core, err := replica.NewCoreWith(env, s.opts.Spec, n, opts)
+	if err != nil {
+		return err
+	}
+	n.Core = core
+	return nil
+}
+
+// crash stops the node: it loses every message and timer until it restarts.
+func (n *Node) crash() {
+	if n.Down || n.Silent {
+		return
+	}
+	n.Down = true
+	n.gen++
+	n.sim.record("crash", uint64(n.ID))
+}
+
+// restart starts a fresh incarnation that has nothing but the voting state its predecessor saved.
+func (n *Node) restart() {
+	if !n.Down || n.Silent {
+		return
+	}
+	n.Down = false
+	n.Restarts++
+	n.gen++
+	n.Blocks, n.Txs = nil, nil
+	if err := n.build(); err != nil {
+		n.sim.check.fail("replica %d cannot restart: %v", n.ID, err)
+		return
+	}
+	n.sim.check.restarted(n)
+	n.sim.record("restart", uint64(n.ID))
+	n.Core.Start()
+}
+
+// Faulty reports whether the node is Byzantine or down for good: the checker holds it to nothing.
+func (n *Node) Faulty() bool {
+	return n.Silent || n.Byzantine != "" || (n.Down && n.sim.opts.Crash[n.ID].Down == 0)
+}
+
+func (n *Node) alive() bool { return !n.Silent && !n.Down }
 
 // Node returns replica id.
 func (s *Sim) Node(id types.NodeID) *Node { return s.nodes[id-1] }
@@ -127,11 +227,12 @@ func (s *Sim) Node(id types.NodeID) *Node { return s.nodes[id-1] }
 // Nodes returns all replicas in ID order.
 func (s *Sim) Nodes() []*Node { return s.nodes }
 
-// Honest returns the replicas that are not silent, in ID order.
+// Honest returns the replicas that are neither silent, Byzantine nor crashed for good, in ID
+// order. A crashed replica that restarts counts: it must catch up.
 func (s *Sim) Honest() []*Node {
 	var out []*Node
 	for _, n := range s.nodes {
-		if !n.Silent {
+		if !n.Faulty() {
 			out = append(out, n)
 		}
 	}
@@ -150,6 +251,22 @@ func (s *Sim) Seed() int64 { return s.opts.Seed }
 // Violations lists invariant violations found so far.
 func (s *Sim) Violations() []string { return s.check.violations }
 
+// TraceHash fingerprints the run so far: every message sent (time, sender, receiver, kind,
+// latency, block ID), every delivery, crash and restart. Replaying a seed gives the same hash.
+func (s *Sim) TraceHash() string { return hex.EncodeToString(s.trace.Sum(nil)) }
+
+// record adds an event to the trace.
+func (s *Sim) record(what string, fields ...uint64) {
+	var buf [8]byte
+	binary.BigEndian.PutUint64(buf[:], uint64(s.now.Sub(s.start)))
+	s.trace.Write(buf[:])
+	s.trace.Write([]byte(what))
+	for _, f := range fields {
+		binary.BigEndian.PutUint64(buf[:], f)
+		s.trace.Write(buf[:])
+	}
+}
+
 // at schedules f after d of virtual time.
 func (s *Sim) at(d time.Duration, f func()) {
 	s.seq++
@@ -162,13 +279,22 @@ func (s *Sim) Submit(d time.Duration, id types.NodeID, txs []types.Tx) *error {
 	res := new(error)
 	n := s.Node(id)
 	s.at(d, func() {
-		if n.Silent {
-			*res = fmt.Errorf("replica %d is silent", id)
+		if !n.alive() {
+			*res = fmt.Errorf("replica %d is down", id)
 			return
 		}
 		*res = n.Core.Submit(txs, nil)
 	})
 	return res
+}
+
+// step runs one event and the checks that follow it.
+func (s *Sim) step() {
+	ev := heap.Pop(&s.queue).(event)
+	s.now = ev.at
+	s.steps++
+	ev.run()
+	s.check.afterStep()
 }
 
 // Run processes events until virtual time reaches until or nothing is left to do.
@@ -178,10 +304,7 @@ func (s *Sim) Run(until time.Duration) {
 		if s.queue[0].at.After(end) {
 			break
 		}
-		ev := heap.Pop(&s.queue).(event)
-		s.now = ev.at
-		s.steps++
-		ev.run()
+		s.step()
 	}
 	if s.now.Before(end) {
 		s.now = end
@@ -196,83 +319,82 @@ func (s *Sim) RunUntil(limit time.Duration, cond func() bool) bool {
 		if s.queue[0].at.After(end) {
 			return cond()
 		}
-		ev := heap.Pop(&s.queue).(event)
-		s.now = ev.at
-		s.steps++
-		ev.run()
+		s.step()
 	}
 	return cond()
 }
 
-// send models the network: latency plus jitter, nothing to or from silent replicas.
+// send models the network: latency plus jitter, nothing to or from replicas that are down, loss,
+// partitions.
 func (s *Sim) send(from *Node, to types.NodeID, m types.Message) {
 	if to < 1 || int(to) > len(s.nodes) || to == from.ID {
 		return
 	}
+	s.check.sent(from, to, m)
 	dst := s.Node(to)
-	if from.Silent || dst.Silent || (from.Withhold && !s.withholdAllows(from, to, m)) {
+	if !from.alive() || !dst.alive() || s.cut(from.ID, to) {
 		return
 	}
 	if s.opts.Drop != nil && s.opts.Drop(from.ID, to, m) {
 		return
 	}
-	if from.Censor {
-		if info, ok := m.(*types.LBInfo); ok {
-			m = &types.LBInfo{Nonce: info.Nonce} // "idle": come to me
-		}
-	}
-	if _, ok := m.(*types.LBForward); ok && dst.Censor {
-		return // forwarded microblocks vanish at a censoring proxy
+	if s.opts.Loss > 0 && (s.opts.GST == 0 || s.Now() < s.opts.GST) && s.rng.Float64() < s.opts.Loss {
+		return
 	}
 	d := s.opts.Latency + s.opts.SlowUplink[from.ID]
 	if s.opts.Jitter > 0 {
 		d += time.Duration(s.rng.Int63n(int64(s.opts.Jitter) + 1))
 	}
+	var id types.Hash
+	if b, ok := m.(*types.Block); ok {
+		id = b.ID()
+	}
+	s.record("send", uint64(from.ID), uint64(to), uint64(m.Kind()), uint64(d), binary.BigEndian.Uint64(id[:8]))
+	gen := dst.gen
 	s.at(d, func() {
 		if err := types.Validate(m); err != nil {
-			s.check.fail("replica %d sent an invalid %v: %v", from.ID, m.Kind(), err)
+			if !from.Faulty() {
+				s.check.fail("replica %d sent an invalid %v: %v", from.ID, m.Kind(), err)
+			}
 			return
 		}
-		dst.Core.Handle(from.ID, m)
+		if dst.alive() && dst.gen == gen {
+			dst.Core.Handle(from.ID, m)
+		}
 	})
 }
 
-// withholdAllows is the "missing" strategy: microblocks go to the fewest replicas that still let
-// them into proposals. Everything else is sent as usual.
-func (s *Sim) withholdAllows(from *Node, to types.NodeID, m types.Message) bool {
-	mb, ok := m.(*types.MicroBlock)
-	if !ok || mb.Creator != from.ID {
-		return true
+// cut reports whether a partition separates a and b now.
+func (s *Sim) cut(a, b types.NodeID) bool {
+	now := s.Now()
+	for _, p := range s.opts.Partitions {
+		if now < p.From || now >= p.To {
+			continue
+		}
+		inA, inB := false, false
+		for _, id := range p.Side {
+			inA = inA || id == a
+			inB = inB || id == b
+		}
+		if inA != inB {
+			return true
+		}
 	}
-	if s.opts.Spec.MemType == "smp" {
-		return to == from.Core.Status().Leader
-	}
-	// PAB: the q-1 lowest other IDs; with the creator's own ack that makes q.
-	q := s.opts.Spec.Shared.Q
-	rank := int(to)
-	if to > from.ID {
-		rank--
-	}
-	return rank <= q-1
+	return false
 }
 
 // Observer side of a node: the checker sees every delivery and event.
 
 // Event implements replica.Observer.
 func (n *Node) Event(e consensus.Event) {
-	if v, ok := e.(consensus.Voted); ok {
-		if n.voted[v.View] {
-			n.sim.check.fail("replica %d voted twice in view %d", n.ID, v.View)
-		}
-		n.voted[v.View] = true
-	}
+	n.sim.check.event(n, e)
 	if len(n.Events) < 100_000 {
 		n.Events = append(n.Events, e)
 	}
 }
 
 // Delivered implements replica.Observer.
-func (n *Node) Delivered(*types.Block, int, int, []time.Duration) {}
+func (n *Node) Delivered(*types.Block, int, int, []time.Duration, types.Hash) {}
 
 // DeliveredTxs implements replica.TxObserver.
 func (n *Node) DeliveredTxs(b *types.Block, txs []types.Tx) {
@@ -280,17 +402,28 @@ func (n *Node) DeliveredTxs(b *types.Block, txs []types.Tx) {
 	for _, t := range txs {
 		n.Txs = append(n.Txs, t.ID())
 	}
+	n.sim.record("deliver", uint64(n.ID), b.Height, uint64(len(txs)))
 	n.sim.check.delivered(n, b, txs)
 }
 
-// nodeEnv is a replica's Env inside the simulator.
-type nodeEnv struct{ n *Node }
+// nodeEnv is a replica's Env inside the simulator; it belongs to one incarnation.
+type nodeEnv struct {
+	n   *Node
+	gen uint64
+}
 
-func (e *nodeEnv) Self() types.NodeID                    { return e.n.ID }
-func (e *nodeEnv) N() int                                { return e.n.sim.opts.N }
-func (e *nodeEnv) Now() time.Time                        { return e.n.sim.now }
-func (e *nodeEnv) Send(to types.NodeID, m types.Message) { e.n.sim.send(e.n, to, m) }
+func (e *nodeEnv) Self() types.NodeID { return e.n.ID }
+func (e *nodeEnv) N() int             { return e.n.sim.opts.N }
+func (e *nodeEnv) Now() time.Time     { return e.n.sim.now }
+func (e *nodeEnv) Send(to types.NodeID, m types.Message) {
+	if e.gen == e.n.gen {
+		e.n.sim.send(e.n, to, m)
+	}
+}
 func (e *nodeEnv) Broadcast(m types.Message) {
+	if e.gen != e.n.gen {
+		return
+	}
 	for _, o := range e.n.sim.nodes {
 		if o.ID != e.n.ID {
 			e.n.sim.send(e.n, o.ID, m)
@@ -298,9 +431,9 @@ func (e *nodeEnv) Broadcast(m types.Message) {
 	}
 }
 func (e *nodeEnv) SetTimer(d time.Duration, t consensus.Timer) {
-	n := e.n
+	n, gen := e.n, e.gen
 	n.sim.at(d, func() {
-		if !n.Silent {
+		if n.alive() && n.gen == gen {
 			n.Core.Timer(t)
 		}
 	})

@@ -21,6 +21,7 @@ type Info struct {
 	Algorithm string
 	Engine    string
 	MemType   string
+	Byzantine string // the node's Byzantine strategy, "" when honest
 }
 
 // Gauges are sizes sampled from the replica's event loop.
@@ -64,6 +65,11 @@ type Collector struct {
 	proposedItems    uint64
 	committedBlocks  uint64
 	committedHeight  uint64
+	chainDigest      types.Hash
+	syncs            uint64
+	skippedBlocks    uint64
+	skippedTx        uint64
+	restarts         uint64
 	committedTx      uint64
 	duplicateTx      uint64
 	latency          Histogram
@@ -149,7 +155,19 @@ func (c *Collector) Event(e consensus.Event) {
 		c.mb.forwarded++
 	case consensus.LoadChanged:
 		c.busy, c.load = e.Busy, e.Load
+	case consensus.StateSynced:
+		c.syncs++
+		c.skippedBlocks += e.To - e.From
+		c.skippedTx += e.SkippedTxs
+		c.committedHeight, c.chainDigest = e.To, e.Digest
 	}
+}
+
+// Restarted counts a restart of the node after a crash.
+func (c *Collector) Restarted() {
+	c.mu.Lock()
+	c.restarts++
+	c.mu.Unlock()
 }
 
 // Rejected counts a message dropped before it reached the core (decoding, structure, signatures).
@@ -159,14 +177,15 @@ func (c *Collector) Rejected(kind types.Kind, rule string) {
 	c.mu.Unlock()
 }
 
-// Delivered records a delivered block: its new transactions, dropped duplicates and the latencies of
-// the transactions clients submitted to this node.
-func (c *Collector) Delivered(b *types.Block, txs, dups int, lat []time.Duration) {
+// Delivered records a delivered block: its new transactions, dropped duplicates, the latencies of
+// the transactions clients submitted to this node, and the chain digest after it.
+func (c *Collector) Delivered(b *types.Block, txs, dups int, lat []time.Duration, digest types.Hash) {
 	now := c.now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.committedBlocks++
 	c.committedHeight = b.Height
+	c.chainDigest = digest
 	c.committedTx += uint64(txs)
 	c.duplicateTx += uint64(dups)
 	c.window.Add(now, uint64(txs))
@@ -267,6 +286,7 @@ type Snapshot struct {
 	Algorithm          string            `json:"algorithm"`
 	Engine             string            `json:"engine"`
 	MemType            string            `json:"mem_type"`
+	Byzantine          string            `json:"byzantine,omitempty"`
 	UptimeS            float64           `json:"uptime_s"`
 	View               types.View        `json:"view"`
 	Leader             types.NodeID      `json:"leader"`
@@ -280,6 +300,7 @@ type Snapshot struct {
 	Votes              uint64            `json:"votes"`
 	CommittedBlocks    uint64            `json:"committed_blocks"`
 	CommittedHeight    uint64            `json:"committed_height"`
+	ChainDigest        string            `json:"chain_digest"`
 	CommittedTx        uint64            `json:"committed_tx"`
 	DuplicateTx        uint64            `json:"duplicate_tx"`
 	AveBlockSizeTx     float64           `json:"ave_block_size_tx"`
@@ -294,11 +315,21 @@ type Snapshot struct {
 	Rejected           map[string]uint64 `json:"rejected"`
 	TransportDropped   uint64            `json:"transport_dropped"`
 	Microblocks        MicroblockStats   `json:"microblocks"`
+	StateTransfer      StateTransfer     `json:"state_transfer"`
+	Restarts           uint64            `json:"restarts"`
 	// Traffic per message kind: rates over the last second or more, and totals.
 	Traffic map[string]KindTraffic `json:"traffic"`
 	// SendMbps and RecvMbps are all kinds together, in Mbit/s.
 	SendMbps float64 `json:"send_mbps"`
 	RecvMbps float64 `json:"recv_mbps"`
+}
+
+// StateTransfer says what a node skipped by state transfer: snapshots applied, and the blocks and
+// transactions the others delivered meanwhile.
+type StateTransfer struct {
+	Syncs         uint64 `json:"syncs"`
+	SkippedBlocks uint64 `json:"skipped_blocks"`
+	SkippedTx     uint64 `json:"skipped_tx"`
 }
 
 // MempoolStats are the mempool sizes in a snapshot.
@@ -322,6 +353,7 @@ func (c *Collector) Snapshot() Snapshot {
 		Algorithm:          c.info.Algorithm,
 		Engine:             c.info.Engine,
 		MemType:            c.info.MemType,
+		Byzantine:          c.info.Byzantine,
 		UptimeS:            round3(up.Seconds()),
 		View:               c.view,
 		Leader:             c.leader,
@@ -333,6 +365,9 @@ func (c *Collector) Snapshot() Snapshot {
 		Votes:              c.voted,
 		CommittedBlocks:    c.committedBlocks,
 		CommittedHeight:    c.committedHeight,
+		ChainDigest:        c.chainDigest.Hex(),
+		StateTransfer:      StateTransfer{Syncs: c.syncs, SkippedBlocks: c.skippedBlocks, SkippedTx: c.skippedTx},
+		Restarts:           c.restarts,
 		CommittedTx:        c.committedTx,
 		DuplicateTx:        c.duplicateTx,
 		ThroughputTPS:      round3(c.window.Rate(now, up)),
@@ -405,6 +440,9 @@ func (s Snapshot) Text() string {
 	}
 	line("Node", "%d of %d", s.Node, s.N)
 	line("Protocol", "%s (engine %s, mempool %s)", s.Algorithm, s.Engine, s.MemType)
+	if s.Byzantine != "" {
+		line("Byzantine", "%s", s.Byzantine)
+	}
 	line("Uptime", "%.1f s", s.UptimeS)
 	line("View", "%d", s.View)
 	line("Leader", "%d", s.Leader)
@@ -417,6 +455,7 @@ func (s Snapshot) Text() string {
 	line("Votes", "%d", s.Votes)
 	line("Committed blocks", "%d", s.CommittedBlocks)
 	line("Committed height", "%d", s.CommittedHeight)
+	line("Chain digest", "%s", s.ChainDigest)
 	line("Committed txs", "%d", s.CommittedTx)
 	line("Duplicate txs dropped", "%d", s.DuplicateTx)
 	line("Ave. Block Size", "%.1f txs", s.AveBlockSizeTx)
@@ -432,6 +471,8 @@ func (s Snapshot) Text() string {
 	line("Delivery backlog", "%d blocks", s.Mempool.DeliveryBacklog)
 	line("Client txs awaiting delivery", "%d", s.Mempool.LocalWaiting)
 	line("Transport drops", "%d", s.TransportDropped)
+	line("State transfer", "%d snapshots applied, %d blocks and %d txs skipped", s.StateTransfer.Syncs, s.StateTransfer.SkippedBlocks, s.StateTransfer.SkippedTx)
+	line("Restarts", "%d", s.Restarts)
 	line("Send Rate", "%.3f Mbps", s.SendMbps)
 	line("Recv Rate", "%.3f Mbps", s.RecvMbps)
 	if mb := s.Microblocks; mb.Created+mb.Received+uint64(mb.Known) > 0 {

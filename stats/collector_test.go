@@ -137,9 +137,9 @@ func TestCollectorDelivered(t *testing.T) {
 	for i := 1; i <= 4; i++ {
 		clk.Advance(time.Second)
 		b := &types.Block{Height: uint64(i)}
-		c.Delivered(b, 100, 1, []time.Duration{10 * time.Millisecond, 30 * time.Millisecond})
+		c.Delivered(b, 100, 1, []time.Duration{10 * time.Millisecond, 30 * time.Millisecond}, types.Hash{})
 	}
-	c.Delivered(&types.Block{Height: 5}, 0, 0, nil) // an empty block
+	c.Delivered(&types.Block{Height: 5}, 0, 0, nil, types.Hash{}) // an empty block
 	clk.Advance(time.Second)
 
 	s := c.Snapshot()
@@ -189,7 +189,7 @@ func TestTextLabelsAndReadsDoNotReset(t *testing.T) {
 	clk := newFakeClock()
 	c := New(testInfo, clk.Now)
 	c.Event(consensus.ViewChange{View: 1, Leader: 1})
-	c.Delivered(&types.Block{Height: 1}, 3, 0, []time.Duration{time.Millisecond})
+	c.Delivered(&types.Block{Height: 1}, 3, 0, []time.Duration{time.Millisecond}, types.Hash{})
 	clk.Advance(time.Second)
 
 	first := c.Snapshot()
@@ -225,7 +225,7 @@ func TestSnapshotFiniteWithOddClock(t *testing.T) {
 	clk := newFakeClock()
 	c := New(testInfo, clk.Now)
 	c.Event(consensus.ViewChange{View: 3, Leader: 1})
-	c.Delivered(&types.Block{Height: 1}, 5, 0, []time.Duration{-time.Second})
+	c.Delivered(&types.Block{Height: 1}, 5, 0, []time.Duration{-time.Second}, types.Hash{})
 	clk.Advance(-10 * time.Second)
 	s := c.Snapshot()
 	assertFinite(t, s)
@@ -251,7 +251,7 @@ func TestCollectorConcurrent(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := 0; i < iters; i++ {
-				c.Delivered(&types.Block{Height: uint64(i)}, 2, 0, []time.Duration{time.Millisecond})
+				c.Delivered(&types.Block{Height: uint64(i)}, 2, 0, []time.Duration{time.Millisecond}, types.Hash{})
 				c.Submitted(1, false)
 				if i%100 == 0 {
 					clk.Advance(time.Second)

@@ -46,8 +46,18 @@ func New(p consensus.Params) *Engine {
 	return e
 }
 
-// Start enters epoch 1.
-func (e *Engine) Start() { e.EnterView(1, "start") }
+// Start enters epoch 1, or after a restart the epoch after the last one this replica voted in.
+func (e *Engine) Start() { e.EnterView(e.FirstView(), "start") }
+
+// Synced implements consensus.Rules: the new head is notarized.
+func (e *Engine) Synced(qc *types.QC) {
+	if qc.View > e.highCert.View {
+		e.highCert = qc
+	}
+}
+
+// LockCert implements consensus.Rules: Streamlet has no lock.
+func (e *Engine) LockCert() *types.QC { return nil }
 
 // HighCert implements consensus.Rules: timeouts carry the newest notarization, which spreads it.
 func (e *Engine) HighCert() *types.QC { return e.highCert }

@@ -56,6 +56,10 @@ func newMessage(k Kind) Message {
 		return new(LBInfo)
 	case KindLBForward:
 		return new(LBForward)
+	case KindStateRequest:
+		return new(StateRequest)
+	case KindSnapshot:
+		return new(Snapshot)
 	}
 	return nil
 }
@@ -147,7 +151,9 @@ func Validate(m Message) error {
 				err = validateMicroBlock(m.MBs[i])
 			}
 		}
-	case *LBQuery, *LBInfo:
+	case *LBQuery, *LBInfo, *StateRequest:
+	case *Snapshot:
+		err = validateSnapshot(m)
 	case *LBForward:
 		if m.MB == nil {
 			err = errors.New("missing microblock")
@@ -181,6 +187,21 @@ func validateBlock(b *Block) error {
 		errs = append(errs, validateCert(b.TC.Signers, b.TC.Sigs))
 	}
 	return errors.Join(errs...)
+}
+
+func validateSnapshot(s *Snapshot) error {
+	switch {
+	case s.Block == nil:
+		return errors.New("missing block")
+	case s.Cert == nil:
+		return errors.New("missing certificate")
+	case len(s.TxPrev) > MaxSnapshotIDs || len(s.TxCur) > MaxSnapshotIDs || len(s.MBs) > MaxSnapshotIDs:
+		return fmt.Errorf("ID lists of %d, %d and %d exceed %d", len(s.TxPrev), len(s.TxCur), len(s.MBs), MaxSnapshotIDs)
+	}
+	if err := validateBlock(s.Block); err != nil {
+		return fmt.Errorf("block: %w", err)
+	}
+	return validateCert(s.Cert.Signers, s.Cert.Sigs)
 }
 
 func checkTxs(txs []Tx) error {
@@ -413,6 +434,19 @@ func rlpSize(m Message) int {
 		return rlpList(rlpUint(m.Nonce) + rlpUint(m.LoadUS) + 1)
 	case *LBForward:
 		return rlpList(rlpMB(m.MB))
+	case *StateRequest:
+		return rlpList(rlpUint(m.Height))
+	case *Snapshot:
+		n := 1
+		if m.Block != nil {
+			n = rlpSize(m.Block)
+		}
+		n += rlpQC(m.Cert) + rlpHash + rlpUint(m.Delivered) + rlpList(rlpHash*len(m.TxPrev)) + rlpList(rlpHash*len(m.TxCur))
+		mbs := 0
+		for _, x := range m.MBs {
+			mbs += rlpList(rlpHash + rlpUint(uint64(x.View)))
+		}
+		return rlpList(n + rlpList(mbs))
 	}
 	return 0
 }

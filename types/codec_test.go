@@ -195,7 +195,8 @@ func TestDecodeRejects(t *testing.T) {
 		{"empty frame", nil, "empty frame"},
 		{"empty slice", []byte{}, "empty frame"},
 		{"kind 0", []byte{0, 0xc0}, "unknown message kind 0"},
-		{"kind end", []byte{byte(kindEnd), 0xc0}, "unknown message kind 16"},
+		{"kind end", []byte{byte(kindEnd), 0xc0}, "unknown message kind 18"},
+		{"snapshot without block", mustEncode(t, &Snapshot{Cert: GenesisQC()}), "decode Snapshot"},
 		{"kind 255", append([]byte{255}, valid[1:]...), "unknown message kind 255"},
 		{"kind only", []byte{byte(KindVote)}, "decode Vote"},
 		{"truncated block", valid[:len(valid)-10], "decode Block"},
@@ -339,7 +340,7 @@ func TestKindNamesAndLanes(t *testing.T) {
 	assert.Equal(t, Kind(1), KindBlock)
 	assert.Equal(t, Kind(7), KindTxForward)
 
-	data := map[Kind]bool{KindTxForward: true, KindMicroBlock: true, KindFetchResponse: true, KindLBForward: true}
+	data := map[Kind]bool{KindTxForward: true, KindMicroBlock: true, KindFetchResponse: true, KindLBForward: true, KindSnapshot: true}
 	engine := map[Kind]bool{KindBlock: true, KindVote: true, KindTimeout: true, KindTC: true, KindBlockRequest: true, KindBlockResponse: true}
 	for k := KindBlock; k < kindEnd; k++ {
 		if data[k] {

@@ -88,6 +88,10 @@ func sampleMessages() map[string]Message {
 		"lb-query":       &LBQuery{Nonce: 77},
 		"lb-info":        &LBInfo{Nonce: 77, LoadUS: 12345, Busy: true},
 		"lb-forward":     &LBForward{MB: testMicroBlock()},
+		"state-request":  &StateRequest{Height: 1 << 20},
+		"snapshot": &Snapshot{Block: testBlock(), Cert: testQC(7, testBlock().ID(), 1, 2, 3), Digest: hashOf("digest"), Delivered: 12345,
+			TxPrev: []Hash{hashOf("t1"), hashOf("t2")}, TxCur: []Hash{hashOf("t3")}, MBs: []MBView{{ID: hashOf("mb"), View: 6}}},
+		"snapshot-empty": &Snapshot{Block: testBlock(), Cert: GenesisQC()},
 	}
 }
 

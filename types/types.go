@@ -57,6 +57,8 @@ const (
 	KindLBQuery
 	KindLBInfo
 	KindLBForward
+	KindStateRequest
+	KindSnapshot
 	kindEnd
 )
 
@@ -76,6 +78,8 @@ var kindNames = map[Kind]string{
 	KindLBQuery:       "LBQuery",
 	KindLBInfo:        "LBInfo",
 	KindLBForward:     "LBForward",
+	KindStateRequest:  "StateRequest",
+	KindSnapshot:      "Snapshot",
 }
 
 func (k Kind) String() string {
@@ -99,7 +103,7 @@ const (
 // apart from the small messages consensus and the mempool protocols wait on.
 func (k Kind) Lane() Lane {
 	switch k {
-	case KindTxForward, KindMicroBlock, KindFetchResponse, KindLBForward:
+	case KindTxForward, KindMicroBlock, KindFetchResponse, KindLBForward, KindSnapshot:
 		return LaneData
 	}
 	return LaneConsensus
@@ -118,6 +122,7 @@ func Kinds() []Kind {
 }
 
 // IsConsensus reports whether messages of kind k go to the engine (true) or the mempool (false).
+// State transfer (StateRequest, Snapshot) is neither: the replica's driver handles it.
 func (k Kind) IsConsensus() bool {
 	switch k {
 	case KindBlock, KindVote, KindTimeout, KindTC, KindBlockRequest, KindBlockResponse:
@@ -125,6 +130,9 @@ func (k Kind) IsConsensus() bool {
 	}
 	return false
 }
+
+// IsStateTransfer reports whether messages of kind k belong to state transfer.
+func (k Kind) IsStateTransfer() bool { return k == KindStateRequest || k == KindSnapshot }
 
 // Message is anything replicas send each other.
 type Message interface {

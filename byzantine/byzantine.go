@@ -1,0 +1,293 @@
+// Package byzantine implements Byzantine strategies as decorators around an honest replica: an
+// Adversary wraps the Env through which the honest engine, mempool and driver send, sees every
+// message before the replica does, and has timers of its own. The honest code runs unchanged and
+// knows nothing of it; the simulator and the server use the same adversaries.
+//
+// A Byzantine replica holds only its own key. It can sign anything as itself (blocks in the views
+// it leads, votes, timeouts, acks, microblocks), relay, replay or alter what others signed (which
+// breaks their signatures), and send different things to different replicas.
+package byzantine
+
+import (
+	"fmt"
+	"math/rand"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/stratusbft/stratus/consensus"
+	"github.com/stratusbft/stratus/types"
+)
+
+// Strategy names (SPEC §4).
+const (
+	Silence         = "silence"          // sends nothing, ignores everything
+	Crash           = "crash"            // honest until it crashes; the driver stops and restarts it
+	Slow            = "slow"             // honest, but every message leaves Slow late
+	Fork            = "fork"             // as leader, builds on an older block to orphan the latest certified one
+	Equivocate      = "equivocate"       // as leader, one proposal to half the replicas, a conflicting one to the rest
+	EquivocateFlood = "equivocate-flood" // as leader, dozens of conflicting proposals to every replica
+	DoubleVote      = "doublevote"       // votes for two blocks of every view it votes in
+	Missing         = "missing"          // withholds its microblocks: smp to the leader only, PAB to just enough replicas for a proof
+	BadProof        = "badproof"         // as leader, invalid, missing, swapped or tampered proofs; relays tampered copies of others' blocks
+	Censor          = "censor"           // as load-balancing proxy, reports an idle load and drops forwarded microblocks
+	Flood           = "flood"            // honest, plus junk: far-future views, made-up IDs, oversized requests, replays
+)
+
+var all = []string{Silence, Crash, Slow, Fork, Equivocate, EquivocateFlood, DoubleVote, Missing, BadProof, Censor, Flood}
+
+// Strategies lists every strategy name.
+func Strategies() []string { return slices.Clone(all) }
+
+// Known reports whether name is a strategy.
+func Known(name string) bool { return slices.Contains(all, name) }
+
+// Params configure a strategy for one replica.
+type Params struct {
+	Self    types.NodeID
+	N       int
+	Leaders consensus.LeaderElection
+	MemType string        // native, smp or stratus: what to withhold, what proofs to tamper with
+	Q       int           // acks per proof (stratus)
+	Slow    time.Duration // slow: added to every message
+	Seed    int64
+	// FloodEvery is how often flood sends a burst of junk (default 20 ms).
+	FloodEvery time.Duration
+}
+
+// New returns the adversary of a strategy. Crash needs no decorator (the driver stops the
+// replica): it returns nil, as for an honest replica.
+func New(name string, p Params) (*Adversary, error) {
+	var s strategy
+	switch name {
+	case Silence:
+		s = silence{}
+	case Crash:
+		return nil, nil
+	case Slow:
+		s = slow{}
+	case Fork:
+		s = fork{}
+	case Equivocate:
+		s = equivocate{copies: 1}
+	case EquivocateFlood:
+		s = equivocate{copies: 48}
+	case DoubleVote:
+		s = doubleVote{}
+	case Missing:
+		s = missing{}
+	case BadProof:
+		s = badProof{}
+	case Censor:
+		s = censor{}
+	case Flood:
+		s = &flood{}
+	default:
+		return nil, fmt.Errorf("byzantine: unknown strategy %q (known: %s)", name, strings.Join(all, ", "))
+	}
+	if p.FloodEvery <= 0 {
+		p.FloodEvery = 20 * time.Millisecond
+	}
+	return &Adversary{
+		name:    name,
+		p:       p,
+		s:       s,
+		rng:     rand.New(rand.NewSource(p.Seed*131 + int64(p.Self))),
+		blocks:  make(map[types.Hash]*types.Block),
+		delayed: make(map[uint64]out),
+	}, nil
+}
+
+// strategy is what a strategy changes in an honest replica's behaviour.
+type strategy interface {
+	// outbound returns what goes out instead of m, which the replica addressed to to (0: every
+	// other replica).
+	outbound(a *Adversary, to types.NodeID, m types.Message) []out
+	// inbound reports whether the replica gets m.
+	inbound(a *Adversary, from types.NodeID, m types.Message) bool
+	start(a *Adversary)
+	onTimer(a *Adversary, t consensus.Timer)
+}
+
+// honest is the default behaviour strategies embed.
+type honest struct{}
+
+func (honest) outbound(_ *Adversary, to types.NodeID, m types.Message) []out {
+	return []out{{to: to, m: m}}
+}
+func (honest) inbound(*Adversary, types.NodeID, types.Message) bool { return true }
+func (honest) start(*Adversary)                                     {}
+func (honest) onTimer(*Adversary, consensus.Timer)                  {}
+
+// out is one message leaving: to one replica, or to every other one when to is 0, after delay.
+type out struct {
+	to    types.NodeID
+	m     types.Message
+	delay time.Duration
+}
+
+// Adversary is one Byzantine replica's strategy. It implements replica.Adversary.
+type Adversary struct {
+	name    string
+	p       Params
+	s       strategy
+	inner   consensus.Env
+	rng     *rand.Rand
+	view    types.View                  // the highest view seen in any message
+	blocks  map[types.Hash]*types.Block // blocks seen, in and out, of recent views
+	seq     uint64
+	delayed map[uint64]out
+}
+
+// Name is the strategy's name.
+func (a *Adversary) Name() string { return a.name }
+
+type advEnv struct {
+	consensus.Env
+	a *Adversary
+}
+
+func (e advEnv) Send(to types.NodeID, m types.Message) { e.a.send(to, m) }
+func (e advEnv) Broadcast(m types.Message)             { e.a.send(0, m) }
+
+// Env wraps the replica's Env: everything it sends passes the strategy.
+func (a *Adversary) Env(inner consensus.Env) consensus.Env {
+	a.inner = inner
+	return advEnv{Env: inner, a: a}
+}
+
+// Receive shows the strategy a message before the replica sees it.
+func (a *Adversary) Receive(from types.NodeID, m types.Message) bool {
+	a.observe(m)
+	return a.s.inbound(a, from, m)
+}
+
+// Start starts the strategy's own activity.
+func (a *Adversary) Start() { a.s.start(a) }
+
+// timers of the adversary itself.
+type (
+	delayTimer struct{ seq uint64 }
+	tickTimer  struct{}
+)
+
+// OnTimer handles a timer the adversary set.
+func (a *Adversary) OnTimer(t consensus.Timer) {
+	if d, ok := t.(delayTimer); ok {
+		if o, ok := a.delayed[d.seq]; ok {
+			delete(a.delayed, d.seq)
+			a.emit(o)
+		}
+		return
+	}
+	a.s.onTimer(a, t)
+}
+
+func (a *Adversary) send(to types.NodeID, m types.Message) {
+	a.observe(m)
+	for _, o := range a.s.outbound(a, to, m) {
+		if o.delay > 0 {
+			a.seq++
+			a.delayed[a.seq] = out{to: o.to, m: o.m}
+			a.inner.SetTimer(o.delay, delayTimer{seq: a.seq})
+			continue
+		}
+		a.emit(o)
+	}
+}
+
+func (a *Adversary) emit(o out) {
+	if o.to == 0 {
+		a.inner.Broadcast(o.m)
+	} else if o.to != a.p.Self {
+		a.inner.Send(o.to, o.m)
+	}
+}
+
+// observe remembers blocks and the latest view, for the strategies that build on what they saw.
+func (a *Adversary) observe(m types.Message) {
+	switch m := m.(type) {
+	case *types.Block:
+		a.remember(m)
+	case *types.BlockResponse:
+		a.remember(m.Block)
+	case *types.Vote:
+		a.see(m.View)
+	case *types.Timeout:
+		a.see(m.View)
+	case *types.TC:
+		a.see(m.View)
+	}
+}
+
+func (a *Adversary) see(v types.View) {
+	if v > a.view && v < a.view+consensus.MaxViewsAhead {
+		a.view = v
+	}
+}
+
+// keepViews is how far back the adversary remembers blocks.
+const keepViews = 64
+
+func (a *Adversary) remember(b *types.Block) {
+	if b == nil {
+		return
+	}
+	a.see(b.View)
+	a.blocks[b.ID()] = b
+	if len(a.blocks) > 4*keepViews {
+		for id, old := range a.blocks {
+			if old.View+keepViews < a.view {
+				delete(a.blocks, id)
+			}
+		}
+	}
+}
+
+// others lists every replica but this one, in ID order.
+func (a *Adversary) others() []types.NodeID {
+	ids := make([]types.NodeID, 0, a.p.N-1)
+	for i := 1; i <= a.p.N; i++ {
+		if id := types.NodeID(i); id != a.p.Self {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
+// sign signs a digest with this replica's key.
+func (a *Adversary) sign(d types.Hash) []byte { return a.inner.Signer().Sign(d) }
+
+// resign returns a copy of b with the given changes, signed by this replica.
+func (a *Adversary) resign(b *types.Block, change func(c *types.Block)) *types.Block {
+	c := &types.Block{View: b.View, Height: b.Height, Parent: b.Parent, QC: b.QC, TC: b.TC, Payload: b.Payload, Proposer: b.Proposer}
+	change(c)
+	c.Sig = a.sign(c.ID())
+	return c
+}
+
+// ownProposal reports whether m is a proposal this replica makes (not a relay or a response).
+func (a *Adversary) ownProposal(m types.Message) (*types.Block, bool) {
+	b, ok := m.(*types.Block)
+	return b, ok && b.Proposer == a.p.Self
+}
+
+// junkHash is a made-up ID.
+func (a *Adversary) junkHash() types.Hash {
+	var h types.Hash
+	a.rng.Read(h[:])
+	return h
+}
+
+// sortedBlocks lists the remembered blocks of view v, by ID.
+func (a *Adversary) blocksOfView(v types.View) []*types.Block {
+	var out []*types.Block
+	for _, b := range a.blocks {
+		if b.View == v {
+			out = append(out, b)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { x, y := out[i].ID(), out[j].ID(); return string(x[:]) < string(y[:]) })
+	return out
+}

@@ -1,0 +1,282 @@
+package replica
+
+import (
+	"time"
+
+	"github.com/stratusbft/stratus/config"
+	"github.com/stratusbft/stratus/consensus"
+	"github.com/stratusbft/stratus/types"
+)
+
+// State transfer lets a replica that is further behind than the others retain (committed blocks
+// are kept for RetainBlocks heights, committed microblock data up to memsize bytes) skip ahead:
+// it asks every peer for a snapshot of its delivered state and applies one as soon as f+1 peers
+// sent identical ones, so at least one of them is honest. Honest replicas that delivered the same
+// block are in the same state, and they answer with their state right after a checkpoint height
+// (a multiple of SnapshotEvery), so that their answers coincide.
+//
+// A replica asks when block sync gave up on a block (its peers no longer have it) or when its
+// delivery made no progress for StallChecks view timeouts with committed blocks waiting for data.
+
+// SnapshotEvery is the distance between checkpoint heights.
+const SnapshotEvery = 64
+
+// State transfer timing, in view timeouts.
+const (
+	stallChecks      = 10 // delivery stalled this long (with blocks waiting) → ask for a snapshot
+	retryEvery       = 4  // ask again this often while no f+1 identical snapshots arrived
+	maxRounds        = 10 // give up after this many rounds without progress (a later stall asks again)
+	requestLifetime  = 40 // a peer's request is answered at its next two checkpoints within this
+	snapshotsPerPeer = 2  // checkpoints a request is answered at
+)
+
+type stateTransfer struct {
+	// Requester side.
+	active     bool
+	round      int
+	lastHeight uint64
+	offers     map[types.NodeID]offer
+	// Responder side.
+	pending map[types.NodeID]*stateRequest
+	serve   *consensus.ServeLimiter
+	// Stall detection.
+	stallHeight uint64
+	syncs       uint64 // snapshots applied
+}
+
+type offer struct {
+	snap *types.Snapshot
+	key  types.Hash
+}
+
+type stateRequest struct {
+	height uint64
+	left   int
+	until  time.Time
+}
+
+type (
+	stallTimer struct{}
+	retryTimer struct{ round int }
+)
+
+func newStateTransfer() stateTransfer {
+	return stateTransfer{
+		offers:  make(map[types.NodeID]offer),
+		pending: make(map[types.NodeID]*stateRequest),
+		serve:   consensus.NewServeLimiter(consensus.DefaultServeRate, consensus.DefaultServeBurst),
+	}
+}
+
+func (c *Core) coreTimer(after time.Duration, t consensus.Timer) {
+	c.env.SetTimer(after, ownedTimer{owner: ownerCore, t: t})
+}
+
+func (c *Core) armStallCheck() { c.coreTimer(stallChecks*c.spec.Timeout, stallTimer{}) }
+
+func (c *Core) onCoreTimer(t consensus.Timer) {
+	switch t := t.(type) {
+	case stallTimer:
+		if len(c.queue) > 0 && c.height == c.st.stallHeight {
+			c.startStateTransfer()
+		}
+		c.st.stallHeight = c.height
+		c.armStallCheck()
+	case retryTimer:
+		c.retryStateTransfer(t.round)
+	}
+}
+
+// startStateTransfer asks every peer for a snapshot, unless a request is under way.
+func (c *Core) startStateTransfer() {
+	if c.st.active {
+		return
+	}
+	c.st.active, c.st.round, c.st.lastHeight = true, 0, c.height
+	clear(c.st.offers)
+	c.env.Broadcast(&types.StateRequest{Height: c.height})
+	c.coreTimer(retryEvery*c.spec.Timeout, retryTimer{round: 0})
+}
+
+func (c *Core) retryStateTransfer(round int) {
+	st := &c.st
+	if !st.active || round != st.round {
+		return
+	}
+	if c.height > st.lastHeight || st.round+1 >= maxRounds {
+		st.active = false // delivering again (or no answer for long): stop asking
+		clear(st.offers)
+		return
+	}
+	st.round++
+	c.env.Broadcast(&types.StateRequest{Height: c.height})
+	c.coreTimer(retryEvery*c.spec.Timeout, retryTimer{round: st.round})
+}
+
+func (c *Core) onStateTransfer(from types.NodeID, m types.Message) {
+	switch m := m.(type) {
+	case *types.StateRequest:
+		c.onStateRequest(from, m)
+	case *types.Snapshot:
+		c.onSnapshot(from, m)
+	}
+}
+
+// onStateRequest remembers a peer that is behind; it gets a snapshot at this replica's next
+// checkpoints, or now if this replica is at one.
+func (c *Core) onStateRequest(from types.NodeID, r *types.StateRequest) {
+	if from == c.env.Self() || r.Height >= c.height {
+		return // this replica cannot help
+	}
+	c.st.pending[from] = &stateRequest{height: r.Height, left: snapshotsPerPeer, until: c.env.Now().Add(requestLifetime * c.spec.Timeout)}
+	if c.height%SnapshotEvery == 0 && len(c.queue) == 0 {
+		// Idle at a checkpoint: the current state is the checkpoint's.
+		c.answerRequests(c.lastDelivered, nil)
+	}
+}
+
+// checkpoint answers pending requests right after b, a checkpoint height, was delivered.
+func (c *Core) checkpoint(b *types.Block) {
+	c.lastDelivered = b
+	if b.Height%SnapshotEvery != 0 || len(c.st.pending) == 0 {
+		return
+	}
+	var next *types.Block
+	if len(c.queue) > 0 {
+		next = c.queue[0]
+	}
+	c.answerRequests(b, next)
+}
+
+func (c *Core) answerRequests(b, next *types.Block) {
+	if b == nil {
+		return
+	}
+	var snap *types.Snapshot
+	now := c.env.Now()
+	for _, p := range sortedPeers(c.st.pending) {
+		r := c.st.pending[p]
+		if now.After(r.until) {
+			delete(c.st.pending, p)
+			continue
+		}
+		if r.height >= b.Height {
+			continue
+		}
+		if snap == nil {
+			if snap = c.snapshot(b, next); snap == nil {
+				return
+			}
+		}
+		if c.st.serve.Allow(p, types.WireSize(snap), now) {
+			c.env.Send(p, snap)
+		}
+		if r.left--; r.left <= 0 {
+			delete(c.st.pending, p)
+		}
+	}
+}
+
+// snapshot is this replica's state right after delivering b; nil when no certificate of b is at
+// hand (the next block's QC certifies b too).
+func (c *Core) snapshot(b, next *types.Block) *types.Snapshot {
+	cert := c.engine.CertOf(b.ID())
+	if cert == nil && next != nil && next.Parent == b.ID() {
+		cert = next.QC
+	}
+	if cert == nil || cert.BlockID != b.ID() {
+		return nil
+	}
+	prev, cur := c.delivered.export()
+	return &types.Snapshot{
+		Block:     b,
+		Cert:      cert,
+		Digest:    c.digest,
+		Delivered: c.txCount,
+		TxPrev:    prev,
+		TxCur:     cur,
+		MBs:       c.mp.DeliveredWindow(),
+	}
+}
+
+// onSnapshot keeps the latest plausible snapshot of each peer and applies one once f+1 peers sent
+// identical ones.
+func (c *Core) onSnapshot(from types.NodeID, s *types.Snapshot) {
+	if !c.st.active || from == c.env.Self() {
+		return // unsolicited
+	}
+	b := s.Block
+	if b.Height <= c.height || b.Height%SnapshotEvery != 0 || s.Cert.BlockID != b.ID() {
+		return
+	}
+	if err := consensus.VerifyQC(c.env.Verifier(), s.Cert); err != nil {
+		c.obs.Event(consensus.Rejected{Kind: types.KindSnapshot, From: from, Rule: consensus.RuleCert, Detail: err.Error()})
+		return
+	}
+	key := s.ContentKey()
+	c.st.offers[from] = offer{snap: s, key: key}
+	agree := 0
+	for _, o := range c.st.offers {
+		if o.key == key {
+			agree++
+		}
+	}
+	if agree > config.Faults(c.env.N()) {
+		c.applySnapshot(s)
+	}
+}
+
+// applySnapshot skips delivery to the snapshot's block: the dedup state, the chain digest and the
+// mempool's window are the snapshot's; committed blocks up to it are dropped; client waiters of
+// transactions it covers are told; the engine makes the block its head if it was behind.
+func (c *Core) applySnapshot(s *types.Snapshot) {
+	b := s.Block
+	from, fromTxs := c.height, c.txCount
+	for len(c.queue) > 0 && c.queue[0].Height <= b.Height {
+		c.queue[0] = nil
+		c.queue = c.queue[1:]
+	}
+	c.height, c.digest, c.txCount = b.Height, s.Digest, s.Delivered
+	c.lastDelivered = b
+	c.delivered.restore(s.TxPrev, s.TxCur)
+	c.mp.Synced(s.MBs, c.delivered.has)
+	info := CommitInfo{View: b.View, Height: b.Height, Block: b.ID()}
+	for _, id := range sortedLocal(c.local) {
+		if !c.delivered.has(id) {
+			continue
+		}
+		for _, w := range c.local[id].waiters {
+			w.info = info
+			if w.remaining--; w.remaining == 0 {
+				w.done(info)
+			}
+		}
+		delete(c.local, id)
+	}
+	c.st.active, c.st.syncs = false, c.st.syncs+1
+	clear(c.st.offers)
+	c.engine.SyncTo(b, s.Cert)
+	c.obs.Event(consensus.StateSynced{From: from, To: b.Height, Block: b.ID(), Digest: s.Digest, SkippedTxs: s.Delivered - min(fromTxs, s.Delivered)})
+	c.dirty = true
+}
+
+func sortedPeers(m map[types.NodeID]*stateRequest) []types.NodeID {
+	out := make([]types.NodeID, 0, len(m))
+	for id := range m {
+		out = append(out, id)
+	}
+	for i := 1; i < len(out); i++ {
+		for j := i; j > 0 && out[j] < out[j-1]; j-- {
+			out[j], out[j-1] = out[j-1], out[j]
+		}
+	}
+	return out
+}
+
+func sortedLocal(m map[types.Hash]*localTx) []types.Hash {
+	out := make([]types.Hash, 0, len(m))
+	for id := range m {
+		out = append(out, id)
+	}
+	return sortHashes(out)
+}
