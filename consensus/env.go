@@ -167,14 +167,14 @@ type Rejected struct {
 	Detail string
 }
 
-func (ViewChange) event() {}
-func (TimedOut) event()   {}
-func (Proposed) event()   {}
-func (Voted) event()      {}
+func (ViewChange) event()  {}
+func (TimedOut) event()    {}
+func (Proposed) event()    {}
+func (Voted) event()       {}
 func (SyncFailed) event()  {}
 func (Committed) event()   {}
 func (StateSynced) event() {}
-func (Rejected) event()   {}
+func (Rejected) event()    {}
 
 // Rejection rule names shared by the engines.
 const (

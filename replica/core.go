@@ -94,8 +94,8 @@ type Core struct {
 	height        uint64       // height of the last delivered block
 	lastDelivered *types.Block // that block
 	digest        types.Hash   // chain digest after it
-	txCount uint64     // transactions delivered
-	st      stateTransfer
+	txCount       uint64       // transactions delivered
+	st            stateTransfer
 }
 
 // Owners of timers, so that a fired timer reaches the component that set it.
@@ -399,7 +399,7 @@ func (c *Core) deliver(b *types.Block, txs []types.Tx) {
 
 type nopObserver struct{}
 
-func (nopObserver) Event(consensus.Event)                             {}
+func (nopObserver) Event(consensus.Event)                                         {}
 func (nopObserver) Delivered(*types.Block, int, int, []time.Duration, types.Hash) {}
 
 // idSet remembers recently delivered transaction IDs in two generations of up to size each, so
