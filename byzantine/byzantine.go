@@ -56,9 +56,51 @@ type Params struct {
 	FloodEvery time.Duration
 }
 
-// New returns the adversary of a strategy. Crash needs no decorator (the driver stops the
-// replica): it returns nil, as for an honest replica.
+// New returns the adversary of a strategy, or of several joined by "+" (e.g.
+// "missing+badproof": what one strategy sends passes the next). Crash needs no decorator (the
+// driver stops the replica): alone it returns nil, as for an honest replica.
 func New(name string, p Params) (*Adversary, error) {
+	var parts []strategy
+	for _, part := range strings.Split(name, "+") {
+		if part == Crash && name != Crash {
+			return nil, fmt.Errorf("byzantine: %q: crash cannot be combined", name)
+		}
+		s, err := newStrategy(part)
+		if err != nil {
+			return nil, err
+		}
+		if s != nil {
+			parts = append(parts, s)
+		}
+	}
+	if len(parts) == 0 {
+		return nil, nil
+	}
+	var s strategy = parts[0]
+	if len(parts) > 1 {
+		s = chain(parts)
+	}
+	if p.FloodEvery <= 0 {
+		p.FloodEvery = 20 * time.Millisecond
+	}
+	return &Adversary{
+		name:    name,
+		p:       p,
+		s:       s,
+		rng:     rand.New(rand.NewSource(p.Seed*131 + int64(p.Self))),
+		blocks:  make(map[types.Hash]*types.Block),
+		delayed: make(map[uint64]out),
+		own:     make(map[types.Hash]bool),
+	}, nil
+}
+
+// Valid reports whether name is a strategy or a "+" combination of strategies.
+func Valid(name string) error {
+	_, err := New(name, Params{Self: 1, N: 4})
+	return err
+}
+
+func newStrategy(name string) (strategy, error) {
 	var s strategy
 	switch name {
 	case Silence:
@@ -86,17 +128,47 @@ func New(name string, p Params) (*Adversary, error) {
 	default:
 		return nil, fmt.Errorf("byzantine: unknown strategy %q (known: %s)", name, strings.Join(all, ", "))
 	}
-	if p.FloodEvery <= 0 {
-		p.FloodEvery = 20 * time.Millisecond
+	return s, nil
+}
+
+// chain applies strategies in turn: what the first sends passes the second, and so on; a message
+// reaches the replica only if every strategy lets it.
+type chain []strategy
+
+func (c chain) outbound(a *Adversary, to types.NodeID, m types.Message) []out {
+	outs := []out{{to: to, m: m}}
+	for _, s := range c {
+		var next []out
+		for _, o := range outs {
+			for _, x := range s.outbound(a, o.to, o.m) {
+				x.delay += o.delay
+				next = append(next, x)
+			}
+		}
+		outs = next
 	}
-	return &Adversary{
-		name:    name,
-		p:       p,
-		s:       s,
-		rng:     rand.New(rand.NewSource(p.Seed*131 + int64(p.Self))),
-		blocks:  make(map[types.Hash]*types.Block),
-		delayed: make(map[uint64]out),
-	}, nil
+	return outs
+}
+
+func (c chain) inbound(a *Adversary, from types.NodeID, m types.Message) bool {
+	for _, s := range c {
+		if !s.inbound(a, from, m) {
+			return false
+		}
+	}
+	return true
+}
+
+func (c chain) start(a *Adversary) {
+	for _, s := range c {
+		s.start(a)
+	}
+}
+
+func (c chain) onTimer(a *Adversary, t consensus.Timer) {
+	for _, s := range c {
+		s.onTimer(a, t)
+	}
 }
 
 // strategy is what a strategy changes in an honest replica's behaviour.
@@ -138,6 +210,7 @@ type Adversary struct {
 	blocks  map[types.Hash]*types.Block // blocks seen, in and out, of recent views
 	seq     uint64
 	delayed map[uint64]out
+	own     map[types.Hash]bool // own microblocks (badproof keeps their proofs to itself)
 }
 
 // Name is the strategy's name.

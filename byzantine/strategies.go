@@ -147,40 +147,63 @@ func (doubleVote) outbound(a *Adversary, to types.NodeID, m types.Message) []out
 // missing withholds the replica's own microblocks (the paper's Byzantine senders): under smp they
 // go to the leaders of the current and the next view only (another replica than itself must be
 // able to propose them), under PAB to the q-1 lowest other IDs (with its own ack that makes a
-// proof).
+// proof). It serves them to nobody who asks.
 type missing struct{ honest }
 
 func (missing) outbound(a *Adversary, to types.NodeID, m types.Message) []out {
-	mb, ok := m.(*types.MicroBlock)
-	if !ok || mb.Creator != a.p.Self {
-		return []out{{to: to, m: m}}
-	}
-	var allowed []types.NodeID
-	if a.p.MemType == "stratus" {
-		allowed = a.others()[:max(0, min(a.p.Q-1, a.p.N-1))]
-	} else {
-		v := max(a.view, 1)
-		allowed = []types.NodeID{a.p.Leaders.Leader(v), a.p.Leaders.Leader(v + 1)}
-	}
-	var outs []out
-	for i, p := range allowed {
-		if p != a.p.Self && (to == 0 || to == p) && (i == 0 || p != allowed[0]) {
-			outs = append(outs, out{to: p, m: m})
+	switch m := m.(type) {
+	case *types.MicroBlock:
+		if m.Creator != a.p.Self {
+			break
 		}
+		var allowed []types.NodeID
+		if a.p.MemType == "stratus" {
+			allowed = a.others()[:max(0, min(a.p.Q-1, a.p.N-1))]
+		} else {
+			v := max(a.view, 1)
+			allowed = []types.NodeID{a.p.Leaders.Leader(v), a.p.Leaders.Leader(v + 1)}
+		}
+		var outs []out
+		for i, p := range allowed {
+			if p != a.p.Self && (to == 0 || to == p) && (i == 0 || p != allowed[0]) {
+				outs = append(outs, out{to: p, m: m})
+			}
+		}
+		return outs
+	case *types.FetchResponse:
+		var kept []*types.MicroBlock
+		for _, mb := range m.MBs {
+			if mb.Creator != a.p.Self {
+				kept = append(kept, mb)
+			}
+		}
+		if len(kept) == 0 {
+			return nil
+		}
+		return []out{{to: to, m: &types.FetchResponse{MBs: kept}}}
 	}
-	return outs
+	return []out{{to: to, m: m}}
 }
 
 // badProof: as leader, proposals whose references carry a bad availability proof, a different
 // flaw every view: an invalid signature, no proof, the proof of another microblock, a proof its
 // signer count cannot reach q, and (the defect it found) the honest proposal to everyone but one
-// replica, which gets a copy whose proof names only this replica. Without proofs (smp), made-up
+// replica, which gets a copy whose proofs name only this replica. It keeps the proofs of its own
+// microblocks to itself, so that only it proposes them. Without proofs (smp), made-up
 // references; with a native mempool, a duplicated transaction. It also relays every block of
 // another proposer with its proofs swapped, keeping the signature.
 type badProof struct{ honest }
 
 func (badProof) outbound(a *Adversary, to types.NodeID, m types.Message) []out {
 	switch m := m.(type) {
+	case *types.MicroBlock:
+		if m.Creator == a.p.Self {
+			a.own[m.ID] = true
+		}
+	case *types.Proof:
+		if a.own[m.MBID] {
+			return nil
+		}
 	case *types.Block:
 		if m.Proposer != a.p.Self {
 			return []out{{to: to, m: a.tamperedCopy(m)}}
@@ -188,7 +211,7 @@ func (badProof) outbound(a *Adversary, to types.NodeID, m types.Message) []out {
 		if a.p.MemType == "stratus" && m.View%5 == 4 && to == 0 {
 			peers := a.others()
 			victim := peers[int(m.View/5)%len(peers)]
-			outs := []out{{to: victim, m: a.withBadProofs(m, 3)}}
+			outs := []out{{to: victim, m: a.withSoleProofs(m)}}
 			for _, p := range peers {
 				if p != victim {
 					outs = append(outs, out{to: p, m: m})
@@ -240,6 +263,25 @@ func (a *Adversary) withBadProofs(b *types.Block, how int) *types.Block {
 			default: // a proof signed by this replica alone
 				p.Refs[0].Proof = a.soleProof(r.ID, r.Proof.Epoch)
 			}
+		}
+		c.Payload = p
+	})
+}
+
+// withSoleProofs returns b with every proof replaced by one this replica signed alone, re-signed:
+// a replica that kept it would find only this replica named as holding the data.
+func (a *Adversary) withSoleProofs(b *types.Block) *types.Block {
+	if len(b.Payload.Refs) == 0 {
+		return a.withBadProofs(b, 3)
+	}
+	return a.resign(b, func(c *types.Block) {
+		p := &types.Payload{Refs: make([]types.MBRef, len(b.Payload.Refs))}
+		for i, r := range b.Payload.Refs {
+			epoch := b.View
+			if r.Proof != nil {
+				epoch = r.Proof.Epoch
+			}
+			p.Refs[i] = types.MBRef{ID: r.ID, Proof: a.soleProof(r.ID, epoch)}
 		}
 		c.Payload = p
 	})

@@ -80,7 +80,7 @@ func NewBase(p Params, rules Rules) Base {
 		Tree:        NewTree(RetainBlocks, MaxUncommitted),
 		PM:          NewPacemaker(p.Env, p.Timeout, p.MaxBackoff),
 		Syncer:      NewSyncer(p.Env, p.Timeout/2+time.Millisecond, maxParked),
-		Votes:       NewVoteCollector(QuorumSize(n)),
+		Votes:       NewVoteCollector(QuorumSize(n), n),
 		Gate:        NewProposeGate(p.ProposeTimeout),
 		Serve:       NewServeLimiter(DefaultServeRate, DefaultServeBurst),
 		persist:     p.Persist,
@@ -333,7 +333,9 @@ func (b *Base) SendTimeout(v types.View) {
 	if v > b.LastVoted {
 		b.LastVoted = v
 	}
-	b.PendingVote = nil
+	if b.PendingVote != nil && b.PendingVote.View() <= v {
+		b.PendingVote = nil
+	}
 	t := &types.Timeout{View: v, HighQC: b.rules.HighCert(), Sender: b.Self, Vote: b.LastVote}
 	t.Sig = b.Env.Signer().Sign(types.TimeoutDigest(v))
 	b.Env.Broadcast(t)

@@ -129,19 +129,53 @@ type VoteKey struct {
 // VoteCollector aggregates votes into QCs, once per (view, block).
 type VoteCollector struct {
 	need  int
+	n     int
 	sets  map[VoteKey]*SigSet
 	voted map[types.View]map[types.NodeID]types.Hash // first vote of each voter per view
 	done  map[VoteKey]bool
 }
 
-// NewVoteCollector returns a collector that forms QCs at need votes.
-func NewVoteCollector(need int) *VoteCollector {
+// NewVoteCollector returns a collector that forms QCs at need votes among n replicas.
+func NewVoteCollector(need, n int) *VoteCollector {
 	return &VoteCollector{
 		need:  need,
+		n:     n,
 		sets:  make(map[VoteKey]*SigSet),
 		voted: make(map[types.View]map[types.NodeID]types.Hash),
 		done:  make(map[VoteKey]bool),
 	}
+}
+
+// Hopeless reports whether the votes of view v are split so that no block of v can reach a
+// quorum any more, even if every replica that has not voted yet votes for it: the leader of v
+// equivocated (or some votes were for a block nobody else saw).
+func (c *VoteCollector) Hopeless(v types.View) bool {
+	byVoter := c.voted[v]
+	if len(byVoter) == 0 {
+		return false
+	}
+	counts := make(map[types.Hash]int)
+	most := 0
+	for _, b := range byVoter {
+		counts[b]++
+		most = max(most, counts[b])
+	}
+	return most+c.n-len(byVoter) < c.need
+}
+
+// VotesOf returns the votes counted for view v, by voter, in voter order.
+func (c *VoteCollector) VotesOf(v types.View) []*types.Vote {
+	var out []*types.Vote
+	for k, set := range c.sets {
+		if k.View != v {
+			continue
+		}
+		for id, sig := range set.sigs {
+			out = append(out, &types.Vote{View: v, BlockID: k.Block, Voter: id, Sig: sig})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Voter < out[j].Voter })
+	return out
 }
 
 // ErrDuplicateVote is returned for a second vote of a voter in one view.

@@ -165,7 +165,7 @@ func TestVoteCollector(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			vc := consensus.NewVoteCollector(3)
+			vc := consensus.NewVoteCollector(3, 4)
 			for i, s := range tt.steps {
 				if s.pruneTo > 0 {
 					vc.Prune(s.pruneTo)

@@ -25,11 +25,13 @@ type Engine struct {
 	lock *types.QC
 	// proposed is the last view this replica proposed in.
 	proposed types.View
+	// split records the views whose votes were found hopeless (no block can reach a quorum).
+	split map[types.View]bool
 }
 
 // New returns an engine; call Start to enter its first view.
 func New(p consensus.Params) *Engine {
-	e := &Engine{highQC: types.GenesisQC(), lock: types.GenesisQC()}
+	e := &Engine{highQC: types.GenesisQC(), lock: types.GenesisQC(), split: make(map[types.View]bool)}
 	e.Base = consensus.NewBase(p, e)
 	if r := p.Restore; r != nil && r.Lock != nil {
 		e.lock = r.Lock
@@ -115,7 +117,14 @@ func (e *Engine) ApplyCert(qc *types.QC, n *consensus.Node) {
 }
 
 // ViewEntered implements consensus.Rules.
-func (e *Engine) ViewEntered(types.View) { e.TryPropose() }
+func (e *Engine) ViewEntered(v types.View) {
+	for sv := range e.split {
+		if sv+consensus.KeepViews < v {
+			delete(e.split, sv)
+		}
+	}
+	e.TryPropose()
+}
 
 // TryPropose implements consensus.Rules.
 func (e *Engine) TryPropose() {
@@ -175,17 +184,22 @@ func (e *Engine) BlockAdded(n *consensus.Node) {
 		return
 	}
 	vote := e.SignVote(b)
-	if next := e.Leaders.Leader(b.View + 1); next == e.Self {
-		e.onVote(e.Self, vote)
-	} else {
+	if next := e.Leaders.Leader(b.View + 1); next != e.Self {
 		e.Env.Send(next, vote)
 	}
+	e.addVote(e.Self, vote) // at the next leader for the QC; anywhere to see a split
 	e.EnterView(b.View+1, "vote")
 }
 
+// onVote counts a vote: at the leader of the next view, which forms the QC, and at any replica
+// for the current and the previous view, where the next leader relays the votes of a view whose
+// votes it found split.
 func (e *Engine) onVote(from types.NodeID, v *types.Vote) {
-	if e.Leaders.Leader(v.View+1) != e.Self || v.View+consensus.KeepViews < e.View {
-		return // votes go to the next leader only; old ones no longer matter
+	if v.View+consensus.KeepViews < e.View {
+		return // old votes no longer matter
+	}
+	if e.Leaders.Leader(v.View+1) != e.Self && v.View+1 < e.View {
+		return
 	}
 	if e.TooFarAhead(types.KindVote, from, v.View) {
 		return
@@ -214,5 +228,28 @@ func (e *Engine) addVote(from types.NodeID, v *types.Vote) {
 	}
 	if qc != nil {
 		e.ProcessCert(qc, e.Leaders.Leader(v.View))
+	}
+	e.checkSplit(v.View)
+}
+
+// checkSplit gives up on a view whose votes can no longer form a QC. An equivocating leader that
+// shows one block to some replicas and another to the rest leaves every replica voted and waiting
+// in the next view, whose leader has neither a QC nor a TC to propose with; with round-robin
+// leaders that pattern can keep three consecutive honest views from ever forming. The next
+// leader, which gets the votes, relays them once it sees they are split; every replica that sees
+// the split signs a timeout for the view (safe: timeouts never conflict with votes), the TC forms
+// at once and the next leader proposes with it.
+func (e *Engine) checkSplit(v types.View) {
+	if e.split[v] || !e.Votes.Hopeless(v) {
+		return
+	}
+	e.split[v] = true
+	if e.Leaders.Leader(v+1) == e.Self {
+		for _, vote := range e.Votes.VotesOf(v) {
+			e.Env.Broadcast(vote)
+		}
+	}
+	if v+1 >= e.View && v > e.highQC.View && !e.PM.Sent(v) && (e.LastTC == nil || e.LastTC.View < v) {
+		e.SendTimeout(v)
 	}
 }

@@ -471,11 +471,57 @@ func TestVotesToOtherLeaderIgnored(t *testing.T) {
 	h := newHarness(t, enginetest.Config{Self: 3})
 	b1 := h.Block(enginetest.BlockSpec{View: 1})
 	h.Propose(b1)
+	h.Deliver(4, h.TC(2, 1, 2, 4), h.TC(3, 1, 2, 4)) // replica 3 moved on to view 4
 	for _, id := range []types.NodeID{1, 2, 4} {
 		h.Deliver(id, h.VoteFor(id, b1))
 	}
-	require.Equal(t, types.View(0), h.Status().HighQCView)
+	require.Equal(t, types.View(0), h.Status().HighQCView, "votes of a view two behind, sent to a replica that does not lead the next view")
 	require.Empty(t, h.Out.Rejections())
+}
+
+// The leader of view v+1 relays the votes of view v when they are split so that no block of v can
+// get a QC (an equivocating leader); every replica that sees the split times out view v at once,
+// and the next leader proposes with the TC instead of waiting for its own view to time out.
+func TestSplitVotesTimeOutTheViewAtOnce(t *testing.T) {
+	h := newHarness(t, enginetest.Config{Self: 2}) // leader of view 2
+	h.Mempool.IsReady = true
+	pair := equivocations(h.Fixture, 1, 2, nil)
+	b, alt := pair[0], pair[1]
+	h.Propose(b) // replica 2 votes for b, to itself
+	h.Deliver(1, h.VoteFor(1, b))
+	h.Env.ClearOutbox()
+	h.Deliver(3, h.VoteFor(3, alt))
+	require.Empty(t, h.Env.Broadcasts(), "two for b, one for alt: b can still get a QC")
+	h.Deliver(4, h.VoteFor(4, alt))
+	relayed := enginetest.Of[*types.Vote](h.Env.Broadcasts())
+	require.Len(t, relayed, 4, "2 for b, 2 for alt: hopeless; the votes are relayed")
+	timeouts := enginetest.Of[*types.Timeout](h.Env.Broadcasts())
+	require.Len(t, timeouts, 1)
+	require.Equal(t, types.View(1), timeouts[0].View, "and view 1 is timed out at once")
+
+	// Replicas 3 and 4 do the same on the relayed votes: the TC forms, replica 2 proposes in view 2.
+	h.Deliver(3, h.Timeout(3, 1, nil))
+	h.Deliver(4, h.Timeout(4, 1, nil))
+	props := h.Proposals()
+	require.Len(t, props, 1)
+	require.Equal(t, types.View(2), props[0].View)
+	require.NotNil(t, props[0].TC)
+	require.Equal(t, types.View(1), props[0].TC.View)
+}
+
+// A replica that is not the next leader times out a view as soon as relayed votes show a split.
+func TestRelayedSplitVotesTimeOutTheView(t *testing.T) {
+	h := newHarness(t, enginetest.Config{Self: 4})
+	pair := equivocations(h.Fixture, 1, 2, nil)
+	b, alt := pair[0], pair[1]
+	h.Propose(alt)
+	h.Env.ClearOutbox()
+	for _, v := range []*types.Vote{h.VoteFor(1, b), h.VoteFor(2, b), h.VoteFor(3, alt)} {
+		h.Deliver(2, v)
+	}
+	timeouts := enginetest.Of[*types.Timeout](h.Env.Broadcasts())
+	require.Len(t, timeouts, 1)
+	require.Equal(t, types.View(1), timeouts[0].View)
 }
 
 // A QC whose block this replica has not seen: "On QC for block B" needs B, so the leader fetches

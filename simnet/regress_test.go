@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/stratusbft/stratus/consensus"
 	"github.com/stratusbft/stratus/types"
 )
 
@@ -40,4 +41,35 @@ func TestSMPStaticMasterCommitsDroppedMicroblocks(t *testing.T) {
 	require.True(t, s.RunUntil(30*time.Second, func() bool { return s.AllDelivered(all) }), "not delivered within 30 virtual seconds")
 	requireSafeAndComplete(t, s, all)
 	require.Less(t, s.Node(1).Core.Status().View, types.View(3000), "committed within a bounded number of views")
+}
+
+// Defect 1, the whole attack: a Byzantine leader withholds its own microblocks (they reach just
+// enough replicas for a proof and it serves them to nobody) and every fifth view shows one honest
+// replica a copy of its proposal whose proof names only itself. Before the fix the copy kept the
+// honest block's ID: the victim never voted, committed the copy when the others' QC arrived, and
+// fetched the data from the forger alone, forever. Now the copy is another block, refused, and
+// every honest replica delivers everything (the Byzantine leader's transactions too: PAB made
+// them available at an honest signer).
+func TestTamperedProofCopiesDoNotStallAReplica(t *testing.T) {
+	for _, engine := range []string{"hotstuff", "streamlet"} {
+		sp := sharedSpec(preset{engine: engine, memType: "stratus"}, 4)
+		s, err := New(Options{N: 4, Spec: sp, Seed: seedOr(7), Latency: time.Millisecond, Jitter: time.Millisecond,
+			Byzantine: map[types.NodeID]string{1: "missing+badproof"}})
+		require.NoError(t, err)
+		txs := makeTxs("tampered-"+engine, 2000)
+		loadAll(s, txs, 20, 10*time.Millisecond)
+		require.True(t, s.RunUntil(60*time.Second, func() bool { return s.AllDelivered(txs) }), engine)
+		require.Empty(t, s.Violations())
+		refused := 0
+		for _, n := range s.Honest() {
+			for _, e := range n.Events {
+				if r, ok := e.(consensus.Rejected); ok && r.Kind == types.KindBlock && (r.Rule == consensus.RulePayload || r.Rule == consensus.RuleEquivocation) {
+					refused++
+				}
+				_, synced := e.(consensus.StateSynced)
+				require.False(t, synced, "%s: replica %d stalled and needed state transfer", engine, n.ID)
+			}
+		}
+		require.Positive(t, refused, "%s: the attack happened: blocks with bad proofs were refused", engine)
+	}
 }
