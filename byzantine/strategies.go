@@ -23,9 +23,9 @@ func (slow) outbound(a *Adversary, to types.NodeID, m types.Message) []out {
 }
 
 // fork: the leader builds its proposal on an older block than the latest certified one, which
-// orphans it: every other view on the grandparent of its block (which honest replicas lock on,
-// so only a TC can justify it), the other views on the great-grandparent (which they refuse as
-// unsafe).
+// orphans it: in even views on the grandparent of its honest proposal (what honest replicas lock
+// on: only a TC can justify it), in odd views three blocks further back, behind every lock (honest
+// replicas refuse it as unsafe).
 type fork struct{ honest }
 
 func (fork) outbound(a *Adversary, to types.NodeID, m types.Message) []out {
@@ -34,7 +34,7 @@ func (fork) outbound(a *Adversary, to types.NodeID, m types.Message) []out {
 		return []out{{to: to, m: m}}
 	}
 	target := a.blocks[b.Parent] // the latest certified block, which the fork orphans
-	for back := 1 + int(b.View%2); back > 0 && target != nil; back-- {
+	for back := 1 + 2*int(b.View%2); back > 0 && target != nil; back-- {
 		target = a.blocks[target.Parent]
 	}
 	if target == nil {
