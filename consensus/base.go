@@ -149,6 +149,7 @@ func (b *Base) Insert(blk *types.Block, from types.NodeID) *Node {
 		if blk.View > b.Tree.Head().View() {
 			b.Syncer.Park(blk, from)
 		}
+		b.Syncer.Arrived(blk.ID()) // here, if parked: no need to ask for it any more
 		return nil
 	case err != nil:
 		rule := RuleStructure
@@ -365,7 +366,7 @@ func (b *Base) OnTimeout(from types.NodeID, t *types.Timeout) {
 		return
 	}
 	b.ProcessCert(t.HighQC, from)
-	if v := t.Vote; v != nil && v.View+KeepViews >= b.View {
+	if v := t.Vote; v != nil && v.View+KeepViews >= b.View && v.View <= b.View+MaxViewsAhead {
 		if !b.Env.Verifier().Verify(v.Voter, types.VoteDigest(v.View, v.BlockID), v.Sig) {
 			b.Reject(types.KindTimeout, from, RuleSignature, fmt.Errorf("vote of %d inside the timeout of %d", v.Voter, t.Sender))
 			return

