@@ -1,5 +1,9 @@
 package hotstuff_test
 
+// Regression tests of attacks found by reviewing the message handlers as an attacker would. Each
+// comment says what the attacker does and what it achieved before the fix; each test asserts that
+// it no longer works.
+
 import (
 	"runtime"
 	"testing"

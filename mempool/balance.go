@@ -21,7 +21,15 @@ type balancer struct {
 	nonce    uint64
 	samples  map[uint64]*sample
 	forwards map[types.Hash]*forward
-	banned   map[types.NodeID]time.Time // proxy → end of its ban
+	banned   map[types.NodeID]ban // proxy → its ban
+}
+
+// ban keeps a proxy out until it delivers the proof of the microblock that earned the ban, or
+// until the ban expires. Only that proof lifts it: a proxy that dropped one microblock cannot
+// come back by echoing the proof of another.
+type ban struct {
+	until time.Time
+	mb    types.Hash
 }
 
 // banFor is how long a proxy that did not deliver stays banned unless it delivers a proof first: a
@@ -29,8 +37,8 @@ type balancer struct {
 func (b *balancer) banFor() time.Duration { return 100 * b.cfg.ForwardTimeout }
 
 func (b *balancer) isBanned(id types.NodeID, now time.Time) bool {
-	until, ok := b.banned[id]
-	if ok && !now.Before(until) {
+	bn, ok := b.banned[id]
+	if ok && !now.Before(bn.until) {
 		delete(b.banned, id)
 		return false
 	}
@@ -63,7 +71,7 @@ func newBalancer(cfg SharedConfig) balancer {
 		cfg:      cfg,
 		samples:  make(map[uint64]*sample),
 		forwards: make(map[types.Hash]*forward),
-		banned:   make(map[types.NodeID]time.Time),
+		banned:   make(map[types.NodeID]ban),
 	}
 }
 
@@ -115,7 +123,7 @@ func (b *balancer) delivered(id types.Hash, from types.NodeID) bool {
 		return false
 	}
 	for _, p := range f.proxies {
-		if p == from {
+		if p == from && b.banned[from].mb == id {
 			delete(b.banned, from)
 		}
 	}
@@ -210,7 +218,7 @@ func (s *Shared) lbDecide(nonce uint64) {
 	}
 	f.proxies = append(f.proxies, best)
 	f.attempt++
-	s.lb.banned[best] = s.env.Now().Add(s.lb.banFor()) // until it delivers the proof
+	s.lb.banned[best] = ban{until: s.env.Now().Add(s.lb.banFor()), mb: sm.mb.ID} // until it delivers this proof
 	s.env.Send(best, &types.LBForward{MB: sm.mb})
 	s.env.SetTimer(s.cfg.ForwardTimeout, forwardTimer{id: sm.mb.ID, attempt: f.attempt})
 	s.emit(consensus.MBForwarded{Proxy: best})
@@ -226,12 +234,17 @@ func (s *Shared) forwardExpired(t forwardTimer) {
 }
 
 // onLBForward: this replica is the proxy of another's microblock; it runs the push phase and will
-// return the proof to the creator.
+// return the proof to the creator. Only with load balancing on, at most maxProxied pushes per
+// creator at a time, and once per microblock: a creator's unsolicited forwards cannot make this
+// replica push (and re-push) on its behalf without bound.
 func (s *Shared) onLBForward(from types.NodeID, mb *types.MicroBlock) {
-	if mb.Creator != from || from == s.self || s.delivered.has(mb.ID) || s.pushes[mb.ID] != nil {
+	if !s.cfg.LoadBalance || mb.Creator != from || from == s.self || s.delivered.has(mb.ID) || s.pushes[mb.ID] != nil {
 		return
 	}
 	e := s.mbs[mb.ID]
+	if (e != nil && e.proxied) || s.proxying[from] >= maxProxied {
+		return
+	}
 	if e == nil || e.mb == nil {
 		if !s.admit(mb, e != nil) {
 			return
@@ -244,5 +257,11 @@ func (s *Shared) onLBForward(from types.NodeID, mb *types.MicroBlock) {
 			s.avail.push(mb.ID)
 		}
 	}
+	e.proxied = true
+	s.proxying[from]++
 	s.startPush(mb, from)
 }
+
+// maxProxied bounds the pushes this replica runs at once for one creator. An honest creator bans
+// a proxy until it returns the proof, so it has at most one in flight here.
+const maxProxied = 2

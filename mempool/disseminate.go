@@ -48,9 +48,10 @@ func (s *Shared) repushToMaster(t masterTimer) {
 // tokenBucket limits microblock sends: each send takes a token; a token comes back every
 // fillInterval, up to capacity. Sends without a token wait in order.
 type tokenBucket struct {
-	tokens int
-	queue  []sendJob
-	armed  bool
+	tokens  int
+	queue   []sendJob
+	armed   bool
+	waiting map[types.Hash]bool // microblocks with a job in the queue
 }
 
 type sendJob struct {
@@ -76,6 +77,10 @@ func (s *Shared) submit(j sendJob) {
 	if s.cfg.FillInterval > 0 {
 		if s.bucket.tokens == 0 {
 			s.bucket.queue = append(s.bucket.queue, j)
+			if s.bucket.waiting == nil {
+				s.bucket.waiting = make(map[types.Hash]bool)
+			}
+			s.bucket.waiting[j.mb.ID] = true
 			s.armRefill()
 			return
 		}
@@ -138,6 +143,7 @@ func (s *Shared) refill() {
 		j := s.bucket.queue[0]
 		s.bucket.queue[0] = sendJob{}
 		s.bucket.queue = s.bucket.queue[1:]
+		delete(s.bucket.waiting, j.mb.ID)
 		s.bucket.tokens--
 		s.transmit(j)
 	}

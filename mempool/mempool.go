@@ -62,6 +62,21 @@ type Gauges struct {
 	Banned      int           // load balancing: proxies banned
 }
 
+// Memory is charged per item held, on top of its bytes, for what holding it costs beyond its
+// bytes (IDs, map entries, queues): memsize and the peers' quotas count charged bytes, so that
+// tiny transactions or microblocks cannot make a replica hold many times more memory than its
+// configuration says.
+const (
+	TxOverhead = 128 // per transaction
+	MBOverhead = 512 // per peer microblock, on top of its transactions
+)
+
+// txCost is what a transaction counts against memsize.
+func txCost(t types.Tx) int { return t.Size() + TxOverhead }
+
+// mbCost is what a peer's microblock counts against its creator's quota.
+func mbCost(mb *types.MicroBlock) int { return mb.Bytes() + TxOverhead*len(mb.Txs) + MBOverhead }
+
 // ErrFull is wrapped by AddTxs when accepting the transactions would exceed memsize.
 var ErrFull = errors.New("mempool full")
 

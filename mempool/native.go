@@ -24,14 +24,17 @@ type NativeConfig struct {
 // a lost message. A replica holds every transaction it accepted until the transaction commits, and
 // takes back the payload of its own orphaned proposals.
 type Native struct {
-	env     consensus.Env
-	cfg     NativeConfig
-	queue   txQueue // pending transactions; entries no longer pending are skipped lazily
-	held    map[types.Hash]*heldTx
-	live    int // pending entries in queue
-	bytes   int
-	fwd     []types.Hash // forwarded transactions in forwarding order
-	retryOn bool
+	env   consensus.Env
+	cfg   NativeConfig
+	queue txQueue // pending transactions; entries no longer pending are skipped lazily
+	held  map[types.Hash]*heldTx
+	live  int // pending entries in queue
+	bytes int // charged bytes of own transactions (txCost)
+	// At a static leader, the charged bytes of the transactions each replica forwarded: every
+	// origin has a share of its own, so one cannot crowd the others (or the leader's clients) out.
+	fwdBytes map[types.NodeID]int
+	fwd      []types.Hash // forwarded transactions in forwarding order
+	retryOn  bool
 }
 
 type txState uint8
@@ -43,16 +46,17 @@ const (
 )
 
 type heldTx struct {
-	tx    types.Tx
-	state txState
-	at    time.Time // when forwarded
+	tx     types.Tx
+	origin types.NodeID // the replica that forwarded it to this static leader; 0: own client
+	state  txState
+	at     time.Time // when forwarded
 }
 
 type retryTimer struct{}
 
 // NewNative returns a native mempool.
 func NewNative(env consensus.Env, cfg NativeConfig) *Native {
-	return &Native{env: env, cfg: cfg, held: make(map[types.Hash]*heldTx)}
+	return &Native{env: env, cfg: cfg, held: make(map[types.Hash]*heldTx), fwdBytes: make(map[types.NodeID]int)}
 }
 
 func (m *Native) forwards() bool { return m.cfg.Master != 0 && m.cfg.Master != m.env.Self() }
@@ -62,7 +66,7 @@ func (m *Native) AddTxs(txs []types.Tx) error {
 	add := 0
 	for _, t := range txs {
 		if m.held[t.ID()] == nil {
-			add += t.Size()
+			add += txCost(t)
 		}
 	}
 	if m.bytes+add > m.cfg.MemSize {
@@ -75,7 +79,7 @@ func (m *Native) AddTxs(txs []types.Tx) error {
 		}
 		h := &heldTx{tx: t}
 		m.held[t.ID()] = h
-		m.bytes += t.Size()
+		m.bytes += txCost(t)
 		if m.forwards() {
 			h.state, h.at = stateForwarded, m.env.Now()
 			m.fwd = append(m.fwd, t.ID())
@@ -95,25 +99,37 @@ func (m *Native) AddTxs(txs []types.Tx) error {
 	return nil
 }
 
-// OnMessage implements Mempool: the static leader takes forwarded transactions while it has room;
-// what it drops the origin forwards again.
+// OnMessage implements Mempool: the static leader takes forwarded transactions while the
+// forwarding replica's share has room (memsize split among the other replicas); what it drops the
+// origin forwards again.
 func (m *Native) OnMessage(from types.NodeID, msg types.Message) {
 	fw, ok := msg.(*types.TxForward)
-	if !ok || m.cfg.Master != m.env.Self() {
+	if !ok || m.cfg.Master != m.env.Self() || from == m.env.Self() {
 		return
 	}
+	share := max(m.cfg.MemSize/max(1, m.env.N()-1), 1)
 	for _, t := range fw.Txs {
 		if m.held[t.ID()] != nil {
 			continue
 		}
-		if m.bytes+t.Size() > m.cfg.MemSize {
+		if m.fwdBytes[from]+txCost(t) > share {
 			return
 		}
-		m.held[t.ID()] = &heldTx{tx: t}
-		m.bytes += t.Size()
+		m.held[t.ID()] = &heldTx{tx: t, origin: from}
+		m.fwdBytes[from] += txCost(t)
 		m.queue.push(t)
 		m.live++
 	}
+}
+
+// free forgets a held transaction and what it was charged.
+func (m *Native) free(h *heldTx) {
+	if h.origin == 0 {
+		m.bytes -= txCost(h.tx)
+	} else if m.fwdBytes[h.origin] -= txCost(h.tx); m.fwdBytes[h.origin] <= 0 {
+		delete(m.fwdBytes, h.origin)
+	}
+	delete(m.held, h.tx.ID())
 }
 
 // OnTimer implements Mempool: forward again what has not committed in time.
@@ -201,8 +217,7 @@ func (m *Native) Committed(b *types.Block) {
 		if h.state == statePending {
 			m.live--
 		}
-		m.bytes -= t.Size()
-		delete(m.held, t.ID())
+		m.free(h)
 	}
 }
 
@@ -231,8 +246,7 @@ func (m *Native) Synced(_ []types.MBView, txDelivered func(types.Hash) bool) {
 		if h.state == statePending {
 			m.live--
 		}
-		m.bytes -= h.tx.Size()
-		delete(m.held, id)
+		m.free(h)
 	}
 }
 

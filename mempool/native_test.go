@@ -2,6 +2,7 @@ package mempool
 
 import (
 	"encoding/binary"
+	"fmt"
 	"math/rand"
 	"testing"
 	"time"
@@ -72,21 +73,22 @@ func TestNativeProposesInOrderUpToBSize(t *testing.T) {
 	require.Equal(t, ids(in[3:]), ids(p2.Txs))
 	require.False(t, m.Ready())
 	require.Empty(t, m.MakePayload(1).Txs)
-	require.Equal(t, Gauges{PendingTxs: 0, PendingBytes: 5 * 16, InFlightTxs: 5}, m.Gauges())
+	require.Equal(t, Gauges{PendingTxs: 0, PendingBytes: 5 * (16 + TxOverhead), InFlightTxs: 5}, m.Gauges(), "charged: bytes and bookkeeping")
 }
 
 func TestNativeFullRefusesWholeBatch(t *testing.T) {
-	m := NewNative(&testEnv{self: 1, n: 4}, NativeConfig{BSize: 10, MemSize: 16 * 4})
+	const cost = 16 + TxOverhead
+	m := NewNative(&testEnv{self: 1, n: 4}, NativeConfig{BSize: 10, MemSize: cost * 4})
 	require.NoError(t, m.AddTxs(txs('a', 0, 3)))
 	err := m.AddTxs(txs('b', 0, 2))
 	require.ErrorIs(t, err, ErrFull)
-	require.ErrorContains(t, err, "holds 48 bytes, batch adds 32, memsize is 64")
+	require.ErrorContains(t, err, fmt.Sprintf("holds %d bytes, batch adds %d, memsize is %d", 3*cost, 2*cost, 4*cost))
 	require.Equal(t, 3, m.Gauges().PendingTxs, "nothing of a refused batch is kept")
 	// Committing frees room.
 	p := m.MakePayload(1)
 	m.Committed(&types.Block{Payload: p})
 	require.NoError(t, m.AddTxs(txs('b', 0, 2)))
-	require.Equal(t, Gauges{PendingTxs: 2, PendingBytes: 32}, m.Gauges())
+	require.Equal(t, Gauges{PendingTxs: 2, PendingBytes: 2 * cost}, m.Gauges())
 }
 
 func TestNativeRequeuesOwnOrphanedPayload(t *testing.T) {
@@ -146,8 +148,8 @@ func TestNativeForwardsToStaticLeader(t *testing.T) {
 
 	// The leader side.
 	lenv := &testEnv{self: 1, n: 4}
-	leader := NewNative(lenv, NativeConfig{BSize: 10, MemSize: 16 * 2, Master: 1})
+	leader := NewNative(lenv, NativeConfig{BSize: 10, MemSize: 3 * 2 * (16 + TxOverhead), Master: 1})
 	leader.OnMessage(2, fw)
 	require.True(t, leader.Ready())
-	require.Equal(t, ids(in[:2]), ids(leader.MakePayload(1).Txs), "beyond memsize the leader drops; the origin forwards again")
+	require.Equal(t, ids(in[:2]), ids(leader.MakePayload(1).Txs), "beyond replica 2's share (memsize/3) the leader drops; the origin forwards again")
 }

@@ -12,12 +12,13 @@ import (
 // push is the push phase of a microblock this replica sends: the acks it collects (its own
 // included) until q of them make the proof.
 type push struct {
-	mb      *types.MicroBlock
-	epoch   types.View
-	start   time.Time
-	acks    consensus.SigSet
-	creator types.NodeID // the creator when this replica is its proxy, else Self
-	done    bool
+	mb       *types.MicroBlock
+	epoch    types.View
+	start    time.Time
+	acks     consensus.SigSet
+	creator  types.NodeID // the creator when this replica is its proxy, else Self
+	done     bool
+	repushes int
 }
 
 // startPush sends mb as its sender and counts this replica's own ack.
@@ -42,11 +43,37 @@ func (s *Shared) startPush(mb *types.MicroBlock, creator types.NodeID) {
 // pushTimer fires when a push is not stable after push_timeout.
 type pushTimer struct{ id types.Hash }
 
+// maxProxyRepushes bounds the re-pushes of a push run for another creator: if it cannot complete,
+// the creator forwards the microblock again after forward_timeout anyway.
+const maxProxyRepushes = 3
+
+// endPush forgets a push (stable, or given up), and the proxy slot it took.
+func (s *Shared) endPush(id types.Hash) {
+	if p := s.pushes[id]; p != nil && p.creator != s.self {
+		if s.proxying[p.creator]--; s.proxying[p.creator] <= 0 {
+			delete(s.proxying, p.creator)
+		}
+	}
+	delete(s.pushes, id)
+}
+
 // repush sends the microblock again, directly, to every replica that has not acked it: gossip may
-// have missed them and a full queue may have dropped it.
+// have missed them and a full queue may have dropped it. A microblock still waiting in the token
+// bucket is not queued again.
 func (s *Shared) repush(id types.Hash) {
 	p := s.pushes[id]
 	if p == nil || p.done {
+		return
+	}
+	if p.creator != s.self {
+		if p.repushes >= maxProxyRepushes {
+			s.endPush(id)
+			return
+		}
+		p.repushes++
+	}
+	if s.bucket.waiting[id] {
+		s.env.SetTimer(s.cfg.PushTimeout, pushTimer{id: id})
 		return
 	}
 	again := p.mb.Relay(s.self, uint8(min(s.cfg.R, types.MaxHops))) // no further gossip
@@ -116,7 +143,7 @@ func (s *Shared) admit(mb *types.MicroBlock, wanted bool) bool {
 		s.emit(consensus.MBDropped{Reason: "stale"})
 		return false
 	}
-	if s.byCreator[mb.Creator]+mb.Bytes() > s.peerQuota() {
+	if s.byCreator[mb.Creator]+mbCost(mb) > s.peerQuota() {
 		s.emit(consensus.MBDropped{Reason: "full"})
 		return false
 	}
@@ -126,8 +153,8 @@ func (s *Shared) admit(mb *types.MicroBlock, wanted bool) bool {
 // store keeps a peer's microblock data in its entry.
 func (s *Shared) store(e *mbEntry, mb *types.MicroBlock) {
 	e.mb, e.epoch = mb, mb.Epoch
-	s.peerBytes += mb.Bytes()
-	s.byCreator[mb.Creator] += mb.Bytes()
+	s.peerBytes += mbCost(mb)
+	s.byCreator[mb.Creator] += mbCost(mb)
 }
 
 // ack answers the sender of a pushed microblock, once per sender.
@@ -172,7 +199,7 @@ func (s *Shared) stable(id types.Hash, p *push) {
 	s.lb.observe(st)
 	s.emit(consensus.MBStable{StableTime: st, Proxy: p.creator != s.self})
 	s.lb.updateBusy(s.emit)
-	delete(s.pushes, id)
+	s.endPush(id)
 	if p.creator != s.self {
 		s.env.Send(p.creator, proof)
 	} else if s.cfg.PAB {

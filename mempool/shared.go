@@ -80,8 +80,9 @@ type Shared struct {
 	decided   *viewSet             // microblocks in committed blocks, delivered or not: never proposable again
 	retained  retainer             // data of committed microblocks, for replicas still fetching it
 
-	pushes  map[types.Hash]*push
-	fetches map[types.Hash]*fetch
+	pushes   map[types.Hash]*push
+	fetches  map[types.Hash]*fetch
+	proxying map[types.NodeID]int // pushes running here for each creator (load balancing)
 
 	bucket tokenBucket
 	lb     balancer
@@ -95,6 +96,7 @@ type mbEntry struct {
 	proof    *types.Proof
 	own      bool // created here: its transactions count against memsize
 	proposed bool // referenced by a block that has not yet committed or been orphaned
+	proxied  bool // pushed by this replica for its creator (load balancing)
 	acked    []types.NodeID
 }
 
@@ -122,9 +124,10 @@ func NewShared(env consensus.Env, cfg SharedConfig) *Shared {
 		mbs:       make(map[types.Hash]*mbEntry),
 		delivered: newViewSet(StaleViews),
 		decided:   newViewSet(StaleViews),
-		retained:  retainer{limit: cfg.MemSize, mbs: make(map[types.Hash]*types.MicroBlock)},
+		retained:  retainer{limit: cfg.MemSize, mbs: make(map[types.Hash]retained)},
 		pushes:    make(map[types.Hash]*push),
 		fetches:   make(map[types.Hash]*fetch),
+		proxying:  make(map[types.NodeID]int),
 	}
 	s.bucket = tokenBucket{tokens: cfg.Capacity}
 	s.serve = consensus.NewServeLimiter(consensus.DefaultServeRate, consensus.DefaultServeBurst)
@@ -190,10 +193,10 @@ func (s *Shared) sweepStale() {
 }
 
 // peerQuota is how many bytes of one peer's uncommitted microblocks this replica stores: 4 ×
-// memsize shared among the peers, at least four microblocks. Charged by signed creator, so one
-// faulty creator fills only its own share.
+// memsize shared among the peers, at least four microblocks. Charged by signed creator (with the
+// overheads of mbCost), so one faulty creator fills only its own share.
 func (s *Shared) peerQuota() int {
-	return max(4*s.cfg.MemSize/max(1, s.env.N()-1), 4*s.cfg.MSize)
+	return max(4*s.cfg.MemSize/max(1, s.env.N()-1), 4*(s.cfg.MSize+MBOverhead))
 }
 
 // fresh reports whether a microblock of epoch may still be acked or proposed at view v.
@@ -207,7 +210,7 @@ func (s *Shared) AddTxs(txs []types.Tx) error {
 	add := 0
 	for _, t := range txs {
 		if _, held := s.ownTxs[t.ID()]; !held {
-			add += t.Size()
+			add += txCost(t)
 		}
 	}
 	if s.ownBytes+add > s.cfg.MemSize {
@@ -218,7 +221,7 @@ func (s *Shared) AddTxs(txs []types.Tx) error {
 			continue
 		}
 		s.ownTxs[t.ID()] = struct{}{}
-		s.ownBytes += t.Size()
+		s.ownBytes += txCost(t)
 		s.batch = append(s.batch, t)
 		s.batchBytes += t.Size()
 	}
@@ -397,10 +400,16 @@ func (s *Shared) CheckPayload(b *types.Block) (consensus.Verdict, error) {
 	if !s.cfg.PAB {
 		// smp: vote only with every microblock here; fetch the rest from the leader.
 		missing := false
-		for _, r := range p.Refs {
-			if e := s.mbs[r.ID]; e == nil || e.mb == nil {
+		for i, r := range p.Refs {
+			e := s.mbs[r.ID]
+			if e == nil || e.mb == nil {
 				missing = true
 				s.fetch(r.ID, s.fetchOrder(nil, b.Proposer), true, b.View)
+				continue
+			}
+			if !fresh(e.mb.Epoch, b.View) {
+				// As under PAB: a microblock that old may have been delivered and forgotten.
+				return consensus.Reject, fmt.Errorf("reference %d: microblock of epoch %d is stale in view %d", i, e.mb.Epoch, b.View)
 			}
 		}
 		if missing {
@@ -473,7 +482,7 @@ func (s *Shared) Committed(b *types.Block) {
 		}
 		if e := s.mbs[r.ID]; e != nil {
 			if e.mb != nil {
-				s.retained.add(e.mb)
+				s.retained.add(e.mb, b.Height)
 			}
 			s.release(e)
 		}
@@ -505,16 +514,16 @@ func (s *Shared) release(e *mbEntry) {
 			for _, t := range e.mb.Txs {
 				delete(s.ownTxs, t.ID())
 			}
-			s.ownBytes -= e.mb.Bytes()
+			s.ownBytes -= mbCost(e.mb) - MBOverhead
 		} else {
-			s.peerBytes -= e.mb.Bytes()
-			if s.byCreator[e.mb.Creator] -= e.mb.Bytes(); s.byCreator[e.mb.Creator] <= 0 {
+			s.peerBytes -= mbCost(e.mb)
+			if s.byCreator[e.mb.Creator] -= mbCost(e.mb); s.byCreator[e.mb.Creator] <= 0 {
 				delete(s.byCreator, e.mb.Creator)
 			}
 		}
 	}
 	delete(s.mbs, e.id)
-	delete(s.pushes, e.id)
+	s.endPush(e.id)
 	delete(s.fetches, e.id)
 	s.lb.forget(e.id)
 }
@@ -549,34 +558,51 @@ func (s *Shared) Gauges() Gauges {
 
 // retainer keeps the data of the latest committed microblocks, up to limit bytes, oldest evicted
 // first: a replica that is behind in delivery can still fetch what the others already delivered,
-// and memory stays flat.
+// and memory stays flat. The microblocks of the latest retainBlocks delivered blocks are kept
+// whatever their size, so that a microblock is never evicted in the very step that delivers it,
+// while replicas that voted on its proof still need to fetch it.
 type retainer struct {
-	limit int
-	bytes int
-	mbs   map[types.Hash]*types.MicroBlock
-	order idQueue
+	limit  int
+	bytes  int
+	height uint64 // the latest delivered block
+	mbs    map[types.Hash]retained
+	order  idQueue
 }
 
-func (r *retainer) add(mb *types.MicroBlock) {
+type retained struct {
+	mb     *types.MicroBlock
+	height uint64
+}
+
+// retainBlocks is how many delivered blocks' microblocks are kept regardless of limit.
+const retainBlocks = 8
+
+func (r *retainer) add(mb *types.MicroBlock, height uint64) {
 	if _, ok := r.mbs[mb.ID]; ok {
 		return
 	}
-	r.mbs[mb.ID] = mb
+	r.mbs[mb.ID] = retained{mb, height}
 	r.order.push(mb.ID)
-	r.bytes += mb.Bytes()
+	r.bytes += mbCost(mb)
+	r.height = max(r.height, height)
 	for r.bytes > r.limit {
-		id, ok := r.order.pop()
+		id, ok := r.order.peek()
 		if !ok {
 			return
 		}
-		if old := r.mbs[id]; old != nil {
-			r.bytes -= old.Bytes()
+		old, held := r.mbs[id]
+		if held && old.height+retainBlocks > r.height {
+			return // recent: kept
+		}
+		r.order.pop()
+		if held {
+			r.bytes -= mbCost(old.mb)
 			delete(r.mbs, id)
 		}
 	}
 }
 
-func (r *retainer) get(id types.Hash) *types.MicroBlock { return r.mbs[id] }
+func (r *retainer) get(id types.Hash) *types.MicroBlock { return r.mbs[id].mb }
 
 // idQueue is a FIFO of IDs with push-front, amortised O(1).
 type idQueue struct {

@@ -5,6 +5,7 @@ package mempool
 // fired by hand. Each test quotes the SPEC §3 sentence it checks.
 
 import (
+	"fmt"
 	"math/rand"
 	"testing"
 	"time"
@@ -533,7 +534,7 @@ func TestPABResolveCommittedRequeue(t *testing.T) {
 
 	g := r.m.Gauges()
 	require.Equal(t, 3, g.Microblocks)
-	require.Equal(t, 20*16, g.PendingBytes)
+	require.Equal(t, 20*(16+TxOverhead), g.PendingBytes, "charged bytes")
 	r.m.Committed(blk)
 	g = r.m.Gauges()
 	require.Zero(t, g.Microblocks, "Committed frees the entries")
@@ -646,16 +647,17 @@ func TestBatchingMSizeAndTimeout(t *testing.T) {
 // then silently dropped." and mempool.go: "It accepts all of them or none".
 func TestSharedFullRefusesAndKeepsNothing(t *testing.T) {
 	cfg := pabCfg()
-	cfg.MemSize = 16 * 15
+	const cost = 16 + TxOverhead
+	cfg.MemSize = cost * 15
 	r := newRig(t, 1, 4, cfg)
 	require.NoError(t, r.m.AddTxs(txs('a', 0, 12))) // one microblock of 10 + 2 pending
 	r.take()
 	err := r.m.AddTxs(txs('b', 0, 4))
 	require.ErrorIs(t, err, ErrFull)
-	require.ErrorContains(t, err, "holds 192 bytes, batch adds 64, memsize is 240")
+	require.ErrorContains(t, err, fmt.Sprintf("holds %d bytes, batch adds %d, memsize is %d", 12*cost, 4*cost, 15*cost))
 	g := r.m.Gauges()
 	require.Equal(t, 2, g.PendingTxs, "nothing of the refused batch kept")
-	require.Equal(t, 12*16, g.PendingBytes)
+	require.Equal(t, 12*cost, g.PendingBytes)
 	r.advance(time.Second)
 	mbs := pick[*types.MicroBlock](r.take())
 	require.Len(t, mbs, 1)
@@ -1077,12 +1079,15 @@ func TestDLBProbeEvery(t *testing.T) {
 // sent as an unsolicited FetchResponse are stored whatever their number and epoch.
 func TestSharedUnsolicitedFetchResponseIsBounded(t *testing.T) {
 	cfg := pabCfg()
-	cfg.MemSize = 160 // peers' microblocks: 640 bytes, four of ours
+	cfg.MemSize = 160
 	pushed := newRig(t, 2, 4, cfg)
-	for i := 0; i < 6; i++ {
+	cost := mbCost(mbOf(3, 0, txs(0, 0, 10)))
+	fit := pushed.m.peerQuota() / cost
+	require.Positive(t, fit)
+	for i := 0; i < fit+2; i++ {
 		pushed.m.OnMessage(3, mbOf(3, 0, txs(byte(i), 0, 10)))
 	}
-	require.Equal(t, 640, pushed.m.Gauges().PeerBytes)
+	require.Equal(t, fit*cost, pushed.m.Gauges().PeerBytes)
 	require.Equal(t, []consensus.MBDropped{{Reason: "full"}, {Reason: "full"}}, eventsOf[consensus.MBDropped](pushed.events))
 
 	r := newRig(t, 2, 4, cfg)
@@ -1091,7 +1096,7 @@ func TestSharedUnsolicitedFetchResponseIsBounded(t *testing.T) {
 		junk = append(junk, mbOf(3, types.View(i)*StaleViews*4, txs(byte(i), 0, 10)))
 	}
 	r.m.OnMessage(3, &types.FetchResponse{MBs: junk})
-	require.LessOrEqual(t, r.m.Gauges().PeerBytes, 4*cfg.MemSize, "unsolicited fetched data must be bounded like pushed data")
+	require.LessOrEqual(t, r.m.Gauges().PeerBytes, r.m.peerQuota(), "unsolicited fetched data must be bounded like pushed data")
 }
 
 // SPEC §4: "Liveness after GST: with at most f faulty replicas, throughput recovers to > 0 and
@@ -1104,11 +1109,12 @@ func TestSharedStalePeerMicroblocksAreFreed(t *testing.T) {
 	cfg := pabCfg()
 	cfg.MemSize = 160
 	r := newRig(t, 2, 4, cfg)
-	for i := 0; i < 4; i++ {
+	for i := 0; i < 20; i++ {
 		r.m.OnMessage(4, mbOf(4, 0, txs(byte(i), 0, 10))) // acked, never proven
 	}
-	require.Equal(t, 640, r.m.Gauges().PeerBytes)
+	require.Greater(t, r.m.Gauges().PeerBytes+mbCost(mbOf(4, 0, txs(0, 0, 10))), r.m.peerQuota(), "the faulty creator's quota is full")
 	r.take()
+	r.events = nil
 	v := types.View(StaleViews + 10)
 	r.m.SetView(v) // the faulty creator's microblocks can never be proposed any more
 	honest := mbOf(3, v, txs('h', 0, 10))

@@ -142,7 +142,7 @@ func TestResubmittingDeliveredTxsAnswersAtOnce(t *testing.T) {
 // TestFullMempoolRefuses: a replica whose mempool is full refuses the whole batch with ErrFull.
 func TestFullMempoolRefuses(t *testing.T) {
 	spec := testSpec("hotstuff")
-	spec.MemSize = 48 * 20
+	spec.MemSize = (48 + mempool.TxOverhead) * 20 // room for exactly 20 of these transactions
 	// No quorum: three of four replicas are silent, so nothing commits and the mempool stays full.
 	c := startCluster(t, 4, spec, map[types.NodeID]bool{2: true, 3: true, 4: true})
 	ctx := context.Background()

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/stratusbft/stratus/consensus"
+	"github.com/stratusbft/stratus/mempool"
 	"github.com/stratusbft/stratus/types"
 )
 
@@ -240,8 +241,8 @@ func countMBForwarded(nd *Node) int {
 // microblock's signed creator, so the junk fills only replica 1's share and honest microblocks
 // still get their proofs.
 func TestFaultyCreatorCannotStallOthers(t *testing.T) {
-	sp := sharedSpec(presets[1], 4) // s-hs
-	sp.MemSize = 32 * 200           // peers' microblocks: 4 × 6400 bytes, 80 of ours
+	sp := sharedSpec(presets[1], 4)              // s-hs
+	sp.MemSize = (32 + mempool.TxOverhead) * 200 // a creator's share of peers' microblocks is 4/3 of that
 	s, err := New(Options{N: 4, Spec: sp, Seed: seedOr(1), Latency: time.Millisecond, Jitter: 2 * time.Millisecond})
 	require.NoError(t, err)
 	s.at(0, func() {

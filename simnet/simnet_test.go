@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/stratusbft/stratus/mempool"
 	"github.com/stratusbft/stratus/replica"
 	"github.com/stratusbft/stratus/types"
 )
@@ -148,7 +149,7 @@ func TestStaticLeaderForwarding(t *testing.T) {
 // accepted is still delivered.
 func TestMempoolFullRefuses(t *testing.T) {
 	sp := spec("hotstuff")
-	sp.MemSize = 32 * 100 // room for 100 of our 32-byte transactions
+	sp.MemSize = (32 + mempool.TxOverhead) * 100 // room for 100 of our 32-byte transactions
 	s, err := New(Options{N: 4, Spec: sp, Seed: 9})
 	require.NoError(t, err)
 	first := makeTxs("full-a", 100)
