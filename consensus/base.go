@@ -284,6 +284,12 @@ func (b *Base) SyncTo(blk *types.Block, qc *types.QC) {
 	b.Syncer.Forget(func(p *types.Block) bool { return p.View > head.View() })
 	b.PM.Progress()
 	b.rules.Synced(qc)
+	for _, c := range b.Syncer.Resolved(head.ID()) { // blocks that waited for the new head
+		b.ProcessCert(c.QC, b.Self)
+		if cn := b.Insert(c, b.Self); cn != nil {
+			b.rules.BlockAdded(cn)
+		}
+	}
 	if blk.View >= b.View {
 		b.EnterView(blk.View+1, "sync")
 	} else {
