@@ -30,10 +30,17 @@ const (
 	EngineStreamlet = "streamlet"
 )
 
-// Byzantine strategies accepted by strategy.
+// Byzantine strategies accepted by strategy and byzantine (package byzantine implements them;
+// a test keeps the two lists equal). Strategies can be combined with "+", e.g. "missing+badproof".
 const (
 	StrategySilence = "silence"
+	StrategyCrash   = "crash"
+	StrategySlow    = "slow"
 )
+
+// Strategies lists the Byzantine strategy names.
+var Strategies = []string{StrategySilence, StrategyCrash, StrategySlow, "fork", "equivocate", "equivocate-flood",
+	"doublevote", "missing", "badproof", "censor", "flood"}
 
 // Ports: node i listens for peers on PeerPortBase+i and for HTTP on HTTPPortBase+i.
 const (
@@ -86,10 +93,12 @@ type Config struct {
 	ForwardTimeout int     `json:"forward_timeout"` // ms to wait for a proxy's proof before re-forwarding
 
 	// Faults.
-	ByzNo    int    `json:"byzNo"`    // number of Byzantine replicas (IDs 1..byzNo)
-	Strategy string `json:"strategy"` // Byzantine strategy of those replicas
-	Slow     int    `json:"slow"`
-	Crash    int    `json:"crash"`
+	ByzNo     int               `json:"byzNo"`     // number of Byzantine replicas (IDs 1..byzNo)
+	Strategy  string            `json:"strategy"`  // Byzantine strategy of those replicas
+	Byzantine map[string]string `json:"byzantine"` // per-node strategies (node ID → strategy), on top of byzNo
+	Slow      int               `json:"slow"`      // ms the slow strategy adds to every message
+	Crash     int               `json:"crash"`     // ms after the start at which the crash strategy stops a replica
+	Restart   int               `json:"restart"`   // ms a crashed replica stays down before it restarts (0: it stays down)
 
 	// In-process transport emulation.
 	Delay          int `json:"delay"`            // ms added to every message

@@ -3,7 +3,9 @@ package config
 import (
 	"errors"
 	"fmt"
+	"sort"
 	"strconv"
+	"strings"
 )
 
 // Faults returns f, the number of Byzantine replicas n replicas tolerate: the largest f with 3f+1 <= n.
@@ -108,14 +110,40 @@ func (c Config) Validate(n int) error {
 	}
 
 	intIn("byzNo", c.ByzNo, 0, f)
-	if c.ByzNo > 0 && c.Strategy != StrategySilence {
-		bad("strategy", "%q is not implemented yet; use %q", c.Strategy, StrategySilence)
+	if err := CheckStrategy(c.Strategy); err != nil {
+		bad("strategy", "%v", err)
 	}
-	if c.Slow != 0 {
-		bad("slow", "slow-replica emulation is not implemented yet; set it to 0")
+	for _, k := range sortedStringKeys(c.Byzantine) {
+		id, err := strconv.Atoi(k)
+		if err != nil || id < 1 || id > n {
+			bad("byzantine", "key %q is not a node ID in [1, %d]", k, n)
+		}
+		if err := CheckStrategy(c.Byzantine[k]); err != nil {
+			bad("byzantine", "node %s: %v", k, err)
+		}
 	}
-	if c.Crash != 0 {
-		bad("crash", "crash injection is not implemented yet; set it to 0")
+	byz := c.ByzantineNodes(n)
+	if len(byz) > f && c.ByzNo <= f {
+		bad("byzantine", "%d faulty replicas (byzNo and the byzantine map together), but %d replicas tolerate at most %d", len(byz), n, f)
+	}
+	uses := func(name string) bool {
+		for _, st := range byz {
+			for _, part := range strings.Split(st, "+") {
+				if part == name {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	intIn("slow", c.Slow, 0, 600_000)
+	if uses(StrategySlow) && c.Slow < 1 {
+		bad("slow", "a replica runs the slow strategy: set slow to the ms it adds to every message (at least 1)")
+	}
+	intIn("crash", c.Crash, 0, 7*24*3600*1000)
+	intIn("restart", c.Restart, 0, 7*24*3600*1000)
+	if uses(StrategyCrash) && c.Crash < 1 {
+		bad("crash", "a replica runs the crash strategy: set crash to the ms after the start at which it stops (at least 1)")
 	}
 
 	intIn("delay", c.Delay, 0, 60_000)
@@ -141,6 +169,48 @@ func (c Config) Validate(n int) error {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// CheckStrategy checks a strategy name, or names joined by "+" (crash stands alone).
+func CheckStrategy(name string) error {
+	parts := strings.Split(name, "+")
+	for _, p := range parts {
+		known := false
+		for _, s := range Strategies {
+			known = known || p == s
+		}
+		if !known {
+			return fmt.Errorf("%q is not a strategy (known: %s; combine with +)", p, strings.Join(Strategies, ", "))
+		}
+		if p == StrategyCrash && len(parts) > 1 {
+			return fmt.Errorf("%q: crash cannot be combined with other strategies", name)
+		}
+	}
+	return nil
+}
+
+// ByzantineNodes returns the strategy of every faulty node of n: nodes 1..byzNo follow strategy,
+// and the byzantine map adds (or overrides) nodes. Keys that are not node IDs are left out.
+func (c Config) ByzantineNodes(n int) map[int]string {
+	out := make(map[int]string)
+	for id := 1; id <= min(c.ByzNo, n); id++ {
+		out[id] = c.Strategy
+	}
+	for k, st := range c.Byzantine {
+		if id, err := strconv.Atoi(k); err == nil && id >= 1 && id <= n {
+			out[id] = st
+		}
+	}
+	return out
+}
+
+func sortedStringKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 // Validate checks the client's section.

@@ -62,7 +62,7 @@ type Base struct {
 
 	Gate        ProposeGate
 	Serve       *ServeLimiter // bytes of blocks sent per peer in answer to block requests
-	persist     func(VotingState)
+	persist     func(VotingState) error
 	rules       Rules
 	pendingCert map[types.Hash]*types.QC // certificates whose block is being fetched
 }
@@ -495,11 +495,15 @@ func (b *Base) PayloadAccepted(n *Node) bool {
 }
 
 // SignVote records and signs this replica's vote for blk. The voting state is persisted before
-// the vote is returned, so no vote leaves that a restart could forget.
+// the vote is returned, so no vote leaves that a restart could forget; when it cannot be saved,
+// SignVote returns nil and the replica does not vote.
 func (b *Base) SignVote(blk *types.Block) *types.Vote {
 	b.LastVoted = blk.View
 	if b.persist != nil {
-		b.persist(VotingState{LastVoted: b.LastVoted, Lock: b.rules.LockCert()})
+		if err := b.persist(VotingState{LastVoted: b.LastVoted, Lock: b.rules.LockCert()}); err != nil {
+			b.Reject(types.KindBlock, b.Self, RuleStorage, err)
+			return nil
+		}
 	}
 	vote := &types.Vote{View: blk.View, BlockID: blk.ID(), Voter: b.Self}
 	vote.Sig = b.Env.Signer().Sign(types.VoteDigest(vote.View, vote.BlockID))

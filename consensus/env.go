@@ -100,8 +100,9 @@ type Params struct {
 	// start). The engine never votes in a view up to Restore.LastVoted nor against Restore.Lock.
 	Restore *VotingState
 	// Persist, when set, is called with the voting state before each vote leaves the engine; a
-	// driver writes it to stable storage so that it survives a crash.
-	Persist func(VotingState)
+	// driver writes it to stable storage so that it survives a crash. When it fails, the vote
+	// does not leave.
+	Persist func(VotingState) error
 }
 
 // VotingState is what a replica must remember across a crash so that, once restarted, it never
@@ -190,6 +191,7 @@ const (
 	RuleCapacity     = "capacity"
 	RuleEquivocation = "equivocation" // a second block of a (view, proposer) nobody certified
 	RuleRate         = "rate-limited" // a request beyond the peer's serving budget
+	RuleStorage      = "not-saved"    // the voting state could not be saved: no vote
 )
 
 // Mempool events (shared mempools).

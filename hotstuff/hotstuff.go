@@ -184,6 +184,9 @@ func (e *Engine) BlockAdded(n *consensus.Node) {
 		return
 	}
 	vote := e.SignVote(b)
+	if vote == nil {
+		return
+	}
 	if next := e.Leaders.Leader(b.View + 1); next != e.Self {
 		e.Env.Send(next, vote)
 	}

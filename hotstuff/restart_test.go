@@ -1,6 +1,7 @@
 package hotstuff_test
 
 import (
+	"errors"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -21,11 +22,12 @@ func TestVotingStateSurvivesRestart(t *testing.T) {
 	var saved []consensus.VotingState
 	var h *enginetest.Harness
 	h = enginetest.New(t, enginetest.Config{Self: 4, Timeout: timeout, ProposeTimeout: proposeTimeout}, func(p consensus.Params) consensus.Engine {
-		p.Persist = func(v consensus.VotingState) {
+		p.Persist = func(v consensus.VotingState) error {
 			for _, vote := range h.Votes() {
 				require.Less(t, vote.View, v.LastVoted, "saved before the vote of view %d leaves", v.LastVoted)
 			}
 			saved = append(saved, v)
+			return nil
 		}
 		return hotstuff.New(p)
 	})
@@ -74,4 +76,17 @@ func TestVotingStateSurvivesRestart(t *testing.T) {
 	r.Deliver(1, &types.BlockResponse{Block: chain[0].Block}, &types.BlockResponse{Block: chain[1].Block})
 	r.Propose(b6)
 	require.Equal(t, []types.View{6}, r.Out.VotedViews())
+}
+
+// A vote whose voting state cannot be saved does not leave: after a restart the replica could not
+// know it had voted.
+func TestNoVoteWithoutSavedState(t *testing.T) {
+	h := enginetest.New(t, enginetest.Config{Self: 3, Timeout: timeout, ProposeTimeout: proposeTimeout}, func(p consensus.Params) consensus.Engine {
+		p.Persist = func(consensus.VotingState) error { return errors.New("disk full") }
+		return hotstuff.New(p)
+	})
+	h.Start()
+	h.Propose(h.Block(enginetest.BlockSpec{View: 1}))
+	require.Empty(t, h.Votes())
+	require.Contains(t, h.Out.RejectedRules(), consensus.RuleStorage)
 }

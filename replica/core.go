@@ -42,7 +42,7 @@ type CoreOptions struct {
 	// Restore is the voting state saved before a crash; Persist is called before every vote with
 	// the state to save (nil: nothing is saved).
 	Restore *consensus.VotingState
-	Persist func(consensus.VotingState)
+	Persist func(consensus.VotingState) error
 	// Engine replaces the engine the Spec names; tests use it for deliberately broken variants.
 	Engine func(consensus.Params) consensus.Engine
 }

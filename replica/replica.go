@@ -4,6 +4,7 @@ import (
 	"container/heap"
 	"context"
 	"errors"
+	"fmt"
 	"math/rand"
 	"runtime"
 	"sync"
@@ -24,6 +25,9 @@ import (
 // ErrStopped is returned to submissions once the replica stops.
 var ErrStopped = errors.New("replica stopped")
 
+// ErrCrashed is returned to submissions while the replica is down (crashed, before its restart).
+var ErrCrashed = errors.New("replica crashed; it restarts later")
+
 // Options configures a Replica.
 type Options struct {
 	ID       types.NodeID
@@ -35,6 +39,12 @@ type Options struct {
 	Seed     int64
 	Log      *logrus.Entry
 	Stats    *stats.Collector
+	// Adversary makes the replica Byzantine (nil: honest).
+	Adversary Adversary
+	// DataDir, when set, keeps the voting state in a file there (written before every vote
+	// leaves), so that a restarted process never votes twice in a view. Without it a crash and
+	// restart inside the process keeps the state in memory.
+	DataDir string
 }
 
 // Replica runs a Core in one event loop. Inbound messages pass a bounded pool of verification
@@ -54,6 +64,14 @@ type Replica struct {
 	wg       sync.WaitGroup
 	status   atomic.Pointer[consensus.Status]
 	stopOnce sync.Once
+	crashes  chan time.Duration
+
+	// Owned by the event loop.
+	obs     Observer
+	store   *VoteStore
+	voting  *consensus.VotingState // the latest saved voting state
+	crashed bool
+	restart *time.Timer // fires when a crashed replica comes back
 }
 
 type submission struct {
@@ -89,20 +107,37 @@ func New(opts Options, ep transport.Endpoint) (*Replica, error) {
 	if opts.Stats != nil {
 		obs = opts.Stats
 	}
-	core, err := NewCore(env, opts.Spec, logRejections{obs, opts.Log})
-	if err != nil {
-		return nil, err
-	}
 	r := &Replica{
 		opts:     opts,
 		ep:       ep,
-		core:     core,
 		env:      env,
+		obs:      logRejections{obs, opts.Log},
 		leaders:  consensus.NewLeaderElection(int(opts.Spec.Master), opts.N),
 		submits:  make(chan *submission, 64),
 		stop:     make(chan struct{}),
 		loopDone: make(chan struct{}),
+		crashes:  make(chan time.Duration, 1),
 	}
+	if opts.DataDir != "" {
+		store, err := NewVoteStore(opts.DataDir, opts.ID)
+		if err != nil {
+			return nil, err
+		}
+		if r.voting, err = store.Load(); err != nil {
+			return nil, err
+		}
+		if r.voting != nil && r.voting.Lock != nil {
+			if err := consensus.VerifyQC(opts.Verifier, r.voting.Lock); err != nil {
+				return nil, fmt.Errorf("replica: voting state %s: the lock does not verify: %w", store.Path(), err)
+			}
+		}
+		r.store = store
+	}
+	core, err := r.newCore()
+	if err != nil {
+		return nil, err
+	}
+	r.core = core
 	for l := range r.verified {
 		r.verified[l] = make(chan transport.Envelope, 1024)
 	}
@@ -115,6 +150,38 @@ func New(opts Options, ep transport.Endpoint) (*Replica, error) {
 		r.workers[i] = w
 	}
 	return r, nil
+}
+
+// newCore builds a Core from the spec and the saved voting state.
+func (r *Replica) newCore() (*Core, error) {
+	return NewCoreWith(r.env, r.opts.Spec, r.obs, CoreOptions{
+		Adversary: r.opts.Adversary,
+		Restore:   r.voting,
+		Persist:   r.persist,
+	})
+}
+
+// persist saves the voting state before a vote leaves: in the file under DataDir, else in memory.
+// When the file cannot be written the vote does not leave.
+func (r *Replica) persist(v consensus.VotingState) error {
+	if r.store != nil {
+		if err := r.store.Save(v); err != nil {
+			r.opts.Log.WithError(err).Error("voting state not saved: not voting")
+			return err
+		}
+	}
+	r.voting = &v
+	return nil
+}
+
+// Crash stops the replica as a crash would: it loses its state but for the voting state it
+// saved, ignores every message and timer, and refuses submissions; after down it restarts from
+// that state and catches up (down 0: it stays down until the process stops).
+func (r *Replica) Crash(down time.Duration) {
+	select {
+	case r.crashes <- down:
+	case <-r.stop:
+	}
 }
 
 // Start runs the event loop and the verification pool.
@@ -261,6 +328,9 @@ func (r *Replica) loop() {
 	defer timer.Stop()
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
+	r.restart = time.NewTimer(time.Hour)
+	r.restart.Stop()
+	defer r.restart.Stop()
 	for {
 		r.fireTimers()
 		timer.Reset(r.env.timers.wait(time.Now()))
@@ -276,11 +346,19 @@ func (r *Replica) loop() {
 		case env := <-r.verified[types.LaneData]:
 			r.handle(env)
 		case s := <-r.submits:
+			if r.crashed {
+				s.accepted <- ErrCrashed
+				continue
+			}
 			var w *Waiter
 			if s.wait {
 				w = NewWaiter(func(info CommitInfo) { s.done <- info })
 			}
 			s.accepted <- r.core.Submit(s.txs, w)
+		case d := <-r.crashes:
+			r.crash(d)
+		case <-r.restart.C:
+			r.recover()
 		case <-timer.C:
 		case <-tick.C:
 			r.publish()
@@ -290,7 +368,41 @@ func (r *Replica) loop() {
 	}
 }
 
+// crash drops the Core and its timers; after down a new Core starts from the saved voting state.
+func (r *Replica) crash(down time.Duration) {
+	if r.crashed {
+		return
+	}
+	r.crashed = true
+	r.env.timers = timerHeap{}
+	r.opts.Log.WithField("down", down).Warn("replica crashed")
+	if down > 0 {
+		r.restart.Reset(down)
+	}
+}
+
+func (r *Replica) recover() {
+	if !r.crashed {
+		return
+	}
+	core, err := r.newCore()
+	if err != nil {
+		r.opts.Log.WithError(err).Error("replica cannot restart")
+		return
+	}
+	r.core, r.crashed = core, false
+	if r.opts.Stats != nil {
+		r.opts.Stats.Restarted()
+	}
+	r.opts.Log.Warn("replica restarted; catching up")
+	r.core.Start()
+	r.publish()
+}
+
 func (r *Replica) handle(env transport.Envelope) {
+	if r.crashed {
+		return // a crashed replica hears nothing
+	}
 	if glog.V(3) {
 		glog.Infof("node %d <- %d: %v", r.opts.ID, env.From, env.Msg.Kind())
 	}
@@ -298,6 +410,9 @@ func (r *Replica) handle(env transport.Envelope) {
 }
 
 func (r *Replica) fireTimers() {
+	if r.crashed {
+		return
+	}
 	now := time.Now()
 	for {
 		t, ok := r.env.timers.popDue(now)

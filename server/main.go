@@ -1,9 +1,10 @@
 // Command server runs Stratus replicas.
 //
-//	server -sim [-algorithm hotstuff] [-config config.json] [-ips ips.txt] [-log_dir .] [-log_level info]
+//	server -sim [-algorithm hotstuff] [-config config.json] [-ips ips.txt] [-log_dir .] [-log_level info] [-data_dir DIR]
 //
 // With -sim every node listed in ips.txt runs in this process: replicas are goroutines that talk over
-// Go channels (optionally with emulated delay), and each serves its HTTP API on port 8069+i.
+// Go channels (optionally with emulated delay), and each serves its HTTP API on port 8069+i. The
+// config's byzNo/strategy/byzantine keys make some of them Byzantine.
 package main
 
 import (
@@ -25,7 +26,9 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/stratusbft/stratus/api"
+	"github.com/stratusbft/stratus/byzantine"
 	"github.com/stratusbft/stratus/config"
+	"github.com/stratusbft/stratus/consensus"
 	"github.com/stratusbft/stratus/crypto"
 	"github.com/stratusbft/stratus/replica"
 	"github.com/stratusbft/stratus/stats"
@@ -46,6 +49,7 @@ func run() int {
 	ipsPath := flag.String("ips", "ips.txt", "replica hosts, one per line")
 	algorithm := flag.String("algorithm", "hotstuff", "protocol: "+strings.Join(config.PresetNames(), ", "))
 	logLevel := flag.String("log_level", "info", "debug, info, warn or error")
+	dataDir := flag.String("data_dir", "", "directory for each replica's voting state (vote.<id>), written before every vote so that a restarted replica never votes twice; empty: kept in memory")
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "usage: server -sim [flags]\n\nflags:\n")
 		flag.PrintDefaults()
@@ -117,7 +121,7 @@ func run() int {
 	log.SetLevel(level)
 	log.SetFormatter(&logrus.TextFormatter{FullTimestamp: true, TimestampFormat: time.RFC3339Nano})
 
-	c, err := startSim(cfg, *algorithm, engine, nodes, log)
+	c, err := startSim(cfg, *algorithm, engine, nodes, *dataDir, log)
 	if err != nil {
 		log.WithError(err).Error("start failed")
 		fmt.Fprintf(os.Stderr, "server: %v\n", err)
@@ -144,12 +148,13 @@ type simNode struct {
 }
 
 type cluster struct {
-	hub   *transport.Hub
-	nodes []*simNode
-	done  chan error
+	hub    *transport.Hub
+	nodes  []*simNode
+	done   chan error
+	faults []*time.Timer // scheduled crashes
 }
 
-func startSim(cfg config.Config, algorithm, engine string, nodes []config.Node, log *logrus.Logger) (*cluster, error) {
+func startSim(cfg config.Config, algorithm, engine string, nodes []config.Node, dataDir string, log *logrus.Logger) (*cluster, error) {
 	n := len(nodes)
 	c := &cluster{done: make(chan error, n)}
 	// Bind every port first, so a busy port fails the start before anything runs.
@@ -173,14 +178,22 @@ func startSim(cfg config.Config, algorithm, engine string, nodes []config.Node, 
 	})
 	spec := replica.SpecFromConfig(cfg, engine, n)
 	workers := max(2, min(4, 8/n+1))
+	byz := cfg.ByzantineNodes(n)
 	for i, s := range c.nodes {
-		ep := c.hub.Endpoint(s.id)
-		byz := int(s.id) <= cfg.ByzNo
-		if byz {
-			ep = transport.Silent(ep)
+		strategy := byz[int(s.id)]
+		var adv *byzantine.Adversary
+		if strategy != "" {
+			var err error
+			adv, err = byzantine.New(strategy, byzantine.Params{
+				Self: s.id, N: n, Leaders: consensus.NewLeaderElection(cfg.MasterID(), n), MemType: spec.MemType,
+				Q: spec.Shared.Q, Slow: time.Duration(cfg.Slow) * time.Millisecond, Seed: cfg.Seed,
+			})
+			if err != nil {
+				return nil, err
+			}
 		}
-		s.col = stats.New(stats.Info{Node: s.id, N: n, Algorithm: algorithm, Engine: engine, MemType: cfg.MemType}, time.Now)
-		rep, err := replica.New(replica.Options{
+		s.col = stats.New(stats.Info{Node: s.id, N: n, Algorithm: algorithm, Engine: engine, MemType: cfg.MemType, Byzantine: strategy}, time.Now)
+		opts := replica.Options{
 			ID:       s.id,
 			N:        n,
 			Spec:     spec,
@@ -190,7 +203,12 @@ func startSim(cfg config.Config, algorithm, engine string, nodes []config.Node, 
 			Seed:     cfg.Seed,
 			Log:      log.WithField("node", s.id),
 			Stats:    s.col,
-		}, ep)
+			DataDir:  dataDir,
+		}
+		if adv != nil {
+			opts.Adversary = adv
+		}
+		rep, err := replica.New(opts, c.hub.Endpoint(s.id))
 		if err != nil {
 			return nil, err
 		}
@@ -201,10 +219,14 @@ func startSim(cfg config.Config, algorithm, engine string, nodes []config.Node, 
 			IdleTimeout:       2 * time.Minute,
 		}
 		fields := logrus.Fields{"node": s.id, "http": nodes[i].HTTPAddr}
-		if byz {
-			fields["byzantine"] = cfg.Strategy
+		if strategy != "" {
+			fields["byzantine"] = strategy
 		}
 		log.WithFields(fields).Info("replica starting")
+		if strategy == config.StrategyCrash {
+			rep, down := s.rep, time.Duration(cfg.Restart)*time.Millisecond
+			c.faults = append(c.faults, time.AfterFunc(time.Duration(cfg.Crash)*time.Millisecond, func() { rep.Crash(down) }))
+		}
 	}
 	for _, s := range c.nodes {
 		s.rep.Start()
@@ -218,6 +240,9 @@ func startSim(cfg config.Config, algorithm, engine string, nodes []config.Node, 
 func (c *cluster) stop(log *logrus.Logger) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
+	for _, t := range c.faults {
+		t.Stop()
+	}
 	for _, s := range c.nodes {
 		_ = s.http.Shutdown(ctx)
 	}

@@ -159,7 +159,7 @@ func (n *Node) build() error {
 	s := n.sim
 	opts := replica.CoreOptions{
 		Restore: n.voting,
-		Persist: func(v consensus.VotingState) { n.voting = &v },
+		Persist: func(v consensus.VotingState) error { n.voting = &v; return nil },
 		Engine:  s.opts.Engines[n.ID],
 	}
 	if n.Byzantine != "" {

@@ -65,6 +65,7 @@ type Collector struct {
 	proposedItems    uint64
 	committedBlocks  uint64
 	committedHeight  uint64
+	countedHeight    uint64 // the highest height counted (a restarted replica delivers again)
 	chainDigest      types.Hash
 	syncs            uint64
 	skippedBlocks    uint64
@@ -160,6 +161,7 @@ func (c *Collector) Event(e consensus.Event) {
 		c.skippedBlocks += e.To - e.From
 		c.skippedTx += e.SkippedTxs
 		c.committedHeight, c.chainDigest = e.To, e.Digest
+		c.countedHeight = max(c.countedHeight, e.To)
 	}
 }
 
@@ -183,9 +185,13 @@ func (c *Collector) Delivered(b *types.Block, txs, dups int, lat []time.Duration
 	now := c.now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.committedBlocks++
 	c.committedHeight = b.Height
 	c.chainDigest = digest
+	if b.Height <= c.countedHeight {
+		return // delivered again by a replica restarted without its state: counted once
+	}
+	c.countedHeight = b.Height
+	c.committedBlocks++
 	c.committedTx += uint64(txs)
 	c.duplicateTx += uint64(dups)
 	c.window.Add(now, uint64(txs))

@@ -238,6 +238,8 @@ func TestCollectorConcurrent(t *testing.T) {
 	c := New(testInfo, clk.Now)
 	const workers, iters = 4, 500
 	var wg sync.WaitGroup
+	var heights sync.Mutex // a replica delivers heights in order
+	var height uint64
 	for w := 0; w < workers; w++ {
 		wg.Add(3)
 		go func() {
@@ -251,7 +253,10 @@ func TestCollectorConcurrent(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := 0; i < iters; i++ {
-				c.Delivered(&types.Block{Height: uint64(i)}, 2, 0, []time.Duration{time.Millisecond}, types.Hash{})
+				heights.Lock()
+				height++
+				c.Delivered(&types.Block{Height: height}, 2, 0, []time.Duration{time.Millisecond}, types.Hash{})
+				heights.Unlock()
 				c.Submitted(1, false)
 				if i%100 == 0 {
 					clk.Advance(time.Second)
@@ -333,4 +338,28 @@ func TestMicroblockAndTrafficStats(t *testing.T) {
 	for _, label := range []string{"Total microblocks: 1 created", "Stable time:", "Proofs: 1 verified, 1 rejected", "Load balancing: busy true", "Traffic MicroBlock:", "Send Rate: 1.000 Mbps"} {
 		assert.Contains(t, text, label)
 	}
+}
+
+// A replica restarted without its state delivers the chain again from the start (or skips by
+// state transfer): the statistics count every height once, and follow the digest.
+func TestCollectorCountsRedeliveriesOnce(t *testing.T) {
+	c := New(testInfo, newFakeClock().Now)
+	for h := uint64(1); h <= 3; h++ {
+		c.Delivered(&types.Block{Height: h}, 10, 0, nil, types.Keccak([]byte{byte(h)}))
+	}
+	c.Restarted()
+	for h := uint64(1); h <= 4; h++ {
+		c.Delivered(&types.Block{Height: h}, 10, 0, nil, types.Keccak([]byte{byte(h)}))
+	}
+	s := c.Snapshot()
+	assert.Equal(t, uint64(4), s.CommittedBlocks)
+	assert.Equal(t, uint64(40), s.CommittedTx)
+	assert.Equal(t, uint64(4), s.CommittedHeight)
+	assert.Equal(t, types.Keccak([]byte{4}).Hex(), s.ChainDigest)
+	assert.Equal(t, uint64(1), s.Restarts)
+	c.Event(consensus.StateSynced{From: 4, To: 64, Digest: types.Keccak([]byte("64")), SkippedTxs: 600})
+	s = c.Snapshot()
+	assert.Equal(t, uint64(64), s.CommittedHeight)
+	assert.Equal(t, StateTransfer{Syncs: 1, SkippedBlocks: 60, SkippedTx: 600}, s.StateTransfer)
+	assert.Contains(t, s.Text(), "Chain digest: "+types.Keccak([]byte("64")).Hex())
 }

@@ -140,6 +140,9 @@ func (e *Engine) BlockAdded(n *consensus.Node) {
 		return
 	}
 	vote := e.SignVote(b)
+	if vote == nil {
+		return
+	}
 	e.Env.Broadcast(vote)
 	e.onVote(e.Self, vote)
 }

@@ -169,6 +169,15 @@ func Validate(m Message) error {
 	return nil
 }
 
+// ValidateQC checks a QC's structure (signer bitmap and signatures), as Validate does for the QCs
+// inside messages.
+func ValidateQC(q *QC) error {
+	if q == nil {
+		return errors.New("missing QC")
+	}
+	return validateCert(q.Signers, q.Sigs)
+}
+
 func validateBlock(b *Block) error {
 	var errs []error
 	errs = append(errs, checkNode("proposer", b.Proposer), checkSig(b.Sig))
