@@ -66,7 +66,13 @@ func freePorts(t *testing.T, n int) []int {
 // and returns the HTTP base URLs.
 func writeCluster(t *testing.T, dir string, extra map[string]any) []string {
 	t.Helper()
-	ports := freePorts(t, 4)
+	return writeClusterN(t, dir, 4, extra)
+}
+
+// writeClusterN is writeCluster for n replicas.
+func writeClusterN(t *testing.T, dir string, n int, extra map[string]any) []string {
+	t.Helper()
+	ports := freePorts(t, n)
 	httpAddrs := map[string]string{}
 	var urls []string
 	for i, p := range ports {
@@ -86,12 +92,22 @@ func writeCluster(t *testing.T, dir string, extra map[string]any) []string {
 	b, err := json.MarshalIndent(cfg, "", "  ")
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "config.json"), b, 0o644))
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "ips.txt"), []byte("# four local replicas\n127.0.0.1\n127.0.0.1\n\n127.0.0.1\n127.0.0.1\n"), 0o644))
+	ips := "# local replicas\n" + strings.Repeat("127.0.0.1\n", n)
+	if n == 4 {
+		ips = "# four local replicas\n127.0.0.1\n127.0.0.1\n\n127.0.0.1\n127.0.0.1\n" // a blank line too
+	}
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "ips.txt"), []byte(ips), 0o644))
 	return urls
 }
 
 // startServer runs server -sim in dir and waits for its ready line.
 func startServer(t *testing.T, dir, algorithm string) *exec.Cmd {
+	t.Helper()
+	return startServerN(t, dir, algorithm, 4)
+}
+
+// startServerN is startServer for n replicas.
+func startServerN(t *testing.T, dir, algorithm string, n int) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(filepath.Join(binDir, "server"), "-sim", "-algorithm", algorithm, "-log_dir", dir)
 	cmd.Dir = dir
@@ -119,7 +135,7 @@ func startServer(t *testing.T, dir, algorithm string) *exec.Cmd {
 	select {
 	case line, ok := <-ready:
 		require.True(t, ok, "server exited before it was ready")
-		require.Contains(t, line, "4 replicas of "+algorithm)
+		require.Contains(t, line, fmt.Sprintf("%d replicas of %s", n, algorithm))
 	case <-time.After(20 * time.Second):
 		t.Fatal("server not ready in 20 s")
 	}
