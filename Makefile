@@ -3,9 +3,10 @@ GO          ?= go
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 ALG         ?= s-hs
 DURATION    ?= 20
+SEEDS       ?= 1000
 RACE_PKGS   := ./replica/... ./transport/... ./api/... ./stats/... ./benchmark/...
 
-.PHONY: help build demo test test-short race bench lint fmt clean
+.PHONY: help build demo test test-short race bench soak lint fmt clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-11s %s\n", $$1, $$2}'
@@ -30,6 +31,9 @@ race: ## the race detector over every package
 
 bench: ## micro-benchmarks of hashing, signing, codec, mempool and the simulated protocols
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+soak: ## random simulated scenarios (faults, Byzantine strategies, crashes): SEEDS=10000 runs that many; prints failures with replay commands
+	$(GO) run ./simnet/cmd/soak -seeds $(SEEDS)
 
 lint: ## gofmt, go vet and staticcheck
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
