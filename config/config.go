@@ -228,6 +228,43 @@ func Load(path string) (Config, error) {
 	return cfg, nil
 }
 
+// LoadWith reads a JSON config file and applies overrides ("key=value", value in JSON; a value
+// that is not JSON is taken as a string) to its top-level keys before decoding, so that the
+// overrides are checked like the file.
+func LoadWith(path string, overrides []string) (Config, error) {
+	if len(overrides) == 0 {
+		return Load(path)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("config: %w", err)
+	}
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(data, &top); err != nil || top == nil {
+		return Config{}, fmt.Errorf("config: %s: %w", path, describeJSONError(data, err))
+	}
+	for _, o := range overrides {
+		k, v, ok := strings.Cut(o, "=")
+		if !ok || k == "" {
+			return Config{}, fmt.Errorf("config: override %q: want key=value", o)
+		}
+		raw := json.RawMessage(v)
+		if !json.Valid(raw) {
+			raw, _ = json.Marshal(v)
+		}
+		top[k] = raw
+	}
+	merged, err := json.Marshal(top)
+	if err != nil {
+		return Config{}, fmt.Errorf("config: %w", err)
+	}
+	cfg, err := Parse(merged)
+	if err != nil {
+		return Config{}, fmt.Errorf("config: %s with %s: %w", path, strings.Join(overrides, " "), err)
+	}
+	return cfg, nil
+}
+
 // Parse decodes config JSON over the defaults. Unknown keys are errors that name the key; keys of
 // the original prototype that no longer mean anything are refused with a hint.
 func Parse(data []byte) (Config, error) {

@@ -317,3 +317,21 @@ func TestDeadKeysAreNotLiveKeys(t *testing.T) {
 		assert.NotContains(t, bench, k)
 	}
 }
+
+func TestLoadWithOverrides(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "config.json")
+	require.NoError(t, os.WriteFile(path, []byte(`{"timeout": 500, "strategy": "silence"}`), 0o644))
+	cfg, err := LoadWith(path, []string{"byzNo=1", "strategy=fork", "byzantine={\"3\": \"slow\"}", "slow=20"})
+	require.NoError(t, err)
+	require.Equal(t, 500, cfg.Timeout)
+	require.Equal(t, 1, cfg.ByzNo)
+	require.Equal(t, "fork", cfg.Strategy, "a value that is not JSON is a string")
+	require.Equal(t, map[string]string{"3": "slow"}, cfg.Byzantine)
+	require.Equal(t, 20, cfg.Slow)
+	_, err = LoadWith(path, []string{"nope=1"})
+	require.ErrorContains(t, err, `unknown key "nope"`)
+	_, err = LoadWith(path, []string{"timeout"})
+	require.ErrorContains(t, err, "want key=value")
+	_, err = LoadWith(path, []string{"timeout=\"x\""})
+	require.ErrorContains(t, err, `key "timeout"`)
+}

@@ -49,6 +49,8 @@ func run() int {
 	ipsPath := flag.String("ips", "ips.txt", "replica hosts, one per line")
 	algorithm := flag.String("algorithm", "hotstuff", "protocol: "+strings.Join(config.PresetNames(), ", "))
 	logLevel := flag.String("log_level", "info", "debug, info, warn or error")
+	var sets setFlags
+	flag.Var(&sets, "set", "override a config key, e.g. -set byzNo=2 -set strategy=fork (repeatable; the value is JSON, or else a string)")
 	dataDir := flag.String("data_dir", "", "directory for each replica's voting state (vote.<id>), written before every vote so that a restarted replica never votes twice; empty: kept in memory")
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "usage: server -sim [flags]\n\nflags:\n")
@@ -84,7 +86,7 @@ func run() int {
 		return 2
 	}
 
-	cfg, err := config.Load(*cfgPath)
+	cfg, err := config.LoadWith(*cfgPath, sets)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "server: %v\n", err)
 		return 2
@@ -138,6 +140,12 @@ func run() int {
 	fmt.Println("stratus: stopped")
 	return 0
 }
+
+// setFlags collects repeated -set key=value flags.
+type setFlags []string
+
+func (s *setFlags) String() string     { return strings.Join(*s, " ") }
+func (s *setFlags) Set(v string) error { *s = append(*s, v); return nil }
 
 type simNode struct {
 	id   types.NodeID

@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Runs one protocol with K Byzantine replicas of each strategy (and once fault-free) under the same
+# client load, and tabulates committed throughput relative to the fault-free run.
+#   ./byzantine.sh [-p s-hs] [-n 7] [-b 2] [-s "silence fork ..."] [-c CLIENTS] [-t SECONDS] [-o DIR] [-- client flags]
+# Replicas 1..K follow the strategy; the clients send to the others only. crash stops the K
+# replicas a third into the run and restarts them a third later; slow adds 100 ms to their messages.
+# DIR/<strategy>/ keeps the server log, client summaries and each replica's final /query JSON;
+# DIR/summary.csv and the printed table hold committed tx/s (merged over the clients), its ratio
+# to the fault-free run, client latency, and whether the honest replicas' chain digests agree.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+cd "$BIN_DIR"
+
+protocol=s-hs
+n=7
+byz=2
+strategies="silence crash slow fork equivocate equivocate-flood doublevote missing badproof censor flood"
+clients=4
+secs=20
+out="$BIN_DIR/results/byzantine-$(date +%Y%m%d-%H%M%S)"
+while getopts "p:n:b:s:c:t:o:h" opt; do
+	case $opt in
+	p) protocol=$OPTARG ;;
+	n) n=$OPTARG ;;
+	b) byz=$OPTARG ;;
+	s) strategies=$OPTARG ;;
+	c) clients=$OPTARG ;;
+	t) secs=$OPTARG ;;
+	o) out=$OPTARG ;;
+	*) sed -n '2,9p' "$0"; exit 2 ;;
+	esac
+done
+shift $((OPTIND - 1))
+[[ "${1:-}" == "--" ]] && shift
+for v in "$n" "$clients" "$secs"; do [[ "$v" =~ ^[1-9][0-9]*$ ]] || die "-n, -c and -t take positive integers"; done
+[[ "$byz" =~ ^[0-9]+$ && $byz -lt $n ]] || die "-b takes a number of Byzantine replicas below N"
+if running=$(live_pids "$SERVER_PID") && [[ -n "$running" ]]; then
+	die "a server started by simulation.sh is running (pid $running); ./stop.sh first, the ports are shared"
+fi
+build
+mkdir -p "$out"
+targets=$(seq -s, $((byz + 1)) "$n")
+
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+	pids=()
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+echo "strategy,n,byzantine,committed_tx,throughput_tps,relative,p50_ms,p99_ms,errors,digests" >"$out/summary.csv"
+printf '%-17s %12s %9s %9s %9s %7s %s\n' strategy "tx/s" relative "p50 ms" "p99 ms" errors digests
+base=""
+for s in none $strategies; do
+	run="$out/$s"
+	mkdir -p "$run"
+	for ((i = 0; i < n; i++)); do echo 127.0.0.1; done >"$run/ips.txt"
+	sets=(-set "slow=100" -set "crash=$((secs * 1000 / 3))" -set "restart=$((secs * 1000 / 3))")
+	[[ $s != none ]] && sets+=(-set "byzNo=$byz" -set "strategy=$s")
+	./server -sim -algorithm "$protocol" -config config.json -ips "$run/ips.txt" -log_dir "$run" "${sets[@]}" >"$run/server.out" 2>&1 &
+	server=$!
+	pids=("$server")
+	for ((i = 0; i < 100; i++)); do
+		grep -q '^stratus:' "$run/server.out" 2>/dev/null && break
+		alive "$server" || { cat "$run/server.out" >&2; die "$s: the server exited"; }
+		sleep 0.1
+	done
+	cpids=()
+	for ((i = 1; i <= clients; i++)); do
+		./client -config config.json -ips "$run/ips.txt" -log_dir "$run" -duration "$secs" -targets "$targets" "$@" >"$run/client.$i.out" 2>&1 &
+		cpids+=($!)
+		pids+=($!)
+	done
+	for c in "${cpids[@]}"; do wait "$c" || true; done
+	for ((i = 1; i <= n; i++)); do
+		curl -fsS "http://127.0.0.1:$((8069 + i))/query?format=json" >"$run/node$i.json" 2>/dev/null || true
+	done
+	kill -TERM "$server" 2>/dev/null || true
+	wait "$server" 2>/dev/null || true
+	pids=()
+	merged=$(./client -out "$run/clients.json" -merge "$run"/client.*.json)
+	echo "$merged" >"$run/clients.txt"
+	tps=$(awk '/throughput:/ {print $2}' <<<"$merged")
+	tx=$(awk '/committed tx:/ {print $3}' <<<"$merged")
+	p50=$(awk '/latency \(ms\):/ {print $6}' <<<"$merged")
+	p99=$(awk '/latency \(ms\):/ {print $10}' <<<"$merged")
+	errs=$(awk '/errors:/ {print $2}' <<<"$merged")
+	[[ -z $base ]] && base=$tps
+	rel=$(awk -v a="$tps" -v b="$base" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')
+	# Honest replicas at the same height must report the same chain digest.
+	digests=$(for ((i = byz + 1; i <= n; i++)); do
+		grep -o '"committed_height":[0-9]*,"chain_digest":"[0-9a-f]*"' "$run/node$i.json" 2>/dev/null || true
+	done | sort | uniq | awk -F'[:,"]+' '{ if (seen[$3] && seen[$3] != $5) bad = 1; seen[$3] = $5 } END { print bad ? "DISAGREE" : "agree" }')
+	echo "$s,$n,$([[ $s == none ]] && echo 0 || echo "$byz"),$tx,$tps,$rel,$p50,$p99,$errs,$digests" >>"$out/summary.csv"
+	printf '%-17s %12s %9s %9s %9s %7s %s\n' "$s" "$tps" "$rel" "$p50" "$p99" "$errs" "$digests"
+done
+echo "results in $out (summary.csv)"
