@@ -216,6 +216,9 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request, txs []types.Tx) 
 		writeError(w, http.StatusServiceUnavailable, err.Error(), "mempool_full")
 	case errors.Is(err, replica.ErrStopped):
 		writeError(w, http.StatusServiceUnavailable, "the replica is shutting down", "stopped")
+	case errors.Is(err, replica.ErrCrashed):
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, "the replica is down (crashed); it restarts later", "crashed")
 	case errors.Is(err, context.DeadlineExceeded) && r.Context().Err() == nil:
 		writeError(w, http.StatusGatewayTimeout,
 			fmt.Sprintf("accepted but not delivered within %v; it stays in the mempool", limit), "timeout")

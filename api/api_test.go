@@ -131,6 +131,7 @@ func TestSubmitErrors(t *testing.T) {
 		{"bad timeout", &fakeNode{}, "POST", "/txs?wait=commit&timeout=NaN", types.AppendBatch(nil, [][]byte{[]byte("a")}), 400, "bad_request", "timeout"},
 		{"full", &fakeNode{err: &mempool.FullError{HeldBytes: 10, AddBytes: 5, Limit: 12}}, "POST", "/txs", types.AppendBatch(nil, [][]byte{[]byte("a")}), 503, "mempool_full", "memsize"},
 		{"stopped", &fakeNode{err: replica.ErrStopped}, "POST", "/txs", types.AppendBatch(nil, [][]byte{[]byte("a")}), 503, "stopped", "shutting down"},
+		{"crashed", &fakeNode{err: replica.ErrCrashed}, "POST", "/txs", types.AppendBatch(nil, [][]byte{[]byte("a")}), 503, "crashed", "restarts later"},
 		{"not delivered in time", &fakeNode{block: true}, "POST", "/txs?wait=commit&timeout=0.05", types.AppendBatch(nil, [][]byte{[]byte("a")}), 504, "timeout", "not delivered"},
 		{"wrong method on txs", &fakeNode{}, "GET", "/txs", nil, 405, "method", "POST"},
 		{"wrong method on query", &fakeNode{}, "POST", "/query", nil, 405, "method", "GET"},

@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Starts every replica listed in ips.txt in one process (server -sim), in the background.
-#   ./simulation.sh [algorithm]     algorithm: hotstuff (default), streamlet
+#   ./simulation.sh [algorithm] [server flags]
+#     algorithm: hotstuff (default), streamlet, smp-hs, s-hs, s-sl, s-hs-g; server flags such as
+#     -set byzNo=1 -set strategy=equivocate or -data_dir data go to server -sim
 # Logs: server.<pid>.log in LOG_DIR (default: this directory). Stop with ./stop.sh.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$BIN_DIR"
 
 alg=${1:-hotstuff}
+shift || true
 log_dir=${LOG_DIR:-.}
 if running=$(live_pids "$SERVER_PID") && [[ -n "$running" ]]; then
 	die "a server is already running (pid $running); ./stop.sh stops it"
@@ -15,7 +18,7 @@ build
 mkdir -p "$log_dir"
 out="$log_dir/server.out"
 ./server -sim -algorithm "$alg" -config config.json -ips ips.txt -log_dir "$log_dir" \
-	-log_level "${LOG_LEVEL:-info}" >"$out" 2>&1 &
+	-log_level "${LOG_LEVEL:-info}" "$@" >"$out" 2>&1 &
 pid=$!
 echo "$pid" >"$SERVER_PID"
 for ((i = 0; i < 100; i++)); do
