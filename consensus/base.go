@@ -146,6 +146,11 @@ func (b *Base) Insert(blk *types.Block, from types.NodeID) *Node {
 	n, err := b.Tree.Add(blk)
 	switch {
 	case errors.Is(err, ErrUnknownParent):
+		if other, taken := b.Syncer.ParkedSlot(blk.View, blk.Proposer); taken && other != blk.ID() && !b.wanted(blk.ID()) {
+			b.Reject(types.KindBlock, from, RuleEquivocation,
+				fmt.Errorf("proposer %d already has block %v of view %d waiting for its parent; %v is certified by nobody yet", blk.Proposer, other, blk.View, blk.ID()))
+			return nil
+		}
 		if blk.View > b.Tree.Head().View() {
 			b.Syncer.Park(blk, from)
 		}

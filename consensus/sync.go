@@ -23,6 +23,7 @@ type Syncer struct {
 	maxPark  int
 	parked   map[types.Hash][]parkedBlock // missing ID → blocks waiting for it
 	parkedID map[types.Hash]bool          // IDs of the parked blocks
+	slots    map[slot]types.Hash          // the parked block of each (view, proposer)
 	nparked  int
 	requests map[types.Hash]*syncRequest
 }
@@ -46,6 +47,7 @@ func NewSyncer(env Env, timeout time.Duration, maxPark int) *Syncer {
 		maxPark:  maxPark,
 		parked:   make(map[types.Hash][]parkedBlock),
 		parkedID: make(map[types.Hash]bool),
+		slots:    make(map[slot]types.Hash),
 		requests: make(map[types.Hash]*syncRequest),
 	}
 }
@@ -105,6 +107,20 @@ func (s *Syncer) Arrived(id types.Hash) { delete(s.requests, id) }
 // IsParked reports whether block id is parked.
 func (s *Syncer) IsParked(id types.Hash) bool { return s.parkedID[id] }
 
+// ParkedSlot returns the ID of the block parked for proposer's view v, if any.
+func (s *Syncer) ParkedSlot(v types.View, proposer types.NodeID) (types.Hash, bool) {
+	id, ok := s.slots[slot{v, proposer}]
+	return id, ok
+}
+
+// unpark forgets a parked block's ID and slot.
+func (s *Syncer) unpark(b *types.Block) {
+	delete(s.parkedID, b.ID())
+	if k := (slot{b.View, b.Proposer}); s.slots[k] == b.ID() {
+		delete(s.slots, k)
+	}
+}
+
 func (s *Syncer) ask(id types.Hash, attempt int) {
 	req := s.requests[id]
 	n := s.env.N()
@@ -133,6 +149,9 @@ func (s *Syncer) Park(b *types.Block, from types.NodeID) bool {
 	}
 	s.parked[b.Parent] = append(s.parked[b.Parent], parkedBlock{b, from})
 	s.parkedID[b.ID()] = true
+	if k := (slot{b.View, b.Proposer}); s.slots[k] == (types.Hash{}) {
+		s.slots[k] = b.ID()
+	}
 	s.nparked++
 	s.Need(b.Parent, from)
 	return true
@@ -147,7 +166,7 @@ func (s *Syncer) Resolved(id types.Hash) []*types.Block {
 	out := make([]*types.Block, len(ps))
 	for i, p := range ps {
 		out[i] = p.block
-		delete(s.parkedID, p.block.ID())
+		s.unpark(p.block)
 	}
 	return out
 }
@@ -179,7 +198,7 @@ func (s *Syncer) Forget(keep func(b *types.Block) bool) {
 				kept = append(kept, p)
 			} else {
 				s.nparked--
-				delete(s.parkedID, p.block.ID())
+				s.unpark(p.block)
 			}
 		}
 		if len(kept) == 0 {

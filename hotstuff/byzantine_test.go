@@ -111,3 +111,26 @@ func TestBlockRequestsAreRateLimited(t *testing.T) {
 	h.Deliver(3, &types.BlockRequest{ID: b1.ID()})
 	require.Len(t, enginetest.Of[*types.BlockResponse](h.Env.Messages()), 1)
 }
+
+// Suspected: parking slots filled by blocks whose parent is an orphan nobody can serve. A
+// Byzantine leader sends many validly signed blocks of its view, each extending a certified block
+// the replica does not have (an orphan pruned everywhere): each was parked, the parking space
+// (1,024 blocks) filled up, and an honest block waiting for its parent could no longer be parked —
+// the replica dropped it. One parked block per (view, proposer) now, like the tree.
+func TestEquivocatedBlocksDoNotFillTheParking(t *testing.T) {
+	h := newHarness(t, enginetest.Config{Self: 4})
+	orphan := h.Block(enginetest.BlockSpec{View: 1}) // certified, never delivered to replica 4
+	oqc := h.QCFor(orphan)
+	for i := 0; i < 1100; i++ {
+		h.Deliver(1, h.Block(enginetest.BlockSpec{View: 5, Parent: orphan, QC: oqc, TC: h.TC(4, 1, 2, 3),
+			Payload: enginetest.Payload(fmt.Sprintf("park %d", i))}))
+	}
+	e := h.Engine.(*hotstuff.Engine)
+	// An honest chain the replica has not seen yet: b2 ← b3, and b3 arrives first.
+	b2 := h.Block(enginetest.BlockSpec{View: 2, TC: h.TC(1, 1, 2, 3)})
+	b3 := h.Block(enginetest.BlockSpec{View: 3, Parent: b2, QC: h.QCFor(b2)})
+	h.Deliver(3, b3)
+	require.True(t, e.Syncer.IsParked(b3.ID()), "the honest block waits for its parent")
+	h.Deliver(2, &types.BlockResponse{Block: b2})
+	require.NotNil(t, e.Tree.Get(b3.ID()), "and enters the tree when the parent arrives")
+}

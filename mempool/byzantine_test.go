@@ -191,3 +191,22 @@ func TestFetchRequestsAreRateLimited(t *testing.T) {
 	require.LessOrEqual(t, served, types.MaxFrame>>20+1)
 	require.Positive(t, countEv[consensus.Rejected](r.events), "refusals are counted")
 }
+
+// Suspected: a proof expiring between one replica's vote and another's. Ruled out: whether a
+// proof is fresh depends on the block's view, not on the local view or the time, so every replica
+// judges a proposal alike, however far apart their views are.
+func TestProofFreshnessIsTheSameForEveryReplica(t *testing.T) {
+	cfg := pabCfg()
+	mb := mbOf(3, 10, txs('p', 0, 5))
+	for _, view := range []types.View{10 + StaleViews, 11 + StaleViews} {
+		var verdicts []consensus.Verdict
+		for _, local := range []types.View{1, view, view + 3*StaleViews} {
+			r := newRig(t, 2, 4, cfg)
+			r.m.SetView(local)
+			v, _ := r.m.CheckPayload(blockOf(view, 1, refOf(r.proofBy(mb, 3, 4))))
+			verdicts = append(verdicts, v)
+		}
+		require.Equal(t, verdicts[0], verdicts[1], "block of view %d", view)
+		require.Equal(t, verdicts[0], verdicts[2], "block of view %d", view)
+	}
+}
