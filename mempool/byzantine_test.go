@@ -210,3 +210,23 @@ func TestProofFreshnessIsTheSameForEveryReplica(t *testing.T) {
 		require.Equal(t, verdicts[0], verdicts[2], "block of view %d", view)
 	}
 }
+
+// Found by the soak (seed 1148): acks lost in a partition were never sent again. The creator
+// re-pushes to the replicas that did not ack, but they had acked once already and stayed silent,
+// so the push never reached q acks and the microblock was never proposed. A replica acks again
+// whenever the sender itself sends the microblock; gossip relays still get one ack.
+func TestAckRepeatedForARepush(t *testing.T) {
+	r := newRig(t, 2, 4, pabCfg())
+	r.m.SetView(3)
+	mb := mbOf(3, 3, txs('a', 0, 5))
+	r.m.OnMessage(3, mb)
+	first := pick[*types.Ack](r.take())
+	require.Len(t, first, 1)
+	r.m.OnMessage(4, mb) // a gossip relay (sender 3, from 4)
+	require.Empty(t, pick[*types.Ack](r.take()), "a relayed copy is acked once")
+	r.m.OnMessage(3, mb) // the sender pushes again: its ack was lost
+	again := pick[*types.Ack](r.take())
+	require.Len(t, again, 1, "acked again")
+	require.Equal(t, types.NodeID(3), again[0].to)
+	require.Equal(t, first[0].m.Sig, again[0].m.Sig, "the same signature, made once")
+}

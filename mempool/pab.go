@@ -3,6 +3,7 @@ package mempool
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/stratusbft/stratus/consensus"
@@ -97,7 +98,7 @@ func (s *Shared) onMicroBlock(from types.NodeID, mb *types.MicroBlock, fetched b
 	if e != nil && e.mb != nil {
 		if !fetched {
 			s.emit(consensus.MBReceived{Bytes: mb.Bytes(), Redundant: true})
-			s.ack(e, mb)
+			s.ack(e, mb, from)
 		}
 		return
 	}
@@ -119,7 +120,7 @@ func (s *Shared) onMicroBlock(from types.NodeID, mb *types.MicroBlock, fetched b
 		s.emit(consensus.MBFetched{})
 	} else {
 		s.emit(consensus.MBReceived{Bytes: mb.Bytes()})
-		s.ack(e, mb)
+		s.ack(e, mb, from)
 		if s.cfg.Gossip && int(mb.Hops) < s.cfg.R {
 			s.send(mb, from)
 		}
@@ -157,23 +158,25 @@ func (s *Shared) store(e *mbEntry, mb *types.MicroBlock) {
 	s.byCreator[mb.Creator] += mbCost(mb)
 }
 
-// ack answers the sender of a pushed microblock, once per sender.
-func (s *Shared) ack(e *mbEntry, mb *types.MicroBlock) {
+// ack answers the sender of a pushed microblock: once per sender for copies that gossip relays,
+// and again whenever the sender itself sends it, since a re-push means the earlier ack was lost
+// (a partition, a full queue) and without it the push would never complete. The signature is
+// made once per microblock.
+func (s *Shared) ack(e *mbEntry, mb *types.MicroBlock, from types.NodeID) {
 	if !s.acks() || mb.Sender == s.self {
 		return
 	}
-	for _, a := range e.acked {
-		if a == mb.Sender {
-			return
-		}
+	acked := slices.Contains(e.acked, mb.Sender)
+	if acked && from != mb.Sender {
+		return
 	}
-	e.acked = append(e.acked, mb.Sender)
-	s.env.Send(mb.Sender, &types.Ack{
-		MBID:   mb.ID,
-		Epoch:  mb.Epoch,
-		Signer: s.self,
-		Sig:    s.env.Signer().Sign(types.AckDigest(mb.ID, mb.Epoch)),
-	})
+	if !acked {
+		e.acked = append(e.acked, mb.Sender)
+	}
+	if e.ackSig == nil {
+		e.ackSig = s.env.Signer().Sign(types.AckDigest(mb.ID, mb.Epoch))
+	}
+	s.env.Send(mb.Sender, &types.Ack{MBID: mb.ID, Epoch: mb.Epoch, Signer: s.self, Sig: e.ackSig})
 }
 
 func (s *Shared) onAck(from types.NodeID, a *types.Ack) {

@@ -98,6 +98,7 @@ type mbEntry struct {
 	proposed bool // referenced by a block that has not yet committed or been orphaned
 	proxied  bool // pushed by this replica for its creator (load balancing)
 	acked    []types.NodeID
+	ackSig   []byte // this replica's ack signature, made once
 }
 
 // Timers.
