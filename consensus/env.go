@@ -44,8 +44,9 @@ type Mempool interface {
 	// Ready reports whether MakePayload has something to propose.
 	Ready() bool
 	// MakePayload returns the payload for the block this replica proposes in view (possibly
-	// empty). What it takes is marked proposed until the block commits or is orphaned.
-	MakePayload(view types.View) *types.Payload
+	// empty), extending chain: the uncommitted blocks from the committed head to the parent,
+	// whose payload must not be proposed again.
+	MakePayload(view types.View, chain []*types.Block) *types.Payload
 	// CheckPayload decides whether block b's payload may be voted for.
 	CheckPayload(b *types.Block) (Verdict, error)
 }

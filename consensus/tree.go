@@ -280,6 +280,19 @@ func SortNodes(ns []*Node) {
 	})
 }
 
+// PendingChain returns the blocks of n and its uncommitted ancestors, oldest first: what a block
+// extending n builds on before it commits.
+func PendingChain(n *Node) []*types.Block {
+	var out []*types.Block
+	for ; n != nil && !n.Committed; n = n.Parent {
+		out = append(out, n.Block)
+	}
+	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
+		out[i], out[j] = out[j], out[i]
+	}
+	return out
+}
+
 // ChainCertified reports whether n and all its uncommitted ancestors are certified. The committed
 // head counts as certified.
 func ChainCertified(n *Node) bool {

@@ -145,7 +145,7 @@ func (e *Engine) TryPropose() {
 		Height:   parent.Height() + 1,
 		Parent:   parent.ID(),
 		QC:       e.highQC,
-		Payload:  e.Mempool.MakePayload(v),
+		Payload:  e.Mempool.MakePayload(v, consensus.PendingChain(parent)),
 		Proposer: e.Self,
 	}
 	if e.highQC.View+1 != v {

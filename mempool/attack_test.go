@@ -272,7 +272,7 @@ func TestAttackNativeTxForwardFillsStaticLeader(t *testing.T) {
 		if err := leader.AddTxs(txs('c', round, 1)); err != nil {
 			clientRefused++
 		}
-		p := leader.MakePayload(types.View(round + 1))
+		p := leader.MakePayload(types.View(round+1), nil)
 		for _, t := range p.Txs {
 			if honestIn[t.ID()] {
 				committed[t.ID()] = true

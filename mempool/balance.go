@@ -253,8 +253,8 @@ func (s *Shared) onLBForward(from types.NodeID, mb *types.MicroBlock) {
 			e = s.entry(mb.ID, mb.Epoch)
 		}
 		s.store(e, mb)
-		if !s.cfg.PAB && !e.proposed {
-			s.avail.push(mb.ID)
+		if !s.cfg.PAB {
+			s.avail.add(mb.ID)
 		}
 	}
 	e.proxied = true

@@ -230,3 +230,26 @@ func TestAckRepeatedForARepush(t *testing.T) {
 	require.Equal(t, types.NodeID(3), again[0].to)
 	require.Equal(t, first[0].m.Sig, again[0].m.Sig, "the same signature, made once")
 }
+
+// Found by the soak (seed 1310): a microblock a replica saw in any proposal was not proposable
+// until that block committed or was orphaned. An equivocating leader that put the same microblock
+// into each of its doomed proposals kept the honest leaders from ever proposing it: it was always
+// "proposed" again before their turn came. A leader now skips only what the chain it extends
+// holds.
+func TestAMicroblockInADoomedProposalStaysProposable(t *testing.T) {
+	r := newRig(t, 2, 4, pabCfg())
+	r.m.SetView(5)
+	mb := mbOf(3, 5, txs('c', 0, 5))
+	r.m.OnMessage(3, mb)
+	p := r.proofBy(mb, 3, 4)
+	r.m.OnMessage(3, p)
+	doomed := blockOf(5, 1, refOf(p)) // the Byzantine leader of view 5 proposes it
+	v, err := r.m.CheckPayload(doomed)
+	require.NoError(t, err)
+	require.Equal(t, consensus.Accept, v)
+
+	other := blockOf(4, 4) // the chain replica 2 extends as leader of view 6 does not hold it
+	pl := r.m.MakePayload(6, []*types.Block{other})
+	require.Equal(t, []types.Hash{mb.ID}, refIDs(pl.Refs), "proposed by the honest leader anyway")
+	require.Empty(t, r.m.MakePayload(7, []*types.Block{doomed}).Refs, "but not on top of a block that holds it")
+}

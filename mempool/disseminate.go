@@ -8,7 +8,7 @@ import (
 // balancing is on, else pushed by this replica.
 func (s *Shared) disseminate(mb *types.MicroBlock) {
 	if !s.cfg.PAB {
-		s.avail.push(mb.ID) // smp: the creator holds the data, so it is proposable at once
+		s.avail.add(mb.ID) // smp: the creator holds the data, so it is proposable at once
 		if s.cfg.Master != 0 && s.cfg.Master != s.self {
 			s.env.SetTimer(s.cfg.PushTimeout, masterTimer{id: mb.ID})
 		}

@@ -166,7 +166,7 @@ func (m *Native) OnTimer(t consensus.Timer) {
 func (m *Native) Ready() bool { return m.live > 0 }
 
 // MakePayload implements consensus.Mempool: up to bsize pending transactions, oldest first.
-func (m *Native) MakePayload(types.View) *types.Payload {
+func (m *Native) MakePayload(types.View, []*types.Block) *types.Payload {
 	n := min(m.live, m.cfg.BSize)
 	txs := make([]types.Tx, 0, n)
 	for len(txs) < n {

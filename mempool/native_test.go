@@ -67,12 +67,12 @@ func TestNativeProposesInOrderUpToBSize(t *testing.T) {
 	require.NoError(t, m.AddTxs(in))
 	require.NoError(t, m.AddTxs(in[:2]), "re-adding held transactions is a no-op")
 	require.True(t, m.Ready())
-	p1 := m.MakePayload(1)
+	p1 := m.MakePayload(1, nil)
 	require.Equal(t, ids(in[:3]), ids(p1.Txs))
-	p2 := m.MakePayload(1)
+	p2 := m.MakePayload(1, nil)
 	require.Equal(t, ids(in[3:]), ids(p2.Txs))
 	require.False(t, m.Ready())
-	require.Empty(t, m.MakePayload(1).Txs)
+	require.Empty(t, m.MakePayload(1, nil).Txs)
 	require.Equal(t, Gauges{PendingTxs: 0, PendingBytes: 5 * (16 + TxOverhead), InFlightTxs: 5}, m.Gauges(), "charged: bytes and bookkeeping")
 }
 
@@ -85,7 +85,7 @@ func TestNativeFullRefusesWholeBatch(t *testing.T) {
 	require.ErrorContains(t, err, fmt.Sprintf("holds %d bytes, batch adds %d, memsize is %d", 3*cost, 2*cost, 4*cost))
 	require.Equal(t, 3, m.Gauges().PendingTxs, "nothing of a refused batch is kept")
 	// Committing frees room.
-	p := m.MakePayload(1)
+	p := m.MakePayload(1, nil)
 	m.Committed(&types.Block{Payload: p})
 	require.NoError(t, m.AddTxs(txs('b', 0, 2)))
 	require.Equal(t, Gauges{PendingTxs: 2, PendingBytes: 2 * cost}, m.Gauges())
@@ -95,11 +95,11 @@ func TestNativeRequeuesOwnOrphanedPayload(t *testing.T) {
 	m := NewNative(&testEnv{self: 1, n: 4}, NativeConfig{BSize: 2, MemSize: 1 << 20})
 	in := txs('a', 0, 4)
 	require.NoError(t, m.AddTxs(in))
-	p1 := m.MakePayload(1)
+	p1 := m.MakePayload(1, nil)
 	m.Requeue(&types.Block{Payload: p1})
 	// The orphaned payload goes back to the front, ahead of what was never proposed.
-	require.Equal(t, ids(in[:2]), ids(m.MakePayload(1).Txs))
-	require.Equal(t, ids(in[2:]), ids(m.MakePayload(1).Txs))
+	require.Equal(t, ids(in[:2]), ids(m.MakePayload(1, nil).Txs))
+	require.Equal(t, ids(in[2:]), ids(m.MakePayload(1, nil).Txs))
 	// A payload proposed by someone else is not ours to requeue.
 	other := &types.Payload{Txs: txs('z', 0, 2)}
 	m.Requeue(&types.Block{Payload: other})
@@ -108,7 +108,7 @@ func TestNativeRequeuesOwnOrphanedPayload(t *testing.T) {
 	require.NoError(t, m.AddTxs(txs('c', 0, 1)))
 	m.Committed(&types.Block{Payload: &types.Payload{Txs: txs('c', 0, 1)}})
 	require.False(t, m.Ready())
-	require.Empty(t, m.MakePayload(1).Txs)
+	require.Empty(t, m.MakePayload(1, nil).Txs)
 }
 
 func TestNativeCheckPayload(t *testing.T) {
@@ -151,5 +151,5 @@ func TestNativeForwardsToStaticLeader(t *testing.T) {
 	leader := NewNative(lenv, NativeConfig{BSize: 10, MemSize: 3 * 2 * (16 + TxOverhead), Master: 1})
 	leader.OnMessage(2, fw)
 	require.True(t, leader.Ready())
-	require.Equal(t, ids(in[:2]), ids(leader.MakePayload(1).Txs), "beyond replica 2's share (memsize/3) the leader drops; the origin forwards again")
+	require.Equal(t, ids(in[:2]), ids(leader.MakePayload(1, nil).Txs), "beyond replica 2's share (memsize/3) the leader drops; the origin forwards again")
 }

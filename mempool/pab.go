@@ -125,8 +125,8 @@ func (s *Shared) onMicroBlock(from types.NodeID, mb *types.MicroBlock, fetched b
 			s.send(mb, from)
 		}
 	}
-	if !s.cfg.PAB && !e.proposed {
-		s.avail.push(mb.ID) // smp: data here means proposable
+	if !s.cfg.PAB {
+		s.avail.add(mb.ID) // smp: data here means proposable
 	}
 }
 
@@ -221,8 +221,8 @@ func (s *Shared) setProof(id types.Hash, p *types.Proof) {
 		return
 	}
 	e.proof, e.epoch = p, p.Epoch
-	if !e.proposed {
-		s.avail.push(id)
+	if !s.decided.has(id) {
+		s.avail.add(id)
 	}
 	if e.mb == nil {
 		s.fetch(id, s.fetchOrder(p, 0), false, 0)

@@ -72,7 +72,7 @@ type Shared struct {
 	ownOrder   idQueue // own microblocks, oldest first, for re-issuing stale ones
 
 	mbs       map[types.Hash]*mbEntry
-	avail     idQueue // IDs that became proposable, in order; entries are re-checked when popped
+	avail     availSet // IDs that may be proposed, oldest first; dead entries are dropped as leaders walk it
 	peerBytes int
 	byCreator map[types.NodeID]int // bytes of each peer's microblocks held (not yet committed)
 	gcView    types.View           // view of the last sweep of stale peer microblocks
@@ -326,9 +326,13 @@ func (s *Shared) entry(id types.Hash, epoch types.View) *mbEntry {
 	return e
 }
 
-// proposable reports whether a leader may put e into a proposal now.
+// proposable reports whether a leader may put e into a proposal now: its data (smp) or proof
+// (PAB) is here, it is fresh, and no committed block holds it. That a block this replica saw
+// references it does not count: a Byzantine leader that puts a microblock in every proposal it
+// makes, all doomed, would otherwise keep the honest leaders from ever proposing it. A leader
+// skips only what the chain it extends holds (MakePayload).
 func (s *Shared) proposable(e *mbEntry, v types.View) bool {
-	if e.proposed || e.epoch+StaleViews/2 < v || s.decided.has(e.id) {
+	if e.epoch+StaleViews/2 < v || s.decided.has(e.id) {
 		return false
 	}
 	if s.cfg.PAB {
@@ -339,38 +343,41 @@ func (s *Shared) proposable(e *mbEntry, v types.View) bool {
 
 // Ready implements consensus.Mempool.
 func (s *Shared) Ready() bool {
-	for {
-		id, ok := s.avail.peek()
-		if !ok {
-			return false
-		}
-		if e := s.mbs[id]; e != nil && s.proposable(e, s.view) {
-			return true
-		}
-		s.avail.pop()
-	}
+	ready := false
+	s.avail.walk(func(id types.Hash) (alive, stop bool) {
+		e := s.mbs[id]
+		ready = e != nil && s.proposable(e, s.view)
+		return ready, ready
+	})
+	return ready
 }
 
-// MakePayload implements consensus.Mempool: up to bsize proposable microblocks, oldest first.
-func (s *Shared) MakePayload(v types.View) *types.Payload {
+// MakePayload implements consensus.Mempool: up to bsize proposable microblocks, oldest first,
+// that the chain it extends does not hold yet.
+func (s *Shared) MakePayload(v types.View, chain []*types.Block) *types.Payload {
 	s.SetView(v)
-	var refs []types.MBRef
-	for len(refs) < s.cfg.BSize {
-		id, ok := s.avail.pop()
-		if !ok {
-			break
+	inChain := make(map[types.Hash]bool)
+	for _, b := range chain {
+		for _, r := range b.Payload.Refs {
+			inChain[r.ID] = true
 		}
+	}
+	var refs []types.MBRef
+	s.avail.walk(func(id types.Hash) (alive, stop bool) {
 		e := s.mbs[id]
 		if e == nil || !s.proposable(e, v) {
-			continue
+			return false, false
 		}
-		e.proposed = true
-		ref := types.MBRef{ID: id}
-		if s.cfg.PAB {
-			ref.Proof = e.proof
+		if !inChain[id] {
+			e.proposed = true
+			ref := types.MBRef{ID: id}
+			if s.cfg.PAB {
+				ref.Proof = e.proof
+			}
+			refs = append(refs, ref)
 		}
-		refs = append(refs, ref)
-	}
+		return true, len(refs) >= s.cfg.BSize
+	})
 	return &types.Payload{Refs: refs}
 }
 
@@ -490,6 +497,13 @@ func (s *Shared) Committed(b *types.Block) {
 	}
 	s.delivered.prune(b.View)
 	s.decided.prune(b.View)
+	if s.avail.len() > 2*len(s.mbs)+1024 {
+		// Replicas that never lead (a static master's followers) never walk the set: sweep it.
+		s.avail.walk(func(id types.Hash) (bool, bool) {
+			e := s.mbs[id]
+			return e != nil && s.proposable(e, s.view), false
+		})
+	}
 }
 
 // DeliveredWindow implements Mempool.
@@ -533,9 +547,9 @@ func (s *Shared) release(e *mbEntry) {
 func (s *Shared) Requeue(b *types.Block) {
 	refs := b.Payload.Refs
 	for i := len(refs) - 1; i >= 0; i-- {
-		if e := s.mbs[refs[i].ID]; e != nil && e.proposed && !s.decided.has(e.id) {
+		if e := s.mbs[refs[i].ID]; e != nil && !s.decided.has(e.id) {
 			e.proposed = false
-			s.avail.pushFront(e.id)
+			s.avail.addFront(e.id)
 		}
 	}
 }
@@ -642,6 +656,58 @@ func (q *idQueue) pop() (types.Hash, bool) {
 		q.head = 0
 	}
 	return id, true
+}
+
+// availSet holds the IDs of the microblocks that may be proposed, oldest first (requeued ones
+// first), each once. An entry stays while it can still be proposed, also while a pending block
+// holds it: it leaves when a walk finds it dead (committed, freed, stale).
+type availSet struct {
+	ids []types.Hash
+	in  map[types.Hash]bool
+}
+
+func (a *availSet) add(id types.Hash) {
+	if a.in == nil {
+		a.in = make(map[types.Hash]bool)
+	}
+	if !a.in[id] {
+		a.in[id] = true
+		a.ids = append(a.ids, id)
+	}
+}
+
+func (a *availSet) addFront(id types.Hash) {
+	if a.in == nil {
+		a.in = make(map[types.Hash]bool)
+	}
+	if !a.in[id] {
+		a.in[id] = true
+		a.ids = append([]types.Hash{id}, a.ids...)
+	}
+}
+
+func (a *availSet) len() int { return len(a.ids) }
+
+// walk visits the IDs in order until visit says stop; the ones it finds dead are dropped.
+func (a *availSet) walk(visit func(id types.Hash) (alive, stop bool)) {
+	kept := a.ids[:0]
+	i := 0
+	for ; i < len(a.ids); i++ {
+		id := a.ids[i]
+		alive, stop := visit(id)
+		if alive {
+			kept = append(kept, id)
+		} else {
+			delete(a.in, id)
+		}
+		if stop {
+			i++
+			break
+		}
+	}
+	kept = append(kept, a.ids[i:]...)
+	clear(a.ids[len(kept):])
+	a.ids = kept
 }
 
 // viewSet remembers IDs with the view they were added in and forgets them window views later.

@@ -288,7 +288,7 @@ func TestPABProofFormsAtExactlyQ(t *testing.T) {
 
 	// Now provably available: proposable with its proof.
 	require.True(t, r.m.Ready())
-	pl := r.m.MakePayload(1)
+	pl := r.m.MakePayload(1, nil)
 	require.Len(t, pl.Refs, 1)
 	require.Equal(t, mb.ID, pl.Refs[0].ID)
 	require.Same(t, p, pl.Refs[0].Proof)
@@ -346,7 +346,7 @@ func TestPABRejectsBadProofs(t *testing.T) {
 			r.m.OnMessage(1, p)
 			require.Equal(t, []consensus.ProofChecked{{OK: false}}, eventsOf[consensus.ProofChecked](r.events))
 			require.False(t, r.m.Ready(), "a rejected proof does not make the microblock proposable")
-			require.Empty(t, r.m.MakePayload(1).Refs)
+			require.Empty(t, r.m.MakePayload(1, nil).Refs)
 			require.Empty(t, r.take(), "nothing sent")
 			require.Empty(t, r.env.timers, "no fetch started")
 			require.Zero(t, r.m.Gauges().Microblocks, "nothing stored")
@@ -502,15 +502,15 @@ func TestPABResolveCommittedRequeue(t *testing.T) {
 	r.take()
 
 	require.True(t, r.m.Ready())
-	p1 := r.m.MakePayload(1)
+	p1 := r.m.MakePayload(1, nil)
 	require.Equal(t, []types.Hash{a.ID, b.ID}, refIDs(p1.Refs), "oldest first")
 	require.NotNil(t, p1.Refs[0].Proof)
-	require.False(t, r.m.Ready(), "proposed microblocks are not proposable again")
-	require.Empty(t, r.m.MakePayload(2).Refs)
-	r.m.Requeue(&types.Block{View: 1, Proposer: 1, Payload: p1})
-	require.True(t, r.m.Ready(), "Requeue makes the microblocks of an orphaned block proposable again")
-	p2 := r.m.MakePayload(3)
-	require.Equal(t, []types.Hash{a.ID, b.ID}, refIDs(p2.Refs))
+	b1 := &types.Block{View: 1, Proposer: 1, Payload: p1}
+	require.Empty(t, r.m.MakePayload(2, []*types.Block{b1}).Refs, "a block extending the one that holds them does not propose them again")
+	require.True(t, r.m.Ready(), "they stay available until committed")
+	r.m.Requeue(b1)
+	p2 := r.m.MakePayload(3, nil)
+	require.Equal(t, []types.Hash{a.ID, b.ID}, refIDs(p2.Refs), "a block on another branch proposes them again")
 
 	// A peer microblock known by its proof only.
 	c := mbOf(3, 1, txs('c', 0, 4))
@@ -606,8 +606,8 @@ func TestSMPFetchesFromLeaderBeforeVoting(t *testing.T) {
 	require.Len(t, out, 1)
 	require.Equal(t, types.NodeID(0), out[0].to, "the creator broadcasts")
 	require.True(t, r.m.Ready())
-	p := r.m.MakePayload(2)
-	require.Equal(t, []types.Hash{d.ID, out[0].m.ID}, refIDs(p.Refs), "held, not proposed: d and the own one; c is in a pending block")
+	p := r.m.MakePayload(2, []*types.Block{blk})
+	require.Equal(t, []types.Hash{d.ID, out[0].m.ID}, refIDs(p.Refs), "held and not in the chain extended: d and the own one; c is in the parent")
 	for _, ref := range p.Refs {
 		require.Nil(t, ref.Proof, "smp proposals carry IDs only")
 	}
@@ -807,7 +807,9 @@ func busyRig(t *testing.T, n int, cfg SharedConfig) *rig {
 	g := r.m.Gauges()
 	require.True(t, g.Busy)
 	require.Equal(t, 25*time.Millisecond, g.Load)
-	require.Len(t, r.m.MakePayload(1).Refs, 2, "the two pushed microblocks are proposed: out of the way")
+	p := r.m.MakePayload(1, nil)
+	require.Len(t, p.Refs, 2, "the two pushed microblocks are proposed")
+	r.m.Decided(&types.Block{View: 1, Payload: p}) // and committed: out of the way
 	return r
 }
 
@@ -1006,7 +1008,7 @@ func TestDLBReforwardAfterTimeout(t *testing.T) {
 	require.Equal(t, mb.ID, proofs[0].m.MBID)
 	require.Equal(t, 1, r.m.Gauges().Banned, "the delivering proxy is no longer banned")
 	require.True(t, r.m.Ready())
-	require.Equal(t, []types.Hash{mb.ID}, refIDs(r.m.MakePayload(10).Refs))
+	require.Equal(t, []types.Hash{mb.ID}, refIDs(r.m.MakePayload(10, nil).Refs))
 
 	// A late proof from anyone changes nothing; no further forward.
 	r.m.OnMessage(first, r.proofBy(mb, first, 1))

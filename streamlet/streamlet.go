@@ -253,7 +253,7 @@ func (e *Engine) TryPropose() {
 		Height:   parent.Height() + 1,
 		Parent:   parent.ID(),
 		QC:       parent.Cert,
-		Payload:  e.Mempool.MakePayload(v),
+		Payload:  e.Mempool.MakePayload(v, consensus.PendingChain(parent)),
 		Proposer: e.Self,
 	}
 	b.Sig = e.Env.Signer().Sign(b.ID())

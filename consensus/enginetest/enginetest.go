@@ -201,7 +201,7 @@ type Mempool struct {
 func (m *Mempool) Ready() bool { return m.IsReady }
 
 // MakePayload implements consensus.Mempool.
-func (m *Mempool) MakePayload(types.View) *types.Payload {
+func (m *Mempool) MakePayload(types.View, []*types.Block) *types.Payload {
 	p := &types.Payload{}
 	if m.IsReady && len(m.Next) > 0 {
 		p, m.Next = m.Next[0], m.Next[1:]
