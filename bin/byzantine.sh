@@ -42,12 +42,7 @@ mkdir -p "$out"
 targets=$(seq -s, $((byz + 1)) "$n")
 
 pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-	pids=()
-}
-trap cleanup EXIT
+trap cleanup_started EXIT
 trap 'exit 130' INT TERM
 
 echo "strategy,n,byzantine,committed_tx,throughput_tps,relative,p50_ms,p99_ms,errors,digests" >"$out/summary.csv"
@@ -59,34 +54,10 @@ for s in none $strategies; do
 	for ((i = 0; i < n; i++)); do echo 127.0.0.1; done >"$run/ips.txt"
 	sets=(-set "slow=100" -set "crash=$((secs * 1000 / 3))" -set "restart=$((secs * 1000 / 3))")
 	[[ $s != none ]] && sets+=(-set "byzNo=$byz" -set "strategy=$s")
-	./server -sim -algorithm "$protocol" -config config.json -ips "$run/ips.txt" -log_dir "$run" "${sets[@]}" >"$run/server.out" 2>&1 &
-	server=$!
-	pids=("$server")
-	for ((i = 0; i < 100; i++)); do
-		grep -q '^stratus:' "$run/server.out" 2>/dev/null && break
-		alive "$server" || { cat "$run/server.out" >&2; die "$s: the server exited"; }
-		sleep 0.1
-	done
-	cpids=()
-	for ((i = 1; i <= clients; i++)); do
-		./client -config config.json -ips "$run/ips.txt" -log_dir "$run" -duration "$secs" -targets "$targets" "$@" >"$run/client.$i.out" 2>&1 &
-		cpids+=($!)
-		pids+=($!)
-	done
-	for c in "${cpids[@]}"; do wait "$c" || true; done
-	for ((i = 1; i <= n; i++)); do
-		curl -fsS "http://127.0.0.1:$((8069 + i))/query?format=json" >"$run/node$i.json" 2>/dev/null || true
-	done
-	kill -TERM "$server" 2>/dev/null || true
-	wait "$server" 2>/dev/null || true
-	pids=()
-	merged=$(./client -out "$run/clients.json" -merge "$run"/client.*.json)
-	echo "$merged" >"$run/clients.txt"
-	tps=$(awk '/throughput:/ {print $2}' <<<"$merged")
-	tx=$(awk '/committed tx:/ {print $3}' <<<"$merged")
-	p50=$(awk '/latency \(ms\):/ {print $6}' <<<"$merged")
-	p99=$(awk '/latency \(ms\):/ {print $10}' <<<"$merged")
-	errs=$(awk '/errors:/ {print $2}' <<<"$merged")
+	start_sim "$run" -algorithm "$protocol" -config config.json -ips "$run/ips.txt" "${sets[@]}"
+	run_clients "$run" "$clients" -config config.json -ips "$run/ips.txt" -duration "$secs" -targets "$targets" "$@"
+	stop_sim "$run" "$n"
+	read -r tx tps p50 p99 errs < <(merge_clients "$run")
 	[[ -z $base ]] && base=$tps
 	rel=$(awk -v a="$tps" -v b="$base" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')
 	# Honest replicas at the same height must report the same chain digest.

@@ -59,3 +59,62 @@ stop_pids() {
 	rm -f "$file"
 	echo "stopped $what: $(echo $pids)"
 }
+
+# The sweep scripts: pids holds what they started, for their cleanup.
+
+# start_sim RUN [server flags]: starts server -sim logging into RUN, waits for its ready line and
+# records it in pids (SIM_PID).
+start_sim() {
+	local run=$1 i
+	shift
+	./server -sim -log_dir "$run" "$@" >"$run/server.out" 2>&1 &
+	SIM_PID=$!
+	pids=("$SIM_PID")
+	for ((i = 0; i < 100; i++)); do
+		grep -q '^stratus:' "$run/server.out" 2>/dev/null && return 0
+		alive "$SIM_PID" || { cat "$run/server.out" >&2; die "the server exited during start-up (see $run/server.out)"; }
+		sleep 0.1
+	done
+	die "the server did not report ready within 10 s (see $run/server.out)"
+}
+
+# run_clients RUN K [client flags]: runs K client processes logging into RUN and waits for them.
+run_clients() {
+	local run=$1 k=$2 i c cpids=()
+	shift 2
+	for ((i = 1; i <= k; i++)); do
+		./client -log_dir "$run" "$@" >"$run/client.$i.out" 2>&1 &
+		cpids+=($!)
+		pids+=($!)
+	done
+	for c in "${cpids[@]}"; do wait "$c" || true; done
+}
+
+# stop_sim RUN N: saves each replica's /query JSON into RUN and stops the server start_sim started.
+stop_sim() {
+	local run=$1 n=$2 i
+	for ((i = 1; i <= n; i++)); do
+		curl -fsS "http://127.0.0.1:$((8069 + i))/query?format=json" >"$run/node$i.json" 2>/dev/null || true
+	done
+	kill -TERM "$SIM_PID" 2>/dev/null || true
+	wait "$SIM_PID" 2>/dev/null || true
+	pids=()
+}
+
+# merge_clients RUN: merges the client summaries of RUN (clients.json, clients.txt) and prints
+# "committed_tx tps p50_ms p99_ms errors".
+merge_clients() {
+	local merged
+	merged=$(./client -out "$1/clients.json" -merge "$1"/client.*.json)
+	echo "$merged" >"$1/clients.txt"
+	awk '/committed tx:/ {tx = $3} /throughput:/ {tps = $2} /latency \(ms\):/ {p50 = $6; p99 = $10} /errors:/ {e = $2}
+		END {print tx, tps, p50, p99, e}' <<<"$merged"
+}
+
+# cleanup_started stops what the sweep scripts started (the pids array); they trap it on EXIT.
+cleanup_started() {
+	local p
+	for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+	pids=()
+}

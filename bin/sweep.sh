@@ -35,12 +35,7 @@ build
 mkdir -p "$out"
 
 pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-	pids=()
-}
-trap cleanup EXIT
+trap cleanup_started EXIT
 trap 'exit 130' INT TERM
 
 echo "protocol,n,clients,seconds,committed_tx,throughput_tps,p50_ms,p99_ms,errors" >"$out/summary.csv"
@@ -52,34 +47,10 @@ for n in $sizes; do
 		mkdir -p "$run"
 		cp config.json "$run/config.json"
 		for ((i = 0; i < n; i++)); do echo 127.0.0.1; done >"$run/ips.txt"
-		./server -sim -algorithm "$p" -config "$run/config.json" -ips "$run/ips.txt" -log_dir "$run" >"$run/server.out" 2>&1 &
-		server=$!
-		pids=("$server")
-		for ((i = 0; i < 100; i++)); do
-			grep -q '^stratus:' "$run/server.out" 2>/dev/null && break
-			alive "$server" || { cat "$run/server.out" >&2; die "$p n=$n: the server exited"; }
-			sleep 0.1
-		done
-		cpids=()
-		for ((i = 1; i <= clients; i++)); do
-			./client -config "$run/config.json" -ips "$run/ips.txt" -log_dir "$run" -duration "$secs" "$@" >"$run/client.$i.out" 2>&1 &
-			cpids+=($!)
-			pids+=($!)
-		done
-		for c in "${cpids[@]}"; do wait "$c" || true; done
-		for ((i = 1; i <= n; i++)); do
-			curl -fsS "http://127.0.0.1:$((8069 + i))/query?format=json" >"$run/node$i.json" 2>/dev/null || true
-		done
-		kill -TERM "$server" 2>/dev/null || true
-		wait "$server" 2>/dev/null || true
-		pids=()
-		merged=$(./client -out "$run/clients.json" -merge "$run"/client.*.json)
-		echo "$merged" >"$run/clients.txt"
-		tps=$(awk '/throughput:/ {print $2}' <<<"$merged")
-		tx=$(awk '/committed tx:/ {print $3}' <<<"$merged")
-		p50=$(awk '/latency \(ms\):/ {print $6}' <<<"$merged")
-		p99=$(awk '/latency \(ms\):/ {print $10}' <<<"$merged")
-		errs=$(awk '/errors:/ {print $2}' <<<"$merged")
+		start_sim "$run" -algorithm "$p" -config "$run/config.json" -ips "$run/ips.txt"
+		run_clients "$run" "$clients" -config "$run/config.json" -ips "$run/ips.txt" -duration "$secs" "$@"
+		stop_sim "$run" "$n"
+		read -r tx tps p50 p99 errs < <(merge_clients "$run")
 		echo "$p,$n,$clients,$secs,$tx,$tps,$p50,$p99,$errs" >>"$out/summary.csv"
 		printf '%-10s %4s %14s %10s %10s %7s\n' "$p" "$n" "$tps" "$p50" "$p99" "$errs"
 	done

@@ -7,9 +7,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/stratusbft/stratus/config"
 	"github.com/stratusbft/stratus/consensus"
-	"github.com/stratusbft/stratus/mempool"
 	"github.com/stratusbft/stratus/replica"
 	"github.com/stratusbft/stratus/types"
 )
@@ -34,27 +32,7 @@ var presets = []preset{
 }
 
 func sharedSpec(p preset, n int) replica.Spec {
-	sp := spec(p.engine)
-	sp.MemType = p.memType
-	sp.BSize = 20
-	sp.Shared = mempool.SharedConfig{
-		MSize:          10 * 32, // ten of makeTxs' 32-byte transactions
-		BatchTimeout:   5 * time.Millisecond,
-		Q:              config.Faults(n) + 1,
-		FetchTimeout:   40 * time.Millisecond,
-		PushTimeout:    60 * time.Millisecond,
-		Gossip:         p.gossip,
-		Fanout:         2,
-		R:              3,
-		LoadBalance:    p.lb,
-		D:              2,
-		EstimateWindow: 20,
-		Percentile:     95,
-		BusyThreshold:  3 * time.Millisecond, // every replica is busy at these latencies: DLB runs all the time
-		LBTimeout:      20 * time.Millisecond,
-		ForwardTimeout: 100 * time.Millisecond,
-	}
-	return sp
+	return ScenarioSpec(p.engine, p.memType, n, p.gossip, p.lb)
 }
 
 // loadAll submits batches to every replica in turn, the withholding ones included.

@@ -29,17 +29,7 @@ func firstSeeds(k int) []int64 {
 	return s[:min(k, len(s))]
 }
 
-func spec(engine string) replica.Spec {
-	return replica.Spec{
-		Engine:         engine,
-		MemType:        "native",
-		Timeout:        200 * time.Millisecond,
-		ProposeTimeout: 20 * time.Millisecond,
-		BSize:          50,
-		MemSize:        1 << 24,
-		DedupWindow:    1 << 16,
-	}
-}
+func spec(engine string) replica.Spec { return ScenarioSpec(engine, "native", 4, false, false) }
 
 // makeTxs returns n distinct transactions tagged with tag.
 func makeTxs(tag string, n int) []types.Tx {

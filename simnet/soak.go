@@ -111,29 +111,36 @@ func (sc Scenario) String() string {
 
 // Spec is the protocol the scenario runs.
 func (sc Scenario) Spec() replica.Spec {
+	return ScenarioSpec(sc.Engine, sc.MemType, sc.N, sc.Gossip, sc.LB)
+}
+
+// ScenarioSpec is the protocol the simulations run: small blocks and microblocks (ten 32-byte
+// transactions) and short timeouts, so that a few virtual seconds exercise every mechanism; with
+// load balancing every replica is busy at these latencies, so DLB runs all the time.
+func ScenarioSpec(engine, memType string, n int, gossip, lb bool) replica.Spec {
 	sp := replica.Spec{
-		Engine:         sc.Engine,
-		MemType:        sc.MemType,
+		Engine:         engine,
+		MemType:        memType,
 		Timeout:        200 * time.Millisecond,
 		ProposeTimeout: 20 * time.Millisecond,
 		BSize:          50,
 		MemSize:        1 << 24,
 		DedupWindow:    1 << 16,
 	}
-	if sc.MemType == "native" {
+	if memType == "native" {
 		return sp
 	}
 	sp.BSize = 20
 	sp.Shared = mempool.SharedConfig{
 		MSize:          10 * 32,
 		BatchTimeout:   5 * time.Millisecond,
-		Q:              config.Faults(sc.N) + 1,
+		Q:              config.Faults(n) + 1,
 		FetchTimeout:   40 * time.Millisecond,
 		PushTimeout:    60 * time.Millisecond,
-		Gossip:         sc.Gossip,
+		Gossip:         gossip,
 		Fanout:         2,
 		R:              3,
-		LoadBalance:    sc.LB,
+		LoadBalance:    lb,
 		D:              2,
 		EstimateWindow: 20,
 		Percentile:     95,
