@@ -65,6 +65,7 @@ type Base struct {
 	persist     func(VotingState) error
 	rules       Rules
 	pendingCert map[types.Hash]*types.QC // certificates whose block is being fetched
+	grace       types.View               // the view whose timer expired once, waiting for the previous view's fate
 }
 
 // NewBase returns the shared state for an engine with the given rules.
@@ -202,6 +203,7 @@ func (b *Base) ProcessCert(qc *types.QC, from types.NodeID) {
 	}
 	if n.Cert == nil {
 		b.rules.ApplyCert(qc, n)
+		b.endGrace()
 	}
 }
 
@@ -332,9 +334,35 @@ func (b *Base) EnterView(v types.View, cause string) {
 }
 
 // OnViewTimer handles the view timer: on expiry the replica times out the current view.
+//
+// A replica that entered view v by voting in v-1, which got neither a QC nor a TC, first gives up
+// on v-1 instead (carrying its vote), for one more period. Two failures look alike to it: the
+// leader of v is silent (it was to form QC(v-1)), or the leader of v-1 split the replicas (it
+// showed some of them an invalid proposal, and they time out v-1 while the voters already wait in
+// v). In the first case the votes in the timeouts make QC(v-1) and the replica gives up on v at
+// once (endGrace); in the second, TC(v-1) forms, the leader of v proposes with it, and the
+// replica's timer restarts (ProcessTC). Giving up on v at the first expiry would make TC(v) too,
+// and a leader failing every N views, next to another faulty one, could keep three consecutive
+// views from ever forming.
 func (b *Base) OnViewTimer(t ViewTimer) {
-	if b.PM.Expired(t) {
-		b.Out.Event(TimedOut{View: b.View, Backoff: b.PM.Backoff()})
+	if !b.PM.Expired(t) {
+		return
+	}
+	b.Out.Event(TimedOut{View: b.View, Backoff: b.PM.Backoff()})
+	prev := b.View - 1
+	if b.grace != b.View && b.LastVote != nil && b.LastVote.View == prev && b.certifiedView() < prev && !b.PM.Sent(prev) {
+		b.grace = b.View
+		b.SendTimeout(prev)
+		b.endGrace()
+		return
+	}
+	b.SendTimeout(b.View)
+}
+
+// endGrace gives up on the current view at once when it was waiting for the previous view's
+// fate (OnViewTimer) and the previous view is certified by a QC: its leader had what it needed.
+func (b *Base) endGrace() {
+	if b.grace == b.View && !b.PM.Sent(b.View) && b.rules.HighCert().View+1 >= b.View {
 		b.SendTimeout(b.View)
 	}
 }
@@ -390,6 +418,18 @@ func (b *Base) OnTimeout(from types.NodeID, t *types.Timeout) {
 		b.ProcessTC(tc)
 		return
 	}
+	// The leader of the next view, which entered it by voting in this one, gives up on this one
+	// as soon as any replica did and no certificate came: it may need the TC to propose. When a
+	// Byzantine leader showed a valid proposal to some replicas and an invalid one to others,
+	// the ones that voted moved on, the others time out, and too few of those alone make the TC:
+	// the next leader's timeout brings them to f+1, the voters join (below), and the TC forms
+	// before the next view times out too. Otherwise a leader failing every N views, next to
+	// another faulty one, could keep three consecutive views from ever forming.
+	if next := t.View + 1; next == b.View && b.Leaders.Leader(next) == b.Self && b.LastVote != nil &&
+		b.LastVote.View == t.View && b.certifiedView() < t.View && !b.PM.Sent(t.View) {
+		b.SendTimeout(t.View)
+		return
+	}
 	// f+1 timeouts for a view mean an honest replica gave up on it. Join, so that a TC forms even
 	// when this replica's timer runs late, or when this replica left the view by voting while the
 	// others never saw the proposal: without its signature the TC could be one short for good.
@@ -429,15 +469,26 @@ func (b *Base) OnTC(from types.NodeID, tc *types.TC) {
 }
 
 // ProcessTC moves past a timed-out view.
+//
+// A replica that left view v by voting entered v+1 at once, and its timer for v+1 runs from then.
+// When the others could not vote in v (a Byzantine leader showed them an invalid proposal), the
+// leader of v+1 can only propose once TC(v) forms, a full timeout later — just when that timer
+// expires, so the replicas that voted in v would time v+1 out too, and a leader failing every
+// N views could keep three consecutive views from ever forming. The first TC(v) restarts the timer
+// of v+1: its leader gets a full timeout to be heard.
 func (b *Base) ProcessTC(tc *types.TC) {
-	if b.LastTC == nil || tc.View > b.LastTC.View {
+	newer := b.LastTC == nil || tc.View > b.LastTC.View
+	if newer {
 		b.LastTC = tc
 	}
 	if tc.View >= b.View {
 		b.EnterView(tc.View+1, "tc")
-	} else {
-		b.rules.TryPropose()
+		return
 	}
+	if newer && tc.View+1 == b.View {
+		b.PM.Enter(b.View)
+	}
+	b.rules.TryPropose()
 }
 
 // OnCommonMessage handles the messages every engine treats alike; it reports whether m was one.

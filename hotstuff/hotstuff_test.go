@@ -204,6 +204,51 @@ func TestCommitOnlyOnConsecutiveViews(t *testing.T) {
 	}
 }
 
+// A replica that entered view v by voting in v-1, still uncertified, gives up on v-1 at its first
+// expiry in v (the leader of v may be waiting for TC(v-1)); when the votes carried by the timeouts
+// then make QC(v-1), the leader of v had what it needed and is silent: it gives up on v at once.
+// When TC(v-1) forms instead, its timer restarts and it votes for the leader's proposal.
+func TestGiveUpOnThePreviousViewFirst(t *testing.T) {
+	f := enginetest.NewFixture(1, 4)
+	b1 := f.Block(enginetest.BlockSpec{View: 1})
+	withVote := func(to *types.Timeout, voter types.NodeID) *types.Timeout {
+		to.Vote = f.VoteFor(voter, b1)
+		return to
+	}
+	ownTimeouts := func(h *enginetest.Harness) []types.View {
+		var vs []types.View
+		for _, to := range enginetest.Of[*types.Timeout](h.Env.Broadcasts()) {
+			if to.Sender == h.Self() {
+				vs = append(vs, to.View)
+			}
+		}
+		return vs
+	}
+
+	// The leader of view 2 is silent: QC(1) comes from the timeouts' votes.
+	h := newHarness(t, enginetest.Config{Self: 4})
+	h.Propose(b1)
+	expireView(h)
+	require.Equal(t, []types.View{1}, ownTimeouts(h))
+	h.Deliver(1, withVote(f.Timeout(1, 1, nil), 1))
+	h.Deliver(3, withVote(f.Timeout(3, 1, nil), 3))
+	require.Equal(t, types.View(1), h.Status().HighQCView, "QC(1) from the votes in the timeouts")
+	require.Equal(t, []types.View{1, 2}, ownTimeouts(h), "then it gives up on view 2 at once")
+
+	// The leader of view 1 split the replicas: 1 and 3 time out view 1 without voting, TC(1)
+	// forms, and the leader of view 2 proposes with it.
+	h = newHarness(t, enginetest.Config{Self: 4})
+	h.Propose(b1)
+	expireView(h)
+	h.Deliver(1, f.Timeout(1, 1, nil))
+	h.Deliver(3, f.Timeout(3, 1, nil))
+	require.Equal(t, []types.View{1}, ownTimeouts(h), "no QC(1): it waits for the leader of view 2")
+	require.Equal(t, types.View(2), h.Status().View)
+	b2 := f.Block(enginetest.BlockSpec{View: 2, TC: f.TC(1, 1, 3, 4)})
+	h.Propose(b2)
+	require.Equal(t, []types.View{1, 2}, h.Out.VotedViews(), "it votes in view 2")
+}
+
 // "Blocks that lose a fork: their payload goes back to the mempool (not lost)" → a commit reports
 // every block that can no longer commit as an orphan, once.
 func TestCommitOrphansLosingForks(t *testing.T) {
@@ -699,7 +744,7 @@ func TestTimeoutsCarryVotes(t *testing.T) {
 			expireView(h)
 			own := enginetest.Of[*types.Timeout](h.Env.Broadcasts())
 			require.Len(t, own, 1)
-			require.Equal(t, types.View(2), own[0].View)
+			require.Equal(t, types.View(1), own[0].View, "entered view 2 by voting, view 1 uncertified: it gives up on view 1 first")
 			require.NotNil(t, own[0].Vote, "the timeout carries the last vote")
 			require.Equal(t, *h.OwnVotes()[0], *own[0].Vote)
 
