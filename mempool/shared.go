@@ -619,22 +619,13 @@ func (r *retainer) add(mb *types.MicroBlock, height uint64) {
 
 func (r *retainer) get(id types.Hash) *types.MicroBlock { return r.mbs[id].mb }
 
-// idQueue is a FIFO of IDs with push-front, amortised O(1).
+// idQueue is a FIFO of IDs, amortised O(1).
 type idQueue struct {
 	items []types.Hash
 	head  int
 }
 
 func (q *idQueue) push(id types.Hash) { q.items = append(q.items, id) }
-
-func (q *idQueue) pushFront(id types.Hash) {
-	if q.head > 0 {
-		q.head--
-		q.items[q.head] = id
-		return
-	}
-	q.items = append([]types.Hash{id}, q.items...)
-}
 
 func (q *idQueue) peek() (types.Hash, bool) {
 	if q.head == len(q.items) {
