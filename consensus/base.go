@@ -239,6 +239,10 @@ func (b *Base) ServeBlock(from types.NodeID, req *types.BlockRequest) {
 	if n == nil || n.Block == types.Genesis() {
 		return
 	}
+	if !b.Serve.Ready(from, b.Env.Now()) {
+		b.Reject(types.KindBlockRequest, from, RuleRate, fmt.Errorf("block %v: serving budget spent", req.ID))
+		return
+	}
 	resp := &types.BlockResponse{Block: n.Block}
 	if !b.Serve.Allow(from, types.WireSize(resp), b.Env.Now()) {
 		b.Reject(types.KindBlockRequest, from, RuleRate, fmt.Errorf("block %v: serving budget spent", req.ID))

@@ -23,10 +23,10 @@ type serveBucket struct {
 }
 
 // Default serving limits per peer: honest block sync and fetches ask for one item per timeout,
-// far below this.
+// far below this; a replica further behind catches up by state transfer.
 const (
-	DefaultServeRate  = 16 << 20 // bytes per second
-	DefaultServeBurst = types.MaxFrame
+	DefaultServeRate  = 4 << 20  // bytes per second
+	DefaultServeBurst = 16 << 20 // bytes
 )
 
 // NewServeLimiter returns a limiter with the given rate (bytes/s) and burst (bytes).
@@ -34,8 +34,21 @@ func NewServeLimiter(rate, burst float64) *ServeLimiter {
 	return &ServeLimiter{Rate: rate, Burst: burst, peers: make(map[types.NodeID]*serveBucket)}
 }
 
+// Ready reports whether peer may be served now, before the answer is built: a peer over its
+// budget costs no work.
+func (l *ServeLimiter) Ready(peer types.NodeID, now time.Time) bool { return l.bucket(peer, now).tokens > 0 }
+
 // Allow reports whether peer may be sent bytes now, and if so charges them.
 func (l *ServeLimiter) Allow(peer types.NodeID, bytes int, now time.Time) bool {
+	b := l.bucket(peer, now)
+	if b.tokens <= 0 {
+		return false
+	}
+	b.tokens -= float64(bytes)
+	return true
+}
+
+func (l *ServeLimiter) bucket(peer types.NodeID, now time.Time) *serveBucket {
 	b := l.peers[peer]
 	if b == nil {
 		b = &serveBucket{tokens: l.Burst, at: now}
@@ -45,9 +58,5 @@ func (l *ServeLimiter) Allow(peer types.NodeID, bytes int, now time.Time) bool {
 		b.tokens = min(l.Burst, b.tokens+l.Rate*dt.Seconds())
 		b.at = now
 	}
-	if b.tokens <= 0 {
-		return false
-	}
-	b.tokens -= float64(bytes)
-	return true
+	return b
 }

@@ -366,12 +366,20 @@ func (s *Shared) fetchOrder(proof *types.Proof, first types.NodeID) []types.Node
 	return ids
 }
 
-// serveFetch answers with the requested microblocks held here, at most 8 MiB, within the peer's
-// serving budget.
+// maxServedIDs bounds the IDs of one fetch request that are looked at: an honest replica asks for
+// one microblock at a time.
+const maxServedIDs = 256
+
+// serveFetch answers with the requested microblocks held here (among the first maxServedIDs
+// asked), at most 8 MiB, within the peer's serving budget.
 func (s *Shared) serveFetch(from types.NodeID, r *types.FetchRequest) {
+	if !s.serve.Ready(from, s.env.Now()) {
+		s.emit(consensus.Rejected{Kind: types.KindFetchRequest, From: from, Rule: consensus.RuleRate, Detail: "serving budget spent"})
+		return
+	}
 	var out []*types.MicroBlock
 	bytes := 0
-	for _, id := range r.IDs {
+	for _, id := range r.IDs[:min(len(r.IDs), maxServedIDs)] {
 		mb := s.retained.get(id)
 		if e := s.mbs[id]; e != nil && e.mb != nil {
 			mb = e.mb

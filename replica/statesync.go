@@ -37,8 +37,9 @@ type stateTransfer struct {
 	lastHeight uint64
 	offers     map[types.NodeID]offer
 	// Responder side.
-	pending map[types.NodeID]*stateRequest
-	serve   *consensus.ServeLimiter
+	pending  map[types.NodeID]*stateRequest
+	accepted map[types.NodeID]time.Time // when each peer's last request was taken
+	serve    *consensus.ServeLimiter
 	// Stall detection.
 	stallHeight uint64
 	syncs       uint64 // snapshots applied
@@ -63,7 +64,8 @@ type (
 func newStateTransfer() stateTransfer {
 	return stateTransfer{
 		offers:  make(map[types.NodeID]offer),
-		pending: make(map[types.NodeID]*stateRequest),
+		pending:  make(map[types.NodeID]*stateRequest),
+		accepted: make(map[types.NodeID]time.Time),
 		serve:   consensus.NewServeLimiter(consensus.DefaultServeRate, consensus.DefaultServeBurst),
 	}
 }
@@ -124,11 +126,19 @@ func (c *Core) onStateTransfer(from types.NodeID, m types.Message) {
 
 // onStateRequest remembers a peer that is behind; it gets a snapshot at this replica's next
 // checkpoints, or now if this replica is at one.
+//
+// A peer's request is taken at most once per retry period of an honest requester, so a peer that
+// asks again and again gets no more snapshots than one that is really behind.
 func (c *Core) onStateRequest(from types.NodeID, r *types.StateRequest) {
 	if from == c.env.Self() || r.Height >= c.height {
 		return // this replica cannot help
 	}
-	c.st.pending[from] = &stateRequest{height: r.Height, left: snapshotsPerPeer, until: c.env.Now().Add(requestLifetime * c.spec.Timeout)}
+	now := c.env.Now()
+	if last, ok := c.st.accepted[from]; ok && now.Sub(last) < (retryEvery-1)*c.spec.Timeout {
+		return
+	}
+	c.st.accepted[from] = now
+	c.st.pending[from] = &stateRequest{height: r.Height, left: snapshotsPerPeer, until: now.Add(requestLifetime * c.spec.Timeout)}
 	if c.height%SnapshotEvery == 0 && len(c.queue) == 0 {
 		// Idle at a checkpoint: the current state is the checkpoint's.
 		c.answerRequests(c.lastDelivered, nil)
@@ -160,7 +170,7 @@ func (c *Core) answerRequests(b, next *types.Block) {
 			delete(c.st.pending, p)
 			continue
 		}
-		if r.height >= b.Height {
+		if r.height >= b.Height || !c.st.serve.Ready(p, now) {
 			continue
 		}
 		if snap == nil {

@@ -73,3 +73,41 @@ func TestTamperedProofCopiesDoNotStallAReplica(t *testing.T) {
 		require.Positive(t, refused, "%s: the attack happened: blocks with bad proofs were refused", engine)
 	}
 }
+
+// Found measuring the flood strategy in server -sim: a flooder asking for state every 20 ms got a
+// snapshot at every checkpoint from every honest replica (each one built by sorting the whole
+// dedup window), and fetch requests of 4,096 IDs were answered at 16 MiB/s. A peer's state request
+// is now taken once per retry period of an honest requester (each answered at two checkpoints at
+// most), nothing is built for a peer over its budget (4 MiB/s, bursts of 16 MiB per kind of
+// answer), and a fetch request is looked at for its first 256 IDs. This checks the bounds.
+func TestFloodersGetBoundedAnswers(t *testing.T) {
+	sp := sharedSpec(presets[1], 4) // s-hs
+	s, err := New(Options{N: 4, Spec: sp, Seed: seedOr(5), Latency: time.Millisecond, Jitter: time.Millisecond,
+		Byzantine: map[types.NodeID]string{1: "flood"}})
+	require.NoError(t, err)
+	snapshots := map[types.NodeID]int{}
+	bytes := map[types.NodeID]int{}
+	tapAll(t, s, func(from, to types.NodeID, m types.Message) {
+		switch m.(type) {
+		case *types.Snapshot, *types.FetchResponse, *types.BlockResponse:
+			if to == 1 {
+				bytes[from] += types.WireSize(m)
+			}
+		}
+		if _, ok := m.(*types.Snapshot); ok && to == 1 {
+			snapshots[from]++
+		}
+	})
+	txs := makeTxs("flooded", 4000)
+	load(s, txs, 20, 5*time.Millisecond) // 1 s of load
+	const secs = 10
+	require.True(t, s.RunUntil(secs*time.Second, func() bool { return s.AllDelivered(txs) }))
+	s.Run(secs * time.Second)
+	require.Empty(t, s.Violations())
+	period := 3 * sp.Timeout // a peer's state request is taken once per 3 view timeouts
+	for id := types.NodeID(2); id <= 4; id++ {
+		t.Logf("replica %d sent the flooder %d snapshots and %d KiB in %d s", id, snapshots[id], bytes[id]>>10, secs)
+		require.LessOrEqual(t, snapshots[id], 2*int(secs*time.Second/period+1))
+		require.LessOrEqual(t, bytes[id], 3*(16<<20+secs*(4<<20)), "within the serving budgets")
+	}
+}
