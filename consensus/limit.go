@@ -36,7 +36,9 @@ func NewServeLimiter(rate, burst float64) *ServeLimiter {
 
 // Ready reports whether peer may be served now, before the answer is built: a peer over its
 // budget costs no work.
-func (l *ServeLimiter) Ready(peer types.NodeID, now time.Time) bool { return l.bucket(peer, now).tokens > 0 }
+func (l *ServeLimiter) Ready(peer types.NodeID, now time.Time) bool {
+	return l.bucket(peer, now).tokens > 0
+}
 
 // Allow reports whether peer may be sent bytes now, and if so charges them.
 func (l *ServeLimiter) Allow(peer types.NodeID, bytes int, now time.Time) bool {

@@ -63,10 +63,10 @@ type (
 
 func newStateTransfer() stateTransfer {
 	return stateTransfer{
-		offers:  make(map[types.NodeID]offer),
+		offers:   make(map[types.NodeID]offer),
 		pending:  make(map[types.NodeID]*stateRequest),
 		accepted: make(map[types.NodeID]time.Time),
-		serve:   consensus.NewServeLimiter(consensus.DefaultServeRate, consensus.DefaultServeBurst),
+		serve:    consensus.NewServeLimiter(consensus.DefaultServeRate, consensus.DefaultServeBurst),
 	}
 }
 
