@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Runs one protocol with K Byzantine replicas of each strategy (and once fault-free) under the same
 # client load, and tabulates committed throughput relative to the fault-free run.
-#   ./byzantine.sh [-p s-hs] [-n 7] [-b 2] [-s "silence fork ..."] [-c CLIENTS] [-t SECONDS] [-o DIR] [-- client flags]
+#   ./byzantine.sh [-p s-hs] [-n 7] [-b 2] [-s "silence fork ..."] [-c CLIENTS] [-t SECONDS] [-o DIR]
+#                  [-e key=value ...] [-- client flags]
 # Replicas 1..K follow the strategy; the clients send to the others only. crash stops the K
-# replicas a third into the run and restarts them a third later; slow adds 100 ms to their messages.
+# replicas a third into the run and restarts them a third later; slow adds 100 ms to their
+# messages. -e sets a config key for every run (e.g. -e timeout=300).
 # DIR/<strategy>/ keeps the server log, client summaries and each replica's final /query JSON;
 # DIR/summary.csv and the printed table hold committed tx/s (merged over the clients), its ratio
 # to the fault-free run, client latency, and whether the honest replicas' chain digests agree.
@@ -18,7 +20,8 @@ strategies="silence crash slow fork equivocate equivocate-flood doublevote missi
 clients=4
 secs=20
 out="$BIN_DIR/results/byzantine-$(date +%Y%m%d-%H%M%S)"
-while getopts "p:n:b:s:c:t:o:h" opt; do
+extra=()
+while getopts "p:n:b:s:c:t:o:e:h" opt; do
 	case $opt in
 	p) protocol=$OPTARG ;;
 	n) n=$OPTARG ;;
@@ -27,7 +30,8 @@ while getopts "p:n:b:s:c:t:o:h" opt; do
 	c) clients=$OPTARG ;;
 	t) secs=$OPTARG ;;
 	o) out=$OPTARG ;;
-	*) sed -n '2,9p' "$0"; exit 2 ;;
+	e) extra+=(-set "$OPTARG") ;;
+	*) sed -n '2,11p' "$0"; exit 2 ;;
 	esac
 done
 shift $((OPTIND - 1))
@@ -52,7 +56,7 @@ for s in none $strategies; do
 	run="$out/$s"
 	mkdir -p "$run"
 	for ((i = 0; i < n; i++)); do echo 127.0.0.1; done >"$run/ips.txt"
-	sets=(-set "slow=100" -set "crash=$((secs * 1000 / 3))" -set "restart=$((secs * 1000 / 3))")
+	sets=(-set "slow=100" -set "crash=$((secs * 1000 / 3))" -set "restart=$((secs * 1000 / 3))" "${extra[@]}")
 	[[ $s != none ]] && sets+=(-set "byzNo=$byz" -set "strategy=$s")
 	start_sim "$run" -algorithm "$protocol" -config config.json -ips "$run/ips.txt" "${sets[@]}"
 	run_clients "$run" "$clients" -config config.json -ips "$run/ips.txt" -duration "$secs" -targets "$targets" "$@"
