@@ -218,7 +218,7 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request, txs []types.Tx) 
 		writeError(w, http.StatusServiceUnavailable, "the replica is shutting down", "stopped")
 	case errors.Is(err, replica.ErrCrashed):
 		w.Header().Set("Retry-After", "1")
-		writeError(w, http.StatusServiceUnavailable, "the replica is down (crashed); it restarts later", "crashed")
+		writeError(w, http.StatusServiceUnavailable, "the replica is down, or crashed before delivering the batch; it restarts later", "crashed")
 	case errors.Is(err, context.DeadlineExceeded) && r.Context().Err() == nil:
 		writeError(w, http.StatusGatewayTimeout,
 			fmt.Sprintf("accepted but not delivered within %v; it stays in the mempool", limit), "timeout")

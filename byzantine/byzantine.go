@@ -353,7 +353,7 @@ func (a *Adversary) junkHash() types.Hash {
 	return h
 }
 
-// sortedBlocks lists the remembered blocks of view v, by ID.
+// blocksOfView lists the remembered blocks of view v, by ID.
 func (a *Adversary) blocksOfView(v types.View) []*types.Block {
 	var out []*types.Block
 	for _, b := range a.blocks {

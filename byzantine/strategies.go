@@ -360,7 +360,7 @@ func (f *flood) inbound(_ *Adversary, _ types.NodeID, m types.Message) bool {
 	if len(f.mbIDs) < types.MaxFetch {
 		f.mbIDs = append(f.mbIDs, id)
 	} else {
-		f.mbIDs[int(id[0])<<4|int(id[1]>>4)] = id
+		f.mbIDs[(int(id[0])<<8|int(id[1]))%len(f.mbIDs)] = id
 	}
 	return true
 }

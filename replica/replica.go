@@ -71,7 +71,8 @@ type Replica struct {
 	store   *VoteStore
 	voting  *consensus.VotingState // the latest saved voting state
 	crashed bool
-	restart *time.Timer // fires when a crashed replica comes back
+	lost    chan struct{} // closed at the next crash: what this incarnation accepted is lost
+	restart *time.Timer   // fires when a crashed replica comes back
 }
 
 type submission struct {
@@ -79,6 +80,7 @@ type submission struct {
 	wait     bool
 	accepted chan error
 	done     chan CommitInfo
+	lost     chan struct{} // closed when the replica that accepted it crashes
 }
 
 type worker struct {
@@ -117,6 +119,7 @@ func New(opts Options, ep transport.Endpoint) (*Replica, error) {
 		stop:     make(chan struct{}),
 		loopDone: make(chan struct{}),
 		crashes:  make(chan time.Duration, 1),
+		lost:     make(chan struct{}),
 	}
 	if opts.DataDir != "" {
 		store, err := NewVoteStore(opts.DataDir, opts.ID)
@@ -246,6 +249,8 @@ func (r *Replica) Submit(ctx context.Context, txs []types.Tx, wait bool) (Commit
 	select {
 	case info := <-s.done:
 		return info, nil
+	case <-s.lost:
+		return CommitInfo{}, ErrCrashed
 	case <-ctx.Done():
 		return CommitInfo{}, ctx.Err()
 	case <-r.stop:
@@ -351,6 +356,7 @@ func (r *Replica) loop() {
 				continue
 			}
 			var w *Waiter
+			s.lost = r.lost // set before accepted is sent, read after it is received
 			if s.wait {
 				w = NewWaiter(func(info CommitInfo) { s.done <- info })
 			}
@@ -375,6 +381,8 @@ func (r *Replica) crash(down time.Duration) {
 	}
 	r.crashed = true
 	r.env.timers = timerHeap{}
+	close(r.lost) // waiting submissions are lost with the mempool
+	r.lost = make(chan struct{})
 	r.opts.Log.WithField("down", down).Warn("replica crashed")
 	if down > 0 {
 		r.restart.Reset(down)

@@ -112,3 +112,34 @@ func TestReplicaCrashesAndRestarts(t *testing.T) {
 	require.NotNil(t, saved)
 	require.Positive(t, saved.LastVoted, "its votes were saved")
 }
+
+// A client waiting for its transactions at a replica that crashes hears that at once (the crash
+// lost the mempool that held them), not after its wait limit.
+func TestWaitingSubmissionFailsWhenTheReplicaCrashes(t *testing.T) {
+	const n = 4
+	signers, keys := crypto.SimKeys(7, n)
+	hub := transport.NewHub(n, transport.HubOptions{Buffer: 4096})
+	defer hub.Close()
+	col := stats.New(stats.Info{Node: 1, N: n}, time.Now)
+	// Alone of four, it cannot commit anything.
+	r, err := New(Options{ID: 1, N: n, Spec: testSpec("hotstuff"), Signer: signers[0], Verifier: crypto.NewCache(keys), Workers: 2, Seed: 3, Stats: col}, hub.Endpoint(1))
+	require.NoError(t, err)
+	r.Start()
+	defer r.Stop()
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	res := make(chan error, 1)
+	go func() {
+		_, err := r.Submit(ctx, txBatch("waiting", 0, 5), true)
+		res <- err
+	}()
+	require.Eventually(t, func() bool { return col.Snapshot().SubmittedTx == 5 }, 5*time.Second, 5*time.Millisecond)
+	r.Crash(0)
+	select {
+	case err := <-res:
+		require.ErrorIs(t, err, ErrCrashed)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the waiting submission did not hear of the crash")
+	}
+}
