@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"math/rand"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -361,6 +360,6 @@ func (a *Adversary) blocksOfView(v types.View) []*types.Block {
 			out = append(out, b)
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { x, y := out[i].ID(), out[j].ID(); return string(x[:]) < string(y[:]) })
+	slices.SortFunc(out, func(x, y *types.Block) int { return types.CompareHash(x.ID(), y.ID()) })
 	return out
 }

@@ -3,7 +3,8 @@ package config
 import (
 	"errors"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -113,7 +114,7 @@ func (c Config) Validate(n int) error {
 	if err := CheckStrategy(c.Strategy); err != nil {
 		bad("strategy", "%v", err)
 	}
-	for _, k := range sortedStringKeys(c.Byzantine) {
+	for _, k := range slices.Sorted(maps.Keys(c.Byzantine)) {
 		id, err := strconv.Atoi(k)
 		if err != nil || id < 1 || id > n {
 			bad("byzantine", "key %q is not a node ID in [1, %d]", k, n)
@@ -202,15 +203,6 @@ func (c Config) ByzantineNodes(n int) map[int]string {
 		}
 	}
 	return out
-}
-
-func sortedStringKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // Validate checks the client's section.

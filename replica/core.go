@@ -4,8 +4,8 @@
 package replica
 
 import (
-	"bytes"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -430,7 +430,7 @@ func (s *idSet) add(id types.Hash) {
 
 // export lists both generations, each sorted, so that replicas in the same state export the same.
 func (s *idSet) export() (prev, cur []types.Hash) {
-	return sortedIDs(s.prev), sortedIDs(s.cur)
+	return slices.SortedFunc(maps.Keys(s.prev), types.CompareHash), slices.SortedFunc(maps.Keys(s.cur), types.CompareHash)
 }
 
 // restore replaces the set by exported generations.
@@ -443,17 +443,4 @@ func (s *idSet) restore(prev, cur []types.Hash) {
 	for _, id := range cur {
 		s.cur[id] = struct{}{}
 	}
-}
-
-func sortedIDs(m map[types.Hash]struct{}) []types.Hash {
-	out := make([]types.Hash, 0, len(m))
-	for id := range m {
-		out = append(out, id)
-	}
-	return sortHashes(out)
-}
-
-func sortHashes(ids []types.Hash) []types.Hash {
-	slices.SortFunc(ids, func(a, b types.Hash) int { return bytes.Compare(a[:], b[:]) })
-	return ids
 }

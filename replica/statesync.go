@@ -1,6 +1,8 @@
 package replica
 
 import (
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/stratusbft/stratus/config"
@@ -164,7 +166,7 @@ func (c *Core) answerRequests(b, next *types.Block) {
 	}
 	var snap *types.Snapshot
 	now := c.env.Now()
-	for _, p := range sortedPeers(c.st.pending) {
+	for _, p := range slices.Sorted(maps.Keys(c.st.pending)) {
 		r := c.st.pending[p]
 		if now.After(r.until) {
 			delete(c.st.pending, p)
@@ -251,7 +253,7 @@ func (c *Core) applySnapshot(s *types.Snapshot) {
 	c.delivered.restore(s.TxPrev, s.TxCur)
 	c.mp.Synced(s.MBs, c.delivered.has)
 	info := CommitInfo{View: b.View, Height: b.Height, Block: b.ID()}
-	for _, id := range sortedLocal(c.local) {
+	for _, id := range slices.SortedFunc(maps.Keys(c.local), types.CompareHash) {
 		if !c.delivered.has(id) {
 			continue
 		}
@@ -268,25 +270,4 @@ func (c *Core) applySnapshot(s *types.Snapshot) {
 	c.engine.SyncTo(b, s.Cert)
 	c.obs.Event(consensus.StateSynced{From: from, To: b.Height, Block: b.ID(), Digest: s.Digest, SkippedTxs: s.Delivered - min(fromTxs, s.Delivered)})
 	c.dirty = true
-}
-
-func sortedPeers(m map[types.NodeID]*stateRequest) []types.NodeID {
-	out := make([]types.NodeID, 0, len(m))
-	for id := range m {
-		out = append(out, id)
-	}
-	for i := 1; i < len(out); i++ {
-		for j := i; j > 0 && out[j] < out[j-1]; j-- {
-			out[j], out[j-1] = out[j-1], out[j]
-		}
-	}
-	return out
-}
-
-func sortedLocal(m map[types.Hash]*localTx) []types.Hash {
-	out := make([]types.Hash, 0, len(m))
-	for id := range m {
-		out = append(out, id)
-	}
-	return sortHashes(out)
 }

@@ -7,6 +7,7 @@
 package types
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
@@ -31,6 +32,9 @@ func (h Hash) Hex() string { return hex.EncodeToString(h[:]) }
 
 // IsZero reports whether h is the zero hash.
 func (h Hash) IsZero() bool { return h == Hash{} }
+
+// CompareHash orders hashes bytewise (for slices.SortFunc and slices.SortedFunc).
+func CompareHash(a, b Hash) int { return bytes.Compare(a[:], b[:]) }
 
 // Keccak hashes the concatenation of its arguments.
 func Keccak(parts ...[]byte) Hash {
