@@ -165,6 +165,7 @@ func (c *Core) answerRequests(b, next *types.Block) {
 		return
 	}
 	var snap *types.Snapshot
+	size := 0
 	now := c.env.Now()
 	for _, p := range slices.Sorted(maps.Keys(c.st.pending)) {
 		r := c.st.pending[p]
@@ -179,8 +180,9 @@ func (c *Core) answerRequests(b, next *types.Block) {
 			if snap = c.snapshot(b, next); snap == nil {
 				return
 			}
+			size = types.WireSize(snap)
 		}
-		if c.st.serve.Allow(p, types.WireSize(snap), now) {
+		if c.st.serve.Allow(p, size, now) {
 			c.env.Send(p, snap)
 		}
 		if r.left--; r.left <= 0 {
