@@ -132,6 +132,7 @@ type VoteCollector struct {
 	n     int
 	sets  map[VoteKey]*SigSet
 	voted map[types.View]map[types.NodeID]types.Hash // first vote of each voter per view
+	most  map[types.View]int                         // votes of the view's most voted block
 	done  map[VoteKey]bool
 }
 
@@ -142,6 +143,7 @@ func NewVoteCollector(need, n int) *VoteCollector {
 		n:     n,
 		sets:  make(map[VoteKey]*SigSet),
 		voted: make(map[types.View]map[types.NodeID]types.Hash),
+		most:  make(map[types.View]int),
 		done:  make(map[VoteKey]bool),
 	}
 }
@@ -150,17 +152,8 @@ func NewVoteCollector(need, n int) *VoteCollector {
 // quorum any more, even if every replica that has not voted yet votes for it: the leader of v
 // equivocated (or some votes were for a block nobody else saw).
 func (c *VoteCollector) Hopeless(v types.View) bool {
-	byVoter := c.voted[v]
-	if len(byVoter) == 0 {
-		return false
-	}
-	counts := make(map[types.Hash]int)
-	most := 0
-	for _, b := range byVoter {
-		counts[b]++
-		most = max(most, counts[b])
-	}
-	return most+c.n-len(byVoter) < c.need
+	voters := len(c.voted[v])
+	return voters > 0 && c.most[v]+c.n-voters < c.need
 }
 
 // VotesOf returns the votes counted for view v, by voter, in voter order.
@@ -203,6 +196,7 @@ func (c *VoteCollector) Add(v *types.Vote) (*types.QC, error) {
 		c.sets[k] = set
 	}
 	set.Add(v.Voter, v.Sig)
+	c.most[v.View] = max(c.most[v.View], set.Count())
 	if set.Count() < c.need || c.done[k] {
 		return nil, nil
 	}
@@ -222,6 +216,7 @@ func (c *VoteCollector) Prune(keep types.View) {
 	for v := range c.voted {
 		if v < keep {
 			delete(c.voted, v)
+			delete(c.most, v)
 		}
 	}
 }

@@ -249,3 +249,24 @@ func TestCheckBlock(t *testing.T) {
 		})
 	}
 }
+
+// A view is hopeless once its votes are split so that no block can reach 2f+1 even with every
+// missing vote: at N=7 (quorum 5), 2 votes for a and 2 for b leave either at most 5 (still
+// possible); a fifth vote for a third block leaves at most 4.
+func TestVoteCollectorHopeless(t *testing.T) {
+	a, b, other := types.Keccak([]byte("a")), types.Keccak([]byte("b")), types.Keccak([]byte("c"))
+	c := consensus.NewVoteCollector(consensus.QuorumSize(7), 7)
+	require.False(t, c.Hopeless(5), "no votes yet")
+	add := func(voter types.NodeID, id types.Hash) {
+		_, err := c.Add(&types.Vote{View: 5, BlockID: id, Voter: voter})
+		require.NoError(t, err)
+	}
+	add(1, a)
+	add(2, a)
+	add(3, b)
+	add(4, b)
+	require.False(t, c.Hopeless(5), "a can still get votes 5, 6, 7")
+	add(5, other)
+	require.True(t, c.Hopeless(5), "a or b reach at most 4")
+	require.False(t, c.Hopeless(6), "another view is untouched")
+}
