@@ -244,10 +244,7 @@ func (b *Base) ServeBlock(from types.NodeID, req *types.BlockRequest) {
 		return
 	}
 	resp := &types.BlockResponse{Block: n.Block}
-	if !b.Serve.Allow(from, types.WireSize(resp), b.Env.Now()) {
-		b.Reject(types.KindBlockRequest, from, RuleRate, fmt.Errorf("block %v: serving budget spent", req.ID))
-		return
-	}
+	b.Serve.Charge(from, types.WireSize(resp), b.Env.Now())
 	b.Env.Send(from, resp)
 }
 

@@ -9,8 +9,9 @@ import (
 // ServeLimiter bounds what a replica sends a peer in answer to its requests (blocks for block
 // sync, microblocks for fetches), so that a Byzantine peer asking for the largest item again and
 // again gets a bounded rate, not amplification. Each peer has a token bucket of bytes refilled at
-// Rate up to Burst. A request is served while the bucket is not empty; its size is then taken,
-// which may leave a debt, so an item larger than the bucket is still served, just not often.
+// Rate up to Burst. A request is served while the bucket is not empty (Ready, checked before the
+// answer is built); its size is then taken (Charge), which may leave a debt, so an item larger
+// than the bucket is still served, just not often.
 type ServeLimiter struct {
 	Rate  float64 // bytes per second
 	Burst float64 // bytes
@@ -40,14 +41,9 @@ func (l *ServeLimiter) Ready(peer types.NodeID, now time.Time) bool {
 	return l.bucket(peer, now).tokens > 0
 }
 
-// Allow reports whether peer may be sent bytes now, and if so charges them.
-func (l *ServeLimiter) Allow(peer types.NodeID, bytes int, now time.Time) bool {
-	b := l.bucket(peer, now)
-	if b.tokens <= 0 {
-		return false
-	}
-	b.tokens -= float64(bytes)
-	return true
+// Charge takes the bytes of an answer sent to peer from its budget.
+func (l *ServeLimiter) Charge(peer types.NodeID, bytes int, now time.Time) {
+	l.bucket(peer, now).tokens -= float64(bytes)
 }
 
 func (l *ServeLimiter) bucket(peer types.NodeID, now time.Time) *serveBucket {

@@ -396,9 +396,6 @@ func (s *Shared) serveFetch(from types.NodeID, r *types.FetchRequest) {
 		return
 	}
 	resp := &types.FetchResponse{MBs: out}
-	if !s.serve.Allow(from, types.WireSize(resp), s.env.Now()) {
-		s.emit(consensus.Rejected{Kind: types.KindFetchRequest, From: from, Rule: consensus.RuleRate, Detail: "serving budget spent"})
-		return
-	}
+	s.serve.Charge(from, types.WireSize(resp), s.env.Now())
 	s.env.Send(from, resp)
 }

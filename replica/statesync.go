@@ -182,9 +182,8 @@ func (c *Core) answerRequests(b, next *types.Block) {
 			}
 			size = types.WireSize(snap)
 		}
-		if c.st.serve.Allow(p, size, now) {
-			c.env.Send(p, snap)
-		}
+		c.st.serve.Charge(p, size, now)
+		c.env.Send(p, snap)
 		if r.left--; r.left <= 0 {
 			delete(c.st.pending, p)
 		}
