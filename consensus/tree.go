@@ -127,14 +127,22 @@ func (t *Tree) remove(n *Node) {
 // below before, and returns them in a deterministic order. They could only commit if a
 // certificate for them showed up later, and then block sync fetches them again.
 func (t *Tree) Evict(before types.View) []*types.Block {
-	hasChild := make(map[*Node]bool)
+	if t.uncommitted == 0 {
+		return nil
+	}
 	var cand []*Node
 	for _, n := range t.nodes {
-		if n.Parent != nil {
-			hasChild[n.Parent] = true
-		}
 		if !n.Committed && n.Cert == nil && n.View() < before {
 			cand = append(cand, n)
+		}
+	}
+	if len(cand) == 0 {
+		return nil // the common case: no map built on every view change
+	}
+	hasChild := make(map[*Node]bool)
+	for _, n := range t.nodes {
+		if !n.Committed && n.Parent != nil { // a candidate's children are uncommitted
+			hasChild[n.Parent] = true
 		}
 	}
 	var out []*types.Block
