@@ -171,6 +171,13 @@ func (c *VoteCollector) VotesOf(v types.View) []*types.Vote {
 	return out
 }
 
+// Counted reports whether this very vote (view, block, voter) was counted already: a repeat
+// (echo, retransmission) needs no second signature check.
+func (c *VoteCollector) Counted(v *types.Vote) bool {
+	id, ok := c.voted[v.View][v.Voter]
+	return ok && id == v.BlockID
+}
+
 // ErrDuplicateVote is returned for a second vote of a voter in one view.
 var ErrDuplicateVote = errors.New("second vote in the view")
 

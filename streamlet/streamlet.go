@@ -154,6 +154,9 @@ func (e *Engine) onVote(from types.NodeID, v *types.Vote) {
 	if v.View+consensus.KeepViews < e.View || e.TooFarAhead(types.KindVote, from, v.View) {
 		return
 	}
+	if e.Votes.Counted(v) {
+		return // an echo of a vote counted (and echoed) already
+	}
 	if !e.Env.Verifier().Verify(v.Voter, types.VoteDigest(v.View, v.BlockID), v.Sig) {
 		e.Reject(types.KindVote, from, consensus.RuleSignature, fmt.Errorf("vote of %d for epoch %d", v.Voter, v.View))
 		return
