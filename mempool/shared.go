@@ -545,13 +545,14 @@ func (s *Shared) release(e *mbEntry) {
 
 // Requeue implements Mempool: microblocks of an orphaned block may be proposed again, first.
 func (s *Shared) Requeue(b *types.Block) {
-	refs := b.Payload.Refs
-	for i := len(refs) - 1; i >= 0; i-- {
-		if e := s.mbs[refs[i].ID]; e != nil && !s.decided.has(e.id) {
+	var back []types.Hash
+	for _, r := range b.Payload.Refs {
+		if e := s.mbs[r.ID]; e != nil && !s.decided.has(e.id) {
 			e.proposed = false
-			s.avail.addFront(e.id)
+			back = append(back, e.id)
 		}
 	}
+	s.avail.addFront(back)
 }
 
 // Gauges implements Mempool.
@@ -667,13 +668,21 @@ func (a *availSet) add(id types.Hash) {
 	}
 }
 
-func (a *availSet) addFront(id types.Hash) {
+// addFront puts ids, in their order, before every other entry (one that is in already stays
+// where it is).
+func (a *availSet) addFront(ids []types.Hash) {
 	if a.in == nil {
 		a.in = make(map[types.Hash]bool)
 	}
-	if !a.in[id] {
-		a.in[id] = true
-		a.ids = append([]types.Hash{id}, a.ids...)
+	var front []types.Hash
+	for _, id := range ids {
+		if !a.in[id] {
+			a.in[id] = true
+			front = append(front, id)
+		}
+	}
+	if len(front) > 0 {
+		a.ids = append(front, a.ids...)
 	}
 }
 
