@@ -154,8 +154,9 @@ func (s *Shared) admit(mb *types.MicroBlock, wanted bool) bool {
 // store keeps a peer's microblock data in its entry.
 func (s *Shared) store(e *mbEntry, mb *types.MicroBlock) {
 	e.mb, e.epoch = mb, mb.Epoch
-	s.peerBytes += mbCost(mb)
-	s.byCreator[mb.Creator] += mbCost(mb)
+	cost := mbCost(mb)
+	s.peerBytes += cost
+	s.byCreator[mb.Creator] += cost
 }
 
 // ack answers the sender of a pushed microblock: once per sender for copies that gossip relays,

@@ -531,8 +531,9 @@ func (s *Shared) release(e *mbEntry) {
 			}
 			s.ownBytes -= mbCost(e.mb) - MBOverhead
 		} else {
-			s.peerBytes -= mbCost(e.mb)
-			if s.byCreator[e.mb.Creator] -= mbCost(e.mb); s.byCreator[e.mb.Creator] <= 0 {
+			cost := mbCost(e.mb)
+			s.peerBytes -= cost
+			if s.byCreator[e.mb.Creator] -= cost; s.byCreator[e.mb.Creator] <= 0 {
 				delete(s.byCreator, e.mb.Creator)
 			}
 		}
