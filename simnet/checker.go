@@ -99,7 +99,7 @@ func (c *Checker) restarted(n *Node) {
 }
 
 // sent sees every message a replica sends.
-func (c *Checker) sent(from *Node, _ types.NodeID, m types.Message) {
+func (c *Checker) sent(from *Node, m types.Message) {
 	honest := !from.Faulty()
 	switch m := m.(type) {
 	case *types.Block:

@@ -324,13 +324,18 @@ func (s *Sim) RunUntil(limit time.Duration, cond func() bool) bool {
 	return cond()
 }
 
-// send models the network: latency plus jitter, nothing to or from replicas that are down, loss,
-// partitions.
+// send is a message one replica sends another: the checker sees it, the network carries it.
 func (s *Sim) send(from *Node, to types.NodeID, m types.Message) {
 	if to < 1 || int(to) > len(s.nodes) || to == from.ID {
 		return
 	}
-	s.check.sent(from, to, m)
+	s.check.sent(from, m)
+	s.transmit(from, to, m)
+}
+
+// transmit models the network: latency plus jitter, nothing to or from replicas that are down,
+// loss, partitions.
+func (s *Sim) transmit(from *Node, to types.NodeID, m types.Message) {
 	dst := s.Node(to)
 	if !from.alive() || !dst.alive() || s.cut(from.ID, to) {
 		return
@@ -424,9 +429,10 @@ func (e *nodeEnv) Broadcast(m types.Message) {
 	if e.gen != e.n.gen {
 		return
 	}
+	e.n.sim.check.sent(e.n, m) // once per message, not per recipient
 	for _, o := range e.n.sim.nodes {
 		if o.ID != e.n.ID {
-			e.n.sim.send(e.n, o.ID, m)
+			e.n.sim.transmit(e.n, o.ID, m)
 		}
 	}
 }
