@@ -202,15 +202,13 @@ func validateSnapshot(s *Snapshot) error {
 	switch {
 	case s.Block == nil:
 		return errors.New("missing block")
-	case s.Cert == nil:
-		return errors.New("missing certificate")
 	case len(s.TxPrev) > MaxSnapshotIDs || len(s.TxCur) > MaxSnapshotIDs || len(s.MBs) > MaxSnapshotIDs:
 		return fmt.Errorf("ID lists of %d, %d and %d exceed %d", len(s.TxPrev), len(s.TxCur), len(s.MBs), MaxSnapshotIDs)
 	}
 	if err := validateBlock(s.Block); err != nil {
 		return fmt.Errorf("block: %w", err)
 	}
-	return validateCert(s.Cert.Signers, s.Cert.Sigs)
+	return ValidateQC(s.Cert)
 }
 
 func checkTxs(txs []Tx) error {
