@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Ends an experiment: on every host at once stops the clients, then the replicas, by the PIDs in
+# REMOTE_DIR/run/*.pid (SIGTERM, up to 10 s, then SIGKILL; never by name), then removes the
+# replicas' voting state (data/node<i>) so that the next start is a new chain. Logs stay.
+#
+# Usage: deploy/exp_stop.sh [I...]
+#   I...  stop only these replicas and keep their voting state (clients keep running); start them
+#         again with start_server.sh I...
+#   Settings: deploy/settings.sh, or the file in STRATUS_DEPLOY_SETTINGS.
+# Idempotent: stopping what does not run only says so.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+usage() {
+	sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2
+	exit 2
+}
+ids=()
+for a; do
+	[[ "$a" =~ ^[1-9][0-9]*$ ]] || usage
+	ids+=("$a")
+done
+load_settings
+load_hosts
+require_cmds ssh
+declare -A want=()
+for a in "${ids[@]}"; do
+	((a <= N)) || die "replica $a: pub_ips.txt lists $N replicas"
+	want[$a]=1
+done
+
+stop_host() {
+	local h=$1 r rs=()
+	if ((${#ids[@]} > 0)); then
+		for r in ${HOST_REPLICAS[$h]:-}; do [[ -z "${want[$r]:-}" ]] || rs+=("$r"); done
+		((${#rs[@]} > 0)) || return 0
+		step "stopping replicas ${rs[*]}" remote "$h" stop-servers "${rs[@]}"
+		return 0
+	fi
+	step "stopping clients" remote "$h" stop-clients
+	step "stopping replicas" remote "$h" stop-servers
+	if [[ -n "${HOST_REPLICAS[$h]:-}" ]]; then
+		# shellcheck disable=SC2086 # the list of replica IDs
+		step "removing voting state" remote "$h" wipe-data ${HOST_REPLICAS[$h]}
+	fi
+}
+
+hosts=()
+for h in "${HOSTS[@]}"; do
+	((${#ids[@]} == 0)) || [[ -n "${HOST_REPLICAS[$h]:-}" ]] && hosts+=("$h")
+done
+on_hosts stop_host "${hosts[@]}"
+if ((${#ids[@]} > 0)); then
+	echo "stopped replicas ${ids[*]}; deploy/start_server.sh ${ids[*]} starts them again"
+else
+	echo "experiment stopped on ${#hosts[@]} hosts; deploy/collect.sh fetches the logs"
+fi
