@@ -12,6 +12,7 @@
 # Run it after the clients end (start_client.sh --wait) and before or after exp_stop.sh; running
 # it again fetches everything again.
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "$0")/lib.sh"
 
 if (($# > 1)) || [[ "${1:-}" == -* ]]; then

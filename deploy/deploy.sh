@@ -13,6 +13,7 @@
 # Idempotent: running it again uploads the same files again. Replicas and clients that run keep
 # the files they started with until restarted (exp_stop.sh, start_server.sh).
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "$0")/lib.sh"
 
 if (($# > 0)); then

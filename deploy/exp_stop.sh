@@ -9,6 +9,7 @@
 #   Settings: deploy/settings.sh, or the file in STRATUS_DEPLOY_SETTINGS.
 # Idempotent: stopping what does not run only says so.
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "$0")/lib.sh"
 
 usage() {
@@ -45,13 +46,13 @@ stop_host() {
 	fi
 }
 
-hosts=()
+targets=()
 for h in "${HOSTS[@]}"; do
-	((${#ids[@]} == 0)) || [[ -n "${HOST_REPLICAS[$h]:-}" ]] && hosts+=("$h")
+	if ((${#ids[@]} == 0)) || [[ -n "${HOST_REPLICAS[$h]:-}" ]]; then targets+=("$h"); fi
 done
-on_hosts stop_host "${hosts[@]}"
+on_hosts stop_host "${targets[@]}"
 if ((${#ids[@]} > 0)); then
 	echo "stopped replicas ${ids[*]}; deploy/start_server.sh ${ids[*]} starts them again"
 else
-	echo "experiment stopped on ${#hosts[@]} hosts; deploy/collect.sh fetches the logs"
+	echo "experiment stopped on ${#targets[@]} hosts; deploy/collect.sh fetches the logs"
 fi

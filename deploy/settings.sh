@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034 # read by the deploy/ scripts
 # Settings of the deploy/ scripts: a bash file they source. Use another one with
 #   STRATUS_DEPLOY_SETTINGS=/path/to/settings.sh deploy/deploy.sh
 # Relative file names below are relative to the directory of the settings file in use.

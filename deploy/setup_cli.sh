@@ -7,6 +7,7 @@
 #   Settings: deploy/settings.sh, or the file in STRATUS_DEPLOY_SETTINGS.
 # Idempotent; clients that run keep their files until they end.
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "$0")/lib.sh"
 
 if (($# > 0)); then

@@ -11,6 +11,7 @@
 #   Settings: deploy/settings.sh, or the file in STRATUS_DEPLOY_SETTINGS.
 # PIDs: REMOTE_DIR/run/clients.pid; exp_stop.sh stops them early.
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "$0")/lib.sh"
 
 usage() {

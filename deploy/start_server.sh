@@ -14,6 +14,7 @@
 #              -data_dir data/node<I> -algorithm ALGORITHM SERVER_FLAGS...
 # in REMOTE_DIR, with its PID in run/server.<I>.pid and its output in logs/node<I>/server.out.
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "$0")/lib.sh"
 
 usage() {
@@ -57,7 +58,7 @@ start_host() {
 	return $failed
 }
 
-hosts=()
-for h in "${HOSTS[@]}"; do [[ -z "${HOST_REPLICAS[$h]:-}" ]] || hosts+=("$h"); done
-on_hosts start_host "${hosts[@]}"
+targets=()
+for h in "${HOSTS[@]}"; do [[ -z "${HOST_REPLICAS[$h]:-}" ]] || targets+=("$h"); done
+on_hosts start_host "${targets[@]}"
 echo "replicas running ($ALGORITHM); next: deploy/start_client.sh K"

@@ -17,6 +17,7 @@
 # Needs sshpass for password login (Debian/Ubuntu: apt-get install sshpass). Unknown host keys are
 # handled by SSH_STRICT_HOST_KEY_CHECKING (accept-new by default records them on first contact).
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=../lib.sh
 source "$(dirname "$0")/../lib.sh"
 
 usage() {
@@ -49,8 +50,10 @@ fi
 [[ -f "$pubkey" ]] || die "public key $pubkey not found (make a key pair with ssh-keygen -t ed25519, or give one with -i)"
 key=$(grep -v '^[[:space:]]*\(#\|$\)' "$pubkey" | head -n 1 | tr -d '\r')
 read -r ktype kblob _ <<<"$key" || true
-[[ "$ktype" == ssh-* || "$ktype" == ecdsa-* || "$ktype" == sk-* ]] && [[ -n "$kblob" ]] &&
-	ssh-keygen -l -f "$pubkey" >/dev/null 2>&1 || die "$pubkey is not an OpenSSH public key"
+if ! [[ "$ktype" == ssh-* || "$ktype" == ecdsa-* || "$ktype" == sk-* ]] || [[ -z "$kblob" ]] ||
+	! ssh-keygen -l -f "$pubkey" >/dev/null 2>&1; then
+	die "$pubkey is not an OpenSSH public key"
+fi
 
 # How to log in: AUTH_ARGS for ssh, AUTH_CMD in front of it (sshpass -e for a password).
 AUTH_CMD=()
@@ -66,7 +69,7 @@ password)
 	export SSHPASS
 	AUTH_CMD=(sshpass -e)
 	AUTH_ARGS=("${SSH_BASE[@]}" -o BatchMode=no -o PubkeyAuthentication=no
-		-o PreferredAuthentications=password,keyboard-interactive -o NumberOfPasswordPrompts=1)
+		-o "PreferredAuthentications=password,keyboard-interactive" -o NumberOfPasswordPrompts=1)
 	;;
 key)
 	if [[ -n "$identity" ]]; then
