@@ -107,8 +107,8 @@ start_server() {
 		fi
 		sleep 0.1
 	done
-	echo "replica $id (pid $pid) printed no ready line within $timeout s; stopping it (see $PWD/$out)" >&2
-	stop_all "replica $id" "run/server.$id.pid" server >&2
+	stop_all "replica $id" "run/server.$id.pid" server
+	echo "replica $id (pid $pid) printed no ready line within $timeout s; stopped it (see $PWD/$out)" >&2
 	return 1
 }
 
@@ -166,7 +166,7 @@ start_clients() {
 		fi
 	done
 	if ((failed)); then
-		stop_all clients run/clients.pid client >&2
+		stop_all clients run/clients.pid client
 		return 1
 	fi
 	echo "started $k clients (pids ${pids[*]}); output in $PWD/logs/clients"

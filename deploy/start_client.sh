@@ -31,13 +31,12 @@ load_hosts
 require_cmds ssh
 ((${#CLIENT_HOSTS[@]} > 0)) || die "$CLIENTS lists no host"
 
+client_flags=("$@")
 start_host() {
 	JOB_LABEL="host $1 (clients)"
-	step "clients not started" remote "$1" start-clients "$k" "$@"
+	step "clients not started" remote "$1" start-clients "$k" "${client_flags[@]}"
 }
-client_flags=("$@")
-start_one() { start_host "$1" "${client_flags[@]}"; }
-on_hosts start_one "${CLIENT_HOSTS[@]}"
+on_hosts start_host "${CLIENT_HOSTS[@]}"
 ((wait_end)) || exit 0
 
 echo "waiting for the clients to end"
