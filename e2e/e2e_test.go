@@ -72,15 +72,17 @@ func writeCluster(t *testing.T, dir string, extra map[string]any) []string {
 // writeClusterN is writeCluster for n replicas.
 func writeClusterN(t *testing.T, dir string, n int, extra map[string]any) []string {
 	t.Helper()
-	ports := freePorts(t, n)
-	httpAddrs := map[string]string{}
+	ports := freePorts(t, 2*n)
+	httpAddrs, peerAddrs := map[string]string{}, map[string]string{}
 	var urls []string
-	for i, p := range ports {
+	for i, p := range ports[:n] {
 		httpAddrs[fmt.Sprint(i+1)] = fmt.Sprintf("127.0.0.1:%d", p)
+		peerAddrs[fmt.Sprint(i+1)] = fmt.Sprintf("127.0.0.1:%d", ports[n+i])
 		urls = append(urls, fmt.Sprintf("http://127.0.0.1:%d", p))
 	}
 	cfg := map[string]any{
 		"http_address":    httpAddrs,
+		"address":         peerAddrs,
 		"timeout":         1000,
 		"propose_timeout": 20,
 		"bsize":           500,
