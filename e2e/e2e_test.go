@@ -295,7 +295,9 @@ func TestServerRefusesBadKeys(t *testing.T) {
 		want  string
 	}{
 		{"node outside the cluster", func() {}, []string{"-id", "5"}, "-id 5: ips.txt lists 4 nodes"},
-		{"missing key", func() { require.NoError(t, os.Rename(filepath.Join(dir, "keys/node2.key"), filepath.Join(dir, "node2.bak"))) }, []string{"-id", "2"}, "keys/node2.key does not exist"},
+		{"missing key", func() {
+			require.NoError(t, os.Rename(filepath.Join(dir, "keys/node2.key"), filepath.Join(dir, "node2.bak")))
+		}, []string{"-id", "2"}, "keys/node2.key does not exist"},
 		{"readable key", func() {
 			require.NoError(t, os.Rename(filepath.Join(dir, "node2.bak"), filepath.Join(dir, "keys/node2.key")))
 			require.NoError(t, os.Chmod(filepath.Join(dir, "keys/node2.key"), 0o640))
