@@ -131,7 +131,7 @@ type Shaper struct {
 	shaping bool    // delay, jitter, bandwidth or loss configured
 	nsPerB  float64 // uplink nanoseconds per byte; 0 = unlimited
 
-	faulty   atomic.Bool  // a fault may be active: sends take the shaped path
+	detour   atomic.Bool  // a fault may be active, or copies of a past one are still under way: sends take the shaped path
 	isoUntil atomic.Int64 // Unix ns until which the replica is isolated; 0 = never was
 	dropped  atomic.Uint64
 	closed   atomic.Bool
@@ -249,7 +249,7 @@ func (s *Shaper) Close() error {
 
 // Send queues m for one peer. It never blocks.
 func (s *Shaper) Send(to types.NodeID, m types.Message) {
-	if !s.shaping && !s.faulty.Load() {
+	if !s.shaping && !s.detour.Load() {
 		s.inner.Send(to, m)
 		return
 	}
@@ -260,7 +260,7 @@ func (s *Shaper) Send(to types.NodeID, m types.Message) {
 
 // send is Send with a known wire size, so that a shaper over a shaper measures a message once.
 func (s *Shaper) send(to types.NodeID, m types.Message, size int) {
-	if !s.shaping && !s.faulty.Load() {
+	if !s.shaping && !s.detour.Load() {
 		s.forward(to, m, size)
 		return
 	}
@@ -281,7 +281,7 @@ func (s *Shaper) peer(to types.NodeID) bool {
 // Broadcast queues one copy of m per peer; the copies share the uplink one after another. It
 // never blocks.
 func (s *Shaper) Broadcast(m types.Message) {
-	if !s.shaping && !s.faulty.Load() {
+	if !s.shaping && !s.detour.Load() {
 		s.inner.Broadcast(m)
 		return
 	}
@@ -356,7 +356,7 @@ func (s *Shaper) queue(to types.NodeID, m types.Message, size int, now time.Time
 
 // admit decides whether a copy leaves at all: faults first, then random loss. Caller holds mu.
 func (s *Shaper) admit(to types.NodeID, now time.Time) bool {
-	if s.faulty.Load() {
+	if s.detour.Load() {
 		s.prune(now)
 		if now.Before(s.isolate) {
 			return false
@@ -374,7 +374,7 @@ func (s *Shaper) admit(to types.NodeID, now time.Time) bool {
 // reachable decides whether a copy that finished its journey may still be delivered: isolation
 // and a dropped link also stop what was already under way. Caller holds mu.
 func (s *Shaper) reachable(to types.NodeID, now time.Time) bool {
-	if !s.faulty.Load() {
+	if !s.detour.Load() {
 		return true
 	}
 	if now.Before(s.isolate) {
@@ -385,7 +385,7 @@ func (s *Shaper) reachable(to types.NodeID, now time.Time) bool {
 }
 
 func (s *Shaper) slowExtra(now time.Time) time.Duration {
-	if s.faulty.Load() && now.Before(s.slow.until) {
+	if s.detour.Load() && now.Before(s.slow.until) {
 		return s.slow.extra
 	}
 	return 0
@@ -594,7 +594,7 @@ func (s *Shaper) Slow(extra, d time.Duration) time.Time {
 		return time.Time{}
 	}
 	s.slow.extra, s.slow.until = extra, time.Now().Add(d)
-	s.faulty.Store(true)
+	s.detour.Store(true)
 	return s.slow.until
 }
 
@@ -608,7 +608,7 @@ func (s *Shaper) Flaky(p float64, d time.Duration) time.Time {
 		return time.Time{}
 	}
 	s.flaky.p, s.flaky.until = min(p, 1), time.Now().Add(d)
-	s.faulty.Store(true)
+	s.detour.Store(true)
 	return s.flaky.until
 }
 
@@ -627,7 +627,7 @@ func (s *Shaper) Drop(to types.NodeID, d time.Duration) time.Time {
 	}
 	until := time.Now().Add(d)
 	s.drops[to] = until
-	s.faulty.Store(true)
+	s.detour.Store(true)
 	return until
 }
 
@@ -643,7 +643,7 @@ func (s *Shaper) Isolate(d time.Duration) time.Time {
 	}
 	s.isolate = time.Now().Add(d)
 	s.isoUntil.Store(s.isolate.UnixNano())
-	s.faulty.Store(true)
+	s.detour.Store(true)
 	return s.isolate
 }
 
@@ -675,7 +675,7 @@ func (s *Shaper) Active() []FaultState {
 }
 
 // prune forgets the faults that have ended, and lets sends take the direct path again once none
-// is left. Caller holds mu.
+// is left and nothing is under way. Caller holds mu.
 func (s *Shaper) prune(now time.Time) {
 	if !now.Before(s.slow.until) {
 		s.slow.extra, s.slow.until = 0, time.Time{}
@@ -692,7 +692,10 @@ func (s *Shaper) prune(now time.Time) {
 		s.isolate = time.Time{}
 		s.isoUntil.Store(0)
 	}
-	s.faulty.Store(!s.slow.until.IsZero() || !s.flaky.until.IsZero() || len(s.drops) > 0 || !s.isolate.IsZero())
+	active := !s.slow.until.IsZero() || !s.flaky.until.IsZero() || len(s.drops) > 0 || !s.isolate.IsZero()
+	// Copies still under way keep later sends behind them, so that a destination receives in order.
+	underWay := s.onWire || len(s.prop) > 0 || s.delivering || s.laneBytes[types.LaneConsensus] > 0 || s.laneBytes[types.LaneData] > 0
+	s.detour.Store(active || underWay)
 }
 
 // fifo is a queue of copies waiting on one lane of the uplink.
