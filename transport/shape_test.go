@@ -25,8 +25,8 @@ func microBlock(n int) *types.MicroBlock {
 	return types.NewMicroBlock(1, 1, txs)
 }
 
-// signedVote is a vote of realistic size (it carries a signature).
-func signedVote(v types.View) *types.Vote {
+// fullVote is a vote of realistic size (it carries a signature).
+func fullVote(v types.View) *types.Vote {
 	return &types.Vote{View: v, Voter: 1, Sig: make([]byte, types.SigSize)}
 }
 
@@ -167,7 +167,7 @@ func TestShapeConsensusOvertakesData(t *testing.T) {
 	for _, mb := range mbs {
 		s.Send(2, mb)
 	}
-	v := signedVote(9)
+	v := fullVote(9)
 	s.Send(2, v)
 	got := collect(t, h.Endpoint(2), start, blocks+1, 10*time.Second)
 
@@ -236,7 +236,7 @@ func TestShapeManySmallMessagesKeepRate(t *testing.T) {
 	defer h.Close()
 	s := Shape(h.Endpoint(1), ShapeOptions{N: testN, Bandwidth: bps})
 	defer s.Close()
-	v := signedVote(1)
+	v := fullVote(1)
 	want := txTimeAt(count*types.WireSize(v), bps) // about 0.4 s
 
 	start := time.Now()
@@ -371,7 +371,7 @@ func TestShapeQueueBound(t *testing.T) {
 	s.mu.Unlock()
 
 	// Consensus messages have their own bound.
-	s.Send(2, signedVote(1))
+	s.Send(2, fullVote(1))
 	assert.Equal(t, uint64(7), s.Counters().Dropped)
 	env := recv(t, h.Endpoint(2), types.LaneConsensus)
 	assert.Equal(t, types.KindVote, env.Msg.Kind())
@@ -751,7 +751,7 @@ func BenchmarkShapeBroadcast(b *testing.B) {
 	defer h.Close()
 	s := Shape(h.Endpoint(1), ShapeOptions{N: n, Bandwidth: 1e12, Delay: time.Millisecond, QueueBytes: 1 << 30})
 	defer s.Close()
-	v := signedVote(1)
+	v := fullVote(1)
 	b.ReportAllocs()
 	for b.Loop() {
 		s.Broadcast(v)
