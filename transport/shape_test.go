@@ -13,7 +13,8 @@ import (
 	"github.com/stratusbft/stratus/types"
 )
 
-// microBlock returns a microblock of about n bytes of transactions (64 KiB each).
+// microBlock returns a microblock of about n bytes of transactions (64 KiB each), with a
+// signature of the right size so that it also passes a wire codec.
 func microBlock(n int) *types.MicroBlock {
 	const txSize = 64 << 10
 	data := make([]byte, txSize)
@@ -22,7 +23,9 @@ func microBlock(n int) *types.MicroBlock {
 	for len(txs)*txSize < n {
 		txs = append(txs, types.NewTx(data))
 	}
-	return types.NewMicroBlock(1, 1, txs)
+	mb := types.NewMicroBlock(1, 1, txs)
+	mb.Sig = make([]byte, types.SigSize)
+	return mb
 }
 
 // fullVote is a vote of realistic size (it carries a signature).
@@ -160,6 +163,7 @@ func TestShapeConsensusOvertakesData(t *testing.T) {
 	mbs := make([]*types.MicroBlock, blocks)
 	for i := range mbs {
 		mbs[i] = types.NewMicroBlock(1, types.View(i+1), microBlock(128<<10).Txs)
+		mbs[i].Sig = make([]byte, types.SigSize)
 	}
 	one := txTimeAt(types.WireSize(mbs[0]), bps) // about 105 ms
 
