@@ -263,12 +263,7 @@ func startSim(run runSpec) (*cluster, error) {
 	c := &cluster{done: make(chan error, n), nodes: nodes}
 	signers, keys := crypto.SimKeys(run.cfg.Seed, n)
 	verifier := crypto.NewCache(keys)
-	hub := transport.NewHub(n, transport.HubOptions{
-		Buffer: run.cfg.ChanBufferSize,
-		Delay:  time.Duration(run.cfg.Delay) * time.Millisecond,
-		Jitter: time.Duration(run.cfg.DErr) * time.Millisecond,
-		Seed:   run.cfg.Seed,
-	})
+	hub := transport.NewHub(n, transport.HubOptions{Buffer: run.cfg.ChanBufferSize})
 	c.closers = append(c.closers, hub.Close)
 	workers := max(2, min(4, 8/n+1))
 	for i, s := range c.nodes {
@@ -355,13 +350,31 @@ func (c *cluster) build(run runSpec, s *simNode, signer crypto.Signer, verifier 
 	if adv != nil {
 		opts.Adversary = adv
 	}
+	// Link emulation and network faults sit between the replica and its transport; without them
+	// the replica talks to the transport directly.
+	var shaper *transport.Shaper
+	if cfg.Delay > 0 || cfg.DErr > 0 || cfg.Bandwidth > 0 || cfg.Loss > 0 || cfg.FaultsHTTP {
+		shaper = transport.Shape(ep, transport.ShapeOptions{
+			N:         n,
+			Delay:     time.Duration(cfg.Delay) * time.Millisecond,
+			Jitter:    time.Duration(cfg.DErr) * time.Millisecond,
+			Bandwidth: float64(cfg.Bandwidth) * 1e6,
+			Loss:      cfg.Loss,
+			Seed:      cfg.Seed + int64(s.id),
+		})
+		ep = shaper
+	}
 	rep, err := replica.New(opts, ep)
 	if err != nil {
 		return err
 	}
 	s.rep = rep
+	apiOpts := api.Options{MaxTxSize: cfg.MaxTxSize, N: n}
+	if cfg.FaultsHTTP {
+		apiOpts.Faults = api.FaultsOf(rep.Crash, shaper)
+	}
 	s.http = &http.Server{
-		Handler:           api.New(rep, s.col, api.Options{MaxTxSize: cfg.MaxTxSize}),
+		Handler:           api.New(rep, s.col, apiOpts),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 	}
