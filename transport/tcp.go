@@ -52,6 +52,7 @@ const (
 	sealOverhead    = 16   // GCM tag
 	frameHeaderSize = 4
 	readChunk       = 1 << 20 // frames are read in chunks: memory follows the bytes that arrived
+	inboxHandoff    = 16      // messages between the per-peer queues and the replica
 	writeBatch      = 256 << 10
 )
 
@@ -65,9 +66,10 @@ type TCPOptions struct {
 	Verifier crypto.Verifier         // every node's public key
 	Log      *logrus.Entry
 
-	Buffer     int // inbound messages per lane (default 1024)
-	QueueMsgs  int // messages waiting per peer and lane before new ones are dropped (default 16384)
-	QueueBytes int // bytes waiting per peer and lane before new ones are dropped (default 64 MiB)
+	Buffer     int // received messages waiting per peer and lane (default 1024)
+	InboxBytes int // received bytes waiting per peer and lane (default 16 MiB; one message of any size fits an empty queue)
+	QueueMsgs  int // messages waiting to be sent per peer and lane before new ones are dropped (default 16384)
+	QueueBytes int // bytes waiting to be sent per peer and lane before new ones are dropped (default 64 MiB)
 	MaxFrame   int // largest frame accepted (default types.MaxFrame)
 
 	HandshakeTimeout time.Duration // default 5 s
@@ -80,6 +82,9 @@ type TCPOptions struct {
 func (o *TCPOptions) defaults() {
 	if o.Buffer <= 0 {
 		o.Buffer = 1024
+	}
+	if o.InboxBytes <= 0 {
+		o.InboxBytes = 16 << 20
 	}
 	if o.QueueMsgs <= 0 {
 		o.QueueMsgs = 16384
@@ -116,7 +121,7 @@ func (o *TCPOptions) defaults() {
 type TCPEndpoint struct {
 	opts    TCPOptions
 	ln      net.Listener
-	lanes   [types.NumLanes]chan Envelope
+	in      [types.NumLanes]*inLane
 	peers   map[types.NodeID]*peer
 	order   []*peer // peers by ID, for broadcasts
 	stop    chan struct{}
@@ -127,7 +132,7 @@ type TCPEndpoint struct {
 	ctx     context.Context // cancelled by Close: ends dials in progress
 	cancel  context.CancelFunc
 	hsMu    sync.Mutex
-	hsConns map[net.Conn]struct{} // connections in handshake
+	hsConns map[net.Conn]time.Time // connections in handshake, and since when
 	counters
 }
 
@@ -166,19 +171,21 @@ func ListenTCP(opts TCPOptions) (*TCPEndpoint, error) {
 		peers:   make(map[types.NodeID]*peer, n-1),
 		stop:    make(chan struct{}),
 		hsSlots: make(chan struct{}, opts.MaxHandshakes),
-		hsConns: make(map[net.Conn]struct{}),
+		hsConns: make(map[net.Conn]time.Time),
 	}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
-	for l := range e.lanes {
-		e.lanes[l] = make(chan Envelope, opts.Buffer)
-	}
 	for id := 1; id <= n; id++ {
 		if types.NodeID(id) == opts.Self {
 			continue
 		}
-		p := &peer{ep: e, id: types.NodeID(id), addr: opts.Peers[types.NodeID(id)], wake: make(chan struct{}, 1)}
+		p := &peer{ep: e, id: types.NodeID(id), idx: len(e.order), addr: opts.Peers[types.NodeID(id)], wake: make(chan struct{}, 1)}
 		e.peers[p.id] = p
 		e.order = append(e.order, p)
+	}
+	for l := range e.in {
+		e.in[l] = newInLane(len(e.order))
+		e.wg.Add(1)
+		go e.pump(e.in[l])
 	}
 	e.wg.Add(1)
 	go e.accept()
@@ -200,7 +207,7 @@ func (e *TCPEndpoint) Addr() net.Addr { return e.ln.Addr() }
 func (e *TCPEndpoint) Self() types.NodeID { return e.opts.Self }
 
 // Inbox implements Endpoint.
-func (e *TCPEndpoint) Inbox(l types.Lane) <-chan Envelope { return e.lanes[l] }
+func (e *TCPEndpoint) Inbox(l types.Lane) <-chan Envelope { return e.in[l].out }
 
 // Counters implements Endpoint.
 func (e *TCPEndpoint) Counters() Counters { return e.load() }
@@ -251,7 +258,7 @@ func (e *TCPEndpoint) Close() error {
 		for _, p := range e.order {
 			p.mu.Lock()
 			if p.conn != nil {
-				_ = p.conn.c.Close()
+				p.conn.close()
 			}
 			p.mu.Unlock()
 		}
@@ -276,6 +283,7 @@ func (o *outMsg) encode() ([]byte, error) {
 type peer struct {
 	ep   *TCPEndpoint
 	id   types.NodeID
+	idx  int // position in ep.order and in the inbound lanes
 	addr string
 	wake chan struct{}
 
@@ -325,19 +333,27 @@ func (p *peer) next() (*outMsg, *secureConn) {
 	return nil, p.conn
 }
 
-// install makes c the peer's connection, closing the one it replaces.
-func (p *peer) install(c *secureConn) {
+// install makes c the peer's connection, closing the one it replaces. After Close it closes c
+// and reports false: Close sets closed before it visits each peer under p.mu, so a connection
+// is either seen by Close or refused here.
+func (p *peer) install(c *secureConn) bool {
 	p.mu.Lock()
+	if p.ep.closed.Load() {
+		p.mu.Unlock()
+		c.close()
+		return false
+	}
 	old := p.conn
 	p.conn = c
 	p.mu.Unlock()
 	if old != nil {
-		_ = old.c.Close()
+		old.close()
 	}
 	select {
 	case p.wake <- struct{}{}:
 	default:
 	}
+	return true
 }
 
 // drop forgets c if it is still the peer's connection.
@@ -347,7 +363,7 @@ func (p *peer) drop(c *secureConn) {
 		p.conn = nil
 	}
 	p.mu.Unlock()
-	_ = c.c.Close()
+	c.close()
 }
 
 // write sends the queued messages over the current connection, batching small frames into one
@@ -468,7 +484,12 @@ func (p *peer) connect() (*secureConn, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Close cuts a handshake in progress short (a peer that accepts and never answers).
+	stop := context.AfterFunc(p.ep.ctx, func() { _ = nc.Close() })
 	c, err := handshakeDial(nc, o.Self, p.id, o.Signer, o.Verifier, o.HandshakeTimeout)
+	if !stop() {
+		err = errors.New("endpoint closed")
+	}
 	if err != nil {
 		_ = nc.Close()
 		return nil, err
@@ -481,22 +502,39 @@ func (e *TCPEndpoint) track(nc net.Conn, on bool) {
 	e.hsMu.Lock()
 	defer e.hsMu.Unlock()
 	if on {
-		e.hsConns[nc] = struct{}{}
+		e.hsConns[nc] = time.Now()
 	} else {
 		delete(e.hsConns, nc)
 	}
 }
 
+// evictOldestHandshake closes the connection that has been in handshake the longest, so that
+// strangers holding every slot cannot keep a peer out: an honest handshake takes a round trip,
+// theirs last until they are evicted.
+func (e *TCPEndpoint) evictOldestHandshake() {
+	e.hsMu.Lock()
+	defer e.hsMu.Unlock()
+	var oldest net.Conn
+	var since time.Time
+	for nc, t := range e.hsConns {
+		if oldest == nil || t.Before(since) {
+			oldest, since = nc, t
+		}
+	}
+	if oldest != nil {
+		_ = oldest.Close()
+		delete(e.hsConns, oldest)
+	}
+}
+
 // serve installs c and reads from it until it breaks; it returns how long the connection lived.
 func (p *peer) serve(c *secureConn) time.Duration {
-	if p.ep.closed.Load() {
-		_ = c.c.Close()
+	start := time.Now()
+	if !p.install(c) {
 		return 0
 	}
-	start := time.Now()
-	p.install(c)
 	p.ep.opts.Log.WithFields(logrus.Fields{"peer": p.id, "remote": c.c.RemoteAddr().String()}).Info("tcp: connected")
-	err := p.ep.read(p.id, c)
+	err := p.ep.read(p, c)
 	p.drop(c)
 	if !p.ep.closed.Load() {
 		p.ep.opts.Log.WithFields(logrus.Fields{"peer": p.id}).WithError(err).Info("tcp: connection closed")
@@ -526,9 +564,17 @@ func (e *TCPEndpoint) accept() {
 		}
 		select {
 		case e.hsSlots <- struct{}{}:
-		default:
-			_ = nc.Close() // too many handshakes in progress
-			continue
+		default: // every slot taken: the oldest handshake gives way
+			e.evictOldestHandshake()
+			select {
+			case e.hsSlots <- struct{}{}:
+			case <-time.After(e.opts.HandshakeTimeout):
+				_ = nc.Close()
+				continue
+			case <-e.stop:
+				_ = nc.Close()
+				return
+			}
 		}
 		e.track(nc, true)
 		if e.closed.Load() { // Close ran between Accept and track
@@ -550,8 +596,10 @@ func (e *TCPEndpoint) accept() {
 	}
 }
 
-// read delivers frames from c until an error; any malformed frame ends the connection.
-func (e *TCPEndpoint) read(from types.NodeID, c *secureConn) error {
+// read delivers frames from c until an error; any malformed frame ends the connection. Data
+// that finds its peer's inbound queue full is dropped; consensus messages wait for room, which
+// holds up only this peer's connection.
+func (e *TCPEndpoint) read(p *peer, c *secureConn) error {
 	var hdr [frameHeaderSize]byte
 	for {
 		if _, err := io.ReadFull(c.r, hdr[:]); err != nil {
@@ -559,7 +607,7 @@ func (e *TCPEndpoint) read(from types.NodeID, c *secureConn) error {
 		}
 		size := int(binary.BigEndian.Uint32(hdr[:]))
 		if size < sealOverhead+1 || size > e.opts.MaxFrame+sealOverhead {
-			return fmt.Errorf("tcp: frame of %d bytes from node %d (limit %d)", size, from, e.opts.MaxFrame+sealOverhead)
+			return fmt.Errorf("tcp: frame of %d bytes from node %d (limit %d)", size, p.id, e.opts.MaxFrame+sealOverhead)
 		}
 		buf := make([]byte, 0, min(size, readChunk))
 		for len(buf) < size {
@@ -572,18 +620,129 @@ func (e *TCPEndpoint) read(from types.NodeID, c *secureConn) error {
 		}
 		plain, err := c.open(buf)
 		if err != nil {
-			return fmt.Errorf("tcp: frame from node %d: %w", from, err)
+			return fmt.Errorf("tcp: frame from node %d: %w", p.id, err)
 		}
 		m, err := types.Decode(plain)
 		if err != nil {
-			return fmt.Errorf("tcp: frame from node %d: %w", from, err)
+			return fmt.Errorf("tcp: frame from node %d: %w", p.id, err)
 		}
-		env := Envelope{From: from, Msg: m, Size: frameHeaderSize + size}
+		env := Envelope{From: p.id, Msg: m, Size: frameHeaderSize + size}
+		k, lane := m.Kind(), m.Kind().Lane()
+		e.countRecv(k, env.Size)
+		il := e.in[lane]
+		for !il.push(p.idx, env, e.opts.Buffer, e.opts.InboxBytes) {
+			if lane == types.LaneData {
+				e.dropped.Add(1)
+				break
+			}
+			select {
+			case <-il.q[p.idx].space:
+			case <-c.done:
+				return errors.New("connection replaced or closed")
+			case <-e.stop:
+				return errors.New("endpoint closed")
+			}
+		}
+	}
+}
+
+// inLane holds what peers sent on one lane, in a bounded queue per peer, and hands it to the
+// replica round robin over the peers, so one peer's flood neither crowds out the others nor
+// holds more than its own queue's worth of memory.
+type inLane struct {
+	mu    sync.Mutex
+	q     []*inQueue // by peer index
+	next  int        // the peer served next
+	count int        // messages queued over all peers
+	wake  chan struct{}
+	out   chan Envelope
+}
+
+type inQueue struct {
+	msgs  []Envelope
+	head  int
+	bytes int
+	space chan struct{} // signalled when a message leaves
+}
+
+func newInLane(peers int) *inLane {
+	il := &inLane{q: make([]*inQueue, peers), wake: make(chan struct{}, 1), out: make(chan Envelope, inboxHandoff)}
+	for i := range il.q {
+		il.q[i] = &inQueue{space: make(chan struct{}, 1)}
+	}
+	return il
+}
+
+// push queues env from peer i unless its queue holds maxMsgs messages or would exceed maxBytes
+// (an empty queue takes one message of any size).
+func (il *inLane) push(i int, env Envelope, maxMsgs, maxBytes int) bool {
+	il.mu.Lock()
+	q := il.q[i]
+	if n := len(q.msgs) - q.head; n > 0 && (n >= maxMsgs || q.bytes+env.Size > maxBytes) {
+		il.mu.Unlock()
+		return false
+	}
+	q.msgs = append(q.msgs, env)
+	q.bytes += env.Size
+	il.count++
+	il.mu.Unlock()
+	select {
+	case il.wake <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+// pop takes the next message round robin over the peers.
+func (il *inLane) pop() (Envelope, bool) {
+	il.mu.Lock()
+	defer il.mu.Unlock()
+	if il.count == 0 {
+		return Envelope{}, false
+	}
+	for k := range il.q {
+		i := (il.next + k) % len(il.q)
+		q := il.q[i]
+		if q.head == len(q.msgs) {
+			continue
+		}
+		env := q.msgs[q.head]
+		q.msgs[q.head] = Envelope{}
+		if q.head++; q.head == len(q.msgs) {
+			q.msgs, q.head = q.msgs[:0], 0
+			if cap(q.msgs) > 4096 {
+				q.msgs = nil // a burst's backing array goes with it
+			}
+		}
+		q.bytes -= env.Size
+		il.count--
+		il.next = i + 1
 		select {
-		case e.lanes[m.Kind().Lane()] <- env:
-			e.countRecv(m.Kind(), env.Size)
+		case q.space <- struct{}{}:
+		default:
+		}
+		return env, true
+	}
+	return Envelope{}, false
+}
+
+// pump feeds a lane's inbox.
+func (e *TCPEndpoint) pump(il *inLane) {
+	defer e.wg.Done()
+	for {
+		env, ok := il.pop()
+		if !ok {
+			select {
+			case <-il.wake:
+				continue
+			case <-e.stop:
+				return
+			}
+		}
+		select {
+		case il.out <- env:
 		case <-e.stop:
-			return errors.New("endpoint closed")
+			return
 		}
 	}
 }
@@ -592,9 +751,19 @@ func (e *TCPEndpoint) read(from types.NodeID, c *secureConn) error {
 type secureConn struct {
 	c          net.Conn
 	r          *bufio.Reader
+	done       chan struct{} // closed with the connection
+	closeOnce  sync.Once
 	send, recv cipher.AEAD
 	sendSeq    uint64 // owned by the peer's writer
 	recvSeq    uint64 // owned by the reader
+}
+
+// close closes the connection and wakes whatever waits on it.
+func (c *secureConn) close() {
+	c.closeOnce.Do(func() {
+		_ = c.c.Close()
+		close(c.done)
+	})
 }
 
 func (c *secureConn) seal(dst, plain []byte) []byte {
@@ -666,7 +835,7 @@ func newSession(nc net.Conn, r *bufio.Reader, secret []byte, h types.Hash, diale
 	if err != nil {
 		return nil, err
 	}
-	c := &secureConn{c: nc, r: r}
+	c := &secureConn{c: nc, r: r, done: make(chan struct{})}
 	if dialer {
 		c.send, c.recv = d2l, l2d
 	} else {
