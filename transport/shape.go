@@ -125,8 +125,7 @@ func (f FaultState) MarshalJSON() ([]byte, error) {
 // to the wrapped endpoint. Received messages pass through one goroutine per lane, so that Isolate
 // can discard them; the wrapped endpoint's lane stays the only buffer.
 //
-// A Shaper owns the wrapped endpoint: Close closes it. When the wrapped endpoint emulates delay
-// itself (HubOptions.Delay), give the delay to one of the two only.
+// A Shaper owns the wrapped endpoint: Close closes it.
 type Shaper struct {
 	inner   Endpoint
 	sized   sizedSender // inner's send with a known wire size, if it has one
