@@ -1,5 +1,5 @@
 // Package api is a node's HTTP surface: transaction submission (one or a batch, optionally waiting
-// for delivery) and statistics as text or JSON.
+// for delivery), statistics as text or JSON, and, when enabled, fault injection.
 package api
 
 import (
@@ -32,6 +32,11 @@ type Options struct {
 	MaxBatchTxs  int           // most transactions per batch (default 100,000)
 	MaxTxSize    int           // largest transaction (default 64 KiB)
 	WaitLimit    time.Duration // longest ?wait=commit (default 20 s, below the client's 30 s request timeout)
+
+	// Faults enables /crash, /slow, /flaky and /drop; nil (the default) leaves them 404 like any
+	// unknown path.
+	Faults FaultTarget
+	N      int // replicas in the run: /drop?to= must name one of 1..N other than this node
 }
 
 func (o *Options) defaults() {
@@ -77,7 +82,9 @@ type ErrorResponse struct {
 	Reason string `json:"reason,omitempty"`
 }
 
-// ServeHTTP routes: POST /txs, PUT|POST /{key}, GET /query, GET /stats; anything else is 404.
+// ServeHTTP routes: POST /txs, PUT|POST /{key}, GET /query, GET /stats, and with Options.Faults
+// GET|POST /crash, /slow, /flaky, /drop; anything else is 404. The fault paths are never keys,
+// so a fault request to a node without fault injection is refused instead of stored.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	path := r.URL.Path
 	switch {
@@ -92,12 +99,21 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		s.submitBatch(w, r)
+	case isFaultPath(path):
+		s.fault(w, r)
 	case isKey(path) && (r.Method == http.MethodPut || r.Method == http.MethodPost):
 		s.submitKey(w, r, path[1:])
 	default:
-		writeError(w, http.StatusNotFound,
-			fmt.Sprintf("no route %s %s; routes: POST /txs, PUT|POST /{key}, GET /query[?format=json], GET /stats", r.Method, path), "not_found")
+		s.notFound(w, r)
 	}
+}
+
+func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
+	routes := "POST /txs, PUT|POST /{key}, GET /query[?format=json], GET /stats"
+	if s.opts.Faults != nil {
+		routes += ", GET|POST /crash?t=S, /slow?ms=MS&t=S, /flaky?p=P&t=S, /drop?to=ID&t=S"
+	}
+	writeError(w, http.StatusNotFound, fmt.Sprintf("no route %s %s; routes: %s", r.Method, r.URL.Path, routes), "not_found")
 }
 
 // isKey accepts "/name" with one non-empty path segment that is not a reserved route.
@@ -109,7 +125,7 @@ func isKey(path string) bool {
 	case "/query", "/stats", "/txs":
 		return false
 	}
-	return true
+	return !isFaultPath(path)
 }
 
 func (s *Server) onlyGet(w http.ResponseWriter, r *http.Request, h http.HandlerFunc) {

@@ -63,19 +63,47 @@ stop_pids() {
 # The sweep scripts: pids holds what they started, for their cleanup.
 
 # start_sim RUN [server flags]: starts server -sim logging into RUN, waits for its ready line and
-# records it in pids (SIM_PID).
+# records it in pids (SIM_PIDS).
 start_sim() {
 	local run=$1 i
 	shift
 	./server -sim -log_dir "$run" "$@" >"$run/server.out" 2>&1 &
-	SIM_PID=$!
-	pids=("$SIM_PID")
+	SIM_PIDS=($!)
+	pids=("${SIM_PIDS[@]}")
 	for ((i = 0; i < 100; i++)); do
 		grep -q '^stratus:' "$run/server.out" 2>/dev/null && return 0
-		alive "$SIM_PID" || { cat "$run/server.out" >&2; die "the server exited during start-up (see $run/server.out)"; }
+		alive "${SIM_PIDS[0]}" || { cat "$run/server.out" >&2; die "the server exited during start-up (see $run/server.out)"; }
 		sleep 0.1
 	done
 	die "the server did not report ready within 10 s (see $run/server.out)"
+}
+
+# start_tcp RUN N [server flags]: starts N server -id processes (keys and voting state in RUN),
+# waits for their ready lines and records them in pids (SIM_PIDS).
+start_tcp() {
+	local run=$1 n=$2 i t ready
+	shift 2
+	./server -keygen -ips "$run/ips.txt" -keys "$run/keys" >/dev/null || die "key generation failed"
+	SIM_PIDS=()
+	for ((i = 1; i <= n; i++)); do
+		./server -id "$i" -keys "$run/keys" -data_dir "$run/data" -log_dir "$run" "$@" >"$run/server.$i.out" 2>&1 &
+		SIM_PIDS+=($!)
+	done
+	pids=("${SIM_PIDS[@]}")
+	for ((t = 0; t < 300; t++)); do
+		ready=0
+		for ((i = 1; i <= n; i++)); do
+			if grep -q '^stratus:' "$run/server.$i.out" 2>/dev/null; then
+				ready=$((ready + 1))
+			elif ! alive "${SIM_PIDS[$((i - 1))]}"; then
+				cat "$run/server.$i.out" >&2
+				die "node $i exited during start-up (see $run/server.$i.out)"
+			fi
+		done
+		((ready == n)) && return 0
+		sleep 0.1
+	done
+	die "not every node reported ready within 30 s (see $run/server.<i>.out)"
 }
 
 # run_clients RUN K [client flags]: runs K client processes logging into RUN and waits for them.
@@ -90,14 +118,15 @@ run_clients() {
 	for c in "${cpids[@]}"; do wait "$c" || true; done
 }
 
-# stop_sim RUN N: saves each replica's /query JSON into RUN and stops the server start_sim started.
+# stop_sim RUN N: saves each replica's /query JSON into RUN and stops the server(s) start_sim or
+# start_tcp started.
 stop_sim() {
-	local run=$1 n=$2 i
+	local run=$1 n=$2 i p
 	for ((i = 1; i <= n; i++)); do
 		curl -fsS "http://127.0.0.1:$((8069 + i))/query?format=json" >"$run/node$i.json" 2>/dev/null || true
 	done
-	kill -TERM "$SIM_PID" 2>/dev/null || true
-	wait "$SIM_PID" 2>/dev/null || true
+	for p in "${SIM_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+	for p in "${SIM_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
 	pids=()
 }
 

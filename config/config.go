@@ -99,12 +99,16 @@ type Config struct {
 	Slow      int               `json:"slow"`      // ms the slow strategy adds to every message
 	Crash     int               `json:"crash"`     // ms after the start at which the crash strategy stops a replica
 	Restart   int               `json:"restart"`   // ms a crashed replica stays down before it restarts (0: it stays down)
+	// FaultsHTTP serves /crash, /slow, /flaky and /drop on every replica's HTTP API, to inject
+	// faults while a run goes on. Off by default: anyone who reaches the API could stop a replica.
+	FaultsHTTP bool `json:"faults_http"`
 
-	// In-process transport emulation.
-	Delay          int `json:"delay"`            // ms added to every message
-	DErr           int `json:"derr"`             // ms of uniform jitter around delay
-	Bandwidth      int `json:"bandwidth"`        // uplink Mbit/s per replica (0 = unlimited)
-	ChanBufferSize int `json:"chan_buffer_size"` // messages buffered per inbound lane
+	// Network emulation: each replica's outgoing links.
+	Delay          int     `json:"delay"`            // ms added to every message
+	DErr           int     `json:"derr"`             // ms of uniform jitter around delay
+	Bandwidth      int     `json:"bandwidth"`        // uplink Mbit/s per replica, shared by every copy of a broadcast (0 = unlimited)
+	Loss           float64 `json:"loss"`             // probability that an outgoing message is lost, in [0, 1)
+	ChanBufferSize int     `json:"chan_buffer_size"` // messages buffered per inbound lane
 
 	// Clients' choice of replica.
 	Zipf     bool    `json:"zipf"`      // pick the target replica by a Zipf law instead of uniformly
@@ -163,6 +167,9 @@ func Default() Config {
 		ForwardTimeout: 500,
 		ByzNo:          0,
 		Strategy:       StrategySilence,
+		FaultsHTTP:     false,
+		Bandwidth:      0,
+		Loss:           0,
 		ChanBufferSize: 8192,
 		ZipfianS:       2,
 		ZipfianV:       1,

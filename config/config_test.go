@@ -171,6 +171,9 @@ func TestParseTypeErrorsNameTheKey(t *testing.T) {
 		{`{"http_address": {"1": 5}}`, "http_address"},
 		{`{"benchmark": {"T": "x"}}`, "benchmark.T"},
 		{`{"benchmark": {"Distribution": 3}}`, "benchmark.Distribution"},
+		{`{"bandwidth": 1.5}`, "bandwidth"},
+		{`{"loss": "0.1"}`, "loss"},
+		{`{"faults_http": 1}`, "faults_http"},
 	} {
 		_, err := Parse([]byte(in.doc))
 		require.Error(t, err, in.doc)
@@ -334,4 +337,18 @@ func TestLoadWithOverrides(t *testing.T) {
 	require.ErrorContains(t, err, "want key=value")
 	_, err = LoadWith(path, []string{"timeout=\"x\""})
 	require.ErrorContains(t, err, `key "timeout"`)
+}
+
+func TestParseNetworkEmulationKeys(t *testing.T) {
+	cfg, err := Parse([]byte(`{"delay": 20, "derr": 5, "bandwidth": 100, "loss": 0.01, "faults_http": true}`))
+	require.NoError(t, err)
+	assert.Equal(t, 20, cfg.Delay)
+	assert.Equal(t, 5, cfg.DErr)
+	assert.Equal(t, 100, cfg.Bandwidth)
+	assert.Equal(t, 0.01, cfg.Loss)
+	assert.True(t, cfg.FaultsHTTP)
+	for _, k := range []string{"bandwidth", "loss", "faults_http"} {
+		assert.True(t, cfg.IsSet(k), k)
+	}
+	require.NoError(t, cfg.Validate(4))
 }

@@ -9,6 +9,9 @@ import (
 	"strings"
 )
 
+// MaxBandwidth bounds bandwidth, in Mbit/s (100 Gbit/s).
+const MaxBandwidth = 100_000
+
 // Faults returns f, the number of Byzantine replicas n replicas tolerate: the largest f with 3f+1 <= n.
 func Faults(n int) int {
 	if n < 1 {
@@ -149,8 +152,9 @@ func (c Config) Validate(n int) error {
 
 	intIn("delay", c.Delay, 0, 60_000)
 	intIn("derr", c.DErr, 0, c.Delay)
-	if c.Bandwidth != 0 {
-		bad("bandwidth", "bandwidth shaping is not implemented yet; set it to 0")
+	intIn("bandwidth", c.Bandwidth, 0, MaxBandwidth)
+	if !(c.Loss >= 0 && c.Loss < 1) {
+		bad("loss", "%v is outside [0, 1)", c.Loss)
 	}
 	intIn("chan_buffer_size", c.ChanBufferSize, 1, 1<<20)
 

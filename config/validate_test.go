@@ -1,6 +1,7 @@
 package config
 
 import (
+	"math"
 	"strings"
 	"testing"
 
@@ -121,7 +122,12 @@ func TestValidateOneBadValue(t *testing.T) {
 		{"derr without delay", func(c *Config) { c.DErr = 1 }, "derr:", []string{"1 is outside [0, 0]"}, 0},
 		{"delay negative", func(c *Config) { c.Delay = -1 }, "delay:", []string{"-1 is outside [0, 60000]", "derr: 0 is outside [0, -1]"}, 1},
 		{"delay high", func(c *Config) { c.Delay = 60_001 }, "delay:", []string{"[0, 60000]"}, 0},
-		{"bandwidth", func(c *Config) { c.Bandwidth = 100 }, "bandwidth:", []string{"set it to 0"}, 0},
+		{"bandwidth negative", func(c *Config) { c.Bandwidth = -1 }, "bandwidth:", []string{"-1 is outside [0, 100000]"}, 0},
+		{"bandwidth high", func(c *Config) { c.Bandwidth = 100_001 }, "bandwidth:", []string{"100001 is outside [0, 100000]"}, 0},
+		{"loss 1", func(c *Config) { c.Loss = 1 }, "loss:", []string{"1 is outside [0, 1)"}, 0},
+		{"loss negative", func(c *Config) { c.Loss = -0.1 }, "loss:", []string{"-0.1 is outside [0, 1)"}, 0},
+		{"loss NaN", func(c *Config) { c.Loss = math.NaN() }, "loss:", []string{"NaN is outside [0, 1)"}, 0},
+		{"loss Inf", func(c *Config) { c.Loss = math.Inf(1) }, "loss:", []string{"+Inf is outside [0, 1)"}, 0},
 		{"chan_buffer_size", func(c *Config) { c.ChanBufferSize = 0 }, "chan_buffer_size:", []string{"0 is outside [1, 1048576]"}, 0},
 		{"signer", func(c *Config) { c.Signer = "bls" }, "signer:", []string{`"bls"`, `"secp256k1"`}, 0},
 		{"master n+1", func(c *Config) { c.Master = "5" }, "master:", []string{`"5"`, "[1, 4]"}, 0},
@@ -171,14 +177,21 @@ func TestValidateOneBadValue(t *testing.T) {
 
 func TestValidateGoodValues(t *testing.T) {
 	cases := map[string]func(*Config){
-		"q = 2":                  func(c *Config) { c.Q = 2 },
-		"q = 3":                  func(c *Config) { c.Q = 3 },
-		"q = 0 (default f+1)":    func(c *Config) { c.Q = 0 },
-		"master rotating":        func(c *Config) { c.Master = "0" },
-		"master 1":               func(c *Config) { c.Master = "1" },
-		"master n":               func(c *Config) { c.Master = "4" },
-		"byzNo = f":              func(c *Config) { c.ByzNo = 1 },
-		"derr = delay":           func(c *Config) { c.Delay = 10; c.DErr = 10 },
+		"q = 2":               func(c *Config) { c.Q = 2 },
+		"q = 3":               func(c *Config) { c.Q = 3 },
+		"q = 0 (default f+1)": func(c *Config) { c.Q = 0 },
+		"master rotating":     func(c *Config) { c.Master = "0" },
+		"master 1":            func(c *Config) { c.Master = "1" },
+		"master n":            func(c *Config) { c.Master = "4" },
+		"byzNo = f":           func(c *Config) { c.ByzNo = 1 },
+		"derr = delay":        func(c *Config) { c.Delay = 10; c.DErr = 10 },
+		"bandwidth 1":         func(c *Config) { c.Bandwidth = 1 },
+		"bandwidth max":       func(c *Config) { c.Bandwidth = MaxBandwidth },
+		"loss just below 1":   func(c *Config) { c.Loss = 0.999 },
+		"loss and shaping": func(c *Config) {
+			c.Delay, c.DErr, c.Bandwidth, c.Loss = 50, 10, 100, 0.01
+		},
+		"faults_http":            func(c *Config) { c.FaultsHTTP = true },
 		"zipfian_v = 1":          func(c *Config) { c.ZipfianV = 1 },
 		"zipfian_s just above 1": func(c *Config) { c.ZipfianS = 1.0001 },
 		"fanout ignored without gossip": func(c *Config) {
@@ -267,4 +280,11 @@ func TestBenchmarkValidate(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "benchmark.T:")
 	assert.Contains(t, err.Error(), "benchmark.Concurrency:")
+}
+
+func TestNetworkEmulationDefaults(t *testing.T) {
+	d := Default()
+	assert.Equal(t, 0, d.Bandwidth, "unlimited")
+	assert.Equal(t, 0.0, d.Loss)
+	assert.False(t, d.FaultsHTTP, "fault injection is opt-in")
 }

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -72,15 +73,17 @@ func writeCluster(t *testing.T, dir string, extra map[string]any) []string {
 // writeClusterN is writeCluster for n replicas.
 func writeClusterN(t *testing.T, dir string, n int, extra map[string]any) []string {
 	t.Helper()
-	ports := freePorts(t, n)
-	httpAddrs := map[string]string{}
+	ports := freePorts(t, 2*n)
+	httpAddrs, peerAddrs := map[string]string{}, map[string]string{}
 	var urls []string
-	for i, p := range ports {
+	for i, p := range ports[:n] {
 		httpAddrs[fmt.Sprint(i+1)] = fmt.Sprintf("127.0.0.1:%d", p)
+		peerAddrs[fmt.Sprint(i+1)] = fmt.Sprintf("127.0.0.1:%d", ports[n+i])
 		urls = append(urls, fmt.Sprintf("http://127.0.0.1:%d", p))
 	}
 	cfg := map[string]any{
 		"http_address":    httpAddrs,
+		"address":         peerAddrs,
 		"timeout":         1000,
 		"propose_timeout": 20,
 		"bsize":           500,
@@ -262,4 +265,64 @@ func TestServerRefusesBadConfig(t *testing.T) {
 	require.Error(t, err)
 	require.Contains(t, string(out), "bsize: 0 is outside [1, 1000000]")
 	require.Contains(t, string(out), "zipfian_s: 1 must be greater than 1")
+}
+
+// TestServerRefusesBadKeys: server -id names the key file and the problem and exits with status 2.
+func TestServerRefusesBadKeys(t *testing.T) {
+	dir := t.TempDir()
+	writeCluster(t, dir, nil)
+	run := func(args ...string) (string, int) {
+		cmd := exec.Command(filepath.Join(binDir, "server"), append(args, "-log_dir", dir)...)
+		cmd.Dir = dir
+		out, _ := cmd.CombinedOutput()
+		return string(out), cmd.ProcessState.ExitCode()
+	}
+	out, code := run("-keygen")
+	require.Equal(t, 0, code, out)
+	require.Contains(t, out, "keys of 4 nodes")
+	out, code = run("-keygen")
+	require.Equal(t, 1, code, out)
+	require.Contains(t, out, "never overwritten")
+
+	other := filepath.Join(dir, "other")
+	out, code = run("-keygen", "-keys", other)
+	require.Equal(t, 0, code, out)
+
+	cases := []struct {
+		name  string
+		setup func()
+		args  []string
+		want  string
+	}{
+		{"node outside the cluster", func() {}, []string{"-id", "5"}, "-id 5: ips.txt lists 4 nodes"},
+		{"missing key", func() {
+			require.NoError(t, os.Rename(filepath.Join(dir, "keys/node2.key"), filepath.Join(dir, "node2.bak")))
+		}, []string{"-id", "2"}, "keys/node2.key does not exist"},
+		{"readable key", func() {
+			require.NoError(t, os.Rename(filepath.Join(dir, "node2.bak"), filepath.Join(dir, "keys/node2.key")))
+			require.NoError(t, os.Chmod(filepath.Join(dir, "keys/node2.key"), 0o640))
+		}, []string{"-id", "2"}, "keys/node2.key is readable by others (mode 0640)"},
+		{"key of another cluster", func() {
+			require.NoError(t, os.Chmod(filepath.Join(dir, "keys/node2.key"), 0o600))
+		}, []string{"-id", "2", "-keys", other + "-mixed"}, "does not match node 2's public key"},
+		{"malformed key", func() {
+			require.NoError(t, os.WriteFile(filepath.Join(dir, "keys/node3.key"), []byte("not a key\n"), 0o600))
+		}, []string{"-id", "3"}, "keys/node3.key is malformed"},
+	}
+	// A key directory mixing this cluster's node2.key with another cluster's public keys.
+	mixed := other + "-mixed"
+	require.NoError(t, os.MkdirAll(mixed, 0o700))
+	b, err := os.ReadFile(filepath.Join(dir, "keys/node2.key"))
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(mixed, "node2.key"), b, 0o600))
+	b, err = os.ReadFile(filepath.Join(other, "pubkeys.txt"))
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(mixed, "pubkeys.txt"), b, 0o644))
+
+	for _, tc := range cases {
+		tc.setup()
+		out, code := run(tc.args...)
+		assert.Equal(t, 2, code, "%s: %s", tc.name, out)
+		assert.Contains(t, out, tc.want, tc.name)
+	}
 }

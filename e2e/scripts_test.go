@@ -138,9 +138,80 @@ func TestScripts(t *testing.T) {
 
 	out, err = script(t, dir, "stop.sh")
 	require.NoError(t, err, out)
-	require.Contains(t, out, "no server running")
+	require.Contains(t, out, "no servers running")
 
 	out, err = script(t, dir, "runClient.sh", "zero")
 	require.Error(t, err)
 	require.Contains(t, out, "usage")
+}
+
+// TestRunScript starts one server process per replica with run.sh, drives it with clients and
+// stops it, for a native and a shared-mempool protocol.
+func TestRunScript(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end run of the scripts")
+	}
+	for _, alg := range []string{"hotstuff", "s-hs"} {
+		t.Run(alg, func(t *testing.T) {
+			dir := scriptDir(t)
+			var servers []int
+			t.Cleanup(func() {
+				_, _ = script(t, dir, "stop.sh")
+				for _, p := range servers {
+					if alive(p) {
+						_ = syscall.Kill(p, syscall.SIGKILL)
+					}
+				}
+			})
+			out, err := script(t, dir, "run.sh", alg)
+			require.NoError(t, err, out)
+			require.Contains(t, out, "4 servers running")
+			servers = pidsIn(t, filepath.Join(dir, "server.pid"))
+			require.Len(t, servers, 4)
+			for i := 1; i <= 4; i++ {
+				require.FileExists(t, filepath.Join(dir, "keys", "node"+strconv.Itoa(i)+".key"))
+			}
+
+			out, err = script(t, dir, "run.sh", alg)
+			require.Error(t, err)
+			require.Contains(t, out, "already running")
+
+			out, err = script(t, dir, "runClient.sh", "--wait", "2", "-duration", "3")
+			require.NoError(t, err, out)
+			sums, _ := filepath.Glob(filepath.Join(dir, "client.*.json"))
+			require.Len(t, sums, 2)
+			for _, f := range sums {
+				b, err := os.ReadFile(f)
+				require.NoError(t, err)
+				var sum clientSummary
+				require.NoError(t, json.Unmarshal(b, &sum))
+				require.Greater(t, sum.CommittedTx, uint64(0), "%s: %s", f, b)
+			}
+
+			out, err = script(t, dir, "stop.sh")
+			require.NoError(t, err, out)
+			require.Contains(t, out, "stopped server")
+			for _, p := range servers {
+				require.False(t, alive(p), "server %d still runs", p)
+			}
+			require.NoFileExists(t, filepath.Join(dir, "server.pid"))
+			for i := 1; i <= 4; i++ {
+				b, err := os.ReadFile(filepath.Join(dir, "server."+strconv.Itoa(i)+".out"))
+				require.NoError(t, err)
+				require.Regexp(t, `node `+strconv.Itoa(i)+`: committed [1-9][0-9]* tx`, string(b))
+			}
+
+			// Keys are kept for the next run of the same cluster.
+			key1, err := os.ReadFile(filepath.Join(dir, "keys", "node1.key"))
+			require.NoError(t, err)
+			out, err = script(t, dir, "run.sh", alg)
+			require.NoError(t, err, out)
+			servers = pidsIn(t, filepath.Join(dir, "server.pid"))
+			again, err := os.ReadFile(filepath.Join(dir, "keys", "node1.key"))
+			require.NoError(t, err)
+			require.Equal(t, key1, again)
+			out, err = script(t, dir, "stop.sh")
+			require.NoError(t, err, out)
+		})
+	}
 }

@@ -1,10 +1,13 @@
 // Command server runs Stratus replicas.
 //
 //	server -sim [-algorithm hotstuff] [-config config.json] [-ips ips.txt] [-log_dir .] [-log_level info] [-data_dir DIR]
+//	server -id I [-keys keys] [-data_dir data] [same flags]
+//	server -keygen [-ips ips.txt] [-keys keys]
 //
 // With -sim every node listed in ips.txt runs in this process: replicas are goroutines that talk over
-// Go channels (optionally with emulated delay), and each serves its HTTP API on port 8069+i. The
-// config's byzNo/strategy/byzantine keys make some of them Byzantine.
+// Go channels, and each serves its HTTP API on port 8069+i. With -id the process runs node I only
+// and talks to the others over authenticated TCP (peer port 3734+I), with its key from the -keys
+// directory that -keygen fills. The config's byzNo/strategy/byzantine keys make some nodes Byzantine.
 package main
 
 import (
@@ -51,9 +54,13 @@ func run() int {
 	logLevel := flag.String("log_level", "info", "debug, info, warn or error")
 	var sets setFlags
 	flag.Var(&sets, "set", "override a config key, e.g. -set byzNo=2 -set strategy=fork (repeatable; the value is JSON, or else a string)")
-	dataDir := flag.String("data_dir", "", "directory for each replica's voting state (vote.<id>), written before every vote so that a restarted replica never votes twice; empty: kept in memory")
+	dataDir := flag.String("data_dir", "", "directory for each replica's voting state (vote.<id>), written before every vote so that a restarted replica never votes twice; empty: kept in memory with -sim, \"data\" with -id")
+	keygen := flag.Bool("keygen", false, "write a private key file per node of the ips file and the public key list into the -keys directory, then exit")
+	keysDir := flag.String("keys", "keys", "key directory: node<i>.key (mode 0600) and pubkeys.txt")
 	flag.Usage = func() {
-		fmt.Fprintf(flag.CommandLine.Output(), "usage: server -sim [flags]\n\nflags:\n")
+		fmt.Fprintf(flag.CommandLine.Output(), "usage: server -sim [flags]      every node of the ips file in this process\n"+
+			"       server -id I [flags]     node I alone, over TCP\n"+
+			"       server -keygen [flags]   create the keys of every node\n\nflags:\n")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
@@ -73,17 +80,39 @@ func run() int {
 		fmt.Fprintf(os.Stderr, "server: -log_level %q: want debug, info, warn or error\n", *logLevel)
 		return 2
 	}
+	modes := 0
+	for _, on := range []bool{*sim, *id != 0, *keygen} {
+		if on {
+			modes++
+		}
+	}
 	switch {
-	case *sim && *id != 0:
-		fmt.Fprintln(os.Stderr, "server: give either -sim or -id, not both")
+	case modes > 1:
+		fmt.Fprintln(os.Stderr, "server: give one of -sim, -id or -keygen")
 		return 2
-	case !*sim && *id == 0:
-		fmt.Fprintln(os.Stderr, "server: give -sim to run every node of the ips file in this process")
+	case modes == 0:
+		fmt.Fprintln(os.Stderr, "server: give -sim (every node in this process), -id I (one node over TCP) or -keygen")
 		flag.Usage()
 		return 2
-	case *id != 0:
-		fmt.Fprintln(os.Stderr, "server: -id (one process per replica over TCP) is not available yet; use -sim")
+	case *id < 0:
+		fmt.Fprintf(os.Stderr, "server: -id %d: node IDs start at 1\n", *id)
 		return 2
+	}
+	if *keygen {
+		hosts, err := config.ReadIPs(*ipsPath)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "server: %v\n", err)
+			return 2
+		}
+		if err := crypto.GenerateKeys(*keysDir, len(hosts)); err != nil {
+			fmt.Fprintf(os.Stderr, "server: %v\n", err)
+			return 1
+		}
+		fmt.Printf("stratus: keys of %d nodes in %s (node<i>.key: give each host only its own; %s: every host)\n", len(hosts), *keysDir, crypto.PubKeysFile)
+		return 0
+	}
+	if *id != 0 && !flagGiven("data_dir") {
+		*dataDir = "data"
 	}
 
 	cfg, err := config.LoadWith(*cfgPath, sets)
@@ -106,6 +135,18 @@ func run() int {
 		fmt.Fprintf(os.Stderr, "server: %s: invalid configuration:\n  %s\n", *cfgPath, strings.ReplaceAll(err.Error(), "\n", "\n  "))
 		return 2
 	}
+	var signer *crypto.KeySigner
+	var keys *crypto.KeyVerifier
+	if *id != 0 {
+		if *id > len(nodes) {
+			fmt.Fprintf(os.Stderr, "server: -id %d: %s lists %d nodes\n", *id, *ipsPath, len(nodes))
+			return 2
+		}
+		if signer, keys, err = crypto.LoadKeys(*keysDir, types.NodeID(*id), len(nodes)); err != nil {
+			fmt.Fprintf(os.Stderr, "server: %v\n", err)
+			return 2
+		}
+	}
 
 	if err := os.MkdirAll(logDir, 0o755); err != nil {
 		fmt.Fprintf(os.Stderr, "server: log directory: %v\n", err)
@@ -123,14 +164,26 @@ func run() int {
 	log.SetLevel(level)
 	log.SetFormatter(&logrus.TextFormatter{FullTimestamp: true, TimestampFormat: time.RFC3339Nano})
 
-	c, err := startSim(cfg, *algorithm, engine, nodes, *dataDir, log)
+	run := runSpec{cfg: cfg, algorithm: *algorithm, engine: engine, nodes: nodes, dataDir: *dataDir, log: log}
+	var c *cluster
+	if *id != 0 {
+		c, err = startNode(run, types.NodeID(*id), signer, keys)
+	} else {
+		c, err = startSim(run)
+	}
 	if err != nil {
 		log.WithError(err).Error("start failed")
 		fmt.Fprintf(os.Stderr, "server: %v\n", err)
 		return 1
 	}
-	fmt.Printf("stratus: %d replicas of %s (engine %s, mempool %s) in one process; HTTP %s..%s; log %s\n",
-		len(nodes), *algorithm, engine, cfg.MemType, nodes[0].HTTPAddr, nodes[len(nodes)-1].HTTPAddr, logPath)
+	if *id != 0 {
+		nd := nodes[*id-1]
+		fmt.Printf("stratus: node %d of %d, %s (engine %s, mempool %s); peers %s, HTTP %s; log %s\n",
+			*id, len(nodes), *algorithm, engine, cfg.MemType, nd.PeerAddr, nd.HTTPAddr, logPath)
+	} else {
+		fmt.Printf("stratus: %d replicas of %s (engine %s, mempool %s) in one process; HTTP %s..%s; log %s\n",
+			len(nodes), *algorithm, engine, cfg.MemType, nodes[0].HTTPAddr, nodes[len(nodes)-1].HTTPAddr, logPath)
+	}
 
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
@@ -139,6 +192,13 @@ func run() int {
 	c.stop(log)
 	fmt.Println("stratus: stopped")
 	return 0
+}
+
+// flagGiven reports whether a flag was set on the command line.
+func flagGiven(name string) bool {
+	given := false
+	flag.Visit(func(f *flag.Flag) { given = given || f.Name == name })
+	return given
 }
 
 // setFlags collects repeated -set key=value flags.
@@ -155,93 +215,187 @@ type simNode struct {
 	ln   net.Listener
 }
 
+// cluster is the replicas this process runs: all of them (-sim) or one (-id).
 type cluster struct {
-	hub    *transport.Hub
-	nodes  []*simNode
-	done   chan error
-	faults []*time.Timer // scheduled crashes
+	closers []func() // transports, closed after the replicas stop
+	nodes   []*simNode
+	done    chan error
+	faults  []*time.Timer // scheduled crashes
 }
 
-func startSim(cfg config.Config, algorithm, engine string, nodes []config.Node, dataDir string, log *logrus.Logger) (*cluster, error) {
-	n := len(nodes)
-	c := &cluster{done: make(chan error, n)}
-	// Bind every port first, so a busy port fails the start before anything runs.
-	for _, nd := range nodes {
+// runSpec is what every replica of a run shares.
+type runSpec struct {
+	cfg       config.Config
+	algorithm string
+	engine    string
+	nodes     []config.Node
+	dataDir   string
+	log       *logrus.Logger
+}
+
+// listenHTTP binds the HTTP ports of ids, so a busy port fails the start before anything runs.
+func listenHTTP(nodes []config.Node, ids []types.NodeID) ([]*simNode, error) {
+	var out []*simNode
+	for _, id := range ids {
+		nd := nodes[id-1]
 		ln, err := net.Listen("tcp", nd.HTTPAddr)
 		if err != nil {
-			for _, s := range c.nodes {
+			for _, s := range out {
 				_ = s.ln.Close()
 			}
-			return nil, fmt.Errorf("node %d: %w (is another server running? bin/stop.sh stops the one simulation.sh started)", nd.ID, err)
+			return nil, fmt.Errorf("node %d: HTTP: %w (is another server running? bin/stop.sh stops what the bin/ scripts started)", id, err)
 		}
-		c.nodes = append(c.nodes, &simNode{id: types.NodeID(nd.ID), ln: ln})
+		out = append(out, &simNode{id: id, ln: ln})
 	}
-	signers, keys := crypto.SimKeys(cfg.Seed, n)
+	return out, nil
+}
+
+func startSim(run runSpec) (*cluster, error) {
+	n := len(run.nodes)
+	ids := make([]types.NodeID, n)
+	for i := range ids {
+		ids[i] = types.NodeID(i + 1)
+	}
+	nodes, err := listenHTTP(run.nodes, ids)
+	if err != nil {
+		return nil, err
+	}
+	c := &cluster{done: make(chan error, n), nodes: nodes}
+	signers, keys := crypto.SimKeys(run.cfg.Seed, n)
 	verifier := crypto.NewCache(keys)
-	c.hub = transport.NewHub(n, transport.HubOptions{
-		Buffer: cfg.ChanBufferSize,
-		Delay:  time.Duration(cfg.Delay) * time.Millisecond,
-		Jitter: time.Duration(cfg.DErr) * time.Millisecond,
-		Seed:   cfg.Seed,
-	})
-	spec := replica.SpecFromConfig(cfg, engine, n)
+	hub := transport.NewHub(n, transport.HubOptions{Buffer: run.cfg.ChanBufferSize})
+	c.closers = append(c.closers, hub.Close)
 	workers := max(2, min(4, 8/n+1))
-	byz := cfg.ByzantineNodes(n)
 	for i, s := range c.nodes {
-		strategy := byz[int(s.id)]
-		var adv *byzantine.Adversary
-		if strategy != "" {
-			var err error
-			adv, err = byzantine.New(strategy, byzantine.Params{
-				Self: s.id, N: n, Leaders: consensus.NewLeaderElection(cfg.MasterID(), n), MemType: spec.MemType,
-				Q: spec.Shared.Q, Slow: time.Duration(cfg.Slow) * time.Millisecond, Seed: cfg.Seed,
-			})
-			if err != nil {
-				return nil, err
-			}
-		}
-		s.col = stats.New(stats.Info{Node: s.id, N: n, Algorithm: algorithm, Engine: engine, MemType: cfg.MemType, Byzantine: strategy}, time.Now)
-		opts := replica.Options{
-			ID:       s.id,
-			N:        n,
-			Spec:     spec,
-			Signer:   signers[i],
-			Verifier: verifier,
-			Workers:  workers,
-			Seed:     cfg.Seed,
-			Log:      log.WithField("node", s.id),
-			Stats:    s.col,
-			DataDir:  dataDir,
-		}
-		if adv != nil {
-			opts.Adversary = adv
-		}
-		rep, err := replica.New(opts, c.hub.Endpoint(s.id))
-		if err != nil {
+		if err := c.build(run, s, signers[i], verifier, hub.Endpoint(s.id), workers); err != nil {
+			c.abort()
 			return nil, err
 		}
-		s.rep = rep
-		s.http = &http.Server{
-			Handler:           api.New(rep, s.col, api.Options{MaxTxSize: cfg.MaxTxSize}),
-			ReadHeaderTimeout: 10 * time.Second,
-			IdleTimeout:       2 * time.Minute,
-		}
-		fields := logrus.Fields{"node": s.id, "http": nodes[i].HTTPAddr}
-		if strategy != "" {
-			fields["byzantine"] = strategy
-		}
-		log.WithFields(fields).Info("replica starting")
-		if strategy == config.StrategyCrash {
-			rep, down := s.rep, time.Duration(cfg.Restart)*time.Millisecond
-			c.faults = append(c.faults, time.AfterFunc(time.Duration(cfg.Crash)*time.Millisecond, func() { rep.Crash(down) }))
+	}
+	c.start(run)
+	return c, nil
+}
+
+// startNode runs node id alone, over TCP.
+func startNode(run runSpec, id types.NodeID, signer *crypto.KeySigner, keys *crypto.KeyVerifier) (*cluster, error) {
+	nodes, err := listenHTTP(run.nodes, []types.NodeID{id})
+	if err != nil {
+		return nil, err
+	}
+	c := &cluster{done: make(chan error, 1), nodes: nodes}
+	peers := make(map[types.NodeID]string, len(run.nodes))
+	for _, nd := range run.nodes {
+		peers[types.NodeID(nd.ID)] = nd.PeerAddr
+	}
+	ep, err := transport.ListenTCP(transport.TCPOptions{
+		Self:     id,
+		Peers:    peers,
+		Signer:   signer,
+		Verifier: keys,
+		Buffer:   run.cfg.ChanBufferSize,
+		Log:      run.log.WithField("node", id),
+	})
+	if err != nil {
+		c.abort()
+		return nil, fmt.Errorf("%w (is another server running on this address?)", err)
+	}
+	c.closers = append(c.closers, func() { _ = ep.Close() })
+	if err := c.build(run, c.nodes[0], signer, crypto.NewCache(keys), ep, 0); err != nil {
+		c.abort()
+		return nil, err
+	}
+	c.start(run)
+	return c, nil
+}
+
+// abort releases what a failed start bound.
+func (c *cluster) abort() {
+	for _, s := range c.nodes {
+		_ = s.ln.Close()
+	}
+	for _, f := range c.closers {
+		f()
+	}
+}
+
+// build creates node s's replica, statistics and HTTP server on endpoint ep.
+func (c *cluster) build(run runSpec, s *simNode, signer crypto.Signer, verifier crypto.Verifier, ep transport.Endpoint, workers int) error {
+	cfg, n := run.cfg, len(run.nodes)
+	spec := replica.SpecFromConfig(cfg, run.engine, n)
+	strategy := cfg.ByzantineNodes(n)[int(s.id)]
+	var adv *byzantine.Adversary
+	if strategy != "" {
+		var err error
+		adv, err = byzantine.New(strategy, byzantine.Params{
+			Self: s.id, N: n, Leaders: consensus.NewLeaderElection(cfg.MasterID(), n), MemType: spec.MemType,
+			Q: spec.Shared.Q, Slow: time.Duration(cfg.Slow) * time.Millisecond, Seed: cfg.Seed,
+		})
+		if err != nil {
+			return err
 		}
 	}
+	s.col = stats.New(stats.Info{Node: s.id, N: n, Algorithm: run.algorithm, Engine: run.engine, MemType: cfg.MemType, Byzantine: strategy}, time.Now)
+	opts := replica.Options{
+		ID:       s.id,
+		N:        n,
+		Spec:     spec,
+		Signer:   signer,
+		Verifier: verifier,
+		Workers:  workers,
+		Seed:     cfg.Seed,
+		Log:      run.log.WithField("node", s.id),
+		Stats:    s.col,
+		DataDir:  run.dataDir,
+	}
+	if adv != nil {
+		opts.Adversary = adv
+	}
+	// Link emulation and network faults sit between the replica and its transport; without them
+	// the replica talks to the transport directly.
+	var shaper *transport.Shaper
+	if cfg.Delay > 0 || cfg.DErr > 0 || cfg.Bandwidth > 0 || cfg.Loss > 0 || cfg.FaultsHTTP {
+		shaper = transport.Shape(ep, transport.ShapeOptions{
+			N:         n,
+			Delay:     time.Duration(cfg.Delay) * time.Millisecond,
+			Jitter:    time.Duration(cfg.DErr) * time.Millisecond,
+			Bandwidth: float64(cfg.Bandwidth) * 1e6,
+			Loss:      cfg.Loss,
+			Seed:      cfg.Seed + int64(s.id),
+		})
+		ep = shaper
+	}
+	rep, err := replica.New(opts, ep)
+	if err != nil {
+		return err
+	}
+	s.rep = rep
+	apiOpts := api.Options{MaxTxSize: cfg.MaxTxSize, N: n}
+	if cfg.FaultsHTTP {
+		apiOpts.Faults = api.FaultsOf(rep.Crash, shaper)
+	}
+	s.http = &http.Server{
+		Handler:           api.New(rep, s.col, apiOpts),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+	}
+	fields := logrus.Fields{"node": s.id, "http": run.nodes[s.id-1].HTTPAddr}
+	if strategy != "" {
+		fields["byzantine"] = strategy
+	}
+	run.log.WithFields(fields).Info("replica starting")
+	if strategy == config.StrategyCrash {
+		down := time.Duration(cfg.Restart) * time.Millisecond
+		c.faults = append(c.faults, time.AfterFunc(time.Duration(cfg.Crash)*time.Millisecond, func() { rep.Crash(down) }))
+	}
+	return nil
+}
+
+func (c *cluster) start(run runSpec) {
 	for _, s := range c.nodes {
 		s.rep.Start()
 		go func(s *simNode) { c.done <- s.http.Serve(s.ln) }(s)
 	}
-	log.WithFields(logrus.Fields{"n": n, "algorithm": algorithm, "engine": engine, "mem_type": cfg.MemType}).Info("cluster running")
-	return c, nil
+	run.log.WithFields(logrus.Fields{"n": len(run.nodes), "local": len(c.nodes), "algorithm": run.algorithm, "engine": run.engine, "mem_type": run.cfg.MemType}).Info("running")
 }
 
 // stop shuts HTTP down first (no new work), then the replicas, and logs each node's final numbers.
@@ -257,7 +411,9 @@ func (c *cluster) stop(log *logrus.Logger) {
 	for _, s := range c.nodes {
 		s.rep.Stop()
 	}
-	c.hub.Close()
+	for _, f := range c.closers {
+		f()
+	}
 	for _, s := range c.nodes {
 		snap := s.col.Snapshot()
 		b, _ := json.Marshal(snap)

@@ -217,13 +217,12 @@ func TestCloseMakesSendsNoOps(t *testing.T) {
 }
 
 func TestHubCloseClosesEverything(t *testing.T) {
-	for _, opts := range []HubOptions{{Buffer: 8}, {Buffer: 8, Delay: time.Millisecond}} {
+	for _, opts := range []HubOptions{{Buffer: 8}, {Buffer: 1}} {
 		h := NewHub(testN, opts)
 		noBlock(t, "hub close", h.Close)
 		for id := types.NodeID(1); id <= testN; id++ {
 			h.Endpoint(id).Broadcast(vote(1))
 		}
-		time.Sleep(5 * time.Millisecond) // let a (wrongly) running delay line deliver
 		for id := types.NodeID(1); id <= testN; id++ {
 			assertEmpty(t, h.Endpoint(id))
 			assert.Equal(t, Counters{}, totals(h.Endpoint(id).Counters()))
@@ -232,88 +231,8 @@ func TestHubCloseClosesEverything(t *testing.T) {
 	}
 }
 
-func TestDelayNoEarlierThanDelay(t *testing.T) {
-	const delay = 40 * time.Millisecond
-	h := NewHub(testN, HubOptions{Buffer: 64, Delay: delay})
-	defer h.Close()
-	start := time.Now()
-	h.Endpoint(1).Send(2, vote(1))
-	h.Endpoint(1).Send(2, forward())
-	env := recv(t, h.Endpoint(2), types.LaneConsensus)
-	assert.GreaterOrEqual(t, time.Since(start), delay)
-	assert.Equal(t, types.NodeID(1), env.From)
-	recv(t, h.Endpoint(2), types.LaneData)
-	elapsed := time.Since(start)
-	assert.GreaterOrEqual(t, elapsed, delay)
-	assert.Less(t, elapsed, delay+3*time.Second, "delivered roughly on time")
-	// The delay line counts a delivery just after queueing it, so the counter may trail the inbox.
-	require.Eventually(t, func() bool { return totals(h.Endpoint(2).Counters()) == Counters{Received: 2} },
-		5*time.Second, time.Millisecond, "%+v", h.Endpoint(2).Counters())
-}
-
-func TestDelayKeepsOrderWithoutJitter(t *testing.T) {
-	h := NewHub(testN, HubOptions{Buffer: 256, Delay: 5 * time.Millisecond})
-	defer h.Close()
-	const n = 100
-	for i := 1; i <= n; i++ {
-		h.Endpoint(1).Send(2, vote(types.View(i)))
-	}
-	for i := 1; i <= n; i++ {
-		env := recv(t, h.Endpoint(2), types.LaneConsensus)
-		require.Equal(t, types.View(i), env.Msg.(*types.Vote).View)
-	}
-}
-
-func TestDelayWithJitter(t *testing.T) {
-	const delay, jitter = 60 * time.Millisecond, 30 * time.Millisecond
-	h := NewHub(testN, HubOptions{Buffer: 256, Delay: delay, Jitter: jitter, Seed: 7})
-	defer h.Close()
-
-	type result struct {
-		view    types.View
-		elapsed time.Duration
-	}
-	const n = 40
-	results := make(chan result, n)
-	sent := make([]time.Time, n+1)
-	var mu sync.Mutex
-	go func() {
-		for i := 0; i < n; i++ {
-			env := <-h.Endpoint(2).Inbox(types.LaneConsensus)
-			v := env.Msg.(*types.Vote).View
-			mu.Lock()
-			at := sent[v]
-			mu.Unlock()
-			results <- result{v, time.Since(at)}
-		}
-	}()
-	for i := 1; i <= n; i++ {
-		mu.Lock()
-		sent[i] = time.Now()
-		mu.Unlock()
-		h.Endpoint(1).Send(2, vote(types.View(i)))
-	}
-	seen := map[types.View]bool{}
-	var minD, maxD time.Duration = time.Hour, 0
-	for i := 0; i < n; i++ {
-		select {
-		case r := <-results:
-			assert.False(t, seen[r.view], "view %d twice", r.view)
-			seen[r.view] = true
-			// Jitter is uniform in [-jitter, +jitter] around delay.
-			assert.GreaterOrEqual(t, r.elapsed, delay-jitter, "view %d", r.view)
-			assert.Less(t, r.elapsed, delay+jitter+3*time.Second, "view %d", r.view)
-			minD, maxD = min(minD, r.elapsed), max(maxD, r.elapsed)
-		case <-time.After(5 * time.Second):
-			t.Fatalf("only %d of %d messages arrived", i, n)
-		}
-	}
-	assert.Len(t, seen, n)
-	t.Logf("delays between %v and %v", minD, maxD)
-}
-
-func TestDelayedDeliveryToFullLaneDrops(t *testing.T) {
-	h := NewHub(testN, HubOptions{Buffer: 1, Delay: time.Millisecond})
+func TestDeliveryToFullLaneDrops(t *testing.T) {
+	h := NewHub(testN, HubOptions{Buffer: 1})
 	defer h.Close()
 	for i := 0; i < 3; i++ {
 		h.Endpoint(1).Send(2, vote(1))
@@ -326,7 +245,7 @@ func TestDelayedDeliveryToFullLaneDrops(t *testing.T) {
 }
 
 func TestConcurrentTraffic(t *testing.T) {
-	for _, opts := range []HubOptions{{Buffer: 4096}, {Buffer: 4096, Delay: time.Millisecond, Jitter: time.Millisecond}} {
+	for _, opts := range []HubOptions{{Buffer: 4096}} {
 		h := NewHub(testN, opts)
 		const per = 200
 		want := per * 2 * (testN - 1) // each node receives (testN-1) senders × per × 2 kinds
@@ -372,7 +291,6 @@ func TestConcurrentTraffic(t *testing.T) {
 		for id := types.NodeID(1); id <= testN; id++ {
 			ep := h.Endpoint(id)
 			assert.Equal(t, want, got[id], "node %d", id)
-			// With delay emulation the received counter may trail the last message by a moment.
 			require.Eventually(t, func() bool { return ep.Counters().Received == uint64(want) },
 				5*time.Second, time.Millisecond, "node %d: %+v", id, ep.Counters())
 			c := ep.Counters()
@@ -384,7 +302,7 @@ func TestConcurrentTraffic(t *testing.T) {
 }
 
 func TestConcurrentCloseAndSend(t *testing.T) {
-	h := NewHub(testN, HubOptions{Buffer: 16, Delay: time.Millisecond})
+	h := NewHub(testN, HubOptions{Buffer: 16})
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
 	for id := types.NodeID(1); id <= testN; id++ {
