@@ -22,6 +22,11 @@ test: ## what CI runs: vet, every test, and the race detector on the concurrent 
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 15m ./...
 	$(GO) test -count=1 -race -timeout 15m $(RACE_PKGS)
+	$(MAKE) deploy-test
+
+.PHONY: deploy-test
+deploy-test: ## deploy/ scripts end to end on 5 network namespaces with sshd (root; installs openssh-server, sshpass, jq if missing)
+	deploy/test/run.sh
 
 test-short: ## unit tests only, skipping the end-to-end runs of real binaries
 	$(GO) test -count=1 -short ./...

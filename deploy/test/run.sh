@@ -502,7 +502,7 @@ digest_check() {
 		wait "${sampling[@]}" || true
 		local matched=0 report=()
 		for j in "$@"; do
-			h=$(awk -v r="$r" -v j="$j" '$1 == r {a[$2]} $1 == j {b[$2]} END {for (h in a) if (h in b) {print h; exit}}' "$samples")
+			h=$(awk -v r="$r" -v j="$j" '$1 == r {a[$2]} $1 == j {b[$2]} END {m = -1; for (h in a) if ((h in b) && h + 0 > m) m = h + 0; if (m >= 0) print m}' "$samples")
 			[[ -n "$h" ]] || break
 			d=$(awk -v r="$r" -v h="$h" '$1 == r && $2 == h {print $3; exit}' "$samples")
 			dj=$(awk -v j="$j" -v h="$h" '$1 == j && $2 == h {print $3; exit}' "$samples")
