@@ -305,7 +305,7 @@ ensure_keys() {
 		[[ -f "$KEYS_DIR/pubkeys.txt" ]] || die "server -keygen made no $KEYS_DIR/pubkeys.txt"
 	elif ((${#missing[@]} > 0)); then
 		die "$KEYS_DIR lacks ${missing[*]}: it holds keys made for another ips.txt; move it away to make new keys for all $N replicas"
-	elif [[ -e "$KEYS_DIR/node$((N + 1)).key" ]]; then
+	elif [[ -e "$KEYS_DIR/node$((N + 1)).key" ]] || (($(grep -c '^[0-9]' "$KEYS_DIR/pubkeys.txt") != N)); then
 		die "$KEYS_DIR holds keys for more replicas than the $N of $IPS; move it away to make new keys"
 	else
 		echo "using the keys of $N replicas in $KEYS_DIR"

@@ -191,7 +191,11 @@ main() {
 		start-*) echo "$dir does not exist on this host; run deploy.sh first" >&2; return 1 ;;
 		pack) tar -cf - --files-from /dev/null; return 0 ;;
 		clients-running) echo 0; return 0 ;;
-		*) return 0 ;; # nothing was deployed here, so nothing runs
+		pids) return 0 ;;
+		*)
+			echo "nothing deployed in $dir"
+			return 0
+			;;
 		esac
 	fi
 	cd "$dir"

@@ -19,6 +19,7 @@ SSH_OPTIONS=()                      # more ssh options, e.g. (-o ProxyJump=basti
 ALGORITHM=${ALGORITHM:-s-hs}        # hotstuff, streamlet, smp-hs, s-hs, s-sl, s-hs-g
 CONFIG=../bin/config.json           # uploaded to every host; clients read its benchmark section
 SERVER_FLAGS=()                     # more server flags, e.g. (-log_level debug)
+START_TIMEOUT=20                    # seconds start_server.sh waits for a replica's ready line
 PUB_IPS=pub_ips.txt                 # line i: where to ssh for replica i
 IPS=ips.txt                         # line i: the address replicas use among themselves (peer port 3734+i, HTTP 8069+i)
 CLIENTS=clients.txt                 # hosts (ssh addresses) that run clients

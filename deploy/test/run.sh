@@ -403,6 +403,16 @@ kill -TERM "$PW_SSHD"
 wait "$PW_SSHD" 2>/dev/null || true
 ok "password path: a wrong password fails naming the host; SSHPASS installs the key once; key login works"
 
+log "1c. a host that refuses ssh: the error names it and the replica"
+SBAD=$TMP/deploy/settings-bad.sh
+write_settings "$SBAD" nothing-here keys yes "PUB_IPS=bad_pub.txt; IPS=bad_ips.txt; CLIENTS=none.txt"
+printf '%s\n' "${PUB[1]}" "${PRIV[5]}" >"$TMP/deploy/bad_pub.txt" # host 5's second address has no sshd
+printf '%s\n' "${PRIV[1]}" "${PRIV[5]}" >"$TMP/deploy/bad_ips.txt"
+if run "$SBAD" exp_stop.sh; then fail "exp_stop.sh succeeded with an unreachable host"; fi
+grep -q "^host ${PRIV[5]} (replica 2): .*ssh.*refused" "$TMP/last.out" || fail "no 'host ${PRIV[5]} (replica 2): ...' error naming the refused connection"
+grep -q "failed on 1 of 2 hosts" "$TMP/last.out" || fail "the reachable host was not reported as fine"
+ok "an unreachable host fails the run with 'host ${PRIV[5]} (replica 2): ...'; the other host is done"
+
 # --- 2. deploy.sh ---------------------------------------------------------------------------------
 
 log "2. deploy.sh: build, keys, upload"
