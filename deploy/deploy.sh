@@ -28,4 +28,4 @@ build_binaries
 ensure_keys
 UPLOAD_MODE=all
 on_hosts upload_host "${HOSTS[@]}"
-echo "deployed to ${#HOSTS[@]} hosts ($N replicas, ${#CLIENT_HOSTS[@]} client hosts); next: deploy/start_server.sh"
+echo "deployed to ${#HOSTS[@]} hosts (replicas: $N, client hosts: ${#CLIENT_HOSTS[@]}); next: deploy/start_server.sh"

@@ -70,7 +70,7 @@ stop_all() {
 				kill -KILL "$p" 2>/dev/null || true
 			fi
 		done
-		echo "stopped $what (pids ${pids[*]})"
+		if ((${#pids[@]} == 1)); then echo "stopped $what (pid ${pids[*]})"; else echo "stopped $what (pids ${pids[*]})"; fi
 	fi
 	for ((i = 0; i < ${#args[@]}; i += 2)); do rm -f "${args[i]}"; done
 }
@@ -126,7 +126,11 @@ stop_servers() {
 		return 0
 	fi
 	for f in "${ids[@]}"; do args+=("run/server.$f.pid" server); done
-	stop_all "replicas ${ids[*]}" "${args[@]}"
+	if ((${#ids[@]} == 1)); then
+		stop_all "replica ${ids[*]}" "${args[@]}"
+	else
+		stop_all "replicas ${ids[*]}" "${args[@]}"
+	fi
 }
 
 start_clients() {
@@ -169,7 +173,7 @@ start_clients() {
 		stop_all clients run/clients.pid client
 		return 1
 	fi
-	echo "started $k clients (pids ${pids[*]}); output in $PWD/logs/clients"
+	echo "started $k client$( ((k == 1)) || echo s) (pid$( ((k == 1)) || echo s) ${pids[*]}); output in $PWD/logs/clients"
 }
 
 query() {

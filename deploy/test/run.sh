@@ -61,8 +61,17 @@ if ((${#missing[@]} > 0)); then
 	command -v apt-get >/dev/null || fail "missing packages ${missing[*]} and no apt-get to install them"
 	log "installing ${missing[*]}"
 	apt-get update -qq >/dev/null
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null ||
-		fail "apt-get install ${missing[*]} failed"
+	# The packages must not start the machine's own ssh service: the test runs its own sshd's.
+	policy=0
+	if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+		printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+		chmod 755 /usr/sbin/policy-rc.d
+		policy=1
+	fi
+	rc=0
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || rc=$?
+	((policy == 0)) || rm -f /usr/sbin/policy-rc.d
+	((rc == 0)) || fail "apt-get install ${missing[*]} failed"
 fi
 for c in go tar timeout "${!PKG[@]}"; do command -v "$c" >/dev/null || fail "$c is missing"; done
 grep -q '^sshd:' /etc/passwd || fail "the sshd privilege separation user is missing from /etc/passwd"
@@ -84,6 +93,8 @@ chmod 711 "$TMP" # the throwaway user of the password test reaches its home belo
 SSHD_PIDS=()
 CREATED_NS=()
 CREATED_RUN_SSHD=0
+CREATED_ETC_NETNS=0
+[[ -d /etc/netns ]] || CREATED_ETC_NETNS=1
 HOME_SSH_BEFORE=$(ls -ld --time-style=+%s "$HOME/.ssh" 2>/dev/null || echo absent)
 
 # started_pids: every server and client PID the scripts recorded on the hosts.
@@ -142,7 +153,7 @@ cleanup() {
 		rm -rf "/etc/netns/$f"
 	done
 	ip link delete "$BR" 2>/dev/null
-	rmdir /etc/netns 2>/dev/null
+	((CREATED_ETC_NETNS == 0)) || rmdir /etc/netns 2>/dev/null
 	((CREATED_RUN_SSHD == 0)) || rmdir /run/sshd 2>/dev/null
 	if [[ -n "${KEEP_TMP:-}" ]]; then
 		echo "$NAME: kept $TMP"
@@ -319,13 +330,14 @@ printf '%s\n' "${PUB[@]:1:4}" >"$TMP/deploy/pub_ips.txt"
 printf '%s\n' "${PRIV[@]:1:4}" >"$TMP/deploy/ips.txt"
 echo "${PUB[5]}" >"$TMP/deploy/clients.txt"
 
-# run SETTINGS SCRIPT ARGS...: runs a deploy/ script, its output indented and kept in $TMP/last.out.
+# run SETTINGS SCRIPT ARGS...: runs a deploy/ script, its output indented and kept in $TMP/last.out
+# (RUN_OUT names another file, for a run in the background).
 run() {
-	local settings=$1 script=$2 rc=0
+	local settings=$1 script=$2 rc=0 out=${RUN_OUT:-$TMP/last.out}
 	shift 2
 	echo "  \$ deploy/$script $*"
-	STRATUS_DEPLOY_SETTINGS=$settings "$REPO/deploy/$script" "$@" >"$TMP/last.out" 2>&1 || rc=$?
-	sed 's/^/    | /' "$TMP/last.out"
+	STRATUS_DEPLOY_SETTINGS=$settings "$REPO/deploy/$script" "$@" >"$out" 2>&1 || rc=$?
+	sed 's/^/    | /' "$out"
 	return $rc
 }
 
@@ -440,7 +452,7 @@ ok "4 replicas started; a second run started nothing"
 # --- 4. clients, commits ----------------------------------------------------------------------------
 
 log "4. start_client.sh --wait 2 (30 s, 1000 tx/s), in the background"
-run "$S1" start_client.sh --wait 2 >"$TMP/clients.out" 2>&1 &
+RUN_OUT=$TMP/clients.last run "$S1" start_client.sh --wait 2 >"$TMP/clients.out" 2>&1 &
 CLIENT_JOB=$!
 committed=0
 for ((k = 0; k < 60; k++)); do
