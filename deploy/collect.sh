@@ -15,10 +15,11 @@ set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "$0")/lib.sh"
 
-if (($# > 1)) || [[ "${1:-}" == -* ]]; then
-	sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2
-	exit 2
-fi
+case "${1:-}" in
+-h | --help) usage 0 ;;
+-*) usage ;;
+esac
+(($# <= 1)) || usage
 load_settings
 load_hosts
 require_cmds ssh tar

@@ -16,10 +16,11 @@ set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "$0")/lib.sh"
 
-if (($# > 0)); then
-	sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2
-	exit 2
-fi
+case "${1:-}" in
+"") ;;
+-h | --help) usage 0 ;;
+*) usage ;;
+esac
 load_settings
 load_hosts
 require_cmds ssh tar

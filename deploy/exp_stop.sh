@@ -12,12 +12,9 @@ set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "$0")/lib.sh"
 
-usage() {
-	sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2
-	exit 2
-}
 ids=()
 for a; do
+	[[ "$a" != -h && "$a" != --help ]] || usage 0
 	[[ "$a" =~ ^[1-9][0-9]*$ ]] || usage
 	ids+=("$a")
 done

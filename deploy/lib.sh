@@ -13,6 +13,17 @@ DEPLOY_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_DIR=$(cd "$DEPLOY_DIR/.." && pwd)
 PROG=$(basename "$0")
 
+# usage [STATUS]: prints the calling script's header comment (to stdout for -h, else stderr) and exits.
+usage() {
+	local code=${1:-2}
+	if ((code == 0)); then
+		sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
+	else
+		sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2
+	fi
+	exit "$code"
+}
+
 die() {
 	echo "$PROG: $*" >&2
 	exit 1

@@ -222,10 +222,11 @@ main() {
 		for f in "$@"; do
 			[[ "$f" =~ ^[1-9][0-9]*$ ]] || { echo "bad replica id $f" >&2; return 2; }
 			if [[ -n "$(live_pids "run/server.$f.pid" server)" ]]; then
-				echo "replica $f runs; its voting state stays" >&2
-				return 1
+				echo "replica $f runs; its voting state stays"
+			elif [[ -d "data/node$f" ]]; then
+				rm -rf "data/node$f"
+				echo "removed the voting state of replica $f"
 			fi
-			rm -rf "data/node$f"
 		done
 		;;
 	query) query "$@" ;;

@@ -14,10 +14,7 @@ set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "$0")/lib.sh"
 
-usage() {
-	sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2
-	exit 2
-}
+[[ "${1:-}" != -h && "${1:-}" != --help ]] || usage 0
 wait_end=0
 if [[ "${1:-}" == --wait ]]; then
 	wait_end=1

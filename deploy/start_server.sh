@@ -6,8 +6,9 @@
 #
 # Usage: deploy/start_server.sh [--fresh] [I...]
 #   I...     only these replicas (line numbers of pub_ips.txt); default: all
-#   --fresh  first remove the voting state of the replicas to start (a new experiment after a
-#            stop that kept it); exp_stop.sh without arguments already removes it
+#   --fresh  first remove the voting state of the replicas to start, for a new chain after a stop
+#            that kept it (exp_stop.sh without arguments removes it already); refused while any
+#            replica runs
 #   Settings: ALGORITHM (or the ALGORITHM environment variable), SERVER_FLAGS, START_TIMEOUT.
 # Each replica I runs as
 #   bin/server -id I -config config.json -ips ips.txt -keys keys -log_dir logs/node<I>
@@ -17,16 +18,12 @@ set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "$0")/lib.sh"
 
-usage() {
-	sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2
-	exit 2
-}
 fresh=0
 ids=()
 for a; do
 	case "$a" in
 	--fresh) fresh=1 ;;
-	-h | --help) usage ;;
+	-h | --help) usage 0 ;;
 	*) [[ "$a" =~ ^[1-9][0-9]*$ ]] || usage; ids+=("$a") ;;
 	esac
 done
@@ -46,7 +43,7 @@ start_host() {
 		rs+=("$r")
 	done
 	((${#rs[@]} > 0)) || return 0
-	if ((fresh)); then step "removing voting state" remote "$h" wipe-data "${rs[@]}"; fi
+	((fresh == 0)) || step "removing voting state" remote "$h" wipe-data "${rs[@]}"
 	for r in "${rs[@]}"; do
 		JOB_LABEL="host $h (replica $r)"
 		if ! remote "$h" start-server "$r" "$ALGORITHM" "$START_TIMEOUT" "${SERVER_FLAGS[@]}" 2>"$JOB_STDERR"; then
@@ -60,5 +57,15 @@ start_host() {
 
 targets=()
 for h in "${HOSTS[@]}"; do [[ -z "${HOST_REPLICAS[$h]:-}" ]] || targets+=("$h"); done
+if ((fresh)); then
+	# A replica that forgets its votes while others run could vote twice in a view: --fresh is for
+	# a new chain only.
+	check_idle() {
+		local running
+		running=$(step "checking for running replicas" remote "$1" pids)
+		[[ "$running" != *server* ]] || fail "replicas run here (${running//$'\n'/, }); --fresh starts a new chain: stop them all first (exp_stop.sh)"
+	}
+	on_hosts check_idle "${targets[@]}" >/dev/null || die "--fresh: not started"
+fi
 on_hosts start_host "${targets[@]}"
 echo "replicas running ($ALGORITHM); next: deploy/start_client.sh K"

@@ -20,10 +20,6 @@ set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=../lib.sh
 source "$(dirname "$0")/../lib.sh"
 
-usage() {
-	sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2
-	exit 2
-}
 pubkey=
 mode=password
 identity=
@@ -35,6 +31,7 @@ while getopts ':i:kI:h' opt; do
 		mode=key
 		identity=$OPTARG
 		;;
+	h) usage 0 ;;
 	*) usage ;;
 	esac
 done

@@ -12,11 +12,11 @@
 #   deploy.sh       each host must hold its own replica key and no other
 #   start_server.sh s-hs on 4 hosts; a second run must start nothing
 #   start_client.sh clients on host 5; every replica must commit
+#   tc tbf          10 Mbit/s on host 2's link: the time to move 2 MB to and from it before and
+#                   after, and the cluster's commit rate, are printed; the transfers must slow down
 #   SIGKILL         replica 4's server, by its PID file over ssh: the other three keep committing
 #   start_server.sh restarts replica 4 only; it catches up: its committed height reaches the
 #                   others' and its chain digest equals theirs at equal heights
-#   tc tbf          10 Mbit/s on host 2's link: the time to move 2 MB to and from it before and
-#                   after, and the cluster's commit rate, are printed; the transfers must slow down
 #   collect.sh      the merged client summary must count committed transactions
 #   exp_stop.sh     no server or client the test started may be left
 # and a second, shorter run of hotstuff with two replicas on each of two hosts (BUILD=no reuses
@@ -471,9 +471,57 @@ done
 for ((i = 1; i <= 4; i++)); do log "   replica $i: $(q $i '"height \(.committed_height), \(.committed_tx) tx committed"')"; done
 ok "every replica committed (committed_height > 0, committed_tx > 0)"
 
-# --- 5. SIGKILL one replica ------------------------------------------------------------------------
+# --- 5. bandwidth cap ---------------------------------------------------------------------------------
 
-log "5. SIGKILL replica 4 by its PID file, over ssh"
+log "5. tc tbf 10mbit on host 2's link (both directions)"
+secs() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", b - a}'; }
+timed() { # timed DIRECTION: prints seconds
+	local t0 t1
+	t0=$(date +%s.%N)
+	if [[ $1 == down ]]; then
+		tssh "${PUB[2]}" 'head -c 2000000 /dev/zero' >/dev/null
+	else
+		head -c 2000000 /dev/zero | tssh "${PUB[2]}" 'cat >/dev/null'
+	fi
+	t1=$(date +%s.%N)
+	secs "$t0" "$t1"
+}
+rate() { # rate I SECONDS: replica I's committed transactions per second over SECONDS
+	local a b
+	a=$(q "$1" .committed_tx)
+	sleep "$2"
+	b=$(q "$1" .committed_tx)
+	awk -v a="$a" -v b="$b" -v s="$2" 'BEGIN {printf "%.0f", (b - a) / s}'
+}
+down0=$(timed down)
+up0=$(timed up)
+mbps0=$(q 2 .send_mbps)
+tps0=$(rate 1 3)
+tc qdisc add dev "$(veth 2)" root tbf rate 10mbit burst 32kbit latency 400ms
+ip netns exec "$(ns 2)" tc qdisc add dev eth0 root tbf rate 10mbit burst 32kbit latency 400ms
+h2a=$(height 2)
+down1=$(timed down)
+up1=$(timed up)
+mbps1=$(q 2 .send_mbps)
+tps1=$(rate 1 3)
+h2b=$(height 2)
+loaded=yes
+alive "$CLIENT_JOB" || loaded="no: the clients had ended"
+tc qdisc del dev "$(veth 2)" root
+ip netns exec "$(ns 2)" tc qdisc del dev eth0 root
+log "   2 MB from host 2:  $down0 s before, $down1 s with the cap ($(awk -v s="$down1" 'BEGIN {printf "%.1f", 16 / s}') Mbit/s)"
+log "   2 MB to host 2:    $up0 s before, $up1 s with the cap ($(awk -v s="$up1" 'BEGIN {printf "%.1f", 16 / s}') Mbit/s)"
+log "   replica 2 sends:   $mbps0 Mbit/s before, $mbps1 Mbit/s with the cap"
+log "   cluster commits:   $tps0 tx/s before, $tps1 tx/s with the cap (replica 1's committed_tx rate; load of 2 clients × 1000 tx/s: $loaded)"
+log "   (each replica sends a few Mbit/s at this load, under the cap: the commit rate need not change)"
+awk -v a="$down0" -v b="$down1" -v c="$up0" -v d="$up1" 'BEGIN {exit !(b > 4 * a && b > 1.2 && d > 4 * c && d > 1.2)}' ||
+	fail "the cap did not slow the transfers as expected (down $down0 -> $down1 s, up $up0 -> $up1 s; 2 MB at 10 Mbit/s takes at least 1.6 s)"
+((h2b > h2a)) || fail "replica 2 stopped committing under the 10 Mbit/s cap"
+ok "the cap slows 2 MB transfers from ${down0}/${up0} s to ${down1}/${up1} s (down/up); replica 2 still commits under it"
+
+# --- 6. SIGKILL one replica ------------------------------------------------------------------------
+
+log "6. SIGKILL replica 4 by its PID file, over ssh"
 VICTIM_PID=$(tssh "${PUB[4]}" 'cat stratus/run/server.4.pid')
 # shellcheck disable=SC2016 # expands on the host
 tssh "${PUB[4]}" 'kill -KILL "$(cat stratus/run/server.4.pid)"' || fail "kill -KILL over ssh failed"
@@ -488,9 +536,9 @@ for ((i = 1; i <= 3; i++)); do
 done
 ok "replica 4 (pid $VICTIM_PID) killed; replicas 1-3 kept committing: heights ${before[*]:1} -> ${after[*]:1} in 4 s"
 
-# --- 6. restart, catch up, same chain ---------------------------------------------------------------
+# --- 7. restart, catch up, same chain ---------------------------------------------------------------
 
-log "6. start_server.sh again: only replica 4 starts"
+log "7. start_server.sh again: only replica 4 starts"
 run "$S1" start_server.sh || fail "start_server.sh (restart) failed"
 n=$(grep -c 'already running' "$TMP/last.out" || true)
 if ((n != 3)) || ! grep -q 'replica 4 started' "$TMP/last.out"; then
@@ -541,51 +589,6 @@ digest_check() {
 	fail "no common heights between replica $r and the others within the sampling time"
 }
 digest_check 4 1 2 3
-
-# --- 7. bandwidth cap ---------------------------------------------------------------------------------
-
-log "7. tc tbf 10mbit on host 2's link (both directions)"
-secs() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", b - a}'; }
-timed() { # timed DIRECTION: prints seconds
-	local t0 t1
-	t0=$(date +%s.%N)
-	if [[ $1 == down ]]; then
-		tssh "${PUB[2]}" 'head -c 2000000 /dev/zero' >/dev/null
-	else
-		head -c 2000000 /dev/zero | tssh "${PUB[2]}" 'cat >/dev/null'
-	fi
-	t1=$(date +%s.%N)
-	secs "$t0" "$t1"
-}
-rate() { # rate I SECONDS: replica I's committed transactions per second over SECONDS
-	local a b
-	a=$(q "$1" .committed_tx)
-	sleep "$2"
-	b=$(q "$1" .committed_tx)
-	awk -v a="$a" -v b="$b" -v s="$2" 'BEGIN {printf "%.0f", (b - a) / s}'
-}
-down0=$(timed down)
-up0=$(timed up)
-mbps0=$(q 2 .send_mbps)
-tps0=$(rate 1 3)
-tc qdisc add dev "$(veth 2)" root tbf rate 10mbit burst 32kbit latency 400ms
-ip netns exec "$(ns 2)" tc qdisc add dev eth0 root tbf rate 10mbit burst 32kbit latency 400ms
-h2a=$(height 2)
-down1=$(timed down)
-up1=$(timed up)
-mbps1=$(q 2 .send_mbps)
-tps1=$(rate 1 3)
-h2b=$(height 2)
-tc qdisc del dev "$(veth 2)" root
-ip netns exec "$(ns 2)" tc qdisc del dev eth0 root
-log "   2 MB from host 2:  $down0 s before, $down1 s with the cap ($(awk -v s="$down1" 'BEGIN {printf "%.1f", 16 / s}') Mbit/s)"
-log "   2 MB to host 2:    $up0 s before, $up1 s with the cap ($(awk -v s="$up1" 'BEGIN {printf "%.1f", 16 / s}') Mbit/s)"
-log "   replica 2 sends:   $mbps0 Mbit/s before, $mbps1 Mbit/s with the cap"
-log "   cluster commits:   $tps0 tx/s before, $tps1 tx/s with the cap (replica 1's committed_tx rate; the load is 2 clients × 1000 tx/s)"
-awk -v a="$down0" -v b="$down1" -v c="$up0" -v d="$up1" 'BEGIN {exit !(b > 4 * a && b > 1.2 && d > 4 * c && d > 1.2)}' ||
-	fail "the cap did not slow the transfers as expected (down $down0 -> $down1 s, up $up0 -> $up1 s; 2 MB at 10 Mbit/s takes at least 1.6 s)"
-((h2b > h2a)) || fail "replica 2 stopped committing under the 10 Mbit/s cap"
-ok "the cap slows 2 MB transfers from ${down0}/${up0} s to ${down1}/${up1} s (down/up); replica 2 still commits under it"
 
 # --- 8. collect --------------------------------------------------------------------------------------
 
@@ -647,12 +650,27 @@ done
 run "$S2" collect.sh "$TMP/results2" || fail "collect.sh (shared hosts) failed"
 tx=$(jq .committed_tx "$TMP/results2/clients.json" 2>/dev/null || echo 0)
 ((tx > 0)) || fail "hotstuff: the merged client summary has committed_tx $tx"
+log "    stop replica 2 alone, --fresh must refuse while others run, restart replica 2 alone, setup_cli.sh"
+p1=$(cat "$TMP/host1/home/stratus-shared/run/server.1.pid")
+p2=$(cat "$TMP/host1/home/stratus-shared/run/server.2.pid")
+run "$S2" exp_stop.sh 2 || fail "exp_stop.sh 2 failed"
+sleep 0.2
+if alive "$p2" || ! alive "$p1"; then fail "exp_stop.sh 2 did not stop replica 2 alone"; fi
+[[ -d "$TMP/host1/home/stratus-shared/data/node2" ]] || fail "exp_stop.sh 2 removed replica 2's voting state"
+if run "$S2" start_server.sh --fresh 2; then fail "start_server.sh --fresh ran while replicas run"; fi
+run "$S2" start_server.sh 2 || fail "start_server.sh 2 failed"
+if ! grep -q 'replica 2 started' "$TMP/last.out" || grep -q 'replica [134]' "$TMP/last.out"; then
+	fail "start_server.sh 2 did not start replica 2 alone"
+fi
+run "$S2" setup_cli.sh || fail "setup_cli.sh failed"
+grep -q "^\[${PUB[3]}\] uploaded bin/client config.json ips.txt to stratus-shared" "$TMP/last.out" || fail "setup_cli.sh did not upload the client files"
 mapfile -t PIDS < <(started_pids)
+PIDS+=("$p2")
 run "$S2" exp_stop.sh || fail "exp_stop.sh (shared hosts) failed"
 sleep 0.2
 for p in "${PIDS[@]}"; do ! alive "$p" || fail "pid $p still runs after exp_stop.sh"; done
 [[ -z "$(leftovers)" ]] || fail "processes still run in the test's directories: $(leftovers)"
-ok "hotstuff, 2 replicas per host: all 4 committed, clients committed $tx tx, ${#PIDS[@]} processes stopped"
+ok "hotstuff, 2 replicas per host: all 4 committed, clients committed $tx tx; one replica stopped and started alone; ${#PIDS[@]} processes stopped"
 
 [[ "$(ls -ld --time-style=+%s "$HOME/.ssh" 2>/dev/null || echo absent)" == "$HOME_SSH_BEFORE" ]] || fail "$HOME/.ssh changed"
 ok "$HOME/.ssh untouched"
