@@ -369,3 +369,37 @@ func TestTCPRefusesBadOptions(t *testing.T) {
 	_, err = ListenTCP(TCPOptions{Self: 1, Peers: map[types.NodeID]string{1: "256.0.0.1:1", 2: "x:1"}, Signer: signers[0], Verifier: keys})
 	assert.ErrorContains(t, err, "listen on 256.0.0.1:1")
 }
+
+// Link shaping over TCP: a 1 MB message on a 10 Mbit/s uplink takes about 0.8 s, and a vote sent
+// after queued microblocks overtakes them.
+func TestTCPShapedUplink(t *testing.T) {
+	c := newTCPCluster(t, 2, TCPOptions{})
+	const bps = 10e6
+	s := Shape(c.eps[1], ShapeOptions{N: 2, Bandwidth: bps})
+	defer s.Close()
+	getsThrough(t, c.eps[2], 1, c.eps[1]) // connected
+
+	big := bigForward(1 << 20)
+	start := time.Now()
+	s.Send(2, big)
+	env := recv(t, c.eps[2], types.LaneData)
+	took := time.Since(start)
+	assert.Equal(t, types.WireSize(big), types.WireSize(env.Msg))
+	assert.GreaterOrEqual(t, took, 650*time.Millisecond)
+	assert.LessOrEqual(t, took, 1500*time.Millisecond)
+
+	// Four 256 KB data messages (~0.2 s each on the wire), then a vote: the vote arrives after the
+	// first of them, not after all four.
+	start = time.Now()
+	for i := 0; i < 4; i++ {
+		s.Send(2, bigForward(256<<10))
+	}
+	s.Send(2, signedVote(42))
+	env = recv(t, c.eps[2], types.LaneConsensus)
+	assert.Equal(t, types.View(42), env.Msg.(*types.Vote).View)
+	assert.Less(t, time.Since(start), 600*time.Millisecond, "the vote waited for the queued data")
+	for i := 0; i < 4; i++ {
+		recv(t, c.eps[2], types.LaneData)
+	}
+	assert.GreaterOrEqual(t, time.Since(start), 650*time.Millisecond, "4 × 256 KB at 10 Mbit/s")
+}
