@@ -35,7 +35,8 @@ abs() {
 }
 
 # load_settings reads the settings file and derives the ssh command line (SSH_BASE: options
-# without the login method; SSH_ARGS: with key login only, never a prompt).
+# without the login method; SSH_ARGS: with key login only, never a prompt). A missing SSH_IDENTITY
+# is an error unless IDENTITY_OPTIONAL is set (server_auth.sh may be about to install it).
 load_settings() {
 	SETTINGS=${STRATUS_DEPLOY_SETTINGS:-$DEPLOY_DIR/settings.sh}
 	[[ -f "$SETTINGS" ]] || die "settings file $SETTINGS not found"
@@ -87,7 +88,7 @@ load_settings() {
 	[[ -z "$SSH_KNOWN_HOSTS" ]] || SSH_BASE+=(-o "UserKnownHostsFile=$SSH_KNOWN_HOSTS")
 	SSH_BASE+=("${SSH_OPTIONS[@]}")
 	SSH_ARGS=("${SSH_BASE[@]}" -o BatchMode=yes)
-	if [[ -n "$SSH_IDENTITY" ]]; then
+	if [[ -n "$SSH_IDENTITY" && ( -f "$SSH_IDENTITY" || -z "${IDENTITY_OPTIONAL:-}" ) ]]; then
 		[[ -f "$SSH_IDENTITY" ]] || die "$SETTINGS: SSH_IDENTITY $SSH_IDENTITY does not exist (make one with ssh-keygen -t ed25519, or leave SSH_IDENTITY empty to use ssh's defaults)"
 		SSH_ARGS+=(-i "$SSH_IDENTITY" -o IdentitiesOnly=yes)
 	fi
@@ -222,7 +223,7 @@ run_job() {
 # on_hosts FUNC HOST...: runs "FUNC HOST" for every HOST at once, prints each host's output
 # prefixed by [host], then the failures; returns 1 when any host failed.
 on_hosts() {
-	local fn=$1 i rc msg failures=() pids=()
+	local fn=$1 i rc msg failures=() pids=() failed=0
 	shift
 	local hosts=("$@")
 	((${#hosts[@]} > 0)) || return 0
@@ -236,6 +237,7 @@ on_hosts() {
 		wait "${pids[i]}" || rc=$?
 		[[ ! -s "$JOBS_TMP/$i.out" ]] || sed "s|^|[${hosts[i]}] |" "$JOBS_TMP/$i.out"
 		((rc == 0)) && continue
+		failed=$((failed + 1))
 		if [[ -s "$JOBS_TMP/$i.err" ]]; then
 			mapfile -t msg <"$JOBS_TMP/$i.err"
 			failures+=("${msg[@]}")
@@ -247,7 +249,7 @@ on_hosts() {
 	JOBS_TMP=
 	if ((${#failures[@]} > 0)); then
 		printf '%s\n' "${failures[@]}" >&2
-		echo "$PROG: failed on ${#failures[@]} of ${#hosts[@]} hosts (see above)" >&2
+		echo "$PROG: failed on $failed of ${#hosts[@]} hosts (see above)" >&2
 		return 1
 	fi
 }

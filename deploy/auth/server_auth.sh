@@ -37,6 +37,7 @@ while getopts ':i:kI:h' opt; do
 done
 shift $((OPTIND - 1))
 (($# == 0)) || usage
+IDENTITY_OPTIONAL=1
 load_settings
 load_hosts
 require_cmds ssh ssh-keygen
