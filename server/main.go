@@ -21,6 +21,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -57,6 +58,7 @@ func run() int {
 	dataDir := flag.String("data_dir", "", "directory for each replica's voting state (vote.<id>), written before every vote so that a restarted replica never votes twice; empty: kept in memory with -sim, \"data\" with -id")
 	keygen := flag.Bool("keygen", false, "write a private key file per node of the ips file and the public key list into the -keys directory, then exit")
 	keysDir := flag.String("keys", "keys", "key directory: node<i>.key (mode 0600) and pubkeys.txt")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file (go tool pprof reads it)")
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "usage: server -sim [flags]      every node of the ips file in this process\n"+
 			"       server -id I [flags]     node I alone, over TCP\n"+
@@ -164,6 +166,18 @@ func run() int {
 	log.SetLevel(level)
 	log.SetFormatter(&logrus.TextFormatter{FullTimestamp: true, TimestampFormat: time.RFC3339Nano})
 
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "server: -cpuprofile: %v\n", err)
+			return 1
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintf(os.Stderr, "server: -cpuprofile: %v\n", err)
+			return 1
+		}
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
 	run := runSpec{cfg: cfg, algorithm: *algorithm, engine: engine, nodes: nodes, dataDir: *dataDir, log: log}
 	var c *cluster
 	if *id != 0 {
