@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
 
@@ -34,14 +33,7 @@ func TestFaultEndpointsOverTCP(t *testing.T) {
 	dir := scriptDir(t)
 	urls := writeCluster(t, dir, map[string]any{"faults_http": true, "timeout": 500})
 	var servers []int
-	t.Cleanup(func() {
-		_, _ = script(t, dir, "stop.sh")
-		for _, p := range servers {
-			if alive(p) {
-				_ = syscall.Kill(p, syscall.SIGKILL)
-			}
-		}
-	})
+	stopAtEnd(t, dir, &servers)
 	out, err := script(t, dir, "run.sh", "s-hs")
 	require.NoError(t, err, out)
 	servers = pidsIn(t, filepath.Join(dir, "server.pid"))

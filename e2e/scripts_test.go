@@ -57,6 +57,19 @@ func pidsIn(t *testing.T, file string) []int {
 	return pids
 }
 
+// stopAtEnd runs the directory's stop.sh when the test ends, then kills what it failed to stop
+// among pids (the PIDs the test saw started).
+func stopAtEnd(t *testing.T, dir string, pids *[]int) {
+	t.Cleanup(func() {
+		_, _ = script(t, dir, "stop.sh")
+		for _, p := range *pids {
+			if alive(p) {
+				_ = syscall.Kill(p, syscall.SIGKILL)
+			}
+		}
+	})
+}
+
 // alive reports whether pid runs and is not a zombie.
 func alive(pid int) bool {
 	if syscall.Kill(pid, 0) != nil {
@@ -78,14 +91,7 @@ func TestScripts(t *testing.T) {
 	}
 	dir := scriptDir(t)
 	var started []int
-	t.Cleanup(func() {
-		_, _ = script(t, dir, "stop.sh")
-		for _, p := range started {
-			if alive(p) {
-				_ = syscall.Kill(p, syscall.SIGKILL)
-			}
-		}
-	})
+	stopAtEnd(t, dir, &started)
 
 	out, err := script(t, dir, "simulation.sh", "streamlet")
 	require.NoError(t, err, out)
@@ -155,14 +161,7 @@ func TestRunScript(t *testing.T) {
 		t.Run(alg, func(t *testing.T) {
 			dir := scriptDir(t)
 			var servers []int
-			t.Cleanup(func() {
-				_, _ = script(t, dir, "stop.sh")
-				for _, p := range servers {
-					if alive(p) {
-						_ = syscall.Kill(p, syscall.SIGKILL)
-					}
-				}
-			})
+			stopAtEnd(t, dir, &servers)
 			out, err := script(t, dir, "run.sh", alg)
 			require.NoError(t, err, out)
 			require.Contains(t, out, "4 servers running")
