@@ -25,7 +25,9 @@
 #
 # Usage: deploy/test/run.sh        (or make deploy-test); needs root and Go, installs
 #        openssh-server, openssh-client, sshpass, iproute2, curl, jq and openssl with apt-get when missing.
-# Environment: KEEP_TMP=1 keeps the temporary directory (all logs); SKIP_DEPLOY_TEST=1 skips the test
+# Environment: BENCH="hotstuff s-hs" measures those protocols on the namespace cluster after
+# step 2 instead of testing (see "measurement mode" below);
+# KEEP_TMP=1 keeps the temporary directory (all logs); SKIP_DEPLOY_TEST=1 skips the test
 # with a loud SKIP line; DEPLOY_TEST_BIN_DIR=DIR deploys DIR/server and DIR/client instead of
 # building (BUILD=no).
 set -euo pipefail
@@ -438,6 +440,30 @@ done
 [[ ! -e "$TMP/host5/home/stratus/keys" && ! -e "$TMP/host5/home/stratus/bin/server" ]] || fail "the client host got keys or the server"
 [[ -x "$TMP/host5/home/stratus/bin/client" ]] || fail "the client host has no bin/client"
 ok "each replica host holds bin/, config, ips.txt and only its own key (mode 600); the client host no key"
+
+# --- measurement mode ---------------------------------------------------------------------------
+
+# BENCH="hotstuff s-hs" measures each protocol on this namespace cluster instead of testing: 4
+# replicas on hosts 1-4, BENCH_CLIENTS (4) clients on host 5 with the default benchmark load of
+# bin/config.json (BENCH_FLAGS: client flags, default "-duration 20 -rate 0 -concurrency 16
+# -batch 200"), then the merged client summary.
+if [[ -n "${BENCH:-}" ]]; then
+	read -r -a bflags <<<"${BENCH_FLAGS:--duration 20 -rate 0 -concurrency 16 -batch 200}"
+	printf '%-10s %12s %10s %10s\n' protocol "tx/s" "p50 ms" "p99 ms" >"$TMP/bench.txt"
+	for alg in $BENCH; do
+		log "bench: $alg, ${BENCH_CLIENTS:-4} clients × ${bflags[*]}"
+		write_settings "$TMP/deploy/bench.sh" stratus keys no "ALGORITHM=$alg"
+		run "$TMP/deploy/bench.sh" start_server.sh || fail "start_server.sh ($alg) failed"
+		run "$TMP/deploy/bench.sh" start_client.sh --wait "${BENCH_CLIENTS:-4}" "${bflags[@]}" || fail "start_client.sh ($alg) failed"
+		run "$TMP/deploy/bench.sh" collect.sh "$TMP/bench-$alg" || fail "collect.sh ($alg) failed"
+		awk -v p="$alg" '/throughput:/ {tps = $2} /latency \(ms\):/ {p50 = $6; p99 = $10}
+			END {printf "%-10s %12s %10s %10s\n", p, tps, p50, p99}' "$TMP/bench-$alg/clients.txt" >>"$TMP/bench.txt"
+		run "$TMP/deploy/bench.sh" exp_stop.sh || fail "exp_stop.sh ($alg) failed"
+	done
+	cat "$TMP/bench.txt"
+	ok "measured: $BENCH"
+	exit 0
+fi
 
 # --- 3. start_server.sh -----------------------------------------------------------------------------
 
