@@ -375,8 +375,15 @@ func (r *Replica) loop() {
 }
 
 // crash drops the Core and its timers; after down a new Core starts from the saved voting state.
+// A crash while down replaces the previous one's end: the replica restarts down from now (0:
+// it stays down).
 func (r *Replica) crash(down time.Duration) {
 	if r.crashed {
+		r.restart.Stop()
+		if down > 0 {
+			r.restart.Reset(down)
+		}
+		r.opts.Log.WithField("down", down).Warn("replica crashed again while down")
 		return
 	}
 	r.crashed = true

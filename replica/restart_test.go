@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/stratusbft/stratus/consensus"
@@ -142,4 +143,32 @@ func TestWaitingSubmissionFailsWhenTheReplicaCrashes(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the waiting submission did not hear of the crash")
 	}
+}
+
+// A crash while the replica is down replaces the first one's end: it stays down until the
+// second crash's time is up, not the first's (the fault API promises exactly that).
+func TestSecondCrashReplacesTheFirstsEnd(t *testing.T) {
+	const n = 4
+	signers, keys := crypto.SimKeys(7, n)
+	hub := transport.NewHub(n, transport.HubOptions{Buffer: 4096})
+	defer hub.Close()
+	col := stats.New(stats.Info{Node: 1, N: n}, time.Now)
+	r, err := New(Options{ID: 1, N: n, Spec: testSpec("hotstuff"), Signer: signers[0], Verifier: crypto.NewCache(keys), Workers: 2, Seed: 3, Stats: col}, hub.Endpoint(1))
+	require.NoError(t, err)
+	r.Start()
+	defer r.Stop()
+	ctx := context.Background()
+
+	r.Crash(300 * time.Millisecond)
+	r.Crash(2 * time.Second) // replaces the end: down for 2 s from now
+	time.Sleep(time.Second)  // well past the first crash's end
+	_, err = r.Submit(ctx, txBatch("down", 0, 1), false)
+	require.ErrorIs(t, err, ErrCrashed, "the replica came back at the first crash's end")
+	assert.Zero(t, col.Snapshot().Restarts)
+	require.Eventually(t, func() bool { return col.Snapshot().Restarts == 1 }, 10*time.Second, 10*time.Millisecond)
+
+	// Shortening works too: a long crash, then a short one.
+	r.Crash(time.Hour)
+	r.Crash(100 * time.Millisecond)
+	require.Eventually(t, func() bool { return col.Snapshot().Restarts == 2 }, 5*time.Second, 10*time.Millisecond)
 }
