@@ -83,6 +83,7 @@ start_sim() {
 start_tcp() {
 	local run=$1 n=$2 i t ready
 	shift 2
+	rm -rf "$run/keys" "$run/data" # a run directory used before: a fresh cluster
 	./server -keygen -ips "$run/ips.txt" -keys "$run/keys" >/dev/null || die "key generation failed"
 	SIM_PIDS=()
 	for ((i = 1; i <= n; i++)); do

@@ -4,8 +4,8 @@
 #   ./run.sh [algorithm] [server flags]
 #     algorithm: hotstuff (default), streamlet, smp-hs, s-hs, s-sl, s-hs-g; server flags (e.g.
 #     -set bandwidth=100 -set delay=50) go to every server
-# Keys: keys/ (created by server -keygen on first use, and again when ips.txt changes size).
-# Voting state: data/ (cleared at every start: a fresh cluster starts at view 1).
+# Every start makes fresh keys in keys/ and clears the voting state in data/: a fresh cluster
+# starts at view 1, and a replica left over from an earlier run can neither join nor vote twice.
 # Logs: server.<pid>.log and server.<i>.out in LOG_DIR (default: this directory). Stop with ./stop.sh.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -13,6 +13,12 @@ cd "$BIN_DIR"
 
 alg=${1:-hotstuff}
 shift || true
+for a; do
+	case "$a" in
+	-data_dir | -data_dir=* | --data_dir | --data_dir=* | -keys | -keys=* | --keys | --keys=*)
+		die "run.sh keeps keys in keys/ and voting state in data/ (cleared at every start); $a would move them out of its reach" ;;
+	esac
+done
 log_dir=${LOG_DIR:-.}
 if running=$(live_pids "$SERVER_PID") && [[ -n "$running" ]]; then
 	die "servers are already running (pids $(echo $running)); ./stop.sh stops them"
@@ -29,12 +35,8 @@ for i in "${!hosts[@]}"; do
 	esac
 done
 
-# Keys: reuse those of an ips.txt of the same size, else make new ones.
-if [[ ! -f keys/pubkeys.txt ]] || [[ $(grep -c '^[0-9]' keys/pubkeys.txt) != "$n" ]] || [[ ! -f keys/node$n.key ]]; then
-	rm -f keys/pubkeys.txt keys/node*.key
-	./server -keygen -ips ips.txt -keys keys >/dev/null || die "key generation failed"
-fi
-rm -f data/vote.*
+rm -f keys/pubkeys.txt keys/node*.key data/vote.*
+./server -keygen -ips ips.txt -keys keys >/dev/null || die "key generation failed"
 mkdir -p "$log_dir" data
 
 : >"$SERVER_PID"

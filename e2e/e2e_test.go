@@ -295,6 +295,7 @@ func TestServerRefusesBadKeys(t *testing.T) {
 		want  string
 	}{
 		{"node outside the cluster", func() {}, []string{"-id", "5"}, "-id 5: ips.txt lists 4 nodes"},
+		{"voting state in memory", func() {}, []string{"-id", "1", "-data_dir", ""}, "-id needs a -data_dir"},
 		{"missing key", func() {
 			require.NoError(t, os.Rename(filepath.Join(dir, "keys/node2.key"), filepath.Join(dir, "node2.bak")))
 		}, []string{"-id", "2"}, "keys/node2.key does not exist"},

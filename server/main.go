@@ -66,6 +66,10 @@ func run() int {
 		flag.PrintDefaults()
 	}
 	flag.Parse()
+	// Signals are caught from the start, so that one arriving during start-up (or right after the
+	// ready line) still stops the server cleanly.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	if flag.NArg() > 0 {
 		fmt.Fprintf(os.Stderr, "server: unexpected arguments %q\n", flag.Args())
 		return 2
@@ -113,8 +117,22 @@ func run() int {
 		fmt.Printf("stratus: keys of %d nodes in %s (node<i>.key: give each host only its own; %s: every host)\n", len(hosts), *keysDir, crypto.PubKeysFile)
 		return 0
 	}
-	if *id != 0 && !flagGiven("data_dir") {
-		*dataDir = "data"
+	if *id != 0 {
+		// A process that restarts must find its voting state again, or it could vote twice in a
+		// view: -id always keeps it in a file, under an absolute path.
+		if !flagGiven("data_dir") {
+			*dataDir = "data"
+		}
+		if *dataDir == "" {
+			fmt.Fprintln(os.Stderr, "server: -id needs a -data_dir: the voting state must survive a restart of the process")
+			return 2
+		}
+		abs, err := filepath.Abs(*dataDir)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "server: -data_dir: %v\n", err)
+			return 2
+		}
+		*dataDir = abs
 	}
 
 	cfg, err := config.LoadWith(*cfgPath, sets)
@@ -192,15 +210,13 @@ func run() int {
 	}
 	if *id != 0 {
 		nd := nodes[*id-1]
-		fmt.Printf("stratus: node %d of %d, %s (engine %s, mempool %s); peers %s, HTTP %s; log %s\n",
-			*id, len(nodes), *algorithm, engine, cfg.MemType, nd.PeerAddr, nd.HTTPAddr, logPath)
+		fmt.Printf("stratus: node %d of %d, %s (engine %s, mempool %s); peers %s, HTTP %s; voting state %s; log %s\n",
+			*id, len(nodes), *algorithm, engine, cfg.MemType, nd.PeerAddr, nd.HTTPAddr, *dataDir, logPath)
 	} else {
 		fmt.Printf("stratus: %d replicas of %s (engine %s, mempool %s) in one process; HTTP %s..%s; log %s\n",
 			len(nodes), *algorithm, engine, cfg.MemType, nodes[0].HTTPAddr, nodes[len(nodes)-1].HTTPAddr, logPath)
 	}
 
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	sig := <-sigs
 	log.WithField("signal", sig.String()).Info("shutting down")
 	c.stop(log)
