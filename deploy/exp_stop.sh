@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Ends an experiment: on every host at once stops the clients, then the replicas, by the PIDs in
-# REMOTE_DIR/run/*.pid (SIGTERM, up to 10 s, then SIGKILL; never by name), then removes the
-# replicas' voting state (data/node<i>) so that the next start is a new chain. Logs stay.
+# REMOTE_DIR/run/*.pid (SIGTERM, up to 10 s, then SIGKILL; never by name); then, once every host
+# has stopped and none runs a replica any more, removes the replicas' voting state
+# (data/node<i>) so that the next start is a new chain. If any host failed, the voting state
+# stays everywhere: a replica that forgets its votes while another still runs could vote twice.
+# Logs stay.
 #
 # Usage: deploy/exp_stop.sh [I...]
 #   I...  stop only these replicas and keep their voting state (clients keep running); start them
@@ -37,17 +40,31 @@ stop_host() {
 	fi
 	step "stopping clients" remote "$h" stop-clients
 	step "stopping replicas" remote "$h" stop-servers
-	if [[ -n "${HOST_REPLICAS[$h]:-}" ]]; then
-		# shellcheck disable=SC2086 # the list of replica IDs
-		step "removing voting state" remote "$h" wipe-data ${HOST_REPLICAS[$h]}
-	fi
+}
+
+# The second phase, only once every host stopped: no replica may run anywhere.
+check_idle() {
+	local running
+	running=$(step "checking for running replicas" remote "$1" pids)
+	[[ "$running" != *server* ]] || fail "replicas still run here (${running//$'\n'/, })"
+}
+wipe_host() {
+	[[ -n "${HOST_REPLICAS[$1]:-}" ]] || return 0
+	# shellcheck disable=SC2086 # the list of replica IDs
+	step "removing voting state" remote "$1" wipe-data ${HOST_REPLICAS[$1]}
 }
 
 targets=()
 for h in "${HOSTS[@]}"; do
 	if ((${#ids[@]} == 0)) || [[ -n "${HOST_REPLICAS[$h]:-}" ]]; then targets+=("$h"); fi
 done
-on_hosts stop_host "${targets[@]}"
+on_hosts stop_host "${targets[@]}" ||
+	die "not every host stopped; the voting state stays on every host (run exp_stop.sh again)"
+if ((${#ids[@]} == 0)); then
+	on_hosts check_idle "${targets[@]}" >/dev/null ||
+		die "replicas still run; the voting state stays on every host (run exp_stop.sh again)"
+	on_hosts wipe_host "${targets[@]}"
+fi
 if ((${#ids[@]} > 0)); then
 	echo "stopped replicas ${ids[*]}; deploy/start_server.sh ${ids[*]} starts them again"
 else

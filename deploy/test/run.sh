@@ -66,13 +66,20 @@ if ((${#missing[@]} > 0)); then
 	# The packages must not start the machine's own ssh service: the test runs its own sshd's.
 	policy=0
 	if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+		# Removed again even if the test is interrupted here (the main cleanup is set up later):
+		# left behind, it would keep every service of the machine from starting.
+		trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+		trap 'rm -f /usr/sbin/policy-rc.d; exit 130' INT TERM
 		printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
 		chmod 755 /usr/sbin/policy-rc.d
 		policy=1
 	fi
 	rc=0
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || rc=$?
-	((policy == 0)) || rm -f /usr/sbin/policy-rc.d
+	if ((policy)); then
+		rm -f /usr/sbin/policy-rc.d
+		trap - EXIT INT TERM
+	fi
 	((rc == 0)) || fail "apt-get install ${missing[*]} failed"
 fi
 for c in go tar timeout "${!PKG[@]}"; do command -v "$c" >/dev/null || fail "$c is missing"; done
@@ -422,10 +429,15 @@ SBAD=$TMP/deploy/settings-bad.sh
 write_settings "$SBAD" nothing-here keys yes "PUB_IPS=bad_pub.txt; IPS=bad_ips.txt; CLIENTS=none.txt"
 printf '%s\n' "${PUB[1]}" "${PRIV[5]}" >"$TMP/deploy/bad_pub.txt" # host 5's second address has no sshd
 printf '%s\n' "${PRIV[1]}" "${PRIV[5]}" >"$TMP/deploy/bad_ips.txt"
+mkdir -p "$TMP/host1/home/nothing-here/data/node1" # replica 1's voting state on the reachable host
+echo state >"$TMP/host1/home/nothing-here/data/node1/vote.1"
 if run "$SBAD" exp_stop.sh; then fail "exp_stop.sh succeeded with an unreachable host"; fi
 grep -q "^host ${PRIV[5]} (replica 2): .*ssh.*refused" "$TMP/last.out" || fail "no 'host ${PRIV[5]} (replica 2): ...' error naming the refused connection"
 grep -q "failed on 1 of 2 hosts" "$TMP/last.out" || fail "the reachable host was not reported as fine"
-ok "an unreachable host fails the run with 'host ${PRIV[5]} (replica 2): ...'; the other host is done"
+# Replica 2 may still run on the host that did not answer: nobody's voting state may go.
+[[ -f "$TMP/host1/home/nothing-here/data/node1/vote.1" ]] || fail "exp_stop.sh removed replica 1's voting state while replica 2's host did not answer"
+rm -rf "$TMP/host1/home/nothing-here"
+ok "an unreachable host fails the run with 'host ${PRIV[5]} (replica 2): ...'; the other host is done and keeps its voting state"
 
 # --- 2. deploy.sh ---------------------------------------------------------------------------------
 
