@@ -24,11 +24,7 @@ done
 load_settings
 load_hosts
 require_cmds ssh
-declare -A want=()
-for a in "${ids[@]}"; do
-	((a <= N)) || die "replica $a: pub_ips.txt lists $N replicas"
-	want[$a]=1
-done
+want_replicas ${ids[@]+"${ids[@]}"}
 
 stop_host() {
 	local h=$1 r rs=()
@@ -42,12 +38,6 @@ stop_host() {
 	step "stopping replicas" remote "$h" stop-servers
 }
 
-# The second phase, only once every host stopped: no replica may run anywhere.
-check_idle() {
-	local running
-	running=$(step "checking for running replicas" remote "$1" pids)
-	[[ "$running" != *server* ]] || fail "replicas still run here (${running//$'\n'/, })"
-}
 wipe_host() {
 	[[ -n "${HOST_REPLICAS[$1]:-}" ]] || return 0
 	# shellcheck disable=SC2086 # the list of replica IDs
@@ -61,6 +51,7 @@ done
 on_hosts stop_host "${targets[@]}" ||
 	die "not every host stopped; the voting state stays on every host (run exp_stop.sh again)"
 if ((${#ids[@]} == 0)); then
+	# The second phase, only once every host stopped: no replica may run anywhere.
 	on_hosts check_idle "${targets[@]}" >/dev/null ||
 		die "replicas still run; the voting state stays on every host (run exp_stop.sh again)"
 	on_hosts wipe_host "${targets[@]}"

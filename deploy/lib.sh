@@ -360,3 +360,21 @@ upload_host() {
 upload() {
 	tar -C "$2" -cf - . | ssh "${SSH_ARGS[@]}" -o Compression=yes "$(target "$1")" "$3"
 }
+
+# want_replicas ID...: the replicas a script was asked for (checked against pub_ips.txt) become
+# the keys of want; none means all.
+declare -A want=()
+want_replicas() {
+	local a
+	for a; do
+		((a <= N)) || die "replica $a: pub_ips.txt lists $N replicas"
+		want[$a]=1
+	done
+}
+
+# check_idle HOST: fails the job when a replica runs on HOST; IDLE_WHY says why that matters.
+check_idle() {
+	local running
+	running=$(step "checking for running replicas" remote "$1" pids)
+	[[ "$running" != *server* ]] || fail "replicas run here (${running//$'\n'/, })${IDLE_WHY:+; $IDLE_WHY}"
+}

@@ -30,11 +30,7 @@ done
 load_settings
 load_hosts
 require_cmds ssh
-declare -A want=()
-for a in "${ids[@]}"; do
-	((a <= N)) || die "replica $a: pub_ips.txt lists $N replicas"
-	want[$a]=1
-done
+want_replicas ${ids[@]+"${ids[@]}"}
 
 start_host() {
 	local h=$1 r failed=0 rs=()
@@ -60,12 +56,7 @@ for h in "${HOSTS[@]}"; do [[ -z "${HOST_REPLICAS[$h]:-}" ]] || targets+=("$h");
 if ((fresh)); then
 	# A replica that forgets its votes while others run could vote twice in a view: --fresh is for
 	# a new chain only.
-	check_idle() {
-		local running
-		running=$(step "checking for running replicas" remote "$1" pids)
-		[[ "$running" != *server* ]] || fail "replicas run here (${running//$'\n'/, }); --fresh starts a new chain: stop them all first (exp_stop.sh)"
-	}
-	on_hosts check_idle "${targets[@]}" >/dev/null || die "--fresh: not started"
+	IDLE_WHY="--fresh starts a new chain: stop them all first (exp_stop.sh)" on_hosts check_idle "${targets[@]}" >/dev/null || die "--fresh: not started"
 fi
 on_hosts start_host "${targets[@]}"
 echo "replicas running ($ALGORITHM); next: deploy/start_client.sh K"
