@@ -164,7 +164,7 @@ func (s *Server) submitBatch(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error(), "bad_batch")
 		return
 	}
-	s.submit(w, r, txs)
+	s.submit(w, r, txs, false)
 }
 
 // submitKey turns PUT /{key} with a body into one transaction: key, a zero byte, then the value.
@@ -180,7 +180,7 @@ func (s *Server) submitKey(w http.ResponseWriter, r *http.Request, key string) {
 			fmt.Sprintf("transaction of %d bytes exceeds max_tx_size %d", len(data), s.opts.MaxTxSize), "too_large")
 		return
 	}
-	s.submit(w, r, []types.Tx{types.NewTx(data)})
+	s.submit(w, r, []types.Tx{types.NewTx(data)}, true)
 }
 
 func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
@@ -197,7 +197,14 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool)
 	return body, true
 }
 
-func (s *Server) submit(w http.ResponseWriter, r *http.Request, txs []types.Tx) {
+// AcceptedHeader carries the number of accepted transactions in answers without a body.
+const AcceptedHeader = "Stratus-Accepted"
+
+// submit hands txs to the node and answers. With bare, an accepted submission that does not wait
+// is answered without a body (the count in AcceptedHeader): clients that close answers unread,
+// as the original prototype's does, keep their connections, which Go's HTTP client reuses only
+// once a body was read to its end.
+func (s *Server) submit(w http.ResponseWriter, r *http.Request, txs []types.Tx, bare bool) {
 	q := r.URL.Query()
 	wait := false
 	switch q.Get("wait") {
@@ -221,6 +228,10 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request, txs []types.Tx) 
 	defer cancel()
 	info, err := s.node.Submit(ctx, txs, wait)
 	switch {
+	case err == nil && bare && !wait:
+		w.Header().Set(AcceptedHeader, strconv.Itoa(len(txs)))
+		w.Header().Set("Content-Length", "0")
+		w.WriteHeader(http.StatusOK)
 	case err == nil:
 		resp := SubmitResponse{Accepted: len(txs), Delivered: wait}
 		if wait {

@@ -103,10 +103,23 @@ func TestSubmitKey(t *testing.T) {
 	for _, m := range []string{http.MethodPut, http.MethodPost} {
 		rec := do(t, s, m, "/alice", []byte("42"))
 		require.Equal(t, http.StatusOK, rec.Code, m)
+		// No body without wait (clients that close answers unread keep their connection); the
+		// count is in a header.
+		require.Empty(t, rec.Body.Bytes(), m)
+		require.Equal(t, "0", rec.Header().Get("Content-Length"), m)
+		require.Equal(t, "1", rec.Header().Get(AcceptedHeader), m)
 	}
 	got := node.submissions()
 	require.Len(t, got, 2)
 	require.Equal(t, []byte("alice\x0042"), got[0][0].Data())
+
+	// With wait=commit the answer carries the commit as JSON.
+	rec := do(t, s, http.MethodPut, "/alice?wait=commit", []byte("43"))
+	require.Equal(t, http.StatusOK, rec.Code)
+	var resp SubmitResponse
+	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &resp))
+	require.Equal(t, 1, resp.Accepted)
+	require.True(t, resp.Delivered)
 }
 
 func TestSubmitErrors(t *testing.T) {
@@ -202,7 +215,8 @@ func TestQuery(t *testing.T) {
 }
 
 // FuzzSubmit throws arbitrary bodies and paths at the API: it must answer with a known status and
-// a JSON body, never panic, and never submit from a request it refused.
+// a JSON body (or none, with the count in a header, for a key stored without wait), never panic,
+// and never submit from a request it refused.
 func FuzzSubmit(f *testing.F) {
 	f.Add("/txs", []byte{3, 'a', 'b', 'c'})
 	f.Add("/txs?wait=commit", types.AppendBatch(nil, [][]byte{[]byte("x"), []byte("yz")}))
@@ -227,7 +241,9 @@ func FuzzSubmit(f *testing.F) {
 			t.Fatalf("status %d for POST %q", rec.Code, target)
 		}
 		var v map[string]any
-		if req.URL.Path != "/query" || rec.Code != 200 {
+		if rec.Code == 200 && rec.Header().Get(AcceptedHeader) != "" {
+			require.Empty(t, rec.Body.Bytes(), "a bare answer has no body")
+		} else if req.URL.Path != "/query" || rec.Code != 200 {
 			require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &v), "body %q", rec.Body.String())
 		}
 		if rec.Code != 200 {
