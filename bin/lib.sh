@@ -84,7 +84,7 @@ start_tcp() {
 	local run=$1 n=$2 i t ready
 	shift 2
 	rm -rf "$run/keys" "$run/data" # a run directory used before: a fresh cluster
-	./server -keygen -ips "$run/ips.txt" -keys "$run/keys" >/dev/null || die "key generation failed"
+	./server -keygen -config "$run/config.json" -ips "$run/ips.txt" -keys "$run/keys" >/dev/null || die "key generation failed"
 	SIM_PIDS=()
 	for ((i = 1; i <= n; i++)); do
 		./server -id "$i" -keys "$run/keys" -data_dir "$run/data" -log_dir "$run" "$@" >"$run/server.$i.out" 2>&1 &

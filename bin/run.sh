@@ -36,7 +36,7 @@ for i in "${!hosts[@]}"; do
 done
 
 rm -f keys/pubkeys.txt keys/node*.key data/vote.*
-./server -keygen -ips ips.txt -keys keys >/dev/null || die "key generation failed"
+./server -keygen -config config.json -ips ips.txt -keys keys >/dev/null || die "key generation failed"
 mkdir -p "$log_dir" data
 
 : >"$SERVER_PID"

@@ -39,3 +39,27 @@ func BenchmarkVerifyCached(b *testing.B) {
 		}
 	}
 }
+
+// The two signature schemes side by side: make bench reports sign and verify costs of each.
+func BenchmarkScheme(b *testing.B) {
+	d := types.Keccak([]byte("digest"))
+	for _, scheme := range Schemes {
+		signers, v, err := SimKeysFor(scheme, 1, 1)
+		if err != nil {
+			b.Fatal(err)
+		}
+		sig := signers[0].Sign(d)
+		b.Run(scheme+"/sign", func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				signers[0].Sign(d)
+			}
+		})
+		b.Run(scheme+"/verify", func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				if !v.Verify(1, d, sig) {
+					b.Fatal("invalid")
+				}
+			}
+		})
+	}
+}

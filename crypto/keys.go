@@ -3,6 +3,9 @@ package crypto
 import (
 	"bufio"
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -26,12 +29,15 @@ const PubKeysFile = "pubkeys.txt"
 // KeyFile returns the name of node id's private key file in a key directory.
 func KeyFile(id types.NodeID) string { return fmt.Sprintf("node%d.key", id) }
 
-// GenerateKeys writes a fresh private key for nodes 1..n and their public key list into dir. It
-// refuses to overwrite any existing key file: replacing the keys of a running cluster locks its
-// nodes out of each other.
-func GenerateKeys(dir string, n int) error {
+// GenerateKeys writes a fresh private key of a scheme for nodes 1..n and their public key list
+// into dir. It refuses to overwrite any existing key file: replacing the keys of a running cluster
+// locks its nodes out of each other.
+func GenerateKeys(dir string, n int, scheme string) error {
 	if n < 1 || n > types.MaxNodes {
 		return fmt.Errorf("keys: %d nodes; want 1..%d", n, types.MaxNodes)
+	}
+	if scheme != SchemeSecp256k1 && scheme != SchemeP256 {
+		return fmt.Errorf("keys: unknown signature scheme %q (want %s or %s)", scheme, SchemeSecp256k1, SchemeP256)
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("keys: %w", err)
@@ -46,18 +52,39 @@ func GenerateKeys(dir string, n int) error {
 		}
 	}
 	var list bytes.Buffer
-	list.WriteString("# Stratus public keys: node ID, uncompressed secp256k1 public key (hex)\n")
+	fmt.Fprintf(&list, "# Stratus public keys: node ID, uncompressed public key (hex)\n%s%s\n", schemePrefix, scheme)
 	for i := 1; i <= n; i++ {
-		k, err := ethcrypto.GenerateKey()
+		priv, pub, err := newKey(scheme)
 		if err != nil {
 			return fmt.Errorf("keys: generate: %w", err)
 		}
-		if err := writeNew(paths[i], []byte(hex.EncodeToString(ethcrypto.FromECDSA(k))+"\n"), 0o600); err != nil {
+		if err := writeNew(paths[i], []byte(hex.EncodeToString(priv)+"\n"), 0o600); err != nil {
 			return err
 		}
-		fmt.Fprintf(&list, "%d %x\n", i, ethcrypto.FromECDSAPub(&k.PublicKey))
+		fmt.Fprintf(&list, "%d %x\n", i, pub)
 	}
 	return writeNew(paths[0], list.Bytes(), 0o644)
+}
+
+// schemePrefix starts the line of a public key list that names its scheme; a list without one
+// holds secp256k1 keys.
+const schemePrefix = "# scheme: "
+
+// newKey returns a fresh private key (32 bytes) and its uncompressed public key.
+func newKey(scheme string) (priv, pub []byte, err error) {
+	if scheme == SchemeP256 {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			return nil, nil, err
+		}
+		priv, err = k.Bytes()
+		return priv, p256Pub(&k.PublicKey), err
+	}
+	k, err := ethcrypto.GenerateKey()
+	if err != nil {
+		return nil, nil, err
+	}
+	return ethcrypto.FromECDSA(k), ethcrypto.FromECDSAPub(&k.PublicKey), nil
 }
 
 // writeNew creates path with mode perm (never widening it through the umask), failing if it exists.
@@ -81,8 +108,8 @@ func writeNew(path string, data []byte, perm fs.FileMode) error {
 	return f.Close()
 }
 
-// ReadPublicKeys reads a public key list of n nodes and returns a verifier for them.
-func ReadPublicKeys(path string, n int) (*KeyVerifier, error) {
+// ReadPublicKeys reads a public key list of n nodes of a scheme and returns a verifier for them.
+func ReadPublicKeys(path string, n int, scheme string) (Verifier, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("keys: %w", err)
@@ -91,9 +118,17 @@ func ReadPublicKeys(path string, n int) (*KeyVerifier, error) {
 	pubs := make([][]byte, n)
 	sc := bufio.NewScanner(f)
 	line := 0
+	listed := SchemeSecp256k1
 	for sc.Scan() {
 		line++
 		text := strings.TrimSpace(sc.Text())
+		if rest, ok := strings.CutPrefix(text, schemePrefix); ok {
+			listed = strings.TrimSpace(rest)
+			if listed != scheme {
+				return nil, fmt.Errorf("keys: %s holds %s keys, but the config's signer is %s (make keys with the config: server -keygen -config ...)", path, listed, scheme)
+			}
+			continue
+		}
 		if text == "" || text[0] == '#' {
 			continue
 		}
@@ -115,7 +150,7 @@ func ReadPublicKeys(path string, n int) (*KeyVerifier, error) {
 		if err != nil {
 			return nil, fmt.Errorf("keys: %s line %d: public key of node %d is not hex", path, line, id)
 		}
-		if _, err := ethcrypto.UnmarshalPubkey(pub); err != nil {
+		if err := checkPub(scheme, pub); err != nil {
 			return nil, fmt.Errorf("keys: %s line %d: public key of node %d: %v", path, line, id, err)
 		}
 		pubs[id-1] = pub
@@ -123,21 +158,38 @@ func ReadPublicKeys(path string, n int) (*KeyVerifier, error) {
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("keys: %s: %w", path, err)
 	}
+	if listed != scheme {
+		return nil, fmt.Errorf("keys: %s holds %s keys, but the config's signer is %s (make keys with the config: server -keygen -config ...)", path, listed, scheme)
+	}
 	for i, p := range pubs {
 		if p == nil {
 			return nil, fmt.Errorf("keys: %s has no public key for node %d (the cluster has %d nodes)", path, i+1, n)
 		}
 	}
-	v, err := NewVerifier(pubs)
+	var v Verifier
+	if scheme == SchemeP256 {
+		v, err = NewP256Verifier(pubs)
+	} else {
+		v, err = NewVerifier(pubs)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("keys: %s: %w", path, err)
 	}
 	return v, nil
 }
 
-// LoadKeys loads node id's private key from dir and the public keys of all n nodes, and checks
-// that they belong together and that the private key is not readable by others.
-func LoadKeys(dir string, id types.NodeID, n int) (*KeySigner, *KeyVerifier, error) {
+func checkPub(scheme string, pub []byte) error {
+	if scheme == SchemeP256 {
+		_, err := parseP256Pub(pub)
+		return err
+	}
+	_, err := ethcrypto.UnmarshalPubkey(pub)
+	return err
+}
+
+// LoadKeys loads node id's private key of a scheme from dir and the public keys of all n nodes,
+// and checks that they belong together and that the private key is not readable by others.
+func LoadKeys(dir string, id types.NodeID, n int, scheme string) (PubSigner, Verifier, error) {
 	if id < 1 || int(id) > n {
 		return nil, nil, fmt.Errorf("keys: node %d is not in 1..%d", id, n)
 	}
@@ -164,16 +216,27 @@ func LoadKeys(dir string, id types.NodeID, n int) (*KeySigner, *KeyVerifier, err
 	if err != nil || len(b) != 32 {
 		return nil, nil, fmt.Errorf("keys: %s is malformed: want 64 hex digits (a secp256k1 private key)", path)
 	}
-	key, err := ethcrypto.ToECDSA(b)
-	if err != nil {
-		return nil, nil, fmt.Errorf("keys: %s is malformed: %v", path, err)
+	var s PubSigner
+	if scheme == SchemeP256 {
+		key, err := ecdsa.ParseRawPrivateKey(elliptic.P256(), b)
+		if err != nil {
+			return nil, nil, fmt.Errorf("keys: %s is malformed: %v", path, err)
+		}
+		s = NewP256Signer(id, key)
+	} else {
+		key, err := ethcrypto.ToECDSA(b)
+		if err != nil {
+			return nil, nil, fmt.Errorf("keys: %s is malformed: %v", path, err)
+		}
+		s = NewSigner(id, key)
 	}
-	v, err := ReadPublicKeys(filepath.Join(dir, PubKeysFile), n)
+	v, err := ReadPublicKeys(filepath.Join(dir, PubKeysFile), n, scheme)
 	if err != nil {
 		return nil, nil, err
 	}
-	s := NewSigner(id, key)
-	if !bytes.Equal(s.PublicKey(), v.pubs[id]) {
+	// The key and the list belong together when the list verifies the key's signature.
+	probe := types.Keccak([]byte("stratus/keys/probe"))
+	if !v.Verify(id, probe, s.Sign(probe)) {
 		return nil, nil, fmt.Errorf("keys: %s does not match node %d's public key in %s (keys from different -keygen runs?)", path, id, filepath.Join(dir, PubKeysFile))
 	}
 	return s, v, nil

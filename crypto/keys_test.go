@@ -13,22 +13,28 @@ import (
 )
 
 func TestGenerateAndLoadKeys(t *testing.T) {
+	for _, scheme := range Schemes {
+		t.Run(scheme, func(t *testing.T) { testGenerateAndLoadKeys(t, scheme) })
+	}
+}
+
+func testGenerateAndLoadKeys(t *testing.T, scheme string) {
 	dir := t.TempDir()
-	require.NoError(t, GenerateKeys(dir, 4))
+	require.NoError(t, GenerateKeys(dir, 4, scheme))
 	for i := 1; i <= 4; i++ {
 		st, err := os.Stat(filepath.Join(dir, KeyFile(types.NodeID(i))))
 		require.NoError(t, err)
 		assert.Equal(t, os.FileMode(0o600), st.Mode().Perm(), "private key file mode")
 	}
-	signers := make([]*KeySigner, 4)
+	signers := make([]PubSigner, 4)
 	for i := range signers {
-		s, v, err := LoadKeys(dir, types.NodeID(i+1), 4)
+		s, v, err := LoadKeys(dir, types.NodeID(i+1), 4, scheme)
 		require.NoError(t, err)
 		assert.Equal(t, 4, v.N())
 		signers[i] = s
 	}
 	// Every node's signature verifies under the list, and no two nodes share a key.
-	_, v, err := LoadKeys(dir, 1, 4)
+	_, v, err := LoadKeys(dir, 1, 4, scheme)
 	require.NoError(t, err)
 	d := types.Keccak([]byte("x"))
 	for i, s := range signers {
@@ -36,14 +42,20 @@ func TestGenerateAndLoadKeys(t *testing.T) {
 			assert.Equal(t, i == j, v.Verify(types.NodeID(j+1), d, s.Sign(d)))
 		}
 	}
-	err = GenerateKeys(dir, 4)
+	err = GenerateKeys(dir, 4, scheme)
 	assert.ErrorContains(t, err, "already exists", "keys were overwritten")
+	other := SchemeP256
+	if scheme == SchemeP256 {
+		other = SchemeSecp256k1
+	}
+	_, _, err = LoadKeys(dir, 1, 4, other)
+	assert.ErrorContains(t, err, "holds "+scheme+" keys, but the config's signer is "+other)
 }
 
 func TestLoadKeysNamesTheProblem(t *testing.T) {
 	fresh := func(t *testing.T) string {
 		dir := t.TempDir()
-		require.NoError(t, GenerateKeys(dir, 3))
+		require.NoError(t, GenerateKeys(dir, 3, SchemeSecp256k1))
 		return dir
 	}
 	write := func(t *testing.T, path, text string, mode os.FileMode) {
@@ -81,7 +93,12 @@ func TestLoadKeysNamesTheProblem(t *testing.T) {
 		"node listed twice": {func(t *testing.T, dir string) {
 			b, err := os.ReadFile(filepath.Join(dir, PubKeysFile))
 			require.NoError(t, err)
-			line := strings.Split(string(b), "\n")[1]
+			var line string
+			for _, l := range strings.Split(string(b), "\n") {
+				if strings.HasPrefix(l, "1 ") {
+					line = l
+				}
+			}
 			write(t, filepath.Join(dir, PubKeysFile), string(b)+line+"\n", 0o644)
 		}, 1, 3, "node 1 listed twice"},
 	}
@@ -89,7 +106,7 @@ func TestLoadKeysNamesTheProblem(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			dir := fresh(t)
 			tc.edit(t, dir)
-			_, _, err := LoadKeys(dir, tc.id, tc.n)
+			_, _, err := LoadKeys(dir, tc.id, tc.n, SchemeSecp256k1)
 			require.Error(t, err)
 			assert.Contains(t, err.Error(), tc.want)
 		})

@@ -311,7 +311,7 @@ ensure_keys() {
 		echo "making keys for $N replicas in $KEYS_DIR"
 		mkdir -p "$KEYS_DIR"
 		chmod 700 "$KEYS_DIR"
-		"$LOCAL_SERVER" -keygen -ips "$IPS" -keys "$KEYS_DIR" || die "server -keygen failed"
+		"$LOCAL_SERVER" -keygen -config "$CONFIG" -ips "$IPS" -keys "$KEYS_DIR" || die "server -keygen failed"
 		for ((i = 1; i <= N; i++)); do
 			[[ -f "$KEYS_DIR/node$i.key" ]] || die "server -keygen made no $KEYS_DIR/node$i.key"
 		done

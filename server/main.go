@@ -110,11 +110,21 @@ func run() int {
 			fmt.Fprintf(os.Stderr, "server: %v\n", err)
 			return 2
 		}
-		if err := crypto.GenerateKeys(*keysDir, len(hosts)); err != nil {
+		// The scheme is the config's signer, when there is a config (given, or config.json here).
+		scheme := crypto.SchemeSecp256k1
+		if _, statErr := os.Stat(*cfgPath); flagGiven("config") || statErr == nil {
+			cfg, err := config.LoadWith(*cfgPath, sets)
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "server: %v\n", err)
+				return 2
+			}
+			scheme = cfg.Signer
+		}
+		if err := crypto.GenerateKeys(*keysDir, len(hosts), scheme); err != nil {
 			fmt.Fprintf(os.Stderr, "server: %v\n", err)
 			return 1
 		}
-		fmt.Printf("stratus: keys of %d nodes in %s (node<i>.key: give each host only its own; %s: every host)\n", len(hosts), *keysDir, crypto.PubKeysFile)
+		fmt.Printf("stratus: %s keys of %d nodes in %s (node<i>.key: give each host only its own; %s: every host)\n", scheme, len(hosts), *keysDir, crypto.PubKeysFile)
 		return 0
 	}
 	if *id != 0 {
@@ -155,14 +165,14 @@ func run() int {
 		fmt.Fprintf(os.Stderr, "server: %s: invalid configuration:\n  %s\n", *cfgPath, strings.ReplaceAll(err.Error(), "\n", "\n  "))
 		return 2
 	}
-	var signer *crypto.KeySigner
-	var keys *crypto.KeyVerifier
+	var signer crypto.PubSigner
+	var keys crypto.Verifier
 	if *id != 0 {
 		if *id > len(nodes) {
 			fmt.Fprintf(os.Stderr, "server: -id %d: %s lists %d nodes\n", *id, *ipsPath, len(nodes))
 			return 2
 		}
-		if signer, keys, err = crypto.LoadKeys(*keysDir, types.NodeID(*id), len(nodes)); err != nil {
+		if signer, keys, err = crypto.LoadKeys(*keysDir, types.NodeID(*id), len(nodes), cfg.Signer); err != nil {
 			fmt.Fprintf(os.Stderr, "server: %v\n", err)
 			return 2
 		}
@@ -291,7 +301,11 @@ func startSim(run runSpec) (*cluster, error) {
 		return nil, err
 	}
 	c := &cluster{done: make(chan error, n), nodes: nodes}
-	signers, keys := crypto.SimKeys(run.cfg.Seed, n)
+	signers, keys, err := crypto.SimKeysFor(run.cfg.Signer, run.cfg.Seed, n)
+	if err != nil {
+		c.abort()
+		return nil, err
+	}
 	verifier := crypto.NewCache(keys)
 	hub := transport.NewHub(n, transport.HubOptions{Buffer: run.cfg.ChanBufferSize})
 	c.closers = append(c.closers, hub.Close)
@@ -307,7 +321,7 @@ func startSim(run runSpec) (*cluster, error) {
 }
 
 // startNode runs node id alone, over TCP.
-func startNode(run runSpec, id types.NodeID, signer *crypto.KeySigner, keys *crypto.KeyVerifier) (*cluster, error) {
+func startNode(run runSpec, id types.NodeID, signer crypto.Signer, keys crypto.Verifier) (*cluster, error) {
 	nodes, err := listenHTTP(run.nodes, []types.NodeID{id})
 	if err != nil {
 		return nil, err
