@@ -23,7 +23,7 @@ import (
 // Node is what the API needs from a replica.
 type Node interface {
 	ID() types.NodeID
-	Submit(ctx context.Context, txs []types.Tx, wait bool) (replica.CommitInfo, error)
+	Submit(ctx context.Context, txs []types.Tx, wait bool) (replica.SubmitResult, error)
 }
 
 // Options bounds what a request may ask.
@@ -67,13 +67,17 @@ func New(node Node, col *stats.Collector, opts Options) *Server {
 	return &Server{node: node, stats: col, opts: opts}
 }
 
-// SubmitResponse is the JSON answer to an accepted submission.
+// SubmitResponse is the JSON answer to an accepted submission. Accepted counts the transactions
+// new at this node, Duplicates those it already had pending or delivered (or that the submission
+// repeated): they are not added again, and with wait=commit the answer comes once they are
+// delivered too. Accepted + Duplicates is the number of transactions submitted.
 type SubmitResponse struct {
-	Accepted  int        `json:"accepted"`
-	Delivered bool       `json:"delivered"`
-	View      types.View `json:"view,omitempty"`
-	Height    uint64     `json:"height,omitempty"`
-	Block     string     `json:"block,omitempty"`
+	Accepted   int        `json:"accepted"`
+	Duplicates int        `json:"duplicates"`
+	Delivered  bool       `json:"delivered"`
+	View       types.View `json:"view,omitempty"`
+	Height     uint64     `json:"height,omitempty"`
+	Block      string     `json:"block,omitempty"`
 }
 
 // ErrorResponse is the JSON answer to a refused or failed request.
@@ -233,7 +237,7 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request, txs []types.Tx, 
 		w.Header().Set("Content-Length", "0")
 		w.WriteHeader(http.StatusOK)
 	case err == nil:
-		resp := SubmitResponse{Accepted: len(txs), Delivered: wait}
+		resp := SubmitResponse{Accepted: info.Accepted, Duplicates: info.Duplicates, Delivered: wait}
 		if wait {
 			resp.View, resp.Height, resp.Block = info.View, info.Height, info.Block.Hex()
 		}

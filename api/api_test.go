@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -20,10 +21,12 @@ import (
 	"github.com/stratusbft/stratus/types"
 )
 
-// fakeNode records submissions and answers as configured.
+// fakeNode records submissions and answers as configured; like a replica it counts transactions
+// it has seen before as duplicates.
 type fakeNode struct {
 	mu    sync.Mutex
 	got   [][]types.Tx
+	seen  map[types.Hash]bool
 	err   error
 	block bool // wait until ctx ends
 	info  replica.CommitInfo
@@ -31,19 +34,36 @@ type fakeNode struct {
 
 func (f *fakeNode) ID() types.NodeID { return 1 }
 
-func (f *fakeNode) Submit(ctx context.Context, txs []types.Tx, wait bool) (replica.CommitInfo, error) {
+func (f *fakeNode) Submit(ctx context.Context, txs []types.Tx, wait bool) (replica.SubmitResult, error) {
 	f.mu.Lock()
 	f.got = append(f.got, txs)
-	err, block, info := f.err, f.block, f.info
+	err, block := f.err, f.block
+	res := replica.SubmitResult{CommitInfo: f.info}
+	if err == nil {
+		if f.seen == nil {
+			f.seen = map[types.Hash]bool{}
+		}
+		for _, t := range txs {
+			if f.seen[t.ID()] {
+				res.Duplicates++
+			} else {
+				f.seen[t.ID()] = true
+				res.Accepted++
+			}
+		}
+	}
 	f.mu.Unlock()
 	if err != nil {
-		return replica.CommitInfo{}, err
+		return replica.SubmitResult{}, err
 	}
 	if wait && block {
 		<-ctx.Done()
-		return replica.CommitInfo{}, ctx.Err()
+		return replica.SubmitResult{}, ctx.Err()
 	}
-	return info, nil
+	if !wait {
+		res.CommitInfo = replica.CommitInfo{}
+	}
+	return res, nil
 }
 
 func (f *fakeNode) submissions() [][]types.Tx {
@@ -86,6 +106,8 @@ func TestSubmitBatch(t *testing.T) {
 	rec = do(t, s, http.MethodPost, "/txs?wait=commit", body)
 	require.Equal(t, http.StatusOK, rec.Code)
 	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &resp))
+	require.Equal(t, 0, resp.Accepted)
+	require.Equal(t, 2, resp.Duplicates)
 	require.True(t, resp.Delivered)
 	require.Equal(t, uint64(5), resp.Height)
 	require.Equal(t, types.View(7), resp.View)
@@ -95,6 +117,30 @@ func TestSubmitBatch(t *testing.T) {
 	require.Len(t, got, 2)
 	require.Equal(t, []byte("one"), got[0][0].Data())
 	require.Equal(t, types.Keccak([]byte("two")), got[0][1].ID())
+}
+
+// TestSubmitAnswersDuplicates: the answer names both counts, as the node reported them, under
+// the JSON keys accepted and duplicates, also when every transaction is a duplicate.
+func TestSubmitAnswersDuplicates(t *testing.T) {
+	node := &fakeNode{}
+	s, _ := newServer(node)
+	body := types.AppendBatch(nil, [][]byte{[]byte("a"), []byte("b"), []byte("c")})
+	rec := do(t, s, http.MethodPost, "/txs", types.AppendBatch(nil, [][]byte{[]byte("b")}))
+	require.Equal(t, http.StatusOK, rec.Code)
+	require.JSONEq(t, `{"accepted":1,"duplicates":0,"delivered":false}`, rec.Body.String())
+	rec = do(t, s, http.MethodPost, "/txs", body)
+	require.Equal(t, http.StatusOK, rec.Code)
+	require.JSONEq(t, `{"accepted":2,"duplicates":1,"delivered":false}`, rec.Body.String())
+
+	for i, want := range []string{`{"accepted":1,"duplicates":0,"delivered":false}`, `{"accepted":0,"duplicates":1,"delivered":false}`} {
+		rec = do(t, s, http.MethodPut, "/key", nil)
+		require.Equal(t, http.StatusOK, rec.Code)
+		require.JSONEq(t, want, rec.Body.String(), "PUT %d", i+1)
+	}
+	node.info = replica.CommitInfo{View: 3, Height: 2, Block: types.Keccak([]byte("blk"))}
+	rec = do(t, s, http.MethodPut, "/key?wait=commit", nil)
+	require.Equal(t, http.StatusOK, rec.Code)
+	require.JSONEq(t, fmt.Sprintf(`{"accepted":0,"duplicates":1,"delivered":true,"view":3,"height":2,"block":%q}`, node.info.Block.Hex()), rec.Body.String())
 }
 
 func TestSubmitKey(t *testing.T) {

@@ -152,6 +152,46 @@ func TestRunGivesBackQuotaOfFailedRequests(t *testing.T) {
 	assert.Equal(t, res.SentTx, res.CommittedTx+10*res.ErrorsTotal)
 }
 
+// TestRunCountsDuplicatesApart: transactions a replica answers as duplicates are committed but
+// not by this run: they are counted in duplicate_tx, not in committed_tx nor as errors, and shown
+// in the progress line, the text summary and the JSON result.
+func TestRunCountsDuplicatesApart(t *testing.T) {
+	rep := newFakeReplica(t, 64, nil)
+	rep.respond = func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]any{"accepted": 7, "duplicates": 3, "delivered": true, "height": 2})
+	}
+	opts := baseOptions(rep.target(1))
+	opts.N = 300
+	var mu sync.Mutex
+	var lines []string
+	opts.ProgressInterval = 5 * time.Millisecond
+	opts.Progress = func(p Progress) {
+		mu.Lock()
+		lines = append(lines, p.String())
+		mu.Unlock()
+	}
+	res, err := Run(context.Background(), opts)
+	require.NoError(t, err)
+	assert.Equal(t, StopN, res.StopReason)
+	assert.EqualValues(t, 300, res.SentTx)
+	assert.EqualValues(t, 210, res.CommittedTx)
+	assert.EqualValues(t, 90, res.DuplicateTx)
+	assert.Zero(t, res.ErrorsTotal)
+	assert.EqualValues(t, 210, res.PerReplica["1"])
+	assert.EqualValues(t, 210, res.LatencyHistogram.Count)
+
+	var text strings.Builder
+	require.NoError(t, res.WriteText(&text))
+	assert.Contains(t, text.String(), "duplicates:    90")
+	assert.Contains(t, text.String(), "errors:        0")
+	path := filepath.Join(t.TempDir(), "r.json")
+	require.NoError(t, res.WriteFile(path))
+	data, err := os.ReadFile(path)
+	require.NoError(t, err)
+	assert.Contains(t, string(data), `"duplicate_tx": 90`)
+	assert.Contains(t, Progress{Committed: 7, Dups: 3, Errors: 1}.String(), "duplicates 3  errors 1")
+}
+
 func TestRunRespectsRate(t *testing.T) {
 	rep := newFakeReplica(t, 64, nil)
 	opts := baseOptions(rep.target(1))

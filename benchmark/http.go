@@ -35,20 +35,24 @@ const txsPath = "/txs?wait=commit"
 
 // commitNotice is the JSON answer of POST /txs, on success or refusal.
 type commitNotice struct {
-	Accepted  int    `json:"accepted"`
-	Delivered bool   `json:"delivered"`
-	View      uint64 `json:"view"`
-	Height    uint64 `json:"height"`
-	Block     string `json:"block"`
-	Error     string `json:"error"`
-	Reason    string `json:"reason"`
+	Accepted   int    `json:"accepted"`
+	Duplicates int    `json:"duplicates"`
+	Delivered  bool   `json:"delivered"`
+	View       uint64 `json:"view"`
+	Height     uint64 `json:"height"`
+	Block      string `json:"block"`
+	Error      string `json:"error"`
+	Reason     string `json:"reason"`
 }
 
-// outcome is how one request ended. kind is empty on success.
+// outcome is how one request ended. kind is empty on success; then duplicates says how many of
+// the batch's transactions the replica already had (pending or delivered): they are committed,
+// but not by this request.
 type outcome struct {
 	kind       string
 	detail     error
 	retryAfter time.Duration
+	duplicates int
 }
 
 // newTransport returns a keep-alive transport that keeps an idle connection per worker and host,
@@ -146,8 +150,10 @@ func responseOutcome(resp *http.Response, data []byte) outcome {
 			return outcome{kind: ErrBadResponse, detail: fmt.Errorf("status 200 with a body that is not a commit notice: %w", jsonErr)}
 		case !notice.Delivered:
 			return outcome{kind: ErrBadResponse, detail: fmt.Errorf("status 200 but delivered is false (accepted %d)", notice.Accepted)}
+		case notice.Duplicates < 0 || notice.Accepted < 0:
+			return outcome{kind: ErrBadResponse, detail: fmt.Errorf("status 200 with accepted %d, duplicates %d", notice.Accepted, notice.Duplicates)}
 		}
-		return outcome{}
+		return outcome{duplicates: notice.Duplicates}
 	}
 	kind := "http_" + strconv.Itoa(resp.StatusCode)
 	if jsonErr == nil && validReason(notice.Reason) {

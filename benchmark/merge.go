@@ -47,6 +47,7 @@ func Merge(results []Result) (Result, error) {
 			out.End = r.End
 		}
 		out.CommittedTx += r.CommittedTx
+		out.DuplicateTx += r.DuplicateTx
 		out.SentTx += r.SentTx
 		out.Requests += r.Requests
 		out.Batches += r.Batches

@@ -27,7 +27,7 @@ func TestMergeIsExact(t *testing.T) {
 		}
 		r := Result{
 			Start: start.Add(time.Duration(c) * time.Second), End: start.Add(time.Duration(10+c) * time.Second),
-			CommittedTx: int64(1000 * (c + 1)), Batches: int64(10 * (c + 1)),
+			CommittedTx: int64(1000 * (c + 1)), DuplicateTx: int64(c + 1), Batches: int64(10 * (c + 1)),
 			Errors: map[string]int64{"timeout": int64(c)}, ErrorsTotal: int64(c),
 			PerReplica: map[string]int64{"1": int64(1000 * (c + 1))},
 			Latency:    h.Summary(), LatencyHistogram: h.Export(),
@@ -42,6 +42,8 @@ func TestMergeIsExact(t *testing.T) {
 	m, err := Merge(results)
 	require.NoError(t, err)
 	require.Equal(t, int64(6000), m.CommittedTx)
+	require.Equal(t, int64(6), m.DuplicateTx, "duplicates add up, apart from errors")
+	require.Zero(t, m.ErrorsTotal-3)
 	require.Equal(t, int64(3), m.Errors["timeout"])
 	require.Equal(t, int64(6000), m.PerReplica["1"])
 	require.Equal(t, 12, m.Concurrency)

@@ -43,7 +43,8 @@ type Result struct {
 	StopReason string    `json:"stop_reason"` // duration | n | interrupted
 
 	DurationS     float64       `json:"duration_s"`     // measured run time
-	CommittedTx   int64         `json:"committed_tx"`   // transactions with a commit notice
+	CommittedTx   int64         `json:"committed_tx"`   // transactions with a commit notice, duplicates excluded
+	DuplicateTx   int64         `json:"duplicate_tx"`   // transactions in committed batches that the replica already had
 	SentTx        int64         `json:"sent_tx"`        // transactions in requests that reached a replica
 	Requests      int64         `json:"requests"`       // requests attempted (including failed connects)
 	Batches       int64         `json:"batches"`        // requests answered with a commit notice
@@ -78,6 +79,7 @@ func (r Result) WriteText(w io.Writer) error {
 	fmt.Fprintf(&b, "Run ended (%s) after %.3f s\n", r.StopReason, r.DurationS)
 	fmt.Fprintf(&b, "  committed tx:  %d of %d sent (%d batches of %d committed, %d requests)\n",
 		r.CommittedTx, r.SentTx, r.Batches, r.Batch, r.Requests)
+	fmt.Fprintf(&b, "  duplicates:    %d (already pending or delivered at the replica; not errors)\n", r.DuplicateTx)
 	fmt.Fprintf(&b, "  throughput:    %.1f tx/s\n", r.ThroughputTPS)
 	l := r.Latency
 	fmt.Fprintf(&b, "  latency (ms):  mean %.3f  p50 %.3f  p95 %.3f  p99 %.3f  max %.3f\n", l.Mean, l.P50, l.P95, l.P99, l.Max)
@@ -150,10 +152,11 @@ type Progress struct {
 	TPS       float64       // committed tx/s over the last interval
 	P50, P99  float64       // latency of the last interval's commits, ms (0 when none)
 	Errors    int64         // failed requests so far
+	Dups      int64         // transactions answered as duplicates so far
 }
 
 // String renders the snapshot as one progress line.
 func (p Progress) String() string {
-	return fmt.Sprintf("[%5.0fs] committed %d  tps %.1f  p50 %.3f ms  p99 %.3f ms  errors %d",
-		p.Elapsed.Seconds(), p.Committed, p.TPS, p.P50, p.P99, p.Errors)
+	return fmt.Sprintf("[%5.0fs] committed %d  tps %.1f  p50 %.3f ms  p99 %.3f ms  duplicates %d  errors %d",
+		p.Elapsed.Seconds(), p.Committed, p.TPS, p.P50, p.P99, p.Dups, p.Errors)
 }

@@ -102,7 +102,7 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	res := r.result(ctx, runCtx, end)
 	log.WithFields(logrus.Fields{
 		"committed": res.CommittedTx, "tps": res.ThroughputTPS, "p50_ms": res.Latency.P50,
-		"p99_ms": res.Latency.P99, "errors": res.ErrorsTotal, "stop": res.StopReason,
+		"p99_ms": res.Latency.P99, "errors": res.ErrorsTotal, "duplicates": res.DuplicateTx, "stop": res.StopReason,
 	}).Info("benchmark: finished")
 	return res, nil
 }
@@ -118,6 +118,7 @@ type runner struct {
 	start   time.Time
 
 	committed   atomic.Int64
+	duplicates  atomic.Int64 // transactions answered as duplicates in committed batches
 	sent        atomic.Int64
 	requests    atomic.Int64
 	batches     atomic.Int64
@@ -163,7 +164,7 @@ func (r *runner) work(ctx context.Context, rng *rand.Rand) {
 		switch out.kind {
 		case "":
 			r.quota.done(n, true)
-			r.recordCommit(target, n, latency)
+			r.recordCommit(target, n, min(out.duplicates, n), latency)
 			failures = 0
 		case errCancelled:
 			r.quota.done(n, false)
@@ -195,13 +196,17 @@ func (r *runner) backoff(failures int, retryAfter time.Duration, rng *rand.Rand)
 	return d/2 + time.Duration(rng.Int63n(int64(d/2)+1))
 }
 
-func (r *runner) recordCommit(target, n int, latency time.Duration) {
+// recordCommit counts a committed batch of n transactions of which dups were duplicates: the
+// replica had them already, so they are counted apart and not as this run's commits.
+func (r *runner) recordCommit(target, n, dups int, latency time.Duration) {
+	n -= dups
 	r.mu.Lock()
 	for range n {
 		r.total.Record(latency)
 		r.interval.Record(latency)
 	}
 	r.mu.Unlock()
+	r.duplicates.Add(int64(dups))
 	r.committed.Add(int64(n))
 	r.batches.Add(1)
 	r.perRep[target].Add(int64(n))
@@ -243,6 +248,7 @@ func (r *runner) reportProgress(done <-chan struct{}) {
 				P50:       finite(p50),
 				P99:       finite(p99),
 				Errors:    r.errorsTotal.Load(),
+				Dups:      r.duplicates.Load(),
 			}
 			last, lastCommitted = now, committed
 			r.opts.Progress(p)
@@ -270,6 +276,7 @@ func (r *runner) result(parent, runCtx context.Context, end time.Time) Result {
 		StopReason:       reason,
 		DurationS:        math.Round(elapsed.Seconds()*1e6) / 1e6, // µs, so throughput agrees with it
 		CommittedTx:      r.committed.Load(),
+		DuplicateTx:      r.duplicates.Load(),
 		SentTx:           r.sent.Load(),
 		Requests:         r.requests.Load(),
 		Batches:          r.batches.Load(),

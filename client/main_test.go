@@ -22,6 +22,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/stratusbft/stratus/benchmark"
 	"github.com/stratusbft/stratus/types"
 )
 
@@ -271,4 +272,30 @@ func TestBinarySIGTERMWritesSummary(t *testing.T) {
 	assert.Less(t, m["duration_s"], 30.0)
 	assert.Positive(t, m["committed_tx"])
 	assert.Contains(t, rest.String(), "Summary written to "+out)
+}
+
+// TestMergeReportsDuplicates: client -merge adds the duplicates of the summaries, apart from the
+// errors, in its text and JSON.
+func TestMergeReportsDuplicates(t *testing.T) {
+	dir := t.TempDir()
+	var files []string
+	for i, d := range []int64{4, 6} {
+		r := benchmark.Result{
+			Start: time.Unix(100, 0), End: time.Unix(110, 0), CommittedTx: 100, DuplicateTx: d, SentTx: 100 + d,
+			Errors: map[string]int64{}, PerReplica: map[string]int64{"1": 100},
+			Settings: benchmark.Settings{Concurrency: 1, Targets: []benchmark.Target{{ID: 1, Addr: "a"}}},
+		}
+		path := filepath.Join(dir, fmt.Sprintf("c%d.json", i))
+		require.NoError(t, r.WriteFile(path))
+		files = append(files, path)
+	}
+	out := filepath.Join(dir, "merged.json")
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), append([]string{"-merge", "-out", out}, files...), &stdout, &stderr)
+	require.Equal(t, exitOK, code, stderr.String())
+	assert.Contains(t, stdout.String(), "duplicates:    10")
+	assert.Contains(t, stdout.String(), "errors:        0")
+	m := readSummary(t, out)
+	assert.EqualValues(t, 10, m["duplicate_tx"])
+	assert.EqualValues(t, 200, m["committed_tx"])
 }

@@ -270,30 +270,70 @@ func (c *Core) Timer(t consensus.Timer) {
 	c.settle()
 }
 
-// Submit takes client transactions. On error nothing is kept. w, if not nil, is notified when all
-// of txs are delivered here (at once if they already were).
+// Submit takes client transactions; see SubmitTxs.
 func (c *Core) Submit(txs []types.Tx, w *Waiter) error {
+	_, err := c.SubmitTxs(txs, w)
+	return err
+}
+
+// SubmitTxs takes client transactions and reports how many of them were duplicates: already
+// delivered here (within the dedup window), pending here (accepted and not yet delivered), or
+// earlier in txs. Duplicates are not added again; the copy already accepted is the one delivered.
+// On error nothing is kept. w, if not nil, is notified when all of txs, duplicates included, are
+// delivered here (at once if they already were), with the commit of the last of them.
+func (c *Core) SubmitTxs(txs []types.Tx, w *Waiter) (dups int, err error) {
 	fresh := make([]types.Tx, 0, len(txs))
+	var inBatch map[types.Hash]struct{} // IDs of fresh, when txs could repeat one
+	if len(txs) > 1 {
+		inBatch = make(map[types.Hash]struct{}, len(txs))
+	}
 	for _, t := range txs {
-		if !c.delivered.has(t.ID()) {
-			fresh = append(fresh, t)
+		id := t.ID()
+		if info, ok := c.delivered.get(id); ok {
+			dups++
+			if w != nil && info.Height > w.info.Height {
+				w.info = info
+			}
+			continue
 		}
+		if _, ok := c.local[id]; ok {
+			dups++
+			continue
+		}
+		if inBatch != nil {
+			if _, ok := inBatch[id]; ok {
+				dups++
+				continue
+			}
+			inBatch[id] = struct{}{}
+		}
+		fresh = append(fresh, t)
 	}
 	if len(fresh) > 0 {
 		if err := c.mp.AddTxs(fresh); err != nil {
-			return err
+			return 0, err
 		}
 	}
 	now := c.env.Now()
-	for _, t := range fresh {
-		l := c.local[t.ID()]
-		if l == nil {
-			l = &localTx{recv: now}
-			c.local[t.ID()] = l
-		}
-		if w != nil {
+	if w != nil {
+		// Every pending transaction of txs, fresh or duplicate, holds the waiter once.
+		for _, t := range txs {
+			l := c.local[t.ID()]
+			if l == nil {
+				if c.delivered.has(t.ID()) {
+					continue
+				}
+				l = &localTx{recv: now}
+				c.local[t.ID()] = l
+			} else if n := len(l.waiters); n > 0 && l.waiters[n-1] == w {
+				continue // repeated in txs
+			}
 			l.waiters = append(l.waiters, w)
 			w.remaining++
+		}
+	} else {
+		for _, t := range fresh {
+			c.local[t.ID()] = &localTx{recv: now}
 		}
 	}
 	if w != nil && w.remaining == 0 {
@@ -301,7 +341,7 @@ func (c *Core) Submit(txs []types.Tx, w *Waiter) error {
 	}
 	c.dirty = len(fresh) > 0 || c.dirty
 	c.settle()
-	return nil
+	return dups, nil
 }
 
 // settle lets the engine react to mempool changes and delivers what can be delivered.
@@ -361,6 +401,7 @@ func (c *Core) drain() {
 func (c *Core) deliver(b *types.Block, txs []types.Tx) {
 	now := c.env.Now()
 	info := CommitInfo{View: b.View, Height: b.Height, Block: b.ID()}
+	shared := &info // what the dedup window remembers of b's transactions
 	var lat []time.Duration
 	var freshTxs []types.Tx
 	fresh, dups := 0, 0
@@ -370,7 +411,7 @@ func (c *Core) deliver(b *types.Block, txs []types.Tx) {
 			dups++
 			continue
 		}
-		c.delivered.add(id)
+		c.delivered.add(id, shared)
 		fresh++
 		if c.txObs != nil {
 			freshTxs = append(freshTxs, t)
@@ -402,30 +443,41 @@ type nopObserver struct{}
 func (nopObserver) Event(consensus.Event)                                         {}
 func (nopObserver) Delivered(*types.Block, int, int, []time.Duration, types.Hash) {}
 
-// idSet remembers recently delivered transaction IDs in two generations of up to size each, so
-// memory stays bounded while duplicates within the last size..2×size deliveries are dropped.
+// idSet remembers recently delivered transaction IDs, with the commit that delivered each, in two
+// generations of up to size each, so memory stays bounded while duplicates within the last
+// size..2×size deliveries are recognised. A transaction delivered longer ago is new again.
 type idSet struct {
 	size      int
-	cur, prev map[types.Hash]struct{}
+	cur, prev map[types.Hash]*CommitInfo
 }
 
 func newIDSet(size int) *idSet {
-	return &idSet{size: size, cur: make(map[types.Hash]struct{}), prev: make(map[types.Hash]struct{})}
+	return &idSet{size: size, cur: make(map[types.Hash]*CommitInfo), prev: make(map[types.Hash]*CommitInfo)}
 }
 
 func (s *idSet) has(id types.Hash) bool {
-	if _, ok := s.cur[id]; ok {
-		return true
-	}
-	_, ok := s.prev[id]
+	_, ok := s.get(id)
 	return ok
 }
 
-func (s *idSet) add(id types.Hash) {
-	if len(s.cur) >= s.size {
-		s.prev, s.cur = s.cur, make(map[types.Hash]struct{}, s.size)
+// get returns the commit that delivered id.
+func (s *idSet) get(id types.Hash) (CommitInfo, bool) {
+	info, ok := s.cur[id]
+	if !ok {
+		info, ok = s.prev[id]
 	}
-	s.cur[id] = struct{}{}
+	if !ok {
+		return CommitInfo{}, false
+	}
+	return *info, true
+}
+
+// add records id as delivered by info; the blocks' transactions share one info.
+func (s *idSet) add(id types.Hash, info *CommitInfo) {
+	if len(s.cur) >= s.size {
+		s.prev, s.cur = s.cur, make(map[types.Hash]*CommitInfo, s.size)
+	}
+	s.cur[id] = info
 }
 
 // export lists both generations, each sorted, so that replicas in the same state export the same.
@@ -433,14 +485,15 @@ func (s *idSet) export() (prev, cur []types.Hash) {
 	return slices.SortedFunc(maps.Keys(s.prev), types.CompareHash), slices.SortedFunc(maps.Keys(s.cur), types.CompareHash)
 }
 
-// restore replaces the set by exported generations.
-func (s *idSet) restore(prev, cur []types.Hash) {
-	s.prev = make(map[types.Hash]struct{}, len(prev))
+// restore replaces the set by exported generations. Snapshots carry no per-transaction commits:
+// every restored ID gets info, the snapshot's block, by which it was delivered.
+func (s *idSet) restore(prev, cur []types.Hash, info *CommitInfo) {
+	s.prev = make(map[types.Hash]*CommitInfo, len(prev))
 	for _, id := range prev {
-		s.prev[id] = struct{}{}
+		s.prev[id] = info
 	}
-	s.cur = make(map[types.Hash]struct{}, max(len(cur), s.size))
+	s.cur = make(map[types.Hash]*CommitInfo, max(len(cur), s.size))
 	for _, id := range cur {
-		s.cur[id] = struct{}{}
+		s.cur[id] = info
 	}
 }

@@ -78,6 +78,7 @@ type Replica struct {
 type submission struct {
 	txs      []types.Tx
 	wait     bool
+	dups     int // set by the loop before accepted is sent
 	accepted chan error
 	done     chan CommitInfo
 	lost     chan struct{} // closed when the replica that accepted it crashes
@@ -221,40 +222,52 @@ func (r *Replica) Status() consensus.Status {
 	return consensus.Status{}
 }
 
+// SubmitResult is the answer to an accepted submission: how many transactions were new here and
+// how many duplicates (already pending or delivered here, or repeated in the submission), and,
+// when the submission waited, the commit that delivered the last of them.
+type SubmitResult struct {
+	CommitInfo
+	Accepted   int
+	Duplicates int
+}
+
 // Submit hands client transactions to the replica. It returns once they are accepted or refused;
-// with wait it returns once all of them are delivered here, or when ctx ends.
-func (r *Replica) Submit(ctx context.Context, txs []types.Tx, wait bool) (CommitInfo, error) {
+// with wait it returns once all of them, duplicates included, are delivered here, or when ctx
+// ends. A duplicate is never added twice: the copy already accepted is delivered once.
+func (r *Replica) Submit(ctx context.Context, txs []types.Tx, wait bool) (SubmitResult, error) {
 	s := &submission{txs: txs, wait: wait, accepted: make(chan error, 1), done: make(chan CommitInfo, 1)}
 	select {
 	case r.submits <- s:
 	case <-ctx.Done():
-		return CommitInfo{}, ctx.Err()
+		return SubmitResult{}, ctx.Err()
 	case <-r.stop:
-		return CommitInfo{}, ErrStopped
+		return SubmitResult{}, ErrStopped
 	}
+	var res SubmitResult
 	select {
 	case err := <-s.accepted:
+		res.Accepted, res.Duplicates = len(txs)-s.dups, s.dups
 		if r.opts.Stats != nil {
-			r.opts.Stats.Submitted(len(txs), err != nil)
+			r.opts.Stats.Submitted(res.Accepted, res.Duplicates, err != nil)
 		}
 		if err != nil {
-			return CommitInfo{}, err
+			return SubmitResult{}, err
 		}
 	case <-r.stop:
-		return CommitInfo{}, ErrStopped
+		return SubmitResult{}, ErrStopped
 	}
 	if !wait {
-		return CommitInfo{}, nil
+		return res, nil
 	}
 	select {
-	case info := <-s.done:
-		return info, nil
+	case res.CommitInfo = <-s.done:
+		return res, nil
 	case <-s.lost:
-		return CommitInfo{}, ErrCrashed
+		return res, ErrCrashed
 	case <-ctx.Done():
-		return CommitInfo{}, ctx.Err()
+		return res, ctx.Err()
 	case <-r.stop:
-		return CommitInfo{}, ErrStopped
+		return res, ErrStopped
 	}
 }
 
@@ -360,7 +373,9 @@ func (r *Replica) loop() {
 			if s.wait {
 				w = NewWaiter(func(info CommitInfo) { s.done <- info })
 			}
-			s.accepted <- r.core.Submit(s.txs, w)
+			var err error
+			s.dups, err = r.core.SubmitTxs(s.txs, w)
+			s.accepted <- err
 		case d := <-r.crashes:
 			r.crash(d)
 		case <-r.restart.C:

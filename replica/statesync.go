@@ -251,9 +251,9 @@ func (c *Core) applySnapshot(s *types.Snapshot) {
 	}
 	c.height, c.digest, c.txCount = b.Height, s.Digest, s.Delivered
 	c.lastDelivered = b
-	c.delivered.restore(s.TxPrev, s.TxCur)
-	c.mp.Synced(s.MBs, c.delivered.has)
 	info := CommitInfo{View: b.View, Height: b.Height, Block: b.ID()}
+	c.delivered.restore(s.TxPrev, s.TxCur, &info)
+	c.mp.Synced(s.MBs, c.delivered.has)
 	for _, id := range slices.SortedFunc(maps.Keys(c.local), types.CompareHash) {
 		if !c.delivered.has(id) {
 			continue

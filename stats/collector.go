@@ -78,6 +78,7 @@ type Collector struct {
 	rejected         map[string]uint64
 	gauges           Gauges
 	submittedTx      uint64
+	submittedDupTx   uint64
 	refusedSubmits   uint64
 	transportDropped uint64
 	viewChangesByTCs uint64
@@ -201,13 +202,15 @@ func (c *Collector) Delivered(b *types.Block, txs, dups int, lat []time.Duration
 	}
 }
 
-// Submitted counts transactions accepted from clients, or a refused submission.
-func (c *Collector) Submitted(n int, refused bool) {
+// Submitted counts the transactions of a client submission that were accepted (new here) and
+// that were duplicates (answered, not added again), or a refused submission.
+func (c *Collector) Submitted(accepted, duplicates int, refused bool) {
 	c.mu.Lock()
 	if refused {
 		c.refusedSubmits++
 	} else {
-		c.submittedTx += uint64(n)
+		c.submittedTx += uint64(accepted)
+		c.submittedDupTx += uint64(duplicates)
 	}
 	c.mu.Unlock()
 }
@@ -315,7 +318,8 @@ type Snapshot struct {
 	Latency            Latency           `json:"latency_ms"`
 	LatencyWindow      Latency           `json:"latency_window_ms"`
 	LatencySamples     uint64            `json:"latency_samples"`
-	SubmittedTx        uint64            `json:"submitted_tx"`
+	SubmittedTx        uint64            `json:"submitted_tx"`           // accepted: new at this node
+	SubmittedDupTx     uint64            `json:"submitted_duplicate_tx"` // answered as duplicates, not added again
 	RefusedSubmissions uint64            `json:"refused_submissions"`
 	Mempool            MempoolStats      `json:"mempool"`
 	Rejected           map[string]uint64 `json:"rejected"`
@@ -381,6 +385,7 @@ func (c *Collector) Snapshot() Snapshot {
 		LatencyWindow:      c.window.Latency(now),
 		LatencySamples:     c.latency.Count(),
 		SubmittedTx:        c.submittedTx,
+		SubmittedDupTx:     c.submittedDupTx,
 		RefusedSubmissions: c.refusedSubmits,
 		Mempool: MempoolStats{
 			PendingTx:       c.gauges.MempoolTxs,
@@ -463,7 +468,7 @@ func (s Snapshot) Text() string {
 	line("Committed height", "%d", s.CommittedHeight)
 	line("Chain digest", "%s", s.ChainDigest)
 	line("Committed txs", "%d", s.CommittedTx)
-	line("Duplicate txs dropped", "%d", s.DuplicateTx)
+	line("Duplicate txs dropped", "%d", s.DuplicateTx) // ordered twice (e.g. sent to two replicas)
 	line("Ave. Block Size", "%.1f txs", s.AveBlockSizeTx)
 	line("Throughput", "%.1f tx/s (last %d s)", s.ThroughputTPS, windowSeconds)
 	line("Throughput since start", "%.1f tx/s", s.ThroughputTotalTPS)
@@ -472,6 +477,7 @@ func (s Snapshot) Text() string {
 	line("Latency (last 10 s)", "mean %.3f ms, p50 %.3f ms, p95 %.3f ms, p99 %.3f ms",
 		s.LatencyWindow.Mean, s.LatencyWindow.P50, s.LatencyWindow.P95, s.LatencyWindow.P99)
 	line("Submitted txs", "%d", s.SubmittedTx)
+	line("Duplicate txs answered", "%d", s.SubmittedDupTx)
 	line("Refused submissions", "%d", s.RefusedSubmissions)
 	line("Mempool", "%d txs pending, %d bytes held, %d txs in flight", s.Mempool.PendingTx, s.Mempool.PendingBytes, s.Mempool.InFlightTx)
 	line("Delivery backlog", "%d blocks", s.Mempool.DeliveryBacklog)

@@ -169,18 +169,23 @@ func TestCollectorDelivered(t *testing.T) {
 
 func TestCollectorSubmittedAndGauges(t *testing.T) {
 	c := New(testInfo, newFakeClock().Now)
-	c.Submitted(10, false)
-	c.Submitted(5, false)
-	c.Submitted(99, true)
+	c.Submitted(10, 2, false)
+	c.Submitted(5, 0, false)
+	c.Submitted(99, 4, true)
 	c.SetGauges(Gauges{MempoolTxs: 7, MempoolBytes: 700, InFlightTxs: 3, DeliveryBacklog: 2, LocalWaiting: 9}, 11, 42, [types.NumKinds]Traffic{})
 	s := c.Snapshot()
 	assert.Equal(t, uint64(15), s.SubmittedTx)
+	assert.Equal(t, uint64(2), s.SubmittedDupTx, "duplicates of a refused submission are not counted")
 	assert.Equal(t, uint64(1), s.RefusedSubmissions)
 	assert.Equal(t, MempoolStats{PendingTx: 7, PendingBytes: 700, InFlightTx: 3, DeliveryBacklog: 2, LocalWaiting: 9}, s.Mempool)
 	assert.Equal(t, types.View(11), s.HighQCView)
 	assert.Equal(t, uint64(42), s.TransportDropped)
 	text := s.Text()
 	assert.Contains(t, text, "Submitted txs: 15\n")
+	assert.Contains(t, text, "Duplicate txs answered: 2\n")
+	data, err := json.Marshal(s)
+	require.NoError(t, err)
+	assert.Contains(t, string(data), `"submitted_duplicate_tx":2`)
 	assert.Contains(t, text, "Transport drops: 42\n")
 	assert.Contains(t, text, "High QC view: 11\n")
 }
@@ -257,7 +262,7 @@ func TestCollectorConcurrent(t *testing.T) {
 				height++
 				c.Delivered(&types.Block{Height: height}, 2, 0, []time.Duration{time.Millisecond}, types.Hash{})
 				heights.Unlock()
-				c.Submitted(1, false)
+				c.Submitted(1, 0, false)
 				if i%100 == 0 {
 					clk.Advance(time.Second)
 				}
