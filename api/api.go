@@ -201,11 +201,14 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool)
 	return body, true
 }
 
-// AcceptedHeader carries the number of accepted transactions in answers without a body.
-const AcceptedHeader = "Stratus-Accepted"
+// Answers without a body carry the counts of SubmitResponse in these headers.
+const (
+	AcceptedHeader   = "Stratus-Accepted"
+	DuplicatesHeader = "Stratus-Duplicates"
+)
 
 // submit hands txs to the node and answers. With bare, an accepted submission that does not wait
-// is answered without a body (the count in AcceptedHeader): clients that close answers unread,
+// is answered without a body (the counts in AcceptedHeader and DuplicatesHeader): clients that close answers unread,
 // as the original prototype's does, keep their connections, which Go's HTTP client reuses only
 // once a body was read to its end.
 func (s *Server) submit(w http.ResponseWriter, r *http.Request, txs []types.Tx, bare bool) {
@@ -233,7 +236,8 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request, txs []types.Tx, 
 	info, err := s.node.Submit(ctx, txs, wait)
 	switch {
 	case err == nil && bare && !wait:
-		w.Header().Set(AcceptedHeader, strconv.Itoa(len(txs)))
+		w.Header().Set(AcceptedHeader, strconv.Itoa(info.Accepted))
+		w.Header().Set(DuplicatesHeader, strconv.Itoa(info.Duplicates))
 		w.Header().Set("Content-Length", "0")
 		w.WriteHeader(http.StatusOK)
 	case err == nil:

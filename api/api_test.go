@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -132,10 +133,13 @@ func TestSubmitAnswersDuplicates(t *testing.T) {
 	require.Equal(t, http.StatusOK, rec.Code)
 	require.JSONEq(t, `{"accepted":2,"duplicates":1,"delivered":false}`, rec.Body.String())
 
-	for i, want := range []string{`{"accepted":1,"duplicates":0,"delivered":false}`, `{"accepted":0,"duplicates":1,"delivered":false}`} {
+	// A key without wait: the same counts, in headers.
+	for i, want := range [][2]string{{"1", "0"}, {"0", "1"}} {
 		rec = do(t, s, http.MethodPut, "/key", nil)
 		require.Equal(t, http.StatusOK, rec.Code)
-		require.JSONEq(t, want, rec.Body.String(), "PUT %d", i+1)
+		require.Empty(t, rec.Body.String(), "PUT %d", i+1)
+		require.Equal(t, want[0], rec.Header().Get(AcceptedHeader), "PUT %d", i+1)
+		require.Equal(t, want[1], rec.Header().Get(DuplicatesHeader), "PUT %d", i+1)
 	}
 	node.info = replica.CommitInfo{View: 3, Height: 2, Block: types.Keccak([]byte("blk"))}
 	rec = do(t, s, http.MethodPut, "/key?wait=commit", nil)
@@ -146,14 +150,15 @@ func TestSubmitAnswersDuplicates(t *testing.T) {
 func TestSubmitKey(t *testing.T) {
 	node := &fakeNode{}
 	s, _ := newServer(node)
-	for _, m := range []string{http.MethodPut, http.MethodPost} {
+	for i, m := range []string{http.MethodPut, http.MethodPost} {
 		rec := do(t, s, m, "/alice", []byte("42"))
 		require.Equal(t, http.StatusOK, rec.Code, m)
 		// No body without wait (clients that close answers unread keep their connection); the
-		// count is in a header.
+		// counts are in headers. The second request is the same transaction: a duplicate.
 		require.Empty(t, rec.Body.Bytes(), m)
 		require.Equal(t, "0", rec.Header().Get("Content-Length"), m)
-		require.Equal(t, "1", rec.Header().Get(AcceptedHeader), m)
+		require.Equal(t, strconv.Itoa(1-i), rec.Header().Get(AcceptedHeader), m)
+		require.Equal(t, strconv.Itoa(i), rec.Header().Get(DuplicatesHeader), m)
 	}
 	got := node.submissions()
 	require.Len(t, got, 2)
