@@ -322,7 +322,8 @@ func setup(f flags) (benchmark.Options, *logrus.Logger, string, error) {
 		return benchmark.Options{}, nil, "", usagef("%w", err)
 	}
 	hosts, err := config.ReadIPs(f.ips)
-	if err != nil && len(cfg.Addrs) == 0 {
+	if err != nil { // ips.txt defines the nodes; address maps only override single nodes
+
 		return benchmark.Options{}, nil, "", usagef("%w", err)
 	}
 	opts, err := options(cfg, cfg.Nodes(hosts), f)

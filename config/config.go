@@ -6,11 +6,9 @@
 package config
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"reflect"
 	"sort"
@@ -54,8 +52,9 @@ const MaxNodes = 1024
 // Config is the whole configuration of a run. JSON names are the keys of config.json; the
 // original prototype's names are kept where the meaning is the same.
 type Config struct {
-	// Addrs and HTTPAddrs list node addresses explicitly (node ID as a string → "host:port").
-	// When empty they are derived from ips.txt.
+	// Addrs and HTTPAddrs override the addresses of single nodes (node ID as a string →
+	// "host:port", an optional scheme such as "tcp://" is ignored). ips.txt always defines the
+	// nodes; a node the maps leave out keeps the addresses derived from its ips.txt line.
 	Addrs     map[string]string `json:"address,omitempty"`
 	HTTPAddrs map[string]string `json:"http_address,omitempty"`
 
@@ -205,6 +204,12 @@ var deadKeys = map[string]string{
 	"opt":          "remove the key",
 	"p":            "remove the key",
 	"model":        "load comes from the client; remove the key",
+	"slow_no":      "use slow",
+	"forward_p":    "load balancing is decided by the stable-time estimator; use load_balance and busy_threshold",
+	"loaded_index": "load balancing is decided by the stable-time estimator; use load_balance and busy_threshold",
+	"estimate_num": "the load estimate is a percentile of the estimate_window last stable times; use estimate_window and percentile",
+	"propose_time": "an idle leader waits propose_timeout (ms) for payload; use propose_timeout",
+	"slow_fanout":  "gossip sends every microblock to fanout peers; use fanout",
 }
 
 var deadBenchmarkKeys = map[string]string{
@@ -224,36 +229,51 @@ var deadBenchmarkKeys = map[string]string{
 
 // Load reads a JSON config file over the defaults.
 func Load(path string) (Config, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return Config{}, fmt.Errorf("config: %w", err)
-	}
-	cfg, err := Parse(data)
-	if err != nil {
-		return Config{}, fmt.Errorf("config: %s: %w", path, err)
-	}
-	return cfg, nil
+	return LoadWith(path, nil)
 }
 
 // LoadWith reads a JSON config file and applies overrides ("key=value", value in JSON; a value
 // that is not JSON is taken as a string) to its top-level keys before decoding, so that the
 // overrides are checked like the file.
 func LoadWith(path string, overrides []string) (Config, error) {
-	if len(overrides) == 0 {
-		return Load(path)
+	data, err := ReadWith(path, overrides)
+	if err != nil {
+		return Config{}, err
 	}
+	cfg, err := Parse(data)
+	if err != nil {
+		return Config{}, fmt.Errorf("config: %s: %w", Label(path, overrides), err)
+	}
+	return cfg, nil
+}
+
+// Label names a config file and its overrides in messages.
+func Label(path string, overrides []string) string {
+	if len(overrides) == 0 {
+		return path
+	}
+	return path + " with " + strings.Join(overrides, " ")
+}
+
+// ReadWith returns the JSON of a config file with overrides applied to its top-level keys (see
+// LoadWith). Without overrides the file's bytes are returned as they are, so that Parse reports
+// syntax errors at their line in the file.
+func ReadWith(path string, overrides []string) ([]byte, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return Config{}, fmt.Errorf("config: %w", err)
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	if len(overrides) == 0 {
+		return data, nil
 	}
 	var top map[string]json.RawMessage
 	if err := json.Unmarshal(data, &top); err != nil || top == nil {
-		return Config{}, fmt.Errorf("config: %s: %w", path, describeJSONError(data, err))
+		return nil, fmt.Errorf("config: %s: %w", path, describeJSONError(data, err))
 	}
 	for _, o := range overrides {
 		k, v, ok := strings.Cut(o, "=")
 		if !ok || k == "" {
-			return Config{}, fmt.Errorf("config: override %q: want key=value", o)
+			return nil, fmt.Errorf("config: override %q: want key=value", o)
 		}
 		raw := json.RawMessage(v)
 		if !json.Valid(raw) {
@@ -263,94 +283,111 @@ func LoadWith(path string, overrides []string) (Config, error) {
 	}
 	merged, err := json.Marshal(top)
 	if err != nil {
-		return Config{}, fmt.Errorf("config: %w", err)
+		return nil, fmt.Errorf("config: %w", err)
 	}
-	cfg, err := Parse(merged)
-	if err != nil {
-		return Config{}, fmt.Errorf("config: %s with %s: %w", path, strings.Join(overrides, " "), err)
-	}
-	return cfg, nil
+	return merged, nil
 }
 
 // Parse decodes config JSON over the defaults. Unknown keys are errors that name the key; keys of
-// the original prototype that no longer mean anything are refused with a hint.
+// the original prototype that no longer mean anything are refused with a hint. Every key and type
+// problem of the document is reported in one error, one line per problem.
 func Parse(data []byte) (Config, error) {
-	keys, err := checkKeys(data)
+	cfg, err := Decode(data)
 	if err != nil {
 		return Config{}, err
-	}
-	cfg := Default()
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&cfg); err != nil {
-		return Config{}, describeJSONError(data, err)
-	}
-	if dec.More() {
-		return Config{}, errors.New("trailing data after the JSON object")
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return Config{}, errors.New("trailing data after the JSON object")
-	}
-	cfg.set = make(map[string]bool, len(keys))
-	for _, k := range keys {
-		cfg.set[k] = true
 	}
 	return cfg, nil
 }
 
-// checkKeys refuses dead keys with their hint before the strict decoder reports them as unknown.
-// checkKeys refuses what encoding/json would let through: dead keys (with their hint), and keys
-// that match a field only case-insensitively ("Timeout" for "timeout"), which json accepts.
-func checkKeys(data []byte) ([]string, error) {
+// Decode is Parse that goes on past key and type problems: it returns the config with every
+// sound key applied (a key with a problem keeps its default) together with one error listing
+// every problem, so that Validate's problems can be reported with them. A document that is not a
+// JSON object gives the defaults and that one problem.
+func Decode(data []byte) (Config, error) {
+	cfg := Default()
 	var top map[string]json.RawMessage
 	if err := json.Unmarshal(data, &top); err != nil {
 		var typ *json.UnmarshalTypeError
 		if errors.As(err, &typ) && typ.Field == "" {
-			return nil, fmt.Errorf("the configuration must be a JSON object, not JSON %s", typ.Value)
+			return cfg, fmt.Errorf("the configuration must be a JSON object, not JSON %s", typ.Value)
 		}
-		return nil, describeJSONError(data, err)
+		return cfg, describeJSONError(data, err)
 	}
 	if top == nil {
-		return nil, errors.New("the configuration must be a JSON object, not null")
+		return cfg, errors.New("the configuration must be a JSON object, not null")
 	}
+	var errs []error
 	keys := sortedKeys(top)
-	if err := checkNames("", keys, jsonNames(reflect.TypeOf(Config{})), deadKeys); err != nil {
-		return nil, err
-	}
-	if raw, ok := top["benchmark"]; ok {
-		var bench map[string]json.RawMessage
-		if err := json.Unmarshal(raw, &bench); err != nil || bench == nil {
-			return nil, errors.New(`key "benchmark" must be an object`)
+	cfg.set = make(map[string]bool, len(keys))
+	fields := reflect.ValueOf(&cfg).Elem()
+	for _, k := range keys {
+		if k == "benchmark" {
+			var bench map[string]json.RawMessage
+			if err := json.Unmarshal(top[k], &bench); err != nil || bench == nil {
+				errs = append(errs, errors.New(`key "benchmark" must be an object`))
+				continue
+			}
+			cfg.set[k] = true
+			errs = append(errs, decodeObject("benchmark.", bench, reflect.ValueOf(&cfg.Benchmark).Elem(), deadBenchmarkKeys)...)
+			continue
 		}
-		if err := checkNames("benchmark.", sortedKeys(bench), jsonNames(reflect.TypeOf(Benchmark{})), deadBenchmarkKeys); err != nil {
-			return nil, err
+		if err := decodeKey("", k, top[k], fields, deadKeys); err != nil {
+			errs = append(errs, err)
+			continue
 		}
+		cfg.set[k] = true
 	}
-	return keys, nil
+	return cfg, errors.Join(errs...)
 }
 
-func checkNames(prefix string, keys []string, known map[string]bool, dead map[string]string) error {
-	for _, k := range keys {
-		if hint, ok := dead[k]; ok {
-			return fmt.Errorf("key %q is no longer used: %s", prefix+k, hint)
-		}
-		if !known[k] {
-			return fmt.Errorf("unknown key %q (keys are case-sensitive; see the configuration reference in README.md)", prefix+k)
+// decodeObject decodes every key of obj into the struct v and returns one problem per bad key.
+func decodeObject(prefix string, obj map[string]json.RawMessage, v reflect.Value, dead map[string]string) []error {
+	var errs []error
+	for _, k := range sortedKeys(obj) {
+		if err := decodeKey(prefix, k, obj[k], v, dead); err != nil {
+			errs = append(errs, err)
 		}
 	}
+	return errs
+}
+
+// decodeKey decodes one key into the field of struct v that has exactly this JSON name (json's
+// own matching is case-insensitive; keys here are not). A key with a problem leaves the field
+// as it was.
+func decodeKey(prefix, k string, raw json.RawMessage, v reflect.Value, dead map[string]string) error {
+	if hint, ok := dead[k]; ok {
+		return fmt.Errorf("key %q is no longer used: %s", prefix+k, hint)
+	}
+	i, ok := fieldIndex(v.Type(), k)
+	if !ok {
+		return fmt.Errorf("unknown key %q (keys are case-sensitive; see the configuration reference in README.md)", prefix+k)
+	}
+	f := v.Field(i)
+	val := reflect.New(f.Type())
+	val.Elem().Set(f)
+	if f.Kind() == reflect.Map {
+		val.Elem().Set(reflect.Zero(f.Type())) // a map value replaces the default, never merges
+	}
+	if err := json.Unmarshal(raw, val.Interface()); err != nil {
+		var typ *json.UnmarshalTypeError
+		if errors.As(err, &typ) {
+			return fmt.Errorf("key %q: expected %s, got JSON %s", prefix+k, typ.Type, typ.Value)
+		}
+		return fmt.Errorf("key %q: %v", prefix+k, err)
+	}
+	f.Set(val.Elem())
 	return nil
 }
 
-// jsonNames lists the JSON keys of a struct type.
-func jsonNames(t reflect.Type) map[string]bool {
-	names := make(map[string]bool, t.NumField())
+// fieldIndex finds the field of struct type t whose JSON name is exactly name.
+func fieldIndex(t reflect.Type, name string) (int, bool) {
 	for i := 0; i < t.NumField(); i++ {
-		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
-		if name != "" && name != "-" {
-			names[name] = true
+		tag, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		if tag == name && tag != "" && tag != "-" {
+			return i, true
 		}
 	}
-	return names
+	return 0, false
 }
 
 func sortedKeys(m map[string]json.RawMessage) []string {

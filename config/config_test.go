@@ -352,3 +352,88 @@ func TestParseNetworkEmulationKeys(t *testing.T) {
 	}
 	require.NoError(t, cfg.Validate(4))
 }
+
+func TestParseReportsEveryKeyProblemAtOnce(t *testing.T) {
+	doc := `{
+  "tiemout": 5,
+  "policy": "majority",
+  "hasher": "sha3_256",
+  "bsize": "big",
+  "gossip": 1,
+  "Timeout": 7,
+  "benchmark": {"T": "x", "K": 1000, "Durationn": 5, "Concurrency": 2}
+}`
+	_, err := Parse([]byte(doc))
+	require.Error(t, err)
+	want := []string{
+		`unknown key "Timeout"`,
+		`key "benchmark.Concurrency"`, // not a problem: must not appear
+		`unknown key "benchmark.Durationn"`,
+		`key "benchmark.K" is no longer used`,
+		`key "benchmark.T": expected int`,
+		`key "bsize": expected int`,
+		`key "gossip": expected bool`,
+		`key "hasher" is no longer used`,
+		`key "policy" is no longer used`,
+		`unknown key "tiemout"`,
+	}
+	lines := strings.Split(err.Error(), "\n")
+	assert.Len(t, lines, len(want)-1, err.Error())
+	for _, w := range want {
+		if strings.Contains(w, "Concurrency") {
+			assert.NotContains(t, err.Error(), w)
+			continue
+		}
+		assert.Contains(t, err.Error(), w)
+	}
+}
+
+func TestCheckRunReportsAllProblemsInOneError(t *testing.T) {
+	// Unknown keys, removed keys, type errors and invalid values of one file: one error, one
+	// line per problem, each naming its key.
+	doc := `{
+  "tiemout": 5,
+  "thrifty": true,
+  "bsize": "big",
+  "master": 0,
+  "timeout": 5,
+  "zipfian_s": 1,
+  "address": {"9": "a:1"},
+  "benchmark": {"T": 0, "W": 0.5, "Concurrency": "many"}
+}`
+	hosts := []string{"127.0.0.1", "127.0.0.1", "127.0.0.1", "127.0.0.1"}
+	_, _, _, err := CheckRun([]byte(doc), hosts, "hotstuff")
+	require.Error(t, err)
+	msg := err.Error()
+	want := []string{
+		`unknown key "tiemout"`,
+		`key "thrifty" is no longer used: every message goes to every replica`,
+		`key "bsize": expected int, got JSON string`,
+		`key "master": expected string, got JSON number`,
+		`key "benchmark.W" is no longer used`,
+		`key "benchmark.Concurrency": expected int, got JSON string`,
+		`timeout: 5 is outside [10, 600000]`,
+		`propose_timeout: 100 ms must be below timeout (5 ms)`,
+		`zipfian_s: 1 must be greater than 1`,
+		`benchmark.T: 0 is outside [1, 604800]`,
+		`address: key "9" is not a node ID in [1, 4]`,
+	}
+	for _, w := range want {
+		assert.Contains(t, msg, w)
+	}
+	assert.Len(t, strings.Split(msg, "\n"), len(want), msg)
+	// Keys with a type problem keep their default and are not reported twice.
+	assert.NotContains(t, msg, "bsize: ")
+	assert.NotContains(t, msg, "master: ")
+
+	_, _, _, err = CheckRun([]byte(`{"gossip": true}`), hosts, "nope")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `-algorithm: algorithm "nope" is not one of`)
+	assert.Contains(t, err.Error(), "gossip: gossip disseminates microblocks")
+
+	cfg, engine, nodes, err := CheckRun([]byte(`{"mem_type": "ack"}`), hosts, "s-hs")
+	require.NoError(t, err)
+	assert.Equal(t, EngineHotStuff, engine)
+	assert.Len(t, nodes, 4)
+	assert.Equal(t, MemStratus, cfg.MemType)
+}

@@ -71,29 +71,20 @@ func ParseIPs(r io.Reader) ([]string, error) {
 	return hosts, nil
 }
 
-// Nodes returns the N nodes of a run: explicit addresses from the config when given, else node i
-// on hosts[i-1] with peer port 3734+i and HTTP port 8069+i.
+// Nodes returns the N nodes of a run, one per host of ips.txt: node i on hosts[i-1] with peer
+// port 3734+i and HTTP port 8069+i, unless the address or http_address map overrides that node's
+// address. The maps never add nodes: Validate refuses an entry for a node ips.txt does not list.
 func (c Config) Nodes(hosts []string) []Node {
-	n := len(hosts)
-	if len(c.Addrs) > 0 {
-		n = len(c.Addrs)
-	}
-	nodes := make([]Node, n)
-	for i := 1; i <= n; i++ {
-		node := Node{ID: i}
-		if i <= len(hosts) {
-			node.Host = hosts[i-1]
-			node.PeerAddr = net.JoinHostPort(node.Host, strconv.Itoa(PeerPortBase+i))
-			node.HTTPAddr = net.JoinHostPort(node.Host, strconv.Itoa(HTTPPortBase+i))
-		}
+	nodes := make([]Node, len(hosts))
+	for i := 1; i <= len(hosts); i++ {
+		node := Node{ID: i, Host: hosts[i-1]}
+		node.PeerAddr = net.JoinHostPort(node.Host, strconv.Itoa(PeerPortBase+i))
+		node.HTTPAddr = net.JoinHostPort(node.Host, strconv.Itoa(HTTPPortBase+i))
 		if a := c.Addrs[strconv.Itoa(i)]; a != "" {
 			node.PeerAddr = stripScheme(a)
 		}
 		if a := c.HTTPAddrs[strconv.Itoa(i)]; a != "" {
 			node.HTTPAddr = stripScheme(a)
-		}
-		if node.Host == "" {
-			node.Host, _, _ = net.SplitHostPort(node.PeerAddr)
 		}
 		nodes[i-1] = node
 	}

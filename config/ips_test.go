@@ -142,13 +142,30 @@ func TestNodesExplicitAddressesOverride(t *testing.T) {
 	assert.Equal(t, Node{ID: 3, Host: "127.0.0.1", PeerAddr: "[fd00::3]:9003", HTTPAddr: "web3:443"}, nodes[2])
 }
 
-func TestNodesExplicitAddressesWithoutHosts(t *testing.T) {
+func TestNodesAddressMapsDoNotAddNodes(t *testing.T) {
+	// ips.txt defines the nodes: maps with more entries, or without hosts, add none.
 	c := Default()
-	c.Addrs = map[string]string{"1": "tcp://10.1.0.1:9001", "2": "10.1.0.2:9002"}
-	nodes := c.Nodes(nil)
+	c.Addrs = map[string]string{"1": "tcp://10.1.0.1:9001", "2": "10.1.0.2:9002", "3": "c:1"}
+	assert.Empty(t, c.Nodes(nil))
+	nodes := c.Nodes([]string{"a", "b"})
 	require.Len(t, nodes, 2)
-	assert.Equal(t, Node{ID: 1, Host: "10.1.0.1", PeerAddr: "10.1.0.1:9001"}, nodes[0])
-	assert.Equal(t, Node{ID: 2, Host: "10.1.0.2", PeerAddr: "10.1.0.2:9002"}, nodes[1])
+	assert.Equal(t, Node{ID: 1, Host: "a", PeerAddr: "10.1.0.1:9001", HTTPAddr: "a:8070"}, nodes[0])
+	assert.Equal(t, Node{ID: 2, Host: "b", PeerAddr: "10.1.0.2:9002", HTTPAddr: "b:8071"}, nodes[1])
+	err := c.Validate(len(nodes))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `address: key "3" is not a node ID in [1, 2]`)
+}
+
+func TestNodesOneEntryMapsKeepEveryHost(t *testing.T) {
+	// The original prototype's default file overrides node 1 only: the run keeps every host.
+	c := Default()
+	c.Addrs = map[string]string{"1": "tcp://127.0.0.1:3735"}
+	c.HTTPAddrs = map[string]string{"1": "http://127.0.0.1:8070"}
+	nodes := c.Nodes([]string{"127.0.0.1", "127.0.0.1", "127.0.0.1", "127.0.0.1"})
+	require.Len(t, nodes, 4)
+	assert.Equal(t, Node{ID: 1, Host: "127.0.0.1", PeerAddr: "127.0.0.1:3735", HTTPAddr: "127.0.0.1:8070"}, nodes[0])
+	assert.Equal(t, Node{ID: 4, Host: "127.0.0.1", PeerAddr: "127.0.0.1:3738", HTTPAddr: "127.0.0.1:8073"}, nodes[3])
+	require.NoError(t, c.Validate(4))
 }
 
 func TestNodesPartialOverride(t *testing.T) {
@@ -161,20 +178,17 @@ func TestNodesPartialOverride(t *testing.T) {
 	assert.Equal(t, "api:9999", nodes[1].HTTPAddr)
 	assert.Equal(t, "b:3736", nodes[1].PeerAddr)
 	assert.Equal(t, "c:8072", nodes[2].HTTPAddr)
-	// Validate refuses the incomplete map.
-	err := c.Validate(3)
-	require.Error(t, err)
-	assert.Contains(t, err.Error(), "http_address:")
+	require.NoError(t, c.Validate(3))
 }
 
-func TestValidateRefusesIncompleteAddressMaps(t *testing.T) {
+func TestValidateRefusesBadAddressOverrides(t *testing.T) {
 	full := map[string]string{"1": "a:1", "2": "b:1", "3": "c:1", "4": "d:1"}
 	for name, m := range map[string]map[string]string{
-		"too few":      {"1": "a:1", "2": "b:1", "3": "c:1"},
-		"too many":     {"1": "a:1", "2": "b:1", "3": "c:1", "4": "d:1", "5": "e:1"},
-		"wrong ids":    {"0": "a:1", "1": "b:1", "2": "c:1", "3": "d:1"},
-		"non-numeric":  {"1": "a:1", "2": "b:1", "3": "c:1", "four": "d:1"},
-		"empty string": {"1": "a:1", "2": "b:1", "3": "c:1", "4": ""},
+		"beyond ips.txt": {"1": "a:1", "2": "b:1", "3": "c:1", "4": "d:1", "5": "e:1"},
+		"node 0":         {"0": "a:1", "1": "b:1"},
+		"non-numeric":    {"1": "a:1", "four": "d:1"},
+		"empty string":   {"1": "a:1", "4": ""},
+		"no port":        {"2": "tcp://b"},
 	} {
 		c := Default()
 		c.Addrs = m
@@ -188,13 +202,15 @@ func TestValidateRefusesIncompleteAddressMaps(t *testing.T) {
 		err = c.Validate(4)
 		if assert.Error(t, err, "http_address %s", name) {
 			assert.Contains(t, err.Error(), "http_address:", name)
-			assert.NotContains(t, strings.ReplaceAll(err.Error(), "http_address:", ""), "address:", name)
+			assert.NotContains(t, strings.ReplaceAll(err.Error(), "http_address", ""), "address:", name)
 		}
 	}
 	c := Default()
 	c.Addrs = full
 	c.HTTPAddrs = full
 	assert.NoError(t, c.Validate(4))
+	c.Addrs = map[string]string{"3": "c:1"}
+	assert.NoError(t, c.Validate(4), "a partial map overrides single nodes")
 }
 
 func TestStripScheme(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -228,20 +229,23 @@ func (b Benchmark) Validate() error {
 	return errors.Join(errs...)
 }
 
+// checkAddrs checks the address overrides: every key is a node of ips.txt and every value is
+// host:port (after an optional scheme).
 func (c Config) checkAddrs(n int) error {
-	check := func(key string, m map[string]string) error {
-		if len(m) == 0 {
-			return nil
-		}
-		if len(m) != n {
-			return fmt.Errorf("%s: lists %d nodes but the run has %d", key, len(m), n)
-		}
-		for i := 1; i <= n; i++ {
-			if m[strconv.Itoa(i)] == "" {
-				return fmt.Errorf("%s: node %d is missing (node IDs are 1..%d)", key, i, n)
+	var errs []error
+	check := func(key string, m map[string]string) {
+		for _, k := range slices.Sorted(maps.Keys(m)) {
+			id, err := strconv.Atoi(k)
+			if err != nil || id < 1 || id > n || strconv.Itoa(id) != k {
+				errs = append(errs, fmt.Errorf("%s: key %q is not a node ID in [1, %d]: ips.txt defines the nodes and %s only overrides their addresses", key, k, n, key))
+				continue
+			}
+			if _, _, err := net.SplitHostPort(stripScheme(m[k])); err != nil {
+				errs = append(errs, fmt.Errorf("%s: node %s: %q is not host:port", key, k, m[k]))
 			}
 		}
-		return nil
 	}
-	return errors.Join(check("address", c.Addrs), check("http_address", c.HTTPAddrs))
+	check("address", c.Addrs)
+	check("http_address", c.HTTPAddrs)
+	return errors.Join(errs...)
 }

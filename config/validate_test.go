@@ -150,13 +150,13 @@ func TestValidateOneBadValue(t *testing.T) {
 		{"benchmark.Concurrency", func(c *Config) { c.Benchmark.Concurrency = 0 }, "benchmark.Concurrency:", []string{"0 is outside [1, 100000]"}, 0},
 		{"benchmark.Batch", func(c *Config) { c.Benchmark.Batch = 0 }, "benchmark.Batch:", []string{"0 is outside [1, 1000000]"}, 0},
 		{"benchmark.Distribution", func(c *Config) { c.Benchmark.Distribution = "normal" }, "benchmark.Distribution:", []string{`"normal"`, "uniform, zipf"}, 0},
-		{"address incomplete", func(c *Config) { c.Addrs = map[string]string{"1": "a:1", "2": "b:1"} }, "address:", []string{"lists 2 nodes but the run has 4"}, 0},
-		{"http_address missing node", func(c *Config) {
-			c.HTTPAddrs = map[string]string{"1": "a:1", "2": "b:1", "3": "c:1", "5": "e:1"}
-		}, "http_address:", []string{"node 4 is missing", "1..4"}, 0},
+		{"address beyond ips.txt", func(c *Config) { c.Addrs = map[string]string{"1": "a:1", "5": "b:1"} }, "address:", []string{`key "5" is not a node ID in [1, 4]`, "ips.txt defines the nodes"}, 0},
+		{"http_address not a node ID", func(c *Config) {
+			c.HTTPAddrs = map[string]string{"1": "a:1", "01": "b:1"}
+		}, "http_address:", []string{`key "01" is not a node ID in [1, 4]`}, 0},
 		{"address empty value", func(c *Config) {
-			c.Addrs = map[string]string{"1": "a:1", "2": "", "3": "c:1", "4": "d:1"}
-		}, "address:", []string{"node 2 is missing"}, 0},
+			c.Addrs = map[string]string{"1": "a:1", "2": ""}
+		}, "address:", []string{`node 2: "" is not host:port`}, 0},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -204,6 +204,10 @@ func TestValidateGoodValues(t *testing.T) {
 		"fillInterval and capacity": func(c *Config) { c.FillInterval = 10; c.Capacity = 1 },
 		"propose just below":        func(c *Config) { c.ProposeTimeout = 999 },
 		"benchmark zipf":            func(c *Config) { c.Benchmark.Distribution = "zipf" },
+		"one address overridden": func(c *Config) {
+			c.Addrs = map[string]string{"1": "tcp://127.0.0.1:3735"}
+			c.HTTPAddrs = map[string]string{"1": "http://127.0.0.1:8070"}
+		},
 		"full addresses": func(c *Config) {
 			c.Addrs = map[string]string{"1": "a:1", "2": "b:1", "3": "c:1", "4": "d:1"}
 			c.HTTPAddrs = map[string]string{"1": "http://a:2", "2": "b:2", "3": "c:2", "4": "d:2"}
@@ -244,7 +248,7 @@ func TestValidateReportsAllErrorsAtOnce(t *testing.T) {
 	c.Signer = "none"
 	c.Benchmark.T = 0
 	c.Benchmark.Distribution = "x"
-	c.Addrs = map[string]string{"1": "a:1"}
+	c.Addrs = map[string]string{"9": "a:1"}
 	err := c.Validate(4)
 	require.Error(t, err)
 	msg := err.Error()

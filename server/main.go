@@ -3,11 +3,15 @@
 //	server -sim [-algorithm hotstuff] [-config config.json] [-ips ips.txt] [-log_dir .] [-log_level info] [-data_dir DIR]
 //	server -id I [-keys keys] [-data_dir data] [same flags]
 //	server -keygen [-ips ips.txt] [-keys keys]
+//	server -check-config [-config config.json] [-ips ips.txt] [-algorithm A] [-set k=v]
+//	server -migrate-config old.json [-ips ips.txt] [-out new.json]
 //
 // With -sim every node listed in ips.txt runs in this process: replicas are goroutines that talk over
 // Go channels, and each serves its HTTP API on port 8069+i. With -id the process runs node I only
 // and talks to the others over authenticated TCP (peer port 3734+I), with its key from the -keys
 // directory that -keygen fills. The config's byzNo/strategy/byzantine keys make some nodes Byzantine.
+// -check-config reports every problem of a config for the run and exits; -migrate-config converts
+// the original prototype's config.json.
 package main
 
 import (
@@ -59,10 +63,15 @@ func run() int {
 	keygen := flag.Bool("keygen", false, "write a private key file per node of the ips file and the public key list into the -keys directory, then exit")
 	keysDir := flag.String("keys", "keys", "key directory: node<i>.key (mode 0600) and pubkeys.txt")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file (go tool pprof reads it)")
+	checkConfig := flag.Bool("check-config", false, "check -config (with -set) for the nodes of -ips and -algorithm, print every problem or a one-line summary, and exit: 0 valid, 2 not; binds no port and writes no log")
+	migrate := flag.String("migrate-config", "", "read a config.json of the original prototype and write the equivalent config of this version to stdout (or to -out), each change and its reason on stderr, then exit")
+	outPath := flag.String("out", "", "with -migrate-config: write the migrated config to this new file instead of stdout (an existing file is never overwritten)")
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "usage: server -sim [flags]      every node of the ips file in this process\n"+
 			"       server -id I [flags]     node I alone, over TCP\n"+
-			"       server -keygen [flags]   create the keys of every node\n\nflags:\n")
+			"       server -keygen [flags]   create the keys of every node\n"+
+			"       server -check-config [-config F] [-ips F] [-algorithm A] [-set k=v]   check a config and exit\n"+
+			"       server -migrate-config OLD.json [-ips F] [-out F]   convert the original prototype's config\n\nflags:\n")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
@@ -86,6 +95,17 @@ func run() int {
 		fmt.Fprintf(os.Stderr, "server: -log_level %q: want debug, info, warn or error\n", *logLevel)
 		return 2
 	}
+	if *migrate != "" {
+		if *sim || *id != 0 || *keygen || *checkConfig || len(sets) > 0 {
+			fmt.Fprintln(os.Stderr, "server: -migrate-config takes only -ips and -out")
+			return 2
+		}
+		return migrateConfig(*migrate, *ipsPath, flagGiven("ips"), *outPath)
+	}
+	if *outPath != "" {
+		fmt.Fprintln(os.Stderr, "server: -out goes with -migrate-config")
+		return 2
+	}
 	modes := 0
 	for _, on := range []bool{*sim, *id != 0, *keygen} {
 		if on {
@@ -93,11 +113,14 @@ func run() int {
 		}
 	}
 	switch {
+	case *checkConfig && *keygen:
+		fmt.Fprintln(os.Stderr, "server: -check-config checks a run's config: give it alone, or with -sim or -id")
+		return 2
 	case modes > 1:
 		fmt.Fprintln(os.Stderr, "server: give one of -sim, -id or -keygen")
 		return 2
-	case modes == 0:
-		fmt.Fprintln(os.Stderr, "server: give -sim (every node in this process), -id I (one node over TCP) or -keygen")
+	case modes == 0 && !*checkConfig:
+		fmt.Fprintln(os.Stderr, "server: give -sim (every node in this process), -id I (one node over TCP), -keygen, -check-config or -migrate-config")
 		flag.Usage()
 		return 2
 	case *id < 0:
@@ -145,7 +168,7 @@ func run() int {
 		*dataDir = abs
 	}
 
-	cfg, err := config.LoadWith(*cfgPath, sets)
+	data, err := config.ReadWith(*cfgPath, sets)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "server: %v\n", err)
 		return 2
@@ -155,23 +178,28 @@ func run() int {
 		fmt.Fprintf(os.Stderr, "server: %v\n", err)
 		return 2
 	}
-	engine, err := cfg.ApplyAlgorithm(*algorithm)
+	// Every problem of the file is reported at once: keys, types, the algorithm and values.
+	cfg, engine, nodes, err := config.CheckRun(data, hosts, *algorithm)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "server: -algorithm: %v\n", err)
+		fmt.Fprintf(os.Stderr, "server: %s: invalid configuration:\n  %s\n", config.Label(*cfgPath, sets), strings.ReplaceAll(err.Error(), "\n", "\n  "))
+		if strings.Contains(err.Error(), "is no longer used") {
+			fmt.Fprintf(os.Stderr, "server: a config of the original prototype? server -migrate-config %s converts it\n", *cfgPath)
+		}
 		return 2
 	}
-	nodes := cfg.Nodes(hosts)
-	if err := cfg.Validate(len(nodes)); err != nil {
-		fmt.Fprintf(os.Stderr, "server: %s: invalid configuration:\n  %s\n", *cfgPath, strings.ReplaceAll(err.Error(), "\n", "\n  "))
+	if *id > len(nodes) {
+		fmt.Fprintf(os.Stderr, "server: -id %d: %s lists %d nodes\n", *id, *ipsPath, len(nodes))
 		return 2
+	}
+	if *checkConfig {
+		f := config.Faults(len(nodes))
+		fmt.Printf("ok: %s is valid for %d replicas (%s, f=%d, quorum %d) running %s (engine %s, mempool %s)\n",
+			config.Label(*cfgPath, sets), len(nodes), *ipsPath, f, config.Quorum(len(nodes)), *algorithm, engine, cfg.MemType)
+		return 0
 	}
 	var signer crypto.PubSigner
 	var keys crypto.Verifier
 	if *id != 0 {
-		if *id > len(nodes) {
-			fmt.Fprintf(os.Stderr, "server: -id %d: %s lists %d nodes\n", *id, *ipsPath, len(nodes))
-			return 2
-		}
 		if signer, keys, err = crypto.LoadKeys(*keysDir, types.NodeID(*id), len(nodes), cfg.Signer); err != nil {
 			fmt.Fprintf(os.Stderr, "server: %v\n", err)
 			return 2
@@ -470,4 +498,60 @@ func (c *cluster) stop(log *logrus.Logger) {
 			log.WithError(err).Warn("http server")
 		}
 	}
+}
+
+// migrateConfig converts the original prototype's config file at path: the new config goes to
+// stdout, or to outPath (never overwritten), and each change with its reason to stderr. ips.txt
+// gives N for the values that depend on it when it was given or exists.
+func migrateConfig(path, ipsPath string, ipsGiven bool, outPath string) int {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "server: -migrate-config: %v\n", err)
+		return 2
+	}
+	n := 0
+	hosts, err := config.ReadIPs(ipsPath)
+	switch {
+	case err == nil:
+		n = len(hosts)
+	case ipsGiven || !errors.Is(err, os.ErrNotExist):
+		fmt.Fprintf(os.Stderr, "server: %v\n", err)
+		return 2
+	}
+	out, changes, err := config.Migrate(data, n)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "server: -migrate-config %s: %s\n", path, strings.ReplaceAll(err.Error(), "\n", "\n  "))
+		return 2
+	}
+	for _, c := range changes {
+		fmt.Fprintf(os.Stderr, "%s\n", c)
+	}
+	if n == 0 {
+		fmt.Fprintf(os.Stderr, "values that depend on the replica count were checked for %d replicas (%s not found); check again with server -check-config\n", config.MigrateNodes, ipsPath)
+	} else {
+		fmt.Fprintf(os.Stderr, "values that depend on the replica count were checked for the %d replicas of %s\n", n, ipsPath)
+	}
+	if outPath == "" {
+		if _, err := os.Stdout.Write(out); err != nil {
+			fmt.Fprintf(os.Stderr, "server: %v\n", err)
+			return 1
+		}
+		return 0
+	}
+	f, err := os.OpenFile(outPath, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "server: -out: %v (an existing file is never overwritten)\n", err)
+		return 2
+	}
+	if _, err := f.Write(out); err != nil {
+		f.Close()
+		fmt.Fprintf(os.Stderr, "server: -out: %v\n", err)
+		return 1
+	}
+	if err := f.Close(); err != nil {
+		fmt.Fprintf(os.Stderr, "server: -out: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(os.Stderr, "wrote %s\n", outPath)
+	return 0
 }
