@@ -24,6 +24,10 @@ import (
 type Node interface {
 	ID() types.NodeID
 	Submit(ctx context.Context, txs []types.Tx, wait bool) (replica.SubmitResult, error)
+	// Get reads a key from the committed state delivered here.
+	Get(ctx context.Context, key string) (value []byte, height uint64, found bool, err error)
+	// Barrier submits a read barrier and waits until it is delivered here.
+	Barrier(ctx context.Context) (replica.CommitInfo, error)
 }
 
 // Options bounds what a request may ask.
@@ -86,7 +90,7 @@ type ErrorResponse struct {
 	Reason string `json:"reason,omitempty"`
 }
 
-// ServeHTTP routes: POST /txs, PUT|POST /{key}, GET /query, GET /stats, and with Options.Faults
+// ServeHTTP routes: POST /txs, PUT|POST /{key}, GET|HEAD /{key}, GET /query, GET /stats, and with Options.Faults
 // GET|POST /crash, /slow, /flaky, /drop; anything else is 404. The fault paths are never keys,
 // so a fault request to a node without fault injection is refused instead of stored.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -107,13 +111,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.fault(w, r)
 	case isKey(path) && (r.Method == http.MethodPut || r.Method == http.MethodPost):
 		s.submitKey(w, r, path[1:])
+	case isKey(path) && (r.Method == http.MethodGet || r.Method == http.MethodHead):
+		s.getKey(w, r, path[1:])
 	default:
 		s.notFound(w, r)
 	}
 }
 
 func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
-	routes := "POST /txs, PUT|POST /{key}, GET /query[?format=json], GET /stats"
+	routes := "POST /txs, PUT|POST /{key}, GET|HEAD /{key}[?consistency=linearizable], GET /query[?format=json], GET /stats"
 	if s.opts.Faults != nil {
 		routes += ", GET|POST /crash?t=S, /slow?ms=MS&t=S, /flaky?p=P&t=S, /drop?to=ID&t=S"
 	}
@@ -187,6 +193,94 @@ func (s *Server) submitKey(w http.ResponseWriter, r *http.Request, key string) {
 	s.submit(w, r, []types.Tx{types.NewTx(data)}, true)
 }
 
+// HeightHeader carries the height of the block that delivered a read key's value.
+const HeightHeader = "Stratus-Height"
+
+// getKey answers GET /{key} with the committed value. consistency=local (the default) reads the
+// state delivered here; consistency=linearizable first submits a read barrier and waits until it
+// is delivered here (bounded like wait=commit, by ?timeout= and WaitLimit), so the answer reflects
+// every write committed before the request.
+func (s *Server) getKey(w http.ResponseWriter, r *http.Request, key string) {
+	q := r.URL.Query()
+	linearizable := false
+	switch q.Get("consistency") {
+	case "", "local":
+	case "linearizable":
+		linearizable = true
+	default:
+		writeError(w, http.StatusBadRequest,
+			fmt.Sprintf("consistency=%q: want local (the default) or linearizable", q.Get("consistency")), "bad_request")
+		return
+	}
+	limit, ok := s.timeout(w, q.Get("timeout"))
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), limit)
+	defer cancel()
+	if linearizable {
+		if _, err := s.node.Barrier(ctx); err != nil {
+			if errors.Is(err, context.DeadlineExceeded) && r.Context().Err() == nil {
+				writeError(w, http.StatusGatewayTimeout,
+					fmt.Sprintf("the read barrier was not delivered within %v", limit), "timeout")
+				return
+			}
+			s.nodeError(w, r, err)
+			return
+		}
+	}
+	value, height, found, err := s.node.Get(ctx, key)
+	switch {
+	case err != nil:
+		s.nodeError(w, r, err)
+	case !found:
+		writeError(w, http.StatusNotFound, fmt.Sprintf("key %q was never written (no committed write delivered here)", key), "not_found")
+	default:
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Set(HeightHeader, strconv.FormatUint(height, 10))
+		w.Header().Set("Content-Length", strconv.Itoa(len(value)))
+		w.WriteHeader(http.StatusOK)
+		if r.Method != http.MethodHead {
+			_, _ = w.Write(value)
+		}
+	}
+}
+
+// timeout parses ?timeout=, bounded by WaitLimit; it answers 400 itself when t is bad.
+func (s *Server) timeout(w http.ResponseWriter, t string) (time.Duration, bool) {
+	limit := s.opts.WaitLimit
+	if t != "" {
+		d, err := parseDuration(t)
+		if err != nil || d <= 0 {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("timeout=%q: want a duration such as 10s", t), "bad_request")
+			return 0, false
+		}
+		limit = min(d, limit)
+	}
+	return limit, true
+}
+
+// nodeError answers an error of a read.
+func (s *Server) nodeError(w http.ResponseWriter, r *http.Request, err error) {
+	switch {
+	case errors.Is(err, replica.ErrIncomplete):
+		writeError(w, http.StatusServiceUnavailable, err.Error(), "incomplete")
+	case errors.Is(err, mempool.ErrFull):
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, err.Error(), "mempool_full")
+	case errors.Is(err, replica.ErrStopped):
+		writeError(w, http.StatusServiceUnavailable, "the replica is shutting down", "stopped")
+	case errors.Is(err, replica.ErrCrashed):
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, "the replica is down, or crashed before delivering the read barrier; it restarts later", "crashed")
+	case r.Context().Err() != nil:
+		// The client went away; nobody reads an answer.
+	default:
+		writeError(w, http.StatusServiceUnavailable, err.Error(), "refused")
+	}
+}
+
 func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes))
 	if err != nil {
@@ -222,14 +316,9 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request, txs []types.Tx, 
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("wait=%q: the only value is commit", q.Get("wait")), "bad_request")
 		return
 	}
-	limit := s.opts.WaitLimit
-	if t := q.Get("timeout"); t != "" {
-		d, err := parseDuration(t)
-		if err != nil || d <= 0 {
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("timeout=%q: want a duration such as 10s", t), "bad_request")
-			return
-		}
-		limit = min(d, limit)
+	limit, ok := s.timeout(w, q.Get("timeout"))
+	if !ok {
+		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), limit)
 	defer cancel()

@@ -31,6 +31,11 @@ type fakeNode struct {
 	err   error
 	block bool // wait until ctx ends
 	info  replica.CommitInfo
+
+	kv       map[string]replica.KVEntry // what Get answers
+	kvErr    error                      // what Get and Barrier fail with
+	barriers int
+	readsAt  []int // barriers counted at each Get
 }
 
 func (f *fakeNode) ID() types.NodeID { return 1 }
@@ -65,6 +70,29 @@ func (f *fakeNode) Submit(ctx context.Context, txs []types.Tx, wait bool) (repli
 		res.CommitInfo = replica.CommitInfo{}
 	}
 	return res, nil
+}
+
+func (f *fakeNode) Get(ctx context.Context, key string) ([]byte, uint64, bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.readsAt = append(f.readsAt, f.barriers)
+	if f.kvErr != nil {
+		return nil, 0, false, f.kvErr
+	}
+	e, ok := f.kv[key]
+	return e.Value, e.Height, ok, nil
+}
+
+func (f *fakeNode) Barrier(ctx context.Context) (replica.CommitInfo, error) {
+	f.mu.Lock()
+	f.barriers++
+	err, block := f.kvErr, f.block
+	f.mu.Unlock()
+	if block {
+		<-ctx.Done()
+		return replica.CommitInfo{}, ctx.Err()
+	}
+	return f.info, err
 }
 
 func (f *fakeNode) submissions() [][]types.Tx {
@@ -199,7 +227,12 @@ func TestSubmitErrors(t *testing.T) {
 		{"not delivered in time", &fakeNode{block: true}, "POST", "/txs?wait=commit&timeout=0.05", types.AppendBatch(nil, [][]byte{[]byte("a")}), 504, "timeout", "not delivered"},
 		{"wrong method on txs", &fakeNode{}, "GET", "/txs", nil, 405, "method", "POST"},
 		{"wrong method on query", &fakeNode{}, "POST", "/query", nil, 405, "method", "GET"},
-		{"get a key", &fakeNode{}, "GET", "/alice", nil, 404, "not_found", "no route"},
+		{"get a key never written", &fakeNode{}, "GET", "/alice", nil, 404, "not_found", "never written"},
+		{"bad consistency", &fakeNode{}, "GET", "/alice?consistency=strong", nil, 400, "bad_request", "consistency"},
+		{"bad read timeout", &fakeNode{}, "GET", "/alice?consistency=linearizable&timeout=x", nil, 400, "bad_request", "timeout"},
+		{"incomplete store", &fakeNode{kvErr: replica.ErrIncomplete}, "GET", "/alice", nil, 503, "incomplete", "state transfer"},
+		{"barrier not delivered in time", &fakeNode{block: true}, "GET", "/alice?consistency=linearizable&timeout=0.05", nil, 504, "timeout", "read barrier"},
+		{"delete a key", &fakeNode{}, "DELETE", "/alice", nil, 404, "not_found", "no route"},
 		{"nested path", &fakeNode{}, "PUT", "/a/b", []byte("x"), 404, "not_found", "no route"},
 		{"root", &fakeNode{}, "DELETE", "/", nil, 404, "not_found", "no route"},
 		{"bad format", &fakeNode{}, "GET", "/query?format=xml", nil, 400, "bad_request", "format"},
@@ -301,4 +334,47 @@ func FuzzSubmit(f *testing.F) {
 			require.Empty(t, node.submissions())
 		}
 	})
+}
+
+func TestGetKey(t *testing.T) {
+	node := &fakeNode{kv: map[string]replica.KVEntry{"alice": {Value: []byte("v\x00\xff"), Height: 9}}}
+	s, _ := newServer(node)
+
+	rec := do(t, s, "GET", "/alice", nil)
+	require.Equal(t, 200, rec.Code, rec.Body.String())
+	require.Equal(t, "v\x00\xff", rec.Body.String())
+	require.Equal(t, "application/octet-stream", rec.Header().Get("Content-Type"))
+	require.Equal(t, "9", rec.Header().Get(HeightHeader))
+	require.Equal(t, 0, node.barriers, "a local read does not go through the log")
+
+	rec = do(t, s, "GET", "/alice?consistency=local", nil)
+	require.Equal(t, 200, rec.Code)
+	require.Equal(t, 0, node.barriers)
+
+	rec = do(t, s, "HEAD", "/alice", nil)
+	require.Equal(t, 200, rec.Code)
+	require.Empty(t, rec.Body.Bytes())
+	require.Equal(t, "9", rec.Header().Get(HeightHeader))
+	require.Equal(t, "3", rec.Header().Get("Content-Length"))
+
+	rec = do(t, s, "GET", "/alice?consistency=linearizable", nil)
+	require.Equal(t, 200, rec.Code)
+	require.Equal(t, "v\x00\xff", rec.Body.String())
+	require.Equal(t, 1, node.barriers)
+	require.Equal(t, 1, node.readsAt[len(node.readsAt)-1], "the read comes after the barrier")
+
+	rec = do(t, s, "GET", "/bob", nil)
+	require.Equal(t, 404, rec.Code)
+	e := decodeErr(t, rec)
+	require.Equal(t, "not_found", e.Reason)
+	require.Contains(t, e.Error, "never written")
+
+	rec = do(t, s, "HEAD", "/bob", nil)
+	require.Equal(t, 404, rec.Code)
+
+	// Reserved paths are not keys.
+	rec = do(t, s, "GET", "/stats", nil)
+	require.Equal(t, 200, rec.Code)
+	require.Equal(t, "application/json", rec.Header().Get("Content-Type"))
+	require.Empty(t, node.submissions())
 }

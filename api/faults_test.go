@@ -86,10 +86,10 @@ func TestFaultRoutesDisabled(t *testing.T) {
 	assert.Empty(t, node.submissions(), "a fault path is never stored as a key")
 
 	// The same answer as any unknown path.
-	unknown := decodeErr(t, do(t, s, http.MethodGet, "/nothing", nil))
+	unknown := decodeErr(t, do(t, s, http.MethodGet, "/a/b", nil))
 	crash := decodeErr(t, do(t, s, http.MethodGet, "/crash", nil))
 	assert.Equal(t, unknown.Reason, crash.Reason)
-	assert.Equal(t, "no route GET /crash; routes: POST /txs, PUT|POST /{key}, GET /query[?format=json], GET /stats", crash.Error)
+	assert.Equal(t, "no route GET /crash; routes: POST /txs, PUT|POST /{key}, GET|HEAD /{key}[?consistency=linearizable], GET /query[?format=json], GET /stats", crash.Error)
 }
 
 func TestFaultRoutesCallTarget(t *testing.T) {
@@ -238,7 +238,7 @@ func TestFaultRouteMethods(t *testing.T) {
 	assert.Empty(t, target.got())
 
 	// With fault injection on, a 404 lists the fault routes.
-	e := decodeErr(t, do(t, s, http.MethodGet, "/nothing", nil))
+	e := decodeErr(t, do(t, s, http.MethodGet, "/a/b", nil))
 	assert.Contains(t, e.Error, "/crash?t=S")
 	assert.Contains(t, e.Error, "/drop?to=ID&t=S")
 }

@@ -95,6 +95,7 @@ type Core struct {
 	lastDelivered *types.Block // that block
 	digest        types.Hash   // chain digest after it
 	txCount       uint64       // transactions delivered
+	kv            *kvStore     // the key-value store on the delivered transactions
 	st            stateTransfer
 }
 
@@ -147,6 +148,7 @@ func NewCoreWith(env consensus.Env, spec Spec, obs Observer, opts CoreOptions) (
 		obs:       obs,
 		delivered: newIDSet(max(spec.DedupWindow, 1024)),
 		local:     make(map[types.Hash]*localTx),
+		kv:        newKVStore(),
 	}
 	if c.adv != nil {
 		env = c.adv.Env(env)
@@ -412,6 +414,7 @@ func (c *Core) deliver(b *types.Block, txs []types.Tx) {
 			continue
 		}
 		c.delivered.add(id, shared)
+		c.kv.apply(t, b.Height)
 		fresh++
 		if c.txObs != nil {
 			freshTxs = append(freshTxs, t)

@@ -59,6 +59,7 @@ type Replica struct {
 	verified [types.NumLanes]chan transport.Envelope
 	workers  []*worker
 	submits  chan *submission
+	reads    chan *kvRead
 	stop     chan struct{}
 	loopDone chan struct{}
 	wg       sync.WaitGroup
@@ -117,6 +118,7 @@ func New(opts Options, ep transport.Endpoint) (*Replica, error) {
 		obs:      logRejections{obs, opts.Log},
 		leaders:  consensus.NewLeaderElection(int(opts.Spec.Master), opts.N),
 		submits:  make(chan *submission, 64),
+		reads:    make(chan *kvRead, 64),
 		stop:     make(chan struct{}),
 		loopDone: make(chan struct{}),
 		crashes:  make(chan time.Duration, 1),
@@ -235,6 +237,11 @@ type SubmitResult struct {
 // with wait it returns once all of them, duplicates included, are delivered here, or when ctx
 // ends. A duplicate is never added twice: the copy already accepted is delivered once.
 func (r *Replica) Submit(ctx context.Context, txs []types.Tx, wait bool) (SubmitResult, error) {
+	return r.submit(ctx, txs, wait, true)
+}
+
+// submit is Submit; count says whether the submission is a client's, for statistics.
+func (r *Replica) submit(ctx context.Context, txs []types.Tx, wait, count bool) (SubmitResult, error) {
 	s := &submission{txs: txs, wait: wait, accepted: make(chan error, 1), done: make(chan CommitInfo, 1)}
 	select {
 	case r.submits <- s:
@@ -247,7 +254,7 @@ func (r *Replica) Submit(ctx context.Context, txs []types.Tx, wait bool) (Submit
 	select {
 	case err := <-s.accepted:
 		res.Accepted, res.Duplicates = len(txs)-s.dups, s.dups
-		if r.opts.Stats != nil {
+		if r.opts.Stats != nil && count {
 			r.opts.Stats.Submitted(res.Accepted, res.Duplicates, err != nil)
 		}
 		if err != nil {
@@ -376,6 +383,8 @@ func (r *Replica) loop() {
 			var err error
 			s.dups, err = r.core.SubmitTxs(s.txs, w)
 			s.accepted <- err
+		case q := <-r.reads:
+			r.serveRead(q)
 		case d := <-r.crashes:
 			r.crash(d)
 		case <-r.restart.C:

@@ -251,6 +251,7 @@ func (c *Core) applySnapshot(s *types.Snapshot) {
 	}
 	c.height, c.digest, c.txCount = b.Height, s.Digest, s.Delivered
 	c.lastDelivered = b
+	c.kv.incomplete = true // the snapshot does not carry the writes of the blocks skipped
 	info := CommitInfo{View: b.View, Height: b.Height, Block: b.ID()}
 	c.delivered.restore(s.TxPrev, s.TxCur, &info)
 	c.mp.Synced(s.MBs, c.delivered.has)

@@ -1,0 +1,101 @@
+package replica
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/stratusbft/stratus/types"
+)
+
+func kvTx(key, value string) types.Tx { return types.NewTx([]byte(key + "\x00" + value)) }
+
+func TestKVStoreAppliesInDeliveryOrder(t *testing.T) {
+	c, err := NewCore(nopEnv{}, Spec{Engine: "hotstuff", MemType: "native", BSize: 1, MemSize: 1 << 20, Timeout: time.Second, ProposeTimeout: time.Millisecond}, nil)
+	require.NoError(t, err)
+	c.deliver(&types.Block{Height: 1, View: 1}, []types.Tx{kvTx("k", "v1"), types.NewTx([]byte("plain")), kvTx("a", "")})
+	c.deliver(&types.Block{Height: 2, View: 2}, []types.Tx{kvTx("k", "v2"), NewBarrier()})
+	c.deliver(&types.Block{Height: 3, View: 3}, []types.Tx{kvTx("k", "v1")}) // a duplicate: not delivered again
+
+	e, ok, err := c.KV("k")
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Equal(t, "v2", string(e.Value), "the later committed write wins")
+	require.Equal(t, uint64(2), e.Height)
+	e, ok, _ = c.KV("a")
+	require.True(t, ok)
+	require.Empty(t, e.Value)
+	require.Equal(t, uint64(1), e.Height)
+	_, ok, _ = c.KV("plain")
+	require.False(t, ok, "a transaction without a zero byte is no write")
+	require.Equal(t, 2, c.KVKeys())
+
+	require.False(t, IsBarrier(kvTx("k", "v").Data()))
+	b := NewBarrier()
+	require.True(t, IsBarrier(b.Data()))
+	_, _, isKV := SplitKV(b.Data())
+	require.False(t, isKV)
+
+	c.kv.incomplete = true // what applySnapshot sets
+	_, _, err = c.KV("k")
+	require.ErrorIs(t, err, ErrIncomplete)
+}
+
+func TestKVReadsSeeCommittedWrites(t *testing.T) {
+	c := startCluster(t, 4, testSpec("hotstuff"), nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+
+	// Readers run against the loops while writes commit.
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for _, r := range c.reps {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				_, _, _, err := r.Get(ctx, "k")
+				if err != nil {
+					return
+				}
+			}
+		}()
+	}
+
+	_, err := c.reps[0].Submit(ctx, []types.Tx{kvTx("k", "v1")}, true)
+	require.NoError(t, err)
+	v, h, found, err := c.reps[0].Get(ctx, "k")
+	require.NoError(t, err)
+	require.True(t, found)
+	require.Equal(t, "v1", string(v))
+	require.Positive(t, h)
+
+	for i := range 5 {
+		_, err = c.reps[1].Submit(ctx, []types.Tx{kvTx("k", fmt.Sprintf("v%d", i+2))}, true)
+		require.NoError(t, err)
+	}
+	for _, r := range c.reps {
+		info, err := r.Barrier(ctx)
+		require.NoError(t, err)
+		v, h2, found, err := r.Get(ctx, "k")
+		require.NoError(t, err)
+		require.True(t, found)
+		require.Equal(t, "v6", string(v), "replica %d", r.ID())
+		require.Greater(t, h2, h)
+		require.GreaterOrEqual(t, info.Height, h2)
+	}
+	_, _, found, err = c.reps[2].Get(ctx, "never")
+	require.NoError(t, err)
+	require.False(t, found)
+	close(stop)
+	wg.Wait()
+}
