@@ -3,6 +3,7 @@ module github.com/stratusbft/stratus
 go 1.26
 
 require (
+	github.com/anishathalye/porcupine v1.3.1
 	github.com/ethereum/go-ethereum v1.17.10
 	github.com/golang/glog v1.2.5
 	github.com/kelindar/bitmap v1.5.3

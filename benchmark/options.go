@@ -101,6 +101,17 @@ type Options struct {
 	// Logger receives start, end and first-error-of-each-kind lines (nil = no logging).
 	Logger logrus.FieldLogger
 
+	// KV replaces transaction batches by a key-value workload: each worker sends, one at a time,
+	// PUT /k<n>?wait=commit with a value unique to the run (probability Writes) or
+	// GET /k<n>?consistency=linearizable, for n uniform in [0, Keys). Payload and Batch are then
+	// unused, and N counts operations. With Check the recorded history is checked for
+	// linearizability after the run (bounded by CheckTimeout, 0 = no limit).
+	KV           bool
+	Keys         int
+	Writes       float64
+	Check        bool
+	CheckTimeout time.Duration
+
 	// Transport carries the requests (nil = a keep-alive transport sized for Concurrency).
 	Transport http.RoundTripper
 }
@@ -152,6 +163,17 @@ func (o Options) Validate() error {
 		if !(o.ZipfV >= 1) {
 			bad("zipf v %v must be at least 1", o.ZipfV)
 		}
+	}
+	if o.KV {
+		if o.Keys < 1 || o.Keys > MaxKeys {
+			bad("keys %d is outside [1, %d]", o.Keys, MaxKeys)
+		}
+		if !(o.Writes >= 0 && o.Writes <= 1) {
+			bad("write ratio %v is outside [0, 1]", o.Writes)
+		}
+	}
+	if o.CheckTimeout < 0 {
+		bad("check timeout %v must not be negative", o.CheckTimeout)
 	}
 	if o.Timeout < 0 {
 		bad("timeout %v must not be negative", o.Timeout)

@@ -62,6 +62,10 @@ type Result struct {
 	PerReplica       map[string]int64 `json:"per_replica"`
 	PerReplicaErrors map[string]int64 `json:"per_replica_errors"`
 
+	// KV summarises a key-value run (Options.KV); the fields above then count operations
+	// (committed_tx = operations answered, latency per operation).
+	KV *KVResult `json:"kv,omitempty"`
+
 	Settings
 }
 
@@ -77,10 +81,15 @@ func finite(v float64) float64 {
 func (r Result) WriteText(w io.Writer) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Run ended (%s) after %.3f s\n", r.StopReason, r.DurationS)
-	fmt.Fprintf(&b, "  committed tx:  %d of %d sent (%d batches of %d committed, %d requests)\n",
-		r.CommittedTx, r.SentTx, r.Batches, r.Batch, r.Requests)
-	fmt.Fprintf(&b, "  duplicates:    %d (already pending or delivered at the replica; not errors)\n", r.DuplicateTx)
-	fmt.Fprintf(&b, "  throughput:    %.1f tx/s\n", r.ThroughputTPS)
+	if r.KV == nil {
+		fmt.Fprintf(&b, "  committed tx:  %d of %d sent (%d batches of %d committed, %d requests)\n",
+			r.CommittedTx, r.SentTx, r.Batches, r.Batch, r.Requests)
+		fmt.Fprintf(&b, "  duplicates:    %d (already pending or delivered at the replica; not errors)\n", r.DuplicateTx)
+		fmt.Fprintf(&b, "  throughput:    %.1f tx/s\n", r.ThroughputTPS)
+	} else {
+		fmt.Fprintf(&b, "  operations:    %d answered of %d requests\n", r.CommittedTx, r.Requests)
+		fmt.Fprintf(&b, "  throughput:    %.1f ops/s\n", r.ThroughputTPS)
+	}
 	l := r.Latency
 	fmt.Fprintf(&b, "  latency (ms):  mean %.3f  p50 %.3f  p95 %.3f  p99 %.3f  max %.3f\n", l.Mean, l.P50, l.P95, l.P99, l.Max)
 	fmt.Fprintf(&b, "  errors:        %d", r.ErrorsTotal)
@@ -111,6 +120,9 @@ func (r Result) WriteText(w io.Writer) error {
 		}
 	}
 	fmt.Fprintf(&b, "  per replica:   %s, %s choice\n", strings.Join(parts, "  "), r.Distribution)
+	if r.KV != nil {
+		r.KV.writeText(&b)
+	}
 	_, err := io.WriteString(w, b.String())
 	return err
 }

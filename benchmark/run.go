@@ -58,6 +58,7 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 		perRepErrs: make([]atomic.Int64, len(opts.Targets)),
 		errs:       make(map[string]int64),
 	}
+	r.kv.prefix = newValuePrefix()
 	for i, t := range opts.Targets {
 		r.urls[i] = targetURL(t.Addr)
 	}
@@ -82,7 +83,12 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r.work(runCtx, rand.New(rand.NewSource(seed+int64(i))))
+			rng := rand.New(rand.NewSource(seed + int64(i)))
+			if opts.KV {
+				r.workKV(runCtx, i, rng)
+				return
+			}
+			r.work(runCtx, rng)
 		}()
 	}
 	progressDone := make(chan struct{})
@@ -100,6 +106,9 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	progressWG.Wait()
 
 	res := r.result(ctx, runCtx, end)
+	if opts.KV {
+		res.KV = r.kvResult(res.DurationS)
+	}
 	log.WithFields(logrus.Fields{
 		"committed": res.CommittedTx, "tps": res.ThroughputTPS, "p50_ms": res.Latency.P50,
 		"p99_ms": res.Latency.P99, "errors": res.ErrorsTotal, "duplicates": res.DuplicateTx, "stop": res.StopReason,
@@ -125,6 +134,8 @@ type runner struct {
 	errorsTotal atomic.Int64
 	perRep      []atomic.Int64 // committed tx by target index
 	perRepErrs  []atomic.Int64 // failed requests by target index
+
+	kv kvState // with Options.KV
 
 	mu       sync.Mutex // guards the fields below
 	total    stats.Histogram

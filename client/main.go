@@ -4,8 +4,12 @@
 // throughput, end-to-end latency, errors by kind).
 //
 // SIGINT and SIGTERM end the run early; the summary is still printed and written. The exit code is
-// 0 when the run took place (even if nothing was committed), 2 for usage or configuration errors
-// and 1 when the summary file cannot be written.
+// 0 when the run took place (even if nothing was committed), 2 for usage or configuration errors,
+// 1 when the summary file cannot be written and 3 when -kv -check finds the history is not
+// linearizable.
+//
+// With -kv the load is key-value operations (PUT /k<n>?wait=commit, GET
+// /k<n>?consistency=linearizable) and -check verifies the recorded history with porcupine.
 package main
 
 import (
@@ -37,6 +41,8 @@ const (
 	exitOK    = 0
 	exitError = 1
 	exitUsage = 2
+	// exitNotLinearizable: -check found a history with no linearization.
+	exitNotLinearizable = 3
 )
 
 func main() {
@@ -60,6 +66,10 @@ type flags struct {
 	logDir, logLevel  string
 	timeout           time.Duration
 	merge             bool
+	kv, check         bool
+	keys              int
+	writes            float64
+	checkTimeout      time.Duration
 	files             []string // with -merge
 	set               map[string]bool
 }
@@ -92,6 +102,11 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 	fs.StringVar(&f.logDir, "log_dir", ".", "`directory` of client.<pid>.log and the default -out")
 	fs.StringVar(&f.logLevel, "log_level", "info", "debug|info|warn|error")
 	fs.DurationVar(&f.timeout, "timeout", 30*time.Second, "per-request timeout")
+	fs.BoolVar(&f.kv, "kv", false, "key-value workload instead of transaction batches: each request is PUT /k<n>?wait=commit\nwith a unique value or GET /k<n>?consistency=linearizable (-n then counts operations)")
+	fs.IntVar(&f.keys, "keys", 1000, "with -kv: number of keys k0 … k<K-1>, picked uniformly")
+	fs.Float64Var(&f.writes, "writes", 0.5, "with -kv: fraction of operations that are writes, in [0, 1]")
+	fs.BoolVar(&f.check, "check", false, "with -kv: check the recorded history for linearizability after the run (porcupine);\nexit code 3 when it is not linearizable")
+	fs.DurationVar(&f.checkTimeout, "check_timeout", time.Minute, "with -check: give up the check after this long (verdict unknown), 0 = no limit")
 	fs.BoolVar(&f.merge, "merge", false, "instead of a run: merge the JSON summaries given as arguments (clients that ran side by side)\ninto one, with exact percentiles; prints it and writes it to -out if given (flags go before the files)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: client [flags]\n\nGenerates load against the replicas and writes a JSON summary.\n\n")
@@ -223,6 +238,23 @@ func options(cfg config.Config, nodes []config.Node, f flags) (benchmark.Options
 			b.Distribution = benchmark.Zipf
 		}
 	}
+	if f.kv {
+		if f.keys < 1 || f.keys > benchmark.MaxKeys {
+			bad("-keys %d: must be in [1, %d]", f.keys, benchmark.MaxKeys)
+		}
+		if !(f.writes >= 0 && f.writes <= 1) {
+			bad("-writes %v: must be in [0, 1]", f.writes)
+		}
+		if f.checkTimeout < 0 {
+			bad("-check_timeout %v: must not be negative", f.checkTimeout)
+		}
+	} else {
+		for _, name := range []string{"keys", "writes", "check", "check_timeout"} {
+			if f.set[name] {
+				bad("-%s needs -kv", name)
+			}
+		}
+	}
 	if len(errs) > 0 {
 		return benchmark.Options{}, errors.Join(errs...)
 	}
@@ -245,17 +277,22 @@ func options(cfg config.Config, nodes []config.Node, f flags) (benchmark.Options
 		return benchmark.Options{}, errors.Join(errs...)
 	}
 	return benchmark.Options{
-		Targets:     targets,
-		Duration:    duration,
-		N:           int64(b.N),
-		Concurrency: b.Concurrency,
-		Rate:        b.Throttle,
-		Payload:     payload,
-		Batch:       b.Batch,
-		Zipf:        zipf,
-		ZipfS:       cfg.ZipfianS,
-		ZipfV:       cfg.ZipfianV,
-		Timeout:     f.timeout,
+		Targets:      targets,
+		Duration:     duration,
+		N:            int64(b.N),
+		Concurrency:  b.Concurrency,
+		Rate:         b.Throttle,
+		Payload:      payload,
+		Batch:        b.Batch,
+		Zipf:         zipf,
+		ZipfS:        cfg.ZipfianS,
+		ZipfV:        cfg.ZipfianV,
+		Timeout:      f.timeout,
+		KV:           f.kv,
+		Keys:         f.keys,
+		Writes:       f.writes,
+		Check:        f.check,
+		CheckTimeout: f.checkTimeout,
 	}, nil
 }
 
@@ -308,6 +345,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "Summary written to %s\n", outPath)
 	logger.WithField("file", outPath).Info("client: summary written")
+	if res.KV != nil && res.KV.Check != nil {
+		c := res.KV.Check
+		logger.WithFields(logrus.Fields{"result": c.Result, "ops": c.Ops, "pending": c.Pending, "key": c.BadKey}).Info("client: linearizability check")
+		if c.Result == "illegal" {
+			fmt.Fprintf(stderr, "client: the history is NOT linearizable (key %s)\n", c.BadKey)
+			return exitNotLinearizable
+		}
+	}
 	return exitOK
 }
 
