@@ -107,6 +107,10 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"extra"}, "unexpected argument"},
 		{[]string{"-config", filepath.Join(dir, "missing.json")}, "missing.json"},
 		{[]string{"-ips", filepath.Join(dir, "missing.txt")}, "missing.txt"},
+		{[]string{"-keys", "5"}, "-keys needs -kv"},
+		{[]string{"-check"}, "-check needs -kv"},
+		{[]string{"-kv", "-keys", "0"}, "-keys 0"},
+		{[]string{"-kv", "-writes", "1.5"}, "-writes 1.5"},
 	}
 	for _, tc := range cases {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
@@ -298,4 +302,55 @@ func TestMergeReportsDuplicates(t *testing.T) {
 	m := readSummary(t, out)
 	assert.EqualValues(t, 10, m["duplicate_tx"])
 	assert.EqualValues(t, 200, m["committed_tx"])
+}
+
+// kvReplica answers PUT /{key}?wait=commit and GET /{key}; with stale, reads never see writes.
+func kvReplica(t *testing.T, stale bool) *replica {
+	t.Helper()
+	var mu sync.Mutex
+	store := map[string]string{}
+	r := &replica{}
+	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		body, _ := io.ReadAll(req.Body)
+		key := strings.TrimPrefix(req.URL.Path, "/")
+		mu.Lock()
+		defer mu.Unlock()
+		if req.Method == http.MethodPut {
+			store[key] = string(body)
+			fmt.Fprint(w, `{"accepted": 1, "delivered": true, "view": 1, "height": 1, "block": "00"}`)
+			return
+		}
+		v, ok := store[key]
+		if !ok || stale {
+			w.WriteHeader(http.StatusNotFound)
+			fmt.Fprint(w, `{"error": "no such key", "reason": "not_found"}`)
+			return
+		}
+		fmt.Fprint(w, v)
+	}))
+	t.Cleanup(r.srv.Close)
+	return r
+}
+
+func TestKVCheckInProcess(t *testing.T) {
+	for _, stale := range []bool{false, true} {
+		t.Run(fmt.Sprint("stale=", stale), func(t *testing.T) {
+			dir := env(t, "", kvReplica(t, stale))
+			out := filepath.Join(dir, "kv.json")
+			var stdout, stderr bytes.Buffer
+			args := append(baseArgs(dir), "-kv", "-check", "-keys", "3", "-n", "200", "-concurrency", "4", "-out", out)
+			code := run(context.Background(), args, &stdout, &stderr)
+			sum := readSummary(t, out)
+			check := sum["kv"].(map[string]any)["check"].(map[string]any)
+			if stale {
+				assert.Equal(t, exitNotLinearizable, code, stderr.String())
+				assert.Equal(t, "illegal", check["result"])
+				assert.Contains(t, stdout.String(), "linearizable:  NO")
+			} else {
+				assert.Equal(t, exitOK, code, stderr.String())
+				assert.Equal(t, true, check["linearizable"])
+				assert.Contains(t, stdout.String(), "linearizable:  yes")
+			}
+		})
+	}
 }
