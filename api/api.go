@@ -128,7 +128,9 @@ func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
 
 // isKey accepts "/name" with one non-empty path segment that is not a reserved route.
 func isKey(path string) bool {
-	if len(path) < 2 || strings.Contains(path[1:], "/") {
+	// A zero byte ends the key inside a transaction (key, 0, value): a key holding one would
+	// write another key.
+	if len(path) < 2 || strings.Contains(path[1:], "/") || strings.IndexByte(path, 0) >= 0 {
 		return false
 	}
 	switch path {

@@ -234,6 +234,7 @@ func TestSubmitErrors(t *testing.T) {
 		{"barrier not delivered in time", &fakeNode{block: true}, "GET", "/alice?consistency=linearizable&timeout=0.05", nil, 504, "timeout", "read barrier"},
 		{"delete a key", &fakeNode{}, "DELETE", "/alice", nil, 404, "not_found", "no route"},
 		{"nested path", &fakeNode{}, "PUT", "/a/b", []byte("x"), 404, "not_found", "no route"},
+		{"key with a zero byte", &fakeNode{}, "PUT", "/a%00b", []byte("x"), 404, "not_found", "no route"},
 		{"root", &fakeNode{}, "DELETE", "/", nil, 404, "not_found", "no route"},
 		{"bad format", &fakeNode{}, "GET", "/query?format=xml", nil, 400, "bad_request", "format"},
 	}

@@ -84,7 +84,9 @@ func (r *runner) workKV(ctx context.Context, id int, rng *rand.Rand) {
 			return
 		}
 		target := pick.pick()
-		op := KVOp{Client: id, Key: "k" + strconv.Itoa(rng.Intn(o.Keys)), Write: rng.Float64() < o.Writes}
+		// Keys carry the run's prefix: the store outlives a run, and the check assumes every key
+		// starts unwritten.
+		op := KVOp{Client: id, Key: "k" + r.kv.prefix + "-" + strconv.Itoa(rng.Intn(o.Keys)), Write: rng.Float64() < o.Writes}
 		if op.Write {
 			op.Value = fmt.Sprintf("%s-%d-%d", r.kv.prefix, id, seq)
 		}

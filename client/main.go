@@ -43,6 +43,8 @@ const (
 	exitUsage = 2
 	// exitNotLinearizable: -check found a history with no linearization.
 	exitNotLinearizable = 3
+	// exitCheckUnknown: -check gave up (check_timeout) without a verdict.
+	exitCheckUnknown = 4
 )
 
 func main() {
@@ -351,6 +353,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if c.Result == "illegal" {
 			fmt.Fprintf(stderr, "client: the history is NOT linearizable (key %s)\n", c.BadKey)
 			return exitNotLinearizable
+		}
+		if c.Result == "unknown" {
+			fmt.Fprintf(stderr, "client: the linearizability check gave up after -check_timeout without a verdict\n")
+			return exitCheckUnknown
 		}
 	}
 	return exitOK

@@ -44,7 +44,8 @@ func (s *kvStore) apply(t types.Tx, height uint64) {
 	if !ok {
 		return
 	}
-	s.m[string(key)] = KVEntry{Value: value, Height: height}
+	// A copy: the transaction's bytes may share the backing array of a whole request body.
+	s.m[string(key)] = KVEntry{Value: bytes.Clone(value), Height: height}
 }
 
 // SplitKV splits a key-value write at its first zero byte; ok is false for transactions without
