@@ -24,8 +24,8 @@ import (
 type Node interface {
 	ID() types.NodeID
 	Submit(ctx context.Context, txs []types.Tx, wait bool) (replica.SubmitResult, error)
-	// Get reads a key from the committed state delivered here.
-	Get(ctx context.Context, key string) (value []byte, height uint64, found bool, err error)
+	// Get reads a key from the committed state delivered here, which must reach height after.
+	Get(ctx context.Context, key string, after uint64) (value []byte, height uint64, found bool, err error)
 	// Barrier submits a read barrier and waits until it is delivered here.
 	Barrier(ctx context.Context) (replica.CommitInfo, error)
 }
@@ -220,8 +220,10 @@ func (s *Server) getKey(w http.ResponseWriter, r *http.Request, key string) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), limit)
 	defer cancel()
+	var after uint64 // a linearizable read must see the barrier's block, even across a restart
 	if linearizable {
-		if _, err := s.node.Barrier(ctx); err != nil {
+		info, err := s.node.Barrier(ctx)
+		if err != nil {
 			if errors.Is(err, context.DeadlineExceeded) && r.Context().Err() == nil {
 				writeError(w, http.StatusGatewayTimeout,
 					fmt.Sprintf("the read barrier was not delivered within %v", limit), "timeout")
@@ -230,8 +232,9 @@ func (s *Server) getKey(w http.ResponseWriter, r *http.Request, key string) {
 			s.nodeError(w, r, err)
 			return
 		}
+		after = info.Height
 	}
-	value, height, found, err := s.node.Get(ctx, key)
+	value, height, found, err := s.node.Get(ctx, key, after)
 	switch {
 	case err != nil:
 		s.nodeError(w, r, err)

@@ -72,7 +72,7 @@ func (f *fakeNode) Submit(ctx context.Context, txs []types.Tx, wait bool) (repli
 	return res, nil
 }
 
-func (f *fakeNode) Get(ctx context.Context, key string) ([]byte, uint64, bool, error) {
+func (f *fakeNode) Get(ctx context.Context, key string, after uint64) ([]byte, uint64, bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.readsAt = append(f.readsAt, f.barriers)

@@ -86,6 +86,7 @@ func (c *Core) KVKeys() int { return len(c.kv.m) }
 
 type kvRead struct {
 	key   string
+	after uint64 // the read must see at least this delivered height
 	entry KVEntry
 	found bool
 	err   error
@@ -93,10 +94,13 @@ type kvRead struct {
 }
 
 // Get reads key from the committed state this replica delivered so far, through the event loop.
-// found is false for a key never written; err is ErrIncomplete after a state transfer,
-// ErrCrashed while the replica is down, ErrStopped once it stopped, or ctx's error.
-func (r *Replica) Get(ctx context.Context, key string) (value []byte, height uint64, found bool, err error) {
-	q := &kvRead{key: key, done: make(chan struct{})}
+// after is the delivered height the read must see (a read barrier's; 0 for a local read): a
+// replica that crashed and restarted since, and has not caught up to it, answers ErrCrashed
+// rather than an older state. found is false for a key never written; err is ErrIncomplete
+// after a state transfer, ErrCrashed while the replica is down, ErrStopped once it stopped, or
+// ctx's error.
+func (r *Replica) Get(ctx context.Context, key string, after uint64) (value []byte, height uint64, found bool, err error) {
+	q := &kvRead{key: key, after: after, done: make(chan struct{})}
 	select {
 	case r.reads <- q:
 	case <-ctx.Done():
@@ -121,7 +125,7 @@ func (r *Replica) Barrier(ctx context.Context) (CommitInfo, error) {
 }
 
 func (r *Replica) serveRead(q *kvRead) {
-	if r.crashed {
+	if h, _, _ := r.core.Delivered(); r.crashed || h < q.after {
 		q.err = ErrCrashed
 	} else {
 		q.entry, q.found, q.err = r.core.KV(q.key)
