@@ -229,7 +229,7 @@ func (s *Server) getKey(w http.ResponseWriter, r *http.Request, key string) {
 					fmt.Sprintf("the read barrier was not delivered within %v", limit), "timeout")
 				return
 			}
-			s.nodeError(w, r, err)
+			s.nodeError(w, r, err, "the read barrier")
 			return
 		}
 		after = info.Height
@@ -237,7 +237,7 @@ func (s *Server) getKey(w http.ResponseWriter, r *http.Request, key string) {
 	value, height, found, err := s.node.Get(ctx, key, after)
 	switch {
 	case err != nil:
-		s.nodeError(w, r, err)
+		s.nodeError(w, r, err, "the read barrier")
 	case !found:
 		writeError(w, http.StatusNotFound, fmt.Sprintf("key %q was never written (no committed write delivered here)", key), "not_found")
 	default:
@@ -266,8 +266,9 @@ func (s *Server) timeout(w http.ResponseWriter, t string) (time.Duration, bool) 
 	return limit, true
 }
 
-// nodeError answers an error of a read.
-func (s *Server) nodeError(w http.ResponseWriter, r *http.Request, err error) {
+// nodeError answers an error the node returned for a submission or a read; lost names what a
+// crash cost the request.
+func (s *Server) nodeError(w http.ResponseWriter, r *http.Request, err error, lost string) {
 	switch {
 	case errors.Is(err, replica.ErrIncomplete):
 		writeError(w, http.StatusServiceUnavailable, err.Error(), "incomplete")
@@ -278,7 +279,7 @@ func (s *Server) nodeError(w http.ResponseWriter, r *http.Request, err error) {
 		writeError(w, http.StatusServiceUnavailable, "the replica is shutting down", "stopped")
 	case errors.Is(err, replica.ErrCrashed):
 		w.Header().Set("Retry-After", "1")
-		writeError(w, http.StatusServiceUnavailable, "the replica is down, or crashed before delivering the read barrier; it restarts later", "crashed")
+		writeError(w, http.StatusServiceUnavailable, "the replica is down, or crashed before delivering "+lost+"; it restarts later", "crashed")
 	case r.Context().Err() != nil:
 		// The client went away; nobody reads an answer.
 	default:
@@ -340,21 +341,11 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request, txs []types.Tx, 
 			resp.View, resp.Height, resp.Block = info.View, info.Height, info.Block.Hex()
 		}
 		writeJSON(w, http.StatusOK, resp)
-	case errors.Is(err, mempool.ErrFull):
-		w.Header().Set("Retry-After", "1")
-		writeError(w, http.StatusServiceUnavailable, err.Error(), "mempool_full")
-	case errors.Is(err, replica.ErrStopped):
-		writeError(w, http.StatusServiceUnavailable, "the replica is shutting down", "stopped")
-	case errors.Is(err, replica.ErrCrashed):
-		w.Header().Set("Retry-After", "1")
-		writeError(w, http.StatusServiceUnavailable, "the replica is down, or crashed before delivering the batch; it restarts later", "crashed")
 	case errors.Is(err, context.DeadlineExceeded) && r.Context().Err() == nil:
 		writeError(w, http.StatusGatewayTimeout,
 			fmt.Sprintf("accepted but not delivered within %v; it stays in the mempool", limit), "timeout")
-	case r.Context().Err() != nil:
-		// The client went away; nobody reads an answer.
 	default:
-		writeError(w, http.StatusServiceUnavailable, err.Error(), "refused")
+		s.nodeError(w, r, err, "the batch")
 	}
 }
 
