@@ -228,7 +228,7 @@ func (e *TCPEndpoint) Connected() []types.NodeID {
 // Send implements Endpoint.
 func (e *TCPEndpoint) Send(to types.NodeID, m types.Message) {
 	if p := e.peers[to]; p != nil && !e.closed.Load() {
-		p.enqueue(&outMsg{msg: m})
+		p.enqueue(&outMsg{msg: m, size: types.WireSize(m)})
 	}
 }
 
@@ -237,7 +237,7 @@ func (e *TCPEndpoint) Broadcast(m types.Message) {
 	if e.closed.Load() {
 		return
 	}
-	o := &outMsg{msg: m}
+	o := &outMsg{msg: m, size: types.WireSize(m)}
 	for _, p := range e.order {
 		p.enqueue(o)
 	}
@@ -270,6 +270,7 @@ func (e *TCPEndpoint) Close() error {
 // outMsg is a message waiting to be sent, encoded at most once however many peers it goes to.
 type outMsg struct {
 	msg  types.Message
+	size int // wire size, for the queue bounds (computed once per message, not per peer)
 	once sync.Once
 	wire []byte
 	err  error
@@ -295,7 +296,7 @@ type peer struct {
 
 func (p *peer) enqueue(o *outMsg) {
 	l := o.msg.Kind().Lane()
-	size := types.WireSize(o.msg)
+	size := o.size
 	p.mu.Lock()
 	if len(p.queue[l]) >= p.ep.opts.QueueMsgs || p.qbytes[l]+size > p.ep.opts.QueueBytes {
 		p.mu.Unlock()
@@ -326,7 +327,7 @@ func (p *peer) next() (*outMsg, *secureConn) {
 			if len(p.queue[l]) == 0 {
 				p.queue[l] = nil // let the backing array go
 			}
-			p.qbytes[l] -= types.WireSize(o.msg)
+			p.qbytes[l] -= o.size
 			return o, p.conn
 		}
 	}
@@ -430,7 +431,7 @@ func (p *peer) requeue(o *outMsg) {
 	l := o.msg.Kind().Lane()
 	p.mu.Lock()
 	p.queue[l] = append([]*outMsg{o}, p.queue[l]...)
-	p.qbytes[l] += types.WireSize(o.msg)
+	p.qbytes[l] += o.size
 	p.mu.Unlock()
 }
 
