@@ -390,6 +390,8 @@ while getent passwd "$PW_UID" >/dev/null; do PW_UID=$((PW_UID + 1)); done
 PW_HOME=$TMP/pwhome
 mkdir -m 700 "$PW_HOME"
 chown "$PW_UID:65534" "$PW_HOME"
+# A random password made for this run only: it lives in this shell's memory and reaches
+# server_auth.sh through SSHPASS, as a user's would; the namespace's shadow file holds only its hash.
 PW=$(openssl rand -hex 12)
 PW_HASH=$(openssl passwd -6 -stdin <<<"$PW")
 echo "$PW_USER:x:$PW_UID:65534::$PW_HOME:/bin/sh" >>"/etc/netns/$(ns 5)/passwd"
