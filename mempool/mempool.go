@@ -113,6 +113,13 @@ func (q *txQueue) pushFront(txs []types.Tx) {
 	q.head = 0
 }
 
+func (q *txQueue) peek() (types.Tx, bool) {
+	if q.head == len(q.items) {
+		return types.Tx{}, false
+	}
+	return q.items[q.head], true
+}
+
 func (q *txQueue) pop() (types.Tx, bool) {
 	if q.head == len(q.items) {
 		return types.Tx{}, false

@@ -169,17 +169,24 @@ func (m *Native) Ready() bool { return m.live > 0 }
 func (m *Native) MakePayload(types.View, []*types.Block) *types.Payload {
 	n := min(m.live, m.cfg.BSize)
 	txs := make([]types.Tx, 0, n)
-	for len(txs) < n {
-		t, ok := m.queue.pop()
+	count := 0 // transactions: a compact (simulated) one counts as the many it stands for
+	for count < m.cfg.BSize {
+		t, ok := m.queue.peek()
 		if !ok {
 			break
 		}
 		h := m.held[t.ID()]
 		if h == nil || h.state != statePending {
+			m.queue.pop()
 			continue
 		}
+		if count > 0 && count+t.Count() > m.cfg.BSize {
+			break
+		}
+		m.queue.pop()
 		h.state = stateProposed
 		m.live--
+		count += t.Count()
 		txs = append(txs, t)
 	}
 	return &types.Payload{Txs: txs}
@@ -191,8 +198,12 @@ func (m *Native) CheckPayload(b *types.Block) (consensus.Verdict, error) {
 	if len(p.Refs) > 0 {
 		return consensus.Reject, fmt.Errorf("payload references %d microblocks; the native mempool carries transactions", len(p.Refs))
 	}
-	if len(p.Txs) > m.cfg.BSize {
-		return consensus.Reject, fmt.Errorf("payload has %d transactions, bsize is %d", len(p.Txs), m.cfg.BSize)
+	count := 0
+	for _, t := range p.Txs {
+		count += t.Count()
+	}
+	if count > m.cfg.BSize && len(p.Txs) > 1 {
+		return consensus.Reject, fmt.Errorf("payload has %d transactions, bsize is %d", count, m.cfg.BSize)
 	}
 	seen := make(map[types.Hash]struct{}, len(p.Txs))
 	for i, t := range p.Txs {

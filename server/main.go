@@ -66,12 +66,15 @@ func run() int {
 	checkConfig := flag.Bool("check-config", false, "check -config (with -set) for the nodes of -ips and -algorithm, print every problem or a one-line summary, and exit: 0 valid, 2 not; binds no port and writes no log")
 	migrate := flag.String("migrate-config", "", "read a config.json of the original prototype and write the equivalent config of this version to stdout (or to -out), each change and its reason on stderr, then exit")
 	outPath := flag.String("out", "", "with -migrate-config: write the migrated config to this new file instead of stdout (an existing file is never overwritten)")
+	vf := registerVirtualFlags()
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "usage: server -sim [flags]      every node of the ips file in this process\n"+
 			"       server -id I [flags]     node I alone, over TCP\n"+
 			"       server -keygen [flags]   create the keys of every node\n"+
 			"       server -check-config [-config F] [-ips F] [-algorithm A] [-set k=v]   check a config and exit\n"+
-			"       server -migrate-config OLD.json [-ips F] [-out F]   convert the original prototype's config\n\nflags:\n")
+			"       server -migrate-config OLD.json [-ips F] [-out F]   convert the original prototype's config\n"+
+			"       server -virtual -algorithm P -n N -net lan|wan -duration 30s [-rate R] [-seed S] [-out F]   simulate N replicas in virtual time\n"+
+			"       server -virtual -scenario NAME [-small] [-out F]   one of the paper's experiments, a JSON line per run\n\nflags:\n")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
@@ -93,6 +96,17 @@ func run() int {
 	level, err := logrus.ParseLevel(*logLevel)
 	if err != nil || level > logrus.DebugLevel {
 		fmt.Fprintf(os.Stderr, "server: -log_level %q: want debug, info, warn or error\n", *logLevel)
+		return 2
+	}
+	if *vf.on {
+		if *sim || *id != 0 || *keygen || *checkConfig || *migrate != "" {
+			fmt.Fprintln(os.Stderr, "server: -virtual runs alone: not with -sim, -id, -keygen, -check-config or -migrate-config")
+			return 2
+		}
+		return runVirtual(vf, *cfgPath, sets, *algorithm, *outPath, *cpuProfile)
+	}
+	if given := virtualOnlyFlags(); given != "" {
+		fmt.Fprintf(os.Stderr, "server: -%s goes with -virtual\n", given)
 		return 2
 	}
 	if *migrate != "" {

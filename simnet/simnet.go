@@ -53,6 +53,22 @@ type Options struct {
 	// Engines replaces the engine of some replicas (the checker's tests use broken variants).
 	// These replicas count as honest: the checker holds them to every rule.
 	Engines map[types.NodeID]func(consensus.Params) consensus.Engine
+	// Links models bandwidth (uplink and downlink queues), per-link latency and asynchrony
+	// windows; the zero value is latency only, with no queues.
+	Links Links
+	// CPU models signature and hashing costs per replica (nil: computing is free).
+	CPU *CPU
+	// SimulatedSignatures replaces secp256k1 with the keyed-hash signatures of crypto.SimMACKeys:
+	// verified and unforgeable inside the simulator, and 30× cheaper (large runs; see CPU for
+	// charging the real costs).
+	SimulatedSignatures bool
+	// Light keeps the checker's memory and time per transaction small for large runs: it checks
+	// that every honest replica delivers the same transactions at each height and that the chain
+	// never repeats one, instead of keeping each replica's set, and nodes keep no delivery lists.
+	Light bool
+	// Observe, when set, is told about every block a replica delivers, with the transactions it
+	// contributed (the measurement of package virtual).
+	Observe func(n *Node, b *types.Block, txs []types.Tx)
 }
 
 // CrashPlan crashes a replica At a virtual time; it restarts Down later (0: never).
@@ -76,10 +92,17 @@ type Sim struct {
 	rng     *rand.Rand
 	nodes   []*Node // index = ID-1
 	check   *Checker
-	signers []*crypto.KeySigner
+	signers []crypto.Signer
 	ver     crypto.Verifier
 	steps   uint64
 	trace   hash.Hash // FNV-128a over the trace records: fast, and determinism needs no more
+	modeled bool      // messages go through the link and CPU model
+	cpu     *CPU
+	busy    []time.Duration // CPU time each replica spent, under the CPU model
+	meter   meter
+	// the size of the last message sent under the model
+	lastMsg  types.Message
+	lastSize int
 }
 
 // Node is a simulated replica.
@@ -99,6 +122,12 @@ type Node struct {
 	Blocks []types.Hash
 	Txs    []types.Hash
 	Events []consensus.Event
+	// the link and CPU model's state
+	up, down link
+	cpuFree  time.Duration
+	// Leading is whether the replica leads the view it is in (the last ViewChange it reported).
+	Leading bool
+	View    types.View
 }
 
 // New builds a simulation; replicas start at virtual time zero when Run is first called.
@@ -106,15 +135,33 @@ func New(opts Options) (*Sim, error) {
 	if opts.Latency <= 0 {
 		opts.Latency = time.Millisecond
 	}
-	signers, ver := crypto.SimKeys(opts.Seed, opts.N)
+	if err := opts.Links.validate(opts.N); err != nil {
+		return nil, err
+	}
+	var signers []crypto.Signer
+	var ver crypto.Verifier
+	if opts.SimulatedSignatures {
+		signers, ver = crypto.SimMACKeys(opts.Seed, opts.N)
+	} else {
+		keys, v := crypto.SimKeys(opts.Seed, opts.N)
+		for _, k := range keys {
+			signers = append(signers, k)
+		}
+		ver = crypto.NewCache(v)
+	}
+	l := opts.Links
 	s := &Sim{
 		opts:    opts,
 		start:   time.Unix(1_000_000, 0).UTC(),
 		rng:     rand.New(rand.NewSource(opts.Seed)),
 		signers: signers,
-		ver:     crypto.NewCache(ver),
+		ver:     ver,
 		trace:   fnv.New128a(),
+		modeled: l.Uplink > 0 || l.Downlink > 0 || l.Matrix != nil || len(l.Async) > 0 || opts.CPU != nil,
+		cpu:     opts.CPU,
+		busy:    make([]time.Duration, opts.N),
 	}
+	s.meter.init(opts.N)
 	s.now = s.start
 	s.check = newChecker(s)
 	byz := make(map[types.NodeID]string)
@@ -283,7 +330,15 @@ func (s *Sim) Submit(d time.Duration, id types.NodeID, txs []types.Tx) *error {
 			*res = fmt.Errorf("replica %d is down", id)
 			return
 		}
-		*res = n.Core.Submit(txs, nil)
+		if s.cpu == nil {
+			*res = n.Core.Submit(txs, nil)
+			return
+		}
+		bytes := 0
+		for _, t := range txs {
+			bytes += t.Size()
+		}
+		s.process(n, s.cpu.hashCost(bytes), func() { *res = n.Core.Submit(txs, nil) })
 	})
 	return res
 }
@@ -333,6 +388,23 @@ func (s *Sim) send(from *Node, to types.NodeID, m types.Message) {
 	s.transmit(from, to, m)
 }
 
+// broadcast sends m to every other replica: the checker sees it once, the network carries a copy
+// per peer, starting with the next replica after the sender so that no replica is always first.
+func (s *Sim) broadcast(from *Node, m types.Message) {
+	s.check.sent(from, m) // once per message, not per recipient
+	if !s.modeled {
+		for _, o := range s.nodes {
+			if o.ID != from.ID {
+				s.transmit(from, o.ID, m)
+			}
+		}
+		return
+	}
+	for i := 1; i < len(s.nodes); i++ {
+		s.transmit(from, s.nodes[(int(from.ID)-1+i)%len(s.nodes)].ID, m)
+	}
+}
+
 // transmit models the network: latency plus jitter, nothing to or from replicas that are down,
 // loss, partitions.
 func (s *Sim) transmit(from *Node, to types.NodeID, m types.Message) {
@@ -341,6 +413,13 @@ func (s *Sim) transmit(from *Node, to types.NodeID, m types.Message) {
 		return
 	}
 	if s.opts.Drop != nil && s.opts.Drop(from.ID, to, m) {
+		return
+	}
+	if s.modeled {
+		if s.lastMsg != m { // a broadcast sizes its message once
+			s.lastMsg, s.lastSize = m, types.WireSize(m)
+		}
+		s.enqueueUp(from, dst, m, s.lastSize)
 		return
 	}
 	if s.opts.Loss > 0 && (s.opts.GST == 0 || s.Now() < s.opts.GST) && s.rng.Float64() < s.opts.Loss {
@@ -356,17 +435,7 @@ func (s *Sim) transmit(from *Node, to types.NodeID, m types.Message) {
 	}
 	s.record("send", uint64(from.ID), uint64(to), uint64(m.Kind()), uint64(d), binary.BigEndian.Uint64(id[:8]))
 	gen := dst.gen
-	s.at(d, func() {
-		if err := types.Validate(m); err != nil {
-			if !from.Faulty() {
-				s.check.fail("replica %d sent an invalid %v: %v", from.ID, m.Kind(), err)
-			}
-			return
-		}
-		if dst.alive() && dst.gen == gen {
-			dst.Core.Handle(from.ID, m)
-		}
-	})
+	s.at(d, func() { s.handle(from, dst, gen, m) })
 }
 
 // cut reports whether a partition separates a and b now.
@@ -393,6 +462,13 @@ func (s *Sim) cut(a, b types.NodeID) bool {
 // Event implements replica.Observer.
 func (n *Node) Event(e consensus.Event) {
 	n.sim.check.event(n, e)
+	if vc, ok := e.(consensus.ViewChange); ok {
+		n.View, n.Leading = vc.View, vc.Leader == n.ID
+	}
+	n.sim.meter.event(n, e)
+	if n.sim.opts.Light {
+		return
+	}
 	if len(n.Events) < 100_000 {
 		n.Events = append(n.Events, e)
 	}
@@ -403,9 +479,14 @@ func (n *Node) Delivered(*types.Block, int, int, []time.Duration, types.Hash) {}
 
 // DeliveredTxs implements replica.TxObserver.
 func (n *Node) DeliveredTxs(b *types.Block, txs []types.Tx) {
-	n.Blocks = append(n.Blocks, b.ID())
-	for _, t := range txs {
-		n.Txs = append(n.Txs, t.ID())
+	if obs := n.sim.opts.Observe; obs != nil {
+		obs(n, b, txs)
+	}
+	if !n.sim.opts.Light {
+		n.Blocks = append(n.Blocks, b.ID())
+		for _, t := range txs {
+			n.Txs = append(n.Txs, t.ID())
+		}
 	}
 	n.sim.record("deliver", uint64(n.ID), b.Height, uint64(len(txs)))
 	n.sim.check.delivered(n, b, txs)
@@ -421,20 +502,26 @@ func (e *nodeEnv) Self() types.NodeID { return e.n.ID }
 func (e *nodeEnv) N() int             { return e.n.sim.opts.N }
 func (e *nodeEnv) Now() time.Time     { return e.n.sim.now }
 func (e *nodeEnv) Send(to types.NodeID, m types.Message) {
-	if e.gen == e.n.gen {
-		e.n.sim.send(e.n, to, m)
+	if e.gen != e.n.gen {
+		return
 	}
+	n, s := e.n, e.n.sim
+	if s.cpu == nil {
+		s.send(n, to, m)
+		return
+	}
+	s.process(n, s.cpu.signCost(n.ID, m), func() { s.send(n, to, m) })
 }
 func (e *nodeEnv) Broadcast(m types.Message) {
 	if e.gen != e.n.gen {
 		return
 	}
-	e.n.sim.check.sent(e.n, m) // once per message, not per recipient
-	for _, o := range e.n.sim.nodes {
-		if o.ID != e.n.ID {
-			e.n.sim.transmit(e.n, o.ID, m)
-		}
+	n, s := e.n, e.n.sim
+	if s.cpu == nil {
+		s.broadcast(n, m)
+		return
 	}
+	s.process(n, s.cpu.signCost(n.ID, m), func() { s.broadcast(n, m) })
 }
 func (e *nodeEnv) SetTimer(d time.Duration, t consensus.Timer) {
 	n, gen := e.n, e.gen

@@ -58,6 +58,23 @@ func (h *Histogram) Record(d time.Duration) {
 	}
 }
 
+// RecordN adds n samples of the same duration (a simulated batch of transactions).
+func (h *Histogram) RecordN(d time.Duration, n uint64) {
+	if n == 0 {
+		return
+	}
+	us := uint64(0)
+	if d > 0 {
+		us = uint64(d / time.Microsecond)
+	}
+	h.counts[bucketOf(us)] += n
+	h.n += n
+	h.sum += float64(us) * float64(n)
+	if us > h.max {
+		h.max = us
+	}
+}
+
 // Merge adds o's samples to h.
 func (h *Histogram) Merge(o *Histogram) {
 	for i, c := range o.counts {

@@ -216,8 +216,8 @@ func checkTxs(txs []Tx) error {
 		return fmt.Errorf("%d transactions exceeds %d", len(txs), MaxPayloadItems)
 	}
 	for i, t := range txs {
-		if t.Size() == 0 || t.Size() > MaxTxSize {
-			return fmt.Errorf("transaction %d has %d bytes, want 1..%d", i, t.Size(), MaxTxSize)
+		if len(t.data) == 0 || len(t.data) > MaxTxSize {
+			return fmt.Errorf("transaction %d has %d bytes, want 1..%d", i, len(t.data), MaxTxSize)
 		}
 	}
 	return nil
@@ -354,7 +354,7 @@ func rlpSigs(sigs [][]byte) int {
 func rlpTxs(ts []Tx) int {
 	n := 0
 	for _, t := range ts {
-		n += rlpBytes(t.data)
+		n += t.wireBytes()
 	}
 	return rlpList(n)
 }

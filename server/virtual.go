@@ -1,0 +1,438 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/stratusbft/stratus/config"
+	"github.com/stratusbft/stratus/replica"
+	"github.com/stratusbft/stratus/simnet"
+)
+
+// virtualFlags are the flags of server -virtual.
+type virtualFlags struct {
+	on                        *bool
+	n                         *int
+	net                       *string
+	duration, warmup          *time.Duration
+	rate                      *float64
+	txSize                    *int
+	msize, bsize              *int
+	seed                      *int64
+	byz                       *int
+	strategy                  *string
+	zipf, async               *string
+	cpu                       *string
+	tick, clientLat           *time.Duration
+	uplink, downlink          *float64
+	latency, jitter           *time.Duration
+	matrix                    *string
+	loss                      *float64
+	scenario                  *string
+	small                     *bool
+	quiet                     *bool
+	signatures                *string
+	q, timeoutMs, d           *int
+	lb                        *bool
+	proposeTimeout, batchTime *time.Duration
+}
+
+func registerVirtualFlags() *virtualFlags {
+	return &virtualFlags{
+		on:             flag.Bool("virtual", false, "run the virtual-time simulator: N replicas on a modelled network (bandwidth queues, latency), open-loop load, a JSON result; see -scenario"),
+		n:              flag.Int("n", 16, "with -virtual: replicas"),
+		net:            flag.String("net", "wan", "with -virtual: network preset lan (1 Gbit/s, 1 ms RTT), wan (100 Mbit/s, 100 ms RTT) or config (the config's delay, derr, bandwidth and loss)"),
+		duration:       flag.Duration("duration", 30*time.Second, "with -virtual: virtual time to simulate"),
+		warmup:         flag.Duration("warmup", -1, "with -virtual: virtual time before throughput and latency are measured (default: a sixth of -duration)"),
+		rate:           flag.Float64("rate", 0, "with -virtual: offered load, transactions per second over all replicas (default: 1.2 × the network's bandwidth limit for the protocol)"),
+		txSize:         flag.Int("tx_size", 0, "with -virtual: transaction size in bytes (default: the config's payload_size)"),
+		msize:          flag.Int("msize", 0, "with -virtual: microblock size in bytes (default: the config's msize)"),
+		bsize:          flag.Int("bsize", 0, "with -virtual: block size: transactions (native) or microblock references (shared) per proposal (default: the config's bsize)"),
+		seed:           flag.Int64("seed", 1, "with -virtual: random seed (same seed, same run)"),
+		byz:            flag.Int("byz", 0, "with -virtual: Byzantine replicas (the last K IDs)"),
+		strategy:       flag.String("strategy", "missing", "with -virtual: their strategy (package byzantine; e.g. missing, silence, slow)"),
+		zipf:           flag.String("zipf", "", "with -virtual: skew client load across replicas as Zipf(s,v), e.g. 1.01,1 (default: uniform)"),
+		async:          flag.String("async", "", "with -virtual: asynchrony windows FROM-TO:DELAY±JITTER, comma-separated, e.g. 10s-20s:200ms±100ms (or +- for ±)"),
+		cpu:            flag.String("cpu", "off", "with -virtual: CPU model off, on (measured defaults) or measure (time this machine now)"),
+		tick:           flag.Duration("tick", 0, "with -virtual: how often a replica takes in its clients' transactions as one compact batch (default N/2 ms, 1..200 ms)"),
+		clientLat:      flag.Duration("client_latency", time.Millisecond, "with -virtual: one-way latency between a client and its replica (end-to-end latency)"),
+		uplink:         flag.Float64("uplink", -1, "with -virtual: uplink Mbit/s per replica, overriding -net (0: unlimited)"),
+		downlink:       flag.Float64("downlink", -1, "with -virtual: downlink Mbit/s per replica, overriding -net (0: unlimited)"),
+		latency:        flag.Duration("latency", -1, "with -virtual: one-way latency, overriding -net"),
+		jitter:         flag.Duration("jitter", -1, "with -virtual: uniform extra latency, overriding -net"),
+		matrix:         flag.String("latency_matrix", "", "with -virtual: file of one-way latencies: one line per sender, N whitespace-separated durations (e.g. 40ms) or numbers in ms"),
+		loss:           flag.Float64("loss", -1, "with -virtual: message loss probability, overriding -net"),
+		scenario:       flag.String("scenario", "", "with -virtual: run one of the paper's experiments and write one JSON row per run: "+strings.Join(simnet.ScenarioNames(), ", ")),
+		small:          flag.Bool("small", false, "with -scenario: the same experiment at small N and short duration (a smoke test)"),
+		quiet:          flag.Bool("quiet", false, "with -virtual: no progress lines"),
+		signatures:     flag.String("signatures", "simulated", "with -virtual: simulated (keyed-hash signatures, verified and unforgeable inside the simulator, 30× cheaper to make) or secp256k1 (real, slow at large N)"),
+		q:              flag.Int("q", -1, "with -virtual: PAB proof threshold (default: the config's q, 0 = f+1)"),
+		timeoutMs:      flag.Int("timeout", -1, "with -virtual: view timeout in ms (default: the config's)"),
+		d:              flag.Int("d", -1, "with -virtual: load-balancing samples d; turns load balancing on (default: the config's)"),
+		lb:             flag.Bool("lb", false, "with -virtual: distributed load balancing on"),
+		proposeTimeout: flag.Duration("propose_timeout", -1, "with -virtual: how long a leader waits for payload (default: the config's)"),
+		batchTime:      flag.Duration("batch_timeout", -1, "with -virtual: how long a microblock waits to fill (default: the config's)"),
+	}
+}
+
+// runVirtual is server -virtual: one run, or a scenario's rows.
+func runVirtual(vf *virtualFlags, cfgPath string, sets []string, algorithm string, out, cpuProfile string) int {
+	if cpuProfile != "" {
+		f, err := os.Create(cpuProfile)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "server: -cpuprofile: %v\n", err)
+			return 1
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintf(os.Stderr, "server: -cpuprofile: %v\n", err)
+			return 1
+		}
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
+	base, err := virtualBase(vf, cfgPath, sets, algorithm)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "server -virtual: %v\n", err)
+		return 2
+	}
+	var w io.Writer = os.Stdout
+	if out != "" {
+		f, err := os.OpenFile(out, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "server -virtual: -out: %v\n", err)
+			return 1
+		}
+		defer f.Close()
+		w = f
+	}
+	progress := func(p simnet.Progress) {
+		if !*vf.quiet && (p.Virtual%(5*time.Second) == 0 || p.Virtual == base.Duration) {
+			fmt.Fprintf(os.Stderr, "  t=%5.1fs  %9.0f tx/s  height %5d  uplink queue %6.1f MB  wall %6.1fs (%.2f sim s per wall s)\n",
+				p.Virtual.Seconds(), p.TPS, p.Height, float64(p.QueuedUp)/1e6, p.Wall.Seconds(), p.Virtual.Seconds()/max(p.Wall.Seconds(), 1e-9))
+		}
+	}
+	runs := []simnet.VirtualConfig{base}
+	if *vf.scenario != "" {
+		runs, err = simnet.PaperScenario(*vf.scenario, base, *vf.small)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "server -virtual: %v\n", err)
+			return 2
+		}
+	}
+	failed := false
+	for i, c := range runs {
+		c.Progress = progress
+		fmt.Fprintf(os.Stderr, "== run %d/%d: %s, N=%d, %s, %v, offered %.0f tx/s%s\n", i+1, len(runs), c.Algorithm, c.N, c.Net, c.Duration, c.Rate, describeExtra(c))
+		res, err := simnet.RunVirtual(c)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "server -virtual: %v\n", err)
+			return 2
+		}
+		fmt.Fprintln(os.Stderr, summary(res))
+		var data []byte
+		if *vf.scenario != "" {
+			data, err = json.Marshal(res) // JSON lines: one row per run
+		} else {
+			data, err = json.MarshalIndent(res, "", "  ")
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "server -virtual: %v\n", err)
+			return 1
+		}
+		if _, err := w.Write(append(data, '\n')); err != nil {
+			fmt.Fprintf(os.Stderr, "server -virtual: %v\n", err)
+			return 1
+		}
+		failed = failed || len(res.Violations) > 0
+	}
+	if failed {
+		fmt.Fprintln(os.Stderr, "server -virtual: INVARIANT VIOLATIONS (see invariant_violations in the output)")
+		return 3
+	}
+	return 0
+}
+
+func describeExtra(c simnet.VirtualConfig) string {
+	var b strings.Builder
+	if c.Spec.MemType != config.MemNative {
+		fmt.Fprintf(&b, ", msize %d KB", c.Spec.Shared.MSize/1024)
+	}
+	if len(c.Byzantine) > 0 {
+		fmt.Fprintf(&b, ", %d Byzantine (%s), q=%d", len(c.Byzantine), c.Strategy, c.Spec.Shared.Q)
+	}
+	if c.Zipf != nil {
+		fmt.Fprintf(&b, ", Zipf(%v,%v)", c.Zipf.S, c.Zipf.V)
+	}
+	if c.Spec.Shared.LoadBalance {
+		fmt.Fprintf(&b, ", DLB d=%d", c.Spec.Shared.D)
+	}
+	if len(c.Links.Async) > 0 {
+		b.WriteString(", asynchrony window")
+	}
+	if c.CPU != nil {
+		b.WriteString(", CPU model")
+	}
+	return b.String()
+}
+
+func summary(r *simnet.Result) string {
+	lim := ""
+	if r.LimitTPS > 0 {
+		lim = fmt.Sprintf(" (%.1f%% of the bandwidth limit %.0f)", r.ShareOfLimit*100, r.LimitTPS)
+	}
+	return fmt.Sprintf("   throughput %.0f tx/s%s, latency mean %.0f / p50 %.0f / p99 %.0f ms (end to end p50 %.0f ms), "+
+		"%d view changes, %d views timed out, height %d, %d invariant violations; leader sends %.1f Mbit/s, others %.1f; "+
+		"%.1f s wall, %.2f simulated s per wall s",
+		r.ThroughputTPS, lim, r.Latency.Mean, r.Latency.P50, r.Latency.P99, r.EndToEnd.P50, r.ViewChanges, r.TimedOutViews,
+		r.Height, len(r.Violations), r.Bandwidth["leader"].Total, r.Bandwidth["others"].Total, r.WallClockSeconds, r.SimSecondsPerWall)
+}
+
+// virtualBase builds the run the flags describe from the config file.
+func virtualBase(vf *virtualFlags, cfgPath string, sets []string, algorithm string) (simnet.VirtualConfig, error) {
+	var c simnet.VirtualConfig
+	cfg := config.Default()
+	if _, err := os.Stat(cfgPath); err == nil || flagGiven("config") {
+		cfg, err = config.LoadWith(cfgPath, sets)
+		if err != nil {
+			return c, err
+		}
+	} else if len(sets) > 0 {
+		return c, fmt.Errorf("-set needs a config file (%s not found)", cfgPath)
+	}
+	if *vf.n < 1 || *vf.n > 1000 {
+		return c, fmt.Errorf("-n %d: want 1..1000 replicas", *vf.n)
+	}
+	engine, err := cfg.ApplyAlgorithm(algorithm)
+	if err != nil {
+		return c, err
+	}
+	// The knobs the simulator's flags set override the file's.
+	if *vf.msize > 0 {
+		cfg.MSize = *vf.msize
+	}
+	if *vf.bsize > 0 {
+		cfg.BSize = *vf.bsize
+	}
+	if *vf.q >= 0 {
+		cfg.Q = *vf.q
+	}
+	if *vf.timeoutMs >= 0 {
+		cfg.Timeout = *vf.timeoutMs
+	}
+	if *vf.proposeTimeout >= 0 {
+		cfg.ProposeTimeout = int(*vf.proposeTimeout / time.Millisecond)
+	}
+	if *vf.batchTime >= 0 {
+		cfg.BatchTimeout = int(*vf.batchTime / time.Millisecond)
+	}
+	if *vf.d > 0 {
+		cfg.D, cfg.LoadBalance = *vf.d, true
+	}
+	if *vf.lb {
+		cfg.LoadBalance = true
+	}
+	if *vf.msize < 0 || *vf.bsize < 0 {
+		return c, errors.New("-msize and -bsize must not be negative")
+	}
+	if err := cfg.Validate(*vf.n); err != nil {
+		return c, fmt.Errorf("%s: invalid configuration for %d replicas:\n  %s", cfgPath, *vf.n, strings.ReplaceAll(err.Error(), "\n", "\n  "))
+	}
+	c.Algorithm, c.N, c.Seed = algorithm, *vf.n, *vf.seed
+	c.Spec = replica.SpecFromConfig(cfg, engine, c.N)
+	c.Spec.DedupWindow = replica.DefaultDedupWindow
+	c.TxSize = cfg.PayloadSize
+	if *vf.txSize != 0 {
+		c.TxSize = *vf.txSize
+	}
+	c.Duration = *vf.duration
+	c.Warmup = *vf.warmup
+	if c.Warmup < 0 {
+		c.Warmup = c.Duration / 6
+	}
+	c.Tick, c.ClientLatency = *vf.tick, *vf.clientLat
+
+	c.Net = *vf.net
+	switch p, ok := simnet.NetPresets[c.Net]; {
+	case ok:
+		c.Links.Uplink, c.Links.Downlink, c.Latency, c.Jitter = p.Uplink, p.Downlink, p.Latency, p.Jitter
+	case c.Net == "config":
+		c.Links.Uplink = float64(cfg.Bandwidth) * 1e6
+		c.Links.Downlink = c.Links.Uplink
+		c.Latency = time.Duration(cfg.Delay) * time.Millisecond
+		c.Jitter = time.Duration(cfg.DErr) * time.Millisecond
+		c.Loss = cfg.Loss
+	default:
+		return c, fmt.Errorf("-net %q: want lan, wan or config", c.Net)
+	}
+	if *vf.uplink >= 0 {
+		c.Links.Uplink, c.Net = *vf.uplink*1e6, "custom"
+	}
+	if *vf.downlink >= 0 {
+		c.Links.Downlink, c.Net = *vf.downlink*1e6, "custom"
+	}
+	if *vf.latency >= 0 {
+		c.Latency, c.Net = *vf.latency, "custom"
+	}
+	if *vf.jitter >= 0 {
+		c.Jitter, c.Net = *vf.jitter, "custom"
+	}
+	if *vf.loss >= 0 {
+		c.Loss = *vf.loss
+	}
+	if *vf.matrix != "" {
+		if c.Links.Matrix, err = readMatrix(*vf.matrix, c.N); err != nil {
+			return c, err
+		}
+	}
+	if *vf.async != "" {
+		if c.Links.Async, err = parseAsync(*vf.async); err != nil {
+			return c, err
+		}
+	}
+	if *vf.zipf != "" {
+		z, err := parseZipf(*vf.zipf)
+		if err != nil {
+			return c, err
+		}
+		c.Zipf = z
+	}
+	switch *vf.cpu {
+	case "off":
+	case "on":
+		c.CPU = simnet.DefaultCPU()
+	case "measure":
+		c.CPU = simnet.MeasureCPU()
+	default:
+		return c, fmt.Errorf("-cpu %q: want off, on or measure", *vf.cpu)
+	}
+	if *vf.byz < 0 || *vf.byz > config.Faults(c.N) {
+		return c, fmt.Errorf("-byz %d: want 0..f (f = %d for %d replicas)", *vf.byz, config.Faults(c.N), c.N)
+	}
+	if *vf.byz > 0 {
+		if err := config.CheckStrategy(*vf.strategy); err != nil {
+			return c, fmt.Errorf("-strategy: %v", err)
+		}
+		c.Byzantine, c.Strategy = simnet.LastK(c.N, *vf.byz, *vf.strategy), *vf.strategy
+	}
+	switch *vf.signatures {
+	case "simulated":
+	case "secp256k1":
+		c.RealSignatures = true
+	default:
+		return c, fmt.Errorf("-signatures %q: want simulated or secp256k1", *vf.signatures)
+	}
+	c.Rate = *vf.rate
+	if c.Rate == 0 && *vf.scenario == "" {
+		c.Rate = simnet.DefaultRate(c)
+	}
+	return c, c.Validate()
+}
+
+// parseZipf reads "s,v".
+func parseZipf(s string) (*simnet.Zipf, error) {
+	parts := strings.Split(s, ",")
+	if len(parts) != 2 {
+		return nil, fmt.Errorf("-zipf %q: want s,v (e.g. 1.01,1)", s)
+	}
+	a, err1 := strconv.ParseFloat(strings.TrimSpace(parts[0]), 64)
+	b, err2 := strconv.ParseFloat(strings.TrimSpace(parts[1]), 64)
+	if err1 != nil || err2 != nil || a <= 1 || b < 1 {
+		return nil, fmt.Errorf("-zipf %q: want s > 1 and v >= 1 (e.g. 1.01,1)", s)
+	}
+	return &simnet.Zipf{S: a, V: b}, nil
+}
+
+var asyncRE = regexp.MustCompile(`^([^-]+)-([^:]+):([^±+]+)(?:(?:±|\+-)(.+))?$`)
+
+// parseAsync reads windows like 10s-20s:200ms±100ms.
+func parseAsync(s string) ([]simnet.AsyncWindow, error) {
+	var out []simnet.AsyncWindow
+	for _, part := range strings.Split(s, ",") {
+		m := asyncRE.FindStringSubmatch(strings.TrimSpace(part))
+		if m == nil {
+			return nil, fmt.Errorf("-async %q: want FROM-TO:DELAY±JITTER, e.g. 10s-20s:200ms±100ms", part)
+		}
+		var w simnet.AsyncWindow
+		var err error
+		for i, dst := range []*time.Duration{&w.From, &w.To, &w.Delay, &w.Jitter} {
+			if m[i+1] == "" {
+				continue
+			}
+			if *dst, err = time.ParseDuration(m[i+1]); err != nil {
+				return nil, fmt.Errorf("-async %q: %v", part, err)
+			}
+		}
+		if w.To <= w.From || w.Delay < 0 || w.Jitter < 0 || w.Jitter > w.Delay {
+			return nil, fmt.Errorf("-async %q: want FROM < TO and 0 <= JITTER <= DELAY", part)
+		}
+		out = append(out, w)
+	}
+	return out, nil
+}
+
+// readMatrix reads an N×N file of one-way latencies.
+func readMatrix(path string, n int) ([][]time.Duration, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("-latency_matrix: %v", err)
+	}
+	defer f.Close()
+	var m [][]time.Duration
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<24)
+	line := 0
+	for sc.Scan() {
+		line++
+		text := strings.TrimSpace(sc.Text())
+		if text == "" || strings.HasPrefix(text, "#") {
+			continue
+		}
+		var row []time.Duration
+		for _, field := range strings.Fields(text) {
+			d, err := time.ParseDuration(field)
+			if err != nil {
+				v, err2 := strconv.ParseFloat(field, 64)
+				if err2 != nil {
+					return nil, fmt.Errorf("-latency_matrix %s:%d: %q is neither a duration nor milliseconds", path, line, field)
+				}
+				d = time.Duration(v * float64(time.Millisecond))
+			}
+			if d < 0 {
+				return nil, fmt.Errorf("-latency_matrix %s:%d: negative latency %v", path, line, d)
+			}
+			row = append(row, d)
+		}
+		if len(row) != n {
+			return nil, fmt.Errorf("-latency_matrix %s:%d: %d entries, want %d (one per replica)", path, line, len(row), n)
+		}
+		m = append(m, row)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("-latency_matrix: %v", err)
+	}
+	if len(m) != n {
+		return nil, fmt.Errorf("-latency_matrix %s: %d rows, want %d (one per replica)", path, len(m), n)
+	}
+	return m, nil
+}
+
+// virtualOnlyFlags names a flag of -virtual given without it ("" if none).
+func virtualOnlyFlags() string {
+	for _, name := range []string{"n", "net", "duration", "warmup", "rate", "tx_size", "msize", "bsize", "seed", "byz", "strategy",
+		"zipf", "async", "cpu", "tick", "client_latency", "uplink", "downlink", "latency", "jitter", "latency_matrix", "loss",
+		"scenario", "small", "quiet", "signatures", "q", "timeout", "d", "lb", "propose_timeout", "batch_timeout"} {
+		if flagGiven(name) {
+			return name
+		}
+	}
+	return ""
+}

@@ -1,0 +1,246 @@
+package simnet
+
+import (
+	"encoding/binary"
+	"fmt"
+	"time"
+
+	"github.com/stratusbft/stratus/types"
+)
+
+// Links is the bandwidth and latency model of a simulated network. Every replica has an uplink
+// and a downlink of fixed rate, each a serialization queue: a message occupies the link for its
+// encoded size ÷ rate, and a broadcast is one copy per peer, queued one after the other on the
+// sender's uplink. On the uplink consensus messages (proposals, votes, timeouts, acks, proofs) go
+// before queued data (microblocks, fetch answers, forwards); a copy that has started is never
+// interrupted. The downlink is one FIFO, as a router's queue in front of the receiver is. Between
+// the two a copy travels the link's one-way latency, plus jitter and any asynchrony window.
+type Links struct {
+	Uplink   float64 // bits per second per replica; 0: unlimited
+	Downlink float64 // bits per second per replica; 0: unlimited
+	// Matrix, when set, gives the constant one-way latency from replica i+1 to replica j+1 in
+	// Matrix[i][j] and replaces Options.Latency; Options.Jitter still adds to it.
+	Matrix [][]time.Duration
+	// Async adds extra delay to every message that leaves an uplink inside a window.
+	Async []AsyncWindow
+}
+
+// AsyncWindow delays every message sent during [From, To) by Delay plus uniform jitter in
+// [-Jitter, +Jitter] (the paper's asynchrony experiment: 200 ms ± 100 ms from 10 s to 20 s).
+type AsyncWindow struct {
+	From, To      time.Duration
+	Delay, Jitter time.Duration
+}
+
+func (l *Links) validate(n int) error {
+	if l.Uplink < 0 || l.Downlink < 0 {
+		return fmt.Errorf("links: negative bandwidth (uplink %v, downlink %v bit/s)", l.Uplink, l.Downlink)
+	}
+	if l.Matrix != nil {
+		if len(l.Matrix) != n {
+			return fmt.Errorf("links: latency matrix has %d rows for %d replicas", len(l.Matrix), n)
+		}
+		for i, row := range l.Matrix {
+			if len(row) != n {
+				return fmt.Errorf("links: latency matrix row %d has %d entries for %d replicas", i+1, len(row), n)
+			}
+			for j, d := range row {
+				if d < 0 {
+					return fmt.Errorf("links: latency matrix entry %d,%d is negative", i+1, j+1)
+				}
+			}
+		}
+	}
+	for i, w := range l.Async {
+		if w.To <= w.From || w.Delay < 0 || w.Jitter < 0 || w.Jitter > w.Delay {
+			return fmt.Errorf("links: asynchrony window %d: want from < to and 0 <= jitter <= delay", i+1)
+		}
+	}
+	return nil
+}
+
+// copyOut is one copy of a message waiting for, or on, an uplink.
+type copyOut struct {
+	to   *Node
+	gen  uint64 // the receiver's incarnation when it was sent
+	m    types.Message
+	size int
+	role Role // the sender's when it sent the message
+}
+
+// queue is a FIFO of copies.
+type queue struct {
+	items []copyOut
+	head  int
+}
+
+func (q *queue) push(c copyOut) { q.items = append(q.items, c) }
+func (q *queue) len() int       { return len(q.items) - q.head }
+func (q *queue) pop() copyOut {
+	c := q.items[q.head]
+	q.items[q.head] = copyOut{}
+	q.head++
+	if q.head == len(q.items) {
+		q.items, q.head = q.items[:0], 0
+	} else if q.head > 1024 && q.head*2 > len(q.items) {
+		q.items = append(q.items[:0:0], q.items[q.head:]...)
+		q.head = 0
+	}
+	return c
+}
+
+// link is one direction of a replica's access link.
+type link struct {
+	busy  bool
+	lanes [types.NumLanes]queue // the uplink uses both lanes, the downlink only the first
+	// queued bytes, for the queueing statistics
+	bytes int
+}
+
+// serialization is how long size bytes occupy a link of rate bits per second.
+func serialization(size int, rate float64) time.Duration {
+	return time.Duration(float64(size) * 8 * float64(time.Second) / rate)
+}
+
+// enqueueUp puts a copy of m for dst on from's uplink.
+func (s *Sim) enqueueUp(from, dst *Node, m types.Message, size int) {
+	role := RoleOther
+	if from.Leading {
+		role = RoleLeader
+	}
+	c := copyOut{to: dst, gen: dst.gen, m: m, size: size, role: role}
+	if s.opts.Links.Uplink <= 0 {
+		s.departed(from, c)
+		return
+	}
+	up := &from.up
+	up.lanes[m.Kind().Lane()].push(c)
+	up.bytes += size
+	if !up.busy {
+		s.nextUp(from)
+	}
+}
+
+// nextUp starts the next copy on from's uplink: consensus first.
+func (s *Sim) nextUp(from *Node) {
+	up := &from.up
+	var c copyOut
+	switch {
+	case up.lanes[types.LaneConsensus].len() > 0:
+		c = up.lanes[types.LaneConsensus].pop()
+	case up.lanes[types.LaneData].len() > 0:
+		c = up.lanes[types.LaneData].pop()
+	default:
+		up.busy = false
+		return
+	}
+	up.busy = true
+	up.bytes -= c.size
+	gen := from.gen
+	s.at(serialization(c.size, s.opts.Links.Uplink), func() {
+		if from.gen == gen && from.alive() {
+			s.departed(from, c)
+			s.nextUp(from)
+		} else {
+			up.busy = false // the sender crashed: its queue is gone
+			up.lanes = [types.NumLanes]queue{}
+			up.bytes = 0
+		}
+	})
+}
+
+// departed: the copy has left the sender; it arrives at the receiver's downlink after the link's
+// latency, unless a partition or loss takes it.
+func (s *Sim) departed(from *Node, c copyOut) {
+	s.meter.sent(from, c.m, c.size, c.role)
+	if !c.to.alive() || s.cut(from.ID, c.to.ID) {
+		return
+	}
+	if s.opts.Loss > 0 && (s.opts.GST == 0 || s.Now() < s.opts.GST) && s.rng.Float64() < s.opts.Loss {
+		return
+	}
+	d := s.latency(from.ID, c.to.ID)
+	var id types.Hash
+	if b, ok := c.m.(*types.Block); ok {
+		id = b.ID()
+	}
+	s.record("send", uint64(from.ID), uint64(c.to.ID), uint64(c.m.Kind()), uint64(d), binary.BigEndian.Uint64(id[:8]))
+	s.at(d, func() { s.arrived(from, c) })
+}
+
+// latency is the one-way delay of a copy leaving a's uplink now for b.
+func (s *Sim) latency(a, b types.NodeID) time.Duration {
+	l := &s.opts.Links
+	d := s.opts.Latency
+	if l.Matrix != nil {
+		d = l.Matrix[a-1][b-1]
+	}
+	d += s.opts.SlowUplink[a]
+	if s.opts.Jitter > 0 {
+		d += time.Duration(s.rng.Int63n(int64(s.opts.Jitter) + 1))
+	}
+	now := s.Now()
+	for _, w := range l.Async {
+		if now >= w.From && now < w.To {
+			d += w.Delay
+			if w.Jitter > 0 {
+				d += time.Duration(s.rng.Int63n(2*int64(w.Jitter)+1)) - w.Jitter
+			}
+		}
+	}
+	return d
+}
+
+// arrived: the copy reaches the receiver's downlink.
+func (s *Sim) arrived(from *Node, c copyOut) {
+	if s.opts.Links.Downlink <= 0 {
+		s.received(from, c)
+		return
+	}
+	dst := c.to
+	down := &dst.down
+	// A copy carries its sender in the queue: keep it with the copy.
+	down.lanes[0].push(copyOut{to: from, gen: c.gen, m: c.m, size: c.size})
+	down.bytes += c.size
+	if !down.busy {
+		s.nextDown(dst)
+	}
+}
+
+// nextDown delivers the next copy off dst's downlink.
+func (s *Sim) nextDown(dst *Node) {
+	down := &dst.down
+	if down.lanes[0].len() == 0 {
+		down.busy = false
+		return
+	}
+	c := down.lanes[0].pop()
+	down.busy = true
+	down.bytes -= c.size
+	s.at(serialization(c.size, s.opts.Links.Downlink), func() {
+		s.received(c.to, copyOut{to: dst, gen: c.gen, m: c.m, size: c.size})
+		s.nextDown(dst)
+	})
+}
+
+// received hands a copy that came off the wire to the receiver's CPU, then its Core.
+func (s *Sim) received(from *Node, c copyOut) {
+	dst := c.to
+	if !dst.alive() || dst.gen != c.gen {
+		return
+	}
+	s.process(dst, s.cpu.receiveCost(c.m, c.size), func() { s.handle(from, dst, c.gen, c.m) })
+}
+
+// handle gives a message to the receiver's Core once it validates.
+func (s *Sim) handle(from, dst *Node, gen uint64, m types.Message) {
+	if err := types.Validate(m); err != nil {
+		if !from.Faulty() {
+			s.check.fail("replica %d sent an invalid %v: %v", from.ID, m.Kind(), err)
+		}
+		return
+	}
+	if dst.alive() && dst.gen == gen {
+		dst.Core.Handle(from.ID, m)
+	}
+}

@@ -1,0 +1,549 @@
+package simnet
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"runtime/debug"
+	"sort"
+	"time"
+
+	"github.com/stratusbft/stratus/config"
+	"github.com/stratusbft/stratus/crypto"
+	"github.com/stratusbft/stratus/replica"
+	"github.com/stratusbft/stratus/stats"
+	"github.com/stratusbft/stratus/types"
+)
+
+// NetPreset is a named network: access link rates and one-way latency.
+type NetPreset struct {
+	Name      string
+	Uplink    float64 // bit/s
+	Downlink  float64 // bit/s
+	Latency   time.Duration
+	Jitter    time.Duration
+	Described string
+}
+
+// NetPresets are the networks of the paper's evaluation: a data-center LAN (1 Gbit/s, RTT about
+// 1 ms) and its emulated WAN (100 Mbit/s, 100 ms RTT).
+var NetPresets = map[string]NetPreset{
+	"lan": {Name: "lan", Uplink: 1e9, Downlink: 1e9, Latency: 500 * time.Microsecond, Jitter: 100 * time.Microsecond, Described: "1 Gbit/s up and down per replica, 0.5 ms ± 0.1 ms one way"},
+	"wan": {Name: "wan", Uplink: 100e6, Downlink: 100e6, Latency: 50 * time.Millisecond, Jitter: time.Millisecond, Described: "100 Mbit/s up and down per replica, 50 ms + up to 1 ms one way (100 ms RTT)"},
+}
+
+// Zipf skews client load across replicas: the replica of rank k (0 first) gets a share
+// proportional to (V+k)^-S, as Go's rand.Zipf draws.
+type Zipf struct {
+	S, V float64
+}
+
+// VirtualConfig is one run of the virtual-time simulator at scale.
+type VirtualConfig struct {
+	Algorithm string // the protocol's preset name, for the output
+	Spec      replica.Spec
+	N         int
+	Net       string // preset name, or "custom"
+	Links     Links
+	Latency   time.Duration // one-way
+	Jitter    time.Duration
+	Loss      float64
+	Duration  time.Duration
+	Warmup    time.Duration // measured from here to Duration
+	Rate      float64       // offered load, transactions per second over all replicas
+	TxSize    int           // bytes per transaction
+	Zipf      *Zipf         // nil: uniform load
+	Byzantine map[types.NodeID]string
+	Strategy  string // for the output
+	CPU       *CPU
+	// Tick is how often each replica takes in what its clients sent: one compact transaction of
+	// count × TxSize bytes per tick (or several, if that exceeds a sixteenth of a microblock or
+	// block). 0 picks N/2 ms, between 1 ms and 200 ms.
+	Tick          time.Duration
+	ClientLatency time.Duration // one way between a client and its replica, for the end-to-end latency
+	// RealSignatures signs with secp256k1 instead of the simulator's keyed-hash signatures.
+	RealSignatures bool
+	Seed          int64
+	// Progress, when set, is called every virtual second.
+	Progress func(p Progress)
+}
+
+// Progress is what a run reports as it goes.
+type Progress struct {
+	Virtual  time.Duration
+	Wall     time.Duration
+	TPS      float64 // delivered at the reference replica during the last virtual second
+	Height   uint64
+	QueuedUp int // bytes waiting on the busiest uplink
+}
+
+// Result is the JSON a virtual run writes.
+type Result struct {
+	Config            ResultConfig         `json:"config"`
+	Seed              int64                `json:"seed"`
+	Version           string               `json:"version"`
+	ThroughputTPS     float64              `json:"throughput_tps"`
+	OfferedTPS        float64              `json:"offered_tps"`
+	LimitTPS          float64              `json:"bandwidth_limit_tps"`
+	ShareOfLimit      float64              `json:"share_of_limit"`
+	Latency           stats.Latency        `json:"latency_ms"`
+	EndToEnd          stats.Latency        `json:"end_to_end_ms"`
+	Series            []SecondRow          `json:"series"`
+	Bandwidth         map[string]RoleBytes `json:"bandwidth_mbps"`
+	ViewChanges       int                  `json:"view_changes"`
+	TimedOutViews     int                  `json:"timed_out_views"`
+	Height            uint64               `json:"height"`
+	SubmittedTxs      uint64               `json:"submitted_txs"`
+	RefusedTxs        uint64               `json:"refused_txs"`
+	DeliveredTxs      uint64               `json:"delivered_txs"`
+	CPUUtilisation    *CPUUse              `json:"cpu_utilisation,omitempty"`
+	Violations        []string             `json:"invariant_violations"`
+	Events            uint64               `json:"events"`
+	TraceHash         string               `json:"trace_hash"`
+	WallClockSeconds  float64              `json:"wall_clock_s"`
+	SimSecondsPerWall float64              `json:"sim_seconds_per_wall_second"`
+}
+
+// ResultConfig is the configuration a result was measured with.
+type ResultConfig struct {
+	Algorithm     string   `json:"algorithm"`
+	Engine        string   `json:"engine"`
+	Mempool       string   `json:"mempool"`
+	N             int      `json:"n"`
+	F             int      `json:"f"`
+	Net           string   `json:"net"`
+	UplinkMbps    float64  `json:"uplink_mbps"`
+	DownlinkMbps  float64  `json:"downlink_mbps"`
+	LatencyMs     float64  `json:"latency_ms"`
+	JitterMs      float64  `json:"jitter_ms"`
+	LatencyMatrix bool     `json:"latency_matrix"`
+	Async         []string `json:"async,omitempty"`
+	Loss          float64  `json:"loss"`
+	DurationS     float64  `json:"duration_s"`
+	WarmupS       float64  `json:"warmup_s"`
+	RateTPS       float64  `json:"rate_tps"`
+	TxSize        int      `json:"tx_size"`
+	MSize         int      `json:"msize"`
+	BSize         int      `json:"bsize"`
+	Q             int      `json:"q"`
+	TimeoutMs     float64  `json:"timeout_ms"`
+	LoadBalance   bool     `json:"load_balance"`
+	D             int      `json:"d,omitempty"`
+	Gossip        bool     `json:"gossip"`
+	Zipf          *Zipf    `json:"zipf,omitempty"`
+	Byzantine     []int    `json:"byzantine,omitempty"`
+	Strategy      string   `json:"strategy,omitempty"`
+	CPUModel      string   `json:"cpu_model"`
+	Signatures    string   `json:"signatures"`
+	TickMs        float64  `json:"tick_ms"`
+	ClientLatMs   float64  `json:"client_latency_ms"`
+	TxModel       string   `json:"tx_model"`
+}
+
+// SecondRow is one virtual second at the reference replica.
+type SecondRow struct {
+	T             int     `json:"t"`
+	TPS           float64 `json:"tps"`
+	LatencyMeanMs float64 `json:"latency_mean_ms"`
+}
+
+// RoleBytes is a role's outbound bandwidth: per replica of that role, in Mbit/s.
+type RoleBytes struct {
+	Total  float64            `json:"total"`
+	ByType map[string]float64 `json:"by_type"`
+}
+
+// CPUUse is the share of the run each replica's CPU was busy, under the CPU model.
+type CPUUse struct {
+	Mean float64 `json:"mean"`
+	Max  float64 `json:"max"`
+}
+
+// Validate names what is wrong with c.
+func (c *VirtualConfig) Validate() error {
+	switch {
+	case c.N < 1 || c.N > 1000:
+		return fmt.Errorf("-n %d: want 1..1000 replicas", c.N)
+	case c.Duration <= 0:
+		return fmt.Errorf("-duration %v: want a positive duration", c.Duration)
+	case c.Warmup < 0 || c.Warmup >= c.Duration:
+		return fmt.Errorf("-warmup %v: want 0 <= warmup < duration (%v)", c.Warmup, c.Duration)
+	case c.Rate < 0 || math.IsNaN(c.Rate) || math.IsInf(c.Rate, 0):
+		return fmt.Errorf("-rate %v: want a non-negative number of transactions per second", c.Rate)
+	case c.TxSize < 1 || c.TxSize > types.MaxTxSize:
+		return fmt.Errorf("-tx_size %d: want 1..%d bytes", c.TxSize, types.MaxTxSize)
+	case c.Tick < 0:
+		return fmt.Errorf("-tick %v: want a positive duration (or 0 for the default)", c.Tick)
+	case c.Latency < 0 || c.Jitter < 0 || c.ClientLatency < 0:
+		return fmt.Errorf("latencies must not be negative")
+	case c.Loss < 0 || c.Loss >= 1:
+		return fmt.Errorf("loss %v: want 0 <= loss < 1", c.Loss)
+	}
+	if z := c.Zipf; z != nil && (z.S <= 1 || z.V < 1) {
+		return fmt.Errorf("-zipf %v,%v: want s > 1 and v >= 1 (as Go's rand.Zipf)", z.S, z.V)
+	}
+	if len(c.Byzantine) > config.Faults(c.N) {
+		return fmt.Errorf("-byz %d: at most f = %d of %d replicas may be Byzantine", len(c.Byzantine), config.Faults(c.N), c.N)
+	}
+	return c.Links.validate(c.N)
+}
+
+// tick is the load interval.
+func (c *VirtualConfig) tick() time.Duration {
+	if c.Tick > 0 {
+		return c.Tick
+	}
+	return min(max(time.Duration(c.N)*time.Millisecond/2, time.Millisecond), 200*time.Millisecond)
+}
+
+// weights is each replica's share of the load (index ID-1): uniform, or Zipf over the replicas in
+// ID order, leaving out a static leader (the paper's load arrays have N-1 entries).
+func (c *VirtualConfig) weights() []float64 {
+	w := make([]float64, c.N)
+	if c.Zipf == nil {
+		for i := range w {
+			w[i] = 1 / float64(c.N)
+		}
+		return w
+	}
+	sum, k := 0.0, 0
+	for i := range w {
+		if c.N > 1 && types.NodeID(i+1) == c.Spec.Master {
+			continue
+		}
+		w[i] = math.Pow(c.Zipf.V+float64(k), -c.Zipf.S)
+		sum += w[i]
+		k++
+	}
+	for i := range w {
+		w[i] /= sum
+	}
+	return w
+}
+
+// compact is what the run knows of a compact transaction it submitted.
+type compact struct {
+	origin types.NodeID
+	stamp  time.Duration // mean arrival time of the transactions it stands for
+	count  int
+}
+
+// virtualRun is the measurement state of one run.
+type virtualRun struct {
+	cfg       *VirtualConfig
+	sim       *Sim
+	txs       map[types.Hash]compact
+	ref       types.NodeID // the replica whose deliveries are the throughput
+	lat, e2e  stats.Histogram
+	perSecond []uint64
+	perSecLat []stats.Histogram
+	delivered uint64 // at the reference replica, inside the measurement window
+	submitted uint64
+	refused   uint64
+	refusals  []*error
+}
+
+// RunVirtual runs c and returns its result.
+func RunVirtual(c VirtualConfig) (*Result, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	wallStart := time.Now()
+	opts := Options{
+		N: c.N, Spec: c.Spec, Seed: c.Seed, Latency: c.Latency, Jitter: c.Jitter, Loss: c.Loss,
+		Byzantine: c.Byzantine, Links: c.Links, CPU: c.CPU, Light: true, SimulatedSignatures: !c.RealSignatures,
+	}
+	if opts.Latency <= 0 {
+		opts.Latency = time.Nanosecond // New's 1 ms default is for the small tests
+	}
+	r := &virtualRun{cfg: &c, txs: make(map[types.Hash]compact)}
+	opts.Observe = r.observe
+	s, err := New(opts)
+	if err != nil {
+		return nil, err
+	}
+	r.sim = s
+	for _, n := range s.Nodes() {
+		if !n.Faulty() {
+			r.ref = n.ID
+			break
+		}
+	}
+	secs := int(math.Ceil(c.Duration.Seconds()))
+	r.perSecond = make([]uint64, secs)
+	r.perSecLat = make([]stats.Histogram, secs)
+	r.startLoad()
+
+	for t := 1; t <= secs; t++ {
+		until := min(time.Duration(t)*time.Second, c.Duration)
+		s.Run(until)
+		if c.Progress != nil {
+			p := Progress{Virtual: until, Wall: time.Since(wallStart), Height: s.Checker().Height(r.ref)}
+			p.TPS = float64(r.perSecond[t-1])
+			for _, n := range s.Nodes() {
+				p.QueuedUp = max(p.QueuedUp, n.up.bytes)
+			}
+			c.Progress(p)
+		}
+	}
+	for _, e := range r.refusals {
+		if *e != nil {
+			r.refused++
+		}
+	}
+	wall := time.Since(wallStart)
+	return r.result(wall), nil
+}
+
+// startLoad starts one open-loop load generator per replica: every tick the replica receives
+// what its clients sent during the tick, as compact transactions stamped with the middle of the
+// tick. The phase of each replica's ticks is spread over the tick.
+func (r *virtualRun) startLoad() {
+	c := r.cfg
+	if c.Rate <= 0 {
+		return
+	}
+	tick := c.tick()
+	w := c.weights()
+	limit := r.maxCount()
+	for i, n := range r.sim.Nodes() {
+		if n.Silent || w[i] == 0 {
+			continue
+		}
+		node, rate := n, c.Rate*w[i]
+		phase := tick * time.Duration(i) / time.Duration(c.N)
+		acc, seq := 0.0, uint64(0)
+		var gen func()
+		gen = func() {
+			now := r.sim.Now()
+			if now >= c.Duration {
+				return
+			}
+			acc += rate * tick.Seconds()
+			count := int(acc)
+			acc -= float64(count)
+			stamp := now - tick/2 + c.ClientLatency // their mean arrival at the replica
+			var batch []types.Tx
+			for count > 0 {
+				k := min(count, limit)
+				count -= k
+				seq++
+				tag := make([]byte, 16)
+				binary.BigEndian.PutUint32(tag, uint32(node.ID))
+				binary.BigEndian.PutUint64(tag[4:], seq)
+				binary.BigEndian.PutUint32(tag[12:], uint32(r.cfg.Seed))
+				tx := types.NewCompactTx(tag, k, c.TxSize)
+				r.txs[tx.ID()] = compact{origin: node.ID, stamp: stamp, count: k}
+				r.submitted += uint64(k)
+				batch = append(batch, tx)
+			}
+			if len(batch) > 0 {
+				r.refusals = append(r.refusals, r.sim.Submit(c.ClientLatency, node.ID, batch))
+			}
+			r.sim.at(tick, gen)
+		}
+		r.sim.at(phase+tick, gen)
+	}
+}
+
+// maxCount is the most transactions one compact transaction stands for: a sixteenth of a
+// microblock (shared mempools) or of a block (native), so that batches stay close to their size.
+func (r *virtualRun) maxCount() int {
+	c := r.cfg
+	if c.Spec.MemType == config.MemNative {
+		return max(1, c.Spec.BSize/16)
+	}
+	return max(1, c.Spec.Shared.MSize/16/c.TxSize)
+}
+
+// observe measures deliveries: latency at the replica that received the transactions from its
+// clients, throughput at the reference replica.
+func (r *virtualRun) observe(n *Node, b *types.Block, txs []types.Tx) {
+	now := r.sim.Now()
+	if n.ID == r.ref {
+		sec := int(now / time.Second)
+		for _, t := range txs {
+			if sec < len(r.perSecond) {
+				r.perSecond[sec] += uint64(t.Count())
+			}
+			if now >= r.cfg.Warmup && now <= r.cfg.Duration {
+				r.delivered += uint64(t.Count())
+			}
+		}
+	}
+	for _, t := range txs {
+		tag := t.Data()
+		if !t.Compact() || len(tag) < 4 || types.NodeID(binary.BigEndian.Uint32(tag)) != n.ID {
+			continue
+		}
+		info, ok := r.txs[t.ID()]
+		if !ok || info.origin != n.ID {
+			continue
+		}
+		d := now - info.stamp
+		if info.stamp >= r.cfg.Warmup {
+			r.lat.RecordN(d, uint64(info.count))
+			r.e2e.RecordN(d+2*r.cfg.ClientLatency, uint64(info.count))
+		}
+		if sec := int(now / time.Second); sec < len(r.perSecLat) {
+			r.perSecLat[sec].RecordN(d, uint64(info.count))
+		}
+	}
+}
+
+// limitTPS is what the network allows at most, with every link at full rate: a shared mempool
+// sends each transaction to N-1 peers from its replica's uplink and every replica receives all
+// the others' (about link ÷ tx size in total); a native mempool sends each to N-1 peers from the
+// leader's uplink (leader uplink ÷ ((N-1) × tx size)).
+func (r *virtualRun) limitTPS() float64 {
+	c := r.cfg
+	up, down := c.Links.Uplink, c.Links.Downlink
+	if up <= 0 && down <= 0 || c.N < 2 {
+		return math.Inf(1)
+	}
+	if up <= 0 {
+		up = math.Inf(1)
+	}
+	if down <= 0 {
+		down = math.Inf(1)
+	}
+	bytes := float64(c.TxSize)
+	n := float64(c.N)
+	if c.Spec.MemType == config.MemNative {
+		return up / 8 / ((n - 1) * bytes)
+	}
+	return math.Min(up, down) / 8 / bytes * n / (n - 1)
+}
+
+func (r *virtualRun) result(wall time.Duration) *Result {
+	c, s := r.cfg, r.sim
+	window := (c.Duration - c.Warmup).Seconds()
+	res := &Result{
+		Config:        r.resultConfig(),
+		Seed:          c.Seed,
+		Version:       version(),
+		ThroughputTPS: round(float64(r.delivered) / window),
+		OfferedTPS:    c.Rate,
+		Latency:       r.lat.Summary(),
+		EndToEnd:      r.e2e.Summary(),
+		ViewChanges:   s.ViewChanges(),
+		TimedOutViews: s.TimedOutViews(),
+		Height:        s.Checker().Height(r.ref),
+		SubmittedTxs:  r.submitted,
+		RefusedTxs:    r.refused,
+		DeliveredTxs:  r.delivered,
+		Violations:    append([]string{}, s.Violations()...),
+		Events:        s.Steps(),
+		TraceHash:     s.TraceHash(),
+	}
+	if lim := r.limitTPS(); !math.IsInf(lim, 0) {
+		res.LimitTPS = round(lim)
+		res.ShareOfLimit = math.Round(res.ThroughputTPS/lim*10000) / 10000
+	}
+	for i, k := range r.perSecond {
+		res.Series = append(res.Series, SecondRow{T: i + 1, TPS: float64(k), LatencyMeanMs: r.perSecLat[i].Summary().Mean})
+	}
+	res.Bandwidth = r.bandwidth()
+	if c.CPU != nil {
+		tr := s.Traffic()
+		use := &CPUUse{}
+		for _, b := range tr.CPUBusy {
+			f := b.Seconds() / c.Duration.Seconds()
+			use.Mean += f / float64(c.N)
+			use.Max = math.Max(use.Max, f)
+		}
+		use.Mean, use.Max = round(use.Mean*1000)/1000, round(use.Max*1000)/1000
+		res.CPUUtilisation = use
+	}
+	res.WallClockSeconds = math.Round(wall.Seconds()*100) / 100
+	if wall > 0 {
+		res.SimSecondsPerWall = math.Round(c.Duration.Seconds()/wall.Seconds()*1000) / 1000
+	}
+	return res
+}
+
+// bandwidth turns the bytes the link model carried into Mbit/s per replica of each role: the
+// leader (whoever leads the view it is in; one at a time) and the others.
+func (r *virtualRun) bandwidth() map[string]RoleBytes {
+	c := r.cfg
+	tr := r.sim.Traffic()
+	// One replica leads at a time: the leader role's bytes over the run are a leader's rate; the
+	// others' are shared by N-1 replicas. A message counts for the role its sender had when it
+	// sent it (queued copies may leave in the next view).
+	secs := c.Duration.Seconds()
+	roleSecs := [numRoles]float64{secs, secs * float64(max(c.N-1, 1))}
+	out := map[string]RoleBytes{}
+	for role, name := range []string{"leader", "others"} {
+		rb := RoleBytes{ByType: map[string]float64{}}
+		for k, b := range tr.Bytes[role] {
+			if b == 0 || roleSecs[role] <= 0 {
+				continue
+			}
+			mbps := float64(b) * 8 / roleSecs[role] / 1e6
+			rb.ByType[types.Kind(k).String()] = round(mbps*1000) / 1000
+			rb.Total += mbps
+		}
+		rb.Total = round(rb.Total*1000) / 1000
+		out[name] = rb
+	}
+	return out
+}
+
+func (r *virtualRun) resultConfig() ResultConfig {
+	c := r.cfg
+	rc := ResultConfig{
+		Algorithm: c.Algorithm, Engine: c.Spec.Engine, Mempool: c.Spec.MemType, N: c.N, F: config.Faults(c.N),
+		Net: c.Net, UplinkMbps: c.Links.Uplink / 1e6, DownlinkMbps: c.Links.Downlink / 1e6,
+		LatencyMs: ms(c.Latency), JitterMs: ms(c.Jitter), LatencyMatrix: c.Links.Matrix != nil, Loss: c.Loss,
+		DurationS: c.Duration.Seconds(), WarmupS: c.Warmup.Seconds(), RateTPS: c.Rate, TxSize: c.TxSize,
+		MSize: c.Spec.Shared.MSize, BSize: c.Spec.BSize, Q: c.Spec.Shared.Q, TimeoutMs: ms(c.Spec.Timeout),
+		LoadBalance: c.Spec.Shared.LoadBalance, Gossip: c.Spec.Shared.Gossip, Zipf: c.Zipf,
+		Strategy: c.Strategy, CPUModel: c.CPU.String(), Signatures: crypto.SchemeSimulated, TickMs: ms(c.tick()), ClientLatMs: ms(c.ClientLatency),
+		TxModel: fmt.Sprintf("compact: each replica takes in its clients' transactions every %v as batches of count x %d B (at most %d per batch), stamped with the middle of the tick; wire sizes as if materialised", c.tick(), c.TxSize, r.maxCount()),
+	}
+	if c.RealSignatures {
+		rc.Signatures = "secp256k1"
+	}
+	if c.Spec.MemType == config.MemNative {
+		rc.MSize, rc.Q = 0, 0
+	}
+	if c.Spec.Shared.LoadBalance {
+		rc.D = c.Spec.Shared.D
+	}
+	for _, w := range c.Links.Async {
+		rc.Async = append(rc.Async, fmt.Sprintf("%v-%v:%v±%v", w.From, w.To, w.Delay, w.Jitter))
+	}
+	for id := range c.Byzantine {
+		rc.Byzantine = append(rc.Byzantine, int(id))
+	}
+	sort.Ints(rc.Byzantine)
+	return rc
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+func round(v float64) float64 { return math.Round(v*10) / 10 }
+
+// version is the module version or VCS revision this binary was built from.
+func version() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown"
+	}
+	rev, dirty := "", false
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			dirty = s.Value == "true"
+		}
+	}
+	if rev == "" {
+		return bi.Main.Version
+	}
+	if dirty {
+		rev += "-dirty"
+	}
+	return rev
+}
