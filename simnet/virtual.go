@@ -63,7 +63,7 @@ type VirtualConfig struct {
 	ClientLatency time.Duration // one way between a client and its replica, for the end-to-end latency
 	// RealSignatures signs with secp256k1 instead of the simulator's keyed-hash signatures.
 	RealSignatures bool
-	Seed          int64
+	Seed           int64
 	// Progress, when set, is called every virtual second.
 	Progress func(p Progress)
 }
