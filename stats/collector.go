@@ -280,6 +280,7 @@ type MicroblockStats struct {
 	AveSizeBytes   float64 `json:"ave_size_bytes"`
 	AveSizeTxs     float64 `json:"ave_size_txs"`
 	StableTimeMs   Latency `json:"stable_time_ms"`
+	StableSamples  uint64  `json:"stable_samples"`
 	ProofsVerified uint64  `json:"proofs_verified"`
 	ProofsRejected uint64  `json:"proofs_rejected"`
 	Forwarded      uint64  `json:"forwarded"`
@@ -421,6 +422,7 @@ func (c *Collector) Snapshot() Snapshot {
 	s.Microblocks = MicroblockStats{
 		Created: m.created, Received: m.received, Redundant: m.redundant, Missing: m.missing,
 		Fetched: m.fetched, Dropped: m.dropped, StableTimeMs: c.stable.Summary(),
+		StableSamples:  c.stable.Count(),
 		ProofsVerified: m.proofsOK, ProofsRejected: m.proofsBad, Forwarded: m.forwarded, PushedAsProxy: m.proxied,
 		Busy: c.busy, LoadMs: round3(float64(c.load) / float64(time.Millisecond)), BannedProxies: c.gauges.Banned,
 		Known: c.gauges.Microblocks, PeerBytes: c.gauges.PeerBytes, RetainedBytes: c.gauges.RetainedBytes,
