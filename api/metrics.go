@@ -98,8 +98,20 @@ var scalarMetrics = []metricDef{
 	gauge("microblocks_peer_bytes", "Bytes of other replicas' microblocks held.", func(s *stats.Snapshot) float64 { return float64(s.Microblocks.PeerBytes) }),
 	gauge("microblocks_retained_bytes", "Bytes of committed microblocks kept for fetches.", func(s *stats.Snapshot) float64 { return float64(s.Microblocks.RetainedBytes) }),
 	gauge("microblocks_being_fetched", "Microblocks being fetched.", func(s *stats.Snapshot) float64 { return float64(s.Microblocks.BeingFetched) }),
-	gauge("send_bits_per_second", "Sent traffic, all message types, over the last second or more.", func(s *stats.Snapshot) float64 { return s.SendMbps * 1e6 }),
-	gauge("receive_bits_per_second", "Received traffic, all message types, over the last second or more.", func(s *stats.Snapshot) float64 { return s.RecvMbps * 1e6 }),
+	gauge("sent_bytes_per_second", "Bytes sent per second, all message types, over the last second or more.", func(s *stats.Snapshot) float64 {
+		var v float64
+		for _, tr := range s.Traffic {
+			v += tr.SentBytes
+		}
+		return v
+	}),
+	gauge("received_bytes_per_second", "Bytes received per second, all message types, over the last second or more.", func(s *stats.Snapshot) float64 {
+		var v float64
+		for _, tr := range s.Traffic {
+			v += tr.RecvBytes
+		}
+		return v
+	}),
 }
 
 var (
