@@ -5,6 +5,7 @@
 (function () {
   const POLL_MS = 1000;
   const KEEP = 300; // points: 5 minutes at one per second
+  const HEIGHT = 170; // px per chart
   const COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
     "#7f7f7f", "#bcbd22", "#17becf", "#393b79", "#ad494a", "#637939", "#843c39", "#7b4173", "#3182bd"];
   const color = (i) => COLORS[i % COLORS.length];
@@ -29,8 +30,8 @@
   ];
   // Charts with one series per message type, summed over the replicas that answer.
   const perKind = [
-    { id: "kindsent", title: "Bytes sent by message type", unit: "bytes/s, all replicas", field: "sent_bytes_per_s" },
-    { id: "kindrecv", title: "Bytes received by message type", unit: "bytes/s, all replicas", field: "recv_bytes_per_s" },
+    { id: "kindsent", title: "Bytes sent by message type", unit: "bytes/s, all replicas", field: "sent_bytes_per_s", legend: true },
+    { id: "kindrecv", title: "Bytes received by message type", unit: "bytes/s, all replicas", field: "recv_bytes_per_s", legend: true },
   ];
 
   const times = [];
@@ -85,11 +86,12 @@
       value: (u, v) => fmt(v),
     })));
     const opts = {
-      width, height: 180, series,
+      width, height: HEIGHT, series,
       scales: { x: { time: true }, y: { range: (u, min, max) => [Math.min(0, min), max > 0 ? max * 1.1 : 1] } },
       axes: [{ stroke: "#6b7482", grid: { stroke: "#eef0f3" } },
         { stroke: "#6b7482", grid: { stroke: "#eef0f3" }, size: 56, values: (u, vals) => vals.map(fmt) }],
-      legend: { live: true },
+      // Per-replica charts take their colours from the table's swatches; per-kind charts name theirs.
+      legend: { show: !!c.def.legend, live: true },
       cursor: { drag: { x: false, y: false } },
     };
     c.plot = new uPlot(opts, columns(c), c.box);
@@ -246,7 +248,7 @@
   window.addEventListener("resize", () => {
     clearTimeout(resizeTimer);
     resizeTimer = setTimeout(() => {
-      for (const c of charts.values()) if (c.plot) c.plot.setSize({ width: Math.max(300, c.el.clientWidth - 20), height: 180 });
+      for (const c of charts.values()) if (c.plot) c.plot.setSize({ width: Math.max(300, c.el.clientWidth - 20), height: HEIGHT });
     }, 150);
   });
   poll();
