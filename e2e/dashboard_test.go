@@ -73,9 +73,8 @@ func chromedriver(t *testing.T) string {
 
 // browser is a headless chromium session driven by chromedriver over WebDriver (W3C) HTTP.
 type browser struct {
-	base    string // the session's URL
-	http    *http.Client
-	ignored int // browser log entries already read
+	base string // the session's URL
+	http *http.Client
 }
 
 func newBrowser(t *testing.T) *browser {
@@ -151,12 +150,6 @@ func (b *browser) call(t *testing.T, method, url string, body, out any) {
 	}
 	require.NoError(t, json.Unmarshal(raw, &env), "%s", raw)
 	if env.Value != nil && string(env.Value) != "null" && out != nil {
-		if ss, ok := out.(*struct {
-			SessionID string `json:"sessionId"`
-		}); ok {
-			require.NoError(t, json.Unmarshal(env.Value, ss), "%s", raw)
-			return
-		}
 		require.NoError(t, json.Unmarshal(env.Value, out), "%s", raw)
 	}
 }
