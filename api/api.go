@@ -41,6 +41,11 @@ type Options struct {
 	// unknown path.
 	Faults FaultTarget
 	N      int // replicas in the run: /drop?to= must name one of 1..N other than this node
+
+	// Peers maps every node of the run to its HTTP address (host:port or a base URL); the
+	// dashboard's cluster view (/cluster.json) asks the others for their statistics. Nil: the
+	// view shows this node alone.
+	Peers map[types.NodeID]string
 }
 
 func (o *Options) defaults() {
@@ -60,15 +65,18 @@ func (o *Options) defaults() {
 
 // Server serves one node's API.
 type Server struct {
-	node  Node
-	stats *stats.Collector
-	opts  Options
+	node    Node
+	stats   *stats.Collector
+	opts    Options
+	dash    *dashboard
+	metrics http.Handler
 }
 
 // New returns the API of node.
 func New(node Node, col *stats.Collector, opts Options) *Server {
 	opts.defaults()
-	return &Server{node: node, stats: col, opts: opts}
+	return &Server{node: node, stats: col, opts: opts,
+		dash: newDashboard(node.ID(), col, opts.Peers), metrics: metricsHandler(col)}
 }
 
 // SubmitResponse is the JSON answer to an accepted submission. Accepted counts the transactions
@@ -90,12 +98,20 @@ type ErrorResponse struct {
 	Reason string `json:"reason,omitempty"`
 }
 
-// ServeHTTP routes: POST /txs, PUT|POST /{key}, GET|HEAD /{key}, GET /query, GET /stats, and with Options.Faults
-// GET|POST /crash, /slow, /flaky, /drop; anything else is 404. The fault paths are never keys,
-// so a fault request to a node without fault injection is refused instead of stored.
+// ServeHTTP routes: POST /txs, PUT|POST /{key}, GET|HEAD /{key}, GET /query, GET /stats, the
+// dashboard (GET / and /dashboard/{asset}, GET /cluster.json), GET /metrics, and with
+// Options.Faults GET|POST /crash, /slow, /flaky, /drop; anything else is 404. The fault paths are
+// never keys, so a fault request to a node without fault injection is refused instead of stored;
+// neither are metrics and cluster.json.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	path := r.URL.Path
 	switch {
+	case path == "/" || strings.HasPrefix(path, "/dashboard/"):
+		s.onlyGet(w, r, s.dash.page)
+	case path == "/cluster.json":
+		s.onlyGet(w, r, s.dash.cluster)
+	case path == "/metrics":
+		s.onlyGet(w, r, s.metrics.ServeHTTP)
 	case path == "/query":
 		s.onlyGet(w, r, s.query)
 	case path == "/stats":
@@ -119,7 +135,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
-	routes := "POST /txs, PUT|POST /{key}, GET|HEAD /{key}[?consistency=linearizable], GET /query[?format=json], GET /stats"
+	routes := "POST /txs, PUT|POST /{key}, GET|HEAD /{key}[?consistency=linearizable], GET /query[?format=json], GET /stats, GET / (dashboard), GET /cluster.json, GET /metrics"
 	if s.opts.Faults != nil {
 		routes += ", GET|POST /crash?t=S, /slow?ms=MS&t=S, /flaky?p=P&t=S, /drop?to=ID&t=S"
 	}
@@ -134,7 +150,7 @@ func isKey(path string) bool {
 		return false
 	}
 	switch path {
-	case "/query", "/stats", "/txs":
+	case "/query", "/stats", "/txs", "/metrics", "/cluster.json":
 		return false
 	}
 	return !isFaultPath(path)

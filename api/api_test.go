@@ -235,7 +235,7 @@ func TestSubmitErrors(t *testing.T) {
 		{"delete a key", &fakeNode{}, "DELETE", "/alice", nil, 404, "not_found", "no route"},
 		{"nested path", &fakeNode{}, "PUT", "/a/b", []byte("x"), 404, "not_found", "no route"},
 		{"key with a zero byte", &fakeNode{}, "PUT", "/a%00b", []byte("x"), 404, "not_found", "no route"},
-		{"root", &fakeNode{}, "DELETE", "/", nil, 404, "not_found", "no route"},
+		{"root is the dashboard", &fakeNode{}, "DELETE", "/", nil, 405, "method", "GET"},
 		{"bad format", &fakeNode{}, "GET", "/query?format=xml", nil, 400, "bad_request", "format"},
 	}
 	for _, tc := range cases {

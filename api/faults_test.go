@@ -89,7 +89,7 @@ func TestFaultRoutesDisabled(t *testing.T) {
 	unknown := decodeErr(t, do(t, s, http.MethodGet, "/a/b", nil))
 	crash := decodeErr(t, do(t, s, http.MethodGet, "/crash", nil))
 	assert.Equal(t, unknown.Reason, crash.Reason)
-	assert.Equal(t, "no route GET /crash; routes: POST /txs, PUT|POST /{key}, GET|HEAD /{key}[?consistency=linearizable], GET /query[?format=json], GET /stats", crash.Error)
+	assert.Equal(t, "no route GET /crash; routes: POST /txs, PUT|POST /{key}, GET|HEAD /{key}[?consistency=linearizable], GET /query[?format=json], GET /stats, GET / (dashboard), GET /cluster.json, GET /metrics", crash.Error)
 }
 
 func TestFaultRoutesCallTarget(t *testing.T) {

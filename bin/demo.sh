@@ -17,6 +17,13 @@ trap 'exit 130' INT TERM
 
 echo "== starting the replicas of ips.txt running $alg (logs in $LOG_DIR)"
 ./simulation.sh "$alg"
+ready=$(grep -m1 '^stratus:' "$LOG_DIR/server.out" || true)
+dash=${ready#*HTTP }
+dash=${dash%%..*} # the first replica's HTTP address
+[[ $dash == "$ready" || -z $dash ]] && dash=127.0.0.1:8069
+dash=${dash/0.0.0.0:/127.0.0.1:}
+echo
+echo "dashboard: http://$dash/   (live charts of every replica; Prometheus metrics at /metrics)"
 echo
 echo "== running 4 client processes for ${secs} s"
 ./runClient.sh --wait 4 -duration "$secs" | grep -E '^(---|\[ *[0-9]+s\])' | awk '/^---/ {c=$0; next} {last[c]=$0} END {for (k in last) print k ": " last[k]}' | sort

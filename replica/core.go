@@ -230,6 +230,8 @@ func (c *Core) Gauges() stats.Gauges {
 		RetainedBytes:   g.Retained,
 		Fetching:        g.Fetching,
 		Banned:          g.Banned,
+		Busy:            g.Busy,
+		Load:            g.Load,
 	}
 }
 

@@ -455,7 +455,7 @@ func (c *cluster) build(run runSpec, s *simNode, signer crypto.Signer, verifier 
 		return err
 	}
 	s.rep = rep
-	apiOpts := api.Options{MaxTxSize: cfg.MaxTxSize, N: n}
+	apiOpts := api.Options{MaxTxSize: cfg.MaxTxSize, N: n, Peers: httpPeers(run.nodes)}
 	if cfg.FaultsHTTP {
 		apiOpts.Faults = api.FaultsOf(rep.Crash, shaper)
 	}
@@ -474,6 +474,22 @@ func (c *cluster) build(run runSpec, s *simNode, signer crypto.Signer, verifier 
 		c.faults = append(c.faults, time.AfterFunc(time.Duration(cfg.Crash)*time.Millisecond, func() { rep.Crash(down) }))
 	}
 	return nil
+}
+
+// httpPeers maps every node to the address its HTTP API answers on, for the dashboard's cluster
+// view; a wildcard listen address (":8069", "0.0.0.0:8069") is asked on loopback.
+func httpPeers(nodes []config.Node) map[types.NodeID]string {
+	out := make(map[types.NodeID]string, len(nodes))
+	for _, nd := range nodes {
+		addr := nd.HTTPAddr
+		if host, port, err := net.SplitHostPort(addr); err == nil {
+			if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+				addr = net.JoinHostPort("127.0.0.1", port)
+			}
+		}
+		out[types.NodeID(nd.ID)] = addr
+	}
+	return out
 }
 
 func (c *cluster) start(run runSpec) {

@@ -36,6 +36,10 @@ type Gauges struct {
 	RetainedBytes   int // shared mempools: bytes of committed microblocks kept for fetches
 	Fetching        int // shared mempools: microblocks being fetched
 	Banned          int // load balancing: banned proxies
+	// Load balancing: the busy state and the current load estimate (the stable-time percentile),
+	// sampled like the sizes so that the load is live even when the busy state never flips.
+	Busy bool
+	Load time.Duration
 }
 
 // Traffic counts one message kind's messages and bytes, as totals since the start.
@@ -222,6 +226,7 @@ func (c *Collector) SetGauges(g Gauges, highQC types.View, dropped uint64, traff
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.gauges, c.highQC, c.transportDropped = g, highQC, dropped
+	c.busy, c.load = g.Busy, g.Load // the current estimate, not the one of the last busy flip
 	c.traffic = trafficSample{at: now, byKind: traffic}
 	if c.prevSample.at.IsZero() {
 		c.prevSample = c.traffic
@@ -275,6 +280,7 @@ type MicroblockStats struct {
 	AveSizeBytes   float64 `json:"ave_size_bytes"`
 	AveSizeTxs     float64 `json:"ave_size_txs"`
 	StableTimeMs   Latency `json:"stable_time_ms"`
+	StableSamples  uint64  `json:"stable_samples"`
 	ProofsVerified uint64  `json:"proofs_verified"`
 	ProofsRejected uint64  `json:"proofs_rejected"`
 	Forwarded      uint64  `json:"forwarded"`
@@ -416,6 +422,7 @@ func (c *Collector) Snapshot() Snapshot {
 	s.Microblocks = MicroblockStats{
 		Created: m.created, Received: m.received, Redundant: m.redundant, Missing: m.missing,
 		Fetched: m.fetched, Dropped: m.dropped, StableTimeMs: c.stable.Summary(),
+		StableSamples:  c.stable.Count(),
 		ProofsVerified: m.proofsOK, ProofsRejected: m.proofsBad, Forwarded: m.forwarded, PushedAsProxy: m.proxied,
 		Busy: c.busy, LoadMs: round3(float64(c.load) / float64(time.Millisecond)), BannedProxies: c.gauges.Banned,
 		Known: c.gauges.Microblocks, PeerBytes: c.gauges.PeerBytes, RetainedBytes: c.gauges.RetainedBytes,

@@ -310,10 +310,10 @@ func TestMicroblockAndTrafficStats(t *testing.T) {
 
 	var tr [types.NumKinds]Traffic
 	tr[types.KindMicroBlock] = Traffic{SentMsgs: 10, SentBytes: 10_000}
-	c.SetGauges(Gauges{Microblocks: 5, Banned: 1}, 0, 0, tr)
+	c.SetGauges(Gauges{Microblocks: 5, Banned: 1, Busy: true, Load: 25 * time.Millisecond}, 0, 0, tr)
 	now = now.Add(2 * time.Second)
 	tr[types.KindMicroBlock] = Traffic{SentMsgs: 30, SentBytes: 260_000, RecvMsgs: 4, RecvBytes: 4000}
-	c.SetGauges(Gauges{Microblocks: 5, Banned: 1}, 0, 0, tr)
+	c.SetGauges(Gauges{Microblocks: 5, Banned: 1, Busy: true, Load: 25 * time.Millisecond}, 0, 0, tr)
 
 	s := c.Snapshot()
 	mb := s.Microblocks
@@ -367,4 +367,23 @@ func TestCollectorCountsRedeliveriesOnce(t *testing.T) {
 	assert.Equal(t, uint64(64), s.CommittedHeight)
 	assert.Equal(t, StateTransfer{Syncs: 1, SkippedBlocks: 60, SkippedTx: 600}, s.StateTransfer)
 	assert.Contains(t, s.Text(), "Chain digest: "+types.Keccak([]byte("64")).Hex())
+}
+
+// The load estimate is a gauge: it follows every reading, also while the busy state never flips
+// (a hot replica under its busy threshold used to show load 0 while its stable times were not).
+func TestLoadIsLiveWithoutBusyChange(t *testing.T) {
+	now := time.Unix(1000, 0)
+	c := New(Info{Node: 1, N: 4}, func() time.Time { return now })
+	var tr [types.NumKinds]Traffic
+	c.SetGauges(Gauges{Load: 7 * time.Millisecond}, 0, 0, tr)
+	s := c.Snapshot()
+	assert.False(t, s.Microblocks.Busy)
+	assert.Equal(t, 7.0, s.Microblocks.LoadMs)
+	c.SetGauges(Gauges{Load: 3500 * time.Microsecond}, 0, 0, tr)
+	assert.Equal(t, 3.5, c.Snapshot().Microblocks.LoadMs, "the current value, not the first")
+	c.SetGauges(Gauges{Microblocks: 1, Busy: true, Load: 30 * time.Millisecond}, 0, 0, tr)
+	s = c.Snapshot()
+	assert.True(t, s.Microblocks.Busy)
+	assert.Equal(t, 30.0, s.Microblocks.LoadMs)
+	assert.Contains(t, s.Text(), "load 30.000 ms")
 }

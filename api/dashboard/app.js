@@ -1,0 +1,255 @@
+// Stratus dashboard: polls /cluster.json every second (this node's statistics and each peer's,
+// asked by the node), keeps the last 5 minutes in memory and draws one chart per metric with one
+// series per replica. Plain JS, no build step; uPlot draws.
+"use strict";
+(function () {
+  const POLL_MS = 1000;
+  const KEEP = 300; // points: 5 minutes at one per second
+  const HEIGHT = 170; // px per chart
+  const COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+    "#7f7f7f", "#bcbd22", "#17becf", "#393b79", "#ad494a", "#637939", "#843c39", "#7b4173", "#3182bd"];
+  const color = (i) => COLORS[i % COLORS.length];
+
+  // A metric read from one replica's snapshot s; prev is that replica's previous snapshot and dt
+  // the seconds between them (for rates of counters).
+  const rate = (get) => (s, prev, dt) => (prev && dt > 0 ? Math.max(0, (get(s) - get(prev)) / dt) : null);
+  const perReplica = [
+    { id: "throughput", title: "Committed throughput", unit: "tx/s", get: (s) => s.throughput_tps },
+    { id: "lat50", title: "Latency p50", unit: "ms (last 10 s)", get: (s) => s.latency_window_ms.p50 },
+    { id: "lat99", title: "Latency p99", unit: "ms (last 10 s)", get: (s) => s.latency_window_ms.p99 },
+    { id: "view", title: "View", unit: "", get: (s) => s.view },
+    { id: "viewchanges", title: "View changes", unit: "per s", get: rate((s) => s.view_changes) },
+    { id: "timeouts", title: "Timeouts", unit: "total", get: (s) => s.timeouts },
+    { id: "send", title: "Bytes sent", unit: "Mbit/s, all message types", get: (s) => s.send_mbps },
+    { id: "recv", title: "Bytes received", unit: "Mbit/s, all message types", get: (s) => s.recv_mbps },
+    { id: "mempool", title: "Mempool", unit: "pending tx", get: (s) => s.mempool.pending_tx },
+    { id: "microblocks", title: "Microblocks known", unit: "", get: (s) => s.microblocks.known },
+    { id: "stable", title: "PAB stable time p50", unit: "ms", get: (s) => s.microblocks.stable_time_ms.p50 },
+    { id: "load", title: "Load estimate", unit: "ms (stable-time percentile)", get: (s) => s.microblocks.load_ms },
+    { id: "busy", title: "Busy (load balancing)", unit: "1 = forwarding", get: (s) => (s.microblocks.busy ? 1 : 0), steps: true },
+  ];
+  // Charts with one series per message type, summed over the replicas that answer.
+  const perKind = [
+    { id: "kindsent", title: "Bytes sent by message type", unit: "bytes/s, all replicas", field: "sent_bytes_per_s", legend: true },
+    { id: "kindrecv", title: "Bytes received by message type", unit: "bytes/s, all replicas", field: "recv_bytes_per_s", legend: true },
+  ];
+
+  const times = [];
+  const charts = new Map(); // id → {def, labels, colors, data: Map label → values, plot, el}
+  const prevSnap = new Map(); // node → {s, t}
+  const grid = document.getElementById("charts");
+  let polls = 0;
+
+  function card(def) {
+    const el = document.createElement("div");
+    el.className = "card";
+    el.id = "chart-" + def.id;
+    const h = document.createElement("h2");
+    h.textContent = def.title + " ";
+    const small = document.createElement("small");
+    small.textContent = def.unit;
+    h.appendChild(small);
+    el.appendChild(h);
+    const box = document.createElement("div");
+    el.appendChild(box);
+    grid.appendChild(el);
+    return { el, box };
+  }
+
+  function ensureChart(def) {
+    let c = charts.get(def.id);
+    if (!c) {
+      const { el, box } = card(def);
+      c = { def, labels: [], colors: [], data: new Map(), plot: null, el, box };
+      charts.set(def.id, c);
+    }
+    return c;
+  }
+
+  function fmt(v) {
+    if (v == null) return "–";
+    const a = Math.abs(v);
+    if (a >= 1e9) return (v / 1e9).toFixed(1) + "G";
+    if (a >= 1e6) return (v / 1e6).toFixed(1) + "M";
+    if (a >= 1e4) return (v / 1e3).toFixed(1) + "k";
+    if (a >= 100 || Number.isInteger(v)) return v.toFixed(0);
+    return v.toFixed(2);
+  }
+
+  function build(c) {
+    if (c.plot) c.plot.destroy();
+    c.box.textContent = "";
+    const width = Math.max(300, c.el.clientWidth - 20);
+    const series = [{}].concat(c.labels.map((l, i) => ({
+      label: l, stroke: c.colors[i], width: 1.5, spanGaps: false,
+      paths: c.def.steps ? uPlot.paths.stepped({ align: 1 }) : undefined,
+      value: (u, v) => fmt(v),
+    })));
+    const opts = {
+      width, height: HEIGHT, series,
+      scales: { x: { time: true }, y: { range: (u, min, max) => [Math.min(0, min), max > 0 ? max * 1.1 : 1] } },
+      axes: [{ stroke: "#6b7482", grid: { stroke: "#eef0f3" } },
+        { stroke: "#6b7482", grid: { stroke: "#eef0f3" }, size: 56, values: (u, vals) => vals.map(fmt) }],
+      // Per-replica charts take their colours from the table's swatches; per-kind charts name theirs.
+      legend: { show: !!c.def.legend, live: true },
+      cursor: { drag: { x: false, y: false } },
+    };
+    c.plot = new uPlot(opts, columns(c), c.box);
+  }
+
+  function columns(c) {
+    return [times.slice()].concat(c.labels.map((l) => c.data.get(l).slice()));
+  }
+
+  // push appends one point per label (null where a replica or kind has no value) and trims to KEEP.
+  function push(c, values, order) {
+    let changed = false;
+    for (const [label, col] of order) {
+      if (!c.data.has(label)) {
+        c.data.set(label, new Array(times.length - 1).fill(null));
+        c.labels.push(label);
+        c.colors.push(col);
+        changed = true;
+      }
+    }
+    for (const l of c.labels) {
+      const arr = c.data.get(l);
+      arr.push(values.has(l) ? values.get(l) : null);
+      if (arr.length > KEEP) arr.splice(0, arr.length - KEEP);
+    }
+    return changed;
+  }
+
+  function render(c, changed) {
+    if (changed || !c.plot) build(c);
+    else c.plot.setData(columns(c));
+  }
+
+  function cell(tr, text, cls) {
+    const td = document.createElement("td");
+    td.textContent = text;
+    if (cls) td.className = cls;
+    tr.appendChild(td);
+    return td;
+  }
+
+  function table(nodes) {
+    const tb = document.querySelector("#replicas tbody");
+    tb.textContent = "";
+    for (const nd of nodes) {
+      const s = nd.stats;
+      const tr = document.createElement("tr");
+      tr.id = "replica-" + nd.node;
+      tr.className = nd.up ? "up" : "down";
+      tr.dataset.up = nd.up ? "true" : "false";
+      const first = cell(tr, "");
+      const sw = document.createElement("span");
+      sw.className = "swatch";
+      sw.style.background = color(nd.node - 1);
+      first.appendChild(sw);
+      first.appendChild(document.createTextNode(nd.node + (nd.self ? " (this node)" : "")));
+      const st = cell(tr, nd.up ? "up" : "down", "status " + (nd.up ? "up" : "down"));
+      if (!nd.up && nd.error) {
+        const e = document.createElement("span");
+        e.className = "err";
+        e.textContent = nd.error;
+        st.appendChild(e);
+      }
+      if (s) {
+        [s.view, s.leader, s.committed_height, s.committed_tx].forEach((v) => cell(tr, String(v)));
+        cell(tr, s.throughput_tps.toFixed(1));
+        cell(tr, s.latency_window_ms.p50.toFixed(2));
+        cell(tr, s.latency_window_ms.p99.toFixed(2));
+        cell(tr, String(s.mempool.pending_tx));
+        cell(tr, String(s.microblocks.known));
+        cell(tr, s.send_mbps.toFixed(2));
+        cell(tr, s.recv_mbps.toFixed(2));
+        cell(tr, s.microblocks.busy ? "yes" : "no");
+        cell(tr, s.microblocks.load_ms.toFixed(2));
+      } else {
+        for (let i = 0; i < 13; i++) cell(tr, "–");
+      }
+      tb.appendChild(tr);
+    }
+  }
+
+  function header(resp) {
+    const self = resp.nodes.find((n) => n.self);
+    const s = self && self.stats;
+    if (s) {
+      document.getElementById("protocol").textContent = s.algorithm + " (" + s.engine + ", " + s.mem_type + ")";
+      const up = Math.round(s.uptime_s);
+      document.getElementById("uptime").textContent =
+        (up >= 3600 ? Math.floor(up / 3600) + "h " : "") + Math.floor((up % 3600) / 60) + "m " + (up % 60) + "s";
+    }
+    document.getElementById("n").textContent = String(resp.n);
+    document.getElementById("self").textContent = String(resp.self);
+    const up = resp.nodes.filter((n) => n.up).length;
+    document.getElementById("upcount").textContent = up + " of " + resp.nodes.length;
+  }
+
+  function update(resp) {
+    const t = Date.parse(resp.time) / 1000;
+    times.push(t);
+    if (times.length > KEEP) times.splice(0, times.length - KEEP);
+    header(resp);
+    table(resp.nodes);
+    const order = resp.nodes.map((n) => ["node " + n.node, color(n.node - 1)]);
+    for (const def of perReplica) {
+      const values = new Map();
+      for (const nd of resp.nodes) {
+        if (!nd.up || !nd.stats) continue;
+        const p = prevSnap.get(nd.node);
+        let v = null;
+        try { v = def.get(nd.stats, p && p.s, p ? t - p.t : 0); } catch (e) { v = null; }
+        values.set("node " + nd.node, v == null || !isFinite(v) ? null : v);
+      }
+      const c = ensureChart(def);
+      render(c, push(c, values, order));
+    }
+    for (const def of perKind) {
+      const values = new Map();
+      for (const nd of resp.nodes) {
+        if (!nd.up || !nd.stats || !nd.stats.traffic) continue;
+        for (const [kind, tr] of Object.entries(nd.stats.traffic)) {
+          values.set(kind, (values.get(kind) || 0) + (tr[def.field] || 0));
+        }
+      }
+      const c = ensureChart(def);
+      const kinds = [...values.keys()].sort();
+      const known = c.labels.length;
+      const ord = kinds.map((k) => [k, color(known + kinds.filter((x) => !c.labels.includes(x)).indexOf(k))]);
+      render(c, push(c, values, ord));
+    }
+    for (const nd of resp.nodes) {
+      if (nd.up && nd.stats) prevSnap.set(nd.node, { s: nd.stats, t });
+      else prevSnap.delete(nd.node);
+    }
+    polls++;
+    document.body.dataset.polls = String(polls);
+  }
+
+  const conn = document.getElementById("conn");
+  async function poll() {
+    try {
+      const r = await fetch("cluster.json", { cache: "no-store" });
+      if (!r.ok) throw new Error("HTTP " + r.status);
+      update(await r.json());
+      conn.textContent = "live";
+      conn.className = "conn ok";
+    } catch (e) {
+      conn.textContent = "this node does not answer (" + e.message + "); retrying";
+      conn.className = "conn err";
+    }
+    setTimeout(poll, POLL_MS);
+  }
+
+  let resizeTimer = null;
+  window.addEventListener("resize", () => {
+    clearTimeout(resizeTimer);
+    resizeTimer = setTimeout(() => {
+      for (const c of charts.values()) if (c.plot) c.plot.setSize({ width: Math.max(300, c.el.clientWidth - 20), height: HEIGHT });
+    }, 150);
+  });
+  poll();
+})();
