@@ -26,9 +26,21 @@ func VerifyCert(v crypto.Verifier, digest types.Hash, signers bitmap.Bitmap, sig
 	if count < need {
 		return fmt.Errorf("%d signers, need %d", count, need)
 	}
+	memo, _ := v.(crypto.CertMemo)
+	var key crypto.CertKey
+	if memo != nil {
+		if key = crypto.CertKeyOf(digest, signers, sigs); memo.CertVerified(key) {
+			return nil
+		}
+	}
 	n := v.N()
 	i := 0
 	var err error
+	defer func() {
+		if err == nil && memo != nil {
+			memo.RememberCert(key)
+		}
+	}()
 	signers.Range(func(bit uint32) {
 		if err != nil {
 			return

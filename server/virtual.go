@@ -41,6 +41,8 @@ type virtualFlags struct {
 	scenario                  *string
 	small                     *bool
 	quiet                     *bool
+	onlyN                     *string
+	fit                       *bool
 	signatures                *string
 	q, timeoutMs, d           *int
 	lb                        *bool
@@ -57,7 +59,7 @@ func registerVirtualFlags() *virtualFlags {
 		rate:           flag.Float64("rate", 0, "with -virtual: offered load, transactions per second over all replicas (default: 1.2 × the network's bandwidth limit for the protocol)"),
 		txSize:         flag.Int("tx_size", 0, "with -virtual: transaction size in bytes (default: the config's payload_size)"),
 		msize:          flag.Int("msize", 0, "with -virtual: microblock size in bytes (default: the config's msize)"),
-		bsize:          flag.Int("bsize", 0, "with -virtual: block size: transactions (native) or microblock references (shared) per proposal (default: the config's bsize)"),
+		bsize:          flag.Int("bsize", 0, "with -virtual: block size: transactions (native) or microblock references (shared) per proposal (default 0: fitted to the network with -fit, else the config's)"),
 		seed:           flag.Int64("seed", 1, "with -virtual: random seed (same seed, same run)"),
 		byz:            flag.Int("byz", 0, "with -virtual: Byzantine replicas (the last K IDs)"),
 		strategy:       flag.String("strategy", "missing", "with -virtual: their strategy (package byzantine; e.g. missing, silence, slow)"),
@@ -75,13 +77,15 @@ func registerVirtualFlags() *virtualFlags {
 		scenario:       flag.String("scenario", "", "with -virtual: run one of the paper's experiments and write one JSON row per run: "+strings.Join(simnet.ScenarioNames(), ", ")),
 		small:          flag.Bool("small", false, "with -scenario: the same experiment at small N and short duration (a smoke test)"),
 		quiet:          flag.Bool("quiet", false, "with -virtual: no progress lines"),
+		onlyN:          flag.String("only_n", "", "with -scenario: run only the rows with these N (comma-separated)"),
+		fit:            flag.Bool("fit", true, "with -virtual: size the protocol to the network: blocks the leader can send in a quarter of the view timeout (unless -bsize), push and fetch timeouts no shorter than sending a microblock to every replica"),
 		signatures:     flag.String("signatures", "simulated", "with -virtual: simulated (keyed-hash signatures, verified and unforgeable inside the simulator, 30× cheaper to make) or secp256k1 (real, slow at large N)"),
 		q:              flag.Int("q", -1, "with -virtual: PAB proof threshold (default: the config's q, 0 = f+1)"),
 		timeoutMs:      flag.Int("timeout", -1, "with -virtual: view timeout in ms (default: the config's)"),
 		d:              flag.Int("d", -1, "with -virtual: load-balancing samples d; turns load balancing on (default: the config's)"),
 		lb:             flag.Bool("lb", false, "with -virtual: distributed load balancing on"),
 		proposeTimeout: flag.Duration("propose_timeout", -1, "with -virtual: how long a leader waits for payload (default: the config's)"),
-		batchTime:      flag.Duration("batch_timeout", -1, "with -virtual: how long a microblock waits to fill (default: the config's)"),
+		batchTime:      flag.Duration("batch_timeout", -1, "with -virtual: how long a microblock waits to fill up to msize (default 5s)"),
 	}
 }
 
@@ -126,6 +130,28 @@ func runVirtual(vf *virtualFlags, cfgPath string, sets []string, algorithm strin
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "server -virtual: %v\n", err)
 			return 2
+		}
+		if *vf.onlyN != "" {
+			keep := map[int]bool{}
+			for _, f := range strings.Split(*vf.onlyN, ",") {
+				n, err := strconv.Atoi(strings.TrimSpace(f))
+				if err != nil {
+					fmt.Fprintf(os.Stderr, "server -virtual: -only_n %q: want numbers separated by commas\n", *vf.onlyN)
+					return 2
+				}
+				keep[n] = true
+			}
+			var kept []simnet.VirtualConfig
+			for _, r := range runs {
+				if keep[r.N] {
+					kept = append(kept, r)
+				}
+			}
+			if len(kept) == 0 {
+				fmt.Fprintf(os.Stderr, "server -virtual: -only_n %s: no run of scenario %s has that N\n", *vf.onlyN, *vf.scenario)
+				return 2
+			}
+			runs = kept
 		}
 	}
 	failed := false
@@ -231,6 +257,10 @@ func virtualBase(vf *virtualFlags, cfgPath string, sets []string, algorithm stri
 	if *vf.proposeTimeout >= 0 {
 		cfg.ProposeTimeout = int(*vf.proposeTimeout / time.Millisecond)
 	}
+	// Microblocks fill up to msize (the paper's batches): without -batch_timeout one waits up to
+	// 5 s, not the config's few milliseconds, which at hundreds of replicas would cut a batch of
+	// a few transactions, each with its own acks and proof.
+	cfg.BatchTimeout = 5000
 	if *vf.batchTime >= 0 {
 		cfg.BatchTimeout = int(*vf.batchTime / time.Millisecond)
 	}
@@ -249,6 +279,10 @@ func virtualBase(vf *virtualFlags, cfgPath string, sets []string, algorithm stri
 	c.Algorithm, c.N, c.Seed = algorithm, *vf.n, *vf.seed
 	c.Spec = replica.SpecFromConfig(cfg, engine, c.N)
 	c.Spec.DedupWindow = replica.DefaultDedupWindow
+	c.Fit = *vf.fit
+	if *vf.bsize == 0 && c.Fit {
+		c.Spec.BSize = 0 // fitted to the network
+	}
 	c.TxSize = cfg.PayloadSize
 	if *vf.txSize != 0 {
 		c.TxSize = *vf.txSize
@@ -429,7 +463,7 @@ func readMatrix(path string, n int) ([][]time.Duration, error) {
 func virtualOnlyFlags() string {
 	for _, name := range []string{"n", "net", "duration", "warmup", "rate", "tx_size", "msize", "bsize", "seed", "byz", "strategy",
 		"zipf", "async", "cpu", "tick", "client_latency", "uplink", "downlink", "latency", "jitter", "latency_matrix", "loss",
-		"scenario", "small", "quiet", "signatures", "q", "timeout", "d", "lb", "propose_timeout", "batch_timeout"} {
+		"scenario", "small", "quiet", "only_n", "signatures", "fit", "q", "timeout", "d", "lb", "propose_timeout", "batch_timeout"} {
 		if flagGiven(name) {
 			return name
 		}

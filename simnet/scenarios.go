@@ -180,6 +180,7 @@ func bandwidthRows(base VirtualConfig, small bool) ([]VirtualConfig, error) {
 		pp := paperProtocols[p]
 		c := with(base, pp.label, pp.engine, pp.mem, n, "wan")
 		c.Spec.Shared.MSize = paperMSize(n)
+		c.Spec.Master = 1 // a static leader, so that "leader" is one replica throughout
 		durations(&c, small, base.Duration)
 		c.Rate = DefaultRate(with(base, "s-hs", config.EngineHotStuff, config.MemStratus, n, "wan"))
 		out = append(out, c)

@@ -61,6 +61,15 @@ type VirtualConfig struct {
 	// block). 0 picks N/2 ms, between 1 ms and 200 ms.
 	Tick          time.Duration
 	ClientLatency time.Duration // one way between a client and its replica, for the end-to-end latency
+	// Fit sizes the protocol to the network, as the paper tuned each protocol: the view timeout
+	// grows to at least four times what the leader's uplink takes to send a small proposal (its
+	// QC and four items) to N-1 replicas; the block size (Spec.BSize, when it is 0) becomes what
+	// the leader's uplink can send to N-1 replicas in a quarter of the view timeout (transactions for a native mempool, microblock references with their
+	// proofs for a shared one), and the push and fetch timeouts become at least the time a
+	// creator's uplink takes to send a full microblock to every replica. Without it, at large N a
+	// leader proposes blocks that take longer to send than the timeout allows, and replicas
+	// re-push and fetch microblocks that are still on their way, until the links collapse.
+	Fit bool
 	// RealSignatures signs with secp256k1 instead of the simulator's keyed-hash signatures.
 	RealSignatures bool
 	Seed           int64
@@ -106,38 +115,42 @@ type Result struct {
 
 // ResultConfig is the configuration a result was measured with.
 type ResultConfig struct {
-	Algorithm     string   `json:"algorithm"`
-	Engine        string   `json:"engine"`
-	Mempool       string   `json:"mempool"`
-	N             int      `json:"n"`
-	F             int      `json:"f"`
-	Net           string   `json:"net"`
-	UplinkMbps    float64  `json:"uplink_mbps"`
-	DownlinkMbps  float64  `json:"downlink_mbps"`
-	LatencyMs     float64  `json:"latency_ms"`
-	JitterMs      float64  `json:"jitter_ms"`
-	LatencyMatrix bool     `json:"latency_matrix"`
-	Async         []string `json:"async,omitempty"`
-	Loss          float64  `json:"loss"`
-	DurationS     float64  `json:"duration_s"`
-	WarmupS       float64  `json:"warmup_s"`
-	RateTPS       float64  `json:"rate_tps"`
-	TxSize        int      `json:"tx_size"`
-	MSize         int      `json:"msize"`
-	BSize         int      `json:"bsize"`
-	Q             int      `json:"q"`
-	TimeoutMs     float64  `json:"timeout_ms"`
-	LoadBalance   bool     `json:"load_balance"`
-	D             int      `json:"d,omitempty"`
-	Gossip        bool     `json:"gossip"`
-	Zipf          *Zipf    `json:"zipf,omitempty"`
-	Byzantine     []int    `json:"byzantine,omitempty"`
-	Strategy      string   `json:"strategy,omitempty"`
-	CPUModel      string   `json:"cpu_model"`
-	Signatures    string   `json:"signatures"`
-	TickMs        float64  `json:"tick_ms"`
-	ClientLatMs   float64  `json:"client_latency_ms"`
-	TxModel       string   `json:"tx_model"`
+	Algorithm      string   `json:"algorithm"`
+	Engine         string   `json:"engine"`
+	Mempool        string   `json:"mempool"`
+	N              int      `json:"n"`
+	F              int      `json:"f"`
+	Net            string   `json:"net"`
+	UplinkMbps     float64  `json:"uplink_mbps"`
+	DownlinkMbps   float64  `json:"downlink_mbps"`
+	LatencyMs      float64  `json:"latency_ms"`
+	JitterMs       float64  `json:"jitter_ms"`
+	LatencyMatrix  bool     `json:"latency_matrix"`
+	Async          []string `json:"async,omitempty"`
+	Loss           float64  `json:"loss"`
+	DurationS      float64  `json:"duration_s"`
+	WarmupS        float64  `json:"warmup_s"`
+	RateTPS        float64  `json:"rate_tps"`
+	TxSize         int      `json:"tx_size"`
+	MSize          int      `json:"msize"`
+	BSize          int      `json:"bsize"`
+	Q              int      `json:"q"`
+	TimeoutMs      float64  `json:"timeout_ms"`
+	Fitted         bool     `json:"fitted"`
+	PushTimeoutMs  float64  `json:"push_timeout_ms,omitempty"`
+	FetchTimeoutMs float64  `json:"fetch_timeout_ms,omitempty"`
+	BatchTimeoutMs float64  `json:"batch_timeout_ms,omitempty"`
+	LoadBalance    bool     `json:"load_balance"`
+	D              int      `json:"d,omitempty"`
+	Gossip         bool     `json:"gossip"`
+	Zipf           *Zipf    `json:"zipf,omitempty"`
+	Byzantine      []int    `json:"byzantine,omitempty"`
+	Strategy       string   `json:"strategy,omitempty"`
+	CPUModel       string   `json:"cpu_model"`
+	Signatures     string   `json:"signatures"`
+	TickMs         float64  `json:"tick_ms"`
+	ClientLatMs    float64  `json:"client_latency_ms"`
+	TxModel        string   `json:"tx_model"`
 }
 
 // SecondRow is one virtual second at the reference replica.
@@ -221,6 +234,43 @@ func (c *VirtualConfig) weights() []float64 {
 	return w
 }
 
+// fit is what Fit sets: the view timeout and the block size.
+func fit(c VirtualConfig) (time.Duration, int) {
+	if c.Links.Uplink <= 0 || c.N < 2 {
+		return c.Spec.Timeout, max(c.Spec.BSize, 1000)
+	}
+	perCopy := func(bytes float64) time.Duration { return serialization(int(bytes)*(c.N-1), c.Links.Uplink) }
+	// A proposal carries a QC of 2f+1 signatures, and its payload: transactions, or microblock
+	// references with a proof of q signatures each.
+	qc := float64(config.Quorum(c.N)*(types.SigSize+1) + c.N/8 + 64)
+	per := float64(c.TxSize + 3)
+	least := 64.0
+	if c.Spec.MemType != config.MemNative {
+		per = float64(36 + c.Spec.Shared.Q*(types.SigSize+1) + c.N/8 + 48)
+		least = 4
+	}
+	// The timeout leaves room for four broadcasts of a proposal of at least `least` items ...
+	timeout := max(c.Spec.Timeout, 4*perCopy(qc+least*per))
+	// ... and a block is what the leader sends to every replica in a quarter of it.
+	budget := c.Links.Uplink / 8 * timeout.Seconds() / 4 / float64(c.N-1)
+	return timeout, max(1, int((budget-qc)/per))
+}
+
+// FittedBSize is the block size Fit sets.
+func FittedBSize(c VirtualConfig) int {
+	_, b := fit(c)
+	return b
+}
+
+// disseminationTime is how long a creator's uplink takes to send a full microblock to the N-1
+// others (0 without an uplink limit).
+func disseminationTime(c VirtualConfig) time.Duration {
+	if c.Links.Uplink <= 0 {
+		return 0
+	}
+	return serialization((c.Spec.Shared.MSize+200)*(c.N-1), c.Links.Uplink)
+}
+
 // compact is what the run knows of a compact transaction it submitted.
 type compact struct {
 	origin types.NodeID
@@ -249,6 +299,17 @@ func RunVirtual(c VirtualConfig) (*Result, error) {
 		return nil, err
 	}
 	wallStart := time.Now()
+	if c.Fit {
+		timeout, bsize := fit(c)
+		c.Spec.Timeout = timeout
+		if c.Spec.BSize <= 0 {
+			c.Spec.BSize = bsize
+		}
+		if d := disseminationTime(c); d > 0 {
+			c.Spec.Shared.PushTimeout = max(c.Spec.Shared.PushTimeout, d)
+			c.Spec.Shared.FetchTimeout = max(c.Spec.Shared.FetchTimeout, d)
+		}
+	}
 	opts := Options{
 		N: c.N, Spec: c.Spec, Seed: c.Seed, Latency: c.Latency, Jitter: c.Jitter, Loss: c.Loss,
 		Byzantine: c.Byzantine, Links: c.Links, CPU: c.CPU, Light: true, SimulatedSignatures: !c.RealSignatures,
@@ -381,7 +442,7 @@ func (r *virtualRun) observe(n *Node, b *types.Block, txs []types.Tx) {
 			continue
 		}
 		d := now - info.stamp
-		if info.stamp >= r.cfg.Warmup {
+		if now >= r.cfg.Warmup {
 			r.lat.RecordN(d, uint64(info.count))
 			r.e2e.RecordN(d+2*r.cfg.ClientLatency, uint64(info.count))
 		}
@@ -496,7 +557,8 @@ func (r *virtualRun) resultConfig() ResultConfig {
 		Net: c.Net, UplinkMbps: c.Links.Uplink / 1e6, DownlinkMbps: c.Links.Downlink / 1e6,
 		LatencyMs: ms(c.Latency), JitterMs: ms(c.Jitter), LatencyMatrix: c.Links.Matrix != nil, Loss: c.Loss,
 		DurationS: c.Duration.Seconds(), WarmupS: c.Warmup.Seconds(), RateTPS: c.Rate, TxSize: c.TxSize,
-		MSize: c.Spec.Shared.MSize, BSize: c.Spec.BSize, Q: c.Spec.Shared.Q, TimeoutMs: ms(c.Spec.Timeout),
+		MSize: c.Spec.Shared.MSize, BSize: c.Spec.BSize, Q: c.Spec.Shared.Q, TimeoutMs: ms(c.Spec.Timeout), Fitted: c.Fit,
+		PushTimeoutMs: ms(c.Spec.Shared.PushTimeout), FetchTimeoutMs: ms(c.Spec.Shared.FetchTimeout), BatchTimeoutMs: ms(c.Spec.Shared.BatchTimeout),
 		LoadBalance: c.Spec.Shared.LoadBalance, Gossip: c.Spec.Shared.Gossip, Zipf: c.Zipf,
 		Strategy: c.Strategy, CPUModel: c.CPU.String(), Signatures: crypto.SchemeSimulated, TickMs: ms(c.tick()), ClientLatMs: ms(c.ClientLatency),
 		TxModel: fmt.Sprintf("compact: each replica takes in its clients' transactions every %v as batches of count x %d B (at most %d per batch), stamped with the middle of the tick; wire sizes as if materialised", c.tick(), c.TxSize, r.maxCount()),
