@@ -241,6 +241,9 @@ func (s *Sim) handle(from, dst *Node, gen uint64, m types.Message) {
 		return
 	}
 	if dst.alive() && dst.gen == gen {
+		if s.tap != nil {
+			s.tap(from, dst, m)
+		}
 		dst.Core.Handle(from.ID, m)
 	}
 }

@@ -100,6 +100,8 @@ type Sim struct {
 	cpu     *CPU
 	busy    []time.Duration // CPU time each replica spent, under the CPU model
 	meter   meter
+	// tap, when a test sets it, sees every message a Core is handed
+	tap func(from, to *Node, m types.Message)
 	// the size of the last message sent under the model
 	lastMsg  types.Message
 	lastSize int

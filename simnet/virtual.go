@@ -65,7 +65,7 @@ type VirtualConfig struct {
 	// grows to at least four times what the leader's uplink takes to send a small proposal (its
 	// QC and four items) to N-1 replicas; the block size (Spec.BSize, when it is 0) becomes what
 	// the leader's uplink can send to N-1 replicas in a quarter of the view timeout (transactions for a native mempool, microblock references with their
-	// proofs for a shared one), and the push and fetch timeouts become at least the time a
+	// proofs for a shared one), and the push and fetch timeouts become at least three times the time a
 	// creator's uplink takes to send a full microblock to every replica. Without it, at large N a
 	// leader proposes blocks that take longer to send than the timeout allows, and replicas
 	// re-push and fetch microblocks that are still on their way, until the links collapse.
@@ -306,8 +306,8 @@ func RunVirtual(c VirtualConfig) (*Result, error) {
 			c.Spec.BSize = bsize
 		}
 		if d := disseminationTime(c); d > 0 {
-			c.Spec.Shared.PushTimeout = max(c.Spec.Shared.PushTimeout, d)
-			c.Spec.Shared.FetchTimeout = max(c.Spec.Shared.FetchTimeout, d)
+			c.Spec.Shared.PushTimeout = max(c.Spec.Shared.PushTimeout, 3*d)
+			c.Spec.Shared.FetchTimeout = max(c.Spec.Shared.FetchTimeout, 3*d)
 		}
 	}
 	opts := Options{
