@@ -103,6 +103,7 @@ func run() int {
 			fmt.Fprintln(os.Stderr, "server: -virtual runs alone: not with -sim, -id, -keygen, -check-config or -migrate-config")
 			return 2
 		}
+		signal.Stop(sigs) // nothing to shut down cleanly: Ctrl-C and SIGTERM end the simulation
 		return runVirtual(vf, *cfgPath, sets, *algorithm, *outPath, *cpuProfile)
 	}
 	if given := virtualOnlyFlags(); given != "" {
