@@ -237,18 +237,12 @@ func run() int {
 	log.SetLevel(level)
 	log.SetFormatter(&logrus.TextFormatter{FullTimestamp: true, TimestampFormat: time.RFC3339Nano})
 
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "server: -cpuprofile: %v\n", err)
-			return 1
-		}
-		if err := pprof.StartCPUProfile(f); err != nil {
-			fmt.Fprintf(os.Stderr, "server: -cpuprofile: %v\n", err)
-			return 1
-		}
-		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	stop, err := startProfile(*cpuProfile)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "server: -cpuprofile: %v\n", err)
+		return 1
 	}
+	defer stop()
 	run := runSpec{cfg: cfg, algorithm: *algorithm, engine: engine, nodes: nodes, dataDir: *dataDir, log: log}
 	var c *cluster
 	if *id != 0 {
@@ -585,4 +579,20 @@ func migrateConfig(path, ipsPath string, ipsGiven bool, outPath string) int {
 	}
 	fmt.Fprintf(os.Stderr, "wrote %s\n", outPath)
 	return 0
+}
+
+// startProfile starts a CPU profile into path ("" does nothing) and returns what stops it.
+func startProfile(path string) (stop func(), err error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }

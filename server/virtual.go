@@ -9,7 +9,6 @@ import (
 	"io"
 	"os"
 	"regexp"
-	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -91,18 +90,12 @@ func registerVirtualFlags() *virtualFlags {
 
 // runVirtual is server -virtual: one run, or a scenario's rows.
 func runVirtual(vf *virtualFlags, cfgPath string, sets []string, algorithm string, out, cpuProfile string) int {
-	if cpuProfile != "" {
-		f, err := os.Create(cpuProfile)
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "server: -cpuprofile: %v\n", err)
-			return 1
-		}
-		if err := pprof.StartCPUProfile(f); err != nil {
-			fmt.Fprintf(os.Stderr, "server: -cpuprofile: %v\n", err)
-			return 1
-		}
-		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	stop, err := startProfile(cpuProfile)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "server: -cpuprofile: %v\n", err)
+		return 1
 	}
+	defer stop()
 	base, err := virtualBase(vf, cfgPath, sets, algorithm)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "server -virtual: %v\n", err)
