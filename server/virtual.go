@@ -16,6 +16,7 @@ import (
 	"github.com/stratusbft/stratus/config"
 	"github.com/stratusbft/stratus/replica"
 	"github.com/stratusbft/stratus/simnet"
+	"github.com/stratusbft/stratus/types"
 )
 
 // virtualFlags are the flags of server -virtual.
@@ -30,7 +31,7 @@ type virtualFlags struct {
 	seed                      *int64
 	byz                       *int
 	strategy                  *string
-	zipf, async               *string
+	zipf, async, partition    *string
 	cpu                       *string
 	tick, clientLat           *time.Duration
 	uplink, downlink          *float64
@@ -64,6 +65,7 @@ func registerVirtualFlags() *virtualFlags {
 		strategy:       flag.String("strategy", "missing", "with -virtual: their strategy (package byzantine; e.g. missing, silence, slow)"),
 		zipf:           flag.String("zipf", "", "with -virtual: skew client load across replicas as Zipf(s,v), e.g. 1.01,1 (default: uniform)"),
 		async:          flag.String("async", "", "with -virtual: asynchrony windows FROM-TO:DELAY±JITTER, comma-separated, e.g. 10s-20s:200ms±100ms (or +- for ±)"),
+		partition:      flag.String("partition", "", "with -virtual: cut replicas off from the others for a while: FROM-TO:ID,ID,... (several separated by ;), e.g. 5s-8s:1,2"),
 		cpu:            flag.String("cpu", "off", "with -virtual: CPU model off, on (measured defaults) or measure (time this machine now)"),
 		tick:           flag.Duration("tick", 0, "with -virtual: how often a replica takes in its clients' transactions as one compact batch (default N/2 ms, 1..200 ms)"),
 		clientLat:      flag.Duration("client_latency", time.Millisecond, "with -virtual: one-way latency between a client and its replica (end-to-end latency)"),
@@ -325,6 +327,11 @@ func virtualBase(vf *virtualFlags, cfgPath string, sets []string, algorithm stri
 			return c, err
 		}
 	}
+	if *vf.partition != "" {
+		if c.Partitions, err = parsePartitions(*vf.partition); err != nil {
+			return c, err
+		}
+	}
 	if *vf.zipf != "" {
 		z, err := parseZipf(*vf.zipf)
 		if err != nil {
@@ -406,6 +413,36 @@ func parseAsync(s string) ([]simnet.AsyncWindow, error) {
 	return out, nil
 }
 
+var partitionRE = regexp.MustCompile(`^([^-]+)-([^:]+):([0-9, ]+)$`)
+
+// parsePartitions reads windows like 5s-8s:1,2 separated by ';'.
+func parsePartitions(s string) ([]simnet.Partition, error) {
+	var out []simnet.Partition
+	for _, part := range strings.Split(s, ";") {
+		m := partitionRE.FindStringSubmatch(strings.TrimSpace(part))
+		if m == nil {
+			return nil, fmt.Errorf("-partition %q: want FROM-TO:ID,ID,..., e.g. 5s-8s:1,2", part)
+		}
+		var p simnet.Partition
+		var err error
+		if p.From, err = time.ParseDuration(m[1]); err != nil {
+			return nil, fmt.Errorf("-partition %q: %v", part, err)
+		}
+		if p.To, err = time.ParseDuration(m[2]); err != nil {
+			return nil, fmt.Errorf("-partition %q: %v", part, err)
+		}
+		for _, f := range strings.Split(m[3], ",") {
+			id, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil {
+				return nil, fmt.Errorf("-partition %q: %q is not a replica ID", part, f)
+			}
+			p.Side = append(p.Side, types.NodeID(id))
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
 // readMatrix reads an N×N file of one-way latencies.
 func readMatrix(path string, n int) ([][]time.Duration, error) {
 	f, err := os.Open(path)
@@ -455,7 +492,7 @@ func readMatrix(path string, n int) ([][]time.Duration, error) {
 // virtualOnlyFlags names a flag of -virtual given without it ("" if none).
 func virtualOnlyFlags() string {
 	for _, name := range []string{"n", "net", "duration", "warmup", "rate", "tx_size", "msize", "bsize", "seed", "byz", "strategy",
-		"zipf", "async", "cpu", "tick", "client_latency", "uplink", "downlink", "latency", "jitter", "latency_matrix", "loss",
+		"zipf", "async", "partition", "cpu", "tick", "client_latency", "uplink", "downlink", "latency", "jitter", "latency_matrix", "loss",
 		"scenario", "small", "quiet", "only_n", "signatures", "fit", "q", "timeout", "d", "lb", "propose_timeout", "batch_timeout"} {
 		if flagGiven(name) {
 			return name

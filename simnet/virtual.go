@@ -48,14 +48,16 @@ type VirtualConfig struct {
 	Latency   time.Duration // one-way
 	Jitter    time.Duration
 	Loss      float64
-	Duration  time.Duration
-	Warmup    time.Duration // measured from here to Duration
-	Rate      float64       // offered load, transactions per second over all replicas
-	TxSize    int           // bytes per transaction
-	Zipf      *Zipf         // nil: uniform load
-	Byzantine map[types.NodeID]string
-	Strategy  string // for the output
-	CPU       *CPU
+	// Partitions cut some replicas off from the others for a while.
+	Partitions []Partition
+	Duration   time.Duration
+	Warmup     time.Duration // measured from here to Duration
+	Rate       float64       // offered load, transactions per second over all replicas
+	TxSize     int           // bytes per transaction
+	Zipf       *Zipf         // nil: uniform load
+	Byzantine  map[types.NodeID]string
+	Strategy   string // for the output
+	CPU        *CPU
 	// Tick is how often each replica takes in what its clients sent: one compact transaction of
 	// count × TxSize bytes per tick (or several, if that exceeds a sixteenth of a microblock or
 	// block). 0 picks N/2 ms, between 1 ms and 200 ms.
@@ -128,6 +130,7 @@ type ResultConfig struct {
 	LatencyMatrix  bool     `json:"latency_matrix"`
 	Async          []string `json:"async,omitempty"`
 	Loss           float64  `json:"loss"`
+	Partitions     []string `json:"partitions,omitempty"`
 	DurationS      float64  `json:"duration_s"`
 	WarmupS        float64  `json:"warmup_s"`
 	RateTPS        float64  `json:"rate_tps"`
@@ -194,6 +197,16 @@ func (c *VirtualConfig) Validate() error {
 	}
 	if z := c.Zipf; z != nil && (z.S <= 1 || z.V < 1) {
 		return fmt.Errorf("-zipf %v,%v: want s > 1 and v >= 1 (as Go's rand.Zipf)", z.S, z.V)
+	}
+	for i, p := range c.Partitions {
+		if p.To <= p.From || len(p.Side) == 0 {
+			return fmt.Errorf("partition %d: want from < to and at least one replica", i+1)
+		}
+		for _, id := range p.Side {
+			if id < 1 || int(id) > c.N {
+				return fmt.Errorf("partition %d: replica %d is not one of 1..%d", i+1, id, c.N)
+			}
+		}
 	}
 	if len(c.Byzantine) > config.Faults(c.N) {
 		return fmt.Errorf("-byz %d: at most f = %d of %d replicas may be Byzantine", len(c.Byzantine), config.Faults(c.N), c.N)
@@ -312,7 +325,7 @@ func RunVirtual(c VirtualConfig) (*Result, error) {
 	}
 	opts := Options{
 		N: c.N, Spec: c.Spec, Seed: c.Seed, Latency: c.Latency, Jitter: c.Jitter, Loss: c.Loss,
-		Byzantine: c.Byzantine, Links: c.Links, CPU: c.CPU, Light: true, SimulatedSignatures: !c.RealSignatures,
+		Byzantine: c.Byzantine, Links: c.Links, Partitions: c.Partitions, CPU: c.CPU, Light: true, SimulatedSignatures: !c.RealSignatures,
 	}
 	if opts.Latency <= 0 {
 		opts.Latency = time.Nanosecond // New's 1 ms default is for the small tests
@@ -574,6 +587,9 @@ func (r *virtualRun) resultConfig() ResultConfig {
 	}
 	for _, w := range c.Links.Async {
 		rc.Async = append(rc.Async, fmt.Sprintf("%v-%v:%v±%v", w.From, w.To, w.Delay, w.Jitter))
+	}
+	for _, p := range c.Partitions {
+		rc.Partitions = append(rc.Partitions, fmt.Sprintf("%v-%v:%v", p.From, p.To, p.Side))
 	}
 	for id := range c.Byzantine {
 		rc.Byzantine = append(rc.Byzantine, int(id))
