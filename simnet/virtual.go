@@ -468,7 +468,8 @@ func (r *virtualRun) observe(n *Node, b *types.Block, txs []types.Tx) {
 // limitTPS is what the network allows at most, with every link at full rate: a shared mempool
 // sends each transaction to N-1 peers from its replica's uplink and every replica receives all
 // the others' (about link ÷ tx size in total); a native mempool sends each to N-1 peers from the
-// leader's uplink (leader uplink ÷ ((N-1) × tx size)).
+// leader's uplink (leader uplink ÷ ((N-1) × tx size); with rotating HotStuff leaders 1.5 times
+// that, since the next leader starts once 2f of the N-1 copies have left).
 func (r *virtualRun) limitTPS() float64 {
 	c := r.cfg
 	up, down := c.Links.Uplink, c.Links.Downlink
@@ -484,7 +485,13 @@ func (r *virtualRun) limitTPS() float64 {
 	bytes := float64(c.TxSize)
 	n := float64(c.N)
 	if c.Spec.MemType == config.MemNative {
-		return up / 8 / ((n - 1) * bytes)
+		lim := up / 8 / ((n - 1) * bytes)
+		if c.Spec.Engine == config.EngineHotStuff && c.Spec.Master == 0 {
+			// Rotating leaders overlap: the next leader sends its block once 2f replicas have
+			// the previous one, so up to (N-1)/2f = 1.5 blocks are on leaders' uplinks at once.
+			lim *= (n - 1) / float64(2*config.Faults(c.N))
+		}
+		return lim
 	}
 	return math.Min(up, down) / 8 / bytes * n / (n - 1)
 }
@@ -522,7 +529,7 @@ func (r *virtualRun) result(wall time.Duration) *Result {
 		tr := s.Traffic()
 		use := &CPUUse{}
 		for _, b := range tr.CPUBusy {
-			f := b.Seconds() / c.Duration.Seconds()
+			f := math.Min(1, b.Seconds()/c.Duration.Seconds()) // work queued past the end counts as busy
 			use.Mean += f / float64(c.N)
 			use.Max = math.Max(use.Max, f)
 		}
