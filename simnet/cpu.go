@@ -58,12 +58,12 @@ func (c *CPU) String() string {
 	return fmt.Sprintf("sign %v, verify %v, hash %.2f ns/B (%s)", c.Sign, c.Verify, c.HashPerByte, c.Measured)
 }
 
-// receiveCost is what handling m, which came as size bytes, costs a replica's CPU.
-func (c *CPU) receiveCost(m types.Message, size int) time.Duration {
+// receiveCost is what handling m, which came as size bytes, costs n's CPU.
+func (c *CPU) receiveCost(n *Node, m types.Message, size int) time.Duration {
 	if c == nil {
 		return 0
 	}
-	return time.Duration(sigsIn(m))*c.Verify + time.Duration(float64(size)*c.HashPerByte)
+	return time.Duration(n.sigsToVerify(m))*c.Verify + time.Duration(float64(size)*c.HashPerByte)
 }
 
 // hashCost is what hashing size bytes costs.
@@ -94,50 +94,71 @@ func (c *CPU) signCost(self types.NodeID, m types.Message) time.Duration {
 	return 0
 }
 
-func qcSigs(q *types.QC) int {
-	if q == nil {
-		return 0
-	}
-	return len(q.Sigs)
-}
-
-// sigsIn counts the signatures a receiver verifies in m.
-func sigsIn(m types.Message) int {
-	switch m := m.(type) {
-	case *types.Block:
-		if m == nil {
+// sigsToVerify counts the signatures n must verify to handle m. A certificate (QC, TC, proof)
+// n has verified before costs nothing again, as the replicas' verification cache makes it.
+func (n *Node) sigsToVerify(m types.Message) int {
+	cert := func(digest types.Hash, signers []uint64, sigs [][]byte) int {
+		if len(sigs) == 0 {
 			return 0
 		}
-		n := 1 + qcSigs(m.QC)
-		if m.TC != nil {
-			n += len(m.TC.Sigs)
+		k := crypto.CertKeyOf(digest, signers, sigs)
+		if n.verified[k] {
+			return 0
 		}
-		if m.Payload != nil {
-			for _, r := range m.Payload.Refs {
-				if r.Proof != nil {
-					n += len(r.Proof.Sigs)
-				}
+		if n.verified == nil || len(n.verified) >= 1<<16 {
+			n.verified = make(map[crypto.CertKey]bool)
+		}
+		n.verified[k] = true
+		return len(sigs)
+	}
+	qc := func(q *types.QC) int {
+		if q == nil {
+			return 0
+		}
+		return cert(types.VoteDigest(q.View, q.BlockID), q.Signers, q.Sigs)
+	}
+	proof := func(p *types.Proof) int {
+		if p == nil {
+			return 0
+		}
+		return cert(types.AckDigest(p.MBID, p.Epoch), p.Signers, p.Sigs)
+	}
+	block := func(b *types.Block) int {
+		if b == nil {
+			return 0
+		}
+		k := 1 + qc(b.QC)
+		if b.TC != nil {
+			k += cert(types.TimeoutDigest(b.TC.View), b.TC.Signers, b.TC.Sigs)
+		}
+		if b.Payload != nil {
+			for _, r := range b.Payload.Refs {
+				k += proof(r.Proof)
 			}
 		}
-		return n
+		return k
+	}
+	switch m := m.(type) {
+	case *types.Block:
+		return block(m)
 	case *types.BlockResponse:
-		return sigsIn(m.Block)
+		return block(m.Block)
 	case *types.Vote, *types.Ack, *types.MicroBlock, *types.LBForward:
 		return 1
 	case *types.Timeout:
-		n := 1 + qcSigs(m.HighQC)
+		k := 1 + qc(m.HighQC)
 		if m.Vote != nil {
-			n++
+			k++
 		}
-		return n
+		return k
 	case *types.TC:
-		return len(m.Sigs)
+		return cert(types.TimeoutDigest(m.View), m.Signers, m.Sigs)
 	case *types.Proof:
-		return len(m.Sigs)
+		return proof(m)
 	case *types.FetchResponse:
 		return len(m.MBs)
 	case *types.Snapshot:
-		return sigsIn(m.Block) + qcSigs(m.Cert)
+		return block(m.Block) + qc(m.Cert)
 	}
 	return 0
 }

@@ -229,7 +229,7 @@ func (s *Sim) received(from *Node, c copyOut) {
 	if !dst.alive() || dst.gen != c.gen {
 		return
 	}
-	s.process(dst, s.cpu.receiveCost(c.m, c.size), func() { s.handle(from, dst, c.gen, c.m) })
+	s.process(dst, s.cpu.receiveCost(dst, c.m, c.size), func() { s.handle(from, dst, c.gen, c.m) })
 }
 
 // handle gives a message to the receiver's Core once it validates.

@@ -127,6 +127,7 @@ type Node struct {
 	// the link and CPU model's state
 	up, down link
 	cpuFree  time.Duration
+	verified map[crypto.CertKey]bool // certificates the CPU model charged this replica for
 	// Leading is whether the replica leads the view it is in (the last ViewChange it reported).
 	Leading bool
 	View    types.View
