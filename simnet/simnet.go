@@ -513,7 +513,8 @@ func (e *nodeEnv) Send(to types.NodeID, m types.Message) {
 		s.send(n, to, m)
 		return
 	}
-	s.process(n, s.cpu.signCost(n.ID, m), func() { s.send(n, to, m) })
+	leading := n.Leading
+	s.process(n, s.cpu.signCost(n.ID, m), func() { n.asRole(leading, func() { s.send(n, to, m) }) })
 }
 func (e *nodeEnv) Broadcast(m types.Message) {
 	if e.gen != e.n.gen {
@@ -524,7 +525,17 @@ func (e *nodeEnv) Broadcast(m types.Message) {
 		s.broadcast(n, m)
 		return
 	}
-	s.process(n, s.cpu.signCost(n.ID, m), func() { s.broadcast(n, m) })
+	leading := n.Leading
+	s.process(n, s.cpu.signCost(n.ID, m), func() { n.asRole(leading, func() { s.broadcast(n, m) }) })
+}
+
+// asRole runs f with the node's role as it was when it decided to send (the CPU model may send
+// later, in another view), so that the traffic counts for the role that caused it.
+func (n *Node) asRole(leading bool, f func()) {
+	now := n.Leading
+	n.Leading = leading
+	f()
+	n.Leading = now
 }
 func (e *nodeEnv) SetTimer(d time.Duration, t consensus.Timer) {
 	n, gen := e.n, e.gen
