@@ -71,6 +71,8 @@ type VirtualConfig struct {
 	// creator's uplink takes to send a full microblock to every replica. Without it, at large N a
 	// leader proposes blocks that take longer to send than the timeout allows, and replicas
 	// re-push and fetch microblocks that are still on their way, until the links collapse.
+	// With load balancing, busy_threshold, lb_timeout and forward_timeout grow to what an idle
+	// replica sees on the network (3 × (RTT + q microblock copies), 3 × RTT).
 	Fit bool
 	// RealSignatures signs with secp256k1 instead of the simulator's keyed-hash signatures.
 	RealSignatures bool
@@ -143,6 +145,8 @@ type ResultConfig struct {
 	PushTimeoutMs  float64  `json:"push_timeout_ms,omitempty"`
 	FetchTimeoutMs float64  `json:"fetch_timeout_ms,omitempty"`
 	BatchTimeoutMs float64  `json:"batch_timeout_ms,omitempty"`
+	BusyThreshMs   float64  `json:"busy_threshold_ms,omitempty"`
+	LBTimeoutMs    float64  `json:"lb_timeout_ms,omitempty"`
 	LoadBalance    bool     `json:"load_balance"`
 	D              int      `json:"d,omitempty"`
 	Gossip         bool     `json:"gossip"`
@@ -321,6 +325,25 @@ func RunVirtual(c VirtualConfig) (*Result, error) {
 		if d := disseminationTime(c); d > 0 {
 			c.Spec.Shared.PushTimeout = max(c.Spec.Shared.PushTimeout, 3*d)
 			c.Spec.Shared.FetchTimeout = max(c.Spec.Shared.FetchTimeout, 3*d)
+		}
+		if c.Spec.Shared.LoadBalance {
+			// Load balancing compares stable times with busy_threshold and waits lb_timeout for
+			// the sampled replicas' answers: both must exceed what an idle replica sees on this
+			// network (a round trip, plus q copies of a microblock on its uplink), or every
+			// replica looks busy and every query times out.
+			rtt := 2 * (c.Latency + c.Jitter)
+			for _, row := range c.Links.Matrix {
+				for _, l := range row {
+					rtt = max(rtt, 2*(l+c.Jitter))
+				}
+			}
+			idle := rtt
+			if c.Links.Uplink > 0 {
+				idle += serialization((c.Spec.Shared.MSize+200)*c.Spec.Shared.Q, c.Links.Uplink)
+			}
+			c.Spec.Shared.BusyThreshold = max(c.Spec.Shared.BusyThreshold, 3*idle)
+			c.Spec.Shared.LBTimeout = max(c.Spec.Shared.LBTimeout, 3*rtt)
+			c.Spec.Shared.ForwardTimeout = max(c.Spec.Shared.ForwardTimeout, 2*c.Spec.Shared.BusyThreshold+rtt)
 		}
 	}
 	opts := Options{
@@ -591,6 +614,7 @@ func (r *virtualRun) resultConfig() ResultConfig {
 	}
 	if c.Spec.Shared.LoadBalance {
 		rc.D = c.Spec.Shared.D
+		rc.BusyThreshMs, rc.LBTimeoutMs = ms(c.Spec.Shared.BusyThreshold), ms(c.Spec.Shared.LBTimeout)
 	}
 	for _, w := range c.Links.Async {
 		rc.Async = append(rc.Async, fmt.Sprintf("%v-%v:%v±%v", w.From, w.To, w.Delay, w.Jitter))
