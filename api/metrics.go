@@ -1,8 +1,9 @@
 package api
 
 import (
+	"maps"
 	"net/http"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -165,12 +166,7 @@ func (c *snapshotCollector) Collect(ch chan<- prometheus.Metric) {
 	st := s.Microblocks.StableTimeMs
 	ch <- prometheus.MustNewConstSummary(stableDesc, s.Microblocks.StableSamples, st.Mean*float64(s.Microblocks.StableSamples)/msPerS,
 		map[float64]float64{0.5: st.P50 / msPerS, 0.95: st.P95 / msPerS, 0.99: st.P99 / msPerS}, lv...)
-	kinds := make([]string, 0, len(s.Traffic))
-	for k := range s.Traffic {
-		kinds = append(kinds, k)
-	}
-	sort.Strings(kinds)
-	for _, k := range kinds {
+	for _, k := range slices.Sorted(maps.Keys(s.Traffic)) {
 		tr := s.Traffic[k]
 		ch <- prometheus.MustNewConstMetric(sentMsgsDesc, prometheus.CounterValue, float64(tr.SentMsgsTotal), node, s.Algorithm, k)
 		ch <- prometheus.MustNewConstMetric(sentBytesDesc, prometheus.CounterValue, float64(tr.SentBytesTotal), node, s.Algorithm, k)

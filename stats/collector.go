@@ -2,6 +2,8 @@ package stats
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -505,12 +507,7 @@ func (s Snapshot) Text() string {
 		line("Microblocks held", "%d known, %d bytes of peers', %d bytes retained, %d being fetched",
 			mb.Known, mb.PeerBytes, mb.RetainedBytes, mb.BeingFetched)
 	}
-	kinds := make([]string, 0, len(s.Traffic))
-	for k := range s.Traffic {
-		kinds = append(kinds, k)
-	}
-	sort.Strings(kinds)
-	for _, k := range kinds {
+	for _, k := range slices.Sorted(maps.Keys(s.Traffic)) {
 		tr := s.Traffic[k]
 		line("Traffic "+k, "sent %.1f msg/s %.0f B/s, received %.1f msg/s %.0f B/s (totals %d / %d msgs)",
 			tr.SentMsgs, tr.SentBytes, tr.RecvMsgs, tr.RecvBytes, tr.SentMsgsTotal, tr.RecvMsgsTotal)
