@@ -95,6 +95,13 @@ type link struct {
 	lanes [types.NumLanes]queue // the uplink uses both lanes, the downlink only the first
 	// queued bytes, for the queueing statistics
 	bytes int
+	epoch uint64 // bumped when the replica crashes: the copy in progress is gone with the queue
+}
+
+// reset empties the link (its replica crashed).
+func (l *link) reset() {
+	l.busy, l.lanes, l.bytes = false, [types.NumLanes]queue{}, 0
+	l.epoch++
 }
 
 // serialization is how long size bytes occupy a link of rate bits per second.
@@ -136,16 +143,13 @@ func (s *Sim) nextUp(from *Node) {
 	}
 	up.busy = true
 	up.bytes -= c.size
-	gen := from.gen
+	epoch := up.epoch
 	s.at(serialization(c.size, s.opts.Links.Uplink), func() {
-		if from.gen == gen && from.alive() {
-			s.departed(from, c)
-			s.nextUp(from)
-		} else {
-			up.busy = false // the sender crashed: its queue is gone
-			up.lanes = [types.NumLanes]queue{}
-			up.bytes = 0
+		if up.epoch != epoch {
+			return // the sender crashed meanwhile: the copy and the queue are gone
 		}
+		s.departed(from, c)
+		s.nextUp(from)
 	})
 }
 
@@ -217,7 +221,11 @@ func (s *Sim) nextDown(dst *Node) {
 	c := down.lanes[0].pop()
 	down.busy = true
 	down.bytes -= c.size
+	epoch := down.epoch
 	s.at(serialization(c.size, s.opts.Links.Downlink), func() {
+		if down.epoch != epoch {
+			return // the receiver crashed meanwhile
+		}
 		s.received(c.to, copyOut{to: dst, gen: c.gen, m: c.m, size: c.size})
 		s.nextDown(dst)
 	})

@@ -243,6 +243,8 @@ func (n *Node) crash() {
 	}
 	n.Down = true
 	n.gen++
+	n.up.reset()
+	n.down.reset()
 	n.sim.record("crash", uint64(n.ID))
 }
 

@@ -235,3 +235,27 @@ func TestZipfWeights(t *testing.T) {
 	c.Zipf = &Zipf{S: 1.01, V: 10}
 	require.InDelta(t, 0.041, c.weights()[1], 0.003)
 }
+
+// TestCrashEmptiesLinks: a replica that crashes loses what waits on its links, and after its
+// restart its uplink carries new messages at once.
+func TestCrashEmptiesLinks(t *testing.T) {
+	s, got := linkSim(t, Links{Uplink: 8e6}, time.Millisecond)
+	s.opts.Crash = map[types.NodeID]CrashPlan{1: {At: 50 * time.Millisecond, Down: 50 * time.Millisecond}}
+	mb, size := microblock(100_000)
+	for i := 0; i < 3; i++ {
+		s.enqueueUp(s.Node(1), s.Node(2), mb, size)
+	}
+	s.at(50*time.Millisecond, func() { s.Node(1).crash() })
+	s.at(100*time.Millisecond, func() {
+		n := s.Node(1)
+		n.Down = false // back, without starting a core: only the link matters here
+		n.gen++
+		v, vsize := vote()
+		s.enqueueUp(n, s.Node(2), v, vsize)
+	})
+	s.Run(time.Second)
+	require.Len(t, *got, 1, "the queued copies died with the crash")
+	require.Equal(t, types.KindVote, (*got)[0].kind)
+	require.Equal(t, 100*time.Millisecond+serialization(int(types.WireSize(&types.Vote{View: 1, Voter: 1, Sig: make([]byte, types.SigSize)})), 8e6)+time.Millisecond, (*got)[0].at,
+		"the restarted replica's uplink is free at once")
+}
