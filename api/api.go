@@ -230,11 +230,10 @@ func (s *Server) getKey(w http.ResponseWriter, r *http.Request, key string) {
 			fmt.Sprintf("consistency=%q: want local (the default) or linearizable", q.Get("consistency")), "bad_request")
 		return
 	}
-	limit, ok := s.timeout(w, q.Get("timeout"))
+	ctx, cancel, limit, ok := s.deadline(w, r)
 	if !ok {
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), limit)
 	defer cancel()
 	var after uint64 // a linearizable read must see the barrier's block, even across a restart
 	if linearizable {
@@ -266,6 +265,17 @@ func (s *Server) getKey(w http.ResponseWriter, r *http.Request, key string) {
 			_, _ = w.Write(value)
 		}
 	}
+}
+
+// deadline is the request's context bounded by ?timeout= (and WaitLimit); it answers 400 itself
+// when the parameter is bad.
+func (s *Server) deadline(w http.ResponseWriter, r *http.Request) (context.Context, context.CancelFunc, time.Duration, bool) {
+	limit, ok := s.timeout(w, r.URL.Query().Get("timeout"))
+	if !ok {
+		return nil, nil, 0, false
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), limit)
+	return ctx, cancel, limit, true
 }
 
 // timeout parses ?timeout=, bounded by WaitLimit; it answers 400 itself when t is bad.
@@ -338,11 +348,10 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request, txs []types.Tx, 
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("wait=%q: the only value is commit", q.Get("wait")), "bad_request")
 		return
 	}
-	limit, ok := s.timeout(w, q.Get("timeout"))
+	ctx, cancel, limit, ok := s.deadline(w, r)
 	if !ok {
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), limit)
 	defer cancel()
 	info, err := s.node.Submit(ctx, txs, wait)
 	switch {
