@@ -70,8 +70,7 @@ func LastK(n, k int, strategy string) map[types.NodeID]string {
 // DefaultRate offers 0.9 × the network's bandwidth limit for the protocol (just under saturation), or
 // 100,000 tx/s without a bandwidth limit.
 func DefaultRate(c VirtualConfig) float64 {
-	r := &virtualRun{cfg: &c}
-	lim := r.limitTPS()
+	lim := c.limitTPS()
 	if lim > 1e7 || lim <= 0 {
 		return 100_000
 	}

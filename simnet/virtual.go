@@ -493,8 +493,7 @@ func (r *virtualRun) observe(n *Node, b *types.Block, txs []types.Tx) {
 // the others' (about link ÷ tx size in total); a native mempool sends each to N-1 peers from the
 // leader's uplink (leader uplink ÷ ((N-1) × tx size); with rotating HotStuff leaders 1.5 times
 // that, since the next leader starts once 2f of the N-1 copies have left).
-func (r *virtualRun) limitTPS() float64 {
-	c := r.cfg
+func (c *VirtualConfig) limitTPS() float64 {
 	up, down := c.Links.Uplink, c.Links.Downlink
 	if up <= 0 && down <= 0 || c.N < 2 {
 		return math.Inf(1)
@@ -540,7 +539,7 @@ func (r *virtualRun) result(wall time.Duration) *Result {
 		Events:        s.Steps(),
 		TraceHash:     s.TraceHash(),
 	}
-	if lim := r.limitTPS(); !math.IsInf(lim, 0) {
+	if lim := c.limitTPS(); !math.IsInf(lim, 0) {
 		res.LimitTPS = round(lim)
 		res.ShareOfLimit = math.Round(res.ThroughputTPS/lim*10000) / 10000
 	}

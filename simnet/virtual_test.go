@@ -157,7 +157,7 @@ func TestBandwidthLimitHolds(t *testing.T) {
 			}
 			c.Duration, c.Warmup = 6*time.Second, 2*time.Second
 			for _, load := range []float64{0.8, 2} {
-				c.Rate = load * (&virtualRun{cfg: &c}).limitTPS()
+				c.Rate = load * c.limitTPS()
 				res, err := RunVirtual(c)
 				require.NoError(t, err)
 				require.Empty(t, res.Violations)
