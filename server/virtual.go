@@ -491,12 +491,11 @@ func readMatrix(path string, n int) ([][]time.Duration, error) {
 
 // virtualOnlyFlags names a flag of -virtual given without it ("" if none).
 func virtualOnlyFlags() string {
-	for _, name := range []string{"n", "net", "duration", "warmup", "rate", "tx_size", "msize", "bsize", "seed", "byz", "strategy",
-		"zipf", "async", "partition", "cpu", "tick", "client_latency", "uplink", "downlink", "latency", "jitter", "latency_matrix", "loss",
-		"scenario", "small", "quiet", "only_n", "signatures", "fit", "q", "timeout", "d", "lb", "propose_timeout", "batch_timeout"} {
-		if flagGiven(name) {
-			return name
+	given := ""
+	flag.Visit(func(f *flag.Flag) { // every flag of -virtual says so in its usage
+		if given == "" && (strings.HasPrefix(f.Usage, "with -virtual") || strings.HasPrefix(f.Usage, "with -scenario")) {
+			given = f.Name
 		}
-	}
-	return ""
+	})
+	return given
 }
