@@ -296,8 +296,6 @@ func (s *Server) timeout(w http.ResponseWriter, t string) (time.Duration, bool) 
 // crash cost the request.
 func (s *Server) nodeError(w http.ResponseWriter, r *http.Request, err error, lost string) {
 	switch {
-	case errors.Is(err, replica.ErrIncomplete):
-		writeError(w, http.StatusServiceUnavailable, err.Error(), "incomplete")
 	case errors.Is(err, mempool.ErrFull):
 		w.Header().Set("Retry-After", "1")
 		writeError(w, http.StatusServiceUnavailable, err.Error(), "mempool_full")

@@ -230,7 +230,6 @@ func TestSubmitErrors(t *testing.T) {
 		{"get a key never written", &fakeNode{}, "GET", "/alice", nil, 404, "not_found", "never written"},
 		{"bad consistency", &fakeNode{}, "GET", "/alice?consistency=strong", nil, 400, "bad_request", "consistency"},
 		{"bad read timeout", &fakeNode{}, "GET", "/alice?consistency=linearizable&timeout=x", nil, 400, "bad_request", "timeout"},
-		{"incomplete store", &fakeNode{kvErr: replica.ErrIncomplete}, "GET", "/alice", nil, 503, "incomplete", "state transfer"},
 		{"barrier not delivered in time", &fakeNode{block: true}, "GET", "/alice?consistency=linearizable&timeout=0.05", nil, 504, "timeout", "read barrier"},
 		{"delete a key", &fakeNode{}, "DELETE", "/alice", nil, 404, "not_found", "no route"},
 		{"nested path", &fakeNode{}, "PUT", "/a/b", []byte("x"), 404, "not_found", "no route"},

@@ -1,8 +1,10 @@
 package consensus
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/stratusbft/stratus/types"
@@ -63,6 +65,8 @@ type Base struct {
 	Gate        ProposeGate
 	Serve       *ServeLimiter // bytes of blocks sent per peer in answer to block requests
 	persist     func(VotingState) error
+	certified   func(*types.Block, *types.QC)
+	recovered   []CertifiedBlock // certified blocks a restarted replica takes back at Start
 	rules       Rules
 	pendingCert map[types.Hash]*types.QC // certificates whose block is being fetched
 	grace       types.View               // the view whose timer expired once, waiting for the previous view's fate
@@ -85,13 +89,59 @@ func NewBase(p Params, rules Rules) Base {
 		Gate:        NewProposeGate(p.ProposeTimeout),
 		Serve:       NewServeLimiter(DefaultServeRate, DefaultServeBurst),
 		persist:     p.Persist,
+		certified:   p.Certified,
 		rules:       rules,
 		pendingCert: make(map[types.Hash]*types.QC),
 	}
 	if p.Restore != nil {
 		base.LastVoted = p.Restore.LastVoted
 	}
+	if r := p.Recovered; r != nil {
+		if r.Head != nil && r.HeadCert != nil && r.Head.Height > 0 {
+			base.Tree.Reset(r.Head, r.HeadCert)
+		}
+		base.recovered = r.Certified
+	}
 	return base
+}
+
+// Recover takes back the certified blocks a restarted replica kept, lowest first, as if they had
+// just arrived with their certificates: the engine's rules see every certificate again (locks,
+// commits, the view). Blocks that no longer extend the head are dropped. Engines call it first
+// thing in Start.
+func (b *Base) Recover() {
+	rec := b.recovered
+	b.recovered = nil
+	slices.SortFunc(rec, func(x, y CertifiedBlock) int {
+		if x.Block.Height != y.Block.Height {
+			return cmp.Compare(x.Block.Height, y.Block.Height)
+		}
+		if x.Block.View != y.Block.View {
+			return cmp.Compare(x.Block.View, y.Block.View)
+		}
+		return types.CompareHash(x.Block.ID(), y.Block.ID())
+	})
+	for _, c := range rec {
+		if c.Block.Height <= b.Tree.Head().Height() {
+			continue
+		}
+		if _, err := b.Tree.Add(c.Block); err != nil {
+			continue // its parent is gone: it can no longer commit here
+		}
+	}
+	for _, c := range rec {
+		if n := b.Tree.Get(c.Block.ID()); n != nil && n.Cert == nil {
+			b.applyCert(c.Cert, n)
+		}
+	}
+}
+
+// applyCert hands a certificate of n to the engine's rules and tells the driver to keep n.
+func (b *Base) applyCert(qc *types.QC, n *Node) {
+	b.rules.ApplyCert(qc, n)
+	if b.certified != nil && n.Cert != nil && !n.Committed {
+		b.certified(n.Block, n.Cert)
+	}
 }
 
 // FirstView is the view an engine starts in: 1, or after a restart the view after the last one
@@ -170,7 +220,7 @@ func (b *Base) Insert(blk *types.Block, from types.NodeID) *Node {
 	children := b.Syncer.Resolved(n.ID())
 	if qc := b.pendingCert[n.ID()]; qc != nil {
 		delete(b.pendingCert, n.ID())
-		b.rules.ApplyCert(qc, n)
+		b.applyCert(qc, n)
 	}
 	for _, c := range children {
 		b.ProcessCert(c.QC, from)
@@ -202,7 +252,7 @@ func (b *Base) ProcessCert(qc *types.QC, from types.NodeID) {
 		return
 	}
 	if n.Cert == nil {
-		b.rules.ApplyCert(qc, n)
+		b.applyCert(qc, n)
 		b.endGrace()
 	}
 }
@@ -515,7 +565,7 @@ func (b *Base) OnTimer(t Timer) {
 	case ViewTimer:
 		b.OnViewTimer(t)
 	case SyncTimer:
-		if b.Syncer.OnTimer(t) {
+		if gaveUp, dropped := b.Syncer.OnTimer(t); gaveUp && b.beyondReach(dropped) {
 			b.Out.Event(SyncFailed{ID: t.ID})
 		}
 	case ProposeTimer:
@@ -523,6 +573,23 @@ func (b *Base) OnTimer(t Timer) {
 			b.rules.TryPropose()
 		}
 	}
+}
+
+// beyondReach reports whether a block that no peer could send may lie above the committed head,
+// judged by the blocks that waited for it: a block whose child sits at or below the head can
+// only be committed already or conflict with the committed chain (a Byzantine proposer sent a
+// block on a long-pruned parent), and is no reason to ask for a snapshot. With no child to judge
+// by (a certificate named it), it may be above.
+func (b *Base) beyondReach(dropped []*types.Block) bool {
+	if len(dropped) == 0 {
+		return true
+	}
+	for _, d := range dropped {
+		if d.Height > b.Tree.Head().Height()+1 {
+			return true
+		}
+	}
+	return false
 }
 
 // OnMempool implements Engine.OnMempool: data a pending vote waited for may have arrived, and a

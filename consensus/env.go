@@ -104,6 +104,27 @@ type Params struct {
 	// driver writes it to stable storage so that it survives a crash. When it fails, the vote
 	// does not leave.
 	Persist func(VotingState) error
+	// Recovered is what a restarted replica found in its store (nil: nothing): the engine starts
+	// from its delivered head and takes the certified blocks above it back into its tree.
+	Recovered *Recovered
+	// Certified, when set, is told of every block the engine holds a certificate for, once, so
+	// that a driver can keep it: a Streamlet replica must never forget a notarized chain it
+	// knew when it voted, and a HotStuff replica must keep the block it is locked on.
+	Certified func(b *types.Block, qc *types.QC)
+}
+
+// Recovered is the engine's part of a replica's saved state: the last block it delivered, with a
+// certificate of it, and the blocks above it it held certificates for (any order).
+type Recovered struct {
+	Head      *types.Block
+	HeadCert  *types.QC
+	Certified []CertifiedBlock
+}
+
+// CertifiedBlock is a block with a certificate of it.
+type CertifiedBlock struct {
+	Block *types.Block
+	Cert  *types.QC
 }
 
 // VotingState is what a replica must remember across a crash so that, once restarted, it never

@@ -175,18 +175,17 @@ func (s *Syncer) Resolved(id types.Hash) []*types.Block {
 func (s *Syncer) Pending(id types.Hash) bool { _, ok := s.requests[id]; return ok }
 
 // OnTimer asks the next peer, for about two rounds over all peers, then gives up on the block and
-// drops what waited for it; it reports whether it gave up.
-func (s *Syncer) OnTimer(t SyncTimer) bool {
+// drops what waited for it; it reports whether it gave up, and the blocks it dropped.
+func (s *Syncer) OnTimer(t SyncTimer) (gaveUp bool, dropped []*types.Block) {
 	req := s.requests[t.ID]
 	if req == nil || req.attempt != t.Attempt {
-		return false
+		return false, nil
 	}
 	if t.Attempt+1 >= 2*s.env.N() {
-		s.Resolved(t.ID)
-		return true
+		return true, s.Resolved(t.ID)
 	}
 	s.ask(t.ID, t.Attempt+1)
-	return false
+	return false, nil
 }
 
 // Forget drops requests and parked blocks at or below a committed height that can no longer matter.

@@ -43,6 +43,7 @@ func New(p consensus.Params) *Engine {
 // Start enters view 1, or after a restart the view after the last one this replica voted in, and
 // fetches the locked block when it is not known.
 func (e *Engine) Start() {
+	e.Recover()
 	e.ProcessCert(e.lock, e.Self)
 	e.EnterView(e.FirstView(), "start")
 }

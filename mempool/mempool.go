@@ -43,6 +43,8 @@ type Mempool interface {
 	// delivered window and txDelivered reports the transactions delivered by then. What the
 	// mempool holds of them is garbage now.
 	Synced(mbs []types.MBView, txDelivered func(types.Hash) bool)
+	// Restore gives a restarted replica's mempool the microblocks it kept (shared mempools).
+	Restore(mbs []*types.MicroBlock)
 	// Gauges reports sizes for statistics.
 	Gauges() Gauges
 }

@@ -261,6 +261,9 @@ func (m *Native) Synced(_ []types.MBView, txDelivered func(types.Hash) bool) {
 	}
 }
 
+// Restore implements Mempool: a native mempool keeps nothing (payloads are inside blocks).
+func (m *Native) Restore([]*types.MicroBlock) {}
+
 // Decided implements Mempool; native payloads are settled at delivery (Committed).
 func (m *Native) Decided(*types.Block) {}
 

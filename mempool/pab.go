@@ -154,6 +154,7 @@ func (s *Shared) admit(mb *types.MicroBlock, wanted bool) bool {
 // store keeps a peer's microblock data in its entry.
 func (s *Shared) store(e *mbEntry, mb *types.MicroBlock) {
 	e.mb, e.epoch = mb, mb.Epoch
+	s.hold(mb)
 	cost := mbCost(mb)
 	s.peerBytes += cost
 	s.byCreator[mb.Creator] += cost

@@ -45,6 +45,16 @@ type SharedConfig struct {
 
 	// Events receives what the mempool does, for statistics. May be nil.
 	Events func(consensus.Event)
+	// Keep, when set, hears of every microblock whose data this replica starts or stops holding,
+	// so that a driver can keep them across a crash (Restore gives them back).
+	Keep Keeper
+}
+
+// Keeper keeps the microblocks a shared mempool holds: acked to their creators, referenced by
+// blocks, or delivered and retained for replicas still fetching them.
+type Keeper interface {
+	HoldMB(mb *types.MicroBlock)
+	DropMB(id types.Hash)
 }
 
 // Shared is a shared mempool: replicas batch their clients' transactions into microblocks and
@@ -133,6 +143,7 @@ func NewShared(env consensus.Env, cfg SharedConfig) *Shared {
 	s.bucket = tokenBucket{tokens: cfg.Capacity}
 	s.serve = consensus.NewServeLimiter(consensus.DefaultServeRate, consensus.DefaultServeBurst)
 	s.lb = newBalancer(cfg)
+	s.retained.drop = s.drop
 	return s
 }
 
@@ -250,6 +261,7 @@ func (s *Shared) cut() {
 	s.batchArmed = false
 	mb := types.NewMicroBlock(s.self, s.view, txs).Signed(s.env.Signer().Sign)
 	s.mbs[mb.ID] = &mbEntry{id: mb.ID, epoch: mb.Epoch, mb: mb, own: true}
+	s.hold(mb)
 	s.ownOrder.push(mb.ID)
 	s.emit(consensus.MBCreated{Txs: len(txs), Bytes: bytes})
 	s.disseminate(mb)
@@ -260,8 +272,10 @@ func (s *Shared) reissue(e *mbEntry) {
 	delete(s.mbs, e.id)
 	delete(s.pushes, e.id)
 	s.lb.forget(e.id)
+	s.drop(e.id)
 	mb := types.NewMicroBlock(s.self, s.view, e.mb.Txs).Signed(s.env.Signer().Sign)
 	s.mbs[mb.ID] = &mbEntry{id: mb.ID, epoch: mb.Epoch, mb: mb, own: true}
+	s.hold(mb)
 	s.ownOrder.push(mb.ID)
 	s.disseminate(mb)
 }
@@ -542,6 +556,38 @@ func (s *Shared) release(e *mbEntry) {
 	s.endPush(e.id)
 	delete(s.fetches, e.id)
 	s.lb.forget(e.id)
+	if e.mb != nil && s.retained.get(e.id) == nil {
+		s.drop(e.id)
+	}
+}
+
+// hold and drop tell the Keeper.
+func (s *Shared) hold(mb *types.MicroBlock) {
+	if s.cfg.Keep != nil {
+		s.cfg.Keep.HoldMB(mb)
+	}
+}
+
+func (s *Shared) drop(id types.Hash) {
+	if s.cfg.Keep != nil {
+		s.cfg.Keep.DropMB(id)
+	}
+}
+
+// Restore implements Mempool: microblocks a restarted replica kept. Those delivered already are
+// retained for replicas still fetching them; the others are held as peers' data, so that the
+// blocks referring to them can be delivered and the replicas fetching them served.
+func (s *Shared) Restore(mbs []*types.MicroBlock) {
+	for _, mb := range mbs {
+		if s.delivered.has(mb.ID) {
+			s.retained.add(mb, 0)
+			continue
+		}
+		if e := s.mbs[mb.ID]; e != nil && e.mb != nil {
+			continue
+		}
+		s.store(s.entry(mb.ID, mb.Epoch), mb)
+	}
 }
 
 // Requeue implements Mempool: microblocks of an orphaned block may be proposed again, first.
@@ -579,6 +625,7 @@ func (s *Shared) Gauges() Gauges {
 // whatever their size, so that a microblock is never evicted in the very step that delivers it,
 // while replicas that voted on its proof still need to fetch it.
 type retainer struct {
+	drop   func(types.Hash) // told of every microblock let go
 	limit  int
 	bytes  int
 	height uint64 // the latest delivered block
@@ -615,6 +662,9 @@ func (r *retainer) add(mb *types.MicroBlock, height uint64) {
 		if held {
 			r.bytes -= mbCost(old.mb)
 			delete(r.mbs, id)
+			if r.drop != nil {
+				r.drop(id)
+			}
 		}
 	}
 }

@@ -45,6 +45,9 @@ type CoreOptions struct {
 	Persist func(consensus.VotingState) error
 	// Engine replaces the engine the Spec names; tests use it for deliberately broken variants.
 	Engine func(consensus.Params) consensus.Engine
+	// Store keeps what the replica must not lose in a crash (see Store); a restarted Core starts
+	// from what it holds. Restore and Persist are not needed with it. nil: nothing is kept.
+	Store Store
 }
 
 // TxObserver is an Observer that also wants the transactions each delivered block contributed
@@ -97,6 +100,30 @@ type Core struct {
 	txCount       uint64       // transactions delivered
 	kv            *kvStore     // the key-value store on the delivered transactions
 	st            stateTransfer
+
+	store    Store     // nil: nothing survives a crash
+	journal  bool      // the store wants dedup and key-value changes spelt out
+	acks     []ack     // waiters whose transactions were delivered, told at the next Flush
+	storeErr error     // the store failed: nothing more is acknowledged
+	restored *Restored // what this Core started from, for the driver and the checker
+}
+
+// ack is a waiter to tell once the delivery is durable.
+type ack struct {
+	w    *Waiter
+	info CommitInfo
+}
+
+// Restored describes the state a restarted Core recovered from its store.
+type Restored struct {
+	Height       uint64
+	Digest       types.Hash
+	TxCount      uint64
+	VotedView    types.View
+	Certified    int // certified blocks above the head taken back
+	Microblocks  int
+	KVKeys       int
+	DedupEntries int
 }
 
 // Owners of timers, so that a fired timer reaches the component that set it.
@@ -149,6 +176,26 @@ func NewCoreWith(env consensus.Env, spec Spec, obs Observer, opts CoreOptions) (
 		delivered: newIDSet(max(spec.DedupWindow, 1024)),
 		local:     make(map[types.Hash]*localTx),
 		kv:        newKVStore(),
+		store:     opts.Store,
+	}
+	var saved *Saved
+	restore, persist := opts.Restore, opts.Persist
+	if c.store != nil {
+		var err error
+		if saved, err = c.store.Load(); err != nil {
+			return nil, err
+		}
+		c.journal = c.store.Journal()
+		if saved != nil && saved.Voting != nil {
+			restore = saved.Voting
+		}
+		persist = func(v consensus.VotingState) error {
+			c.store.Stage(OpVoting{State: v})
+			if opts.Persist != nil {
+				return opts.Persist(v)
+			}
+			return nil
+		}
 	}
 	if c.adv != nil {
 		env = c.adv.Env(env)
@@ -170,6 +217,9 @@ func NewCoreWith(env consensus.Env, spec Spec, obs Observer, opts CoreOptions) (
 		sc.PAB = spec.MemType == "stratus"
 		sc.BSize, sc.MemSize, sc.Master = spec.BSize, spec.MemSize, spec.Master
 		sc.Events = c.obs.Event
+		if c.store != nil {
+			sc.Keep = c
+		}
 		c.mp = mempool.NewShared(menv, sc)
 	default:
 		return nil, fmt.Errorf("replica: mempool %q is not available", spec.MemType)
@@ -181,8 +231,17 @@ func NewCoreWith(env consensus.Env, spec Spec, obs Observer, opts CoreOptions) (
 		Leaders:        consensus.NewLeaderElection(int(spec.Master), env.N()),
 		Timeout:        spec.Timeout,
 		ProposeTimeout: spec.ProposeTimeout,
-		Restore:        opts.Restore,
-		Persist:        opts.Persist,
+		Restore:        restore,
+		Persist:        persist,
+	}
+	if c.store != nil {
+		p.Certified = func(b *types.Block, qc *types.QC) {
+			c.store.Stage(OpBlock{consensus.CertifiedBlock{Block: b, Cert: qc}})
+		}
+		if saved != nil {
+			p.Recovered = c.recover(saved)
+		}
+		c.store.Adopt(c.delivered, c.kv)
 	}
 	switch {
 	case opts.Engine != nil:
@@ -370,6 +429,9 @@ func (c *Core) Commit(b *types.Block) {
 
 // Orphan implements consensus.Output: the payload goes back to the mempool.
 func (c *Core) Orphan(b *types.Block) {
+	if c.store != nil {
+		c.store.Stage(OpDropBlock{ID: b.ID()})
+	}
 	c.mp.Requeue(b)
 	c.dirty = true
 }
@@ -408,6 +470,8 @@ func (c *Core) deliver(b *types.Block, txs []types.Tx) {
 	shared := &info // what the dedup window remembers of b's transactions
 	var lat []time.Duration
 	var freshTxs []types.Tx
+	var segs []DedupSegment
+	var writes []KVWrite
 	fresh, dups := 0, 0
 	for _, t := range txs {
 		id := t.ID()
@@ -416,7 +480,16 @@ func (c *Core) deliver(b *types.Block, txs []types.Tx) {
 			continue
 		}
 		c.delivered.add(id, shared)
-		c.kv.apply(t, b.Height)
+		key, e, wrote := c.kv.apply(t, b.Height)
+		if c.journal {
+			if n := len(segs); n == 0 || segs[n-1].Gen != c.delivered.gen {
+				segs = append(segs, DedupSegment{Gen: c.delivered.gen, Info: info})
+			}
+			segs[len(segs)-1].IDs = append(segs[len(segs)-1].IDs, id)
+			if wrote {
+				writes = append(writes, KVWrite{Key: key, Entry: e})
+			}
+		}
 		fresh++
 		if c.txObs != nil {
 			freshTxs = append(freshTxs, t)
@@ -430,13 +503,16 @@ func (c *Core) deliver(b *types.Block, txs []types.Tx) {
 		for _, w := range l.waiters {
 			w.info = info
 			if w.remaining--; w.remaining == 0 {
-				w.done(info)
+				c.notify(w, info)
 			}
 		}
 	}
 	c.height = b.Height
 	c.digest = types.ChainDigest(c.digest, b.ID())
 	c.txCount += uint64(fresh)
+	if c.store != nil {
+		c.stageDelivery(b, segs, writes)
+	}
 	c.obs.Delivered(b, fresh, dups, lat, c.digest)
 	if c.txObs != nil {
 		c.txObs.DeliveredTxs(b, freshTxs)
@@ -453,11 +529,12 @@ func (nopObserver) Delivered(*types.Block, int, int, []time.Duration, types.Hash
 // size..2×size deliveries are recognised. A transaction delivered longer ago is new again.
 type idSet struct {
 	size      int
+	gen       uint64 // the current generation's number (1 at first); prev is gen-1
 	cur, prev map[types.Hash]*CommitInfo
 }
 
 func newIDSet(size int) *idSet {
-	return &idSet{size: size, cur: make(map[types.Hash]*CommitInfo), prev: make(map[types.Hash]*CommitInfo)}
+	return &idSet{size: size, gen: 1, cur: make(map[types.Hash]*CommitInfo), prev: make(map[types.Hash]*CommitInfo)}
 }
 
 func (s *idSet) has(id types.Hash) bool {
@@ -481,6 +558,7 @@ func (s *idSet) get(id types.Hash) (CommitInfo, bool) {
 func (s *idSet) add(id types.Hash, info *CommitInfo) {
 	if len(s.cur) >= s.size {
 		s.prev, s.cur = s.cur, make(map[types.Hash]*CommitInfo, s.size)
+		s.gen++
 	}
 	s.cur[id] = info
 }

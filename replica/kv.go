@@ -5,7 +5,8 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
+	"maps"
+	"slices"
 
 	"github.com/stratusbft/stratus/types"
 )
@@ -14,16 +15,9 @@ import (
 // a zero byte, value (what PUT /{key} submits) sets key to value; every other transaction is
 // ignored by it. Every replica applies the transactions it delivers, in delivery order, so
 // replicas that delivered the same blocks hold the same store. The store keeps every key ever
-// written (the latest value of each, at most one transaction's size), in memory; it is not
-// persisted and is rebuilt by delivery after a restart.
-//
-// A snapshot (state transfer) does not carry the store: a replica that skipped blocks by snapshot
-// marks its store incomplete, and reads answer ErrIncomplete from then on (until the process
-// restarts and delivers the log from the start again).
-
-// ErrIncomplete is returned by reads once state transfer skipped blocks whose writes this
-// replica's store never saw.
-var ErrIncomplete = errors.New("the key-value store is incomplete: this replica skipped committed blocks by state transfer, so writes in them are missing here; read from another replica")
+// written (the latest value of each, at most one transaction's size). It is part of a replica's
+// saved state (Store) and of the snapshots of state transfer, so a replica that restarted or
+// skipped blocks by snapshot reads what the others read at the same height.
 
 // KVEntry is a key's committed value and the height of the block that delivered it.
 type KVEntry struct {
@@ -32,20 +26,40 @@ type KVEntry struct {
 }
 
 type kvStore struct {
-	m          map[string]KVEntry
-	incomplete bool
+	m map[string]KVEntry
+}
+
+// export lists the store sorted by key, as a snapshot carries it.
+func (s *kvStore) export() []types.KVPair {
+	keys := slices.Sorted(maps.Keys(s.m))
+	out := make([]types.KVPair, len(keys))
+	for i, k := range keys {
+		e := s.m[k]
+		out[i] = types.KVPair{Key: []byte(k), Value: e.Value, Height: e.Height}
+	}
+	return out
+}
+
+// restore replaces the store's contents by a snapshot's, in place.
+func (s *kvStore) restore(kv []types.KVPair) {
+	s.m = make(map[string]KVEntry, len(kv))
+	for _, x := range kv {
+		s.m[string(x.Key)] = KVEntry{Value: bytes.Clone(x.Value), Height: x.Height}
+	}
 }
 
 func newKVStore() *kvStore { return &kvStore{m: make(map[string]KVEntry)} }
 
-// apply applies one delivered transaction at height.
-func (s *kvStore) apply(t types.Tx, height uint64) {
-	key, value, ok := SplitKV(t.Data())
+// apply applies one delivered transaction at height and returns the write it made, if any.
+func (s *kvStore) apply(t types.Tx, height uint64) (key string, e KVEntry, wrote bool) {
+	k, value, ok := SplitKV(t.Data())
 	if !ok {
-		return
+		return "", KVEntry{}, false
 	}
 	// A copy: the transaction's bytes may share the backing array of a whole request body.
-	s.m[string(key)] = KVEntry{Value: bytes.Clone(value), Height: height}
+	key, e = string(k), KVEntry{Value: bytes.Clone(value), Height: height}
+	s.m[key] = e
+	return key, e, true
 }
 
 // SplitKV splits a key-value write at its first zero byte; ok is false for transactions without
@@ -74,9 +88,6 @@ func IsBarrier(data []byte) bool { return bytes.HasPrefix(data, []byte(BarrierPr
 
 // KV returns key's entry in the core's store; it must be called from the core's goroutine.
 func (c *Core) KV(key string) (KVEntry, bool, error) {
-	if c.kv.incomplete {
-		return KVEntry{}, false, ErrIncomplete
-	}
 	e, ok := c.kv.m[key]
 	return e, ok, nil
 }

@@ -140,9 +140,11 @@ func (c *Core) onStateRequest(from types.NodeID, r *types.StateRequest) {
 		return
 	}
 	c.st.accepted[from] = now
-	c.st.pending[from] = &stateRequest{height: r.Height, left: snapshotsPerPeer, until: now.Add(requestLifetime * c.spec.Timeout)}
-	if c.height%SnapshotEvery == 0 && len(c.queue) == 0 {
-		// Idle at a checkpoint: the current state is the checkpoint's.
+	c.st.pending[from] = &stateRequest{height: r.Height, left: snapshotsPerPeer + 1, until: now.Add(requestLifetime * c.spec.Timeout)}
+	if len(c.queue) == 0 {
+		// Nothing waits for delivery: the current state is a committed block's, answered now.
+		// Replicas that stand still (they need the requester for a quorum) are at the same block
+		// and their answers agree; replicas that move on answer again at the next checkpoints.
 		c.answerRequests(c.lastDelivered, nil)
 	}
 }
@@ -209,6 +211,7 @@ func (c *Core) snapshot(b, next *types.Block) *types.Snapshot {
 		TxPrev:    prev,
 		TxCur:     cur,
 		MBs:       c.mp.DeliveredWindow(),
+		KV:        c.kv.export(),
 	}
 }
 
@@ -219,7 +222,7 @@ func (c *Core) onSnapshot(from types.NodeID, s *types.Snapshot) {
 		return // unsolicited
 	}
 	b := s.Block
-	if b.Height <= c.height || b.Height%SnapshotEvery != 0 || s.Cert.BlockID != b.ID() {
+	if b.Height <= c.height || s.Cert.BlockID != b.ID() {
 		return
 	}
 	if err := consensus.VerifyQC(c.env.Verifier(), s.Cert); err != nil {
@@ -251,7 +254,7 @@ func (c *Core) applySnapshot(s *types.Snapshot) {
 	}
 	c.height, c.digest, c.txCount = b.Height, s.Digest, s.Delivered
 	c.lastDelivered = b
-	c.kv.incomplete = true // the snapshot does not carry the writes of the blocks skipped
+	c.kv.restore(s.KV)
 	info := CommitInfo{View: b.View, Height: b.Height, Block: b.ID()}
 	c.delivered.restore(s.TxPrev, s.TxCur, &info)
 	c.mp.Synced(s.MBs, c.delivered.has)
@@ -262,10 +265,14 @@ func (c *Core) applySnapshot(s *types.Snapshot) {
 		for _, w := range c.local[id].waiters {
 			w.info = info
 			if w.remaining--; w.remaining == 0 {
-				w.done(info)
+				c.notify(w, info)
 			}
 		}
 		delete(c.local, id)
+	}
+	if c.store != nil {
+		c.store.Stage(OpReset{State: &Saved{Head: b, HeadCert: s.Cert, Height: c.height, Digest: c.digest, TxCount: c.txCount,
+			Dedup: c.delivered, KV: c.kv, Window: s.MBs}})
 	}
 	c.st.active, c.st.syncs = false, c.st.syncs+1
 	clear(c.st.offers)

@@ -95,12 +95,20 @@ func (c *Checker) node(id types.NodeID) *nodeCheck {
 	return nc
 }
 
-// restarted starts a new incarnation: it delivers from scratch (or from a snapshot); its votes
-// and lock still count.
+// restarted starts a new incarnation. A replica's chain across its incarnations is one chain: the
+// new one starts where the old one's store says it delivered up to, which must be where the old
+// one was (every step's changes are saved before the next), with the same chain digest; what it
+// delivers next must follow on. Its votes and lock still count.
 func (c *Checker) restarted(n *Node) {
 	nc := c.node(n.ID)
-	nc.height = 0
-	nc.seen = make(map[types.Hash]bool)
+	h, digest, _ := n.Core.Delivered()
+	if h != nc.height {
+		c.fail("replica %d restarted at delivered height %d; before its crash it had delivered up to %d", n.ID, h, nc.height)
+	}
+	if k := int(h) - 1; h > 0 && k < len(c.digests) && c.digests[k] != digest {
+		c.fail("replica %d restarted at height %d with chain digest %v, not the chain's %v", n.ID, h, digest, c.digests[k])
+	}
+	nc.height = h
 }
 
 // sent sees every message a replica sends.

@@ -118,7 +118,7 @@ type Node struct {
 	sim       *Sim
 	rng       *rand.Rand
 	gen       uint64 // incarnation: timers of an older one are ignored
-	voting    *consensus.VotingState
+	store     *replica.MemStore // what survives a crash (replicas with a crash plan)
 	wrap      func(consensus.Env) consensus.Env // a test's view of what the replica sends
 	// Blocks and Txs list, in order, what the current incarnation delivered.
 	Blocks []types.Hash
@@ -183,6 +183,9 @@ func New(opts Options) (*Sim, error) {
 		for _, x := range opts.Silent {
 			n.Silent = n.Silent || x == id
 		}
+		if _, ok := opts.Crash[id]; ok {
+			n.store = replica.NewMemStore()
+		}
 		if err := n.build(); err != nil {
 			return nil, err
 		}
@@ -207,10 +210,9 @@ func New(opts Options) (*Sim, error) {
 // build makes the node's Core: a fresh one with its strategy, restoring the voting state it saved.
 func (n *Node) build() error {
 	s := n.sim
-	opts := replica.CoreOptions{
-		Restore: n.voting,
-		Persist: func(v consensus.VotingState) error { n.voting = &v; return nil },
-		Engine:  s.opts.Engines[n.ID],
+	opts := replica.CoreOptions{Engine: s.opts.Engines[n.ID]}
+	if n.store != nil {
+		opts.Store = n.store
 	}
 	if n.Byzantine != "" {
 		adv, err := byzantine.New(n.Byzantine, byzantine.Params{
@@ -248,7 +250,8 @@ func (n *Node) crash() {
 	n.sim.record("crash", uint64(n.ID))
 }
 
-// restart starts a fresh incarnation that has nothing but the voting state its predecessor saved.
+// restart starts a new incarnation from what its predecessor saved (its store: the voting state,
+// the certified blocks, the delivered state and the microblocks).
 func (n *Node) restart() {
 	if !n.Down || n.Silent {
 		return

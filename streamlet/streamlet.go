@@ -47,7 +47,10 @@ func New(p consensus.Params) *Engine {
 }
 
 // Start enters epoch 1, or after a restart the epoch after the last one this replica voted in.
-func (e *Engine) Start() { e.EnterView(e.FirstView(), "start") }
+func (e *Engine) Start() {
+	e.Recover()
+	e.EnterView(e.FirstView(), "start")
+}
 
 // Synced implements consensus.Rules: the new head is notarized.
 func (e *Engine) Synced(qc *types.QC) {

@@ -1,6 +1,7 @@
 package types
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"reflect"
@@ -204,6 +205,16 @@ func validateSnapshot(s *Snapshot) error {
 		return errors.New("missing block")
 	case len(s.TxPrev) > MaxSnapshotIDs || len(s.TxCur) > MaxSnapshotIDs || len(s.MBs) > MaxSnapshotIDs:
 		return fmt.Errorf("ID lists of %d, %d and %d exceed %d", len(s.TxPrev), len(s.TxCur), len(s.MBs), MaxSnapshotIDs)
+	case len(s.KV) > MaxSnapshotIDs:
+		return fmt.Errorf("%d key-value entries exceed %d", len(s.KV), MaxSnapshotIDs)
+	}
+	for i, x := range s.KV {
+		if len(x.Key) == 0 || bytes.IndexByte(x.Key, 0) >= 0 {
+			return fmt.Errorf("key-value entry %d: a key is not empty and holds no zero byte", i)
+		}
+		if i > 0 && bytes.Compare(s.KV[i-1].Key, x.Key) >= 0 {
+			return fmt.Errorf("key-value entry %d: keys are not sorted and distinct", i)
+		}
 	}
 	if err := validateBlock(s.Block); err != nil {
 		return fmt.Errorf("block: %w", err)
@@ -453,7 +464,11 @@ func rlpSize(m Message) int {
 		for _, x := range m.MBs {
 			mbs += rlpList(rlpHash + rlpUint(uint64(x.View)))
 		}
-		return rlpList(n + rlpList(mbs))
+		kv := 0
+		for _, x := range m.KV {
+			kv += rlpList(rlpBytes(x.Key) + rlpBytes(x.Value) + rlpUint(x.Height))
+		}
+		return rlpList(n + rlpList(mbs) + rlpList(kv))
 	}
 	return 0
 }

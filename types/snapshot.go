@@ -32,6 +32,14 @@ type Snapshot struct {
 	TxPrev    []Hash
 	TxCur     []Hash
 	MBs       []MBView
+	KV        []KVPair // the key-value store, sorted by key
+}
+
+// KVPair is a key of the key-value store with its value and the height of the block that wrote it.
+type KVPair struct {
+	Key    []byte
+	Value  []byte
+	Height uint64
 }
 
 // Kind implements Message.
@@ -40,8 +48,8 @@ func (*Snapshot) Kind() Kind { return KindSnapshot }
 // MaxSnapshotIDs bounds each ID list of a snapshot.
 const MaxSnapshotIDs = 1 << 21
 
-// ContentKey hashes everything replicas must agree on: the block, the digest, the count and the
-// ID lists (not the certificate).
+// ContentKey hashes everything replicas must agree on: the block, the digest, the count, the ID
+// lists and the key-value store (not the certificate).
 func (s *Snapshot) ContentKey() Hash {
 	head := newDigester("snapshot").hash(s.Block.ID()).hash(s.Digest).u64(s.Delivered).buf
 	prev := hashList([]byte("snapshot/prev\x00"), len(s.TxPrev), func(i int) Hash { return s.TxPrev[i] })
@@ -51,7 +59,14 @@ func (s *Snapshot) ContentKey() Hash {
 		binary.BigEndian.PutUint64(v[:], uint64(s.MBs[i].View))
 		return Keccak(s.MBs[i].ID[:], v[:])
 	})
-	return Keccak(head, prev[:], cur[:], mbs[:])
+	kv := hashList([]byte("snapshot/kv\x00"), len(s.KV), func(i int) Hash {
+		var h [8]byte
+		binary.BigEndian.PutUint64(h[:], s.KV[i].Height)
+		var n [8]byte
+		binary.BigEndian.PutUint64(n[:], uint64(len(s.KV[i].Key)))
+		return Keccak(n[:], s.KV[i].Key, s.KV[i].Value, h[:])
+	})
+	return Keccak(head, prev[:], cur[:], mbs[:], kv[:])
 }
 
 // ChainDigest extends a running digest over delivered block IDs by one block.

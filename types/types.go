@@ -183,3 +183,6 @@ func hashList(head []byte, n int, item func(i int) Hash) Hash {
 	st.Read(out[:])
 	return out
 }
+
+// Slice returns a copy of the hash as a byte slice.
+func (h Hash) Slice() []byte { return append([]byte(nil), h[:]...) }

@@ -1,0 +1,120 @@
+package replica
+
+import (
+	"maps"
+	"slices"
+
+	"github.com/stratusbft/stratus/consensus"
+	"github.com/stratusbft/stratus/mempool"
+	"github.com/stratusbft/stratus/types"
+)
+
+// recover takes back the delivered state a store holds and returns the engine's part of it.
+func (c *Core) recover(saved *Saved) *consensus.Recovered {
+	if saved.Dedup != nil {
+		saved.Dedup.size = c.delivered.size
+		c.delivered = saved.Dedup
+	}
+	if saved.KV != nil {
+		c.kv = saved.KV
+	}
+	c.height, c.digest, c.txCount = saved.Height, saved.Digest, saved.TxCount
+	if saved.Head != nil {
+		c.lastDelivered = saved.Head
+	}
+	var floor types.View
+	if saved.Head != nil && saved.Head.View > mempool.StaleViews {
+		floor = saved.Head.View - mempool.StaleViews
+	}
+	window := pruneWindow(slices.Clone(saved.Window), floor)
+	slices.SortStableFunc(window, func(a, b types.MBView) int { return int(a.View) - int(b.View) })
+	c.mp.Synced(window, c.delivered.has)
+	mbs := slices.SortedFunc(maps.Values(saved.MBs), func(a, b *types.MicroBlock) int { return types.CompareHash(a.ID, b.ID) })
+	c.mp.Restore(mbs)
+
+	rec := &consensus.Recovered{Head: saved.Head, HeadCert: saved.HeadCert}
+	for _, id := range slices.SortedFunc(maps.Keys(saved.Blocks), types.CompareHash) {
+		cb := saved.Blocks[id]
+		if cb.Block.Height <= c.height {
+			c.store.Stage(OpDropBlock{ID: id}) // delivered before the crash
+			continue
+		}
+		rec.Certified = append(rec.Certified, cb)
+	}
+	c.restored = &Restored{
+		Height: c.height, Digest: c.digest, TxCount: c.txCount, Certified: len(rec.Certified),
+		Microblocks: len(mbs), KVKeys: len(c.kv.m), DedupEntries: len(c.delivered.cur) + len(c.delivered.prev),
+	}
+	if saved.Voting != nil {
+		c.restored.VotedView = saved.Voting.LastVoted
+	}
+	return rec
+}
+
+// Restored reports what this Core recovered from its store; nil for a fresh start.
+func (c *Core) Restored() *Restored { return c.restored }
+
+// HoldMB implements mempool.Keeper.
+func (c *Core) HoldMB(mb *types.MicroBlock) { c.store.Stage(OpMB{MB: mb}) }
+
+// DropMB implements mempool.Keeper.
+func (c *Core) DropMB(id types.Hash) { c.store.Stage(OpDropMB{ID: id}) }
+
+// Flush makes what the last steps changed durable and then tells the clients waiting for the
+// transactions those steps delivered. A driver calls it after every step, or after a few steps in
+// a row, and holds the steps' outgoing messages until it returns: when it fails, the replica must
+// stop (it crashed, as far as the others know) and those messages must not leave.
+func (c *Core) Flush() error {
+	if c.store == nil {
+		return nil
+	}
+	if c.storeErr != nil {
+		return c.storeErr
+	}
+	if err := c.store.Sync(); err != nil {
+		c.storeErr = err
+		c.acks = nil
+		return err
+	}
+	for i, a := range c.acks {
+		a.w.done(a.info)
+		c.acks[i] = ack{}
+	}
+	c.acks = c.acks[:0]
+	return nil
+}
+
+// notify tells a waiter that its transactions were delivered: at once without a store, else at
+// the next Flush.
+func (c *Core) notify(w *Waiter, info CommitInfo) {
+	if c.store == nil {
+		w.done(info)
+		return
+	}
+	c.acks = append(c.acks, ack{w: w, info: info})
+}
+
+// certFor is a certificate of b, a block being delivered: the engine's, or the QC of the next
+// committed block when it extends b.
+func (c *Core) certFor(b *types.Block) *types.QC {
+	if qc := c.engine.CertOf(b.ID()); qc != nil {
+		return qc
+	}
+	if len(c.queue) > 1 && c.queue[1].Parent == b.ID() {
+		return c.queue[1].QC
+	}
+	return nil
+}
+
+// stageDelivery records block b's delivery in the store.
+func (c *Core) stageDelivery(b *types.Block, segs []DedupSegment, kv []KVWrite) {
+	op := OpDeliver{Head: b, Cert: c.certFor(b), Height: c.height, Digest: c.digest, TxCount: c.txCount, Segments: segs, KV: kv}
+	for _, r := range b.Payload.Refs {
+		op.Window = append(op.Window, types.MBView{ID: r.ID, View: b.View})
+	}
+	if b.View > mempool.StaleViews {
+		op.WindowFloor = b.View - mempool.StaleViews
+	}
+	c.store.Stage(OpDropBlock{ID: b.ID()})
+	c.store.Stage(op)
+}

@@ -1,0 +1,484 @@
+package replica
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"os"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/ethereum/go-ethereum/rlp"
+
+	"github.com/stratusbft/stratus/consensus"
+	"github.com/stratusbft/stratus/types"
+)
+
+// StoreFormat names the layout of a replica's Pebble store. A store of another format is refused:
+// reading it as this one could load a wrong state.
+const StoreFormat = "stratus-store/1"
+
+// Key space of the Pebble store. Every value ends with a CRC-32C of the key and the value, so a
+// value damaged on disk is reported by its key, never loaded.
+//
+//	f                      format
+//	v                      voting state
+//	m                      delivered head: block, certificate, height, digest, count, dedup generation
+//	b/<block ID>           certified block above the head, with its certificate
+//	x/<gen>/<height>/<i>   dedup segment: commit info and transaction IDs
+//	k/<key>                key-value entry: height, value
+//	w/<view>/<mb ID>       delivered microblock (the mempool's window)
+//	u/<mb ID>              microblock held or retained
+var (
+	keyFormat = []byte("f")
+	keyVoting = []byte("v")
+	keyMeta   = []byte("m")
+	pfxBlock  = []byte("b/")
+	pfxDedup  = []byte("x/")
+	pfxKV     = []byte("k/")
+	pfxWindow = []byte("w/")
+	pfxMB     = []byte("u/")
+)
+
+var crcTable = crc32.MakeTable(crc32.Castagnoli)
+
+// PebbleStore keeps a replica's state on disk in an embedded Pebble database. Staged changes go
+// into one batch; Sync commits it with an fsync of the write-ahead log, so a crash keeps either
+// all of a step's changes or none of them.
+type PebbleStore struct {
+	dir   string
+	db    *pebble.DB
+	batch *pebble.Batch
+	gen   uint64 // the dedup generation the store holds as current
+	seg   uint64 // segments written, to keep their keys apart
+	err   error  // a staging error, reported by the next Sync
+}
+
+// OpenPebbleStore opens (creating if needed) the store in dir.
+func OpenPebbleStore(dir string) (*PebbleStore, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("store %s: %w", dir, err)
+	}
+	db, err := pebble.Open(dir, &pebble.Options{Logger: quietLogger{}})
+	if err != nil {
+		return nil, fmt.Errorf("store %s cannot be opened (damaged or not a store): %w", dir, err)
+	}
+	s := &PebbleStore{dir: dir, db: db}
+	if err := s.checkFormat(); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	s.batch = db.NewBatch()
+	return s, nil
+}
+
+// Dir is the store's directory.
+func (s *PebbleStore) Dir() string { return s.dir }
+
+func (s *PebbleStore) checkFormat() error {
+	v, closer, err := s.db.Get(keyFormat)
+	if errors.Is(err, pebble.ErrNotFound) {
+		it, err := s.db.NewIter(nil)
+		if err != nil {
+			return fmt.Errorf("store %s: %w", s.dir, err)
+		}
+		empty := !it.First()
+		_ = it.Close()
+		if !empty {
+			return fmt.Errorf("store %s holds data but no format record: it is not a %s store", s.dir, StoreFormat)
+		}
+		return s.db.Set(keyFormat, []byte(StoreFormat), pebble.Sync)
+	}
+	if err != nil {
+		return fmt.Errorf("store %s: format record: %w", s.dir, err)
+	}
+	got := string(v)
+	_ = closer.Close()
+	if got != StoreFormat {
+		return fmt.Errorf("store %s has format %q; this build reads %q only (move the directory away to start this replica afresh)", s.dir, got, StoreFormat)
+	}
+	return nil
+}
+
+// Journal implements Store.
+func (s *PebbleStore) Journal() bool { return true }
+
+// Adopt implements Store: a journaling store rebuilds the structures at Load.
+func (s *PebbleStore) Adopt(*idSet, *kvStore) {}
+
+// Close implements Store.
+func (s *PebbleStore) Close() error {
+	if s.batch != nil {
+		_ = s.batch.Close()
+		s.batch = nil
+	}
+	return s.db.Close()
+}
+
+func seal(key, value []byte) []byte {
+	c := crc32.Update(crc32.Checksum(key, crcTable), crcTable, value)
+	return binary.BigEndian.AppendUint32(value, c)
+}
+
+func unseal(dir string, key, v []byte) ([]byte, error) {
+	if len(v) < 4 {
+		return nil, fmt.Errorf("store %s: record %q is truncated", dir, printableKey(key))
+	}
+	body := v[:len(v)-4]
+	want := binary.BigEndian.Uint32(v[len(v)-4:])
+	if crc32.Update(crc32.Checksum(key, crcTable), crcTable, body) != want {
+		return nil, fmt.Errorf("store %s: record %q fails its checksum (damaged on disk)", dir, printableKey(key))
+	}
+	return body, nil
+}
+
+func printableKey(k []byte) string {
+	if i := bytes.IndexByte(k, '/'); i > 0 {
+		return fmt.Sprintf("%s/%x", k[:i], k[i+1:])
+	}
+	return string(k)
+}
+
+func (s *PebbleStore) set(key, value []byte) {
+	if err := s.batch.Set(key, seal(key, value), nil); err != nil && s.err == nil {
+		s.err = err
+	}
+}
+
+func (s *PebbleStore) del(key []byte) {
+	if err := s.batch.Delete(key, nil); err != nil && s.err == nil {
+		s.err = err
+	}
+}
+
+func (s *PebbleStore) delPrefix(pfx []byte) { s.delRange(pfx, prefixEnd(pfx)) }
+
+func (s *PebbleStore) delRange(from, to []byte) {
+	if err := s.batch.DeleteRange(from, to, nil); err != nil && s.err == nil {
+		s.err = err
+	}
+}
+
+func prefixEnd(p []byte) []byte {
+	end := bytes.Clone(p)
+	end[len(end)-1]++
+	return end
+}
+
+func key(pfx []byte, parts ...[]byte) []byte {
+	k := bytes.Clone(pfx)
+	for i, p := range parts {
+		if i > 0 {
+			k = append(k, '/')
+		}
+		k = append(k, p...)
+	}
+	return k
+}
+
+func u64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
+
+type storedBlock struct {
+	Block []byte // the block's wire form
+	Cert  *types.QC
+}
+
+type storedMeta struct {
+	Head     []byte // the head block's wire form; empty: none
+	Cert     *types.QC `rlp:"nil"`
+	Height   uint64
+	Digest   types.Hash
+	TxCount  uint64
+	DedupGen uint64
+}
+
+type storedSegment struct {
+	View   types.View
+	Height uint64
+	Block  types.Hash
+	IDs    []types.Hash
+}
+
+func mustRLP(v any) []byte {
+	b, err := rlp.EncodeToBytes(v)
+	if err != nil {
+		panic(fmt.Sprintf("store: encoding %T: %v", v, err)) // our own values: a bug, not input
+	}
+	return b
+}
+
+func mustWire(m types.Message) []byte {
+	b, err := types.Encode(m)
+	if err != nil {
+		panic(fmt.Sprintf("store: encoding %v: %v", m.Kind(), err))
+	}
+	return b
+}
+
+// Stage implements Store.
+func (s *PebbleStore) Stage(op StoreOp) {
+	switch o := op.(type) {
+	case OpVoting:
+		s.set(keyVoting, mustRLP(storedVote{LastVoted: o.State.LastVoted, Lock: o.State.Lock}))
+	case OpBlock:
+		s.set(key(pfxBlock, o.Block.ID().Slice()), mustRLP(storedBlock{Block: mustWire(o.Block), Cert: o.Cert}))
+	case OpDropBlock:
+		s.del(key(pfxBlock, o.ID.Slice()))
+	case OpMB:
+		s.set(key(pfxMB, o.MB.ID.Slice()), mustWire(o.MB))
+	case OpDropMB:
+		s.del(key(pfxMB, o.ID.Slice()))
+	case OpDeliver:
+		for _, seg := range o.Segments {
+			s.putSegment(seg)
+		}
+		for _, w := range o.KV {
+			s.set(key(pfxKV, []byte(w.Key)), append(u64(w.Entry.Height), w.Entry.Value...))
+		}
+		for _, w := range o.Window {
+			s.set(key(pfxWindow, u64(uint64(w.View)), w.ID.Slice()), nil)
+		}
+		if o.WindowFloor > 0 {
+			s.delRange(pfxWindow, key(pfxWindow, u64(uint64(o.WindowFloor))))
+		}
+		s.putMeta(o.Head, o.Cert, o.Height, o.Digest, o.TxCount)
+	case OpReset:
+		r := o.State
+		s.delPrefix(pfxDedup)
+		s.delPrefix(pfxKV)
+		s.delPrefix(pfxWindow)
+		info := CommitInfo{Height: r.Height}
+		if r.Head != nil {
+			info.View, info.Block = r.Head.View, r.Head.ID()
+		}
+		prev, cur := r.Dedup.export()
+		s.gen = r.Dedup.gen
+		s.putSegment(DedupSegment{Gen: s.gen - 1, Info: info, IDs: prev})
+		s.putSegment(DedupSegment{Gen: s.gen, Info: info, IDs: cur})
+		for k, e := range r.KV.m {
+			s.set(key(pfxKV, []byte(k)), append(u64(e.Height), e.Value...))
+		}
+		for _, w := range r.Window {
+			s.set(key(pfxWindow, u64(uint64(w.View)), w.ID.Slice()), nil)
+		}
+		s.putMeta(r.Head, r.HeadCert, r.Height, r.Digest, r.TxCount)
+	}
+}
+
+func (s *PebbleStore) putMeta(head *types.Block, cert *types.QC, height uint64, digest types.Hash, count uint64) {
+	m := storedMeta{Cert: cert, Height: height, Digest: digest, TxCount: count, DedupGen: s.gen}
+	if head != nil {
+		m.Head = mustWire(head)
+	}
+	s.set(keyMeta, mustRLP(m))
+}
+
+// putSegment writes a dedup segment; a segment of a newer generation than the store's forgets
+// the generations before the previous one.
+func (s *PebbleStore) putSegment(seg DedupSegment) {
+	if seg.Gen > s.gen {
+		s.gen = seg.Gen
+		if s.gen >= 2 {
+			s.delRange(pfxDedup, key(pfxDedup, u64(s.gen-1)))
+		}
+	}
+	if len(seg.IDs) == 0 {
+		return
+	}
+	s.seg++
+	v := mustRLP(storedSegment{View: seg.Info.View, Height: seg.Info.Height, Block: seg.Info.Block, IDs: seg.IDs})
+	s.set(key(pfxDedup, u64(seg.Gen), u64(seg.Info.Height), u64(s.seg)), v)
+}
+
+// Sync implements Store.
+func (s *PebbleStore) Sync() error {
+	if s.err != nil {
+		err := s.err
+		s.err = nil
+		s.batch.Reset()
+		return fmt.Errorf("store %s: %w", s.dir, err)
+	}
+	if s.batch.Empty() {
+		return nil
+	}
+	err := s.batch.Commit(pebble.Sync)
+	s.batch.Reset()
+	if err != nil {
+		return fmt.Errorf("store %s: commit: %w", s.dir, err)
+	}
+	return nil
+}
+
+// Load implements Store.
+func (s *PebbleStore) Load() (*Saved, error) {
+	out := &Saved{Blocks: make(map[types.Hash]consensus.CertifiedBlock), MBs: make(map[types.Hash]*types.MicroBlock)}
+	found := false
+	get := func(k []byte) ([]byte, error) {
+		v, closer, err := s.db.Get(k)
+		if errors.Is(err, pebble.ErrNotFound) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("store %s: %q: %w", s.dir, printableKey(k), err)
+		}
+		defer closer.Close()
+		return unseal(s.dir, k, bytes.Clone(v))
+	}
+	if v, err := get(keyVoting); err != nil {
+		return nil, err
+	} else if v != nil {
+		var sv storedVote
+		if err := rlp.DecodeBytes(v, &sv); err != nil {
+			return nil, fmt.Errorf("store %s: voting state is damaged: %w", s.dir, err)
+		}
+		if sv.Lock != nil {
+			if err := types.ValidateQC(sv.Lock); err != nil {
+				return nil, fmt.Errorf("store %s: voting state: lock: %w", s.dir, err)
+			}
+		}
+		out.Voting, found = &consensus.VotingState{LastVoted: sv.LastVoted, Lock: sv.Lock}, true
+	}
+	if v, err := get(keyMeta); err != nil {
+		return nil, err
+	} else if v != nil {
+		var m storedMeta
+		if err := rlp.DecodeBytes(v, &m); err != nil {
+			return nil, fmt.Errorf("store %s: delivered state is damaged: %w", s.dir, err)
+		}
+		if len(m.Head) > 0 {
+			msg, err := types.Decode(m.Head)
+			b, ok := msg.(*types.Block)
+			if err != nil || !ok {
+				return nil, fmt.Errorf("store %s: delivered head is damaged: %v", s.dir, err)
+			}
+			out.Head = b
+		}
+		out.HeadCert, out.Height, out.Digest, out.TxCount, s.gen = m.Cert, m.Height, m.Digest, m.TxCount, m.DedupGen
+		found = true
+	}
+	err := s.scan(pfxBlock, func(k, v []byte) error {
+		var sb storedBlock
+		if err := rlp.DecodeBytes(v, &sb); err != nil {
+			return err
+		}
+		msg, err := types.Decode(sb.Block)
+		b, ok := msg.(*types.Block)
+		if err != nil || !ok || sb.Cert == nil || sb.Cert.BlockID != b.ID() {
+			return fmt.Errorf("not a certified block (%v)", err)
+		}
+		out.Blocks[b.ID()] = consensus.CertifiedBlock{Block: b, Cert: sb.Cert}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	err = s.scan(pfxMB, func(k, v []byte) error {
+		msg, err := types.Decode(v)
+		mb, ok := msg.(*types.MicroBlock)
+		if err != nil || !ok {
+			return fmt.Errorf("not a microblock (%v)", err)
+		}
+		out.MBs[mb.ID] = mb
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := s.loadDedup(out); err != nil {
+		return nil, err
+	}
+	out.KV = newKVStore()
+	err = s.scan(pfxKV, func(k, v []byte) error {
+		if len(v) < 8 {
+			return errors.New("short entry")
+		}
+		out.KV.m[string(k[len(pfxKV):])] = KVEntry{Height: binary.BigEndian.Uint64(v), Value: bytes.Clone(v[8:])}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	err = s.scan(pfxWindow, func(k, _ []byte) error {
+		rest := k[len(pfxWindow):]
+		if len(rest) != 8+1+32 {
+			return errors.New("malformed key")
+		}
+		out.Window = append(out.Window, types.MBView{View: types.View(binary.BigEndian.Uint64(rest)), ID: types.Hash(rest[9:])})
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if !found && len(out.Blocks) == 0 && len(out.MBs) == 0 {
+		return nil, nil
+	}
+	return out, nil
+}
+
+func (s *PebbleStore) loadDedup(out *Saved) error {
+	out.Dedup = newIDSet(1)
+	out.Dedup.gen = s.gen
+	err := s.scan(pfxDedup, func(k, v []byte) error {
+		rest := k[len(pfxDedup):]
+		if len(rest) < 8 {
+			return errors.New("malformed key")
+		}
+		gen := binary.BigEndian.Uint64(rest)
+		var seg storedSegment
+		if err := rlp.DecodeBytes(v, &seg); err != nil {
+			return err
+		}
+		info := &CommitInfo{View: seg.View, Height: seg.Height, Block: seg.Block}
+		var m map[types.Hash]*CommitInfo
+		switch gen {
+		case s.gen:
+			m = out.Dedup.cur
+		case s.gen - 1:
+			m = out.Dedup.prev
+		default:
+			return nil // an older generation not yet compacted away
+		}
+		for _, id := range seg.IDs {
+			m[id] = info
+		}
+		return nil
+	})
+	return err
+}
+
+// scan visits every record under pfx, checksums checked.
+func (s *PebbleStore) scan(pfx []byte, visit func(k, v []byte) error) error {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: pfx, UpperBound: prefixEnd(pfx)})
+	if err != nil {
+		return fmt.Errorf("store %s: %w", s.dir, err)
+	}
+	defer it.Close()
+	for it.First(); it.Valid(); it.Next() {
+		k := bytes.Clone(it.Key())
+		v, err := unseal(s.dir, k, bytes.Clone(it.Value()))
+		if err != nil {
+			return err
+		}
+		if err := visit(k, v); err != nil {
+			return fmt.Errorf("store %s: record %q is damaged: %w", s.dir, printableKey(k), err)
+		}
+	}
+	if err := it.Error(); err != nil {
+		return fmt.Errorf("store %s: reading %q records: %w", s.dir, pfx, err)
+	}
+	return nil
+}
+
+// quietLogger keeps Pebble's informational messages out of the replica's output; errors go to
+// standard error.
+type quietLogger struct{}
+
+func (quietLogger) Infof(string, ...any) {}
+func (quietLogger) Errorf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "pebble: "+format+"\n", args...)
+}
+func (quietLogger) Fatalf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "pebble: "+format+"\n", args...)
+	os.Exit(1)
+}
