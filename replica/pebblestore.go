@@ -185,7 +185,7 @@ type storedBlock struct {
 }
 
 type storedMeta struct {
-	Head     []byte // the head block's wire form; empty: none
+	Head     []byte    // the head block's wire form; empty: none
 	Cert     *types.QC `rlp:"nil"`
 	Height   uint64
 	Digest   types.Hash

@@ -117,8 +117,8 @@ type Node struct {
 	Restarts  int
 	sim       *Sim
 	rng       *rand.Rand
-	gen       uint64 // incarnation: timers of an older one are ignored
-	store     *replica.MemStore // what survives a crash (replicas with a crash plan)
+	gen       uint64                            // incarnation: timers of an older one are ignored
+	store     *replica.MemStore                 // what survives a crash (replicas with a crash plan)
 	wrap      func(consensus.Env) consensus.Env // a test's view of what the replica sends
 	// Blocks and Txs list, in order, what the current incarnation delivered.
 	Blocks []types.Hash
