@@ -1,22 +1,30 @@
 #!/usr/bin/env bash
 # Starts one server process per line of ips.txt on this machine (server -id i over authenticated
 # TCP), in the background, and records their PIDs in server.pid.
-#   ./run.sh [algorithm] [server flags]
+#   ./run.sh [--keep] [algorithm] [server flags]
 #     algorithm: hotstuff (default), streamlet, smp-hs, s-hs, s-sl, s-hs-g; server flags (e.g.
 #     -set bandwidth=100 -set delay=50) go to every server
-# Every start makes fresh keys in keys/ and clears the voting state in data/: a fresh cluster
+# A start makes fresh keys in keys/ and clears the replicas' stores in data/: a fresh cluster
 # starts at view 1, and a replica left over from an earlier run can neither join nor vote twice.
+# --keep restarts a stopped cluster from its stores instead (same keys, same data/): every
+# committed write is still there and heights and chain digests continue. Start it with the same
+# algorithm and flags as before.
 # Logs: server.<pid>.log and server.<i>.out in LOG_DIR (default: this directory). Stop with ./stop.sh.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$BIN_DIR"
 
+keep=0
+if [[ "${1:-}" == --keep ]]; then
+	keep=1
+	shift
+fi
 alg=${1:-hotstuff}
 shift || true
 for a; do
 	case "$a" in
 	-data_dir | -data_dir=* | --data_dir | --data_dir=* | -keys | -keys=* | --keys | --keys=*)
-		die "run.sh keeps keys in keys/ and voting state in data/ (cleared at every start); $a would move them out of its reach" ;;
+		die "run.sh keeps keys in keys/ and the replicas' stores in data/ (cleared at every start without --keep); $a would move them out of its reach" ;;
 	esac
 done
 log_dir=${LOG_DIR:-.}
@@ -25,6 +33,7 @@ if running=$(live_pids "$SERVER_PID") && [[ -n "$running" ]]; then
 fi
 build
 
+[[ -f ips.txt ]] || die "no ips.txt in $BIN_DIR: it lists the replicas, one loopback address per line"
 mapfile -t hosts < <(sed -e 's/#.*//' -e 's/[[:space:]]//g' ips.txt | grep -v '^$' || true)
 n=${#hosts[@]}
 ((n > 0)) || die "ips.txt lists no hosts"
@@ -35,8 +44,16 @@ for i in "${!hosts[@]}"; do
 	esac
 done
 
-rm -f keys/pubkeys.txt keys/node*.key data/vote.*
-./server -keygen -config config.json -ips ips.txt -keys keys >/dev/null || die "key generation failed"
+if ((keep)); then
+	[[ -f keys/pubkeys.txt ]] || die "--keep: no keys in keys/ (start once without --keep)"
+	for ((i = 1; i <= n; i++)); do
+		[[ -f "keys/node$i.key" ]] || die "--keep: keys/node$i.key is missing: ips.txt lists $n nodes, the kept cluster had fewer"
+		[[ -d "data/store.$i" ]] || echo "run.sh: --keep: node $i has no store in data/store.$i; it starts empty and catches up" >&2
+	done
+else
+	rm -rf keys/pubkeys.txt keys/node*.key data/vote.* data/store.*
+	./server -keygen -config config.json -ips ips.txt -keys keys >/dev/null || die "key generation failed"
+fi
 mkdir -p "$log_dir" data
 
 : >"$SERVER_PID"

@@ -179,6 +179,11 @@ func key(pfx []byte, parts ...[]byte) []byte {
 
 func u64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
 
+type storedVote struct {
+	LastVoted types.View
+	Lock      *types.QC `rlp:"nil"`
+}
+
 type storedBlock struct {
 	Block []byte // the block's wire form
 	Cert  *types.QC

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand"
+	"path/filepath"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -41,10 +42,16 @@ type Options struct {
 	Stats    *stats.Collector
 	// Adversary makes the replica Byzantine (nil: honest).
 	Adversary Adversary
-	// DataDir, when set, keeps the voting state in a file there (written before every vote
-	// leaves), so that a restarted process never votes twice in a view. Without it a crash and
-	// restart inside the process keeps the state in memory.
+	// DataDir, when set, keeps the replica's state (see Store) in a Pebble store there, in
+	// store.<id>: every step's changes are synced before its messages leave and before a client
+	// hears that its transactions committed, so a restarted process continues where it was.
+	// Without it the state is kept in memory: it survives a Crash inside the process.
 	DataDir string
+}
+
+// StorePath is where a replica keeps its store under a data directory.
+func StorePath(dataDir string, id types.NodeID) string {
+	return filepath.Join(dataDir, fmt.Sprintf("store.%d", id))
 }
 
 // Replica runs a Core in one event loop. Inbound messages pass a bounded pool of verification
@@ -69,8 +76,8 @@ type Replica struct {
 
 	// Owned by the event loop.
 	obs     Observer
-	store   *VoteStore
-	voting  *consensus.VotingState // the latest saved voting state
+	store   Store
+	durable bool // the store is on disk: outgoing messages wait for each flush
 	crashed bool
 	lost    chan struct{} // closed at the next crash: what this incarnation accepted is lost
 	restart *time.Timer   // fires when a crashed replica comes back
@@ -125,22 +132,18 @@ func New(opts Options, ep transport.Endpoint) (*Replica, error) {
 		lost:     make(chan struct{}),
 	}
 	if opts.DataDir != "" {
-		store, err := NewVoteStore(opts.DataDir, opts.ID)
+		store, err := OpenPebbleStore(StorePath(opts.DataDir, opts.ID))
 		if err != nil {
 			return nil, err
 		}
-		if r.voting, err = store.Load(); err != nil {
-			return nil, err
-		}
-		if r.voting != nil && r.voting.Lock != nil {
-			if err := consensus.VerifyQC(opts.Verifier, r.voting.Lock); err != nil {
-				return nil, fmt.Errorf("replica: voting state %s: the lock does not verify: %w", store.Path(), err)
-			}
-		}
-		r.store = store
+		r.store, r.durable = store, true
+		env.hold = true
+	} else {
+		r.store = NewMemStore()
 	}
 	core, err := r.newCore()
 	if err != nil {
+		_ = r.store.Close()
 		return nil, err
 	}
 	r.core = core
@@ -158,26 +161,36 @@ func New(opts Options, ep transport.Endpoint) (*Replica, error) {
 	return r, nil
 }
 
-// newCore builds a Core from the spec and the saved voting state.
+// newCore builds a Core from the spec and what the store holds. Certificates in the store were
+// verified before they were kept; the lock is checked again, since a store can be copied from
+// another cluster.
 func (r *Replica) newCore() (*Core, error) {
-	return NewCoreWith(r.env, r.opts.Spec, r.obs, CoreOptions{
-		Adversary: r.opts.Adversary,
-		Restore:   r.voting,
-		Persist:   r.persist,
-	})
+	c, err := NewCoreWith(r.env, r.opts.Spec, r.obs, CoreOptions{Adversary: r.opts.Adversary, Store: r.store})
+	if err != nil {
+		return nil, err
+	}
+	if rs := c.Restored(); rs != nil {
+		r.opts.Log.WithFields(logrus.Fields{"height": rs.Height, "voted_view": rs.VotedView, "certified": rs.Certified,
+			"microblocks": rs.Microblocks, "keys": rs.KVKeys}).Info("replica state recovered from its store")
+	}
+	return c, nil
 }
 
-// persist saves the voting state before a vote leaves: in the file under DataDir, else in memory.
-// When the file cannot be written the vote does not leave.
-func (r *Replica) persist(v consensus.VotingState) error {
-	if r.store != nil {
-		if err := r.store.Save(v); err != nil {
-			r.opts.Log.WithError(err).Error("voting state not saved: not voting")
-			return err
-		}
+// flush makes the steps since the last flush durable, then lets their messages leave. When the
+// store fails the replica stops as a crash would (the messages never leave, no client hears of a
+// commit that is not on disk) and stays down: restarting the process recovers from what was synced.
+func (r *Replica) flush() {
+	if r.crashed {
+		r.env.outbox = r.env.outbox[:0]
+		return
 	}
-	r.voting = &v
-	return nil
+	if err := r.core.Flush(); err != nil {
+		r.opts.Log.WithError(err).Error("the store failed: this replica stops; restart the process to recover from what was saved")
+		r.env.outbox = r.env.outbox[:0]
+		r.crash(0)
+		return
+	}
+	r.env.release()
 }
 
 // Crash stops the replica as a crash would: it loses its state but for the voting state it
@@ -358,18 +371,23 @@ func (r *Replica) loop() {
 	defer r.restart.Stop()
 	for {
 		r.fireTimers()
+		r.flush()
 		timer.Reset(r.env.timers.wait(time.Now()))
 		select {
 		case env := <-r.verified[types.LaneConsensus]:
 			r.handle(env)
+			r.handleMore()
+			r.flush()
 			continue
 		default:
 		}
 		select {
 		case env := <-r.verified[types.LaneConsensus]:
 			r.handle(env)
+			r.handleMore()
 		case env := <-r.verified[types.LaneData]:
 			r.handle(env)
+			r.handleMore()
 		case s := <-r.submits:
 			if r.crashed {
 				s.accepted <- ErrCrashed
@@ -393,6 +411,37 @@ func (r *Replica) loop() {
 		case <-tick.C:
 			r.publish()
 		case <-r.stop:
+			r.flush()
+			_ = r.store.Close()
+			return
+		}
+		r.flush()
+	}
+}
+
+// maxBatchedSteps bounds the messages handled between two flushes: with a store on disk one
+// sync covers them all.
+const maxBatchedSteps = 64
+
+// handleMore handles the messages already waiting, up to maxBatchedSteps, consensus first, so
+// that one flush covers them.
+func (r *Replica) handleMore() {
+	if !r.durable {
+		return
+	}
+	for range maxBatchedSteps - 1 {
+		select {
+		case env := <-r.verified[types.LaneConsensus]:
+			r.handle(env)
+			continue
+		default:
+		}
+		select {
+		case env := <-r.verified[types.LaneConsensus]:
+			r.handle(env)
+		case env := <-r.verified[types.LaneData]:
+			r.handle(env)
+		default:
 			return
 		}
 	}
@@ -497,14 +546,47 @@ type liveEnv struct {
 	verifier crypto.Verifier
 	rng      *rand.Rand
 	timers   timerHeap
+	// hold keeps outgoing messages in outbox until the store synced the steps that sent them.
+	hold   bool
+	outbox []outMsg
 }
 
-func (e *liveEnv) Self() types.NodeID                    { return e.self }
-func (e *liveEnv) N() int                                { return e.n }
-func (e *liveEnv) Now() time.Time                        { return time.Now() }
-func (e *liveEnv) Send(to types.NodeID, m types.Message) { e.ep.Send(to, m) }
-func (e *liveEnv) Broadcast(m types.Message)             { e.ep.Broadcast(m) }
-func (e *liveEnv) Signer() crypto.Signer                 { return e.signer }
+type outMsg struct {
+	to types.NodeID // 0: broadcast
+	m  types.Message
+}
+
+func (e *liveEnv) Self() types.NodeID { return e.self }
+func (e *liveEnv) N() int             { return e.n }
+func (e *liveEnv) Now() time.Time     { return time.Now() }
+func (e *liveEnv) Send(to types.NodeID, m types.Message) {
+	if e.hold {
+		e.outbox = append(e.outbox, outMsg{to: to, m: m})
+		return
+	}
+	e.ep.Send(to, m)
+}
+func (e *liveEnv) Broadcast(m types.Message) {
+	if e.hold {
+		e.outbox = append(e.outbox, outMsg{m: m})
+		return
+	}
+	e.ep.Broadcast(m)
+}
+
+// release sends the held messages, in the order they were sent.
+func (e *liveEnv) release() {
+	for i, o := range e.outbox {
+		if o.to == 0 {
+			e.ep.Broadcast(o.m)
+		} else {
+			e.ep.Send(o.to, o.m)
+		}
+		e.outbox[i] = outMsg{}
+	}
+	e.outbox = e.outbox[:0]
+}
+func (e *liveEnv) Signer() crypto.Signer { return e.signer }
 func (e *liveEnv) Verifier() crypto.Verifier             { return e.verifier }
 func (e *liveEnv) Rand() *rand.Rand                      { return e.rng }
 func (e *liveEnv) SetTimer(d time.Duration, t consensus.Timer) {

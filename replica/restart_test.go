@@ -2,61 +2,21 @@ package replica
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/stratusbft/stratus/consensus"
 	"github.com/stratusbft/stratus/crypto"
 	"github.com/stratusbft/stratus/stats"
 	"github.com/stratusbft/stratus/transport"
 	"github.com/stratusbft/stratus/types"
 )
 
-func TestVoteStoreRoundTrip(t *testing.T) {
-	dir := t.TempDir()
-	s, err := NewVoteStore(dir, 3)
-	require.NoError(t, err)
-	got, err := s.Load()
-	require.NoError(t, err)
-	require.Nil(t, got, "nothing saved yet")
-
-	_, ver := crypto.SimKeys(1, 4)
-	signers, _ := crypto.SimKeys(1, 4)
-	id := types.Keccak([]byte("locked"))
-	lock := &types.QC{View: 7, BlockID: id}
-	for _, i := range []types.NodeID{1, 2, 3} {
-		lock.Signers.Set(types.SignerBit(i))
-		lock.Sigs = append(lock.Sigs, signers[i-1].Sign(types.VoteDigest(7, id)))
-	}
-	require.NoError(t, s.Save(consensus.VotingState{LastVoted: 9, Lock: lock}))
-	got, err = s.Load()
-	require.NoError(t, err)
-	require.Equal(t, types.View(9), got.LastVoted)
-	require.NoError(t, consensus.VerifyQC(ver, got.Lock))
-	info, err := os.Stat(s.Path())
-	require.NoError(t, err)
-	require.Equal(t, os.FileMode(0o600), info.Mode().Perm())
-
-	require.NoError(t, s.Save(consensus.VotingState{LastVoted: 10}))
-	got, err = s.Load()
-	require.NoError(t, err)
-	require.Equal(t, types.View(10), got.LastVoted)
-	require.Nil(t, got.Lock)
-
-	require.NoError(t, os.WriteFile(s.Path(), []byte("garbage"), 0o600))
-	_, err = s.Load()
-	require.ErrorContains(t, err, "damaged")
-	require.ErrorContains(t, err, filepath.Base(s.Path()))
-}
-
-// A replica of a live cluster crashes (it loses everything but its voting state, saved in a file
-// before each of its votes), stays down while the others commit, restarts, and catches up; its
-// file always held the last view it voted in.
+// A replica of a live cluster crashes (it loses everything but what its store holds), stays down
+// while the others commit, restarts from its store, and catches up; the store on disk holds its
+// votes and its delivered state.
 func TestReplicaCrashesAndRestarts(t *testing.T) {
 	const n = 4
 	spec := testSpec("hotstuff")
@@ -106,12 +66,17 @@ func TestReplicaCrashesAndRestarts(t *testing.T) {
 		return b.CommittedHeight >= a.CommittedHeight-1 && b.CommittedHeight > 0
 	}, 10*time.Second, 20*time.Millisecond, "replica 4 reaches the others' height")
 
-	store, err := NewVoteStore(dir, 4)
+	for _, r := range reps {
+		r.Stop()
+	}
+	store, err := OpenPebbleStore(StorePath(dir, 4))
 	require.NoError(t, err)
+	defer store.Close()
 	saved, err := store.Load()
 	require.NoError(t, err)
 	require.NotNil(t, saved)
-	require.Positive(t, saved.LastVoted, "its votes were saved")
+	require.Positive(t, saved.Voting.LastVoted, "its votes were saved")
+	require.Positive(t, saved.Height, "and its delivered state")
 }
 
 // A client waiting for its transactions at a replica that crashes hears that at once (the crash

@@ -59,7 +59,7 @@ func run() int {
 	logLevel := flag.String("log_level", "info", "debug, info, warn or error")
 	var sets setFlags
 	flag.Var(&sets, "set", "override a config key, e.g. -set byzNo=2 -set strategy=fork (repeatable; the value is JSON, or else a string)")
-	dataDir := flag.String("data_dir", "", "directory for each replica's voting state (vote.<id>), written before every vote so that a restarted replica never votes twice; empty: kept in memory with -sim, \"data\" with -id")
+	dataDir := flag.String("data_dir", "", "directory for each replica's store (store.<id>, Pebble): voting state, certified blocks, delivered state, key-value store and microblocks, synced before a vote, ack or commit answer leaves, so a restarted replica continues where it was; empty: kept in memory with -sim, \"data\" with -id")
 	keygen := flag.Bool("keygen", false, "write a private key file per node of the ips file and the public key list into the -keys directory, then exit")
 	keysDir := flag.String("keys", "keys", "key directory: node<i>.key (mode 0600) and pubkeys.txt")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file (go tool pprof reads it)")
@@ -166,13 +166,13 @@ func run() int {
 		return 0
 	}
 	if *id != 0 {
-		// A process that restarts must find its voting state again, or it could vote twice in a
-		// view: -id always keeps it in a file, under an absolute path.
+		// A process that restarts must find its state again, or it could vote twice in a view or
+		// forget a notarized chain: -id always keeps a store, under an absolute path.
 		if !flagGiven("data_dir") {
 			*dataDir = "data"
 		}
 		if *dataDir == "" {
-			fmt.Fprintln(os.Stderr, "server: -id needs a -data_dir: the voting state must survive a restart of the process")
+			fmt.Fprintln(os.Stderr, "server: -id needs a -data_dir: the replica's state must survive a restart of the process")
 			return 2
 		}
 		abs, err := filepath.Abs(*dataDir)
@@ -257,8 +257,8 @@ func run() int {
 	}
 	if *id != 0 {
 		nd := nodes[*id-1]
-		fmt.Printf("stratus: node %d of %d, %s (engine %s, mempool %s); peers %s, HTTP %s; voting state %s; log %s\n",
-			*id, len(nodes), *algorithm, engine, cfg.MemType, nd.PeerAddr, nd.HTTPAddr, *dataDir, logPath)
+		fmt.Printf("stratus: node %d of %d, %s (engine %s, mempool %s); peers %s, HTTP %s; store %s; log %s\n",
+			*id, len(nodes), *algorithm, engine, cfg.MemType, nd.PeerAddr, nd.HTTPAddr, replica.StorePath(*dataDir, types.NodeID(*id)), logPath)
 	} else {
 		fmt.Printf("stratus: %d replicas of %s (engine %s, mempool %s) in one process; HTTP %s..%s; log %s\n",
 			len(nodes), *algorithm, engine, cfg.MemType, nodes[0].HTTPAddr, nodes[len(nodes)-1].HTTPAddr, logPath)

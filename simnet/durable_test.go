@@ -32,6 +32,7 @@ type durableScenario struct {
 	span   time.Duration
 	lateAt time.Duration
 	limit  time.Duration
+	quiet  time.Duration // no transaction goes to a replica this long before its crash (default 1.5 s)
 }
 
 func (d durableScenario) run(t *testing.T, engine, mem string, seed int64) *Sim {
@@ -43,6 +44,10 @@ func (d durableScenario) run(t *testing.T, engine, mem string, seed int64) *Sim 
 	tag := fmt.Sprintf("durable-%s-%s", engine, mem)
 	txs := makeTxs(tag, d.txs)
 	per := d.span / time.Duration(len(txs)/20)
+	quiet := d.quiet
+	if quiet == 0 {
+		quiet = 1500 * time.Millisecond
+	}
 	up := func(at time.Duration) []types.NodeID {
 		var ids []types.NodeID
 		for id := types.NodeID(1); int(id) <= n; id++ {
@@ -53,7 +58,7 @@ func (d durableScenario) run(t *testing.T, engine, mem string, seed int64) *Sim 
 			}
 			// Transactions a replica holds when it crashes are lost with its mempool (they were
 			// accepted, never acknowledged): none goes to a replica about to crash.
-			if !silent && (!crashes || at < c.At-1500*time.Millisecond || at > c.At+c.Down+50*time.Millisecond) {
+			if !silent && (!crashes || at < c.At-quiet || at > c.At+c.Down+50*time.Millisecond) {
 				ids = append(ids, id)
 			}
 		}
@@ -62,6 +67,7 @@ func (d durableScenario) run(t *testing.T, engine, mem string, seed int64) *Sim 
 	for i, k := 0, 0; i < len(txs); i, k = i+20, k+1 {
 		at := time.Duration(k) * per
 		ids := up(at)
+		require.NotEmpty(t, ids, "a replica is up at %v", at)
 		s.Submit(at, ids[k%len(ids)], txs[i:min(i+20, len(txs))])
 	}
 	late := []types.Tx{types.NewTx([]byte(tag + "/late\x00written after the restarts"))}
@@ -116,8 +122,8 @@ func TestRollingRestartOfEveryReplica(t *testing.T) {
 func TestWholeClusterRestart(t *testing.T) {
 	for _, m := range restartMatrix {
 		t.Run(m.engine+"/"+m.mem, func(t *testing.T) {
-			d := durableScenario{txs: 600, span: 900 * time.Millisecond, lateAt: 3 * time.Second, limit: 60 * time.Second,
-				crash: map[types.NodeID]CrashPlan{}}
+			d := durableScenario{txs: 600, span: 600 * time.Millisecond, lateAt: 3 * time.Second, limit: 60 * time.Second,
+				quiet: 300 * time.Millisecond, crash: map[types.NodeID]CrashPlan{}}
 			for i := types.NodeID(1); i <= 4; i++ {
 				d.crash[i] = CrashPlan{At: time.Second, Down: 500 * time.Millisecond}
 			}
