@@ -9,6 +9,7 @@ import (
 	"os"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/ethereum/go-ethereum/rlp"
 
 	"github.com/stratusbft/stratus/consensus"
@@ -47,12 +48,13 @@ var crcTable = crc32.MakeTable(crc32.Castagnoli)
 // into one batch; Sync commits it with an fsync of the write-ahead log, so a crash keeps either
 // all of a step's changes or none of them.
 type PebbleStore struct {
-	dir   string
-	db    *pebble.DB
-	batch *pebble.Batch
-	gen   uint64 // the dedup generation the store holds as current
-	seg   uint64 // segments written, to keep their keys apart
-	err   error  // a staging error, reported by the next Sync
+	dir    string
+	db     *pebble.DB
+	batch  *pebble.Batch
+	gen    uint64 // the dedup generation the store holds as current
+	seg    uint64 // segments written, to keep their keys apart
+	err    error  // a staging error, reported by the next Sync
+	broken error  // a fatal error: every Sync fails
 }
 
 // OpenPebbleStore opens (creating if needed) the store in dir.
@@ -60,7 +62,20 @@ func OpenPebbleStore(dir string) (*PebbleStore, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("store %s: %w", dir, err)
 	}
-	db, err := pebble.Open(dir, &pebble.Options{Logger: quietLogger{}})
+	return OpenPebbleStoreFS(dir, nil)
+}
+
+// OpenPebbleStoreFS opens the store in dir on a simulated file system of Pebble's (the
+// simulator's disks), with small memtables so that flushes and compactions happen in short runs.
+// An error Pebble holds fatal (a failed write of its log) panics in the call that met it instead
+// of ending the process; Sync turns it into its error.
+func OpenPebbleStoreFS(dir string, fs vfs.FS) (*PebbleStore, error) {
+	opts := &pebble.Options{Logger: quietLogger{}}
+	if fs != nil {
+		opts.FS, opts.Logger, opts.MemTableSize = fs, panicLogger{}, 256<<10
+		opts.EventListener = &pebble.EventListener{}
+	}
+	db, err := pebble.Open(dir, opts)
 	if err != nil {
 		return nil, fmt.Errorf("store %s cannot be opened (damaged or not a store): %w", dir, err)
 	}
@@ -107,8 +122,16 @@ func (s *PebbleStore) Journal() bool { return true }
 // Adopt implements Store: a journaling store rebuilds the structures at Load.
 func (s *PebbleStore) Adopt(*idSet, *kvStore) {}
 
-// Close implements Store.
-func (s *PebbleStore) Close() error {
+// Close implements Store. A store broken by a fatal error closes as well as it can.
+func (s *PebbleStore) Close() (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			if _, ok := r.(fatalError); !ok {
+				panic(r)
+			}
+			err = fmt.Errorf("store %s: %s", s.dir, r)
+		}
+	}()
 	if s.batch != nil {
 		_ = s.batch.Close()
 		s.batch = nil
@@ -297,7 +320,19 @@ func (s *PebbleStore) putSegment(seg DedupSegment) {
 }
 
 // Sync implements Store.
-func (s *PebbleStore) Sync() error {
+func (s *PebbleStore) Sync() (err error) {
+	defer func() {
+		r := recover()
+		if f, ok := r.(fatalError); ok {
+			err = fmt.Errorf("store %s: %s", s.dir, string(f))
+			s.broken = err // the database is unusable now
+		} else if r != nil {
+			panic(r)
+		}
+	}()
+	if s.broken != nil {
+		return s.broken
+	}
 	if s.err != nil {
 		err := s.err
 		s.err = nil
@@ -307,7 +342,7 @@ func (s *PebbleStore) Sync() error {
 	if s.batch.Empty() {
 		return nil
 	}
-	err := s.batch.Commit(pebble.Sync)
+	err = s.batch.Commit(pebble.Sync)
 	s.batch.Reset()
 	if err != nil {
 		return fmt.Errorf("store %s: commit: %w", s.dir, err)
@@ -473,6 +508,16 @@ func (s *PebbleStore) scan(pfx []byte, visit func(k, v []byte) error) error {
 		return fmt.Errorf("store %s: reading %q records: %w", s.dir, pfx, err)
 	}
 	return nil
+}
+
+// fatalError is what panicLogger panics with.
+type fatalError string
+
+// panicLogger is quietLogger, but a fatal error panics (see OpenPebbleStoreFS).
+type panicLogger struct{ quietLogger }
+
+func (panicLogger) Fatalf(format string, args ...any) {
+	panic(fatalError(fmt.Sprintf(format, args...)))
 }
 
 // quietLogger keeps Pebble's informational messages out of the replica's output; errors go to

@@ -586,9 +586,9 @@ func (e *liveEnv) release() {
 	}
 	e.outbox = e.outbox[:0]
 }
-func (e *liveEnv) Signer() crypto.Signer { return e.signer }
-func (e *liveEnv) Verifier() crypto.Verifier             { return e.verifier }
-func (e *liveEnv) Rand() *rand.Rand                      { return e.rng }
+func (e *liveEnv) Signer() crypto.Signer     { return e.signer }
+func (e *liveEnv) Verifier() crypto.Verifier { return e.verifier }
+func (e *liveEnv) Rand() *rand.Rand          { return e.rng }
 func (e *liveEnv) SetTimer(d time.Duration, t consensus.Timer) {
 	e.timers.add(time.Now().Add(d), t)
 }

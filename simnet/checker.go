@@ -99,11 +99,22 @@ func (c *Checker) node(id types.NodeID) *nodeCheck {
 // new one starts where the old one's store says it delivered up to, which must be where the old
 // one was (every step's changes are saved before the next), with the same chain digest; what it
 // delivers next must follow on. Its votes and lock still count.
-func (c *Checker) restarted(n *Node) {
+//
+// A replica on a disk that failed may come back lower than it was (the last steps were never
+// synced, so nothing of them was acknowledged or sent): what it had delivered above is forgotten,
+// and it must deliver the same blocks there again.
+func (c *Checker) restarted(n *Node, unsynced bool) {
 	nc := c.node(n.ID)
 	h, digest, _ := n.Core.Delivered()
-	if h != nc.height {
+	switch {
+	case h > nc.height || (h < nc.height && !unsynced):
 		c.fail("replica %d restarted at delivered height %d; before its crash it had delivered up to %d", n.ID, h, nc.height)
+	case h < nc.height:
+		for k := h; k < nc.height && int(k) < len(c.chain); k++ {
+			for _, tx := range c.blockTxs[c.chain[k]] {
+				delete(nc.seen, tx)
+			}
+		}
 	}
 	if k := int(h) - 1; h > 0 && k < len(c.digests) && c.digests[k] != digest {
 		c.fail("replica %d restarted at height %d with chain digest %v, not the chain's %v", n.ID, h, digest, c.digests[k])
@@ -290,7 +301,12 @@ func (c *Checker) event(n *Node, e consensus.Event) {
 	switch e := e.(type) {
 	case consensus.Voted:
 		c.countVote(n.ID, e.View, e.Block)
-		c.honestVote(n, e.View, e.Block)
+		if n.disk == nil {
+			// A replica on a disk holds its messages until its step is synced: its votes are
+			// held to one per view as they leave (sent). A vote whose step never reached the
+			// disk never left, and the restarted replica may cast another in that view.
+			c.honestVote(n, e.View, e.Block)
+		}
 	case consensus.Committed:
 		c.pending[n.ID] = append(c.pending[n.ID], e.Block)
 	case consensus.StateSynced:

@@ -253,5 +253,6 @@ func (s *Sim) handle(from, dst *Node, gen uint64, m types.Message) {
 			s.tap(from, dst, m)
 		}
 		dst.Core.Handle(from.ID, m)
+		dst.flush()
 	}
 }

@@ -38,7 +38,7 @@ type Options struct {
 	Withhold []types.NodeID
 	Censor   []types.NodeID
 	// Crash stops replicas at a time and restarts them after a while (never when Down is 0).
-	// A restarted replica keeps only its voting state and catches up.
+	// A restarted replica starts from its store (see replica.Store) and catches up.
 	Crash map[types.NodeID]CrashPlan
 	// SlowUplink adds latency to every message a replica sends, making it the busy one.
 	SlowUplink map[types.NodeID]time.Duration
@@ -69,6 +69,11 @@ type Options struct {
 	// Observe, when set, is told about every block a replica delivers, with the transactions it
 	// contributed (the measurement of package virtual).
 	Observe func(n *Node, b *types.Block, txs []types.Tx)
+	// Disks gives replicas a Pebble store on a simulated disk instead of the memory store: every
+	// step is flushed before its messages leave, a crash keeps exactly what was synced, and a
+	// store failure crashes the replica, which restarts DiskRestart later from what survived.
+	Disks       map[types.NodeID]*Disk
+	DiskRestart time.Duration
 }
 
 // CrashPlan crashes a replica At a virtual time; it restarts Down later (0: never).
@@ -117,9 +122,14 @@ type Node struct {
 	Restarts  int
 	sim       *Sim
 	rng       *rand.Rand
-	gen       uint64                            // incarnation: timers of an older one are ignored
-	store     *replica.MemStore                 // what survives a crash (replicas with a crash plan)
-	wrap      func(consensus.Env) consensus.Env // a test's view of what the replica sends
+	gen       uint64        // incarnation: timers of an older one are ignored
+	store     replica.Store // what survives a crash (replicas with a crash plan or a disk)
+	disk      *Disk
+	outbox    []func() // a disk replica's messages of the steps not yet flushed
+	releasing bool     // flush is sending the held messages
+	// StoreFailures counts the crashes its store caused.
+	StoreFailures int
+	wrap          func(consensus.Env) consensus.Env // a test's view of what the replica sends
 	// Blocks and Txs list, in order, what the current incarnation delivered.
 	Blocks []types.Hash
 	Txs    []types.Hash
@@ -186,6 +196,14 @@ func New(opts Options) (*Sim, error) {
 		if _, ok := opts.Crash[id]; ok {
 			n.store = replica.NewMemStore()
 		}
+		if d := opts.Disks[id]; d != nil {
+			n.disk = d
+			st, err := d.open(id)
+			if err != nil {
+				return nil, err
+			}
+			n.store = st
+		}
 		if err := n.build(); err != nil {
 			return nil, err
 		}
@@ -194,7 +212,7 @@ func New(opts Options) (*Sim, error) {
 	for _, n := range s.nodes {
 		if !n.Silent {
 			node := n
-			s.at(0, func() { node.Core.Start() })
+			s.at(0, func() { node.Core.Start(); node.flush() })
 		}
 		if plan, ok := opts.Crash[n.ID]; ok {
 			node := n
@@ -207,7 +225,7 @@ func New(opts Options) (*Sim, error) {
 	return s, nil
 }
 
-// build makes the node's Core: a fresh one with its strategy, restoring the voting state it saved.
+// build makes the node's Core with its strategy, from its store.
 func (n *Node) build() error {
 	s := n.sim
 	opts := replica.CoreOptions{Engine: s.opts.Engines[n.ID]}
@@ -238,7 +256,8 @@ func (n *Node) build() error {
 	return nil
 }
 
-// crash stops the node: it loses every message and timer until it restarts.
+// crash stops the node: it loses every message and timer until it restarts, and what its disk
+// had not synced.
 func (n *Node) crash() {
 	if n.Down || n.Silent {
 		return
@@ -247,7 +266,34 @@ func (n *Node) crash() {
 	n.gen++
 	n.up.reset()
 	n.down.reset()
+	n.outbox = nil
+	if n.disk != nil {
+		n.disk.crash(n.store)
+	}
 	n.sim.record("crash", uint64(n.ID))
+}
+
+// flush ends a step of a disk replica: the store syncs, then the step's messages leave. A store
+// that fails crashes the replica (its messages never leave) and restarts it later.
+func (n *Node) flush() {
+	if n.disk == nil || n.Down {
+		return
+	}
+	if err := n.Core.Flush(); err != nil {
+		n.StoreFailures++
+		n.crash()
+		if d := n.sim.opts.DiskRestart; d > 0 {
+			n.sim.at(n.sim.Now()+d, func() { n.restart() })
+		}
+		return
+	}
+	out := n.outbox
+	n.outbox = nil
+	n.releasing = true
+	for _, send := range out {
+		send()
+	}
+	n.releasing = false
 }
 
 // restart starts a new incarnation from what its predecessor saved (its store: the voting state,
@@ -260,13 +306,22 @@ func (n *Node) restart() {
 	n.Restarts++
 	n.gen++
 	n.Blocks, n.Txs = nil, nil
+	if n.disk != nil {
+		st, err := n.disk.open(n.ID)
+		if err != nil {
+			n.sim.check.fail("replica %d cannot open its store again: %v", n.ID, err)
+			return
+		}
+		n.store = st
+	}
 	if err := n.build(); err != nil {
 		n.sim.check.fail("replica %d cannot restart: %v", n.ID, err)
 		return
 	}
-	n.sim.check.restarted(n)
+	n.sim.check.restarted(n, n.disk != nil)
 	n.sim.record("restart", uint64(n.ID))
 	n.Core.Start()
+	n.flush()
 }
 
 // Faulty reports whether the node is Byzantine or down for good: the checker holds it to nothing.
@@ -340,6 +395,7 @@ func (s *Sim) Submit(d time.Duration, id types.NodeID, txs []types.Tx) *error {
 		}
 		if s.cpu == nil {
 			*res = n.Core.Submit(txs, nil)
+			n.flush()
 			return
 		}
 		bytes := 0
@@ -513,6 +569,10 @@ func (e *nodeEnv) Send(to types.NodeID, m types.Message) {
 	if e.gen != e.n.gen {
 		return
 	}
+	if e.n.disk != nil && !e.n.releasing {
+		e.n.outbox = append(e.n.outbox, func() { e.Send(to, m) })
+		return
+	}
 	n, s := e.n, e.n.sim
 	if s.cpu == nil {
 		s.send(n, to, m)
@@ -523,6 +583,10 @@ func (e *nodeEnv) Send(to types.NodeID, m types.Message) {
 }
 func (e *nodeEnv) Broadcast(m types.Message) {
 	if e.gen != e.n.gen {
+		return
+	}
+	if e.n.disk != nil && !e.n.releasing {
+		e.n.outbox = append(e.n.outbox, func() { e.Broadcast(m) })
 		return
 	}
 	n, s := e.n, e.n.sim
@@ -547,6 +611,7 @@ func (e *nodeEnv) SetTimer(d time.Duration, t consensus.Timer) {
 	n.sim.at(d, func() {
 		if n.alive() && n.gen == gen {
 			n.Core.Timer(t)
+			n.flush()
 		}
 	})
 }
