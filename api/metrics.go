@@ -77,6 +77,7 @@ var scalarMetrics = []metricDef{
 	counter("state_skipped_blocks_total", "Blocks skipped by state transfer.", func(s *stats.Snapshot) uint64 { return s.StateTransfer.SkippedBlocks }),
 	counter("state_skipped_transactions_total", "Transactions skipped by state transfer.", func(s *stats.Snapshot) uint64 { return s.StateTransfer.SkippedTx }),
 	counter("restarts_total", "Restarts after a crash.", func(s *stats.Snapshot) uint64 { return s.Restarts }),
+	gauge("store_bytes", "Bytes the replica's store takes on disk (0 for a memory store).", func(s *stats.Snapshot) float64 { return float64(s.Store.Bytes) }),
 	counter("microblocks_created_total", "Microblocks this node created.", func(s *stats.Snapshot) uint64 { return s.Microblocks.Created }),
 	counter("microblocks_received_total", "Microblocks received from peers.", func(s *stats.Snapshot) uint64 { return s.Microblocks.Received }),
 	counter("microblocks_redundant_total", "Microblocks received again.", func(s *stats.Snapshot) uint64 { return s.Microblocks.Redundant }),

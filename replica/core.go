@@ -291,6 +291,8 @@ func (c *Core) Gauges() stats.Gauges {
 		Banned:          g.Banned,
 		Busy:            g.Busy,
 		Load:            g.Load,
+		StoreKind:       storeKind(c.store),
+		StoreBytes:      storeBytes(c.store),
 	}
 }
 

@@ -118,3 +118,20 @@ func (c *Core) stageDelivery(b *types.Block, segs []DedupSegment, kv []KVWrite) 
 	c.store.Stage(OpDropBlock{ID: b.ID()})
 	c.store.Stage(op)
 }
+
+func storeKind(s Store) string {
+	switch s.(type) {
+	case *PebbleStore:
+		return "pebble"
+	case nil:
+		return ""
+	}
+	return "memory"
+}
+
+func storeBytes(s Store) int64 {
+	if p, ok := s.(*PebbleStore); ok {
+		return p.DiskBytes()
+	}
+	return 0
+}

@@ -88,6 +88,9 @@ func OpenPebbleStoreFS(dir string, fs vfs.FS) (*PebbleStore, error) {
 	return s, nil
 }
 
+// DiskBytes is the space the store takes on disk.
+func (s *PebbleStore) DiskBytes() int64 { return int64(s.db.Metrics().DiskSpaceUsage()) }
+
 // Dir is the store's directory.
 func (s *PebbleStore) Dir() string { return s.dir }
 

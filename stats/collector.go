@@ -42,6 +42,9 @@ type Gauges struct {
 	// sampled like the sizes so that the load is live even when the busy state never flips.
 	Busy bool
 	Load time.Duration
+	// The replica's store: "pebble" (on disk, StoreBytes its size there) or "memory".
+	StoreKind  string
+	StoreBytes int64
 }
 
 // Traffic counts one message kind's messages and bytes, as totals since the start.
@@ -335,11 +338,19 @@ type Snapshot struct {
 	Microblocks        MicroblockStats   `json:"microblocks"`
 	StateTransfer      StateTransfer     `json:"state_transfer"`
 	Restarts           uint64            `json:"restarts"`
+	Store              StoreStats        `json:"store"`
 	// Traffic per message kind: rates over the last second or more, and totals.
 	Traffic map[string]KindTraffic `json:"traffic"`
 	// SendMbps and RecvMbps are all kinds together, in Mbit/s.
 	SendMbps float64 `json:"send_mbps"`
 	RecvMbps float64 `json:"recv_mbps"`
+}
+
+// StoreStats describes where a node keeps what survives a crash: "pebble" (Bytes on disk) or
+// "memory" (in the process: it survives a crash of the replica, not of the process).
+type StoreStats struct {
+	Kind  string `json:"kind"`
+	Bytes int64  `json:"bytes"`
 }
 
 // StateTransfer says what a node skipped by state transfer: snapshots applied, and the blocks and
@@ -420,6 +431,7 @@ func (c *Collector) Snapshot() Snapshot {
 	for k, v := range c.rejected {
 		s.Rejected[k] = v
 	}
+	s.Store = StoreStats{Kind: c.gauges.StoreKind, Bytes: c.gauges.StoreBytes}
 	m := c.mb
 	s.Microblocks = MicroblockStats{
 		Created: m.created, Received: m.received, Redundant: m.redundant, Missing: m.missing,
@@ -494,6 +506,9 @@ func (s Snapshot) Text() string {
 	line("Transport drops", "%d", s.TransportDropped)
 	line("State transfer", "%d snapshots applied, %d blocks and %d txs skipped", s.StateTransfer.Syncs, s.StateTransfer.SkippedBlocks, s.StateTransfer.SkippedTx)
 	line("Restarts", "%d", s.Restarts)
+	if s.Store.Kind != "" {
+		line("Store", "%s, %d bytes on disk", s.Store.Kind, s.Store.Bytes)
+	}
 	line("Send Rate", "%.3f Mbps", s.SendMbps)
 	line("Recv Rate", "%.3f Mbps", s.RecvMbps)
 	if mb := s.Microblocks; mb.Created+mb.Received+uint64(mb.Known) > 0 {

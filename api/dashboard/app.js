@@ -27,6 +27,7 @@
     { id: "stable", title: "PAB stable time p50", unit: "ms", get: (s) => s.microblocks.stable_time_ms.p50 },
     { id: "load", title: "Load estimate", unit: "ms (stable-time percentile)", get: (s) => s.microblocks.load_ms },
     { id: "busy", title: "Busy (load balancing)", unit: "1 = forwarding", get: (s) => (s.microblocks.busy ? 1 : 0), steps: true },
+    { id: "store", title: "Store on disk", unit: "MB (-data_dir)", get: (s) => (s.store ? s.store.bytes / 1e6 : 0) },
   ];
   // Charts with one series per message type, summed over the replicas that answer.
   const perKind = [
