@@ -6,7 +6,7 @@ DURATION    ?= 20
 SEEDS       ?= 1000
 RACE_PKGS   := ./replica/... ./transport/... ./api/... ./stats/... ./benchmark/...
 
-.PHONY: help build demo test test-short race bench soak lint fmt clean
+.PHONY: help build demo test test-short race bench soak nemesis lint fmt clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-11s %s\n", $$1, $$2}'
@@ -39,6 +39,13 @@ bench: ## micro-benchmarks of hashing, signing, codec, mempool and the simulated
 
 soak: ## random simulated scenarios (faults, Byzantine strategies, crashes): SEEDS=10000 runs that many; prints failures with replay commands
 	$(GO) run ./simnet/cmd/soak -seeds $(SEEDS)
+
+N           ?= 4
+SEED        ?= 1
+NEMESIS_SEEDS ?= 1
+NEMESIS_DURATION ?= 120s
+nemesis: build ## real processes under SIGKILL, SIGSTOP, cut links, slow and lossy links and a power cut, with the key-value workload checked (N=4..7, SEED, NEMESIS_SEEDS runs, NEMESIS_DURATION each, ALG)
+	$(GO) run ./nemesis/cmd -n $(N) -seed $(SEED) -seeds $(NEMESIS_SEEDS) -duration $(NEMESIS_DURATION) -algorithm $(ALG) -bin bin
 
 lint: ## gofmt, go vet and staticcheck
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

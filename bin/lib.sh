@@ -78,7 +78,7 @@ start_sim() {
 	die "the server did not report ready within 10 s (see $run/server.out)"
 }
 
-# start_tcp RUN N [server flags]: starts N server -id processes (keys and voting state in RUN),
+# start_tcp RUN N [server flags]: starts N server -id processes (keys and stores in RUN),
 # waits for their ready lines and records them in pids (SIM_PIDS).
 start_tcp() {
 	local run=$1 n=$2 i t ready

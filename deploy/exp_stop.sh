@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Ends an experiment: on every host at once stops the clients, then the replicas, by the PIDs in
 # REMOTE_DIR/run/*.pid (SIGTERM, up to 10 s, then SIGKILL; never by name); then, once every host
-# has stopped and none runs a replica any more, removes the replicas' voting state
-# (data/node<i>) so that the next start is a new chain. If any host failed, the voting state
+# has stopped and none runs a replica any more, removes the replicas' stores
+# (data/node<i>) so that the next start is a new chain. If any host failed, the store
 # stays everywhere: a replica that forgets its votes while another still runs could vote twice.
 # Logs stay.
 #
 # Usage: deploy/exp_stop.sh [I...]
-#   I...  stop only these replicas and keep their voting state (clients keep running); start them
+#   I...  stop only these replicas and keep their stores (clients keep running); start them
 #         again with start_server.sh I...
 #   Settings: deploy/settings.sh, or the file in STRATUS_DEPLOY_SETTINGS.
 # Idempotent: stopping what does not run only says so.
@@ -41,7 +41,7 @@ stop_host() {
 wipe_host() {
 	[[ -n "${HOST_REPLICAS[$1]:-}" ]] || return 0
 	# shellcheck disable=SC2086 # the list of replica IDs
-	step "removing voting state" remote "$1" wipe-data ${HOST_REPLICAS[$1]}
+	step "removing the stores" remote "$1" wipe-data ${HOST_REPLICAS[$1]}
 }
 
 targets=()
@@ -49,11 +49,11 @@ for h in "${HOSTS[@]}"; do
 	if ((${#ids[@]} == 0)) || [[ -n "${HOST_REPLICAS[$h]:-}" ]]; then targets+=("$h"); fi
 done
 on_hosts stop_host "${targets[@]}" ||
-	die "not every host stopped; the voting state stays on every host (run exp_stop.sh again)"
+	die "not every host stopped; the stores stay on every host (run exp_stop.sh again)"
 if ((${#ids[@]} == 0)); then
 	# The second phase, only once every host stopped: no replica may run anywhere.
 	on_hosts check_idle "${targets[@]}" >/dev/null ||
-		die "replicas still run; the voting state stays on every host (run exp_stop.sh again)"
+		die "replicas still run; the stores stay on every host (run exp_stop.sh again)"
 	on_hosts wipe_host "${targets[@]}"
 fi
 if ((${#ids[@]} > 0)); then

@@ -10,7 +10,7 @@
 #   stop-clients                                      stop the clients
 #   clients-running                                   print how many clients still run
 #   pids                                              print "server I PID" and "client PID" for what runs
-#   wipe-data I...                                    remove the voting state of stopped replicas
+#   wipe-data I...                                    remove the stores of stopped replicas
 #   query I ADDR PORT                                 print replica I's /query JSON (HTTP over bash's /dev/tcp)
 #   pack                                              write a tar archive of logs/ to stdout
 # Every process is started with its PID in run/server.<I>.pid or run/clients.pid and is stopped
@@ -222,10 +222,10 @@ main() {
 		for f in "$@"; do
 			[[ "$f" =~ ^[1-9][0-9]*$ ]] || { echo "bad replica id $f" >&2; return 2; }
 			if [[ -n "$(live_pids "run/server.$f.pid" server)" ]]; then
-				echo "replica $f runs; its voting state stays"
+				echo "replica $f runs; its store stays"
 			elif [[ -d "data/node$f" ]]; then
 				rm -rf "data/node$f"
-				echo "removed the voting state of replica $f"
+				echo "removed the store of replica $f"
 			fi
 		done
 		;;

@@ -2,11 +2,11 @@
 # Starts the replicas on their hosts, one server process per line of pub_ips.txt, all hosts at
 # once, and waits for each to print its ready line. A replica that already runs is left alone, so
 # running the script again only starts what is missing, such as a replica that crashed: it comes
-# back with its voting state (data/node<i>) and catches up with the others.
+# back with its store (data/node<i>) and catches up with the others.
 #
 # Usage: deploy/start_server.sh [--fresh] [I...]
 #   I...     only these replicas (line numbers of pub_ips.txt); default: all
-#   --fresh  first remove the voting state of the replicas to start, for a new chain after a stop
+#   --fresh  first remove the stores of the replicas to start, for a new chain after a stop
 #            that kept it (exp_stop.sh without arguments removes it already); refused while any
 #            replica runs
 #   Settings: ALGORITHM (or the ALGORITHM environment variable), SERVER_FLAGS, START_TIMEOUT.
@@ -39,7 +39,7 @@ start_host() {
 		rs+=("$r")
 	done
 	((${#rs[@]} > 0)) || return 0
-	((fresh == 0)) || step "removing voting state" remote "$h" wipe-data "${rs[@]}"
+	((fresh == 0)) || step "removing the stores" remote "$h" wipe-data "${rs[@]}"
 	for r in "${rs[@]}"; do
 		JOB_LABEL="host $h (replica $r)"
 		if ! remote "$h" start-server "$r" "$ALGORITHM" "$START_TIMEOUT" "${SERVER_FLAGS[@]}" 2>"$JOB_STDERR"; then

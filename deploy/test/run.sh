@@ -431,15 +431,15 @@ SBAD=$TMP/deploy/settings-bad.sh
 write_settings "$SBAD" nothing-here keys yes "PUB_IPS=bad_pub.txt; IPS=bad_ips.txt; CLIENTS=none.txt"
 printf '%s\n' "${PUB[1]}" "${PRIV[5]}" >"$TMP/deploy/bad_pub.txt" # host 5's second address has no sshd
 printf '%s\n' "${PRIV[1]}" "${PRIV[5]}" >"$TMP/deploy/bad_ips.txt"
-mkdir -p "$TMP/host1/home/nothing-here/data/node1" # replica 1's voting state on the reachable host
+mkdir -p "$TMP/host1/home/nothing-here/data/node1" # replica 1's store on the reachable host
 echo state >"$TMP/host1/home/nothing-here/data/node1/vote.1"
 if run "$SBAD" exp_stop.sh; then fail "exp_stop.sh succeeded with an unreachable host"; fi
 grep -q "^host ${PRIV[5]} (replica 2): .*ssh.*refused" "$TMP/last.out" || fail "no 'host ${PRIV[5]} (replica 2): ...' error naming the refused connection"
 grep -q "failed on 1 of 2 hosts" "$TMP/last.out" || fail "the reachable host was not reported as fine"
-# Replica 2 may still run on the host that did not answer: nobody's voting state may go.
-[[ -f "$TMP/host1/home/nothing-here/data/node1/vote.1" ]] || fail "exp_stop.sh removed replica 1's voting state while replica 2's host did not answer"
+# Replica 2 may still run on the host that did not answer: nobody's store may go.
+[[ -f "$TMP/host1/home/nothing-here/data/node1/vote.1" ]] || fail "exp_stop.sh removed replica 1's store while replica 2's host did not answer"
 rm -rf "$TMP/host1/home/nothing-here"
-ok "an unreachable host fails the run with 'host ${PRIV[5]} (replica 2): ...'; the other host is done and keeps its voting state"
+ok "an unreachable host fails the run with 'host ${PRIV[5]} (replica 2): ...'; the other host is done and keeps its store"
 
 # --- 2. deploy.sh ---------------------------------------------------------------------------------
 
@@ -664,7 +664,7 @@ left=$(leftovers)
 left=$(find "$TMP"/host*/home/stratus/run -type f 2>/dev/null)
 [[ -z "$left" ]] || fail "PID files left after exp_stop.sh: $left"
 left=$(find "$TMP"/host*/home/stratus/data -mindepth 1 -maxdepth 1 2>/dev/null)
-[[ -z "$left" ]] || fail "voting state left after exp_stop.sh: $left"
+[[ -z "$left" ]] || fail "store left after exp_stop.sh: $left"
 grep -q '^stratus: ' "$TMP/host1/home/stratus/logs/node1/server.out" || fail "replica 1 printed no final line"
 run "$S1" exp_stop.sh >/dev/null || fail "a second exp_stop.sh failed"
 ok "exp_stop.sh stopped ${#PIDS[@]} processes (none left); a second run is harmless"
@@ -699,7 +699,7 @@ p2=$(cat "$TMP/host1/home/stratus-shared/run/server.2.pid")
 run "$S2" exp_stop.sh 2 || fail "exp_stop.sh 2 failed"
 sleep 0.2
 if alive "$p2" || ! alive "$p1"; then fail "exp_stop.sh 2 did not stop replica 2 alone"; fi
-[[ -d "$TMP/host1/home/stratus-shared/data/node2" ]] || fail "exp_stop.sh 2 removed replica 2's voting state"
+[[ -d "$TMP/host1/home/stratus-shared/data/node2" ]] || fail "exp_stop.sh 2 removed replica 2's store"
 if run "$S2" start_server.sh --fresh 2; then fail "start_server.sh --fresh ran while replicas run"; fi
 run "$S2" start_server.sh 2 || fail "start_server.sh 2 failed"
 if ! grep -q 'replica 2 started' "$TMP/last.out" || grep -q 'replica [134]' "$TMP/last.out"; then
