@@ -40,6 +40,9 @@ type Scenario struct {
 	Crash     map[types.NodeID]CrashPlan
 	Partition *Partition
 	Txs       int
+	// Restarts names the restarts of honest replicas from their stores: "" (none), "rolling"
+	// (each in turn, one at a time) or "cluster" (all at once).
+	Restarts string
 }
 
 // NewScenario draws the scenario of a seed.
@@ -82,7 +85,36 @@ func NewScenario(seed int64) Scenario {
 		sc.Partition = p
 	}
 	sc.Txs = 200 + r.Intn(800)
+	// Drawn last, so that the earlier draws (and the scenarios of seeds recorded before) stay.
+	switch r.Intn(8) {
+	case 0, 1:
+		sc.Restarts = "rolling"
+		at := time.Duration(r.Int63n(int64(sc.GST)))
+		for id := types.NodeID(1); int(id) <= sc.N; id++ {
+			if _, faulty := sc.Faulty[id]; faulty {
+				continue
+			}
+			down := time.Duration(200+r.Intn(400)) * time.Millisecond
+			sc.Crash[id] = CrashPlan{At: at, Down: down}
+			at += down + time.Duration(100+r.Intn(300))*time.Millisecond
+		}
+	case 2:
+		sc.Restarts = "cluster"
+		at, down := time.Duration(r.Int63n(int64(sc.GST))), time.Duration(200+r.Intn(800))*time.Millisecond
+		for id := types.NodeID(1); int(id) <= sc.N; id++ {
+			if _, faulty := sc.Faulty[id]; !faulty {
+				sc.Crash[id] = CrashPlan{At: at, Down: down}
+			}
+		}
+	}
 	return sc
+}
+
+// up reports whether replica id is up around t: no transaction goes to a replica in the 300 ms
+// before its crash (what it holds when it crashes is lost, never acknowledged) nor while down.
+func (sc Scenario) up(id types.NodeID, t time.Duration) bool {
+	c, ok := sc.Crash[id]
+	return !ok || t < c.At-300*time.Millisecond || t > c.At+c.Down+50*time.Millisecond
 }
 
 // String is a one-line description.
@@ -104,6 +136,9 @@ func (sc Scenario) String() string {
 	fmt.Fprintf(&b, " faulty [%s]", strings.Join(faulty, " "))
 	if p := sc.Partition; p != nil {
 		fmt.Fprintf(&b, " partition %v..%v of %v", p.From, p.To, p.Side)
+	}
+	if sc.Restarts != "" {
+		fmt.Fprintf(&b, " restarts %s", sc.Restarts)
 	}
 	fmt.Fprintf(&b, " txs %d", sc.Txs)
 	return b.String()
@@ -203,7 +238,23 @@ func Soak(seed int64) SoakResult {
 	span := sc.GST + time.Second
 	batches := (len(txs) + 19) / 20
 	for k := 0; k < batches; k++ {
-		s.Submit(span*time.Duration(k)/time.Duration(batches), targets[k%len(targets)], txs[k*20:min(k*20+20, len(txs))])
+		at := span * time.Duration(k) / time.Duration(batches)
+		var up []types.NodeID
+		for ; len(up) == 0; at += 100 * time.Millisecond {
+			up = up[:0]
+			for _, id := range targets {
+				if sc.up(id, at) {
+					up = append(up, id)
+				}
+			}
+		}
+		to, batch := up[k%len(up)], txs[k*20:min(k*20+20, len(txs))]
+		s.Submit(at, to, batch)
+		// What a replica holds when it crashes is lost; its client, told so, sends it again
+		// once the replica is back (a duplicate if it was delivered meanwhile).
+		if c, ok := sc.Crash[to]; ok && c.Down > 0 && at < c.At+c.Down {
+			s.Submit(c.At+c.Down+20*time.Millisecond, to, batch)
+		}
 	}
 	res.Live = s.RunUntil(span+LivenessBound, func() bool { return s.AllDelivered(txs) })
 	if !res.Live {
