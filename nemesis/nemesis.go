@@ -20,6 +20,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -129,8 +130,18 @@ func Schedule(seed int64, n int, d time.Duration) []Fault {
 	return out
 }
 
+// Recovery is how long a restart took: until the process answered, and until it (for a power
+// cut: every replica) had caught up with the height the cluster had reached before.
+type Recovery struct {
+	Kind     string
+	Node     int // 0: every node (power cut)
+	Answered time.Duration
+	CaughtUp time.Duration // 0 when it did not within a minute
+}
+
 // Result is what a run found.
 type Result struct {
+	Recoveries   []Recovery
 	Faults       int
 	Ops          int64 // client operations answered
 	Pending      int   // client writes of unknown outcome
@@ -160,6 +171,11 @@ type cluster struct {
 	mu    sync.Mutex
 	// clientPID is the client's process (group), for an interrupt.
 	clientPID atomic.Int64
+	// recoveries are measured in the background while the run goes on.
+	recMu      sync.Mutex
+	recoveries []Recovery
+	recWG      sync.WaitGroup
+	target     map[int]uint64 // the height to catch up with, per node killed (0: the whole cluster)
 }
 
 func (c *cluster) printf(format string, args ...any) {
@@ -188,7 +204,7 @@ func Run(o Options) (*Result, error) {
 	if err := os.MkdirAll(filepath.Join(o.Dir, "logs"), 0o755); err != nil {
 		return nil, err
 	}
-	c := &cluster{o: o, log: o.Out}
+	c := &cluster{o: o, log: o.Out, target: map[int]uint64{}}
 	urls, err := writeConfig(o.Dir, o.N)
 	if err != nil {
 		return nil, err
@@ -259,6 +275,8 @@ func Run(o Options) (*Result, error) {
 
 	c.runSchedule(sched)
 	c.heal()
+	c.recWG.Wait()
+	res.Recoveries = c.recoveries
 	if err := c.waitUp(c.nodes, 60*time.Second); err != nil {
 		res.Problems = append(res.Problems, err.Error())
 	}
@@ -342,6 +360,7 @@ func Run(o Options) (*Result, error) {
 	}
 	fmt.Fprintf(o.Out, "nemesis: %s: seed %d, %d faults, %d client operations (%d writes of unknown outcome), %d acknowledged sentinels on %d replicas, height %d, %d processes started\n",
 		verdict, o.Seed, res.Faults, res.Ops, res.Pending, res.Sentinels, o.N, res.Height, res.Incarnations)
+	fmt.Fprintf(o.Out, "nemesis: recovery %s\n", summarize(res.Recoveries))
 	for _, p := range res.Problems {
 		fmt.Fprintf(o.Out, "nemesis:   %s\n", p)
 	}
@@ -519,6 +538,7 @@ func (c *cluster) begin(f Fault) {
 	c.printf("%s", f)
 	switch f.Kind {
 	case Kill:
+		c.target[f.Node] = c.maxHeight()
 		c.nodes[f.Node-1].kill()
 	case Pause:
 		n := c.nodes[f.Node-1]
@@ -527,6 +547,7 @@ func (c *cluster) begin(f Fault) {
 			n.paused = true
 		}
 	case PowerCut:
+		c.target[0] = c.maxHeight()
 		c.killAll()
 	case Drop:
 		c.fault(f.Node, fmt.Sprintf("/drop?to=%d&t=%.1f", f.Peer, f.Dur.Seconds()))
@@ -544,6 +565,7 @@ func (c *cluster) end(f Fault) {
 		if err := c.startNode(c.nodes[f.Node-1]); err != nil {
 			c.printf("%v", err)
 		}
+		c.measure(Kill, []*node{c.nodes[f.Node-1]}, c.target[f.Node], f.Node)
 	case Pause:
 		c.printf("resume    node %d", f.Node)
 		n := c.nodes[f.Node-1]
@@ -556,6 +578,7 @@ func (c *cluster) end(f Fault) {
 				c.printf("%v", err)
 			}
 		}
+		c.measure(PowerCut, c.nodes, c.target[0], 0)
 	}
 }
 
@@ -597,6 +620,55 @@ func (c *cluster) heal() {
 			}
 		}
 	}
+}
+
+// maxHeight is the highest height a replica reports now.
+func (c *cluster) maxHeight() uint64 {
+	var h uint64
+	for _, n := range c.nodes {
+		if st, ok := query(n.http); ok {
+			h = max(h, st.Height)
+		}
+	}
+	return h
+}
+
+// measure follows restarted nodes in the background: how long until each answers, and until all
+// reach target (the height the cluster had before the fault).
+func (c *cluster) measure(kind string, nodes []*node, target uint64, id int) {
+	start := time.Now()
+	c.recWG.Add(1)
+	go func() {
+		defer c.recWG.Done()
+		r := Recovery{Kind: kind, Node: id}
+		answered := map[int]bool{}
+		for time.Since(start) < time.Minute {
+			caught := true
+			for _, n := range nodes {
+				st, ok := query(n.http)
+				if ok && !answered[n.id] {
+					answered[n.id] = true
+				}
+				caught = caught && ok && st.Height >= target
+			}
+			if r.Answered == 0 && len(answered) == len(nodes) {
+				r.Answered = time.Since(start)
+			}
+			if caught {
+				r.CaughtUp = time.Since(start)
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		c.recMu.Lock()
+		c.recoveries = append(c.recoveries, r)
+		c.recMu.Unlock()
+		who := fmt.Sprintf("node %d", id)
+		if id == 0 {
+			who = "every node"
+		}
+		c.printf("recovered %s after %s: answering in %.2fs, at height %d in %.2fs", who, kind, r.Answered.Seconds(), target, r.CaughtUp.Seconds())
+	}()
 }
 
 type sentinel struct{ key, value string }
@@ -706,4 +778,36 @@ func alive(pid int) bool {
 	}
 	f := strings.Fields(string(b))
 	return len(f) < 3 || f[2] != "Z"
+}
+
+// summarize gives the median and the maximum catch-up time of each kind of restart.
+func summarize(rs []Recovery) string {
+	var parts []string
+	for _, kind := range []string{Kill, PowerCut} {
+		var ds []time.Duration
+		missed := 0
+		for _, r := range rs {
+			if r.Kind != kind {
+				continue
+			}
+			if r.CaughtUp == 0 {
+				missed++
+				continue
+			}
+			ds = append(ds, r.CaughtUp)
+		}
+		if len(ds) == 0 && missed == 0 {
+			continue
+		}
+		slices.Sort(ds)
+		p := fmt.Sprintf("after %s: %d caught up", kind, len(ds))
+		if len(ds) > 0 {
+			p += fmt.Sprintf(" (median %.2fs, max %.2fs)", ds[len(ds)/2].Seconds(), ds[len(ds)-1].Seconds())
+		}
+		if missed > 0 {
+			p += fmt.Sprintf(", %d not within a minute", missed)
+		}
+		parts = append(parts, p)
+	}
+	return strings.Join(parts, "; ")
 }
