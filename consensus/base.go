@@ -484,14 +484,21 @@ func (b *Base) OnTimeout(from types.NodeID, t *types.Timeout) {
 	// f+1 timeouts for a view mean an honest replica gave up on it. Join, so that a TC forms even
 	// when this replica's timer runs late, or when this replica left the view by voting while the
 	// others never saw the proposal: without its signature the TC could be one short for good.
-	if count > b.F && !b.PM.Sent(t.View) {
+	//
+	// A view below this replica's that it holds no certificate for is joined on any timeout:
+	// this replica left it without a QC or TC (by voting, or by restarting after it), so the
+	// others may need its signature to get out of it. Replicas that restarted together come
+	// back in the views after their last votes, spread over a few views, each timing out its
+	// own: waiting for f+1 timeouts of one view would leave them there for good. Signing a
+	// timeout never conflicts with a vote, and each view is joined once.
+	if !b.PM.Sent(t.View) {
 		switch {
-		case t.View >= b.View:
+		case t.View >= b.View && count > b.F:
 			if t.View > b.View {
 				b.EnterView(t.View, "timeouts")
 			}
 			b.SendTimeout(t.View)
-		case t.View > b.certifiedView():
+		case t.View < b.View && t.View > b.certifiedView():
 			b.SendTimeout(t.View)
 		}
 	}
