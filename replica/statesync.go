@@ -276,7 +276,9 @@ func (c *Core) applySnapshot(s *types.Snapshot) {
 	}
 	c.st.active, c.st.syncs = false, c.st.syncs+1
 	clear(c.st.offers)
-	c.engine.SyncTo(b, s.Cert)
+	// Reported before the engine moves: moving may commit and deliver the blocks that waited for
+	// the new head at once, and those come after the snapshot.
 	c.obs.Event(consensus.StateSynced{From: from, To: b.Height, Block: b.ID(), Digest: s.Digest, SkippedTxs: s.Delivered - min(fromTxs, s.Delivered)})
+	c.engine.SyncTo(b, s.Cert)
 	c.dirty = true
 }
