@@ -47,6 +47,8 @@ type Options struct {
 	// hears that its transactions committed, so a restarted process continues where it was.
 	// Without it the state is kept in memory: it survives a Crash inside the process.
 	DataDir string
+	// Store, when set, is used instead of the one DataDir names (tests: a store that fails).
+	Store Store
 }
 
 // StorePath is where a replica keeps its store under a data directory.
@@ -131,14 +133,19 @@ func New(opts Options, ep transport.Endpoint) (*Replica, error) {
 		crashes:  make(chan time.Duration, 1),
 		lost:     make(chan struct{}),
 	}
-	if opts.DataDir != "" {
+	switch {
+	case opts.Store != nil:
+		r.store = opts.Store
+		_, r.durable = opts.Store.(*PebbleStore)
+		env.hold = r.durable
+	case opts.DataDir != "":
 		store, err := OpenPebbleStore(StorePath(opts.DataDir, opts.ID))
 		if err != nil {
 			return nil, err
 		}
 		r.store, r.durable = store, true
 		env.hold = true
-	} else {
+	default:
 		r.store = NewMemStore()
 	}
 	core, err := r.newCore()

@@ -2,6 +2,8 @@ package replica
 
 import (
 	"context"
+	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -136,4 +138,58 @@ func TestSecondCrashReplacesTheFirstsEnd(t *testing.T) {
 	r.Crash(time.Hour)
 	r.Crash(100 * time.Millisecond)
 	require.Eventually(t, func() bool { return col.Snapshot().Restarts == 2 }, 5*time.Second, 10*time.Millisecond)
+}
+
+// failingStore is a memory store whose syncs fail once armed.
+type failingStore struct {
+	*MemStore
+	armed atomic.Bool
+}
+
+func (f *failingStore) Sync() error {
+	if f.armed.Load() {
+		return errors.New("injected: the disk is gone")
+	}
+	return nil
+}
+
+// A replica whose store fails stops as a crash would: the client waiting for its transactions
+// hears that the replica crashed, never that they committed (the delivery is not on disk), and
+// the replica takes no more submissions, while the others go on.
+func TestStoreFailureStopsTheReplica(t *testing.T) {
+	const n = 4
+	signers, keys := crypto.SimKeys(7, n)
+	ver := crypto.NewCache(keys)
+	hub := transport.NewHub(n, transport.HubOptions{Buffer: 4096})
+	defer hub.Close()
+	fs := &failingStore{MemStore: NewMemStore()}
+	var reps []*Replica
+	for i := 0; i < n; i++ {
+		id := types.NodeID(i + 1)
+		o := Options{ID: id, N: n, Spec: testSpec("hotstuff"), Signer: signers[i], Verifier: ver, Workers: 2, Seed: 3}
+		if id == 1 {
+			o.Store = fs
+		}
+		r, err := New(o, hub.Endpoint(id))
+		require.NoError(t, err)
+		reps = append(reps, r)
+		r.Start()
+	}
+	defer func() {
+		for _, r := range reps {
+			r.Stop()
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, err := reps[0].Submit(ctx, txBatch("before", 0, 10), true)
+	require.NoError(t, err, "a working store acknowledges")
+
+	fs.armed.Store(true)
+	_, err = reps[0].Submit(ctx, txBatch("after", 0, 10), true)
+	require.ErrorIs(t, err, ErrCrashed, "no acknowledgement of a delivery that is not on disk")
+	_, err = reps[0].Submit(ctx, txBatch("later", 0, 1), false)
+	require.ErrorIs(t, err, ErrCrashed, "the replica stopped")
+	_, err = reps[1].Submit(ctx, txBatch("others", 0, 10), true)
+	require.NoError(t, err, "the others go on")
 }
