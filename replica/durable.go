@@ -84,6 +84,37 @@ func (c *Core) Flush() error {
 	return nil
 }
 
+// FlushLater is Flush for a driver that overlaps the disk with the next steps: with a
+// SealingStore it returns the function that makes the steps' changes durable (run it off the
+// event loop, in order with the earlier ones) and done, which tells the waiting clients (call it
+// on the event loop once commit returned nil). With another store it flushes at once and both
+// are nil.
+func (c *Core) FlushLater() (commit func() error, done func(), err error) {
+	ss, ok := c.store.(SealingStore)
+	if !ok {
+		return nil, nil, c.Flush()
+	}
+	if c.storeErr != nil {
+		return nil, nil, c.storeErr
+	}
+	acks := c.acks
+	c.acks = nil
+	return ss.Seal(), func() {
+		for _, a := range acks {
+			a.w.done(a.info)
+		}
+	}, nil
+}
+
+// Unflushed reports whether the steps since the last flush left changes or waiters behind.
+func (c *Core) Unflushed() bool {
+	if len(c.acks) > 0 {
+		return true
+	}
+	p, ok := c.store.(interface{ Pending() bool })
+	return ok && p.Pending()
+}
+
 // notify tells a waiter that its transactions were delivered: at once without a store, else at
 // the next Flush.
 func (c *Core) notify(w *Waiter, info CommitInfo) {

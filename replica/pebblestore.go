@@ -353,6 +353,31 @@ func (s *PebbleStore) Sync() (err error) {
 	return nil
 }
 
+// Pending reports whether changes are staged.
+func (s *PebbleStore) Pending() bool { return !s.batch.Empty() || s.err != nil }
+
+// Seal implements SealingStore. A staging error is reported by the returned function.
+func (s *PebbleStore) Seal() (commit func() error) {
+	b, err := s.batch, s.err
+	s.batch, s.err = s.db.NewBatch(), nil
+	if s.broken != nil {
+		err = s.broken
+	}
+	return func() error {
+		defer b.Close()
+		if err != nil {
+			return fmt.Errorf("store %s: %w", s.dir, err)
+		}
+		if b.Empty() {
+			return nil
+		}
+		if err := b.Commit(pebble.Sync); err != nil {
+			return fmt.Errorf("store %s: commit: %w", s.dir, err)
+		}
+		return nil
+	}
+}
+
 // Load implements Store.
 func (s *PebbleStore) Load() (*Saved, error) {
 	out := &Saved{Blocks: make(map[types.Hash]consensus.CertifiedBlock), MBs: make(map[types.Hash]*types.MicroBlock)}

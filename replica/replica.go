@@ -81,9 +81,28 @@ type Replica struct {
 	store   Store
 	durable bool // the store is on disk: outgoing messages wait for each flush
 	crashed bool
-	lost    chan struct{} // closed at the next crash: what this incarnation accepted is lost
-	restart *time.Timer   // fires when a crashed replica comes back
+	// With a SealingStore the disk works beside the loop: sealed batches go to the committer in
+	// order, and come back (synced) to the loop, which lets their messages leave.
+	sealed      chan *sealedBatch
+	synced      chan *sealedBatch
+	inflight    int
+	incarnation uint64 // bumped by a crash: batches of an earlier incarnation never speak
+	committed   chan struct{}
+	lost        chan struct{} // closed at the next crash: what this incarnation accepted is lost
+	restart     *time.Timer   // fires when a crashed replica comes back
 }
+
+// sealedBatch is a batch of steps on its way to the disk, with what waits for it.
+type sealedBatch struct {
+	commit      func() error
+	done        func()
+	outbox      []outMsg
+	incarnation uint64
+	err         error
+}
+
+// maxInflight bounds the batches on their way to the disk; the loop waits beyond it.
+const maxInflight = 16
 
 type submission struct {
 	txs      []types.Tx
@@ -145,6 +164,9 @@ func New(opts Options, ep transport.Endpoint) (*Replica, error) {
 		}
 		r.store, r.durable = store, true
 		env.hold = true
+		r.sealed = make(chan *sealedBatch, maxInflight)
+		r.synced = make(chan *sealedBatch, maxInflight)
+		r.committed = make(chan struct{})
 	default:
 		r.store = NewMemStore()
 	}
@@ -191,6 +213,10 @@ func (r *Replica) flush() {
 		r.env.outbox = r.env.outbox[:0]
 		return
 	}
+	if r.sealed != nil {
+		r.seal()
+		return
+	}
 	if err := r.core.Flush(); err != nil {
 		r.opts.Log.WithError(err).Error("the store failed: this replica stops; restart the process to recover from what was saved")
 		r.env.outbox = r.env.outbox[:0]
@@ -219,6 +245,9 @@ func (r *Replica) Start() {
 	for _, w := range r.workers {
 		r.wg.Add(1)
 		go r.verify(w)
+	}
+	if r.sealed != nil {
+		go r.committer()
 	}
 	go r.loop()
 }
@@ -417,12 +446,75 @@ func (r *Replica) loop() {
 		case <-timer.C:
 		case <-tick.C:
 			r.publish()
+		case b := <-r.synced:
+			r.landed(b)
 		case <-r.stop:
 			r.flush()
+			if r.sealed != nil {
+				close(r.sealed)
+				for r.inflight > 0 {
+					r.landed(<-r.synced)
+				}
+				<-r.committed
+			}
 			_ = r.store.Close()
 			return
 		}
 		r.flush()
+	}
+}
+
+// seal hands the steps since the last seal to the committer, with their messages and waiters.
+// Nothing is sealed when they changed nothing and sent nothing.
+func (r *Replica) seal() {
+	if len(r.env.outbox) == 0 && !r.core.Unflushed() {
+		return
+	}
+	commit, done, err := r.core.FlushLater()
+	if err != nil {
+		r.storeFailed(err)
+		return
+	}
+	b := &sealedBatch{commit: commit, done: done, outbox: r.env.outbox, incarnation: r.incarnation}
+	r.env.outbox = nil
+	for r.inflight >= maxInflight {
+		r.landed(<-r.synced) // the disk sets the pace
+	}
+	r.inflight++
+	r.sealed <- b
+}
+
+// landed takes a batch back from the committer: its messages leave and its waiters hear, unless
+// the replica crashed since or the disk failed.
+func (r *Replica) landed(b *sealedBatch) {
+	r.inflight--
+	if b.incarnation != r.incarnation || r.crashed {
+		return
+	}
+	if b.err != nil {
+		r.storeFailed(b.err)
+		return
+	}
+	r.env.sendAll(b.outbox)
+	if b.done != nil {
+		b.done()
+	}
+}
+
+func (r *Replica) storeFailed(err error) {
+	r.opts.Log.WithError(err).Error("the store failed: this replica stops; restart the process to recover from what was saved")
+	r.env.outbox = r.env.outbox[:0]
+	r.crash(0)
+}
+
+// committer makes the sealed batches durable, one after the other, beside the loop.
+func (r *Replica) committer() {
+	defer close(r.committed)
+	for b := range r.sealed {
+		if b.commit != nil {
+			b.err = b.commit()
+		}
+		r.synced <- b
 	}
 }
 
@@ -467,6 +559,10 @@ func (r *Replica) crash(down time.Duration) {
 		return
 	}
 	r.crashed = true
+	r.incarnation++
+	for r.inflight > 0 { // what was on its way to the disk lands before a new incarnation reads it
+		r.landed(<-r.synced)
+	}
 	r.env.timers = timerHeap{}
 	close(r.lost) // waiting submissions are lost with the mempool
 	r.lost = make(chan struct{})
@@ -583,15 +679,19 @@ func (e *liveEnv) Broadcast(m types.Message) {
 
 // release sends the held messages, in the order they were sent.
 func (e *liveEnv) release() {
-	for i, o := range e.outbox {
+	e.sendAll(e.outbox)
+	clear(e.outbox)
+	e.outbox = e.outbox[:0]
+}
+
+func (e *liveEnv) sendAll(out []outMsg) {
+	for _, o := range out {
 		if o.to == 0 {
 			e.ep.Broadcast(o.m)
 		} else {
 			e.ep.Send(o.to, o.m)
 		}
-		e.outbox[i] = outMsg{}
 	}
-	e.outbox = e.outbox[:0]
 }
 func (e *liveEnv) Signer() crypto.Signer     { return e.signer }
 func (e *liveEnv) Verifier() crypto.Verifier { return e.verifier }

@@ -45,6 +45,15 @@ type Store interface {
 	Close() error
 }
 
+// SealingStore is a Store that can commit in the background: Seal takes the staged changes out
+// of the store's way (the next steps stage into a fresh batch) and returns the function that
+// makes them durable. A driver runs the returned functions in order, on one goroutine of its own,
+// while its event loop goes on, and lets each batch's messages leave once its function returned.
+type SealingStore interface {
+	Store
+	Seal() (commit func() error)
+}
+
 // Saved is a replica's saved state.
 type Saved struct {
 	Voting   *consensus.VotingState
