@@ -199,6 +199,9 @@ func (r *Replica) newCore() (*Core, error) {
 		return nil, err
 	}
 	if rs := c.Restored(); rs != nil {
+		if r.opts.Stats != nil {
+			r.opts.Stats.Recovered(rs.Height, rs.Digest)
+		}
 		r.opts.Log.WithFields(logrus.Fields{"height": rs.Height, "voted_view": rs.VotedView, "certified": rs.Certified,
 			"microblocks": rs.Microblocks, "keys": rs.KVKeys}).Info("replica state recovered from its store")
 	}

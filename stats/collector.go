@@ -175,6 +175,15 @@ func (c *Collector) Event(e consensus.Event) {
 	}
 }
 
+// Recovered sets the delivered height and chain digest a node restarted from (its store), so
+// that they show before it delivers again.
+func (c *Collector) Recovered(height uint64, digest types.Hash) {
+	c.mu.Lock()
+	c.committedHeight, c.chainDigest = height, digest
+	c.countedHeight = max(c.countedHeight, height)
+	c.mu.Unlock()
+}
+
 // Restarted counts a restart of the node after a crash.
 func (c *Collector) Restarted() {
 	c.mu.Lock()
