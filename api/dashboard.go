@@ -144,7 +144,8 @@ func shortError(err error) string {
 	switch msg := err.Error(); {
 	case strings.Contains(msg, "connection refused"):
 		return "connection refused"
-	case strings.Contains(msg, "deadline exceeded") || strings.Contains(msg, "Client.Timeout"):
+	case strings.Contains(msg, "deadline exceeded") || strings.Contains(msg, "Client.Timeout") ||
+		strings.Contains(msg, "timeout awaiting response headers"): // which of the timeouts fires first depends on the load
 		return "no answer within " + peerTimeout.String()
 	default:
 		return msg
