@@ -116,14 +116,13 @@ type ack struct {
 
 // Restored describes the state a restarted Core recovered from its store.
 type Restored struct {
-	Height       uint64
-	Digest       types.Hash
-	TxCount      uint64
-	VotedView    types.View
-	Certified    int // certified blocks above the head taken back
-	Microblocks  int
-	KVKeys       int
-	DedupEntries int
+	Height      uint64
+	Digest      types.Hash
+	TxCount     uint64
+	VotedView   types.View
+	Certified   int // certified blocks above the head taken back
+	Microblocks int
+	KVKeys      int
 }
 
 // Owners of timers, so that a fired timer reaches the component that set it.
@@ -184,6 +183,11 @@ func NewCoreWith(env consensus.Env, spec Spec, obs Observer, opts CoreOptions) (
 		var err error
 		if saved, err = c.store.Load(); err != nil {
 			return nil, err
+		}
+		if saved != nil {
+			if err := checkSaved(env.Verifier(), saved); err != nil {
+				return nil, err
+			}
 		}
 		c.journal = c.store.Journal()
 		if saved != nil && saved.Voting != nil {

@@ -1,13 +1,38 @@
 package replica
 
 import (
+	"cmp"
+	"fmt"
 	"maps"
 	"slices"
 
 	"github.com/stratusbft/stratus/consensus"
+	"github.com/stratusbft/stratus/crypto"
 	"github.com/stratusbft/stratus/mempool"
 	"github.com/stratusbft/stratus/types"
 )
+
+// checkSaved verifies the certificates a store holds against this cluster's keys: they were
+// verified before they were kept, but a store can be copied from another cluster or another key
+// set, and a lock or head that does not verify would be trusted blindly.
+func checkSaved(ver crypto.Verifier, saved *Saved) error {
+	if v := saved.Voting; v != nil && v.Lock != nil {
+		if err := consensus.VerifyQC(ver, v.Lock); err != nil {
+			return fmt.Errorf("replica: the saved lock does not verify with this cluster's keys: %w", err)
+		}
+	}
+	if saved.HeadCert != nil {
+		if err := consensus.VerifyQC(ver, saved.HeadCert); err != nil {
+			return fmt.Errorf("replica: the certificate of the saved head (height %d) does not verify: %w", saved.Height, err)
+		}
+	}
+	for _, id := range slices.SortedFunc(maps.Keys(saved.Blocks), types.CompareHash) {
+		if err := consensus.VerifyQC(ver, saved.Blocks[id].Cert); err != nil {
+			return fmt.Errorf("replica: the certificate of saved block %v does not verify: %w", id, err)
+		}
+	}
+	return nil
+}
 
 // recover takes back the delivered state a store holds and returns the engine's part of it.
 func (c *Core) recover(saved *Saved) *consensus.Recovered {
@@ -27,7 +52,7 @@ func (c *Core) recover(saved *Saved) *consensus.Recovered {
 		floor = saved.Head.View - mempool.StaleViews
 	}
 	window := pruneWindow(slices.Clone(saved.Window), floor)
-	slices.SortStableFunc(window, func(a, b types.MBView) int { return int(a.View) - int(b.View) })
+	slices.SortStableFunc(window, func(a, b types.MBView) int { return cmp.Compare(a.View, b.View) })
 	c.mp.Synced(window, c.delivered.has)
 	mbs := slices.SortedFunc(maps.Values(saved.MBs), func(a, b *types.MicroBlock) int { return types.CompareHash(a.ID, b.ID) })
 	c.mp.Restore(mbs)
@@ -43,7 +68,7 @@ func (c *Core) recover(saved *Saved) *consensus.Recovered {
 	}
 	c.restored = &Restored{
 		Height: c.height, Digest: c.digest, TxCount: c.txCount, Certified: len(rec.Certified),
-		Microblocks: len(mbs), KVKeys: len(c.kv.m), DedupEntries: len(c.delivered.cur) + len(c.delivered.prev),
+		Microblocks: len(mbs), KVKeys: len(c.kv.m),
 	}
 	if saved.Voting != nil {
 		c.restored.VotedView = saved.Voting.LastVoted
@@ -76,12 +101,17 @@ func (c *Core) Flush() error {
 		c.acks = nil
 		return err
 	}
-	for i, a := range c.acks {
-		a.w.done(a.info)
-		c.acks[i] = ack{}
-	}
+	tell(c.acks)
 	c.acks = c.acks[:0]
 	return nil
+}
+
+// tell lets the waiters of a durable batch know, and forgets them.
+func tell(acks []ack) {
+	for i, a := range acks {
+		a.w.done(a.info)
+		acks[i] = ack{}
+	}
 }
 
 // FlushLater is Flush for a driver that overlaps the disk with the next steps: with a
@@ -99,11 +129,7 @@ func (c *Core) FlushLater() (commit func() error, done func(), err error) {
 	}
 	acks := c.acks
 	c.acks = nil
-	return ss.Seal(), func() {
-		for _, a := range acks {
-			a.w.done(a.info)
-		}
-	}, nil
+	return ss.Seal(), func() { tell(acks) }, nil
 }
 
 // Unflushed reports whether the steps since the last flush left changes or waiters behind.

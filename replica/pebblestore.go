@@ -322,7 +322,7 @@ func (s *PebbleStore) putSegment(seg DedupSegment) {
 	s.set(key(pfxDedup, u64(seg.Gen), u64(seg.Info.Height), u64(s.seg)), v)
 }
 
-// Sync implements Store.
+// Sync implements Store: the staged changes, sealed and committed at once.
 func (s *PebbleStore) Sync() (err error) {
 	defer func() {
 		r := recover()
@@ -333,24 +333,7 @@ func (s *PebbleStore) Sync() (err error) {
 			panic(r)
 		}
 	}()
-	if s.broken != nil {
-		return s.broken
-	}
-	if s.err != nil {
-		err := s.err
-		s.err = nil
-		s.batch.Reset()
-		return fmt.Errorf("store %s: %w", s.dir, err)
-	}
-	if s.batch.Empty() {
-		return nil
-	}
-	err = s.batch.Commit(pebble.Sync)
-	s.batch.Reset()
-	if err != nil {
-		return fmt.Errorf("store %s: commit: %w", s.dir, err)
-	}
-	return nil
+	return s.Seal()()
 }
 
 // Pending reports whether changes are staged.
@@ -358,11 +341,12 @@ func (s *PebbleStore) Pending() bool { return !s.batch.Empty() || s.err != nil }
 
 // Seal implements SealingStore. A staging error is reported by the returned function.
 func (s *PebbleStore) Seal() (commit func() error) {
+	if s.broken != nil {
+		err := s.broken
+		return func() error { return err }
+	}
 	b, err := s.batch, s.err
 	s.batch, s.err = s.db.NewBatch(), nil
-	if s.broken != nil {
-		err = s.broken
-	}
 	return func() error {
 		defer b.Close()
 		if err != nil {

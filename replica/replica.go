@@ -190,9 +190,8 @@ func New(opts Options, ep transport.Endpoint) (*Replica, error) {
 	return r, nil
 }
 
-// newCore builds a Core from the spec and what the store holds. Certificates in the store were
-// verified before they were kept; the lock is checked again, since a store can be copied from
-// another cluster.
+// newCore builds a Core from the spec and what the store holds (its certificates are checked
+// against this cluster's keys: see checkSaved).
 func (r *Replica) newCore() (*Core, error) {
 	c, err := NewCoreWith(r.env, r.opts.Spec, r.obs, CoreOptions{Adversary: r.opts.Adversary, Store: r.store})
 	if err != nil {
@@ -221,9 +220,7 @@ func (r *Replica) flush() {
 		return
 	}
 	if err := r.core.Flush(); err != nil {
-		r.opts.Log.WithError(err).Error("the store failed: this replica stops; restart the process to recover from what was saved")
-		r.env.outbox = r.env.outbox[:0]
-		r.crash(0)
+		r.storeFailed(err)
 		return
 	}
 	r.env.release()

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/stratusbft/stratus/consensus"
 	"github.com/stratusbft/stratus/crypto"
 	"github.com/stratusbft/stratus/stats"
 	"github.com/stratusbft/stratus/transport"
@@ -192,4 +193,17 @@ func TestStoreFailureStopsTheReplica(t *testing.T) {
 	require.ErrorIs(t, err, ErrCrashed, "the replica stopped")
 	_, err = reps[1].Submit(ctx, txBatch("others", 0, 10), true)
 	require.NoError(t, err, "the others go on")
+}
+
+// A store copied from another cluster (other keys) is refused: its lock would be trusted blindly.
+func TestStoreFromAnotherClusterIsRefused(t *testing.T) {
+	other := newStoreFixture() // keys of another cluster
+	ms := NewMemStore()
+	id := types.Keccak([]byte("locked elsewhere"))
+	ms.Stage(OpVoting{State: consensus.VotingState{LastVoted: 9, Lock: other.qc(8, id)}})
+	signers, keys := crypto.SimKeys(7, 4)
+	hub := transport.NewHub(4, transport.HubOptions{Buffer: 16})
+	defer hub.Close()
+	_, err := New(Options{ID: 1, N: 4, Spec: testSpec("hotstuff"), Signer: signers[0], Verifier: crypto.NewCache(keys), Store: ms}, hub.Endpoint(1))
+	require.ErrorContains(t, err, "saved lock does not verify")
 }
