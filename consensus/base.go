@@ -129,11 +129,14 @@ func (b *Base) Recover() {
 			continue // its parent is gone: it can no longer commit here
 		}
 	}
+	keep := b.certified
+	b.certified = nil // the driver holds these already
 	for _, c := range rec {
 		if n := b.Tree.Get(c.Block.ID()); n != nil && n.Cert == nil {
 			b.applyCert(c.Cert, n)
 		}
 	}
+	b.certified = keep
 }
 
 // applyCert hands a certificate of n to the engine's rules and tells the driver to keep n.

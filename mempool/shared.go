@@ -578,6 +578,9 @@ func (s *Shared) drop(id types.Hash) {
 // retained for replicas still fetching them; the others are held as peers' data, so that the
 // blocks referring to them can be delivered and the replicas fetching them served.
 func (s *Shared) Restore(mbs []*types.MicroBlock) {
+	keep := s.cfg.Keep
+	s.cfg.Keep = nil // they are kept already
+	defer func() { s.cfg.Keep = keep }()
 	for _, mb := range mbs {
 		if s.delivered.has(mb.ID) {
 			s.retained.add(mb, 0)
