@@ -37,7 +37,18 @@ type Options struct {
 	BinDir    string        // where server and client are
 	Dir       string        // work directory (config, keys, stores, logs); created if missing
 	Out       io.Writer     // the schedule, the faults as they happen and the verdict
+	// Cuts chooses how links are cut besides a replica's own /drop fault: CutsTC runs the cluster
+	// in a network namespace of its own and also cuts links in the kernel with tc (root, iproute2);
+	// CutsAuto (the default) does so where it can and says why not where it cannot; CutsOff never.
+	Cuts string
 }
+
+// Link cut modes (Options.Cuts).
+const (
+	CutsAuto = "auto"
+	CutsTC   = "tc"
+	CutsOff  = "off"
+)
 
 // Fault kinds.
 const (
@@ -46,6 +57,7 @@ const (
 	Drop      = "drop"      // the node's messages to Peer are lost for Dur
 	Slow      = "slow"      // Param ms added to the node's messages for Dur
 	Flaky     = "flaky"     // share Param of the node's messages lost for Dur
+	Cut       = "cut"       // every packet between the node and Peer lost in the kernel (tc) for Dur
 	PowerCut  = "power-cut" // SIGKILL every process; start them all again after Dur
 	faultHeal = "heal"
 )
@@ -64,6 +76,8 @@ func (f Fault) String() string {
 	switch f.Kind {
 	case Drop:
 		return fmt.Sprintf("t=%5.1fs %-9s node %d -> %d for %.1fs", f.At.Seconds(), f.Kind, f.Node, f.Peer, f.Dur.Seconds())
+	case Cut:
+		return fmt.Sprintf("t=%5.1fs %-9s node %d <-> %d in the kernel for %.1fs", f.At.Seconds(), f.Kind, f.Node, f.Peer, f.Dur.Seconds())
 	case Slow:
 		return fmt.Sprintf("t=%5.1fs %-9s node %d +%.0f ms for %.1fs", f.At.Seconds(), f.Kind, f.Node, f.Param, f.Dur.Seconds())
 	case Flaky:
@@ -76,8 +90,9 @@ func (f Fault) String() string {
 
 // Schedule draws the faults of a run from its seed: one every 2–5 s, never more than f replicas
 // killed or paused at a time, the whole cluster's power cut once, half-way, and nothing in the last
-// 10 s (the cluster heals before the workload ends).
-func Schedule(seed int64, n int, d time.Duration) []Fault {
+// 10 s (the cluster heals before the workload ends). With tcCuts, half the link cuts are made in
+// the kernel (Cut) rather than by the node (Drop).
+func Schedule(seed int64, n int, d time.Duration, tcCuts bool) []Fault {
 	rng := rand.New(rand.NewSource(seed))
 	f := (n - 1) / 3
 	end := d - 10*time.Second
@@ -120,7 +135,11 @@ func Schedule(seed int64, n int, d time.Duration) []Fault {
 			if peer >= node {
 				peer++
 			}
-			out = append(out, Fault{At: t, Kind: Drop, Node: node, Peer: peer, Dur: dur})
+			kind := Drop
+			if tcCuts && rng.Intn(2) == 0 {
+				kind = Cut
+			}
+			out = append(out, Fault{At: t, Kind: kind, Node: node, Peer: peer, Dur: dur})
 		case k == 3:
 			out = append(out, Fault{At: t, Kind: Slow, Node: node, Param: float64(50 + rng.Intn(250)), Dur: dur})
 		default:
@@ -148,6 +167,7 @@ type Result struct {
 	Sentinels    int   // acknowledged sentinel writes checked on every replica
 	Height       uint64
 	Incarnations int // server processes started
+	KernelCuts   int // links cut in the kernel (tc)
 	Problems     []string
 }
 
@@ -176,6 +196,37 @@ type cluster struct {
 	recoveries []Recovery
 	recWG      sync.WaitGroup
 	target     map[int]uint64 // the height to catch up with, per node killed (0: the whole cluster)
+	// ns is the run's network namespace (nil: the host's, without kernel link cuts); tr dials
+	// into it; cuts are the tc filters of the cuts in force.
+	ns   *netns
+	tr   http.RoundTripper
+	cuts map[Fault][]int
+	// problems are failed checks found during the run (under mu).
+	problems   []string
+	kernelCuts int
+}
+
+// hc is an HTTP client that reaches the replicas.
+func (c *cluster) hc(timeout time.Duration) *http.Client {
+	return &http.Client{Timeout: timeout, Transport: c.tr}
+}
+
+// command is a command of the run, inside its namespace if it has one.
+func (c *cluster) command(ctx context.Context, name string, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, filepath.Join(c.o.BinDir, name), args...)
+	cmd.Dir = c.o.Dir
+	if c.ns != nil {
+		c.ns.wrap(cmd)
+	}
+	return cmd
+}
+
+// problem records a failed check found while the run goes on.
+func (c *cluster) problem(format string, args ...any) {
+	c.printf("PROBLEM: "+format, args...)
+	c.mu.Lock()
+	c.problems = append(c.problems, fmt.Sprintf(format, args...))
+	c.mu.Unlock()
 }
 
 func (c *cluster) printf(format string, args ...any) {
@@ -204,8 +255,26 @@ func Run(o Options) (*Result, error) {
 	if err := os.MkdirAll(filepath.Join(o.Dir, "logs"), 0o755); err != nil {
 		return nil, err
 	}
-	c := &cluster{o: o, log: o.Out, target: map[int]uint64{}}
-	urls, err := writeConfig(o.Dir, o.N)
+	c := &cluster{o: o, log: o.Out, target: map[int]uint64{}, tr: http.DefaultTransport, cuts: map[Fault][]int{}}
+	cutsHow := "links cut by the replicas (/drop) only"
+	switch o.Cuts {
+	case "", CutsAuto, CutsTC:
+		ns, err := openNetns(fmt.Sprintf("stratus-nemesis-%d-%d", os.Getpid(), o.Seed))
+		if err != nil {
+			if o.Cuts == CutsTC {
+				return nil, fmt.Errorf("nemesis: kernel link cuts (-cuts tc): %w", err)
+			}
+			cutsHow += fmt.Sprintf(" (no kernel link cuts: %v)", err)
+			break
+		}
+		defer ns.close()
+		c.ns, c.tr = ns, &http.Transport{DialContext: ns.dial}
+		cutsHow = fmt.Sprintf("links cut by the replicas (/drop) and in the kernel (tc in network namespace %s, replica i at 127.0.1.i)", ns.name)
+	case CutsOff:
+	default:
+		return nil, fmt.Errorf("nemesis: cuts %q, want %s, %s or %s", o.Cuts, CutsAuto, CutsTC, CutsOff)
+	}
+	urls, err := writeConfig(o.Dir, o.N, c.ns != nil)
 	if err != nil {
 		return nil, err
 	}
@@ -217,8 +286,8 @@ func Run(o Options) (*Result, error) {
 	if out, err := kg.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("nemesis: key generation: %v: %s", err, out)
 	}
-	sched := Schedule(o.Seed, o.N, o.Duration)
-	fmt.Fprintf(o.Out, "nemesis: seed %d, %d replicas of %s, %v, work directory %s; schedule:\n", o.Seed, o.N, o.Algorithm, o.Duration, o.Dir)
+	sched := Schedule(o.Seed, o.N, o.Duration, c.ns != nil)
+	fmt.Fprintf(o.Out, "nemesis: seed %d, %d replicas of %s, %v, work directory %s; %s; schedule:\n", o.Seed, o.N, o.Algorithm, o.Duration, o.Dir, cutsHow)
 	for _, f := range sched {
 		fmt.Fprintf(o.Out, "  %v\n", f)
 	}
@@ -235,6 +304,9 @@ func Run(o Options) (*Result, error) {
 				_ = syscall.Kill(-int(p), syscall.SIGKILL)
 			}
 			c.killAll()
+			if c.ns != nil {
+				c.ns.close()
+			}
 			os.Exit(130)
 		}
 	}()
@@ -255,10 +327,9 @@ func Run(o Options) (*Result, error) {
 	for i := range targets {
 		targets[i] = fmt.Sprint(i + 1)
 	}
-	cl := exec.CommandContext(ctx, filepath.Join(o.BinDir, "client"), "-kv", "-check", "-keys", "40", "-writes", "0.5",
+	cl := c.command(ctx, "client", "-kv", "-check", "-keys", "40", "-writes", "0.5",
 		"-concurrency", "8", "-duration", o.Duration.String(), "-timeout", "10s", "-targets", strings.Join(targets, ","),
 		"-config", "config.json", "-ips", "ips.txt", "-out", clientOut, "-log_dir", "logs", "-check_timeout", "5m")
-	cl.Dir = o.Dir
 	cl.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	var clientLog strings.Builder
 	cl.Stdout, cl.Stderr = &clientLog, &clientLog
@@ -276,7 +347,10 @@ func Run(o Options) (*Result, error) {
 	c.runSchedule(sched)
 	c.heal()
 	c.recWG.Wait()
-	res.Recoveries = c.recoveries
+	res.Recoveries, res.KernelCuts = c.recoveries, c.kernelCuts
+	c.mu.Lock()
+	res.Problems = append(res.Problems, c.problems...)
+	c.mu.Unlock()
 	if err := c.waitUp(c.nodes, 60*time.Second); err != nil {
 		res.Problems = append(res.Problems, err.Error())
 	}
@@ -324,7 +398,7 @@ func Run(o Options) (*Result, error) {
 	for _, n := range c.nodes {
 		bad := 0
 		for _, s := range acked {
-			got, code, err := read(n.http, s.key)
+			got, code, err := c.read(n.http, s.key)
 			if err == nil && code == http.StatusOK && got == s.value {
 				continue
 			}
@@ -358,14 +432,18 @@ func Run(o Options) (*Result, error) {
 	if !res.OK() {
 		verdict = "FAIL"
 	}
-	fmt.Fprintf(o.Out, "nemesis: %s: seed %d, %d faults, %d client operations (%d writes of unknown outcome), %d acknowledged sentinels on %d replicas, height %d, %d processes started\n",
-		verdict, o.Seed, res.Faults, res.Ops, res.Pending, res.Sentinels, o.N, res.Height, res.Incarnations)
+	fmt.Fprintf(o.Out, "nemesis: %s: seed %d, %d faults (%d kernel link cuts), %d client operations (%d writes of unknown outcome), %d acknowledged sentinels on %d replicas, height %d, %d processes started\n",
+		verdict, o.Seed, res.Faults, res.KernelCuts, res.Ops, res.Pending, res.Sentinels, o.N, res.Height, res.Incarnations)
 	fmt.Fprintf(o.Out, "nemesis: recovery %s\n", summarize(res.Recoveries))
 	for _, p := range res.Problems {
 		fmt.Fprintf(o.Out, "nemesis:   %s\n", p)
 	}
 	if !res.OK() {
-		fmt.Fprintf(o.Out, "nemesis: replay with -seed %d -n %d -duration %v -algorithm %s; logs in %s\n", o.Seed, o.N, o.Duration, o.Algorithm, o.Dir)
+		cuts := CutsOff
+		if c.ns != nil {
+			cuts = CutsTC
+		}
+		fmt.Fprintf(o.Out, "nemesis: replay with -seed %d -n %d -duration %v -algorithm %s -cuts %s; logs in %s\n", o.Seed, o.N, o.Duration, o.Algorithm, cuts, o.Dir)
 	}
 	return res, nil
 }
@@ -375,9 +453,21 @@ func lastLines(s string, n int) string {
 	return strings.Join(lines[max(0, len(lines)-n):], " | ")
 }
 
-// writeConfig writes config.json and ips.txt for n local replicas on free ports, with the fault
-// routes on, and returns the HTTP base URLs.
-func writeConfig(dir string, n int) ([]string, error) {
+// writeConfig writes config.json and ips.txt for n local replicas on free ports (inNetns: each
+// on its own address of the run's namespace, where every port is free), with the fault routes on,
+// and returns the HTTP base URLs.
+func writeConfig(dir string, n int, inNetns bool) ([]string, error) {
+	if inNetns {
+		httpAddrs, peerAddrs := map[string]string{}, map[string]string{}
+		var urls []string
+		var ips strings.Builder
+		for i := 1; i <= n; i++ {
+			httpAddrs[fmt.Sprint(i)], peerAddrs[fmt.Sprint(i)] = replicaIP(i)+":8000", replicaIP(i)+":7000"
+			urls = append(urls, "http://"+replicaIP(i)+":8000")
+			ips.WriteString(replicaIP(i) + "\n")
+		}
+		return urls, writeFiles(dir, httpAddrs, peerAddrs, ips.String())
+	}
 	var lns []net.Listener
 	defer func() {
 		for _, l := range lns {
@@ -398,15 +488,19 @@ func writeConfig(dir string, n int) ([]string, error) {
 		httpAddrs[fmt.Sprint(i+1)], peerAddrs[fmt.Sprint(i+1)] = h, p
 		urls = append(urls, "http://"+h)
 	}
+	return urls, writeFiles(dir, httpAddrs, peerAddrs, strings.Repeat("127.0.0.1\n", n))
+}
+
+func writeFiles(dir string, httpAddrs, peerAddrs map[string]string, ips string) error {
 	cfg := map[string]any{
 		"http_address": httpAddrs, "address": peerAddrs, "faults_http": true,
 		"timeout": 500, "propose_timeout": 20, "bsize": 500,
 	}
 	b, _ := json.MarshalIndent(cfg, "", "  ")
 	if err := os.WriteFile(filepath.Join(dir, "config.json"), b, 0o644); err != nil {
-		return nil, err
+		return err
 	}
-	return urls, os.WriteFile(filepath.Join(dir, "ips.txt"), []byte(strings.Repeat("127.0.0.1\n", n)), 0o644)
+	return os.WriteFile(filepath.Join(dir, "ips.txt"), []byte(ips), 0o644)
 }
 
 func (c *cluster) startNode(n *node) error {
@@ -414,9 +508,8 @@ func (c *cluster) startNode(n *node) error {
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(filepath.Join(c.o.BinDir, "server"), "-id", fmt.Sprint(n.id), "-algorithm", c.o.Algorithm,
+	cmd := c.command(context.Background(), "server", "-id", fmt.Sprint(n.id), "-algorithm", c.o.Algorithm,
 		"-config", "config.json", "-ips", "ips.txt", "-keys", "keys", "-data_dir", "data", "-log_dir", "logs", "-log_level", "info")
-	cmd.Dir = c.o.Dir
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -487,7 +580,7 @@ func (c *cluster) waitUp(nodes []*node, within time.Duration) error {
 	deadline := time.Now().Add(within)
 	for _, n := range nodes {
 		for {
-			if _, ok := query(n.http); ok {
+			if _, ok := c.query(n.http); ok {
 				break
 			}
 			if !n.running() {
@@ -513,7 +606,7 @@ func (c *cluster) runSchedule(sched []Fault) {
 		f := f
 		acts = append(acts, action{f.At, func() { c.begin(f) }})
 		switch f.Kind {
-		case Kill, Pause, PowerCut:
+		case Kill, Pause, PowerCut, Cut:
 			acts = append(acts, action{f.At + f.Dur, func() { c.end(f) }})
 		}
 	}
@@ -555,11 +648,33 @@ func (c *cluster) begin(f Fault) {
 		c.fault(f.Node, fmt.Sprintf("/slow?ms=%.0f&t=%.1f", f.Param, f.Dur.Seconds()))
 	case Flaky:
 		c.fault(f.Node, fmt.Sprintf("/flaky?p=%.2f&t=%.1f", f.Param, f.Dur.Seconds()))
+	case Cut:
+		prios, err := c.ns.cut(f.Node, f.Peer)
+		if err != nil {
+			c.printf("  (link not cut: %v)", err)
+			return
+		}
+		c.cuts[f] = prios
+		c.kernelCuts++
+		if c.ns.reachable(f.Node, f.Peer) || c.ns.reachable(f.Peer, f.Node) {
+			c.problem("the kernel cut between node %d and node %d did not hold: a connection went through", f.Node, f.Peer)
+		}
 	}
 }
 
 func (c *cluster) end(f Fault) {
 	switch f.Kind {
+	case Cut:
+		if prios, ok := c.cuts[f]; ok {
+			c.printf("reconnect node %d <-> %d", f.Node, f.Peer)
+			if err := c.ns.uncut(prios); err != nil {
+				c.printf("  (%v)", err)
+			}
+			delete(c.cuts, f)
+			if !c.ns.reachable(f.Node, f.Peer) && c.nodes[f.Peer-1].running() && !c.nodes[f.Peer-1].paused {
+				c.problem("node %d cannot reach node %d after the cut ended", f.Node, f.Peer)
+			}
+		}
 	case Kill:
 		c.printf("restart   node %d", f.Node)
 		if err := c.startNode(c.nodes[f.Node-1]); err != nil {
@@ -584,8 +699,7 @@ func (c *cluster) end(f Fault) {
 
 // fault asks a node for a fault; a node that is down or paused just misses it.
 func (c *cluster) fault(id int, route string) {
-	hc := &http.Client{Timeout: 2 * time.Second}
-	resp, err := hc.Post(c.nodes[id-1].http+route, "text/plain", nil)
+	resp, err := c.hc(2*time.Second).Post(c.nodes[id-1].http+route, "text/plain", nil)
 	if err != nil {
 		c.printf("  (node %d did not take the fault: %v)", id, err)
 		return
@@ -599,6 +713,12 @@ func (c *cluster) fault(id int, route string) {
 // heal ends every fault: the paused continue, the killed start, links, delays and losses clear.
 func (c *cluster) heal() {
 	c.printf("heal: every fault ends")
+	for f, prios := range c.cuts {
+		if err := c.ns.uncut(prios); err != nil {
+			c.printf("  (%v)", err)
+		}
+		delete(c.cuts, f)
+	}
 	for _, n := range c.nodes {
 		switch {
 		case n.paused:
@@ -626,7 +746,7 @@ func (c *cluster) heal() {
 func (c *cluster) maxHeight() uint64 {
 	var h uint64
 	for _, n := range c.nodes {
-		if st, ok := query(n.http); ok {
+		if st, ok := c.query(n.http); ok {
 			h = max(h, st.Height)
 		}
 	}
@@ -645,7 +765,7 @@ func (c *cluster) measure(kind string, nodes []*node, target uint64, id int) {
 		for time.Since(start) < time.Minute {
 			caught := true
 			for _, n := range nodes {
-				st, ok := query(n.http)
+				st, ok := c.query(n.http)
 				if ok && !answered[n.id] {
 					answered[n.id] = true
 				}
@@ -682,7 +802,7 @@ func (c *cluster) writeSentinels(ctx context.Context, d time.Duration) func() []
 	go func() {
 		defer close(done)
 		rng := rand.New(rand.NewSource(c.o.Seed))
-		hc := &http.Client{Timeout: 12 * time.Second}
+		hc := c.hc(12 * time.Second)
 		for i := 0; time.Since(c.start) < d-8*time.Second; i++ {
 			n := c.nodes[rng.Intn(len(c.nodes))]
 			k, v := fmt.Sprintf("nemesis-%d", i), fmt.Sprintf("seed %d write %d", c.o.Seed, i)
@@ -711,9 +831,8 @@ func (c *cluster) writeSentinels(ctx context.Context, d time.Duration) func() []
 	}
 }
 
-func read(base, key string) (string, int, error) {
-	hc := &http.Client{Timeout: 8 * time.Second}
-	resp, err := hc.Get(base + "/" + key + "?consistency=linearizable&timeout=5")
+func (c *cluster) read(base, key string) (string, int, error) {
+	resp, err := c.hc(8 * time.Second).Get(base + "/" + key + "?consistency=linearizable&timeout=5")
 	if err != nil {
 		return "", 0, err
 	}
@@ -727,10 +846,9 @@ type state struct {
 	Digest string `json:"chain_digest"`
 }
 
-func query(base string) (state, bool) {
+func (c *cluster) query(base string) (state, bool) {
 	var st state
-	hc := &http.Client{Timeout: 2 * time.Second}
-	resp, err := hc.Get(base + "/query?format=json")
+	resp, err := c.hc(2 * time.Second).Get(base + "/query?format=json")
 	if err != nil {
 		return st, false
 	}
@@ -750,7 +868,7 @@ func (c *cluster) converge(within time.Duration) (uint64, error) {
 		last = last[:0]
 		byHeight := map[uint64]string{}
 		for _, n := range c.nodes {
-			st, ok := query(n.http)
+			st, ok := c.query(n.http)
 			if !ok {
 				break
 			}

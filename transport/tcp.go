@@ -478,9 +478,26 @@ func jittered(d time.Duration) time.Duration {
 	return d/2 + time.Duration(int64(binary.BigEndian.Uint16(b[:]))*int64(d/2)/65535)
 }
 
+// loopbackSource is the local address to dial from: this node's own IP when both it and the peer
+// are loopback IPs (nodes on one machine, each on its own 127.x.y.z), so that packets name their
+// sender and a link can be cut between two of them in the kernel; nil (the kernel's choice)
+// otherwise.
+func loopbackSource(self, peer string) net.Addr {
+	sh, _, err1 := net.SplitHostPort(self)
+	ph, _, err2 := net.SplitHostPort(peer)
+	if err1 != nil || err2 != nil {
+		return nil
+	}
+	sip, pip := net.ParseIP(sh), net.ParseIP(ph)
+	if sip == nil || pip == nil || !sip.IsLoopback() || !pip.IsLoopback() || sip.Equal(pip) {
+		return nil
+	}
+	return &net.TCPAddr{IP: sip}
+}
+
 func (p *peer) connect() (*secureConn, error) {
 	o := p.ep.opts
-	d := net.Dialer{Timeout: o.HandshakeTimeout}
+	d := net.Dialer{Timeout: o.HandshakeTimeout, LocalAddr: loopbackSource(o.Peers[o.Self], p.addr)}
 	nc, err := d.DialContext(p.ep.ctx, "tcp", p.addr)
 	if err != nil {
 		return nil, err

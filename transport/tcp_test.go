@@ -403,3 +403,31 @@ func TestTCPShapedUplink(t *testing.T) {
 	}
 	assert.GreaterOrEqual(t, time.Since(start), 650*time.Millisecond, "4 × 256 KB at 10 Mbit/s")
 }
+
+// Nodes on one machine, each on its own loopback address, dial from that address: a packet names
+// its sender, so a link between two of them can be cut in the kernel (the nemesis does, with tc).
+func TestTCPDialsFromItsOwnLoopbackAddress(t *testing.T) {
+	signers, keys := crypto.SimKeys(7, 2)
+	ln2, err := net.Listen("tcp", "127.0.3.2:0")
+	if err != nil {
+		t.Skipf("no second loopback address here: %v", err)
+	}
+	defer ln2.Close()
+	ln1, err := net.Listen("tcp", "127.0.3.1:0")
+	require.NoError(t, err)
+	peers := map[types.NodeID]string{1: ln1.Addr().String(), 2: ln2.Addr().String()}
+	ep, err := ListenTCP(TCPOptions{Self: 1, Peers: peers, Listener: ln1, Signer: signers[0], Verifier: keys})
+	require.NoError(t, err)
+	defer ep.Close()
+	require.NoError(t, ln2.(*net.TCPListener).SetDeadline(time.Now().Add(5*time.Second)))
+	nc, err := ln2.Accept()
+	require.NoError(t, err, "node 1 did not dial node 2")
+	defer nc.Close()
+	assert.Equal(t, "127.0.3.1", nc.RemoteAddr().(*net.TCPAddr).IP.String())
+
+	assert.Nil(t, loopbackSource("127.0.0.1:1", "127.0.0.1:2"), "one address for all: the kernel's choice")
+	assert.Nil(t, loopbackSource("10.0.0.1:1", "10.0.0.2:2"), "remote hosts: the kernel's choice")
+	assert.Nil(t, loopbackSource("127.0.0.2:1", "10.0.0.2:2"), "a loopback source cannot reach a remote peer")
+	assert.Nil(t, loopbackSource("localhost:1", "127.0.0.2:2"), "names are not resolved")
+	assert.Equal(t, "127.0.0.2:0", loopbackSource("127.0.0.2:1", "127.0.0.3:2").String())
+}

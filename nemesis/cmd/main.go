@@ -1,6 +1,6 @@
 // Command nemesis runs one or more nemesis tests (package nemesis) against real server processes.
 //
-//	go run ./nemesis/cmd [-n 4] [-seed 1] [-seeds 1] [-duration 120s] [-algorithm s-hs] [-bin bin] [-dir DIR]
+//	go run ./nemesis/cmd [-n 4] [-seed 1] [-seeds 1] [-duration 120s] [-algorithm s-hs] [-cuts auto|tc|off] [-bin bin] [-dir DIR]
 //
 // It prints each run's schedule, the faults as they happen and the verdict, and exits 1 when a
 // run failed (the line to replay it is printed).
@@ -22,6 +22,7 @@ func main() {
 	seeds := flag.Int("seeds", 1, "runs, with seeds seed, seed+1, ...")
 	duration := flag.Duration("duration", 2*time.Minute, "workload and faults per run (at least 30s)")
 	alg := flag.String("algorithm", "s-hs", "server -algorithm")
+	cuts := flag.String("cuts", nemesis.CutsAuto, "kernel link cuts: tc (a network namespace of the run's own and tc; needs root), off, or auto (tc where it can)")
 	bin := flag.String("bin", "bin", "directory holding server and client (make build)")
 	dir := flag.String("dir", "", "work directory (default: a new one under the system's temporary directory, removed after a run that passed)")
 	flag.Parse()
@@ -42,7 +43,7 @@ func main() {
 		} else {
 			work = filepath.Join(work, fmt.Sprintf("seed-%d", s))
 		}
-		res, err := nemesis.Run(nemesis.Options{N: *n, Seed: s, Duration: *duration, Algorithm: *alg, BinDir: binDir, Dir: work, Out: os.Stdout})
+		res, err := nemesis.Run(nemesis.Options{N: *n, Seed: s, Duration: *duration, Algorithm: *alg, Cuts: *cuts, BinDir: binDir, Dir: work, Out: os.Stdout})
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(2)
