@@ -6,9 +6,12 @@
 # stays everywhere: a replica that forgets its votes while another still runs could vote twice.
 # Logs stay.
 #
-# Usage: deploy/exp_stop.sh [I...]
-#   I...  stop only these replicas and keep their stores (clients keep running); start them
-#         again with start_server.sh I...
+# Usage: deploy/exp_stop.sh [--keep] [I...]
+#   --keep  stop the clients and every replica but keep the stores: start_server.sh then restarts
+#           the whole cluster where it was (every committed write reads back, heights and chain
+#           digests continue)
+#   I...    stop only these replicas and keep their stores (clients keep running); start them
+#           again with start_server.sh I...
 #   Settings: deploy/settings.sh, or the file in STRATUS_DEPLOY_SETTINGS.
 # Idempotent: stopping what does not run only says so.
 set -euo pipefail
@@ -16,11 +19,17 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 ids=()
+keep=0
 for a; do
 	[[ "$a" != -h && "$a" != --help ]] || usage 0
+	if [[ "$a" == --keep ]]; then
+		keep=1
+		continue
+	fi
 	[[ "$a" =~ ^[1-9][0-9]*$ ]] || usage
 	ids+=("$a")
 done
+((keep == 0 || ${#ids[@]} == 0)) || die "--keep stops every replica; stopping replicas ${ids[*]} keeps their stores anyway"
 load_settings
 load_hosts
 require_cmds ssh
@@ -50,7 +59,7 @@ for h in "${HOSTS[@]}"; do
 done
 on_hosts stop_host "${targets[@]}" ||
 	die "not every host stopped; the stores stay on every host (run exp_stop.sh again)"
-if ((${#ids[@]} == 0)); then
+if ((${#ids[@]} == 0 && keep == 0)); then
 	# The second phase, only once every host stopped: no replica may run anywhere.
 	on_hosts check_idle "${targets[@]}" >/dev/null ||
 		die "replicas still run; the stores stay on every host (run exp_stop.sh again)"
@@ -58,6 +67,8 @@ if ((${#ids[@]} == 0)); then
 fi
 if ((${#ids[@]} > 0)); then
 	echo "stopped replicas ${ids[*]}; deploy/start_server.sh ${ids[*]} starts them again"
+elif ((keep)); then
+	echo "experiment stopped on ${#targets[@]} hosts, stores kept; deploy/start_server.sh restarts the cluster from them"
 else
 	echo "experiment stopped on ${#targets[@]} hosts; deploy/collect.sh fetches the logs"
 fi
