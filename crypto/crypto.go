@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	ethcrypto "github.com/ethereum/go-ethereum/crypto"
+	"github.com/kelindar/bitmap"
 
 	"github.com/stratusbft/stratus/types"
 )
@@ -26,6 +27,25 @@ type Verifier interface {
 	Verify(id types.NodeID, digest types.Hash, sig []byte) bool
 	// N is the number of known replicas (IDs 1..N).
 	N() int
+}
+
+// Aggregator is a Verifier whose scheme aggregates signatures (BLS12-381): a certificate carries
+// its signer bitmap and one aggregate signature instead of one signature per signer.
+type Aggregator interface {
+	Verifier
+	// Aggregate combines signatures over one digest into one. Callers aggregate only signatures
+	// they verified; a malformed one is an error.
+	Aggregate(sigs [][]byte) ([]byte, error)
+	// VerifyAggregate reports whether agg is an aggregate of valid signatures over digest by
+	// exactly the replicas in signers (bit id-1). A bitmap naming an unknown replica, or empty,
+	// is invalid.
+	VerifyAggregate(signers bitmap.Bitmap, digest types.Hash, agg []byte) bool
+}
+
+// AggregatorOf returns v as an Aggregator when its scheme aggregates (looking through a Cache).
+func AggregatorOf(v Verifier) (Aggregator, bool) {
+	a, ok := v.(Aggregator)
+	return a, ok
 }
 
 // KeySigner signs with a secp256k1 private key.

@@ -17,7 +17,9 @@ const (
 	MaxTxSize       = 1 << 20  // bytes per transaction
 	MaxPayloadItems = 1 << 20  // transactions per payload or forward
 	MaxNodes        = 1024     // signer bitmaps cover node IDs 1..MaxNodes
-	SigSize         = 65       // secp256k1 [R || S || V]
+	SigSize         = 65       // secp256k1 [R || S || V] (and ECDSA P-256 in the same form)
+	BLSSigSize      = 96       // BLS12-381 signature (G2, compressed), alone or aggregated
+	BLSPubSize      = 48       // BLS12-381 public key (G1, compressed)
 	MaxFetch        = 4096     // microblocks per fetch request or response
 	MaxHops         = 64       // gossip relays
 )
