@@ -186,8 +186,8 @@ func (missing) outbound(a *Adversary, to types.NodeID, m types.Message) []out {
 }
 
 // badProof: as leader, proposals whose references carry a bad availability proof, a different
-// flaw every view: an invalid signature, no proof, the proof of another microblock, a proof its
-// signer count cannot reach q, and (the defect it found) the honest proposal to everyone but one
+// flaw every view: an invalid signature, no proof (by reference: a reference nobody can prove),
+// the proof of another microblock, a proof its signer count cannot reach q, and (the defect it found) the honest proposal to everyone but one
 // replica, which gets a copy whose proofs name only this replica. It keeps the proofs of its own
 // microblocks to itself, so that only it proposes them. Without proofs (smp), made-up
 // references; with a native mempool, a duplicated transaction. It also relays every block of
@@ -248,6 +248,22 @@ func (a *Adversary) withBadProofs(b *types.Block, how int) *types.Block {
 				break
 			}
 			r := p.Refs[0]
+			if r.Proof == nil {
+				// Proofs by reference: the honest proposal carries none.
+				switch how {
+				case 0: // an inline proof whose signature does not verify
+					bad := a.soleProof(r.ID, b.View)
+					bad.Sigs[0][7] ^= 0xff
+					p.Refs[0].Proof = bad
+				case 1: // a reference nobody can prove
+					p.Refs = append(p.Refs, types.MBRef{ID: a.junkHash()})
+				case 2: // the proof of another microblock
+					p.Refs[0].Proof = a.soleProof(a.junkHash(), b.View)
+				default: // a proof signed by this replica alone
+					p.Refs[0].Proof = a.soleProof(r.ID, b.View)
+				}
+				break
+			}
 			switch how {
 			case 0: // a signature that does not verify
 				bad := *r.Proof

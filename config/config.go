@@ -74,6 +74,10 @@ type Config struct {
 	Q            int    `json:"q"`             // PAB: acks that make a proof, in [f+1, 2f+1]; 0 = f+1
 	FetchTimeout int    `json:"fetch_timeout"` // ms before a missing-microblock request is sent to the next signer
 	PushTimeout  int    `json:"push_timeout"`  // ms after which a microblock without q acks is re-sent to the replicas that did not ack
+	// Proofs (stratus): "reference" — a proposal names its microblocks, and a replica votes once it
+	// holds a verified proof of each (from the creator's broadcast, or asked of the leader);
+	// "inline" — every reference carries its proof (the paper's design).
+	Proofs string `json:"proofs"`
 
 	// Dissemination.
 	Gossip       bool `json:"gossip"`       // gossip microblocks instead of broadcasting them
@@ -136,6 +140,12 @@ type Benchmark struct {
 	Batch        int    `json:"Batch"`        // transactions per request
 }
 
+// Availability proofs in proposals (the proofs field).
+const (
+	ProofsReference = "reference"
+	ProofsInline    = "inline"
+)
+
 // Default returns the documented defaults. Every key missing from config.json keeps its value here.
 func Default() Config {
 	return Config{
@@ -152,6 +162,7 @@ func Default() Config {
 		Q:              0,
 		FetchTimeout:   200,
 		PushTimeout:    500,
+		Proofs:         ProofsReference,
 		Gossip:         false,
 		Fanout:         3,
 		R:              3,

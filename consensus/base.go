@@ -93,6 +93,7 @@ func NewBase(p Params, rules Rules) Base {
 		rules:       rules,
 		pendingCert: make(map[types.Hash]*types.QC),
 	}
+	base.Votes.Verifier = p.Env.Verifier()
 	if p.Restore != nil {
 		base.LastVoted = p.Restore.LastVoted
 	}

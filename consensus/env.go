@@ -232,6 +232,10 @@ type MBReceived struct {
 // MBMissing: a microblock a proof or proposal refers to did not arrive in time and is being fetched.
 type MBMissing struct{}
 
+// ProofMissing: a proposal references (by ID) Count microblocks whose proofs this replica does
+// not hold; its vote waits while it asks the proposer, then the others.
+type ProofMissing struct{ Count int }
+
 // MBFetched: a missing microblock arrived from a fetch.
 type MBFetched struct{}
 
@@ -265,6 +269,7 @@ type LoadChanged struct {
 func (MBCreated) event()    {}
 func (MBReceived) event()   {}
 func (MBMissing) event()    {}
+func (ProofMissing) event() {}
 func (MBFetched) event()    {}
 func (MBStable) event()     {}
 func (ProofChecked) event() {}

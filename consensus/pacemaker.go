@@ -92,7 +92,7 @@ func (p *Pacemaker) AddTimeout(t *types.Timeout) (int, *types.TC) {
 	if set.Count() == before || set.Count() != p.need {
 		return set.Count(), nil
 	}
-	bm, sigs := set.Build()
+	bm, sigs := set.BuildFor(p.env.Verifier())
 	return set.Count(), &types.TC{View: t.View, Signers: bm, Sigs: sigs}
 }
 

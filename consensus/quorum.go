@@ -20,11 +20,14 @@ func QuorumSize(n int) int { return config.Quorum(n) }
 // digest. It names the first problem it finds.
 func VerifyCert(v crypto.Verifier, digest types.Hash, signers bitmap.Bitmap, sigs [][]byte, need int) error {
 	count := signers.Count()
-	if count != len(sigs) {
+	if _, ok := crypto.AggregatorOf(v); !ok && count != len(sigs) {
 		return fmt.Errorf("%d signers but %d signatures", count, len(sigs))
 	}
 	if count < need {
 		return fmt.Errorf("%d signers, need %d", count, need)
+	}
+	if agg, ok := crypto.AggregatorOf(v); ok {
+		return verifyAggregate(agg, digest, signers, sigs, need)
 	}
 	memo, _ := v.(crypto.CertMemo)
 	var key crypto.CertKey
@@ -55,6 +58,31 @@ func VerifyCert(v crypto.Verifier, digest types.Hash, signers bitmap.Bitmap, sig
 		i++
 	})
 	return err
+}
+
+// verifyAggregate checks a certificate of an aggregating scheme: a signer bitmap of at least need
+// known replicas and one aggregate signature, one pairing check against their aggregated keys.
+func verifyAggregate(agg crypto.Aggregator, digest types.Hash, signers bitmap.Bitmap, sigs [][]byte, need int) error {
+	count := signers.Count()
+	if len(sigs) != 1 {
+		return fmt.Errorf("%d signatures: a BLS certificate carries one aggregate signature", len(sigs))
+	}
+	if count < need {
+		return fmt.Errorf("%d signers, need %d", count, need)
+	}
+	var unknown types.NodeID
+	signers.Range(func(bit uint32) {
+		if id := types.NodeID(bit + 1); int(id) > agg.N() && unknown == 0 {
+			unknown = id
+		}
+	})
+	if unknown != 0 {
+		return fmt.Errorf("signer %d is not a replica (N=%d)", unknown, agg.N())
+	}
+	if !agg.VerifyAggregate(signers, digest, sigs[0]) {
+		return fmt.Errorf("the aggregate signature of %d signers does not verify", count)
+	}
+	return nil
 }
 
 // VerifyQC checks a quorum certificate: the genesis QC, or at least QuorumSize distinct known
@@ -132,6 +160,19 @@ func (s *SigSet) Build() (bitmap.Bitmap, [][]byte) {
 	return bm, sigs
 }
 
+// BuildFor is Build for a certificate checked by v: under an aggregating scheme (BLS) the
+// signatures become one aggregate. The signatures were verified one by one when they came, so
+// aggregating them cannot fail; if it did, the certificate keeps them apart (and v refuses it).
+func (s *SigSet) BuildFor(v crypto.Verifier) (bitmap.Bitmap, [][]byte) {
+	bm, sigs := s.Build()
+	if a, ok := crypto.AggregatorOf(v); ok && len(sigs) > 0 {
+		if one, err := a.Aggregate(sigs); err == nil {
+			sigs = [][]byte{one}
+		}
+	}
+	return bm, sigs
+}
+
 // VoteKey names what a vote is for.
 type VoteKey struct {
 	View  types.View
@@ -146,6 +187,8 @@ type VoteCollector struct {
 	voted map[types.View]map[types.NodeID]types.Hash // first vote of each voter per view
 	most  map[types.View]int                         // votes of the view's most voted block
 	done  map[VoteKey]bool
+	// Verifier, when set, makes QCs as it checks them (one aggregate signature under BLS).
+	Verifier crypto.Verifier
 }
 
 // NewVoteCollector returns a collector that forms QCs at need votes among n replicas.
@@ -220,7 +263,7 @@ func (c *VoteCollector) Add(v *types.Vote) (*types.QC, error) {
 		return nil, nil
 	}
 	c.done[k] = true
-	bm, sigs := set.Build()
+	bm, sigs := set.BuildFor(c.Verifier)
 	return &types.QC{View: v.View, BlockID: v.BlockID, Signers: bm, Sigs: sigs}, nil
 }
 

@@ -198,7 +198,7 @@ func (s *Shared) onAck(from types.NodeID, a *types.Ack) {
 // proxy returns it to the creator.
 func (s *Shared) stable(id types.Hash, p *push) {
 	p.done = true
-	bm, sigs := p.acks.Build()
+	bm, sigs := p.acks.BuildFor(s.env.Verifier())
 	proof := &types.Proof{MBID: id, Epoch: p.epoch, Signers: bm, Sigs: sigs}
 	st := s.env.Now().Sub(p.start)
 	s.lb.observe(st)
@@ -400,4 +400,80 @@ func (s *Shared) serveFetch(from types.NodeID, r *types.FetchRequest) {
 	resp := &types.FetchResponse{MBs: out}
 	s.serve.Charge(from, types.WireSize(resp), s.env.Now())
 	s.env.Send(from, resp)
+}
+
+// proofWait is a vote waiting for the proofs of the microblocks a proposal references by ID: the
+// proposer is asked first (it proposed them, so it holds their proofs), then one other replica
+// every fetch_timeout, for as long as the vote's view lasts. A leader that names a microblock
+// nobody can prove gets no vote from this replica, and so no QC; its view times out.
+type proofWait struct {
+	view  types.View
+	ids   []types.Hash
+	order []types.NodeID
+	next  int
+}
+
+type proofTimer struct{ block types.Hash }
+
+// awaitProofs starts (once per block) asking for the proofs ids of block b.
+func (s *Shared) awaitProofs(b *types.Block, ids []types.Hash) {
+	if w := s.proofWaits[b.ID()]; w != nil {
+		w.ids = ids
+		return
+	}
+	if b.View < s.view {
+		return
+	}
+	// An engine has one vote pending at a time: a new one ends the wait for any other block, so
+	// blocks that never get a vote (an equivocating leader's) leave nothing behind.
+	clear(s.proofWaits)
+	w := &proofWait{view: b.View, ids: ids, order: s.fetchOrder(nil, b.Proposer)}
+	s.proofWaits[b.ID()] = w
+	s.emit(consensus.ProofMissing{Count: len(ids)})
+	s.askProofs(b.ID())
+}
+
+// askProofs asks the next candidate for the proofs still missing, and schedules the one after.
+func (s *Shared) askProofs(block types.Hash) {
+	w := s.proofWaits[block]
+	if w == nil {
+		return
+	}
+	missing := w.ids[:0]
+	for _, id := range w.ids {
+		if e := s.mbs[id]; e == nil || e.proof == nil {
+			missing = append(missing, id)
+		}
+	}
+	w.ids = missing
+	if len(missing) == 0 || w.view < s.view {
+		delete(s.proofWaits, block)
+		return
+	}
+	if w.next >= len(w.order) {
+		return // every replica was asked; the entry stays until its view ends, so none is asked twice
+	}
+	peer := w.order[w.next]
+	w.next++
+	s.env.Send(peer, &types.ProofRequest{IDs: append([]types.Hash(nil), missing...)})
+	s.env.SetTimer(s.cfg.FetchTimeout, proofTimer{block: block})
+}
+
+// serveProofs answers a ProofRequest with the verified proofs held here (among the first
+// maxServedIDs asked), within the peer's serving budget.
+func (s *Shared) serveProofs(from types.NodeID, r *types.ProofRequest) {
+	if !s.serve.Ready(from, s.env.Now()) {
+		s.emit(consensus.Rejected{Kind: types.KindProofRequest, From: from, Rule: consensus.RuleRate, Detail: "serving budget spent"})
+		return
+	}
+	sent := 0
+	for _, id := range r.IDs[:min(len(r.IDs), maxServedIDs)] {
+		if e := s.mbs[id]; e != nil && e.proof != nil {
+			s.env.Send(from, e.proof)
+			sent += types.WireSize(e.proof)
+		}
+	}
+	if sent > 0 {
+		s.serve.Charge(from, sent, s.env.Now())
+	}
 }

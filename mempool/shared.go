@@ -18,7 +18,11 @@ const StaleViews = 1 << 16
 
 // SharedConfig configures a shared mempool.
 type SharedConfig struct {
-	PAB          bool          // stratus: proposals carry availability proofs; false: smp
+	PAB bool // stratus: proposals need availability proofs; false: smp
+	// ProofsByRef (PAB): a proposal names its microblocks and carries no proof; a replica votes
+	// once it holds a verified proof of each (from the creator's broadcast, or asked of the
+	// leader, then of the others). False: every reference carries its proof (the paper's design).
+	ProofsByRef  bool
 	BSize        int           // microblock references per proposal
 	MemSize      int           // bytes of own client transactions held; peers' microblocks get 4× that
 	MSize        int           // microblock payload bytes
@@ -90,9 +94,10 @@ type Shared struct {
 	decided   *viewSet             // microblocks in committed blocks, delivered or not: never proposable again
 	retained  retainer             // data of committed microblocks, for replicas still fetching it
 
-	pushes   map[types.Hash]*push
-	fetches  map[types.Hash]*fetch
-	proxying map[types.NodeID]int // pushes running here for each creator (load balancing)
+	pushes     map[types.Hash]*push
+	fetches    map[types.Hash]*fetch
+	proofWaits map[types.Hash]*proofWait // by block ID: votes waiting for proofs (ProofsByRef)
+	proxying   map[types.NodeID]int      // pushes running here for each creator (load balancing)
 
 	bucket tokenBucket
 	lb     balancer
@@ -127,18 +132,19 @@ func NewShared(env consensus.Env, cfg SharedConfig) *Shared {
 		cfg.ProbeEvery = 10
 	}
 	s := &Shared{
-		env:       env,
-		cfg:       cfg,
-		self:      env.Self(),
-		ownTxs:    make(map[types.Hash]struct{}),
-		byCreator: make(map[types.NodeID]int),
-		mbs:       make(map[types.Hash]*mbEntry),
-		delivered: newViewSet(StaleViews),
-		decided:   newViewSet(StaleViews),
-		retained:  retainer{limit: cfg.MemSize, mbs: make(map[types.Hash]retained)},
-		pushes:    make(map[types.Hash]*push),
-		fetches:   make(map[types.Hash]*fetch),
-		proxying:  make(map[types.NodeID]int),
+		env:        env,
+		cfg:        cfg,
+		self:       env.Self(),
+		ownTxs:     make(map[types.Hash]struct{}),
+		byCreator:  make(map[types.NodeID]int),
+		mbs:        make(map[types.Hash]*mbEntry),
+		delivered:  newViewSet(StaleViews),
+		decided:    newViewSet(StaleViews),
+		retained:   retainer{limit: cfg.MemSize, mbs: make(map[types.Hash]retained)},
+		pushes:     make(map[types.Hash]*push),
+		fetches:    make(map[types.Hash]*fetch),
+		proofWaits: make(map[types.Hash]*proofWait),
+		proxying:   make(map[types.NodeID]int),
 	}
 	s.bucket = tokenBucket{tokens: cfg.Capacity}
 	s.serve = consensus.NewServeLimiter(consensus.DefaultServeRate, consensus.DefaultServeBurst)
@@ -164,6 +170,11 @@ func (s *Shared) SetView(v types.View) {
 		return
 	}
 	s.view = v
+	for id, w := range s.proofWaits {
+		if w.view < v {
+			delete(s.proofWaits, id) // that vote can no longer happen
+		}
+	}
 	if v >= s.gcView+gcEvery {
 		s.gcView = v
 		s.sweepStale()
@@ -303,6 +314,8 @@ func (s *Shared) OnTimer(t consensus.Timer) {
 		s.repush(t.id)
 	case masterTimer:
 		s.repushToMaster(t)
+	case proofTimer:
+		s.askProofs(t.block)
 	}
 }
 
@@ -317,6 +330,8 @@ func (s *Shared) OnMessage(from types.NodeID, m types.Message) {
 		s.onProof(from, m)
 	case *types.FetchRequest:
 		s.serveFetch(from, m)
+	case *types.ProofRequest:
+		s.serveProofs(from, m)
 	case *types.FetchResponse:
 		for _, mb := range m.MBs {
 			s.onMicroBlock(from, mb, true)
@@ -385,7 +400,7 @@ func (s *Shared) MakePayload(v types.View, chain []*types.Block) *types.Payload 
 		if !inChain[id] {
 			e.proposed = true
 			ref := types.MBRef{ID: id}
-			if s.cfg.PAB {
+			if s.cfg.PAB && !s.cfg.ProofsByRef {
 				ref.Proof = e.proof
 			}
 			refs = append(refs, ref)
@@ -405,6 +420,7 @@ func (s *Shared) CheckPayload(b *types.Block) (consensus.Verdict, error) {
 		return consensus.Reject, fmt.Errorf("payload references %d microblocks, bsize is %d", len(p.Refs), s.cfg.BSize)
 	}
 	seen := make(map[types.Hash]struct{}, len(p.Refs))
+	var noProof []types.Hash
 	for i, r := range p.Refs {
 		if _, dup := seen[r.ID]; dup {
 			return consensus.Reject, fmt.Errorf("microblock %v referenced twice", r.ID)
@@ -413,12 +429,30 @@ func (s *Shared) CheckPayload(b *types.Block) (consensus.Verdict, error) {
 		if s.decided.has(r.ID) {
 			return consensus.Reject, fmt.Errorf("microblock %v was committed already", r.ID)
 		}
-		if s.cfg.PAB {
+		if !s.cfg.PAB {
+			continue
+		}
+		if r.Proof != nil || !s.cfg.ProofsByRef {
 			if err := s.checkRef(r, b.View); err != nil {
 				return consensus.Reject, fmt.Errorf("reference %d: %w", i, err)
 			}
+			continue
+		}
+		// By reference: the proof must be here, verified (setProof keeps only verified ones).
+		e := s.mbs[r.ID]
+		if e == nil || e.proof == nil {
+			noProof = append(noProof, r.ID)
+			continue
+		}
+		if !fresh(e.proof.Epoch, b.View) {
+			return consensus.Reject, fmt.Errorf("reference %d: microblock of epoch %d is stale in view %d", i, e.proof.Epoch, b.View)
 		}
 	}
+	if len(noProof) > 0 {
+		s.awaitProofs(b, noProof)
+		return consensus.Wait, nil
+	}
+	delete(s.proofWaits, b.ID())
 	if !s.cfg.PAB {
 		// smp: vote only with every microblock here; fetch the rest from the leader.
 		missing := false
@@ -469,6 +503,8 @@ func (s *Shared) Resolve(b *types.Block) ([]types.Tx, bool) {
 			var proof *types.Proof
 			if r.Proof != nil && s.verifyProof(r.Proof) == nil {
 				proof = r.Proof
+			} else if e != nil && e.proof != nil {
+				proof = e.proof // verified when it was kept
 			}
 			s.fetch(r.ID, s.fetchOrder(proof, b.Proposer), true, 0)
 			continue

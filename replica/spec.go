@@ -30,6 +30,7 @@ func SpecFromConfig(cfg config.Config, engine string, n int) Spec {
 			Q:              cfg.ProofThreshold(n),
 			FetchTimeout:   ms(cfg.FetchTimeout),
 			PushTimeout:    ms(cfg.PushTimeout),
+			ProofsByRef:    cfg.Proofs == config.ProofsReference,
 			Gossip:         cfg.Gossip,
 			Fanout:         cfg.Fanout,
 			R:              cfg.R,

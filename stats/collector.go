@@ -105,7 +105,7 @@ type mbCounters struct {
 	created, createdTxs, createdBytes  uint64
 	received, receivedBytes, redundant uint64
 	missing, fetched, dropped          uint64
-	proofsOK, proofsBad                uint64
+	proofsOK, proofsBad, proofsAsked   uint64
 	forwarded, proxied                 uint64
 }
 
@@ -147,6 +147,8 @@ func (c *Collector) Event(e consensus.Event) {
 		}
 	case consensus.MBMissing:
 		c.mb.missing++
+	case consensus.ProofMissing:
+		c.mb.proofsAsked += uint64(e.Count)
 	case consensus.MBFetched:
 		c.mb.fetched++
 	case consensus.MBDropped:
@@ -297,6 +299,7 @@ type MicroblockStats struct {
 	StableSamples  uint64  `json:"stable_samples"`
 	ProofsVerified uint64  `json:"proofs_verified"`
 	ProofsRejected uint64  `json:"proofs_rejected"`
+	ProofsAsked    uint64  `json:"proofs_asked"` // proofs by reference a vote waited for and asked the proposer for
 	Forwarded      uint64  `json:"forwarded"`
 	PushedAsProxy  uint64  `json:"pushed_as_proxy"`
 	Busy           bool    `json:"busy"`
@@ -446,7 +449,7 @@ func (c *Collector) Snapshot() Snapshot {
 		Created: m.created, Received: m.received, Redundant: m.redundant, Missing: m.missing,
 		Fetched: m.fetched, Dropped: m.dropped, StableTimeMs: c.stable.Summary(),
 		StableSamples:  c.stable.Count(),
-		ProofsVerified: m.proofsOK, ProofsRejected: m.proofsBad, Forwarded: m.forwarded, PushedAsProxy: m.proxied,
+		ProofsVerified: m.proofsOK, ProofsRejected: m.proofsBad, ProofsAsked: m.proofsAsked, Forwarded: m.forwarded, PushedAsProxy: m.proxied,
 		Busy: c.busy, LoadMs: round3(float64(c.load) / float64(time.Millisecond)), BannedProxies: c.gauges.Banned,
 		Known: c.gauges.Microblocks, PeerBytes: c.gauges.PeerBytes, RetainedBytes: c.gauges.RetainedBytes,
 		BeingFetched: c.gauges.Fetching,
@@ -525,7 +528,7 @@ func (s Snapshot) Text() string {
 			mb.Created, mb.Received, mb.Redundant, mb.Missing, mb.Fetched, mb.Dropped)
 		line("Ave. Microblock Size", "%.0f bytes, %.1f txs", mb.AveSizeBytes, mb.AveSizeTxs)
 		line("Stable time", "p50 %.3f ms, p95 %.3f ms", mb.StableTimeMs.P50, mb.StableTimeMs.P95)
-		line("Proofs", "%d verified, %d rejected", mb.ProofsVerified, mb.ProofsRejected)
+		line("Proofs", "%d verified, %d rejected, %d asked for by a waiting vote", mb.ProofsVerified, mb.ProofsRejected, mb.ProofsAsked)
 		line("Load balancing", "busy %v, load %.3f ms, %d forwarded, %d pushed as proxy, %d banned proxies",
 			mb.Busy, mb.LoadMs, mb.Forwarded, mb.PushedAsProxy, mb.BannedProxies)
 		line("Microblocks held", "%d known, %d bytes of peers', %d bytes retained, %d being fetched",

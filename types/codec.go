@@ -63,6 +63,8 @@ func newMessage(k Kind) Message {
 		return new(StateRequest)
 	case KindSnapshot:
 		return new(Snapshot)
+	case KindProofRequest:
+		return new(ProofRequest)
 	}
 	return nil
 }
@@ -139,6 +141,10 @@ func Validate(m Message) error {
 		err = errors.Join(checkNode("signer", m.Signer), checkSig(m.Sig))
 	case *Proof:
 		err = validateCert(m.Signers, m.Sigs)
+	case *ProofRequest:
+		if len(m.IDs) == 0 || len(m.IDs) > MaxFetch {
+			err = fmt.Errorf("%d IDs, want 1..%d", len(m.IDs), MaxFetch)
+		}
 	case *FetchRequest:
 		if len(m.IDs) == 0 || len(m.IDs) > MaxFetch {
 			err = fmt.Errorf("%d IDs, want 1..%d", len(m.IDs), MaxFetch)
@@ -441,6 +447,8 @@ func rlpSize(m Message) int {
 	case *Proof:
 		return rlpProof(m)
 	case *FetchRequest:
+		return rlpList(rlpList(rlpHash * len(m.IDs)))
+	case *ProofRequest:
 		return rlpList(rlpList(rlpHash * len(m.IDs)))
 	case *FetchResponse:
 		n := 0

@@ -195,7 +195,7 @@ func TestDecodeRejects(t *testing.T) {
 		{"empty frame", nil, "empty frame"},
 		{"empty slice", []byte{}, "empty frame"},
 		{"kind 0", []byte{0, 0xc0}, "unknown message kind 0"},
-		{"kind end", []byte{byte(kindEnd), 0xc0}, "unknown message kind 18"},
+		{"kind end", []byte{byte(kindEnd), 0xc0}, "unknown message kind 19"},
 		{"snapshot without block", mustEncode(t, &Snapshot{Cert: GenesisQC()}), "decode Snapshot"},
 		{"kind 255", append([]byte{255}, valid[1:]...), "unknown message kind 255"},
 		{"kind only", []byte{byte(KindVote)}, "decode Vote"},

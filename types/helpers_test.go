@@ -83,6 +83,7 @@ func sampleMessages() map[string]Message {
 		"block-refs": &Block{View: 5, Height: 2, Parent: hashOf("p"), QC: testQC(4, hashOf("p"), 1, 2, 3), Proposer: 1, Sig: sig(5),
 			Payload: &Payload{Refs: []MBRef{{ID: testMicroBlock().ID, Proof: testProof(testMicroBlock(), 2, 4)}, {ID: hashOf("smp")}}}},
 		"fetch-request":  &FetchRequest{IDs: []Hash{hashOf("a"), hashOf("b")}},
+		"proof-request":  &ProofRequest{IDs: []Hash{hashOf("c")}},
 		"fetch-response": &FetchResponse{MBs: []*MicroBlock{testMicroBlock()}},
 		"fetch-empty":    &FetchResponse{},
 		"lb-query":       &LBQuery{Nonce: 77},

@@ -111,11 +111,23 @@ func (p *Proof) Digest() Hash {
 	return out
 }
 
-// MBRef references a microblock in a proposal, with its availability proof under PAB.
+// MBRef references a microblock in a proposal. Under PAB with inline proofs (the paper's design)
+// it carries the availability proof; with proofs by reference it does not, and a replica votes
+// once it holds a verified proof of every referenced microblock (from the creator's broadcast, or
+// asked of the leader with a ProofRequest).
 type MBRef struct {
 	ID    Hash
 	Proof *Proof `rlp:"nil"`
 }
+
+// ProofRequest asks a peer for the availability proofs of microblocks a proposal references by ID
+// (proofs by reference); the peer answers with a Proof message for each it holds.
+type ProofRequest struct {
+	IDs []Hash
+}
+
+// Kind implements Message.
+func (*ProofRequest) Kind() Kind { return KindProofRequest }
 
 // FetchRequest asks a peer for microblocks the sender is missing.
 type FetchRequest struct {

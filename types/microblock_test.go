@@ -36,6 +36,7 @@ func TestMicroBlockValidation(t *testing.T) {
 		"response forged":      {&FetchResponse{MBs: []*MicroBlock{good, &forged}}, "does not match"},
 		"response nil":         {&FetchResponse{MBs: []*MicroBlock{nil}}, "missing"},
 		"empty fetch":          {&FetchRequest{}, "0 IDs"},
+		"empty proof request":  {&ProofRequest{}, "0 IDs"},
 		"ack bad sig":          {&Ack{MBID: good.ID, Signer: 1, Sig: []byte{1}}, "signature"},
 		"proof count mismatch": {&Proof{MBID: good.ID, Sigs: [][]byte{sig(1)}}, "0 signers but 1 signatures"},
 		"ref proof for another": {&Block{View: 2, Height: 1, Proposer: 1, Sig: sig(1),

@@ -63,6 +63,7 @@ const (
 	KindLBForward
 	KindStateRequest
 	KindSnapshot
+	KindProofRequest
 	kindEnd
 )
 
@@ -84,6 +85,7 @@ var kindNames = map[Kind]string{
 	KindLBForward:     "LBForward",
 	KindStateRequest:  "StateRequest",
 	KindSnapshot:      "Snapshot",
+	KindProofRequest:  "ProofRequest",
 }
 
 func (k Kind) String() string {
