@@ -1,5 +1,6 @@
-// Package crypto provides replica keys, signing and verification (secp256k1 via go-ethereum), and a
-// bounded verification cache so that a signature checked once in a process is not checked again.
+// Package crypto provides replica keys, signing and verification (secp256k1 via go-ethereum, P-256,
+// and BLS12-381 with aggregation via blst), and a bounded verification cache so that a signature
+// or aggregate checked once in a process is not checked again.
 package crypto
 
 import (
@@ -42,8 +43,15 @@ type Aggregator interface {
 	VerifyAggregate(signers bitmap.Bitmap, digest types.Hash, agg []byte) bool
 }
 
-// AggregatorOf returns v as an Aggregator when its scheme aggregates (looking through a Cache).
+// AggregatorOf returns v as an Aggregator when its scheme aggregates (looking through a Cache: the
+// Aggregator of a Cache caches aggregates too).
 func AggregatorOf(v Verifier) (Aggregator, bool) {
+	if c, ok := v.(*Cache); ok {
+		if c.agg == nil {
+			return nil, false
+		}
+		return c.agg, true
+	}
 	a, ok := v.(Aggregator)
 	return a, ok
 }
@@ -139,28 +147,58 @@ func SimKeys(seed int64, n int) ([]*KeySigner, *KeyVerifier) {
 	return signers, v
 }
 
-// Cache wraps a Verifier and remembers valid signatures. It is safe for concurrent use, so the
-// verification workers of all replicas in a process can share one. Only successes are cached:
-// garbage from a peer cannot evict work, it only costs the peer's own verification.
+// Cache wraps a Verifier and remembers valid signatures (65-byte secp256k1 and P-256 ones, 96-byte
+// BLS12-381 ones) and, when the inner verifier aggregates, valid aggregates. It is safe for
+// concurrent use, so the verification workers of all replicas in a process can share one. Only
+// successes are cached: garbage from a peer cannot evict work, it only costs the peer's own
+// verification.
 type Cache struct {
-	inner  Verifier
-	shards [cacheShards]cacheShard
+	inner     Verifier
+	shards    [cacheShards]cacheShard[cacheKey]
+	aggShards [cacheShards]cacheShard[aggCacheKey]
+	agg       *cachedAggregator // nil unless inner aggregates
 }
 
 const (
-	cacheShards   = 64
-	cacheShardCap = 4096
+	cacheShards      = 64
+	cacheShardCap    = 4096
+	aggCacheShardCap = 256 // aggregates: one per certificate, not one per signer
 )
 
 type cacheKey struct {
 	id     types.NodeID
 	digest types.Hash
-	sig    [types.SigSize]byte
+	size   uint8 // signature length: types.SigSize or types.BLSSigSize
+	sig    [types.BLSSigSize]byte
 }
 
-type cacheShard struct {
+// aggCacheKey identifies a verified aggregate. The signer set enters through a Keccak-256 hash of
+// the bitmap's words: collision resistant, so a cached aggregate never vouches for another set.
+type aggCacheKey struct {
+	digest  types.Hash
+	signers types.Hash
+	agg     [types.BLSSigSize]byte
+}
+
+type cacheShard[K comparable] struct {
 	mu  sync.Mutex
-	set map[cacheKey]struct{}
+	set map[K]struct{}
+}
+
+func (sh *cacheShard[K]) has(k K) bool {
+	sh.mu.Lock()
+	_, hit := sh.set[k]
+	sh.mu.Unlock()
+	return hit
+}
+
+func (sh *cacheShard[K]) add(k K, limit int) {
+	sh.mu.Lock()
+	if len(sh.set) >= limit {
+		clear(sh.set) // bounded memory; recent signatures are re-verified at most once more
+	}
+	sh.set[k] = struct{}{}
+	sh.mu.Unlock()
 }
 
 // NewCache returns a caching verifier around inner.
@@ -168,6 +206,12 @@ func NewCache(inner Verifier) *Cache {
 	c := &Cache{inner: inner}
 	for i := range c.shards {
 		c.shards[i].set = make(map[cacheKey]struct{})
+	}
+	if a, ok := AggregatorOf(inner); ok {
+		for i := range c.aggShards {
+			c.aggShards[i].set = make(map[aggCacheKey]struct{})
+		}
+		c.agg = &cachedAggregator{Cache: c, inner: a}
 	}
 	return c
 }
@@ -177,26 +221,45 @@ func (c *Cache) N() int { return c.inner.N() }
 
 // Verify implements Verifier.
 func (c *Cache) Verify(id types.NodeID, digest types.Hash, sig []byte) bool {
-	if len(sig) != types.SigSize {
+	if len(sig) != types.SigSize && len(sig) != types.BLSSigSize {
 		return false
 	}
-	k := cacheKey{id: id, digest: digest}
+	k := cacheKey{id: id, digest: digest, size: uint8(len(sig))}
 	copy(k.sig[:], sig)
 	sh := &c.shards[digest[0]%cacheShards]
-	sh.mu.Lock()
-	_, hit := sh.set[k]
-	sh.mu.Unlock()
-	if hit {
+	if sh.has(k) {
 		return true
 	}
 	if !c.inner.Verify(id, digest, sig) {
 		return false
 	}
-	sh.mu.Lock()
-	if len(sh.set) >= cacheShardCap {
-		clear(sh.set) // bounded memory; recent signatures are re-verified at most once more
+	sh.add(k, cacheShardCap)
+	return true
+}
+
+// cachedAggregator is the Aggregator of a Cache whose inner verifier aggregates.
+type cachedAggregator struct {
+	*Cache
+	inner Aggregator
+}
+
+// Aggregate implements Aggregator.
+func (a *cachedAggregator) Aggregate(sigs [][]byte) ([]byte, error) { return a.inner.Aggregate(sigs) }
+
+// VerifyAggregate implements Aggregator.
+func (a *cachedAggregator) VerifyAggregate(signers bitmap.Bitmap, digest types.Hash, agg []byte) bool {
+	if len(agg) != types.BLSSigSize {
+		return false
 	}
-	sh.set[k] = struct{}{}
-	sh.mu.Unlock()
+	k := aggCacheKey{digest: digest, signers: types.Keccak(bitmapKey(signers))}
+	copy(k.agg[:], agg)
+	sh := &a.aggShards[digest[0]%cacheShards]
+	if sh.has(k) {
+		return true
+	}
+	if !a.inner.VerifyAggregate(signers, digest, agg) {
+		return false
+	}
+	sh.add(k, aggCacheShardCap)
 	return true
 }

@@ -12,16 +12,21 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
 	ethcrypto "github.com/ethereum/go-ethereum/crypto"
+	blst "github.com/supranational/blst/bindings/go"
 
 	"github.com/stratusbft/stratus/types"
 )
 
 // Deployment keys live in one directory per cluster: node<i>.key holds node i's private key (hex,
-// mode 0600; a host needs only its own) and pubkeys.txt lists every node's public key.
+// mode 0600; a host needs only its own) and pubkeys.txt lists every node's public key, one node a
+// line: "<id> <public key hex>", and for BLS12-381 "<id> <public key hex> <proof of possession hex>"
+// (a key without a valid proof of possession is refused: see BLSVerifier). A "# scheme: <name>"
+// line names the keys' scheme; a list without one holds secp256k1 keys.
 
 // PubKeysFile is the name of the public key list in a key directory.
 const PubKeysFile = "pubkeys.txt"
@@ -36,8 +41,8 @@ func GenerateKeys(dir string, n int, scheme string) error {
 	if n < 1 || n > types.MaxNodes {
 		return fmt.Errorf("keys: %d nodes; want 1..%d", n, types.MaxNodes)
 	}
-	if scheme != SchemeSecp256k1 && scheme != SchemeP256 {
-		return fmt.Errorf("keys: unknown signature scheme %q (want %s or %s)", scheme, SchemeSecp256k1, SchemeP256)
+	if !slices.Contains(Schemes, scheme) {
+		return fmt.Errorf("keys: unknown signature scheme %q (want %s)", scheme, schemeList())
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("keys: %w", err)
@@ -52,16 +57,25 @@ func GenerateKeys(dir string, n int, scheme string) error {
 		}
 	}
 	var list bytes.Buffer
-	fmt.Fprintf(&list, "# Stratus public keys: node ID, uncompressed public key (hex)\n%s%s\n", schemePrefix, scheme)
+	if scheme == SchemeBLS {
+		list.WriteString("# Stratus public keys: node ID, compressed G1 public key (hex), proof of possession (hex)\n")
+	} else {
+		list.WriteString("# Stratus public keys: node ID, uncompressed public key (hex)\n")
+	}
+	fmt.Fprintf(&list, "%s%s\n", schemePrefix, scheme)
 	for i := 1; i <= n; i++ {
-		priv, pub, err := newKey(scheme)
+		priv, pub, pop, err := newKey(scheme)
 		if err != nil {
 			return fmt.Errorf("keys: generate: %w", err)
 		}
 		if err := writeNew(paths[i], []byte(hex.EncodeToString(priv)+"\n"), 0o600); err != nil {
 			return err
 		}
-		fmt.Fprintf(&list, "%d %x\n", i, pub)
+		if pop != nil {
+			fmt.Fprintf(&list, "%d %x %x\n", i, pub, pop)
+		} else {
+			fmt.Fprintf(&list, "%d %x\n", i, pub)
+		}
 	}
 	return writeNew(paths[0], list.Bytes(), 0o644)
 }
@@ -70,21 +84,30 @@ func GenerateKeys(dir string, n int, scheme string) error {
 // holds secp256k1 keys.
 const schemePrefix = "# scheme: "
 
-// newKey returns a fresh private key (32 bytes) and its uncompressed public key.
-func newKey(scheme string) (priv, pub []byte, err error) {
-	if scheme == SchemeP256 {
+// newKey returns a fresh private key (32 bytes) and its public key: uncompressed for the ECDSA
+// schemes, compressed for BLS12-381, which also gives the key's proof of possession (pop; nil for
+// the others).
+func newKey(scheme string) (priv, pub, pop []byte, err error) {
+	switch scheme {
+	case SchemeP256:
 		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		priv, err = k.Bytes()
-		return priv, p256Pub(&k.PublicKey), err
+		return priv, p256Pub(&k.PublicKey), nil, err
+	case SchemeBLS:
+		s, err := GenerateBLSSigner(1)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		return s.secret(), s.PublicKey(), s.ProvePossession(), nil
 	}
 	k, err := ethcrypto.GenerateKey()
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return ethcrypto.FromECDSA(k), ethcrypto.FromECDSAPub(&k.PublicKey), nil
+	return ethcrypto.FromECDSA(k), ethcrypto.FromECDSAPub(&k.PublicKey), nil, nil
 }
 
 // writeNew creates path with mode perm (never widening it through the umask), failing if it exists.
@@ -109,6 +132,7 @@ func writeNew(path string, data []byte, perm fs.FileMode) error {
 }
 
 // ReadPublicKeys reads a public key list of n nodes of a scheme and returns a verifier for them.
+// BLS12-381 keys are refused without a proof of possession that verifies.
 func ReadPublicKeys(path string, n int, scheme string) (Verifier, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -116,6 +140,12 @@ func ReadPublicKeys(path string, n int, scheme string) (Verifier, error) {
 	}
 	defer f.Close()
 	pubs := make([][]byte, n)
+	var blsKeys []*blst.P1Affine // scheme BLS: the decompressed keys, proofs of possession checked
+	format := `"<node id> <public key hex>"`
+	if scheme == SchemeBLS {
+		blsKeys = make([]*blst.P1Affine, n)
+		format = `"<node id> <public key hex> <proof of possession hex>"`
+	}
 	sc := bufio.NewScanner(f)
 	line := 0
 	listed := SchemeSecp256k1
@@ -133,8 +163,8 @@ func ReadPublicKeys(path string, n int, scheme string) (Verifier, error) {
 			continue
 		}
 		fields := strings.Fields(text)
-		if len(fields) != 2 {
-			return nil, fmt.Errorf("keys: %s line %d: want \"<node id> <public key hex>\"", path, line)
+		if len(fields) != 2 && (scheme != SchemeBLS || len(fields) != 3) {
+			return nil, fmt.Errorf("keys: %s line %d: want %s", path, line, format)
 		}
 		id, err := strconv.Atoi(fields[0])
 		if err != nil || id < 1 {
@@ -153,6 +183,23 @@ func ReadPublicKeys(path string, n int, scheme string) (Verifier, error) {
 		if err := checkPub(scheme, pub); err != nil {
 			return nil, fmt.Errorf("keys: %s line %d: public key of node %d: %v", path, line, id, err)
 		}
+		if scheme == SchemeBLS {
+			if len(fields) < 3 {
+				return nil, fmt.Errorf("keys: %s line %d: node %d has no proof of possession (want %s)", path, line, id, format)
+			}
+			pop, err := hex.DecodeString(fields[2])
+			if err != nil {
+				return nil, fmt.Errorf("keys: %s line %d: proof of possession of node %d is not hex", path, line, id)
+			}
+			pk, err := parseBLSPub(pub)
+			if err == nil {
+				err = checkBLSPoP(pk, pub, pop)
+			}
+			if err != nil {
+				return nil, fmt.Errorf("keys: %s line %d: node %d: %v", path, line, id, err)
+			}
+			blsKeys[id-1] = pk
+		}
 		pubs[id-1] = pub
 	}
 	if err := sc.Err(); err != nil {
@@ -167,9 +214,12 @@ func ReadPublicKeys(path string, n int, scheme string) (Verifier, error) {
 		}
 	}
 	var v Verifier
-	if scheme == SchemeP256 {
+	switch scheme {
+	case SchemeP256:
 		v, err = NewP256Verifier(pubs)
-	} else {
+	case SchemeBLS:
+		v, err = blsVerifierOfCheckedKeys(blsKeys, pubs) // proofs of possession checked line by line
+	default:
 		v, err = NewVerifier(pubs)
 	}
 	if err != nil {
@@ -178,9 +228,15 @@ func ReadPublicKeys(path string, n int, scheme string) (Verifier, error) {
 	return v, nil
 }
 
+// checkPub checks that pub is a public key of a scheme (a BLS12-381 key's proof of possession is
+// checked apart).
 func checkPub(scheme string, pub []byte) error {
-	if scheme == SchemeP256 {
+	switch scheme {
+	case SchemeP256:
 		_, err := parseP256Pub(pub)
+		return err
+	case SchemeBLS:
+		_, err := parseBLSPub(pub)
 		return err
 	}
 	_, err := ethcrypto.UnmarshalPubkey(pub)
@@ -214,16 +270,23 @@ func LoadKeys(dir string, id types.NodeID, n int, scheme string) (PubSigner, Ver
 	text := strings.TrimSpace(string(raw))
 	b, err := hex.DecodeString(text)
 	if err != nil || len(b) != 32 {
-		return nil, nil, fmt.Errorf("keys: %s is malformed: want 64 hex digits (a secp256k1 private key)", path)
+		return nil, nil, fmt.Errorf("keys: %s is malformed: want 64 hex digits (a %s private key)", path, scheme)
 	}
 	var s PubSigner
-	if scheme == SchemeP256 {
+	switch scheme {
+	case SchemeP256:
 		key, err := ecdsa.ParseRawPrivateKey(elliptic.P256(), b)
 		if err != nil {
 			return nil, nil, fmt.Errorf("keys: %s is malformed: %v", path, err)
 		}
 		s = NewP256Signer(id, key)
-	} else {
+	case SchemeBLS:
+		bs, err := NewBLSSigner(id, b)
+		if err != nil {
+			return nil, nil, fmt.Errorf("keys: %s is malformed: %v", path, err)
+		}
+		s = bs
+	default:
 		key, err := ethcrypto.ToECDSA(b)
 		if err != nil {
 			return nil, nil, fmt.Errorf("keys: %s is malformed: %v", path, err)

@@ -4,10 +4,13 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"encoding/binary"
 	"fmt"
 	"math/big"
+	"strings"
 
 	ethcrypto "github.com/ethereum/go-ethereum/crypto"
+	blst "github.com/supranational/blst/bindings/go"
 
 	"github.com/stratusbft/stratus/types"
 )
@@ -16,10 +19,19 @@ import (
 const (
 	SchemeSecp256k1 = "secp256k1"  // go-ethereum's secp256k1, the default
 	SchemeP256      = "ECDSA_P256" // NIST P-256 from Go's standard library, the original prototype's scheme
+	SchemeBLS       = "bls12-381"  // BLS12-381 via blst, public keys in G1, aggregatable signatures in G2
 )
 
 // Schemes lists the signature schemes.
-var Schemes = []string{SchemeSecp256k1, SchemeP256}
+var Schemes = []string{SchemeSecp256k1, SchemeP256, SchemeBLS}
+
+// schemeList names the schemes for error messages: "a, b or c".
+func schemeList() string {
+	if len(Schemes) < 2 {
+		return strings.Join(Schemes, "")
+	}
+	return strings.Join(Schemes[:len(Schemes)-1], ", ") + " or " + Schemes[len(Schemes)-1]
+}
 
 // PubSigner is a Signer that can show its public key.
 type PubSigner interface {
@@ -153,6 +165,28 @@ func SimKeysFor(scheme string, seed int64, n int) ([]PubSigner, Verifier, error)
 		}
 		v, err := NewP256Verifier(pubs)
 		return out, v, err
+	case SchemeBLS:
+		out := make([]PubSigner, n)
+		pks := make([]*blst.P1Affine, n)
+		pubs := make([][]byte, n)
+		for i := range out {
+			s := deriveBLS(seed, types.NodeID(i+1))
+			out[i], pubs[i] = s, s.PublicKey()
+			pks[i] = new(blst.P1Affine).From(s.sk)
+		}
+		// No proofs of possession to check: the keys were made here from their secret keys.
+		v, err := blsVerifierOfCheckedKeys(pks, pubs)
+		return out, v, err
 	}
-	return nil, nil, fmt.Errorf("crypto: unknown signature scheme %q (want %s or %s)", scheme, SchemeSecp256k1, SchemeP256)
+	return nil, nil, fmt.Errorf("crypto: unknown signature scheme %q (want %s)", scheme, schemeList())
+}
+
+// deriveBLS derives a simulation BLS12-381 signer for node id from seed, as DeriveKey does for
+// secp256k1: blst's KeyGen over a Keccak of the seed and the ID.
+func deriveBLS(seed int64, id types.NodeID) *BLSSigner {
+	var buf [12]byte
+	binary.BigEndian.PutUint64(buf[:8], uint64(seed))
+	binary.BigEndian.PutUint32(buf[8:], uint32(id))
+	ikm := types.Keccak([]byte("stratus/bls-simulation-key"), buf[:])
+	return blsSignerOf(id, blst.KeyGen(ikm[:]))
 }

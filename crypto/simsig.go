@@ -2,11 +2,16 @@ package crypto
 
 import (
 	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/kelindar/bitmap"
 
 	"github.com/stratusbft/stratus/types"
 )
 
-// SchemeSimulated names the simulated signatures of SimMACKeys in outputs.
+// SchemeSimulated names the simulated signatures of SimMACKeys and SimMACKeysFor in outputs.
 const SchemeSimulated = "SIMULATED (keyed Keccak; not a real signature scheme)"
 
 // MACSigner makes simulated signatures: Keccak-256 of a secret key only it and the simulator's
@@ -15,26 +20,32 @@ const SchemeSimulated = "SIMULATED (keyed Keccak; not a real signature scheme)"
 // recomputes it, so every check the protocols make still holds; outside the simulator it is
 // worthless. It costs about a microsecond instead of secp256k1's tens, which is what lets the
 // virtual-time simulator run 400 replicas that sign every ack; the CPU model still charges the
-// real scheme's costs.
+// real scheme's costs. Its signatures take the real scheme's size on the wire: 65 bytes, or 96 for
+// BLS12-381.
 type MACSigner struct {
 	id     types.NodeID
 	secret types.Hash
+	size   int // types.SigSize or types.BLSSigSize
 }
 
 // ID implements Signer.
 func (s *MACSigner) ID() types.NodeID { return s.id }
 
 // Sign implements Signer.
-func (s *MACSigner) Sign(digest types.Hash) []byte { return macSig(s.secret, s.id, digest) }
+func (s *MACSigner) Sign(digest types.Hash) []byte { return macSig(s.secret, s.id, digest, s.size) }
 
-func macSig(secret types.Hash, id types.NodeID, digest types.Hash) []byte {
+// macSig is the keyed hash repeated to size bytes; a 65-byte one ends with the signer's ID.
+func macSig(secret types.Hash, id types.NodeID, digest types.Hash, size int) []byte {
 	var idb [4]byte
 	binary.BigEndian.PutUint32(idb[:], uint32(id))
 	h := types.Keccak(secret[:], idb[:], digest[:])
-	sig := make([]byte, types.SigSize)
-	copy(sig, h[:])
-	copy(sig[32:], h[:])
-	sig[64] = byte(id)
+	sig := make([]byte, size)
+	for i := 0; i < size; i += len(h) {
+		copy(sig[i:], h[:])
+	}
+	if size == types.SigSize {
+		sig[64] = byte(id)
+	}
 	return sig
 }
 
@@ -43,7 +54,10 @@ func macSig(secret types.Hash, id types.NodeID, digest types.Hash) []byte {
 // proof of 134 signatures cost one check instead of 400.
 type MACVerifier struct {
 	secrets []types.Hash
-	certs   map[CertKey]struct{}
+	size    int // signature size: types.SigSize or types.BLSSigSize
+
+	mu    sync.Mutex // guards certs
+	certs map[CertKey]struct{}
 }
 
 // CertKey identifies a certificate's content: the digest and a 64-bit hash of its signer set and
@@ -87,12 +101,16 @@ func CertKeyOf(digest types.Hash, signers []uint64, sigs [][]byte) CertKey {
 
 // CertVerified implements CertMemo.
 func (v *MACVerifier) CertVerified(k CertKey) bool {
+	v.mu.Lock()
 	_, ok := v.certs[k]
+	v.mu.Unlock()
 	return ok
 }
 
 // RememberCert implements CertMemo; memory stays bounded (the memo is emptied at a million).
 func (v *MACVerifier) RememberCert(k CertKey) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
 	if v.certs == nil || len(v.certs) >= 1<<20 {
 		v.certs = make(map[CertKey]struct{})
 	}
@@ -104,10 +122,10 @@ func (v *MACVerifier) N() int { return len(v.secrets) }
 
 // Verify implements Verifier.
 func (v *MACVerifier) Verify(id types.NodeID, digest types.Hash, sig []byte) bool {
-	if id < 1 || int(id) > len(v.secrets) || len(sig) != types.SigSize {
+	if id < 1 || int(id) > len(v.secrets) || len(sig) != v.size {
 		return false
 	}
-	want := macSig(v.secrets[id-1], id, digest)
+	want := macSig(v.secrets[id-1], id, digest, v.size)
 	for i := range want {
 		if want[i] != sig[i] {
 			return false
@@ -116,16 +134,102 @@ func (v *MACVerifier) Verify(id types.NodeID, digest types.Hash, sig []byte) boo
 	return true
 }
 
-// SimMACKeys derives n simulated signers from seed and the verifier that knows them all.
+// SimMACKeys derives n simulated signers from seed and the verifier that knows them all; their
+// signatures have the 65 bytes of secp256k1 and P-256 ones.
 func SimMACKeys(seed int64, n int) ([]Signer, Verifier) {
+	signers, v := simMACKeys(seed, n, types.SigSize)
+	return signers, v
+}
+
+// SimMACKeysFor derives n simulated signers from seed for a scheme, and the verifier that knows
+// them all: for secp256k1 and P-256 those of SimMACKeys, for BLS12-381 96-byte ones and a verifier
+// that also aggregates (a MACAggregator).
+func SimMACKeysFor(scheme string, seed int64, n int) ([]Signer, Verifier, error) {
+	switch scheme {
+	case SchemeSecp256k1, SchemeP256:
+		s, v := SimMACKeys(seed, n)
+		return s, v, nil
+	case SchemeBLS:
+		s, v := simMACKeys(seed, n, types.BLSSigSize)
+		return s, &MACAggregator{MACVerifier: v}, nil
+	}
+	return nil, nil, fmt.Errorf("crypto: unknown signature scheme %q (want %s)", scheme, schemeList())
+}
+
+func simMACKeys(seed int64, n, size int) ([]Signer, *MACVerifier) {
 	signers := make([]Signer, n)
-	v := &MACVerifier{secrets: make([]types.Hash, n)}
+	v := &MACVerifier{secrets: make([]types.Hash, n), size: size}
 	for i := range signers {
 		var b [16]byte
 		binary.BigEndian.PutUint64(b[:], uint64(seed))
 		binary.BigEndian.PutUint64(b[8:], uint64(i+1))
 		v.secrets[i] = types.Keccak([]byte("stratus/simulated-signature"), b[:])
-		signers[i] = &MACSigner{id: types.NodeID(i + 1), secret: v.secrets[i]}
+		signers[i] = &MACSigner{id: types.NodeID(i + 1), secret: v.secrets[i], size: size}
 	}
 	return signers, v
+}
+
+// MACAggregator is the simulated BLS12-381 verifier: it checks 96-byte MAC signatures and their
+// aggregates. An aggregate is the lane-wise sum (modulo 2^64, over twelve little-endian 64-bit
+// lanes) of the signatures, so it does not depend on their order, and checking one recomputes
+// every signer's MAC: a wrong signer set or a forged aggregate fails. Verified aggregates are
+// remembered (CertMemo), so the simulator's replicas checking the same certificate cost one check.
+type MACAggregator struct {
+	*MACVerifier
+}
+
+const macLanes = types.BLSSigSize / 8
+
+// Aggregate implements Aggregator.
+func (v *MACAggregator) Aggregate(sigs [][]byte) ([]byte, error) {
+	if len(sigs) == 0 {
+		return nil, errors.New("crypto: no signatures to aggregate")
+	}
+	var sum [macLanes]uint64
+	for i, s := range sigs {
+		if len(s) != types.BLSSigSize {
+			return nil, fmt.Errorf("crypto: signature %d has %d bytes, want %d", i, len(s), types.BLSSigSize)
+		}
+		addLanes(&sum, s)
+	}
+	return lanesBytes(&sum), nil
+}
+
+// VerifyAggregate implements Aggregator.
+func (v *MACAggregator) VerifyAggregate(signers bitmap.Bitmap, digest types.Hash, agg []byte) bool {
+	top, ok := signers.Max()
+	if !ok || int(top) >= len(v.secrets) || len(agg) != types.BLSSigSize {
+		return false
+	}
+	k := CertKeyOf(digest, signers, [][]byte{agg})
+	if v.CertVerified(k) {
+		return true
+	}
+	var sum [macLanes]uint64
+	signers.Range(func(bit uint32) {
+		id := types.NodeID(bit + 1)
+		addLanes(&sum, macSig(v.secrets[bit], id, digest, types.BLSSigSize))
+	})
+	want := lanesBytes(&sum)
+	for i := range want {
+		if want[i] != agg[i] {
+			return false
+		}
+	}
+	v.RememberCert(k)
+	return true
+}
+
+func addLanes(sum *[macLanes]uint64, sig []byte) {
+	for i := range sum {
+		sum[i] += binary.LittleEndian.Uint64(sig[8*i:])
+	}
+}
+
+func lanesBytes(sum *[macLanes]uint64) []byte {
+	out := make([]byte, 0, types.BLSSigSize)
+	for _, w := range sum {
+		out = binary.LittleEndian.AppendUint64(out, w)
+	}
+	return out
 }
