@@ -119,7 +119,7 @@ type Config struct {
 	ZipfianV float64 `json:"zipfian_v"` // Zipf v (>= 1)
 
 	// Crypto.
-	Signer string `json:"signer"` // signature scheme: secp256k1 or ECDSA_P256
+	Signer string `json:"signer"` // signature scheme: secp256k1, ECDSA_P256 or bls12-381 (certificates as one aggregate signature)
 	Seed   int64  `json:"seed"`   // seed for simulation keys and random choices
 
 	Benchmark Benchmark `json:"benchmark"`

@@ -168,8 +168,8 @@ func (c Config) Validate(n int) error {
 	if !(c.ZipfianV >= 1) {
 		bad("zipfian_v", "%v must be at least 1", c.ZipfianV)
 	}
-	if c.Signer != "secp256k1" && c.Signer != "ECDSA_P256" {
-		bad("signer", "%q is not supported; use \"secp256k1\" or \"ECDSA_P256\"", c.Signer)
+	if c.Signer != "secp256k1" && c.Signer != "ECDSA_P256" && c.Signer != "bls12-381" {
+		bad("signer", "%q is not supported; use \"secp256k1\", \"ECDSA_P256\" or \"bls12-381\" (aggregate certificates)", c.Signer)
 	}
 	if err := c.Benchmark.Validate(); err != nil {
 		errs = append(errs, err)

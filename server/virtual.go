@@ -44,6 +44,7 @@ type virtualFlags struct {
 	onlyN                     *string
 	fit                       *bool
 	signatures                *string
+	proofs                    *string
 	q, timeoutMs, d           *int
 	lb                        *bool
 	proposeTimeout, batchTime *time.Duration
@@ -81,6 +82,7 @@ func registerVirtualFlags() *virtualFlags {
 		onlyN:          flag.String("only_n", "", "with -scenario: run only the rows with these N (comma-separated)"),
 		fit:            flag.Bool("fit", true, "with -virtual: size the protocol to the network: blocks the leader can send in a quarter of the view timeout (unless -bsize), push and fetch timeouts no shorter than sending a microblock to every replica"),
 		signatures:     flag.String("signatures", "simulated", "with -virtual: simulated (keyed-hash signatures, verified and unforgeable inside the simulator, 30× cheaper to make) or secp256k1 (real, slow at large N)"),
+		proofs:         flag.String("proofs", "", "with -virtual: stratus proposals carry proofs inline (the paper's design) or name microblocks by reference (default: the config's proofs)"),
 		q:              flag.Int("q", -1, "with -virtual: PAB proof threshold (default: the config's q, 0 = f+1)"),
 		timeoutMs:      flag.Int("timeout", -1, "with -virtual: view timeout in ms (default: the config's)"),
 		d:              flag.Int("d", -1, "with -virtual: load-balancing samples d; turns load balancing on (default: the config's)"),
@@ -245,6 +247,9 @@ func virtualBase(vf *virtualFlags, cfgPath string, sets []string, algorithm stri
 	}
 	if *vf.q >= 0 {
 		cfg.Q = *vf.q
+	}
+	if *vf.proofs != "" {
+		cfg.Proofs = *vf.proofs
 	}
 	if *vf.timeoutMs >= 0 {
 		cfg.Timeout = *vf.timeoutMs

@@ -59,6 +59,9 @@ type nodeCheck struct {
 	votes   map[types.View]types.Hash
 	hasLock bool
 	lock    voteKey
+	// proofs are the microblocks of which the replica received or formed a valid proof (proofs
+	// by reference: it may propose and vote for a reference only with one).
+	proofs map[types.Hash]bool
 }
 
 func newChecker(s *Sim) *Checker {
@@ -89,7 +92,7 @@ func (c *Checker) fail(format string, args ...any) {
 func (c *Checker) node(id types.NodeID) *nodeCheck {
 	nc := c.nodes[id]
 	if nc == nil {
-		nc = &nodeCheck{seen: make(map[types.Hash]bool), votes: make(map[types.View]types.Hash)}
+		nc = &nodeCheck{seen: make(map[types.Hash]bool), votes: make(map[types.View]types.Hash), proofs: make(map[types.Hash]bool)}
 		c.nodes[id] = nc
 	}
 	return nc
@@ -152,8 +155,38 @@ func (c *Checker) sent(from *Node, m types.Message) {
 			c.fail("replica %d sent an invalid TC: %v", from.ID, err)
 		}
 	case *types.Proof:
-		if err := c.proof(m); honest && err != nil {
+		err := c.proof(m)
+		if honest && err != nil {
 			c.fail("replica %d sent an invalid proof of %v: %v", from.ID, m.MBID, err)
+		}
+		if err == nil && c.byRef() {
+			c.node(from.ID).proofs[m.MBID] = true
+		}
+	}
+}
+
+// byRef reports whether proposals reference microblocks without their proofs.
+func (c *Checker) byRef() bool {
+	return c.sim.opts.Spec.MemType == "stratus" && c.sim.opts.Spec.Shared.ProofsByRef
+}
+
+// received sees every message a replica takes in: with proofs by reference it learns which
+// proofs the replica holds.
+func (c *Checker) received(n *Node, m types.Message) {
+	if !c.byRef() {
+		return
+	}
+	switch m := m.(type) {
+	case *types.Proof:
+		if c.proof(m) == nil {
+			c.node(n.ID).proofs[m.MBID] = true
+		}
+	case *types.Block:
+		// An inline proof a replica verified counts too (a leader may still attach them).
+		for _, r := range m.Payload.Refs {
+			if r.Proof != nil && r.Proof.MBID == r.ID && c.proof(r.Proof) == nil {
+				c.node(n.ID).proofs[r.ID] = true
+			}
 		}
 	}
 }
@@ -176,7 +209,7 @@ func (c *Checker) block(from *Node, honest bool, b *types.Block) {
 			c.fail("replica %d sent block %v of view %d that fails %s: %v", from.ID, id, b.View, rule, err)
 		}
 		if b.Proposer == from.ID {
-			if err := c.payloadProofs(b); err != nil {
+			if err := c.payloadProofs(b, from.ID); err != nil {
 				c.fail("replica %d proposed block %v of view %d with %v", from.ID, id, b.View, err)
 			}
 		}
@@ -197,12 +230,19 @@ func (c *Checker) proof(p *types.Proof) error {
 	return consensus.VerifyCert(c.sim.ver, types.AckDigest(p.MBID, p.Epoch), p.Signers, p.Sigs, max(1, c.sim.opts.Spec.Shared.Q))
 }
 
-// payloadProofs checks the availability proofs of a stratus payload.
-func (c *Checker) payloadProofs(b *types.Block) error {
+// payloadProofs checks the availability proofs of a stratus payload that replica id proposes or
+// votes for: each reference carries a valid proof, or (by reference) id held one.
+func (c *Checker) payloadProofs(b *types.Block, id types.NodeID) error {
 	if c.sim.opts.Spec.MemType != "stratus" {
 		return nil
 	}
 	for i, r := range b.Payload.Refs {
+		if r.Proof == nil && c.byRef() {
+			if !c.node(id).proofs[r.ID] {
+				return fmt.Errorf("reference %d to %v, of which it held no valid proof", i, r.ID)
+			}
+			continue
+		}
 		if r.Proof == nil {
 			return fmt.Errorf("reference %d without a proof", i)
 		}
@@ -258,7 +298,7 @@ func (c *Checker) honestVote(n *Node, view types.View, id types.Hash) {
 	if b == nil {
 		return
 	}
-	if err := c.payloadProofs(b); err != nil {
+	if err := c.payloadProofs(b, n.ID); err != nil {
 		c.fail("replica %d voted for block %v of view %d with %v", n.ID, id, view, err)
 	}
 	if !c.hotstuff || b.QC == nil {

@@ -252,6 +252,7 @@ func (s *Sim) handle(from, dst *Node, gen uint64, m types.Message) {
 		if s.tap != nil {
 			s.tap(from, dst, m)
 		}
+		s.check.received(dst, m)
 		dst.Core.Handle(from.ID, m)
 		dst.flush()
 	}

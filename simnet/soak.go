@@ -43,6 +43,9 @@ type Scenario struct {
 	// Restarts names the restarts of honest replicas from their stores: "" (none), "rolling"
 	// (each in turn, one at a time) or "cluster" (all at once).
 	Restarts string
+	// Inline (stratus): proposals carry their proofs (the paper's design) instead of naming
+	// microblocks by reference (the default).
+	Inline bool
 }
 
 // NewScenario draws the scenario of a seed.
@@ -107,6 +110,7 @@ func NewScenario(seed int64) Scenario {
 			}
 		}
 	}
+	sc.Inline = sc.MemType == "stratus" && r.Intn(3) == 0 // drawn after every earlier draw, as Restarts
 	return sc
 }
 
@@ -123,6 +127,9 @@ func (sc Scenario) String() string {
 	fmt.Fprintf(&b, "N=%d %s/%s", sc.N, sc.Engine, sc.MemType)
 	if sc.Gossip {
 		b.WriteString("+gossip")
+	}
+	if sc.Inline {
+		b.WriteString("+inline")
 	}
 	if sc.LB {
 		b.WriteString("+lb")
@@ -146,7 +153,9 @@ func (sc Scenario) String() string {
 
 // Spec is the protocol the scenario runs.
 func (sc Scenario) Spec() replica.Spec {
-	return ScenarioSpec(sc.Engine, sc.MemType, sc.N, sc.Gossip, sc.LB)
+	sp := ScenarioSpec(sc.Engine, sc.MemType, sc.N, sc.Gossip, sc.LB)
+	sp.Shared.ProofsByRef = !sc.Inline
+	return sp
 }
 
 // ScenarioSpec is the protocol the simulations run: small blocks and microblocks (ten 32-byte
@@ -182,6 +191,7 @@ func ScenarioSpec(engine, memType string, n int, gossip, lb bool) replica.Spec {
 		BusyThreshold:  3 * time.Millisecond,
 		LBTimeout:      20 * time.Millisecond,
 		ForwardTimeout: 100 * time.Millisecond,
+		ProofsByRef:    true, // the default (config proofs: reference); a soak scenario may draw inline
 	}
 	return sp
 }

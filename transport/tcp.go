@@ -46,7 +46,7 @@ import (
 const (
 	tcpMagic        = "STRATUS1"
 	hello1Size      = len(tcpMagic) + 4 + 4 + 32
-	hello2Size      = 32 + types.SigSize
+	hello2Size      = 32 + types.SigSize // with ECDSA keys; handshakeSig gives the scheme's size
 	hello3Size      = types.SigSize
 	helloAccepted   = 0x01 // the listener's last handshake byte: the dialer's signature verified
 	sealOverhead    = 16   // GCM tag
@@ -822,6 +822,14 @@ func (c *secureConn) write(buf []byte, timeout time.Duration) error {
 	return nil
 }
 
+// handshakeSig is the size of a node signature in the handshake: the cluster's scheme's.
+func handshakeSig(v crypto.Verifier) int {
+	if _, ok := crypto.AggregatorOf(v); ok {
+		return types.BLSSigSize
+	}
+	return types.SigSize
+}
+
 func transcript(from, to types.NodeID, ephDialer, ephListener []byte) types.Hash {
 	var ids [8]byte
 	binary.BigEndian.PutUint32(ids[:4], uint32(from))
@@ -880,8 +888,8 @@ func handshakeDial(nc net.Conn, self, to types.NodeID, signer crypto.Signer, ver
 		return nil, fmt.Errorf("handshake with node %d: %w", to, err)
 	}
 	r := bufio.NewReaderSize(nc, 64<<10)
-	var reply [hello2Size]byte
-	if _, err := io.ReadFull(r, reply[:]); err != nil {
+	reply := make([]byte, 32+handshakeSig(verifier))
+	if _, err := io.ReadFull(r, reply); err != nil {
 		return nil, fmt.Errorf("handshake with node %d: no answer: %w", to, err)
 	}
 	peerEph, err := ecdh.X25519().NewPublicKey(reply[:32])
@@ -946,11 +954,11 @@ func handshakeAccept(nc net.Conn, self types.NodeID, signer crypto.Signer, verif
 	if _, err := nc.Write(reply); err != nil {
 		return nil, 0, fmt.Errorf("node %d: %w", from, err)
 	}
-	var sig [hello3Size]byte
-	if _, err := io.ReadFull(r, sig[:]); err != nil {
+	sig := make([]byte, handshakeSig(verifier))
+	if _, err := io.ReadFull(r, sig); err != nil {
 		return nil, 0, fmt.Errorf("node %d: no signature: %w", from, err)
 	}
-	if !verifier.Verify(from, roleDigest("dialer", h), sig[:]) {
+	if !verifier.Verify(from, roleDigest("dialer", h), sig) {
 		return nil, 0, fmt.Errorf("the peer at %s claims to be node %d but does not hold its key", nc.RemoteAddr(), from)
 	}
 	secret, err := eph.ECDH(peerEph)

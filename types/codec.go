@@ -284,8 +284,8 @@ func checkNode(what string, id NodeID) error {
 }
 
 func checkSig(sig []byte) error {
-	if len(sig) != SigSize {
-		return fmt.Errorf("signature has %d bytes, want %d", len(sig), SigSize)
+	if len(sig) != SigSize && len(sig) != BLSSigSize {
+		return fmt.Errorf("signature has %d bytes, want %d (ECDSA) or %d (BLS)", len(sig), SigSize, BLSSigSize)
 	}
 	return nil
 }
@@ -294,12 +294,16 @@ func validateCert(signers bitmap.Bitmap, sigs [][]byte) error {
 	if len(signers) > MaxNodes/64 {
 		return fmt.Errorf("signer bitmap of %d words exceeds %d", len(signers), MaxNodes/64)
 	}
-	if n := signers.Count(); n != len(sigs) {
-		return fmt.Errorf("%d signers but %d signatures", n, len(sigs))
+	n := signers.Count()
+	if len(sigs) == 1 && len(sigs[0]) == BLSSigSize && n >= 1 {
+		return nil // one aggregate signature of every signer (BLS)
+	}
+	if n != len(sigs) {
+		return fmt.Errorf("%d signers but %d signatures (and not one %d-byte aggregate)", n, len(sigs), BLSSigSize)
 	}
 	for i, s := range sigs {
-		if len(s) != SigSize {
-			return fmt.Errorf("signature %d has %d bytes, want %d", i, len(s), SigSize)
+		if err := checkSig(s); err != nil {
+			return fmt.Errorf("signature %d: %w", i, err)
 		}
 	}
 	return nil

@@ -214,12 +214,12 @@ func TestDecodeRejects(t *testing.T) {
 		{"block nil payload", mustEncode(t, &Block{Proposer: 1, Sig: sig(1)}), "decode Block"},
 		{"block empty tx", mustEncode(t, &Block{Payload: &Payload{Txs: []Tx{NewTx(nil)}}, Proposer: 1, Sig: sig(1)}), "transaction 0 has 0 bytes"},
 		{"block qc count mismatch", mustEncode(t, &Block{QC: &QC{Signers: signers(1, 2), Sigs: sigs(1, 0)}, Payload: &Payload{}, Proposer: 1, Sig: sig(1)}), "2 signers but 1 signatures"},
-		{"block qc sig length", mustEncode(t, &Block{QC: &QC{Signers: signers(1), Sigs: [][]byte{{1, 2}}}, Payload: &Payload{}, Proposer: 1, Sig: sig(1)}), "signature 0 has 2 bytes"},
+		{"block qc sig length", mustEncode(t, &Block{QC: &QC{Signers: signers(1), Sigs: [][]byte{{1, 2}}}, Payload: &Payload{}, Proposer: 1, Sig: sig(1)}), "signature 0: signature has 2 bytes"},
 		{"block tc count mismatch", mustEncode(t, &Block{TC: &TC{Signers: signers(1), Sigs: sigs(3, 0)}, Payload: &Payload{}, Proposer: 1, Sig: sig(1)}), "1 signers but 3 signatures"},
 		{"tc count mismatch", mustEncode(t, &TC{View: 1, Signers: signers(1, 2, 3), Sigs: sigs(2, 0)}), "3 signers but 2 signatures"},
 		{"tc sigs without signers", mustEncode(t, &TC{View: 1, Sigs: sigs(1, 0)}), "0 signers but 1 signatures"},
 		{"tc oversized bitmap", mustEncode(t, &TC{View: 1, Signers: bigBitmap, Sigs: sigs(1, 0)}), "signer bitmap of 17 words exceeds 16"},
-		{"tc short sig", mustEncode(t, &TC{View: 1, Signers: signers(2), Sigs: [][]byte{make([]byte, 64)}}), "signature 0 has 64 bytes"},
+		{"tc short sig", mustEncode(t, &TC{View: 1, Signers: signers(2), Sigs: [][]byte{make([]byte, 64)}}), "signature 0: signature has 64 bytes"},
 		{"timeout nil high qc", mustEncode(t, &Timeout{View: 1, Sender: 1, Sig: sig(1)}), "decode Timeout"},
 		{"timeout sender 0", mustEncode(t, &Timeout{View: 1, HighQC: GenesisQC(), Sig: sig(1)}), "sender 0 is outside"},
 		{"timeout bad sig", mustEncode(t, &Timeout{View: 1, HighQC: GenesisQC(), Sender: 1}), "signature has 0 bytes"},
@@ -357,4 +357,31 @@ func TestKindNamesAndLanes(t *testing.T) {
 	}
 	assert.Nil(t, newMessage(0))
 	assert.Nil(t, newMessage(kindEnd))
+}
+
+// A certificate is one signature per signer, or (BLS) one aggregate signature of all of them; the
+// verifier then requires its own scheme's form.
+func TestCertificateForms(t *testing.T) {
+	var signers bitmap.Bitmap
+	for _, b := range []uint32{0, 2, 3} {
+		signers.Set(b)
+	}
+	sig := func(n int) []byte { return bytes.Repeat([]byte{7}, n) }
+	ok := map[string][][]byte{
+		"one ECDSA signature each": {sig(SigSize), sig(SigSize), sig(SigSize)},
+		"one BLS signature each":   {sig(BLSSigSize), sig(BLSSigSize), sig(BLSSigSize)},
+		"one BLS aggregate":        {sig(BLSSigSize)},
+	}
+	for name, sigs := range ok {
+		require.NoError(t, Validate(&TC{View: 1, Signers: signers, Sigs: sigs}), name)
+	}
+	bad := map[string][][]byte{
+		"one ECDSA signature for three": {sig(SigSize)},
+		"two aggregates":                {sig(BLSSigSize), sig(BLSSigSize)},
+		"an aggregate of another size":  {sig(BLSSigSize + 1)},
+	}
+	for name, sigs := range bad {
+		require.Error(t, Validate(&TC{View: 1, Signers: signers, Sigs: sigs}), name)
+	}
+	require.Error(t, Validate(&TC{View: 1, Sigs: [][]byte{sig(BLSSigSize)}}), "an aggregate of nobody")
 }
