@@ -81,7 +81,7 @@ func registerVirtualFlags() *virtualFlags {
 		quiet:          flag.Bool("quiet", false, "with -virtual: no progress lines"),
 		onlyN:          flag.String("only_n", "", "with -scenario: run only the rows with these N (comma-separated)"),
 		fit:            flag.Bool("fit", true, "with -virtual: size the protocol to the network: blocks the leader can send in a quarter of the view timeout (unless -bsize), push and fetch timeouts no shorter than sending a microblock to every replica"),
-		signatures:     flag.String("signatures", "simulated", "with -virtual: simulated (keyed-hash signatures, verified and unforgeable inside the simulator, 30× cheaper to make) or secp256k1 (real, slow at large N)"),
+		signatures:     flag.String("signatures", "simulated", "with -virtual: simulated (keyed-hash signatures with the sizes of the config's signer, verified and unforgeable inside the simulator, cheap to make) or real (the signer's own scheme: slow at large N)"),
 		proofs:         flag.String("proofs", "", "with -virtual: stratus proposals carry proofs inline (the paper's design) or name microblocks by reference (default: the config's proofs)"),
 		q:              flag.Int("q", -1, "with -virtual: PAB proof threshold (default: the config's q, 0 = f+1)"),
 		timeoutMs:      flag.Int("timeout", -1, "with -virtual: view timeout in ms (default: the config's)"),
@@ -278,6 +278,7 @@ func virtualBase(vf *virtualFlags, cfgPath string, sets []string, algorithm stri
 	}
 	c.Algorithm, c.N, c.Seed = algorithm, *vf.n, *vf.seed
 	c.Spec = replica.SpecFromConfig(cfg, engine, c.N)
+	c.Scheme = cfg.Signer
 	c.Spec.DedupWindow = replica.DefaultDedupWindow
 	c.Fit = *vf.fit
 	if *vf.bsize == 0 && c.Fit {
@@ -347,9 +348,9 @@ func virtualBase(vf *virtualFlags, cfgPath string, sets []string, algorithm stri
 	switch *vf.cpu {
 	case "off":
 	case "on":
-		c.CPU = simnet.DefaultCPU()
+		c.CPU = simnet.DefaultCPUFor(c.Scheme)
 	case "measure":
-		c.CPU = simnet.MeasureCPU()
+		c.CPU = simnet.MeasureCPUFor(c.Scheme)
 	default:
 		return c, fmt.Errorf("-cpu %q: want off, on or measure", *vf.cpu)
 	}
@@ -364,10 +365,12 @@ func virtualBase(vf *virtualFlags, cfgPath string, sets []string, algorithm stri
 	}
 	switch *vf.signatures {
 	case "simulated":
-	case "secp256k1":
+	case "real":
 		c.RealSignatures = true
+	case c.Scheme:
+		c.RealSignatures = true // the scheme's name says real too
 	default:
-		return c, fmt.Errorf("-signatures %q: want simulated or secp256k1", *vf.signatures)
+		return c, fmt.Errorf("-signatures %q: want simulated or real (the config's signer, %s)", *vf.signatures, c.Scheme)
 	}
 	c.Rate = *vf.rate
 	if c.Rate == 0 && *vf.scenario == "" {

@@ -62,6 +62,9 @@ type Options struct {
 	// verified and unforgeable inside the simulator, and 30× cheaper (large runs; see CPU for
 	// charging the real costs).
 	SimulatedSignatures bool
+	// Scheme is the signature scheme (crypto.Schemes; default secp256k1): under bls12-381
+	// certificates are one aggregate signature, and simulated signatures take its sizes.
+	Scheme string
 	// Light keeps the checker's memory and time per transaction small for large runs: it checks
 	// that every honest replica delivers the same transactions at each height and that the chain
 	// never repeats one, instead of keeping each replica's set, and nodes keep no delivery lists.
@@ -153,10 +156,20 @@ func New(opts Options) (*Sim, error) {
 	}
 	var signers []crypto.Signer
 	var ver crypto.Verifier
+	scheme := opts.Scheme
+	if scheme == "" {
+		scheme = crypto.SchemeSecp256k1
+	}
 	if opts.SimulatedSignatures {
-		signers, ver = crypto.SimMACKeys(opts.Seed, opts.N)
+		var err error
+		if signers, ver, err = crypto.SimMACKeysFor(scheme, opts.Seed, opts.N); err != nil {
+			return nil, err
+		}
 	} else {
-		keys, v := crypto.SimKeys(opts.Seed, opts.N)
+		keys, v, err := crypto.SimKeysFor(scheme, opts.Seed, opts.N)
+		if err != nil {
+			return nil, err
+		}
 		for _, k := range keys {
 			signers = append(signers, k)
 		}

@@ -74,9 +74,13 @@ type VirtualConfig struct {
 	// With load balancing, busy_threshold, lb_timeout and forward_timeout grow to what an idle
 	// replica sees on the network (3 × (RTT + q microblock copies), 3 × RTT).
 	Fit bool
-	// RealSignatures signs with secp256k1 instead of the simulator's keyed-hash signatures.
+	// RealSignatures signs with the scheme's real keys instead of the simulator's keyed-hash
+	// signatures.
 	RealSignatures bool
-	Seed           int64
+	// Scheme is the signature scheme (default secp256k1); bls12-381 makes every certificate one
+	// aggregate signature, and simulated signatures take its sizes.
+	Scheme string
+	Seed   int64
 	// Progress, when set, is called every virtual second.
 	Progress func(p Progress)
 }
@@ -155,6 +159,7 @@ type ResultConfig struct {
 	Strategy       string   `json:"strategy,omitempty"`
 	CPUModel       string   `json:"cpu_model"`
 	Signatures     string   `json:"signatures"`
+	Proofs         string   `json:"proofs,omitempty"`
 	TickMs         float64  `json:"tick_ms"`
 	ClientLatMs    float64  `json:"client_latency_ms"`
 	TxModel        string   `json:"tx_model"`
@@ -257,13 +262,17 @@ func fit(c VirtualConfig) (time.Duration, int) {
 		return c.Spec.Timeout, max(c.Spec.BSize, 1000)
 	}
 	perCopy := func(bytes float64) time.Duration { return serialization(int(bytes)*(c.N-1), c.Links.Uplink) }
-	// A proposal carries a QC of 2f+1 signatures, and its payload: transactions, or microblock
-	// references with a proof of q signatures each.
-	qc := float64(config.Quorum(c.N)*(types.SigSize+1) + c.N/8 + 64)
+	// A proposal carries a QC of 2f+1 signatures (one aggregate under BLS), and its payload:
+	// transactions, or microblock references, with a proof of q signatures each unless by
+	// reference.
+	qc := float64(certBytes(c.scheme(), config.Quorum(c.N)) + c.N/8 + 64)
 	per := float64(c.TxSize + 3)
 	least := 64.0
 	if c.Spec.MemType != config.MemNative {
-		per = float64(36 + c.Spec.Shared.Q*(types.SigSize+1) + c.N/8 + 48)
+		per = 36
+		if c.Spec.MemType == config.MemStratus && !c.Spec.Shared.ProofsByRef {
+			per += float64(certBytes(c.scheme(), c.Spec.Shared.Q) + c.N/8 + 48)
+		}
 		least = 4
 	}
 	// The timeout leaves room for four broadcasts of a proposal of at least `least` items ...
@@ -271,6 +280,21 @@ func fit(c VirtualConfig) (time.Duration, int) {
 	// ... and a block is what the leader sends to every replica in a quarter of it.
 	budget := c.Links.Uplink / 8 * timeout.Seconds() / 4 / float64(c.N-1)
 	return timeout, max(1, int((budget-qc)/per))
+}
+
+// certBytes is the size of k signatures in a certificate of scheme.
+func certBytes(scheme string, k int) int {
+	if scheme == crypto.SchemeBLS {
+		return types.BLSSigSize + 1
+	}
+	return k * (types.SigSize + 1)
+}
+
+func (c VirtualConfig) scheme() string {
+	if c.Scheme == "" {
+		return crypto.SchemeSecp256k1
+	}
+	return c.Scheme
 }
 
 // FittedBSize is the block size Fit sets.
@@ -348,7 +372,7 @@ func RunVirtual(c VirtualConfig) (*Result, error) {
 	}
 	opts := Options{
 		N: c.N, Spec: c.Spec, Seed: c.Seed, Latency: c.Latency, Jitter: c.Jitter, Loss: c.Loss,
-		Byzantine: c.Byzantine, Links: c.Links, Partitions: c.Partitions, CPU: c.CPU, Light: true, SimulatedSignatures: !c.RealSignatures,
+		Byzantine: c.Byzantine, Links: c.Links, Partitions: c.Partitions, CPU: c.CPU, Light: true, SimulatedSignatures: !c.RealSignatures, Scheme: c.Scheme,
 	}
 	if opts.Latency <= 0 {
 		opts.Latency = time.Nanosecond // New's 1 ms default is for the small tests
@@ -606,7 +630,13 @@ func (r *virtualRun) resultConfig() ResultConfig {
 		TxModel: fmt.Sprintf("compact: each replica takes in its clients' transactions every %v as batches of count x %d B (at most %d per batch), stamped with the middle of the tick; wire sizes as if materialised", c.tick(), c.TxSize, r.maxCount()),
 	}
 	if c.RealSignatures {
-		rc.Signatures = "secp256k1"
+		rc.Signatures = c.scheme()
+	} else {
+		rc.Signatures = fmt.Sprintf("%s with %s sizes", crypto.SchemeSimulated, c.scheme())
+	}
+	rc.Proofs = config.ProofsInline
+	if c.Spec.Shared.ProofsByRef {
+		rc.Proofs = config.ProofsReference
 	}
 	if c.Spec.MemType == config.MemNative {
 		rc.MSize, rc.Q = 0, 0
