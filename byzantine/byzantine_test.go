@@ -39,6 +39,7 @@ func (e *recEnv) SetTimer(_ time.Duration, t consensus.Timer) {
 func (e *recEnv) Signer() crypto.Signer     { return e.signer }
 func (e *recEnv) Verifier() crypto.Verifier { return e.ver }
 func (e *recEnv) Rand() *rand.Rand          { return rand.New(rand.NewSource(1)) }
+func (e *recEnv) Backlog() time.Duration    { return 0 }
 
 const n = 4
 

@@ -78,6 +78,11 @@ type Config struct {
 	// holds a verified proof of each (from the creator's broadcast, or asked of the leader);
 	// "inline" — every reference carries its proof (the paper's design).
 	Proofs string `json:"proofs"`
+	// MaxBacklog (ms): backpressure. While a replica's uplink needs longer than this to send what
+	// waits on it (on shaped links, "bandwidth", and in the simulator), it cuts no microblock,
+	// re-pushes nothing, and refuses submissions that would wait behind a full batch (503 with
+	// Retry-After). 0 turns it off.
+	MaxBacklog int `json:"max_backlog"`
 
 	// Dissemination.
 	Gossip       bool `json:"gossip"`       // gossip microblocks instead of broadcasting them
@@ -163,6 +168,7 @@ func Default() Config {
 		FetchTimeout:   200,
 		PushTimeout:    500,
 		Proofs:         ProofsReference,
+		MaxBacklog:     1000,
 		Gossip:         false,
 		Fanout:         3,
 		R:              3,

@@ -86,6 +86,7 @@ func (c Config) Validate(n int) error {
 	}
 	intIn("fetch_timeout", c.FetchTimeout, 1, 600_000)
 	intIn("push_timeout", c.PushTimeout, 1, 600_000)
+	intIn("max_backlog", c.MaxBacklog, 0, 600_000)
 	if c.Proofs != ProofsReference && c.Proofs != ProofsInline {
 		bad("proofs", "%q is not a way to carry proofs: want %q (proposals name microblocks; proofs travel in the creators' broadcasts) or %q (every reference carries its proof, the paper's design)", c.Proofs, ProofsReference, ProofsInline)
 	}

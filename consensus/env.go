@@ -27,6 +27,11 @@ type Env interface {
 	Signer() crypto.Signer
 	Verifier() crypto.Verifier
 	Rand() *rand.Rand
+	// Backlog is how long this replica's uplink needs to send what waits on it now: the
+	// mempool's backpressure (no re-push of a copy still queued, no new microblock while the
+	// uplink is behind, a refusal instead of a wait). 0 when nothing waits or the driver cannot
+	// tell (an unshaped link).
+	Backlog() time.Duration
 }
 
 // Verdict is a mempool's answer about a payload before a vote.

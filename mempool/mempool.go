@@ -85,9 +85,15 @@ var ErrFull = errors.New("mempool full")
 // FullError says how full the mempool is.
 type FullError struct {
 	HeldBytes, AddBytes, Limit int
+	// Backlog > 0: refused for backpressure, the uplink needs this long to drain (more than
+	// MaxBacklog) and a full microblock already waits for it.
+	Backlog, MaxBacklog time.Duration
 }
 
 func (e *FullError) Error() string {
+	if e.Backlog > 0 {
+		return fmt.Sprintf("mempool full: the uplink needs %v to send what waits on it (max_backlog %v) and a full microblock waits behind it", e.Backlog.Round(time.Millisecond), e.MaxBacklog)
+	}
 	return fmt.Sprintf("mempool full: holds %d bytes, batch adds %d, memsize is %d", e.HeldBytes, e.AddBytes, e.Limit)
 }
 

@@ -77,6 +77,12 @@ func (s *Shared) repush(id types.Hash) {
 		s.env.SetTimer(s.cfg.PushTimeout, pushTimer{id: id})
 		return
 	}
+	if b := s.backlogged(); b > 0 {
+		// The copies may still be waiting on this uplink: sending more would only queue them
+		// behind. Look again once it has drained.
+		s.env.SetTimer(max(b, s.cfg.PushTimeout), pushTimer{id: id})
+		return
+	}
 	again := p.mb.Relay(s.self, uint8(min(s.cfg.R, types.MaxHops))) // no further gossip
 	var to []types.NodeID
 	for i := 1; i <= s.env.N(); i++ {

@@ -30,7 +30,11 @@ type SharedConfig struct {
 	Q            int           // acks per proof (own included)
 	FetchTimeout time.Duration // wait before asking the next peer for missing data
 	PushTimeout  time.Duration // a push not stable this long is re-sent to the replicas that did not ack
-	Master       types.NodeID  // static leader, or 0 when leaders rotate (smp re-pushes to it)
+	// MaxBacklog is the backpressure bound: while the uplink needs longer than this to send what
+	// waits on it (Env.Backlog), no microblock is cut, no push is re-sent (its copies may still be
+	// queued), and submissions that would wait behind a full batch are refused at once. 0: off.
+	MaxBacklog time.Duration
+	Master     types.NodeID // static leader, or 0 when leaders rotate (smp re-pushes to it)
 
 	Gossip       bool
 	Fanout       int           // peers per gossip hop
@@ -81,6 +85,7 @@ type Shared struct {
 	batchBytes int
 	batchSeq   uint64
 	batchArmed bool
+	drainArmed bool                    // a drainTimer is pending
 	ownTxs     map[types.Hash]struct{} // IDs in the batch or in own uncommitted microblocks
 	ownBytes   int
 	ownOrder   idQueue // own microblocks, oldest first, for re-issuing stale ones
@@ -239,6 +244,13 @@ func (s *Shared) AddTxs(txs []types.Tx) error {
 	if s.ownBytes+add > s.cfg.MemSize {
 		return &FullError{HeldBytes: s.ownBytes, AddBytes: add, Limit: s.cfg.MemSize}
 	}
+	if add > 0 && s.batchBytes >= s.cfg.MSize {
+		if b := s.backlogged(); b > 0 {
+			// A full microblock already waits for the uplink: a new transaction would wait
+			// longer still. Refused now, the client can go elsewhere or come back.
+			return &FullError{HeldBytes: s.ownBytes, AddBytes: add, Limit: s.cfg.MemSize, Backlog: b, MaxBacklog: s.cfg.MaxBacklog}
+		}
+	}
 	for _, t := range txs {
 		if _, held := s.ownTxs[t.ID()]; held {
 			continue
@@ -248,14 +260,46 @@ func (s *Shared) AddTxs(txs []types.Tx) error {
 		s.batch = append(s.batch, t)
 		s.batchBytes += t.Size()
 	}
-	for s.batchBytes >= s.cfg.MSize {
-		s.cut()
-	}
+	s.cutFull()
 	if len(s.batch) > 0 && !s.batchArmed {
 		s.batchArmed = true
 		s.env.SetTimer(s.cfg.BatchTimeout, batchTimer{seq: s.batchSeq})
 	}
 	return nil
+}
+
+// backlogged returns the uplink's backlog when it exceeds MaxBacklog, else 0.
+func (s *Shared) backlogged() time.Duration {
+	if s.cfg.MaxBacklog <= 0 {
+		return 0
+	}
+	if b := s.env.Backlog(); b > s.cfg.MaxBacklog {
+		return b
+	}
+	return 0
+}
+
+// cutFull cuts the batch's full microblocks while the uplink keeps up; when it is behind, the
+// rest waits for a drain timer: microblocks are made no faster than the uplink sends them.
+func (s *Shared) cutFull() {
+	for s.batchBytes >= s.cfg.MSize {
+		if b := s.backlogged(); b > 0 {
+			s.armDrain(b)
+			return
+		}
+		s.cut()
+	}
+}
+
+// drainTimer fires when the uplink should have caught up enough to cut the next microblock.
+type drainTimer struct{}
+
+func (s *Shared) armDrain(backlog time.Duration) {
+	if s.drainArmed {
+		return
+	}
+	s.drainArmed = true
+	s.env.SetTimer(max(backlog-s.cfg.MaxBacklog, time.Millisecond), drainTimer{})
 }
 
 // cut turns up to msize bytes of the batch into a microblock and disseminates it.
@@ -294,8 +338,16 @@ func (s *Shared) reissue(e *mbEntry) {
 // OnTimer implements Mempool.
 func (s *Shared) OnTimer(t consensus.Timer) {
 	switch t := t.(type) {
+	case drainTimer:
+		s.drainArmed = false
+		s.cutFull()
 	case batchTimer:
 		if t.seq == s.batchSeq && len(s.batch) > 0 {
+			if b := s.backlogged(); b > 0 {
+				s.armDrain(b)
+				s.env.SetTimer(s.cfg.BatchTimeout, batchTimer{seq: s.batchSeq})
+				return
+			}
 			s.cut()
 			if len(s.batch) > 0 {
 				s.batchArmed = true

@@ -35,6 +35,7 @@ type recEnv struct {
 	signers []*crypto.KeySigner
 	ver     *crypto.KeyVerifier
 	rng     *rand.Rand
+	backlog time.Duration // what Backlog answers
 }
 
 type recTimer struct {
@@ -54,6 +55,7 @@ func (e *recEnv) SetTimer(d time.Duration, t consensus.Timer) {
 func (e *recEnv) Signer() crypto.Signer     { return e.signers[e.self-1] }
 func (e *recEnv) Verifier() crypto.Verifier { return e.ver }
 func (e *recEnv) Rand() *rand.Rand          { return e.rng }
+func (e *recEnv) Backlog() time.Duration    { return e.backlog }
 
 // rig is one Shared mempool under test with its Env and the events it emitted.
 type rig struct {

@@ -696,6 +696,15 @@ func (e *liveEnv) sendAll(out []outMsg) {
 func (e *liveEnv) Signer() crypto.Signer     { return e.signer }
 func (e *liveEnv) Verifier() crypto.Verifier { return e.verifier }
 func (e *liveEnv) Rand() *rand.Rand          { return e.rng }
+
+// Backlog implements consensus.Env: what the transport says waits on the uplink (a shaped one
+// knows its rate; an unshaped one cannot tell and says 0).
+func (e *liveEnv) Backlog() time.Duration {
+	if b, ok := e.ep.(transport.Backlogger); ok {
+		return b.Backlog()
+	}
+	return 0
+}
 func (e *liveEnv) SetTimer(d time.Duration, t consensus.Timer) {
 	e.timers.add(time.Now().Add(d), t)
 }

@@ -247,6 +247,7 @@ func (nopEnv) SetTimer(time.Duration, consensus.Timer) {}
 func (nopEnv) Signer() crypto.Signer                   { s, _ := crypto.SimKeys(1, 4); return s[0] }
 func (nopEnv) Verifier() crypto.Verifier               { _, v := crypto.SimKeys(1, 4); return v }
 func (nopEnv) Rand() *rand.Rand                        { return rand.New(rand.NewSource(1)) }
+func (nopEnv) Backlog() time.Duration                  { return 0 }
 
 type recObserver struct {
 	nopObserver

@@ -31,6 +31,7 @@ func SpecFromConfig(cfg config.Config, engine string, n int) Spec {
 			FetchTimeout:   ms(cfg.FetchTimeout),
 			PushTimeout:    ms(cfg.PushTimeout),
 			ProofsByRef:    cfg.Proofs == config.ProofsReference,
+			MaxBacklog:     ms(cfg.MaxBacklog),
 			Gossip:         cfg.Gossip,
 			Fanout:         cfg.Fanout,
 			R:              cfg.R,

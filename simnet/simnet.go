@@ -632,6 +632,14 @@ func (e *nodeEnv) Signer() crypto.Signer     { return e.n.sim.signers[e.n.ID-1] 
 func (e *nodeEnv) Verifier() crypto.Verifier { return e.n.sim.ver }
 func (e *nodeEnv) Rand() *rand.Rand          { return e.n.rng }
 
+// Backlog implements consensus.Env: the bytes on the replica's modelled uplink at its rate.
+func (e *nodeEnv) Backlog() time.Duration {
+	if e.n.sim.opts.Links.Uplink <= 0 {
+		return 0
+	}
+	return serialization(e.n.up.bytes, e.n.sim.opts.Links.Uplink)
+}
+
 type event struct {
 	at  time.Time
 	seq uint64

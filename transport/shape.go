@@ -541,6 +541,21 @@ func (s *Shaper) next() (shaped, bool) {
 	return shaped{}, false
 }
 
+// Backlog implements Backlogger: the time the uplink needs for the messages queued on it (both
+// lanes) and the rest of the one on the wire; 0 without a bandwidth limit.
+func (s *Shaper) Backlog() time.Duration {
+	if s.nsPerB == 0 {
+		return 0
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d := s.txTime(s.laneBytes[types.LaneConsensus] + s.laneBytes[types.LaneData])
+	if now := time.Now(); s.onWire && s.cur.end.After(now) {
+		d += s.cur.end.Sub(now)
+	}
+	return d
+}
+
 func (s *Shaper) txTime(size int) time.Duration {
 	ns := float64(size) * s.nsPerB
 	if ns > float64(24*time.Hour) {

@@ -8,6 +8,7 @@ package transport
 
 import (
 	"sync/atomic"
+	"time"
 
 	"github.com/stratusbft/stratus/types"
 )
@@ -33,6 +34,11 @@ type Endpoint interface {
 	Counters() Counters
 	// Close detaches the endpoint; later sends are dropped.
 	Close() error
+}
+
+// Backlogger is an endpoint that knows how long its uplink needs to send what waits on it.
+type Backlogger interface {
+	Backlog() time.Duration
 }
 
 // Counters are an endpoint's traffic totals.

@@ -96,6 +96,9 @@ func (e *Env) Verifier() crypto.Verifier { return e.verifier }
 // Rand implements consensus.Env.
 func (e *Env) Rand() *rand.Rand { return e.rng }
 
+// Backlog implements consensus.Env: no uplink is modelled.
+func (e *Env) Backlog() time.Duration { return 0 }
+
 // ClearOutbox forgets the recorded messages (timers are kept).
 func (e *Env) ClearOutbox() { e.Outbox = nil }
 

@@ -1,0 +1,71 @@
+package mempool
+
+// Backpressure: a replica whose uplink is behind makes no microblock, re-sends no push and
+// refuses what would wait behind a full batch, instead of queueing more than the link can send.
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/stratusbft/stratus/types"
+)
+
+func bpCfg() SharedConfig {
+	c := byRefCfg()
+	c.MaxBacklog = 100 * time.Millisecond
+	return c
+}
+
+func TestBackpressureHoldsMicroblocksWhileTheUplinkIsBehind(t *testing.T) {
+	r := newRig(t, 1, 4, bpCfg())
+	r.m.SetView(1)
+	r.env.backlog = 300 * time.Millisecond
+	require.NoError(t, r.m.AddTxs(txs('x', 0, 10))) // a full microblock's worth
+	require.Empty(t, pick[*types.MicroBlock](r.take()), "no microblock while the uplink is 300 ms behind")
+
+	// Another full batch is refused at once, with the reason.
+	err := r.m.AddTxs(txs('y', 0, 1))
+	require.True(t, errors.Is(err, ErrFull), "%v", err)
+	require.ErrorContains(t, err, "max_backlog 100ms")
+	var fe *FullError
+	require.True(t, errors.As(err, &fe))
+	require.Equal(t, 300*time.Millisecond, fe.Backlog)
+
+	// The uplink drains: the drain timer cuts the waiting microblock.
+	r.env.backlog = 50 * time.Millisecond
+	r.advance(250 * time.Millisecond)
+	mbs := pick[*types.MicroBlock](r.take())
+	require.Len(t, mbs, 1)
+	require.Len(t, mbs[0].m.Txs, 10)
+	require.NoError(t, r.m.AddTxs(txs('y', 0, 1)), "room again")
+}
+
+func TestBackpressureDefersRepushesOfQueuedCopies(t *testing.T) {
+	cfg := bpCfg()
+	cfg.PushTimeout = 200 * time.Millisecond
+	r := newRig(t, 1, 4, cfg)
+	r.m.SetView(1)
+	require.NoError(t, r.m.AddTxs(txs('r', 0, 10)))
+	require.Len(t, pick[*types.MicroBlock](r.take()), 1)
+	r.env.backlog = time.Second // the broadcast still waits on the uplink
+	r.advance(900 * time.Millisecond)
+	require.Empty(t, pick[*types.MicroBlock](r.take()), "no re-push while the copies may still be queued")
+	r.env.backlog = 0
+	r.advance(time.Second)
+	again := pick[*types.MicroBlock](r.take())
+	require.NotEmpty(t, again, "re-pushed once the uplink drained")
+}
+
+// Without a backlog bound (max_backlog 0) nothing changes: the uplink's state is not asked.
+func TestBackpressureOff(t *testing.T) {
+	cfg := bpCfg()
+	cfg.MaxBacklog = 0
+	r := newRig(t, 1, 4, cfg)
+	r.m.SetView(1)
+	r.env.backlog = time.Hour
+	require.NoError(t, r.m.AddTxs(txs('o', 0, 10)))
+	require.Len(t, pick[*types.MicroBlock](r.take()), 1)
+}
