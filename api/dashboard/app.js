@@ -162,13 +162,14 @@
         cell(tr, s.latency_window_ms.p50.toFixed(2));
         cell(tr, s.latency_window_ms.p99.toFixed(2));
         cell(tr, String(s.mempool.pending_tx));
+        cell(tr, String(s.refused_submissions));
         cell(tr, String(s.microblocks.known));
         cell(tr, s.send_mbps.toFixed(2));
         cell(tr, s.recv_mbps.toFixed(2));
         cell(tr, s.microblocks.busy ? "yes" : "no");
         cell(tr, s.microblocks.load_ms.toFixed(2));
       } else {
-        for (let i = 0; i < 13; i++) cell(tr, "–");
+        for (let i = 0; i < 14; i++) cell(tr, "–");
       }
       tb.appendChild(tr);
     }
