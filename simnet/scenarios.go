@@ -18,13 +18,14 @@ var scenarios = map[string]struct {
 	about string
 	rows  func(base VirtualConfig, small bool) ([]VirtualConfig, error)
 }{
-	"batch":           {"Fig 5: S-HS in the LAN, microblock size × offered load (N=128: 32/64/128 KB, N=256: 128/256/512 KB)", batchRows},
-	"scalability-lan": {"Fig 6 (LAN): N-HS, N-SL, SMP-HS, S-HS, S-SL for N = 16 … 400, saturating load", func(b VirtualConfig, small bool) ([]VirtualConfig, error) { return scalabilityRows(b, "lan", small) }},
-	"scalability-wan": {"Fig 6 (WAN): the same over 100 Mbit/s, 100 ms RTT links", func(b VirtualConfig, small bool) ([]VirtualConfig, error) { return scalabilityRows(b, "wan", small) }},
-	"bandwidth":       {"Table III: outbound Mbit/s by role and message type at N=64 in the WAN, saturated (N-HS, SMP-HS, S-HS)", bandwidthRows},
-	"async":           {"Fig 7: 25 KTx/s in the WAN, every message delayed 200 ms ± 100 ms from 10 s to 20 s (SMP-HS, S-HS; 3 seeds)", asyncRows},
-	"byzantine":       {"Fig 8: Byzantine senders (missing strategy) at N=100/200 in the LAN: SMP-HS, S-HS with q = f+1 and 2f+1", byzantineRows},
-	"zipf":            {"Figs 9-10: Zipf1 (1.01,1) and Zipf10 (1.01,10) load in the WAN, 12 KB microblocks: SMP-HS, SMP-HS-G, S-HS with DLB d = 1..3, S-HS under even load, N = 100 … 400", zipfRows},
+	"batch":             {"Fig 5: S-HS in the LAN, microblock size × offered load (N=128: 32/64/128 KB, N=256: 128/256/512 KB)", batchRows},
+	"scalability-lan":   {"Fig 6 (LAN): N-HS, N-SL, SMP-HS, S-HS, S-SL for N = 16 … 400, saturating load", func(b VirtualConfig, small bool) ([]VirtualConfig, error) { return scalabilityRows(b, "lan", small) }},
+	"scalability-wan":   {"Fig 6 (WAN): the same over 100 Mbit/s, 100 ms RTT links", func(b VirtualConfig, small bool) ([]VirtualConfig, error) { return scalabilityRows(b, "wan", small) }},
+	"bandwidth":         {"Table III: outbound Mbit/s by role and message type at N=64 in the WAN, saturated (N-HS, SMP-HS, S-HS)", bandwidthRows},
+	"async":             {"Fig 7: 25 KTx/s in the WAN, every message delayed 200 ms ± 100 ms from 10 s to 20 s (SMP-HS, S-HS; 3 seeds)", asyncRows},
+	"byzantine":         {"Fig 8: Byzantine senders (missing strategy) at N=100/200 in the LAN: SMP-HS, S-HS with q = f+1 and 2f+1", byzantineRows},
+	"leader-bottleneck": {"S-HS in the WAN at N = 16 … 400, offered 0.5, 0.7, 0.9 and 2 × the bandwidth limit: this framework's design (proofs by reference, BLS12-381 aggregate certificates, backpressure) against the paper's (inline secp256k1 proofs and QCs, no backpressure)", leaderBottleneckRows},
+	"zipf":              {"Figs 9-10: Zipf1 (1.01,1) and Zipf10 (1.01,10) load in the WAN, 12 KB microblocks: SMP-HS, SMP-HS-G, S-HS with DLB d = 1..3, S-HS under even load, N = 100 … 400", zipfRows},
 }
 
 // ScenarioNames lists the scenarios, sorted.
@@ -75,6 +76,42 @@ func DefaultRate(c VirtualConfig) float64 {
 		return 100_000
 	}
 	return float64(int(0.9 * lim))
+}
+
+// leaderBottleneckRows compares the designs of proposals and certificates where the leader's
+// uplink decides: every N and load, ours and the paper's.
+func leaderBottleneckRows(base VirtualConfig, small bool) ([]VirtualConfig, error) {
+	ns := []int{16, 64, 128, 256, 400}
+	loads := []float64{0.5, 0.7, 0.9, 2}
+	if small {
+		ns, loads = []int{4}, []float64{0.5, 2}
+	}
+	designs := []struct {
+		label  string
+		byRef  bool
+		scheme string
+		bp     time.Duration
+	}{
+		{"s-hs", true, "bls12-381", time.Second},
+		{"s-hs (paper: inline secp256k1)", false, "secp256k1", 0},
+	}
+	var out []VirtualConfig
+	for _, n := range ns {
+		for _, load := range loads {
+			for _, d := range designs {
+				c := with(base, d.label, config.EngineHotStuff, config.MemStratus, n, "wan")
+				c.Spec.Shared.ProofsByRef, c.Scheme, c.Spec.Shared.MaxBacklog = d.byRef, d.scheme, d.bp
+				if small {
+					c.Links = Links{Uplink: 10e6, Downlink: 10e6}
+					c.Spec.Shared.MSize = 16 << 10
+				}
+				c.Rate = float64(int(load * c.limitTPS()))
+				durations(&c, small, base.Duration)
+				out = append(out, c)
+			}
+		}
+	}
+	return out, nil
 }
 
 // paperProtocols maps the paper's protocol labels to presets.
