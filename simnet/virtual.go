@@ -319,6 +319,13 @@ type compact struct {
 	count  int
 }
 
+// submission is one batch a load generator submitted: its answer (set when the replica took or
+// refused it) and the transactions it stands for.
+type submission struct {
+	err *error
+	txs int
+}
+
 // virtualRun is the measurement state of one run.
 type virtualRun struct {
 	cfg       *VirtualConfig
@@ -331,7 +338,7 @@ type virtualRun struct {
 	delivered uint64 // at the reference replica, inside the measurement window
 	submitted uint64
 	refused   uint64
-	refusals  []*error
+	refusals  []submission // every submission and its answer
 }
 
 // RunVirtual runs c and returns its result.
@@ -408,8 +415,8 @@ func RunVirtual(c VirtualConfig) (*Result, error) {
 		}
 	}
 	for _, e := range r.refusals {
-		if *e != nil {
-			r.refused++
+		if *e.err != nil {
+			r.refused += uint64(e.txs) // transactions, as submitted counts them
 		}
 	}
 	wall := time.Since(wallStart)
@@ -445,6 +452,7 @@ func (r *virtualRun) startLoad() {
 			acc -= float64(count)
 			stamp := now - tick/2 + c.ClientLatency // their mean arrival at the replica
 			var batch []types.Tx
+			txs := 0
 			for count > 0 {
 				k := min(count, limit)
 				count -= k
@@ -456,10 +464,11 @@ func (r *virtualRun) startLoad() {
 				tx := types.NewCompactTx(tag, k, c.TxSize)
 				r.txs[tx.ID()] = compact{origin: node.ID, stamp: stamp, count: k}
 				r.submitted += uint64(k)
+				txs += k
 				batch = append(batch, tx)
 			}
 			if len(batch) > 0 {
-				r.refusals = append(r.refusals, r.sim.Submit(c.ClientLatency, node.ID, batch))
+				r.refusals = append(r.refusals, submission{r.sim.Submit(c.ClientLatency, node.ID, batch), txs})
 			}
 			r.sim.at(tick, gen)
 		}
