@@ -253,7 +253,15 @@ func (a *Adversary) withBadProofs(b *types.Block, how int) *types.Block {
 				switch how {
 				case 0: // an inline proof whose signature does not verify
 					bad := a.soleProof(r.ID, b.View)
-					bad.Sigs[0][7] ^= 0xff
+					if len(bad.Sigs[0]) == types.BLSSigSize {
+						// BLS: its own signature as the "aggregate" of every replica
+						// (a non-subset aggregate).
+						for _, id := range a.others() {
+							bad.Signers.Set(types.SignerBit(id))
+						}
+					} else {
+						bad.Sigs[0][7] ^= 0xff
+					}
 					p.Refs[0].Proof = bad
 				case 1: // a reference nobody can prove
 					p.Refs = append(p.Refs, types.MBRef{ID: a.junkHash()})

@@ -10,6 +10,7 @@ import (
 
 	"github.com/stratusbft/stratus/byzantine"
 	"github.com/stratusbft/stratus/config"
+	"github.com/stratusbft/stratus/crypto"
 	"github.com/stratusbft/stratus/mempool"
 	"github.com/stratusbft/stratus/replica"
 	"github.com/stratusbft/stratus/types"
@@ -46,6 +47,9 @@ type Scenario struct {
 	// Inline (stratus): proposals carry their proofs (the paper's design) instead of naming
 	// microblocks by reference (the default).
 	Inline bool
+	// BLS: certificates are one aggregate signature (simulated BLS12-381 signatures; a real
+	// pairing per check would make a soak run take minutes).
+	BLS bool
 }
 
 // NewScenario draws the scenario of a seed.
@@ -111,6 +115,7 @@ func NewScenario(seed int64) Scenario {
 		}
 	}
 	sc.Inline = sc.MemType == "stratus" && r.Intn(3) == 0 // drawn after every earlier draw, as Restarts
+	sc.BLS = r.Intn(3) == 0
 	return sc
 }
 
@@ -130,6 +135,9 @@ func (sc Scenario) String() string {
 	}
 	if sc.Inline {
 		b.WriteString("+inline")
+	}
+	if sc.BLS {
+		b.WriteString("+bls")
 	}
 	if sc.LB {
 		b.WriteString("+lb")
@@ -200,6 +208,9 @@ func ScenarioSpec(engine, memType string, n int, gossip, lb bool) replica.Spec {
 func (sc Scenario) Options() Options {
 	opts := Options{N: sc.N, Spec: sc.Spec(), Seed: sc.Seed, Latency: sc.Latency, Jitter: sc.Jitter, Slow: 50 * time.Millisecond,
 		Loss: sc.Loss, GST: sc.GST, Byzantine: make(map[types.NodeID]string), Crash: sc.Crash}
+	if sc.BLS {
+		opts.Scheme, opts.SimulatedSignatures = crypto.SchemeBLS, true
+	}
 	for id, st := range sc.Faulty {
 		if st != byzantine.Crash {
 			opts.Byzantine[id] = st

@@ -431,3 +431,39 @@ func TestTCPDialsFromItsOwnLoopbackAddress(t *testing.T) {
 	assert.Nil(t, loopbackSource("localhost:1", "127.0.0.2:2"), "names are not resolved")
 	assert.Equal(t, "127.0.0.2:0", loopbackSource("127.0.0.2:1", "127.0.0.3:2").String())
 }
+
+// A cluster with BLS12-381 keys authenticates over TCP: the handshake carries the scheme's 96-byte
+// signatures, and a node holding another key is refused.
+func TestTCPWithBLSKeys(t *testing.T) {
+	signers, keys, err := crypto.SimKeysFor(crypto.SchemeBLS, 7, 2)
+	require.NoError(t, err)
+	lns := make([]net.Listener, 2)
+	peers := map[types.NodeID]string{}
+	for i := range lns {
+		lns[i], err = net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		peers[types.NodeID(i+1)] = lns[i].Addr().String()
+	}
+	var eps []*TCPEndpoint
+	for i := range lns {
+		ep, err := ListenTCP(TCPOptions{Self: types.NodeID(i + 1), Peers: peers, Listener: lns[i], Signer: signers[i], Verifier: keys,
+			MinBackoff: 10 * time.Millisecond, MaxBackoff: 100 * time.Millisecond})
+		require.NoError(t, err)
+		eps = append(eps, ep)
+		defer ep.Close()
+	}
+	v := &types.Vote{View: 1, Voter: 1, Sig: signers[0].Sign(types.VoteDigest(1, types.Hash{}))}
+	eps[0].Send(2, v)
+	got := recv(t, eps[1], types.LaneConsensus)
+	require.Equal(t, types.NodeID(1), got.From)
+	require.Len(t, got.Msg.(*types.Vote).Sig, types.BLSSigSize)
+
+	// Node 1's ID with another BLS key: refused by node 2.
+	others, _, err := crypto.SimKeysFor(crypto.SchemeBLS, 8, 2)
+	require.NoError(t, err)
+	nc, err := net.Dial("tcp", peers[2])
+	require.NoError(t, err)
+	defer nc.Close()
+	_, err = handshakeDial(nc, 1, 2, others[0], keys, 2*time.Second)
+	require.Error(t, err, "a node with another key got through")
+}
