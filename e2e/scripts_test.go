@@ -219,47 +219,51 @@ func TestRunScript(t *testing.T) {
 	}
 }
 
-// TestP256EndToEnd: with "signer": "ECDSA_P256" (the original prototype's scheme) a native
-// protocol in one process and a shared mempool over TCP (P-256 node keys in the handshake too)
-// commit client transactions.
-func TestP256EndToEnd(t *testing.T) {
+// TestSchemesEndToEnd: with "signer": "ECDSA_P256" (the original prototype's scheme) and with
+// "bls12-381" (aggregate certificates), a protocol in one process and a shared mempool over TCP
+// (the scheme's node keys in the handshake too) commit client transactions.
+func TestSchemesEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end run of the scripts")
 	}
-	dir := scriptDir(t)
-	writeCluster(t, dir, map[string]any{"signer": "ECDSA_P256"})
-	var started []int
-	stopAtEnd(t, dir, &started)
-	committed := func() {
-		t.Helper()
-		for _, f := range must(filepath.Glob(filepath.Join(dir, "client.*.json"))) {
-			require.NoError(t, os.Remove(f))
-		}
-		out, err := script(t, dir, "runClient.sh", "--wait", "1", "-duration", "2")
-		require.NoError(t, err, out)
-		sums := must(filepath.Glob(filepath.Join(dir, "client.*.json")))
-		require.Len(t, sums, 1)
-		var sum clientSummary
-		readJSON(t, sums[0], &sum)
-		require.Greater(t, sum.CommittedTx, uint64(0))
+	for _, tc := range []struct{ scheme, inProcess string }{{"ECDSA_P256", "hotstuff"}, {"bls12-381", "s-hs"}} {
+		t.Run(tc.scheme, func(t *testing.T) {
+			dir := scriptDir(t)
+			writeCluster(t, dir, map[string]any{"signer": tc.scheme})
+			var started []int
+			stopAtEnd(t, dir, &started)
+			committed := func() {
+				t.Helper()
+				for _, f := range must(filepath.Glob(filepath.Join(dir, "client.*.json"))) {
+					require.NoError(t, os.Remove(f))
+				}
+				out, err := script(t, dir, "runClient.sh", "--wait", "1", "-duration", "2")
+				require.NoError(t, err, out)
+				sums := must(filepath.Glob(filepath.Join(dir, "client.*.json")))
+				require.Len(t, sums, 1)
+				var sum clientSummary
+				readJSON(t, sums[0], &sum)
+				require.Greater(t, sum.CommittedTx, uint64(0))
+			}
+
+			out, err := script(t, dir, "simulation.sh", tc.inProcess)
+			require.NoError(t, err, out)
+			started = append(started, pidsIn(t, filepath.Join(dir, "server.pid"))...)
+			committed()
+			out, err = script(t, dir, "stop.sh")
+			require.NoError(t, err, out)
+
+			out, err = script(t, dir, "run.sh", "s-hs")
+			require.NoError(t, err, out)
+			started = append(started, pidsIn(t, filepath.Join(dir, "server.pid"))...)
+			list, err := os.ReadFile(filepath.Join(dir, "keys", "pubkeys.txt"))
+			require.NoError(t, err)
+			require.Contains(t, string(list), "# scheme: "+tc.scheme)
+			committed()
+			out, err = script(t, dir, "stop.sh")
+			require.NoError(t, err, out)
+		})
 	}
-
-	out, err := script(t, dir, "simulation.sh", "hotstuff")
-	require.NoError(t, err, out)
-	started = append(started, pidsIn(t, filepath.Join(dir, "server.pid"))...)
-	committed()
-	out, err = script(t, dir, "stop.sh")
-	require.NoError(t, err, out)
-
-	out, err = script(t, dir, "run.sh", "s-hs")
-	require.NoError(t, err, out)
-	started = append(started, pidsIn(t, filepath.Join(dir, "server.pid"))...)
-	list, err := os.ReadFile(filepath.Join(dir, "keys", "pubkeys.txt"))
-	require.NoError(t, err)
-	require.Contains(t, string(list), "# scheme: ECDSA_P256")
-	committed()
-	out, err = script(t, dir, "stop.sh")
-	require.NoError(t, err, out)
 }
 
 func must[T any](v T, err error) T {

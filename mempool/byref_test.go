@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/stratusbft/stratus/consensus"
+	"github.com/stratusbft/stratus/crypto"
 	"github.com/stratusbft/stratus/types"
 )
 
@@ -150,4 +151,30 @@ func sumProofMissing(evs []consensus.Event) uint64 {
 		n += uint64(e.Count)
 	}
 	return n
+}
+
+// PreVerify, which the replica's verification workers run before the event loop, takes a BLS
+// proof as one aggregate (it checked each signature alone and refused every BLS proof).
+func TestPreVerifyBLSProof(t *testing.T) {
+	signers, v, err := crypto.SimKeysFor(crypto.SchemeBLS, 5, 4)
+	require.NoError(t, err)
+	ver := crypto.NewCache(v)
+	mb := types.NewMicroBlock(1, 3, txs('p', 0, 3)).Signed(signers[0].Sign)
+	d := types.AckDigest(mb.ID, mb.Epoch)
+	var set consensus.SigSet
+	for _, s := range signers[:2] {
+		sig := s.Sign(d)
+		require.True(t, ver.Verify(s.ID(), d, sig))
+		set.Add(s.ID(), sig)
+	}
+	bmp, sigs := set.BuildFor(ver)
+	p := &types.Proof{MBID: mb.ID, Epoch: mb.Epoch, Signers: bmp, Sigs: sigs}
+	_, err = PreVerify(p, ver)
+	require.NoError(t, err)
+	forged := &types.Proof{MBID: mb.ID, Epoch: mb.Epoch, Signers: bm(1, 2, 3), Sigs: sigs}
+	rule, err := PreVerify(forged, ver)
+	require.Error(t, err)
+	require.Equal(t, consensus.RuleCert, rule)
+	_, err = PreVerify(mb, ver)
+	require.NoError(t, err)
 }

@@ -2,6 +2,7 @@ package mempool
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/stratusbft/stratus/consensus"
 	"github.com/stratusbft/stratus/crypto"
@@ -10,7 +11,7 @@ import (
 
 // PreVerify checks the signatures a mempool message carries, using no replica state, so that
 // drivers can run it in parallel before the event loop and the mempool's own checks hit the
-// verification cache. Proofs are checked signature by signature; the quorum is the mempool's call.
+// verification cache. Proofs are checked as certificates; the quorum is the mempool's call.
 func PreVerify(m types.Message, v crypto.Verifier) (rule string, err error) {
 	mbSig := func(mb *types.MicroBlock) bool { return v.Verify(mb.Creator, mb.ID, mb.Sig) }
 	switch m := m.(type) {
@@ -33,11 +34,10 @@ func PreVerify(m types.Message, v crypto.Verifier) (rule string, err error) {
 			return consensus.RuleSignature, errors.New("ack signature does not verify")
 		}
 	case *types.Proof:
-		d := types.AckDigest(m.MBID, m.Epoch)
-		for i, id := range types.SignerIDs(m.Signers) {
-			if !v.Verify(id, d, m.Sigs[i]) {
-				return consensus.RuleCert, errors.New("proof: a signature does not verify")
-			}
+		// Every signature, or the one aggregate (BLS); how many signers make a proof is q, the
+		// mempool's call.
+		if err := consensus.VerifyCert(v, types.AckDigest(m.MBID, m.Epoch), m.Signers, m.Sigs, 1); err != nil {
+			return consensus.RuleCert, fmt.Errorf("proof: %w", err)
 		}
 	}
 	return "", nil
