@@ -40,6 +40,7 @@ func (e *recEnv) Signer() crypto.Signer     { return e.signer }
 func (e *recEnv) Verifier() crypto.Verifier { return e.ver }
 func (e *recEnv) Rand() *rand.Rand          { return rand.New(rand.NewSource(1)) }
 func (e *recEnv) Backlog() time.Duration    { return 0 }
+func (e *recEnv) UplinkRate() float64       { return 0 }
 
 const n = 4
 

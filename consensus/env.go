@@ -32,6 +32,9 @@ type Env interface {
 	// uplink is behind, a refusal instead of a wait). 0 when nothing waits or the driver cannot
 	// tell (an unshaped link).
 	Backlog() time.Duration
+	// UplinkRate is the uplink's capacity in bytes per second (0: unlimited or unknown): the
+	// mempool paces its microblocks to a share of it.
+	UplinkRate() float64
 }
 
 // Verdict is a mempool's answer about a payload before a vote.

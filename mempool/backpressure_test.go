@@ -69,3 +69,24 @@ func TestBackpressureOff(t *testing.T) {
 	require.NoError(t, r.m.AddTxs(txs('o', 0, 10)))
 	require.Len(t, pick[*types.MicroBlock](r.take()), 1)
 }
+
+// Under backpressure a replica paces its microblocks to a share of its uplink (every downlink
+// takes what the others send: all uplinks full means queues that only grow), and the pace does not
+// hold back re-pushes.
+func TestBackpressurePacesMicroblocks(t *testing.T) {
+	r := newRig(t, 1, 4, bpCfg())
+	r.m.SetView(1)
+	r.env.rate = 10_000 // bytes per second
+	require.NoError(t, r.m.AddTxs(txs('a', 0, 10)))
+	first := pick[*types.MicroBlock](r.take())
+	require.Len(t, first, 1)
+	require.NoError(t, r.m.AddTxs(txs('b', 0, 10)))
+	require.Empty(t, pick[*types.MicroBlock](r.take()), "the next microblock waits for its pace")
+	// 3 copies of (160 + overhead) bytes at 10 kB/s, at 85 %.
+	share := uplinkShare
+	pace := time.Duration(float64(3*(160+MBOverhead)) / 10_000 / share * float64(time.Second))
+	r.advance(pace - 10*time.Millisecond)
+	require.Empty(t, pick[*types.MicroBlock](r.take()))
+	r.advance(20 * time.Millisecond)
+	require.Len(t, pick[*types.MicroBlock](r.take()), 1, "cut once the pace allows")
+}

@@ -40,6 +40,7 @@ func (e *testEnv) Signer() crypto.Signer     { return nil }
 func (e *testEnv) Verifier() crypto.Verifier { return nil }
 func (e *testEnv) Rand() *rand.Rand          { return rand.New(rand.NewSource(1)) }
 func (e *testEnv) Backlog() time.Duration    { return 0 }
+func (e *testEnv) UplinkRate() float64       { return 0 }
 
 func txs(tag byte, from, n int) []types.Tx {
 	out := make([]types.Tx, n)

@@ -77,7 +77,7 @@ func (s *Shared) repush(id types.Hash) {
 		s.env.SetTimer(s.cfg.PushTimeout, pushTimer{id: id})
 		return
 	}
-	if b := s.backlogged(); b > 0 {
+	if b := s.uplinkBehind(); b > 0 {
 		// The copies may still be waiting on this uplink: sending more would only queue them
 		// behind. Look again once it has drained.
 		s.env.SetTimer(max(b, s.cfg.PushTimeout), pushTimer{id: id})

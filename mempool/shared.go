@@ -86,6 +86,7 @@ type Shared struct {
 	batchSeq   uint64
 	batchArmed bool
 	drainArmed bool                    // a drainTimer is pending
+	nextCut    time.Time               // backpressure: no microblock before this (pacing to uplinkShare of the uplink)
 	ownTxs     map[types.Hash]struct{} // IDs in the batch or in own uncommitted microblocks
 	ownBytes   int
 	ownOrder   idQueue // own microblocks, oldest first, for re-issuing stale ones
@@ -268,8 +269,13 @@ func (s *Shared) AddTxs(txs []types.Tx) error {
 	return nil
 }
 
-// backlogged returns the uplink's backlog when it exceeds MaxBacklog, else 0.
-func (s *Shared) backlogged() time.Duration {
+// uplinkShare is the share of its uplink a replica fills with its own microblocks under
+// backpressure: every replica's downlink takes what the others send, and a link kept 100 % busy
+// has a queue that only grows; the rest is headroom for consensus, acks and proofs.
+const uplinkShare = 0.85
+
+// uplinkBehind returns the uplink's backlog when it exceeds MaxBacklog, else 0.
+func (s *Shared) uplinkBehind() time.Duration {
 	if s.cfg.MaxBacklog <= 0 {
 		return 0
 	}
@@ -277,6 +283,33 @@ func (s *Shared) backlogged() time.Duration {
 		return b
 	}
 	return 0
+}
+
+// backlogged returns how long to wait before the next microblock: the uplink's backlog when it
+// exceeds MaxBacklog, or MaxBacklog plus the time left until the pace allows the next one; else 0.
+func (s *Shared) backlogged() time.Duration {
+	if b := s.uplinkBehind(); b > 0 || s.cfg.MaxBacklog <= 0 {
+		return b
+	}
+	if wait := s.nextCut.Sub(s.env.Now()); wait > 0 {
+		return s.cfg.MaxBacklog + wait
+	}
+	return 0
+}
+
+// pace sets when the next microblock may be cut: after mb's copies have had a share of the
+// uplink's time.
+func (s *Shared) pace(mb *types.MicroBlock) {
+	rate := s.env.UplinkRate()
+	if s.cfg.MaxBacklog <= 0 || rate <= 0 {
+		return
+	}
+	copies := s.env.N() - 1
+	if s.cfg.Gossip {
+		copies = min(copies, s.cfg.Fanout)
+	}
+	sending := time.Duration(float64(mb.Bytes()+MBOverhead) * float64(copies) / rate / uplinkShare * float64(time.Second))
+	s.nextCut = s.env.Now().Add(sending)
 }
 
 // cutFull cuts the batch's full microblocks while the uplink keeps up; when it is behind, the
@@ -319,6 +352,7 @@ func (s *Shared) cut() {
 	s.hold(mb)
 	s.ownOrder.push(mb.ID)
 	s.emit(consensus.MBCreated{Txs: len(txs), Bytes: bytes})
+	s.pace(mb)
 	s.disseminate(mb)
 }
 

@@ -36,6 +36,7 @@ type recEnv struct {
 	ver     *crypto.KeyVerifier
 	rng     *rand.Rand
 	backlog time.Duration // what Backlog answers
+	rate    float64       // what UplinkRate answers
 }
 
 type recTimer struct {
@@ -56,6 +57,7 @@ func (e *recEnv) Signer() crypto.Signer     { return e.signers[e.self-1] }
 func (e *recEnv) Verifier() crypto.Verifier { return e.ver }
 func (e *recEnv) Rand() *rand.Rand          { return e.rng }
 func (e *recEnv) Backlog() time.Duration    { return e.backlog }
+func (e *recEnv) UplinkRate() float64       { return e.rate }
 
 // rig is one Shared mempool under test with its Env and the events it emitted.
 type rig struct {

@@ -697,6 +697,14 @@ func (e *liveEnv) Signer() crypto.Signer     { return e.signer }
 func (e *liveEnv) Verifier() crypto.Verifier { return e.verifier }
 func (e *liveEnv) Rand() *rand.Rand          { return e.rng }
 
+// UplinkRate implements consensus.Env: the shaped uplink's bandwidth (0: unshaped, unknown).
+func (e *liveEnv) UplinkRate() float64 {
+	if b, ok := e.ep.(transport.Backlogger); ok {
+		return b.UplinkRate()
+	}
+	return 0
+}
+
 // Backlog implements consensus.Env: what the transport says waits on the uplink (a shaped one
 // knows its rate; an unshaped one cannot tell and says 0).
 func (e *liveEnv) Backlog() time.Duration {

@@ -248,6 +248,7 @@ func (nopEnv) Signer() crypto.Signer                   { s, _ := crypto.SimKeys(
 func (nopEnv) Verifier() crypto.Verifier               { _, v := crypto.SimKeys(1, 4); return v }
 func (nopEnv) Rand() *rand.Rand                        { return rand.New(rand.NewSource(1)) }
 func (nopEnv) Backlog() time.Duration                  { return 0 }
+func (nopEnv) UplinkRate() float64                     { return 0 }
 
 type recObserver struct {
 	nopObserver

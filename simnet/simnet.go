@@ -632,6 +632,9 @@ func (e *nodeEnv) Signer() crypto.Signer     { return e.n.sim.signers[e.n.ID-1] 
 func (e *nodeEnv) Verifier() crypto.Verifier { return e.n.sim.ver }
 func (e *nodeEnv) Rand() *rand.Rand          { return e.n.rng }
 
+// UplinkRate implements consensus.Env: the modelled uplink, bytes per second.
+func (e *nodeEnv) UplinkRate() float64 { return e.n.sim.opts.Links.Uplink / 8 }
+
 // Backlog implements consensus.Env: the bytes on the replica's modelled uplink at its rate.
 func (e *nodeEnv) Backlog() time.Duration {
 	if e.n.sim.opts.Links.Uplink <= 0 {

@@ -556,6 +556,14 @@ func (s *Shaper) Backlog() time.Duration {
 	return d
 }
 
+// UplinkRate implements Backlogger: the shaped bandwidth in bytes per second; 0 when unlimited.
+func (s *Shaper) UplinkRate() float64 {
+	if s.nsPerB == 0 {
+		return 0
+	}
+	return 1e9 / s.nsPerB
+}
+
 func (s *Shaper) txTime(size int) time.Duration {
 	ns := float64(size) * s.nsPerB
 	if ns > float64(24*time.Hour) {

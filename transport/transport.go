@@ -39,6 +39,7 @@ type Endpoint interface {
 // Backlogger is an endpoint that knows how long its uplink needs to send what waits on it.
 type Backlogger interface {
 	Backlog() time.Duration
+	UplinkRate() float64 // bytes per second
 }
 
 // Counters are an endpoint's traffic totals.

@@ -99,6 +99,9 @@ func (e *Env) Rand() *rand.Rand { return e.rng }
 // Backlog implements consensus.Env: no uplink is modelled.
 func (e *Env) Backlog() time.Duration { return 0 }
 
+// UplinkRate implements consensus.Env: no uplink is modelled.
+func (e *Env) UplinkRate() float64 { return 0 }
+
 // ClearOutbox forgets the recorded messages (timers are kept).
 func (e *Env) ClearOutbox() { e.Outbox = nil }
 
