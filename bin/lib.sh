@@ -78,13 +78,28 @@ start_sim() {
 	die "the server did not report ready within 10 s (see $run/server.out)"
 }
 
+# config_sets [server flags]: the -set flags among them, in SETS (for key generation, which must
+# follow -set signer=...).
+config_sets() {
+	local prev="" a
+	SETS=()
+	for a; do
+		case "$a" in
+		-set=* | --set=*) SETS+=("$a") ;;
+		esac
+		if [[ "$prev" == -set || "$prev" == --set ]]; then SETS+=(-set "$a"); fi
+		prev=$a
+	done
+}
+
 # start_tcp RUN N [server flags]: starts N server -id processes (keys and stores in RUN),
 # waits for their ready lines and records them in pids (SIM_PIDS).
 start_tcp() {
 	local run=$1 n=$2 i t ready
 	shift 2
 	rm -rf "$run/keys" "$run/data" # a run directory used before: a fresh cluster
-	./server -keygen -config "$run/config.json" -ips "$run/ips.txt" -keys "$run/keys" >/dev/null || die "key generation failed"
+	config_sets "$@"
+	./server -keygen -config "$run/config.json" -ips "$run/ips.txt" -keys "$run/keys" ${SETS[@]+"${SETS[@]}"} >/dev/null || die "key generation failed"
 	SIM_PIDS=()
 	for ((i = 1; i <= n; i++)); do
 		./server -id "$i" -keys "$run/keys" -data_dir "$run/data" -log_dir "$run" "$@" >"$run/server.$i.out" 2>&1 &

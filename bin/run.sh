@@ -21,18 +21,13 @@ if [[ "${1:-}" == --keep ]]; then
 fi
 alg=${1:-hotstuff}
 shift || true
-# The -set flags also reach key generation, so that -set signer=bls12-381 makes BLS keys.
-sets=()
-prev=""
 for a; do
 	case "$a" in
 	-data_dir | -data_dir=* | --data_dir | --data_dir=* | -keys | -keys=* | --keys | --keys=*)
 		die "run.sh keeps keys in keys/ and the replicas' stores in data/ (cleared at every start without --keep); $a would move them out of its reach" ;;
-	-set=* | --set=*) sets+=("$a") ;;
 	esac
-	if [[ "$prev" == -set || "$prev" == --set ]]; then sets+=(-set "$a"); fi
-	prev=$a
 done
+config_sets "$@" # the -set flags also reach key generation: -set signer=bls12-381 makes BLS keys
 log_dir=${LOG_DIR:-.}
 if running=$(live_pids "$SERVER_PID") && [[ -n "$running" ]]; then
 	die "servers are already running (pids $(echo $running)); ./stop.sh stops them"
@@ -58,7 +53,7 @@ if ((keep)); then
 	done
 else
 	rm -rf keys/pubkeys.txt keys/node*.key data/vote.* data/store.*
-	./server -keygen -config config.json -ips ips.txt -keys keys ${sets[@]+"${sets[@]}"} >/dev/null || die "key generation failed"
+	./server -keygen -config config.json -ips ips.txt -keys keys ${SETS[@]+"${SETS[@]}"} >/dev/null || die "key generation failed"
 fi
 mkdir -p "$log_dir" data
 

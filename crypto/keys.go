@@ -267,6 +267,12 @@ func LoadKeys(dir string, id types.NodeID, n int, scheme string) (PubSigner, Ver
 	if err != nil {
 		return nil, nil, fmt.Errorf("keys: %w", err)
 	}
+	// The list first: it names its scheme, so keys made for another signer are named as such
+	// rather than as a malformed private key.
+	v, err := ReadPublicKeys(filepath.Join(dir, PubKeysFile), n, scheme)
+	if err != nil {
+		return nil, nil, err
+	}
 	text := strings.TrimSpace(string(raw))
 	b, err := hex.DecodeString(text)
 	if err != nil || len(b) != 32 {
@@ -292,10 +298,6 @@ func LoadKeys(dir string, id types.NodeID, n int, scheme string) (PubSigner, Ver
 			return nil, nil, fmt.Errorf("keys: %s is malformed: %v", path, err)
 		}
 		s = NewSigner(id, key)
-	}
-	v, err := ReadPublicKeys(filepath.Join(dir, PubKeysFile), n, scheme)
-	if err != nil {
-		return nil, nil, err
 	}
 	// The key and the list belong together when the list verifies the key's signature.
 	probe := types.Keccak([]byte("stratus/keys/probe"))
