@@ -269,8 +269,15 @@ build_binaries() {
 		arch=${TARGET_GOARCH:-$(go env GOARCH)}
 		echo "building server and client for $TARGET_GOOS/$arch into $BUILD_DIR"
 		mkdir -p "$BUILD_DIR"
-		(cd "$REPO_DIR" && CGO_ENABLED=0 GOOS=$TARGET_GOOS GOARCH=$arch go build -o "$BUILD_DIR/server" ./server &&
-			CGO_ENABLED=0 GOOS=$TARGET_GOOS GOARCH=$arch go build -o "$BUILD_DIR/client" ./client) || die "build failed"
+		# BLS12-381 (blst) is C and assembly: cgo, linked statically so that the binaries run on
+		# any Linux host whatever its C library.
+		if [[ "$arch" != "$(go env GOARCH)" && -z "${CC:-}" ]]; then
+			die "building for $TARGET_GOOS/$arch needs a C cross-compiler (BLS12-381 is C): set CC (e.g. CC=aarch64-linux-gnu-gcc), or build on such a host and deploy with BUILD=no"
+		fi
+		local static=(-tags netgo,osusergo -ldflags '-linkmode external -extldflags "-static"')
+		(cd "$REPO_DIR" && CGO_ENABLED=1 GOOS=$TARGET_GOOS GOARCH=$arch go build "${static[@]}" -o "$BUILD_DIR/server" ./server &&
+			CGO_ENABLED=1 GOOS=$TARGET_GOOS GOARCH=$arch go build "${static[@]}" -o "$BUILD_DIR/client" ./client) ||
+			die "build failed (cgo with a static C library is needed: gcc and libc6-dev on Debian)"
 	fi
 	local_binaries
 }
