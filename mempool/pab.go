@@ -228,7 +228,7 @@ func (s *Shared) setProof(id types.Hash, p *types.Proof) {
 	if e.proof != nil {
 		return
 	}
-	e.proof, e.epoch = p, p.Epoch
+	e.proof, e.epoch, e.proofAt = p, p.Epoch, s.env.Now()
 	if !s.decided.has(id) {
 		s.avail.add(id)
 	}
