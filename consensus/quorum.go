@@ -19,15 +19,15 @@ func QuorumSize(n int) int { return config.Quorum(n) }
 // VerifyCert checks that signers/sigs hold at least need distinct signatures of known replicas over
 // digest. It names the first problem it finds.
 func VerifyCert(v crypto.Verifier, digest types.Hash, signers bitmap.Bitmap, sigs [][]byte, need int) error {
+	if agg, ok := crypto.AggregatorOf(v); ok {
+		return verifyAggregate(agg, digest, signers, sigs, need)
+	}
 	count := signers.Count()
-	if _, ok := crypto.AggregatorOf(v); !ok && count != len(sigs) {
+	if count != len(sigs) {
 		return fmt.Errorf("%d signers but %d signatures", count, len(sigs))
 	}
 	if count < need {
 		return fmt.Errorf("%d signers, need %d", count, need)
-	}
-	if agg, ok := crypto.AggregatorOf(v); ok {
-		return verifyAggregate(agg, digest, signers, sigs, need)
 	}
 	memo, _ := v.(crypto.CertMemo)
 	var key crypto.CertKey
