@@ -208,7 +208,9 @@ func (n *Node) sigsToVerify(m types.Message) verifyWork {
 			w.sigs++
 		}
 	case *types.TC:
-		cert(types.TimeoutDigest(m.View), m.Signers, m.Sigs)
+		if m.View >= n.View {
+			cert(types.TimeoutDigest(m.View), m.Signers, m.Sigs)
+		} // else the engine drops it unchecked: n left that view already, by a TC of its own
 	case *types.Proof:
 		proof(m)
 	case *types.FetchResponse:
@@ -228,21 +230,61 @@ func bitmapCount(words []uint64) int {
 	return n
 }
 
+// cpuJob is work waiting for a replica's CPU: its cost, the incarnation it belongs to, and what
+// runs when it is done.
+type cpuJob struct {
+	cost time.Duration
+	gen  uint64
+	f    func()
+}
+
 // process runs f on n's CPU after cost: at once when the CPU is idle and the cost is zero (always
-// without a CPU model), else when the CPU has finished what it had and then this.
-func (s *Sim) process(n *Node, cost time.Duration, f func()) {
-	now := s.Now()
-	if cost == 0 && n.cpuFree <= now {
-		f()
+// without a CPU model), else when the CPU gets to it. The CPU serves the consensus lane before
+// the data lane, each in order, and never interrupts a job, as a replica's verification workers
+// and event loop take consensus messages (votes, acks, proofs, timeouts) before the mempool's: a
+// backlog of microblocks to hash does not delay the votes behind it.
+func (s *Sim) process(n *Node, lane types.Lane, cost time.Duration, f func()) {
+	if cost == 0 && !n.cpuBusy {
+		f() // an idle CPU has nothing queued
 		return
 	}
-	start := max(now, n.cpuFree)
-	n.cpuFree = start + cost
-	s.busy[n.ID-1] += cost
-	gen := n.gen
-	s.at(n.cpuFree-now, func() {
-		if n.gen == gen && n.alive() {
-			f()
+	n.cpuQueue[lane] = append(n.cpuQueue[lane], cpuJob{cost: cost, gen: n.gen, f: f})
+	if !n.cpuBusy {
+		s.nextJob(n)
+	}
+}
+
+// nextJob starts the next job on n's idle CPU, the consensus lane's first.
+func (s *Sim) nextJob(n *Node) {
+	for l := range n.cpuQueue {
+		q := n.cpuQueue[l]
+		if len(q) == 0 {
+			continue
 		}
-	})
+		j := q[0]
+		q[0] = cpuJob{}
+		n.cpuQueue[l] = q[1:]
+		if len(n.cpuQueue[l]) == 0 {
+			n.cpuQueue[l] = q[:0] // reuse the array once the lane drained
+		}
+		n.cpuBusy = true
+		s.busy[n.ID-1] += j.cost
+		s.at(j.cost, func() {
+			if n.gen == j.gen && n.alive() {
+				j.f()
+			}
+			n.cpuBusy = false
+			s.nextJob(n)
+		})
+		return
+	}
+}
+
+// dropJobs forgets the work queued for an incarnation that ended (a crash); the job running
+// finishes its time and is ignored.
+func (n *Node) dropJobs() {
+	for l := range n.cpuQueue {
+		clear(n.cpuQueue[l])
+		n.cpuQueue[l] = n.cpuQueue[l][:0]
+	}
 }

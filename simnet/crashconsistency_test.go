@@ -93,10 +93,10 @@ func TestCrashConsistencyOfTheStore(t *testing.T) {
 						watch = func() {
 							if n := s.Node(4); inj.fired.Load() && n.StoreFailures == 0 && n.Restarts == 0 && !n.Down {
 								n.crash()
-								s.at(s.Now()+300*time.Millisecond, func() { n.restart() })
+								s.at(300*time.Millisecond, func() { n.restart() })
 								return
 							}
-							s.at(s.Now()+100*time.Millisecond, watch)
+							s.at(100*time.Millisecond, watch)
 						}
 						s.at(100*time.Millisecond, watch)
 						ok := s.RunUntil(40*time.Second, func() bool {
@@ -119,8 +119,9 @@ func TestCrashConsistencyOfTheStore(t *testing.T) {
 
 // Mid-snapshot: replica 4 on a disk is down long enough (15 s) that the others no longer retain
 // what it missed; back, it takes a snapshot by state transfer, and the disk fails while the
-// snapshot's batch (the whole delivered state replaced) is written or synced. It stops, comes
-// back from what the disk kept (the state before the snapshot, never half of it) and catches up.
+// snapshot's batch (the whole delivered state replaced) is written or synced. It stops, stays
+// down another 15 s (past the retained history again), comes back from what the disk kept (the
+// state before the snapshot, never half of it) and catches up by a snapshot again.
 func TestCrashConsistencyMidSnapshot(t *testing.T) {
 	for _, fp := range failPoints[:2] { // the log's write and sync: where the snapshot's batch goes
 		for _, engine := range []string{"hotstuff", "streamlet"} {
@@ -128,7 +129,7 @@ func TestCrashConsistencyMidSnapshot(t *testing.T) {
 				inj := &failAt{what: fp.what, k: 1}
 				disk := NewDisk()
 				s, err := New(Options{N: 4, Spec: matrixSpec(engine, "native", 4, false), Seed: seedOr(42), Latency: time.Millisecond,
-					Jitter: 2 * time.Millisecond, Disks: map[types.NodeID]*Disk{4: disk}, DiskRestart: 300 * time.Millisecond,
+					Jitter: 2 * time.Millisecond, Disks: map[types.NodeID]*Disk{4: disk}, DiskRestart: 15 * time.Second,
 					Crash: map[types.NodeID]CrashPlan{4: {At: time.Second, Down: 15 * time.Second}}})
 				require.NoError(t, err)
 				txs := makeTxs("mid-snapshot-"+engine+fp.name, 6000)

@@ -223,7 +223,7 @@ func TestBlockOnALongPrunedParentIsIgnored(t *testing.T) {
 				c := s.Checker()
 				h := c.Height(2)
 				if h < 320 {
-					s.at(s.Now()+time.Second, attack)
+					s.at(time.Second, attack)
 					return
 				}
 				parent := c.blocks[c.chain[h-301]] // committed long ago: pruned everywhere

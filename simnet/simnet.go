@@ -139,7 +139,8 @@ type Node struct {
 	Events []consensus.Event
 	// the link and CPU model's state
 	up, down link
-	cpuFree  time.Duration
+	cpuBusy  bool
+	cpuQueue [types.NumLanes][]cpuJob
 	verified map[crypto.CertKey]bool // certificates the CPU model charged this replica for
 	// Leading is whether the replica leads the view it is in (the last ViewChange it reported).
 	Leading bool
@@ -277,6 +278,7 @@ func (n *Node) crash() {
 	}
 	n.Down = true
 	n.gen++
+	n.dropJobs()
 	n.up.reset()
 	n.down.reset()
 	n.outbox = nil
@@ -296,7 +298,7 @@ func (n *Node) flush() {
 		n.StoreFailures++
 		n.crash()
 		if d := n.sim.opts.DiskRestart; d > 0 {
-			n.sim.at(n.sim.Now()+d, func() { n.restart() })
+			n.sim.at(d, func() { n.restart() })
 		}
 		return
 	}
@@ -415,7 +417,7 @@ func (s *Sim) Submit(d time.Duration, id types.NodeID, txs []types.Tx) *error {
 		for _, t := range txs {
 			bytes += t.Size()
 		}
-		s.process(n, s.cpu.hashCost(bytes), func() { *res = n.Core.Submit(txs, nil) })
+		s.process(n, types.LaneData, s.cpu.hashCost(bytes), func() { *res = n.Core.Submit(txs, nil) })
 	})
 	return res
 }
@@ -592,7 +594,7 @@ func (e *nodeEnv) Send(to types.NodeID, m types.Message) {
 		return
 	}
 	leading := n.Leading
-	s.process(n, s.cpu.signCost(n.ID, m), func() { n.asRole(leading, func() { s.send(n, to, m) }) })
+	s.process(n, m.Kind().Lane(), s.cpu.signCost(n.ID, m), func() { n.asRole(leading, func() { s.send(n, to, m) }) })
 }
 func (e *nodeEnv) Broadcast(m types.Message) {
 	if e.gen != e.n.gen {
@@ -608,7 +610,7 @@ func (e *nodeEnv) Broadcast(m types.Message) {
 		return
 	}
 	leading := n.Leading
-	s.process(n, s.cpu.signCost(n.ID, m), func() { n.asRole(leading, func() { s.broadcast(n, m) }) })
+	s.process(n, m.Kind().Lane(), s.cpu.signCost(n.ID, m), func() { n.asRole(leading, func() { s.broadcast(n, m) }) })
 }
 
 // asRole runs f with the node's role as it was when it decided to send (the CPU model may send
