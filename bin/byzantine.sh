@@ -16,7 +16,7 @@ cd "$BIN_DIR"
 protocol=s-hs
 n=7
 byz=2
-strategies="silence crash slow fork equivocate equivocate-flood doublevote missing badproof censor flood"
+strategies="silence crash slow fork equivocate equivocate-flood doublevote missing badproof censor flood badsig"
 clients=4
 secs=20
 out="$BIN_DIR/results/byzantine-$(date +%Y%m%d-%H%M%S)"

@@ -32,9 +32,10 @@ const (
 	BadProof        = "badproof"         // as leader, invalid, missing, swapped or tampered proofs; relays tampered copies of others' blocks
 	Censor          = "censor"           // as load-balancing proxy, reports an idle load and drops forwarded microblocks
 	Flood           = "flood"            // honest, plus junk: far-future views, made-up IDs, oversized requests, replays
+	BadSig          = "badsig"           // its votes, acks and timeouts carry well-formed signatures over another digest
 )
 
-var all = []string{Silence, Crash, Slow, Fork, Equivocate, EquivocateFlood, DoubleVote, Missing, BadProof, Censor, Flood}
+var all = []string{Silence, Crash, Slow, Fork, Equivocate, EquivocateFlood, DoubleVote, Missing, BadProof, Censor, Flood, BadSig}
 
 // Strategies lists every strategy name.
 func Strategies() []string { return slices.Clone(all) }
@@ -124,6 +125,8 @@ func newStrategy(name string) (strategy, error) {
 		s = censor{}
 	case Flood:
 		s = &flood{}
+	case BadSig:
+		s = badSig{}
 	default:
 		return nil, fmt.Errorf("byzantine: unknown strategy %q (known: %s)", name, strings.Join(all, ", "))
 	}

@@ -144,6 +144,38 @@ func (doubleVote) outbound(a *Adversary, to types.NodeID, m types.Message) []out
 	return []out{{to: to, m: second}, {to: to, m: v}}
 }
 
+// badSig sends its votes, acks and timeouts with a signature over another digest: well formed (it
+// decodes, as a pre-check wants) but not valid. Under BLS the replicas count these unchecked and
+// check a quorum as one aggregate, so each one makes that check fail and fall back to checking
+// the signatures one by one; the replica must then drop it and check this sender's signatures at
+// once from then on.
+type badSig struct{ honest }
+
+func (badSig) outbound(a *Adversary, to types.NodeID, m types.Message) []out {
+	junk := a.sign(a.junkHash())
+	switch m := m.(type) {
+	case *types.Vote:
+		if m.Voter == a.p.Self {
+			c := *m
+			c.Sig = junk
+			return []out{{to: to, m: &c}}
+		}
+	case *types.Ack:
+		if m.Signer == a.p.Self {
+			c := *m
+			c.Sig = junk
+			return []out{{to: to, m: &c}}
+		}
+	case *types.Timeout:
+		if m.Sender == a.p.Self {
+			c := *m
+			c.Sig = junk
+			return []out{{to: to, m: &c}}
+		}
+	}
+	return []out{{to: to, m: m}}
+}
+
 // missing withholds the replica's own microblocks (the paper's Byzantine senders): under smp they
 // go to the leaders of the current and the next view only (another replica than itself must be
 // able to propose them), under PAB to the q-1 lowest other IDs (with its own ack that makes a

@@ -38,7 +38,7 @@ const (
 
 // Strategies lists the Byzantine strategy names.
 var Strategies = []string{StrategySilence, StrategyCrash, StrategySlow, "fork", "equivocate", "equivocate-flood",
-	"doublevote", "missing", "badproof", "censor", "flood"}
+	"doublevote", "missing", "badproof", "censor", "flood", "badsig"}
 
 // Ports: node i listens for peers on PeerPortBase+i and for HTTP on HTTPPortBase+i.
 const (

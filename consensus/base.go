@@ -94,6 +94,8 @@ func NewBase(p Params, rules Rules) Base {
 		pendingCert: make(map[types.Hash]*types.QC),
 	}
 	base.Votes.Verifier = p.Env.Verifier()
+	base.Votes.Deferral = NewDeferral(p.Env.Verifier())
+	base.PM.Deferral = base.Votes.Deferral
 	if p.Restore != nil {
 		base.LastVoted = p.Restore.LastVoted
 	}
@@ -451,7 +453,8 @@ func (b *Base) OnTimeout(from types.NodeID, t *types.Timeout) {
 		}
 		return
 	}
-	if !b.Env.Verifier().Verify(t.Sender, types.TimeoutDigest(t.View), t.Sig) {
+	checked := !b.PM.Deferral.Defers(from, t.Sender)
+	if checked && !b.Env.Verifier().Verify(t.Sender, types.TimeoutDigest(t.View), t.Sig) {
 		b.Reject(types.KindTimeout, from, RuleSignature, fmt.Errorf("timeout of %d for view %d", t.Sender, t.View))
 		return
 	}
@@ -467,7 +470,10 @@ func (b *Base) OnTimeout(from types.NodeID, t *types.Timeout) {
 		}
 		b.rules.TimeoutVote(from, v)
 	}
-	count, tc := b.PM.AddTimeout(t)
+	count, tc, bad := b.PM.AddTimeout(t, checked)
+	for _, id := range bad {
+		b.Reject(types.KindTimeout, id, RuleSignature, fmt.Errorf("timeout of %d for view %d does not verify (checked when its TC formed)", id, t.View))
+	}
 	if tc != nil {
 		b.Env.Broadcast(tc)
 		b.ProcessTC(tc)

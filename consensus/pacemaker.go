@@ -23,6 +23,8 @@ type Pacemaker struct {
 	need     int
 	timeouts map[types.View]*SigSet
 	sent     map[types.View]bool
+	// Deferral, when set, says which timeouts may be counted unchecked.
+	Deferral *Deferral
 }
 
 // NewPacemaker returns a pacemaker with base timeout and at most maxExp doublings.
@@ -79,21 +81,33 @@ func (p *Pacemaker) Sent(v types.View) bool { return p.sent[v] }
 // MarkSent records that this replica counted its own timeout for v.
 func (p *Pacemaker) MarkSent(v types.View) { p.sent[v] = true }
 
-// AddTimeout records a verified timeout. It returns the number of distinct senders for the view
-// and, the first time they reach a quorum, the TC.
-func (p *Pacemaker) AddTimeout(t *types.Timeout) (int, *types.TC) {
+// AddTimeout records a timeout, verified (checked) or to be checked when the view's timeouts
+// reach a quorum. It returns the number of distinct senders counted for the view and, the first
+// time they reach a quorum of valid timeouts, the TC; bad lists the senders whose unchecked
+// timeouts failed then (dropped, and recorded with the Deferral).
+func (p *Pacemaker) AddTimeout(t *types.Timeout, checked bool) (count int, tc *types.TC, bad []types.NodeID) {
 	set := p.timeouts[t.View]
 	if set == nil {
 		set = &SigSet{}
 		p.timeouts[t.View] = set
 	}
 	before := set.Count()
-	set.Add(t.Sender, t.Sig)
+	if checked {
+		set.Add(t.Sender, t.Sig)
+	} else {
+		set.AddUnchecked(t.Sender, t.Sig)
+	}
 	if set.Count() == before || set.Count() != p.need {
-		return set.Count(), nil
+		return set.Count(), nil, nil
+	}
+	if bad = set.Check(p.env.Verifier(), types.TimeoutDigest(t.View)); len(bad) > 0 {
+		p.Deferral.Failed(bad)
+		if set.Count() < p.need {
+			return set.Count(), nil, bad
+		}
 	}
 	bm, sigs := set.BuildFor(p.env.Verifier())
-	return set.Count(), &types.TC{View: t.View, Signers: bm, Sigs: sigs}
+	return set.Count(), &types.TC{View: t.View, Signers: bm, Sigs: sigs}, bad
 }
 
 // Prune forgets timeouts for views below keep.

@@ -56,7 +56,7 @@ func TestPacemakerAddTimeout(t *testing.T) {
 			env, f := newEnv(1)
 			pm := consensus.NewPacemaker(env, time.Second, 0)
 			for i, s := range tt.steps {
-				count, tc := pm.AddTimeout(f.Timeout(s.sender, s.view, nil))
+				count, tc, _ := pm.AddTimeout(f.Timeout(s.sender, s.view, nil), true)
 				require.Equal(t, s.count, count, "step %d", i)
 				if s.tc == nil {
 					require.Nil(t, tc, "step %d", i)
@@ -114,12 +114,12 @@ func TestPacemakerSentAndPrune(t *testing.T) {
 	pm.MarkSent(1)
 	pm.MarkSent(5)
 	require.True(t, pm.Sent(1))
-	pm.AddTimeout(f.Timeout(1, 1, nil))
-	pm.AddTimeout(f.Timeout(2, 1, nil))
+	pm.AddTimeout(f.Timeout(1, 1, nil), true)
+	pm.AddTimeout(f.Timeout(2, 1, nil), true)
 	pm.Prune(2)
 	require.False(t, pm.Sent(1))
 	require.True(t, pm.Sent(5))
-	count, tc := pm.AddTimeout(f.Timeout(3, 1, nil))
+	count, tc, _ := pm.AddTimeout(f.Timeout(3, 1, nil), true)
 	require.Equal(t, 1, count, "timeouts of pruned views are forgotten")
 	require.Nil(t, tc)
 }

@@ -118,13 +118,19 @@ func VerifyTC(v crypto.Verifier, tc *types.TC) error {
 	return nil
 }
 
-// SigSet accumulates signatures of distinct signers over one digest.
+// SigSet accumulates signatures of distinct signers over one digest. Under an aggregating scheme
+// (BLS) a signature its signer sent itself may be counted unchecked (AddUnchecked): Check verifies
+// all of them at once, one pairing for the aggregate, when a certificate is about to form, and
+// only when that fails one by one, to find and drop the bad ones.
 type SigSet struct {
-	signers bitmap.Bitmap
-	sigs    map[types.NodeID][]byte
+	signers   bitmap.Bitmap
+	unchecked bitmap.Bitmap // signers counted whose signature is not verified yet
+	sigs      map[types.NodeID][]byte
+	agg       []byte // the aggregate of every signature, kept by Check for BuildFor
+	aggCount  int    // how many signatures agg holds (stale once it differs from Count)
 }
 
-// Add records id's signature; it returns false if id already signed.
+// Add records id's verified signature; it returns false if id already signed.
 func (s *SigSet) Add(id types.NodeID, sig []byte) bool {
 	bit := types.SignerBit(id)
 	if s.signers.Contains(bit) {
@@ -136,6 +142,49 @@ func (s *SigSet) Add(id types.NodeID, sig []byte) bool {
 	s.signers.Set(bit)
 	s.sigs[id] = sig
 	return true
+}
+
+// AddUnchecked records id's signature unverified, to be checked by Check before a certificate
+// counts it; it returns false if id already signed.
+func (s *SigSet) AddUnchecked(id types.NodeID, sig []byte) bool {
+	if !s.Add(id, sig) {
+		return false
+	}
+	s.unchecked.Set(types.SignerBit(id))
+	return true
+}
+
+// Unchecked is the number of signatures counted but not verified yet.
+func (s *SigSet) Unchecked() int { return s.unchecked.Count() }
+
+// Check verifies the signatures counted unchecked, over digest: all at once, as one aggregate
+// checked with one pairing, when v aggregates; one by one when that fails (or v does not
+// aggregate). It drops the signers whose signature fails and returns them, in ascending order.
+func (s *SigSet) Check(v crypto.Verifier, digest types.Hash) []types.NodeID {
+	if s.unchecked.Count() == 0 {
+		return nil
+	}
+	if a, ok := crypto.AggregatorOf(v); ok {
+		bm, sigs := s.Build()
+		if one, err := a.Aggregate(sigs); err == nil && a.VerifyAggregate(bm, digest, one) {
+			s.unchecked.Clear()
+			s.agg, s.aggCount = one, len(sigs)
+			return nil
+		}
+	}
+	var bad []types.NodeID
+	s.unchecked.Range(func(bit uint32) {
+		id := types.NodeID(bit + 1)
+		if !v.Verify(id, digest, s.sigs[id]) {
+			bad = append(bad, id)
+		}
+	})
+	s.unchecked.Clear()
+	for _, id := range bad {
+		s.signers.Remove(types.SignerBit(id))
+		delete(s.sigs, id)
+	}
+	return bad
 }
 
 // Has reports whether id signed.
@@ -161,16 +210,53 @@ func (s *SigSet) Build() (bitmap.Bitmap, [][]byte) {
 }
 
 // BuildFor is Build for a certificate checked by v: under an aggregating scheme (BLS) the
-// signatures become one aggregate. The signatures were verified one by one when they came, so
+// signatures become one aggregate. Every signature was verified (when it came, or by Check), so
 // aggregating them cannot fail; if it did, the certificate keeps them apart (and v refuses it).
 func (s *SigSet) BuildFor(v crypto.Verifier) (bitmap.Bitmap, [][]byte) {
 	bm, sigs := s.Build()
 	if a, ok := crypto.AggregatorOf(v); ok && len(sigs) > 0 {
+		if s.agg != nil && s.aggCount == len(sigs) {
+			return bm, [][]byte{s.agg}
+		}
 		if one, err := a.Aggregate(sigs); err == nil {
 			sigs = [][]byte{one}
 		}
 	}
 	return bm, sigs
+}
+
+// Deferral decides whose signatures may be counted before they are checked: under an aggregating
+// scheme, those a signer sent itself over its authenticated link (a Byzantine signer could as
+// well have signed; the certificate that counts the signature checks it), unless the signer
+// already sent one that failed. Relayed signatures are checked at once: a relay must not make an
+// honest signer's signature look bad, nor take its place.
+type Deferral struct {
+	on      bool
+	suspect map[types.NodeID]bool
+}
+
+// NewDeferral returns the deferral of v's scheme: on when it aggregates.
+func NewDeferral(v crypto.Verifier) *Deferral {
+	_, on := crypto.AggregatorOf(v)
+	return &Deferral{on: on}
+}
+
+// Defers reports whether signer's signature, received from from, may be counted unchecked.
+func (d *Deferral) Defers(from, signer types.NodeID) bool {
+	return d != nil && d.on && from == signer && !d.suspect[signer]
+}
+
+// Failed records signers whose unchecked signatures failed: theirs are checked at once from now on.
+func (d *Deferral) Failed(signers []types.NodeID) {
+	if d == nil || len(signers) == 0 {
+		return
+	}
+	if d.suspect == nil {
+		d.suspect = make(map[types.NodeID]bool)
+	}
+	for _, id := range signers {
+		d.suspect[id] = true
+	}
 }
 
 // VoteKey names what a vote is for.
@@ -187,9 +273,15 @@ type VoteCollector struct {
 	voted map[types.View]map[types.NodeID]types.Hash // first vote of each voter per view
 	most  map[types.View]int                         // votes of the view's most voted block
 	done  map[VoteKey]bool
-	// Verifier, when set, makes QCs as it checks them (one aggregate signature under BLS).
+	// Verifier, when set, checks the votes counted unchecked and makes QCs as it checks them
+	// (one aggregate signature under BLS).
 	Verifier crypto.Verifier
+	// Deferral, when set, says which votes may be counted unchecked (Defers).
+	Deferral *Deferral
 }
+
+// Defers reports whether a vote of voter received from from may be counted unchecked.
+func (c *VoteCollector) Defers(from, voter types.NodeID) bool { return c.Deferral.Defers(from, voter) }
 
 // NewVoteCollector returns a collector that forms QCs at need votes among n replicas.
 func NewVoteCollector(need, n int) *VoteCollector {
@@ -211,19 +303,24 @@ func (c *VoteCollector) Hopeless(v types.View) bool {
 	return voters > 0 && c.most[v]+c.n-voters < c.need
 }
 
-// VotesOf returns the votes counted for view v, by voter, in voter order.
-func (c *VoteCollector) VotesOf(v types.View) []*types.Vote {
+// VotesOf returns the votes counted for view v, by voter, in voter order, each checked (bad lists
+// the voters whose unchecked votes failed, dropped).
+func (c *VoteCollector) VotesOf(v types.View) (votes []*types.Vote, bad []types.NodeID) {
 	var out []*types.Vote
 	for k, set := range c.sets {
 		if k.View != v {
 			continue
+		}
+		if b := set.Check(c.Verifier, types.VoteDigest(k.View, k.Block)); len(b) > 0 {
+			c.Deferral.Failed(b)
+			bad = append(bad, b...)
 		}
 		for id, sig := range set.sigs {
 			out = append(out, &types.Vote{View: v, BlockID: k.Block, Voter: id, Sig: sig})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Voter < out[j].Voter })
-	return out
+	return out, bad
 }
 
 // Counted reports whether this very vote (view, block, voter) was counted already: a repeat
@@ -236,9 +333,11 @@ func (c *VoteCollector) Counted(v *types.Vote) bool {
 // ErrDuplicateVote is returned for a second vote of a voter in one view.
 var ErrDuplicateVote = errors.New("second vote in the view")
 
-// Add records an already verified vote. It returns the QC the first time the block reaches a
-// quorum, and ErrDuplicateVote when the voter already voted in the view (for any block).
-func (c *VoteCollector) Add(v *types.Vote) (*types.QC, error) {
+// Add records a vote, verified (checked) or to be checked when its block reaches a quorum. It
+// returns the QC the first time the block reaches a quorum of valid votes; bad lists the voters
+// whose unchecked votes failed then (dropped, and their signatures checked at once from then on);
+// and it returns ErrDuplicateVote when the voter already voted in the view (for any block).
+func (c *VoteCollector) Add(v *types.Vote, checked bool) (qc *types.QC, bad []types.NodeID, err error) {
 	byVoter := c.voted[v.View]
 	if byVoter == nil {
 		byVoter = make(map[types.NodeID]types.Hash)
@@ -246,9 +345,9 @@ func (c *VoteCollector) Add(v *types.Vote) (*types.QC, error) {
 	}
 	if prev, ok := byVoter[v.Voter]; ok {
 		if prev == v.BlockID {
-			return nil, nil // a repeat of the same vote (echo, retransmission): harmless
+			return nil, nil, nil // a repeat of the same vote (echo, retransmission): harmless
 		}
-		return nil, ErrDuplicateVote
+		return nil, nil, ErrDuplicateVote
 	}
 	byVoter[v.Voter] = v.BlockID
 	k := VoteKey{v.View, v.BlockID}
@@ -257,14 +356,24 @@ func (c *VoteCollector) Add(v *types.Vote) (*types.QC, error) {
 		set = &SigSet{}
 		c.sets[k] = set
 	}
-	set.Add(v.Voter, v.Sig)
+	if checked {
+		set.Add(v.Voter, v.Sig)
+	} else {
+		set.AddUnchecked(v.Voter, v.Sig)
+	}
 	c.most[v.View] = max(c.most[v.View], set.Count())
 	if set.Count() < c.need || c.done[k] {
-		return nil, nil
+		return nil, nil, nil
+	}
+	if bad = set.Check(c.Verifier, types.VoteDigest(v.View, v.BlockID)); len(bad) > 0 {
+		c.Deferral.Failed(bad)
+		if set.Count() < c.need {
+			return nil, bad, nil
+		}
 	}
 	c.done[k] = true
 	bm, sigs := set.BuildFor(c.Verifier)
-	return &types.QC{View: v.View, BlockID: v.BlockID, Signers: bm, Sigs: sigs}, nil
+	return &types.QC{View: v.View, BlockID: v.BlockID, Signers: bm, Sigs: sigs}, bad, nil
 }
 
 // Prune forgets views below keep.

@@ -69,3 +69,77 @@ func TestBLSCertificates(t *testing.T) {
 	f := enginetest.NewFixture(1, 4)
 	require.ErrorContains(t, consensus.VerifyQC(f.Verifier, qc), "3 signers but 1 signatures")
 }
+
+// Under BLS a vote its voter sent is counted unchecked and the quorum's signatures are checked as
+// one aggregate when the QC would form. A bad one (well formed, over another digest) makes that
+// check fail: the collector finds it one by one, drops it, names its voter, forms no QC from it,
+// and checks that voter's votes at once from then on; the next good vote completes a QC that
+// verifies. A relayed vote is never counted unchecked.
+func TestDeferredVotesUnderBLS(t *testing.T) {
+	signers, v, err := crypto.SimKeysFor(crypto.SchemeBLS, 5, 7) // real BLS keys, quorum 5
+	require.NoError(t, err)
+	ver := crypto.NewCache(v)
+	c := consensus.NewVoteCollector(consensus.QuorumSize(7), 7)
+	c.Verifier, c.Deferral = ver, consensus.NewDeferral(ver)
+	id := types.Keccak([]byte("block"))
+	vote := func(i int, digest types.Hash) *types.Vote {
+		return &types.Vote{View: 9, BlockID: id, Voter: signers[i].ID(), Sig: signers[i].Sign(digest)}
+	}
+	good := types.VoteDigest(9, id)
+	require.True(t, c.Defers(3, 3), "a vote from its voter waits for the aggregate check")
+	require.False(t, c.Defers(2, 3), "a relayed vote is checked at once")
+
+	for i := 0; i < 4; i++ {
+		qc, bad, err := c.Add(vote(i, good), false)
+		require.NoError(t, err)
+		require.Nil(t, qc)
+		require.Empty(t, bad)
+	}
+	liar := vote(4, types.VoteDigest(10, id)) // a valid point, signed over another view
+	qc, bad, err := c.Add(liar, false)
+	require.NoError(t, err)
+	require.Nil(t, qc, "the fifth vote is bad: no QC")
+	require.Equal(t, []types.NodeID{5}, bad, "the bad vote's voter is named")
+	require.False(t, c.Defers(5, 5), "its votes are checked at once from now on")
+
+	qc, bad, err = c.Add(vote(5, good), false)
+	require.NoError(t, err)
+	require.Empty(t, bad)
+	require.NotNil(t, qc, "a good fifth vote completes the QC")
+	require.NoError(t, consensus.VerifyQC(ver, qc))
+	require.Equal(t, 5, qc.Signers.Count())
+	require.False(t, qc.Signers.Contains(types.SignerBit(5)), "without the bad voter")
+
+	// Under secp256k1 nothing is deferred.
+	_, sv, err := crypto.SimKeysFor(crypto.SchemeSecp256k1, 5, 7)
+	require.NoError(t, err)
+	require.False(t, consensus.NewDeferral(sv).Defers(3, 3))
+}
+
+// The pre-check under BLS: a vote or timeout from its signer is only decoded (a signature that is
+// no curve point is refused at once; a well-formed bad one is left to the aggregate check); one
+// relayed, or under Streamlet (deferVotes false), is verified.
+func TestPreVerifyDefersUnderBLS(t *testing.T) {
+	signers, v, err := crypto.SimKeysFor(crypto.SchemeBLS, 6, 4)
+	require.NoError(t, err)
+	ver := crypto.NewCache(v)
+	leaders := consensus.RoundRobin{N: 4}
+	id := types.Keccak([]byte("b"))
+	wrong := &types.Vote{View: 2, BlockID: id, Voter: 3, Sig: signers[2].Sign(types.VoteDigest(3, id))}
+	_, err = consensus.PreVerify(3, wrong, ver, leaders, true)
+	require.NoError(t, err, "left to the aggregate check")
+	rule, err := consensus.PreVerify(2, wrong, ver, leaders, true)
+	require.Error(t, err, "relayed: checked at once")
+	require.Equal(t, consensus.RuleSignature, rule)
+	_, err = consensus.PreVerify(3, wrong, ver, leaders, false)
+	require.Error(t, err, "Streamlet checks every vote at once")
+	junk := &types.Vote{View: 2, BlockID: id, Voter: 3, Sig: make([]byte, types.BLSSigSize)}
+	junk.Sig[0] = 0x80 // compressed-point flag, x = 0: not on the curve
+	_, err = consensus.PreVerify(3, junk, ver, leaders, true)
+	require.Error(t, err, "not a curve point: refused at once")
+	to := &types.Timeout{View: 2, HighQC: types.GenesisQC(), Sender: 3, Sig: signers[2].Sign(types.TimeoutDigest(5))}
+	_, err = consensus.PreVerify(3, to, ver, leaders, true)
+	require.NoError(t, err, "a timeout from its sender: left to the TC's check")
+	_, err = consensus.PreVerify(1, to, ver, leaders, true)
+	require.Error(t, err)
+}

@@ -170,7 +170,7 @@ func TestVoteCollector(t *testing.T) {
 				if s.pruneTo > 0 {
 					vc.Prune(s.pruneTo)
 				}
-				qc, err := vc.Add(f.Vote(s.voter, s.view, s.block))
+				qc, _, err := vc.Add(f.Vote(s.voter, s.view, s.block), true)
 				if s.dupErr {
 					require.ErrorIs(t, err, consensus.ErrDuplicateVote, "step %d", i)
 				} else {
@@ -243,7 +243,7 @@ func TestCheckBlock(t *testing.T) {
 				return
 			}
 			require.ErrorContains(t, err, tt.err)
-			r2, err2 := consensus.PreVerify(tt.b, f.Verifier, f.Leaders)
+			r2, err2 := consensus.PreVerify(tt.b.Proposer, tt.b, f.Verifier, f.Leaders, true)
 			require.Equal(t, rule, r2, "PreVerify runs the same checks")
 			require.Error(t, err2)
 		})
@@ -258,7 +258,7 @@ func TestVoteCollectorHopeless(t *testing.T) {
 	c := consensus.NewVoteCollector(consensus.QuorumSize(7), 7)
 	require.False(t, c.Hopeless(5), "no votes yet")
 	add := func(voter types.NodeID, id types.Hash) {
-		_, err := c.Add(&types.Vote{View: 5, BlockID: id, Voter: voter})
+		_, _, err := c.Add(&types.Vote{View: 5, BlockID: id, Voter: voter}, true)
 		require.NoError(t, err)
 	}
 	add(1, a)

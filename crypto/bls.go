@@ -228,6 +228,23 @@ func (v *BLSVerifier) Verify(id types.NodeID, digest types.Hash, sig []byte) boo
 	if !blsCoreVerify(v.pks[id-1], s, digest[:], blsSigDST) {
 		return false
 	}
+	v.remember(sig, s)
+	return true
+}
+
+// Decode implements Decoder: sig decompresses to a G2 point of the subgroup other than infinity,
+// remembered for Aggregate.
+func (v *BLSVerifier) Decode(sig []byte) bool {
+	s, err := v.point(sig)
+	if err != nil {
+		return false
+	}
+	v.remember(sig, s)
+	return true
+}
+
+// remember keeps sig's decoded point for Aggregate.
+func (v *BLSVerifier) remember(sig []byte, s *blst.P2Affine) {
 	var k [types.BLSSigSize]byte
 	copy(k[:], sig)
 	v.pointsMu.Lock()
@@ -236,7 +253,6 @@ func (v *BLSVerifier) Verify(id types.NodeID, digest types.Hash, sig []byte) boo
 	}
 	v.points[k] = s
 	v.pointsMu.Unlock()
-	return true
 }
 
 // point is a signature decoded: from the verified ones if it is there, else decoded and checked.

@@ -43,6 +43,22 @@ type Aggregator interface {
 	VerifyAggregate(signers bitmap.Bitmap, digest types.Hash, agg []byte) bool
 }
 
+// Decoder is an Aggregator that checks a signature's encoding alone and remembers it decoded, so
+// that aggregating it later costs one addition. Verification workers run it on the signatures the
+// event loop checks later in an aggregate.
+type Decoder interface {
+	Decode(sig []byte) bool
+}
+
+// Decodes reports whether sig is a well-formed signature for v's aggregate (and, with a Decoder,
+// keeps it decoded); without a Decoder, whether it has the scheme's aggregate size.
+func Decodes(a Aggregator, sig []byte) bool {
+	if d, ok := a.(Decoder); ok {
+		return d.Decode(sig)
+	}
+	return len(sig) == types.BLSSigSize
+}
+
 // AggregatorOf returns v as an Aggregator when its scheme aggregates (looking through a Cache: the
 // Aggregator of a Cache caches aggregates too).
 func AggregatorOf(v Verifier) (Aggregator, bool) {
@@ -245,6 +261,9 @@ type cachedAggregator struct {
 
 // Aggregate implements Aggregator.
 func (a *cachedAggregator) Aggregate(sigs [][]byte) ([]byte, error) { return a.inner.Aggregate(sigs) }
+
+// Decode implements Decoder.
+func (a *cachedAggregator) Decode(sig []byte) bool { return Decodes(a.inner, sig) }
 
 // VerifyAggregate implements Aggregator.
 func (a *cachedAggregator) VerifyAggregate(signers bitmap.Bitmap, digest types.Hash, agg []byte) bool {

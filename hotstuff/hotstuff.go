@@ -191,7 +191,7 @@ func (e *Engine) BlockAdded(n *consensus.Node) {
 	if next := e.Leaders.Leader(b.View + 1); next != e.Self {
 		e.Env.Send(next, vote)
 	}
-	e.addVote(e.Self, vote) // at the next leader for the QC; anywhere to see a split
+	e.addVote(e.Self, vote, true) // at the next leader for the QC; anywhere to see a split
 	e.EnterView(b.View+1, "vote")
 }
 
@@ -208,11 +208,12 @@ func (e *Engine) onVote(from types.NodeID, v *types.Vote) {
 	if e.TooFarAhead(types.KindVote, from, v.View) {
 		return
 	}
-	if !e.Env.Verifier().Verify(v.Voter, types.VoteDigest(v.View, v.BlockID), v.Sig) {
+	checked := !e.Votes.Defers(from, v.Voter)
+	if checked && !e.Env.Verifier().Verify(v.Voter, types.VoteDigest(v.View, v.BlockID), v.Sig) {
 		e.Reject(types.KindVote, from, consensus.RuleSignature, fmt.Errorf("vote of %d for view %d", v.Voter, v.View))
 		return
 	}
-	e.addVote(from, v)
+	e.addVote(from, v, checked)
 }
 
 // TimeoutVote implements consensus.Rules: votes carried by timeouts count at every replica, so
@@ -221,11 +222,14 @@ func (e *Engine) TimeoutVote(from types.NodeID, v *types.Vote) {
 	if v.View+consensus.KeepViews < e.View || v.View <= e.highQC.View {
 		return
 	}
-	e.addVote(from, v)
+	e.addVote(from, v, true)
 }
 
-func (e *Engine) addVote(from types.NodeID, v *types.Vote) {
-	qc, err := e.Votes.Add(v)
+// addVote counts a vote; unchecked, its signature is verified with the others for its block when
+// they reach a quorum (one pairing under BLS).
+func (e *Engine) addVote(from types.NodeID, v *types.Vote, checked bool) {
+	qc, bad, err := e.Votes.Add(v, checked)
+	e.rejectBadVotes(v.View, bad)
 	if err != nil {
 		e.Reject(types.KindVote, from, consensus.RuleDuplicate, fmt.Errorf("voter %d, view %d: %w", v.Voter, v.View, err))
 		return
@@ -234,6 +238,13 @@ func (e *Engine) addVote(from types.NodeID, v *types.Vote) {
 		e.ProcessCert(qc, e.Leaders.Leader(v.View))
 	}
 	e.checkSplit(v.View)
+}
+
+// rejectBadVotes counts the votes of view v whose unchecked signatures failed, against their voters.
+func (e *Engine) rejectBadVotes(v types.View, bad []types.NodeID) {
+	for _, id := range bad {
+		e.Reject(types.KindVote, id, consensus.RuleSignature, fmt.Errorf("vote of %d for view %d does not verify (checked with its block's quorum)", id, v))
+	}
 }
 
 // checkSplit gives up on a view whose votes can no longer form a QC. An equivocating leader that
@@ -249,7 +260,9 @@ func (e *Engine) checkSplit(v types.View) {
 	}
 	e.split[v] = true
 	if e.Leaders.Leader(v+1) == e.Self {
-		for _, vote := range e.Votes.VotesOf(v) {
+		votes, bad := e.Votes.VotesOf(v)
+		e.rejectBadVotes(v, bad)
+		for _, vote := range votes {
 			e.Env.Broadcast(vote)
 		}
 	}

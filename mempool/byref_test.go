@@ -174,12 +174,12 @@ func TestPreVerifyBLSProof(t *testing.T) {
 	}
 	bmp, sigs := set.BuildFor(ver)
 	p := &types.Proof{MBID: mb.ID, Epoch: mb.Epoch, Signers: bmp, Sigs: sigs}
-	_, err = PreVerify(p, ver)
+	_, err = PreVerify(0, p, ver)
 	require.NoError(t, err)
 	forged := &types.Proof{MBID: mb.ID, Epoch: mb.Epoch, Signers: bm(1, 2, 3), Sigs: sigs}
-	rule, err := PreVerify(forged, ver)
+	rule, err := PreVerify(0, forged, ver)
 	require.Error(t, err)
 	require.Equal(t, consensus.RuleCert, rule)
-	_, err = PreVerify(mb, ver)
+	_, err = PreVerify(0, mb, ver)
 	require.NoError(t, err)
 }

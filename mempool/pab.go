@@ -192,12 +192,30 @@ func (s *Shared) onAck(from types.NodeID, a *types.Ack) {
 	if p == nil || p.done || a.Epoch != p.epoch {
 		return
 	}
-	if !s.env.Verifier().Verify(a.Signer, types.AckDigest(a.MBID, a.Epoch), a.Sig) {
+	digest := types.AckDigest(a.MBID, a.Epoch)
+	if !s.deferral.Defers(from, a.Signer) {
+		if !s.env.Verifier().Verify(a.Signer, digest, a.Sig) {
+			return
+		}
+		p.acks.Add(a.Signer, a.Sig)
+	} else {
+		p.acks.AddUnchecked(a.Signer, a.Sig)
+	}
+	if p.acks.Count() < s.cfg.Q {
 		return
 	}
-	if p.acks.Add(a.Signer, a.Sig) && p.acks.Count() >= s.cfg.Q {
-		s.stable(a.MBID, p)
+	// Unchecked acks (BLS, each from its signer) are checked together, one pairing, when they
+	// can make the proof; a bad one is dropped and its signer's acks are checked at once from then on.
+	if bad := p.acks.Check(s.env.Verifier(), digest); len(bad) > 0 {
+		s.deferral.Failed(bad)
+		for _, id := range bad {
+			s.emit(consensus.Rejected{Kind: types.KindAck, From: id, Rule: consensus.RuleSignature, Detail: fmt.Sprintf("ack of %d for microblock %v does not verify (checked with the proof's quorum)", id, a.MBID)})
+		}
+		if p.acks.Count() < s.cfg.Q {
+			return
+		}
 	}
+	s.stable(a.MBID, p)
 }
 
 // stable ends the push phase: the proof is formed. The creator broadcasts it (recovery phase); a

@@ -79,6 +79,8 @@ type Shared struct {
 	cfg  SharedConfig
 	self types.NodeID
 	view types.View
+	// deferral says which acks may be counted unchecked, checked together once a proof can form.
+	deferral *consensus.Deferral
 
 	// Own transactions not yet in a committed microblock.
 	batch      []types.Tx
@@ -140,6 +142,7 @@ func NewShared(env consensus.Env, cfg SharedConfig) *Shared {
 	}
 	s := &Shared{
 		env:        env,
+		deferral:   consensus.NewDeferral(env.Verifier()),
 		cfg:        cfg,
 		self:       env.Self(),
 		ownTxs:     make(map[types.Hash]struct{}),

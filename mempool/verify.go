@@ -12,7 +12,9 @@ import (
 // PreVerify checks the signatures a mempool message carries, using no replica state, so that
 // drivers can run it in parallel before the event loop and the mempool's own checks hit the
 // verification cache. Proofs are checked as certificates; the quorum is the mempool's call.
-func PreVerify(m types.Message, v crypto.Verifier) (rule string, err error) {
+// An ack from its signer under an aggregating scheme is only decoded: the proof's quorum is
+// checked as one aggregate (consensus.CheckOrDefer).
+func PreVerify(from types.NodeID, m types.Message, v crypto.Verifier) (rule string, err error) {
 	mbSig := func(mb *types.MicroBlock) bool { return v.Verify(mb.Creator, mb.ID, mb.Sig) }
 	switch m := m.(type) {
 	case *types.MicroBlock:
@@ -30,7 +32,7 @@ func PreVerify(m types.Message, v crypto.Verifier) (rule string, err error) {
 			}
 		}
 	case *types.Ack:
-		if !v.Verify(m.Signer, types.AckDigest(m.MBID, m.Epoch), m.Sig) {
+		if !consensus.CheckOrDefer(v, from, m.Signer, types.AckDigest(m.MBID, m.Epoch), m.Sig) {
 			return consensus.RuleSignature, errors.New("ack signature does not verify")
 		}
 	case *types.Proof:

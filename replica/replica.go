@@ -15,6 +15,7 @@ import (
 	"github.com/golang/glog"
 	"github.com/sirupsen/logrus"
 
+	"github.com/stratusbft/stratus/config"
 	"github.com/stratusbft/stratus/consensus"
 	"github.com/stratusbft/stratus/crypto"
 	"github.com/stratusbft/stratus/mempool"
@@ -380,9 +381,9 @@ func (r *Replica) precheck(env transport.Envelope) bool {
 	if err != nil {
 		rule = consensus.RuleStructure
 	} else if m.Kind().IsConsensus() {
-		rule, err = consensus.PreVerify(m, r.opts.Verifier, r.leaders)
+		rule, err = consensus.PreVerify(env.From, m, r.opts.Verifier, r.leaders, r.opts.Spec.Engine == config.EngineHotStuff)
 	} else {
-		rule, err = mempool.PreVerify(m, r.opts.Verifier)
+		rule, err = mempool.PreVerify(env.From, m, r.opts.Verifier)
 	}
 	if err == nil {
 		return true

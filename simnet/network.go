@@ -237,7 +237,7 @@ func (s *Sim) received(from *Node, c copyOut) {
 	if !dst.alive() || dst.gen != c.gen {
 		return
 	}
-	s.process(dst, c.m.Kind().Lane(), s.cpu.receiveCost(dst, c.m, c.size), func() { s.handle(from, dst, c.gen, c.m) })
+	s.process(dst, c.m.Kind().Lane(), s.cpu.receiveCost(dst, from.ID, c.m, c.size), func() { s.handle(from, dst, c.gen, c.m) })
 }
 
 // handle gives a message to the receiver's Core once it validates.

@@ -164,7 +164,7 @@ func (e *Engine) onVote(from types.NodeID, v *types.Vote) {
 		e.Reject(types.KindVote, from, consensus.RuleSignature, fmt.Errorf("vote of %d for epoch %d", v.Voter, v.View))
 		return
 	}
-	qc, err := e.Votes.Add(v)
+	qc, _, err := e.Votes.Add(v, true) // checked above: an echo must never carry a bad vote
 	if err != nil {
 		e.Reject(types.KindVote, from, consensus.RuleDuplicate, fmt.Errorf("voter %d, epoch %d: %w", v.Voter, v.View, err))
 		return
