@@ -81,6 +81,9 @@ type Shared struct {
 	view types.View
 	// deferral says which acks may be counted unchecked, checked together once a proof can form.
 	deferral *consensus.Deferral
+	// resolving is the committed block Resolve waits on; its first resolvedUpTo references are here.
+	resolving    *types.Block
+	resolvedUpTo int
 
 	// Own transactions not yet in a committed microblock.
 	batch      []types.Tx
@@ -586,31 +589,71 @@ func (s *Shared) CheckPayload(b *types.Block) (consensus.Verdict, error) {
 }
 
 // Resolve implements Mempool: the transactions of a committed block, in reference order, once all
-// its microblocks are here. A microblock committed before contributes nothing again.
+// its microblocks are here. A microblock committed before contributes nothing again. The driver
+// asks again after every step while the block waits, so a wait costs no copy of transactions:
+// they are gathered only once every microblock is here, and the references found present before
+// are not looked up again.
 func (s *Shared) Resolve(b *types.Block) ([]types.Tx, bool) {
-	var txs []types.Tx
+	refs := b.Payload.Refs
+	from := 0
+	if s.resolving == b {
+		from = s.resolvedUpTo
+	}
+	present := from // refs[:present] are all here
 	missing := false
-	for _, r := range b.Payload.Refs {
+	for i := from; i < len(refs); i++ {
+		r := refs[i]
+		if s.delivered.has(r.ID) {
+			if !missing {
+				present = i + 1
+			}
+			continue
+		}
+		e := s.mbs[r.ID]
+		if e != nil && e.mb != nil {
+			if !missing {
+				present = i + 1
+			}
+			continue
+		}
+		missing = true
+		if f := s.fetches[r.ID]; f != nil && f.asked && f.voteView == 0 {
+			continue // fetched for good already
+		}
+		// Ask the signers of the block's proof first only when this replica verified it: the
+		// block may have come from a relay that tampered with it.
+		var proof *types.Proof
+		if r.Proof != nil && s.verifyProof(r.Proof) == nil {
+			proof = r.Proof
+		} else if e != nil && e.proof != nil {
+			proof = e.proof // verified when it was kept
+		}
+		s.fetch(r.ID, s.fetchOrder(proof, b.Proposer), true, 0)
+	}
+	s.resolving, s.resolvedUpTo = b, present
+	if missing {
+		return nil, false
+	}
+	n := 0
+	for _, r := range refs {
+		if e := s.mbs[r.ID]; e != nil && e.mb != nil && !s.delivered.has(r.ID) {
+			n += len(e.mb.Txs)
+		}
+	}
+	txs := make([]types.Tx, 0, n)
+	for _, r := range refs {
 		if s.delivered.has(r.ID) {
 			continue
 		}
 		e := s.mbs[r.ID]
 		if e == nil || e.mb == nil {
-			missing = true
-			// Ask the signers of the block's proof first only when this replica verified it: the
-			// block may have come from a relay that tampered with it.
-			var proof *types.Proof
-			if r.Proof != nil && s.verifyProof(r.Proof) == nil {
-				proof = r.Proof
-			} else if e != nil && e.proof != nil {
-				proof = e.proof // verified when it was kept
-			}
-			s.fetch(r.ID, s.fetchOrder(proof, b.Proposer), true, 0)
-			continue
+			s.resolving = nil // dropped meanwhile: look at every reference again
+			return s.Resolve(b)
 		}
 		txs = append(txs, e.mb.Txs...)
 	}
-	return txs, !missing
+	s.resolving = nil
+	return txs, true
 }
 
 // Decided implements Mempool: the block's microblocks are ordered and never proposable again,
