@@ -26,7 +26,8 @@
 # Usage: deploy/test/run.sh        (or make deploy-test); needs root and Go, installs
 #        openssh-server, openssh-client, sshpass, iproute2, curl, jq and openssl with apt-get when missing.
 # Environment: BENCH="hotstuff s-hs" measures those protocols on the namespace cluster after
-# step 2 instead of testing (see "measurement mode" below);
+# step 2 instead of testing (see "measurement mode" below), BENCH_CONFIG a jq filter applied to
+# the deployed config.json first (keys are made for it), e.g. '.signer = "bls12-381"';
 # KEEP_TMP=1 keeps the temporary directory (all logs); SKIP_DEPLOY_TEST=1 skips the test
 # with a loud SKIP line; DEPLOY_TEST_BIN_DIR=DIR deploys DIR/server and DIR/client instead of
 # building (BUILD=no).
@@ -310,8 +311,8 @@ ok "5 key-only sshd's (PasswordAuthentication no) listen on ${PUB[1]}..${PUB[H]}
 # --- test settings -----------------------------------------------------------------------------
 
 mkdir -p "$TMP/deploy"
-jq '.benchmark.T = 30 | .benchmark.Throttle = 1000 | .benchmark.Concurrency = 8 | .benchmark.Batch = 50' \
-	"$REPO/bin/config.json" >"$TMP/deploy/config.json"
+jq ".benchmark.T = 30 | .benchmark.Throttle = 1000 | .benchmark.Concurrency = 8 | .benchmark.Batch = 50${BENCH_CONFIG:+ | $BENCH_CONFIG}" \
+	"$REPO/bin/config.json" >"$TMP/deploy/config.json" || fail "BENCH_CONFIG is not a jq filter: $BENCH_CONFIG"
 # write_settings FILE REMOTE_DIR KEYS BUILD [extra lines]
 write_settings() {
 	local build=$4
