@@ -222,6 +222,7 @@ const (
 	RuleEquivocation = "equivocation" // a second block of a (view, proposer) nobody certified
 	RuleRate         = "rate-limited" // a request beyond the peer's serving budget
 	RuleStorage      = "not-saved"    // the voting state could not be saved: no vote
+	RuleUnsolicited  = "unsolicited"  // an answer or hand-over nobody asked for (a load-balancing forward without a load query)
 )
 
 // Mempool events (shared mempools).

@@ -125,8 +125,9 @@ func TestAttackTinyMicroblocksOverrunQuota(t *testing.T) {
 // (StaleViews views), and behind a token bucket the re-push queue grew without bound while replica
 // 3's own microblocks waited. Now forwards are taken only with load balancing on, at most
 // maxProxied pushes run at once for one creator, a push for another creator is given up after
-// maxProxyRepushes, and a microblock waiting in the token bucket is not queued again.
-func TestAttackUnsolicitedLBForwardRepushesForever(t *testing.T) {
+// maxProxyRepushes, a microblock waiting in the token bucket is not queued again, and a forward
+// is taken only after a load query this replica answered: these, unsolicited, are not pushed.
+func TestAttackUnsolicitedLBForwardIsNotPushed(t *testing.T) {
 	for _, lb := range []bool{false, true} {
 		const byz = types.NodeID(4)
 		cfg := pabCfg()
@@ -187,9 +188,7 @@ func TestAttackUnsolicitedLBForwardRepushesForever(t *testing.T) {
 		t.Logf("load balancing %v: %d unsolicited LBForwards -> %d microblock sends by the proxy in 10 s; h acked %d; %d sends still queued; own microblock sent within 2 s: %d",
 			lb, forwarded, sends, acks, queued, own)
 		require.Zero(t, acks)
-		if !lb {
-			require.Zero(t, sends, "without load balancing forwards are ignored")
-		}
+		require.Zero(t, sends, "forwards nobody asked for are not pushed (load balancing %v)", lb)
 		require.LessOrEqual(t, sends, maxProxied*(1+maxProxyRepushes)*3, "a push that cannot complete is not re-sent forever")
 		require.LessOrEqual(t, queued, maxProxied)
 		require.Positive(t, own, "the proxy's own microblock does not starve behind re-pushes of another creator's")
@@ -368,4 +367,61 @@ func TestAttackRetainerEvictsOnlyCopyInSameBlock(t *testing.T) {
 	t.Logf("replica 3 after 100 fetch timeouts: delivered %v; replica 2 answered %d fetch requests; retained %d bytes",
 		delivered, answered, h.m.Gauges().Retained)
 	require.True(t, delivered, "a committed microblock with a valid proof must stay fetchable from its honest signer")
+}
+
+// A Byzantine creator broadcasts each microblock and also hands it to every peer in a load-
+// balancing forward, so that every honest replica broadcasts it again: N-1 times the copies an
+// honest creator's microblock costs. A replica takes a forward only after answering the creator's
+// load query, one forward per query, and never pushes a microblock it already holds; the refused
+// forwards are counted as unsolicited. An honest forward (query, answer, forward of a microblock
+// the proxy does not hold) is still pushed.
+func TestAttackForwardAmplification(t *testing.T) {
+	const byz = types.NodeID(4)
+	cfg := pabCfg()
+	cfg.LoadBalance = true
+	cfg.D, cfg.EstimateWindow, cfg.Percentile, cfg.BusyThreshold = 1, 10, 95, time.Hour
+	cfg.LBTimeout, cfg.ForwardTimeout = 50*time.Millisecond, 300*time.Millisecond
+	p := newRig(t, 3, 4, cfg)
+	pushed := func() int {
+		n := 0
+		for _, s := range p.take() {
+			if mb, ok := s.m.(*types.MicroBlock); ok && mb.Creator == byz {
+				n++
+			}
+		}
+		return n
+	}
+	unsolicited := func() int {
+		n := 0
+		for _, e := range p.events {
+			if r, ok := e.(consensus.Rejected); ok && r.Rule == consensus.RuleUnsolicited && r.From == byz {
+				n++
+			}
+		}
+		return n
+	}
+
+	// 1. Broadcast, then forwarded without a query: not pushed again.
+	held := mbOf(byz, 0, txs('h', 0, 1))
+	p.m.OnMessage(byz, held)
+	p.take()
+	p.m.OnMessage(byz, &types.LBForward{MB: held})
+	require.Zero(t, pushed(), "an unsolicited forward is not pushed")
+	// 2. With a query answered first, a forward of a microblock held already: not pushed either.
+	p.m.OnMessage(byz, &types.LBQuery{Nonce: 1})
+	p.m.OnMessage(byz, &types.LBForward{MB: held})
+	require.Zero(t, pushed(), "a microblock held already is not pushed again")
+	// 3. One forward per query: the second is refused.
+	p.m.OnMessage(byz, &types.LBQuery{Nonce: 2})
+	p.m.OnMessage(byz, &types.LBForward{MB: mbOf(byz, 0, txs('f', 0, 1))})
+	require.Positive(t, pushed(), "the solicited forward of a new microblock is pushed")
+	p.m.OnMessage(byz, &types.LBForward{MB: mbOf(byz, 0, txs('f', 1, 1))})
+	require.Zero(t, pushed(), "a second forward on one query is not pushed")
+	// 4. A query answered long ago does not admit a forward.
+	p.m.OnMessage(byz, &types.LBQuery{Nonce: 3})
+	p.advance(time.Second)
+	p.take()
+	p.m.OnMessage(byz, &types.LBForward{MB: mbOf(byz, 0, txs('f', 2, 1))})
+	require.Zero(t, pushed(), "a forward after the query's window is not pushed")
+	require.Equal(t, 4, unsolicited(), "each refused forward is counted as unsolicited")
 }

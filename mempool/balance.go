@@ -162,7 +162,13 @@ func (s *Shared) startForward(mb *types.MicroBlock) {
 	s.env.SetTimer(s.cfg.LBTimeout, lbTimer{nonce: s.lb.nonce})
 }
 
+// onLBQuery answers a creator's load query, and takes one forward from it while the creator
+// decides and the forward travels (lb_timeout + forward_timeout): a replica proxies only what it
+// was asked to.
 func (s *Shared) onLBQuery(from types.NodeID, q *types.LBQuery) {
+	if s.cfg.LoadBalance && from != s.self {
+		s.lbGrants[from] = s.env.Now().Add(s.cfg.LBTimeout + s.cfg.ForwardTimeout)
+	}
 	s.env.Send(from, &types.LBInfo{Nonce: q.Nonce, LoadUS: uint64(s.lb.load / time.Microsecond), Busy: s.lb.busy})
 }
 
@@ -234,28 +240,42 @@ func (s *Shared) forwardExpired(t forwardTimer) {
 }
 
 // onLBForward: this replica is the proxy of another's microblock; it runs the push phase and will
-// return the proof to the creator. Only with load balancing on, at most maxProxied pushes per
-// creator at a time, and once per microblock: a creator's unsolicited forwards cannot make this
-// replica push (and re-push) on its behalf without bound.
+// return the proof to the creator. Only with load balancing on, only one forward per load query
+// this replica answered for the creator, never for a microblock it holds already (the creator
+// broadcast it, or another proxy did: pushing it again would only multiply copies), at most
+// maxProxied pushes per creator at a time, and once per microblock: a creator's forwards cannot
+// make this replica push (and re-push) on its behalf beyond what it asked for.
 func (s *Shared) onLBForward(from types.NodeID, mb *types.MicroBlock) {
-	if !s.cfg.LoadBalance || mb.Creator != from || from == s.self || s.delivered.has(mb.ID) || s.pushes[mb.ID] != nil {
+	if !s.cfg.LoadBalance || mb.Creator != from || from == s.self {
+		return
+	}
+	until, granted := s.lbGrants[from]
+	if !granted || s.env.Now().After(until) {
+		delete(s.lbGrants, from)
+		s.emit(consensus.Rejected{Kind: types.KindLBForward, From: from, Rule: consensus.RuleUnsolicited, Detail: "a forward without a load query answered"})
+		return
+	}
+	delete(s.lbGrants, from)
+	if s.delivered.has(mb.ID) || s.pushes[mb.ID] != nil {
 		return
 	}
 	e := s.mbs[mb.ID]
+	if e != nil && e.mb != nil {
+		s.emit(consensus.Rejected{Kind: types.KindLBForward, From: from, Rule: consensus.RuleUnsolicited, Detail: "a forward of a microblock held already"})
+		return
+	}
 	if (e != nil && e.proxied) || s.proxying[from] >= maxProxied {
 		return
 	}
-	if e == nil || e.mb == nil {
-		if !s.admit(mb, e != nil) {
-			return
-		}
-		if e == nil {
-			e = s.entry(mb.ID, mb.Epoch)
-		}
-		s.store(e, mb)
-		if !s.cfg.PAB {
-			s.avail.add(mb.ID)
-		}
+	if !s.admit(mb, e != nil) {
+		return
+	}
+	if e == nil {
+		e = s.entry(mb.ID, mb.Epoch)
+	}
+	s.store(e, mb)
+	if !s.cfg.PAB {
+		s.avail.add(mb.ID)
 	}
 	e.proxied = true
 	s.proxying[from]++

@@ -109,6 +109,7 @@ type Shared struct {
 	fetches    map[types.Hash]*fetch
 	proofWaits map[types.Hash]*proofWait // by block ID: votes waiting for proofs (ProofsByRef)
 	proxying   map[types.NodeID]int      // pushes running here for each creator (load balancing)
+	lbGrants   map[types.NodeID]time.Time // creators whose load query this replica answered: a forward is taken until then
 
 	bucket tokenBucket
 	lb     balancer
@@ -158,6 +159,7 @@ func NewShared(env consensus.Env, cfg SharedConfig) *Shared {
 		fetches:    make(map[types.Hash]*fetch),
 		proofWaits: make(map[types.Hash]*proofWait),
 		proxying:   make(map[types.NodeID]int),
+		lbGrants:   make(map[types.NodeID]time.Time),
 	}
 	s.bucket = tokenBucket{tokens: cfg.Capacity}
 	s.serve = consensus.NewServeLimiter(consensus.DefaultServeRate, consensus.DefaultServeBurst)
