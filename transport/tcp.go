@@ -76,7 +76,11 @@ type TCPOptions struct {
 	WriteTimeout     time.Duration // a write making no progress for this long closes the connection (default 20 s)
 	MinBackoff       time.Duration // first redial delay (default 50 ms); doubles up to MaxBackoff
 	MaxBackoff       time.Duration // default 2 s
-	MaxHandshakes    int           // concurrent inbound handshakes (default 64); more connections are closed at once
+	MaxHandshakes    int           // concurrent inbound handshakes of unknown standing (default 64); the oldest gives way to a new one
+	// MaxHandshakesPerSource caps the handshakes one source address holds before its hello
+	// shows it is a peer dialling from its own host (default 8, plus 2 per peer configured at
+	// that address); connections beyond it are closed at once.
+	MaxHandshakesPerSource int
 }
 
 func (o *TCPOptions) defaults() {
@@ -110,6 +114,9 @@ func (o *TCPOptions) defaults() {
 	if o.MaxHandshakes <= 0 {
 		o.MaxHandshakes = 64
 	}
+	if o.MaxHandshakesPerSource <= 0 {
+		o.MaxHandshakesPerSource = 8
+	}
 	if o.Log == nil {
 		l := logrus.New()
 		l.SetOutput(io.Discard)
@@ -132,8 +139,24 @@ type TCPEndpoint struct {
 	ctx     context.Context // cancelled by Close: ends dials in progress
 	cancel  context.CancelFunc
 	hsMu    sync.Mutex
-	hsConns map[net.Conn]time.Time // connections in handshake, and since when
+	hsConns map[net.Conn]*handshake // connections in handshake
+	hsByIP  map[string]int          // handshakes of unknown standing per source address
+	peerIP  map[types.NodeID]string // the address each lower-ID peer dials from (its configured host)
+	peersAt map[string]int          // lower-ID peers configured at each address
+	refusals
 	counters
+}
+
+// handshake is an inbound connection in handshake. It is of unknown standing until its hello
+// names a lower-ID peer whose configured address it comes from; then it is vouched for: it no
+// longer holds a slot, and strangers cannot evict it.
+type handshake struct {
+	since   time.Time
+	ip      string
+	slot    bool // holds one of the MaxHandshakes slots
+	vouched bool
+	from    types.NodeID
+	evicted bool
 }
 
 // ListenTCP binds the endpoint's address and starts connecting to the peers.
@@ -171,7 +194,16 @@ func ListenTCP(opts TCPOptions) (*TCPEndpoint, error) {
 		peers:   make(map[types.NodeID]*peer, n-1),
 		stop:    make(chan struct{}),
 		hsSlots: make(chan struct{}, opts.MaxHandshakes),
-		hsConns: make(map[net.Conn]time.Time),
+		hsConns: make(map[net.Conn]*handshake),
+		hsByIP:  make(map[string]int),
+		peerIP:  make(map[types.NodeID]string),
+		peersAt: make(map[string]int),
+	}
+	for id := types.NodeID(1); id < opts.Self; id++ {
+		if ip := hostIP(opts.Peers[id]); ip != "" {
+			e.peerIP[id] = ip
+			e.peersAt[ip]++
+		}
 	}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
 	for id := 1; id <= n; id++ {
@@ -515,33 +547,198 @@ func (p *peer) connect() (*secureConn, error) {
 	return c, nil
 }
 
-// track remembers a connection in handshake so that Close can cut it short.
-func (e *TCPEndpoint) track(nc net.Conn, on bool) {
+// Why inbound connections were refused before they carried a message.
+const (
+	refusedPerSource = iota // its source address held its cap of handshakes
+	refusedEvicted          // evicted, still in handshake, to make room
+	refusedHandshake        // the handshake failed (timeout, bad hello, wrong key)
+	numRefusals
+)
+
+var refusalNames = [numRefusals]string{"per-source cap", "evicted", "handshake failed"}
+
+// refusalLogEvery is how often at most the refusals are logged: a flood of strangers costs the
+// log one line per interval, with the counts.
+const refusalLogEvery = 10 * time.Second
+
+// refusals counts refused inbound connections by reason and logs them at most every
+// refusalLogEvery.
+type refusals struct {
+	refusedN [numRefusals]atomic.Uint64
+	logMu    sync.Mutex
+	logged   time.Time
+	since    [numRefusals]uint64 // counts at the last log line
+}
+
+func (e *TCPEndpoint) refused(reason int, detail string) {
+	e.refusedN[reason].Add(1)
+	e.logMu.Lock()
+	defer e.logMu.Unlock()
+	now := time.Now()
+	if now.Sub(e.logged) < refusalLogEvery {
+		return
+	}
+	e.logged = now
+	f := logrus.Fields{}
+	for i := range e.since {
+		n := e.refusedN[i].Load()
+		if d := n - e.since[i]; d > 0 {
+			f[refusalNames[i]] = d
+		}
+		e.since[i] = n
+	}
+	if detail != "" {
+		f["last"] = detail
+	}
+	e.opts.Log.WithFields(f).Warnf("tcp: inbound connections refused (logged at most every %v)", refusalLogEvery)
+}
+
+// Refusals returns the inbound connections refused so far, by reason.
+func (e *TCPEndpoint) Refusals() map[string]uint64 {
+	out := make(map[string]uint64, numRefusals)
+	for i := range e.refusedN {
+		out[refusalNames[i]] = e.refusedN[i].Load()
+	}
+	return out
+}
+
+// hostIP is the IP address of a host:port, resolved if it is a name (empty if that fails).
+func hostIP(addr string) string {
+	h, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return ""
+	}
+	if ip := net.ParseIP(h); ip != nil {
+		return ip.String()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	ips, err := net.DefaultResolver.LookupIPAddr(ctx, h)
+	if err != nil || len(ips) == 0 {
+		return ""
+	}
+	return ips[0].IP.String()
+}
+
+// remoteIP is the source address of an inbound connection.
+func remoteIP(nc net.Conn) string {
+	if a, ok := nc.RemoteAddr().(*net.TCPAddr); ok {
+		return a.IP.String()
+	}
+	h, _, _ := net.SplitHostPort(nc.RemoteAddr().String())
+	return h
+}
+
+// sourceCap is how many handshakes of unknown standing ip may hold at once.
+func (e *TCPEndpoint) sourceCap(ip string) int {
+	return e.opts.MaxHandshakesPerSource + 2*e.peersAt[ip]
+}
+
+// admit starts tracking an inbound connection's handshake, unless its source address holds its
+// cap already.
+func (e *TCPEndpoint) admit(nc net.Conn) bool {
+	ip := remoteIP(nc)
 	e.hsMu.Lock()
 	defer e.hsMu.Unlock()
-	if on {
-		e.hsConns[nc] = time.Now()
-	} else {
-		delete(e.hsConns, nc)
+	if e.hsByIP[ip] >= e.sourceCap(ip) {
+		return false
+	}
+	e.hsByIP[ip]++
+	e.hsConns[nc] = &handshake{since: time.Now(), ip: ip}
+	return true
+}
+
+// tookSlot records that nc holds a handshake slot (false if nc was evicted or released meanwhile).
+func (e *TCPEndpoint) tookSlot(nc net.Conn) bool {
+	e.hsMu.Lock()
+	defer e.hsMu.Unlock()
+	if h := e.hsConns[nc]; h != nil && !h.evicted {
+		h.slot = true
+		return true
+	}
+	return false
+}
+
+// release forgets nc's handshake (ended, refused or evicted) and frees what it held; it reports
+// whether the handshake was evicted.
+func (e *TCPEndpoint) release(nc net.Conn) (evicted bool) {
+	e.hsMu.Lock()
+	defer e.hsMu.Unlock()
+	h := e.hsConns[nc]
+	if h == nil {
+		return false
+	}
+	delete(e.hsConns, nc)
+	if !h.vouched {
+		e.unknownGone(h.ip)
+	}
+	if h.slot {
+		<-e.hsSlots
+	}
+	return h.evicted
+}
+
+func (e *TCPEndpoint) unknownGone(ip string) {
+	if e.hsByIP[ip]--; e.hsByIP[ip] <= 0 {
+		delete(e.hsByIP, ip)
 	}
 }
 
-// evictOldestHandshake closes the connection that has been in handshake the longest, so that
-// strangers holding every slot cannot keep a peer out: an honest handshake takes a round trip,
-// theirs last until they are evicted.
+// vouch is called with the node a handshake's hello names, before this node signs anything: a
+// hello from a lower-ID peer's own address is vouched for (it gives up its slot and strangers can
+// no longer evict it), at most two per peer (a third replaces the oldest). Any other hello keeps
+// its slot and stays evictable. It fails if the connection was evicted meanwhile.
+func (e *TCPEndpoint) vouch(nc net.Conn, from types.NodeID) error {
+	e.hsMu.Lock()
+	defer e.hsMu.Unlock()
+	h := e.hsConns[nc]
+	if h == nil || h.evicted {
+		return errors.New("evicted")
+	}
+	if e.peerIP[from] != h.ip || h.vouched {
+		return nil
+	}
+	var oldest net.Conn
+	count := 0
+	for c, o := range e.hsConns {
+		if o.vouched && o.from == from && !o.evicted {
+			count++
+			if oldest == nil || o.since.Before(e.hsConns[oldest].since) {
+				oldest = c
+			}
+		}
+	}
+	if count >= 2 {
+		e.hsConns[oldest].evicted = true
+		_ = oldest.Close()
+		e.refused(refusedEvicted, "")
+	}
+	h.vouched, h.from = true, from
+	e.unknownGone(h.ip)
+	if h.slot {
+		h.slot = false
+		<-e.hsSlots
+	}
+	return nil
+}
+
+// evictOldestHandshake closes the handshake of unknown standing that has lasted longest, so that
+// strangers holding every slot cannot keep a peer out: an honest handshake is vouched for as soon
+// as its hello is read, theirs last until they are evicted.
 func (e *TCPEndpoint) evictOldestHandshake() {
 	e.hsMu.Lock()
 	defer e.hsMu.Unlock()
 	var oldest net.Conn
 	var since time.Time
-	for nc, t := range e.hsConns {
-		if oldest == nil || t.Before(since) {
-			oldest, since = nc, t
+	for nc, h := range e.hsConns {
+		if h.slot && !h.vouched && !h.evicted && (oldest == nil || h.since.Before(since)) {
+			oldest, since = nc, h.since
 		}
 	}
 	if oldest != nil {
+		e.hsConns[oldest].evicted = true
 		_ = oldest.Close()
-		delete(e.hsConns, oldest)
+		e.refused(refusedEvicted, "")
 	}
 }
 
@@ -580,33 +777,44 @@ func (e *TCPEndpoint) accept() {
 			}
 			continue
 		}
+		if !e.admit(nc) {
+			_ = nc.Close()
+			e.refused(refusedPerSource, remoteIP(nc))
+			continue
+		}
 		select {
 		case e.hsSlots <- struct{}{}:
-		default: // every slot taken: the oldest handshake gives way
+		default: // every slot taken: the oldest handshake of unknown standing gives way
 			e.evictOldestHandshake()
 			select {
 			case e.hsSlots <- struct{}{}:
 			case <-time.After(e.opts.HandshakeTimeout):
+				e.release(nc)
 				_ = nc.Close()
 				continue
 			case <-e.stop:
+				e.release(nc)
 				_ = nc.Close()
 				return
 			}
 		}
-		e.track(nc, true)
-		if e.closed.Load() { // Close ran between Accept and track
+		if !e.tookSlot(nc) {
+			<-e.hsSlots
+		}
+		if e.closed.Load() { // Close ran between Accept and admit
 			_ = nc.Close()
 		}
 		e.wg.Add(1)
 		go func() {
 			defer e.wg.Done()
-			c, from, err := handshakeAccept(nc, e.opts.Self, e.opts.Signer, e.opts.Verifier, e.opts.HandshakeTimeout)
-			<-e.hsSlots
-			e.track(nc, false)
+			c, from, err := handshakeAccept(nc, e.opts.Self, e.opts.Signer, e.opts.Verifier, e.opts.HandshakeTimeout,
+				func(from types.NodeID) error { return e.vouch(nc, from) })
+			evicted := e.release(nc)
 			if err != nil {
 				_ = nc.Close()
-				e.opts.Log.WithField("remote", nc.RemoteAddr().String()).WithError(err).Warn("tcp: handshake refused")
+				if !evicted {
+					e.refused(refusedHandshake, nc.RemoteAddr().String()+": "+err.Error())
+				}
 				return
 			}
 			e.peers[from].serve(c)
@@ -918,7 +1126,11 @@ func handshakeDial(nc net.Conn, self, to types.NodeID, signer crypto.Signer, ver
 }
 
 // handshakeAccept authenticates an inbound connection and returns the peer's node ID.
-func handshakeAccept(nc net.Conn, self types.NodeID, signer crypto.Signer, verifier crypto.Verifier, timeout time.Duration) (*secureConn, types.NodeID, error) {
+//
+// onHello, when set, is called with the node the hello names once it passed its checks and before
+// this node signs: an error refuses the connection.
+func handshakeAccept(nc net.Conn, self types.NodeID, signer crypto.Signer, verifier crypto.Verifier, timeout time.Duration,
+	onHello func(from types.NodeID) error) (*secureConn, types.NodeID, error) {
 	if err := nc.SetDeadline(time.Now().Add(timeout)); err != nil {
 		return nil, 0, err
 	}
@@ -944,6 +1156,11 @@ func handshakeAccept(nc net.Conn, self types.NodeID, signer crypto.Signer, verif
 	peerEph, err := ecdh.X25519().NewPublicKey(hello[16:48])
 	if err != nil {
 		return nil, 0, fmt.Errorf("node %d: bad ephemeral key", from)
+	}
+	if onHello != nil {
+		if err := onHello(from); err != nil {
+			return nil, 0, fmt.Errorf("node %d: %w", from, err)
+		}
 	}
 	eph, err := ecdh.X25519().GenerateKey(rand.Reader)
 	if err != nil {

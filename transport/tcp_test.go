@@ -303,7 +303,7 @@ func TestTCPRefusesAPeerWithTheWrongKey(t *testing.T) {
 			return
 		}
 		defer nc.Close()
-		_, _, err = handshakeAccept(nc, 2, crypto.NewSigner(2, crypto.DeriveKey(99, 2)), c2.keys, 5*time.Second)
+		_, _, err = handshakeAccept(nc, 2, crypto.NewSigner(2, crypto.DeriveKey(99, 2)), c2.keys, 5*time.Second, nil)
 		accepted <- err
 	}()
 	select {
@@ -327,7 +327,7 @@ func TestTCPPeerThatStopsReadingDoesNotBlockOthers(t *testing.T) {
 			return
 		}
 		t.Cleanup(func() { _ = nc.Close() })
-		_, _, _ = handshakeAccept(nc, 2, c.signers[1], c.keys, 5*time.Second)
+		_, _, _ = handshakeAccept(nc, 2, c.signers[1], c.keys, 5*time.Second, nil)
 	}()
 	require.Eventually(t, func() bool { return contains(c.eps[1].Connected(), 2) }, 5*time.Second, 10*time.Millisecond)
 
