@@ -107,8 +107,8 @@ type Shared struct {
 
 	pushes     map[types.Hash]*push
 	fetches    map[types.Hash]*fetch
-	proofWaits map[types.Hash]*proofWait // by block ID: votes waiting for proofs (ProofsByRef)
-	proxying   map[types.NodeID]int      // pushes running here for each creator (load balancing)
+	proofWaits map[types.Hash]*proofWait  // by block ID: votes waiting for proofs (ProofsByRef)
+	proxying   map[types.NodeID]int       // pushes running here for each creator (load balancing)
 	lbGrants   map[types.NodeID]time.Time // creators whose load query this replica answered: a forward is taken until then
 
 	bucket tokenBucket
