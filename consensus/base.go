@@ -68,8 +68,9 @@ type Base struct {
 	certified   func(*types.Block, *types.QC)
 	recovered   []CertifiedBlock // certified blocks a restarted replica takes back at Start
 	rules       Rules
-	pendingCert map[types.Hash]*types.QC // certificates whose block is being fetched
-	grace       types.View               // the view whose timer expired once, waiting for the previous view's fate
+	pendingCert map[types.Hash]*types.QC    // certificates whose block is being fetched
+	badTC       map[types.NodeID]types.View // peers whose TC failed its check, and the view this replica was in then
+	grace       types.View                  // the view whose timer expired once, waiting for the previous view's fate
 }
 
 // NewBase returns the shared state for an engine with the given rules.
@@ -525,11 +526,26 @@ func (b *Base) certifiedView() types.View {
 
 // OnTC verifies a TC from a peer and processes it. A TC of any later view counts: it is a
 // certificate, it costs nothing to keep, and it brings a replica far behind to the others' view.
+//
+// Only a TC of a view this replica has not left is checked: every replica that forms a TC
+// broadcasts it, and one is enough. A TC too far ahead is refused unchecked, and a peer that sent
+// a TC that failed its check has its TCs ignored until this replica has moved KeepViews past that
+// view, so that a Byzantine peer's made-up TCs cost at most one check per view change.
 func (b *Base) OnTC(from types.NodeID, tc *types.TC) {
-	if tc.View < b.View {
+	if tc.View < b.View || b.TooFarAhead(types.KindTC, from, tc.View) {
 		return
 	}
+	if v, bad := b.badTC[from]; bad {
+		if v+KeepViews >= b.View {
+			return
+		}
+		delete(b.badTC, from)
+	}
 	if err := VerifyTC(b.Env.Verifier(), tc); err != nil {
+		if b.badTC == nil {
+			b.badTC = make(map[types.NodeID]types.View)
+		}
+		b.badTC[from] = b.View
 		b.Reject(types.KindTC, from, RuleCert, err)
 		return
 	}
@@ -601,8 +617,13 @@ func (b *Base) beyondReach(dropped []*types.Block) bool {
 	if len(dropped) == 0 {
 		return true
 	}
+	head := b.Tree.Head()
 	for _, d := range dropped {
-		if d.Height > b.Tree.Head().Height()+1 {
+		// Its height is the proposer's word; its QC is not. A parent certified in a view no
+		// later than the head's cannot be above the head (views grow along the chain): a
+		// Byzantine proposer that claims a great height on a long-pruned parent is no reason
+		// to ask every replica for a snapshot.
+		if d.Height > head.Height()+1 && d.QC != nil && d.QC.View > head.View() {
 			return true
 		}
 	}

@@ -40,9 +40,12 @@ func PreVerify(from types.NodeID, m types.Message, v crypto.Verifier, leaders Le
 			return RuleSignature, errors.New("vote inside timeout does not verify")
 		}
 	case *types.TC:
-		// Not checked here: every replica that forms a TC broadcasts it, N TCs of distinct
-		// signer sets a view change, and a replica needs at most the first one. Base.OnTC
-		// checks a TC of a view the replica has not left; the rest cost nothing.
+		// Every replica that forms a TC broadcasts it, N TCs of distinct signer sets a view
+		// change, and a replica needs at most the first one: drivers skip PreVerify for a TC of
+		// a view the replica has left (Base.OnTC drops it unchecked).
+		if err := VerifyTC(v, m); err != nil {
+			return RuleCert, err
+		}
 	}
 	return "", nil
 }

@@ -217,3 +217,63 @@ func TestAttackReplicaFarBehindNeverRejoins(t *testing.T) {
 	require.GreaterOrEqual(t, h.Status().View, now,
 		"a valid TC for view %d (2f+1 signatures) does not move a replica at view %d", now-1, h.Status().View)
 }
+
+// A Byzantine replica sends made-up TCs: for views far ahead, and for the next views with
+// signatures that do not verify. Each used to cost a certificate check on the event loop (under
+// BLS about 1.5 ms, so ~700 a second stall consensus). A TC too far ahead is refused unchecked; a
+// peer whose TC failed its check has its TCs ignored until the replica has moved KeepViews past.
+func TestAttackBogusTCsCostOneCheckPerPeer(t *testing.T) {
+	h := newHarness(t, enginetest.Config{Self: 1})
+	const byz = types.NodeID(2)
+	h.Deliver(byz, h.TC(1+consensus.MaxViewsAhead+5, 2, 3, 4))
+	require.Equal(t, []string{consensus.RuleFuture}, h.Out.RejectedRules(), "too far ahead: refused unchecked")
+
+	bad := func(v types.View) *types.TC {
+		tc := h.TC(v, 2, 3, 4)
+		tc.Sigs[1] = h.Sign(3, types.TimeoutDigest(v+1)) // a valid signature, of another view
+		return tc
+	}
+	h.Deliver(byz, bad(3))
+	require.Equal(t, []string{consensus.RuleFuture, consensus.RuleCert}, h.Out.RejectedRules())
+	for v := types.View(4); v < 40; v++ {
+		h.Deliver(byz, bad(v)) // ignored: node 2 sent a bad TC in this view
+	}
+	require.Len(t, h.Out.RejectedRules(), 2, "after one bad TC a peer's TCs are not checked again in this view")
+	require.Equal(t, types.View(1), h.Status().View)
+
+	for v := types.View(1); v <= consensus.KeepViews+1; v++ {
+		h.Deliver(3, h.TC(v, 1, 3, 4)) // honest view changes
+	}
+	h.Deliver(byz, bad(h.Status().View))
+	require.Len(t, h.Out.RejectedRules(), 3, "KeepViews views later node 2's TCs are checked again")
+}
+
+// A Byzantine leader proposes a block on a parent this replica never had, certified in a view no
+// later than its committed head's (a fork of an old view, or a block pruned long ago), claiming a
+// height far above the head. Block sync cannot find the parent; it used to judge by the claimed
+// height that the chain had moved beyond reach and start a state transfer, asking every replica
+// for a snapshot (tens of MB each). The parent's QC view shows it cannot be above the head.
+func TestAttackMadeUpHeightStartsNoStateTransfer(t *testing.T) {
+	h := newHarness(t, enginetest.Config{Self: 1})
+	var chain []*types.Block
+	parent := types.Genesis()
+	for v := types.View(1); v <= 6; v++ {
+		spec := enginetest.BlockSpec{View: v}
+		if v > 1 {
+			spec.Parent, spec.QC = parent, h.QCFor(parent)
+		}
+		b := h.Block(spec)
+		h.Deliver(h.Leaders.Leader(v), b)
+		chain = append(chain, b)
+		parent = b
+	}
+	head := h.Status().CommittedHeight
+	require.Positive(t, head, "the chain committed")
+	// A fork of view 2 nobody showed this replica, certified (the fixture holds every key).
+	fork := h.Block(enginetest.BlockSpec{View: 2, Parent: chain[0], QC: h.QCFor(chain[0]), Payload: enginetest.Payload("fork")})
+	v := h.Status().View
+	lie := h.Block(enginetest.BlockSpec{View: v, Parent: fork, QC: h.QCFor(fork), Height: head + 50})
+	h.Deliver(h.Leaders.Leader(v), lie)
+	h.Advance(time.Minute) // block sync asks everyone, then gives up
+	require.Empty(t, enginetest.EventsOf[consensus.SyncFailed](h.Out), "a made-up height started a state transfer")
+}

@@ -380,6 +380,8 @@ func (r *Replica) precheck(env transport.Envelope) bool {
 	err := types.Validate(m)
 	if err != nil {
 		rule = consensus.RuleStructure
+	} else if tc, ok := m.(*types.TC); ok && tc.View < r.Status().View {
+		return true // a view this replica has left: the engine drops it unchecked
 	} else if m.Kind().IsConsensus() {
 		rule, err = consensus.PreVerify(env.From, m, r.opts.Verifier, r.leaders, r.opts.Spec.Engine == config.EngineHotStuff)
 	} else {

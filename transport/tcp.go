@@ -143,6 +143,9 @@ type TCPEndpoint struct {
 	hsByIP  map[string]int          // handshakes of unknown standing per source address
 	peerIP  map[types.NodeID]string // the address each lower-ID peer dials from (its configured host)
 	peersAt map[string]int          // lower-ID peers configured at each address
+	// a token bucket for the handshakes this node signs for hellos not from the named peer's address
+	unkTokens float64
+	unkAt     time.Time
 	refusals
 	counters
 }
@@ -547,6 +550,13 @@ func (p *peer) connect() (*secureConn, error) {
 	return c, nil
 }
 
+// unknownSignRate and unknownSignBurst bound how often this node signs in handshakes whose hello
+// does not come from the named peer's configured address.
+const (
+	unknownSignRate  = 50.0
+	unknownSignBurst = 50.0
+)
+
 // Why inbound connections were refused before they carried a message.
 const (
 	refusedPerSource = iota // its source address held its cap of handshakes
@@ -695,7 +705,20 @@ func (e *TCPEndpoint) vouch(nc net.Conn, from types.NodeID) error {
 	if h == nil || h.evicted {
 		return errors.New("evicted")
 	}
-	if e.peerIP[from] != h.ip || h.vouched {
+	if h.vouched {
+		return nil
+	}
+	if e.peerIP[from] != h.ip {
+		// Not from the peer's own address (a stranger, or a peer behind another address): this
+		// node signs for such hellos at most unknownSignRate a second in all, so that strangers
+		// cannot make it sign as fast as they can send 48 bytes.
+		now := time.Now()
+		e.unkTokens = min(unknownSignBurst, e.unkTokens+now.Sub(e.unkAt).Seconds()*unknownSignRate)
+		e.unkAt = now
+		if e.unkTokens < 1 {
+			return errors.New("hello from an address not configured for it, over the budget for such handshakes")
+		}
+		e.unkTokens--
 		return nil
 	}
 	var oldest net.Conn
