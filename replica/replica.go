@@ -116,6 +116,52 @@ type submission struct {
 
 type worker struct {
 	in [types.NumLanes]chan transport.Envelope
+	// fails is each sender's budget of messages that fail their checks (a sender's messages all
+	// go to one worker, so no lock).
+	fails map[types.NodeID]*failBudget
+}
+
+// A sender may cost this replica failRate messages a second that fail their signature or
+// certificate checks, failBurst at once; beyond that its messages are dropped unchecked for
+// failPenalty. An honest replica's messages never fail (it relays only what it checked), so the
+// budget costs honest peers nothing, while a Byzantine one cannot make a worker verify junk at
+// line rate (under BLS about 1,000 junk messages a second take a core).
+const (
+	failRate    = 20.0
+	failBurst   = 50.0
+	failPenalty = time.Second
+)
+
+type failBudget struct {
+	tokens float64
+	at     time.Time
+	until  time.Time // dropped unchecked until then
+}
+
+// blocked reports whether from's messages are being dropped unchecked.
+func (w *worker) blocked(from types.NodeID, now time.Time) bool {
+	b := w.fails[from]
+	return b != nil && now.Before(b.until)
+}
+
+// failed charges from one failed check; it reports whether from is now blocked.
+func (w *worker) failed(from types.NodeID, now time.Time) bool {
+	if w.fails == nil {
+		w.fails = make(map[types.NodeID]*failBudget)
+	}
+	b := w.fails[from]
+	if b == nil {
+		b = &failBudget{tokens: failBurst, at: now}
+		w.fails[from] = b
+	}
+	b.tokens = min(failBurst, b.tokens+now.Sub(b.at).Seconds()*failRate)
+	b.at = now
+	if b.tokens >= 1 {
+		b.tokens--
+		return false
+	}
+	b.until = now.Add(failPenalty)
+	return true
 }
 
 // New builds a replica on an endpoint. Call Start to run it.
@@ -362,7 +408,15 @@ func (r *Replica) verify(w *worker) {
 				return
 			}
 		}
-		if !r.precheck(env) {
+		if now := time.Now(); w.blocked(env.From, now) {
+			if r.opts.Stats != nil {
+				r.opts.Stats.Rejected(env.Msg.Kind(), consensus.RuleRate)
+			}
+			continue
+		} else if !r.precheck(env) {
+			if w.failed(env.From, now) {
+				r.opts.Log.WithField("from", env.From).Warnf("peer %d sent more than %v messages a second that fail their checks: its messages are dropped unchecked for %v", env.From, failRate, failPenalty)
+			}
 			continue
 		}
 		select {

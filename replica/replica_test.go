@@ -256,3 +256,33 @@ type recObserver struct {
 }
 
 func (r *recObserver) DeliveredTxs(_ *types.Block, txs []types.Tx) { r.deliver(txs) }
+
+// A Byzantine replica (4) sends node 1 junk votes as fast as it can: each costs a signature check
+// and costs the sender nothing. Its messages that fail their checks are limited to failRate a
+// second (failBurst at once); beyond that they are dropped unchecked (counted as rate-limited),
+// and the honest replicas keep committing.
+func TestJunkSignaturesAreRateLimitedPerPeer(t *testing.T) {
+	c := startCluster(t, 4, testSpec("hotstuff"), map[types.NodeID]bool{4: true})
+	byz := c.hub.Endpoint(4)
+	junk := make([]byte, types.SigSize)
+	junk[0] = 1
+	start := time.Now()
+	sent := 0
+	for time.Since(start) < time.Second {
+		byz.Send(1, &types.Vote{View: types.View(sent%50 + 1), BlockID: types.Hash{byte(sent)}, Voter: 4, Sig: junk})
+		sent++
+		if sent%200 == 0 {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	elapsed := time.Since(start).Seconds()
+	require.Eventually(t, func() bool {
+		return c.stats[0].Snapshot().Rejected["Vote/"+consensus.RuleRate] > 0
+	}, 5*time.Second, 20*time.Millisecond, "junk beyond the budget is dropped unchecked")
+	rej := c.stats[0].Snapshot().Rejected
+	checked := rej["Vote/"+consensus.RuleSignature]
+	t.Logf("%d junk votes in %.1f s: %d checked and refused, %d dropped unchecked", sent, elapsed, checked, rej["Vote/"+consensus.RuleRate])
+	require.LessOrEqual(t, float64(checked), failBurst+failRate*(elapsed+1)+5, "checks spent on junk")
+	h := c.reps[0].Status().CommittedHeight
+	require.Eventually(t, func() bool { return c.reps[0].Status().CommittedHeight > h+3 }, 10*time.Second, 20*time.Millisecond, "the honest replicas keep committing")
+}
