@@ -87,3 +87,26 @@ func TestAttackUninsertableProposalsAreEchoed(t *testing.T) {
 	t.Logf("%d blocks that fail Tree.Add: %d echoed, rejections %d", msgs, echoes, len(h.Out.Rejections()))
 	require.Zero(t, echoes, "blocks rejected by the tree are broadcast to every peer")
 }
+
+// A Byzantine leader of epochs far ahead (but within MaxViewsAhead) sends its proposals for them,
+// each up to 64 MiB: they are parked (their parents are unknown), and each one used to be echoed
+// to every peer by every replica that got it. Proposals are echoed only within KeepViews of the
+// replica's epoch, as votes are; the replicas they concern see them from their proposer.
+func TestAttackFarFutureProposalsAreNotEchoed(t *testing.T) {
+	h := newHarness(t, enginetest.Config{Self: 1})
+	const byz = types.NodeID(4)
+	parent := h.Block(enginetest.BlockSpec{View: 2, Payload: enginetest.Payload("unknown parent")})
+	echoed := 0
+	for v := types.View(100); v <= 900; v += 100 {
+		v := v - v%4 + 4 // a view node 4 leads (round robin)
+		b := h.Block(enginetest.BlockSpec{View: v, Parent: parent, QC: h.QCFor(parent), Payload: enginetest.Payload("far")})
+		require.Equal(t, byz, b.Proposer)
+		h.Deliver(byz, b)
+		echoed += len(enginetest.Of[*types.Block](h.Env.Broadcasts()))
+		h.Env.ClearOutbox()
+	}
+	require.Zero(t, echoed, "proposals for epochs far ahead are not echoed")
+	near := h.Block(enginetest.BlockSpec{View: 4, Parent: parent, QC: h.QCFor(parent), Payload: enginetest.Payload("near")})
+	h.Deliver(byz, near)
+	require.Len(t, enginetest.Of[*types.Block](h.Env.Broadcasts()), 1, "a proposal near the epoch is still echoed")
+}

@@ -112,7 +112,10 @@ func (e *Engine) onProposal(from types.NodeID, b *types.Block) {
 	}
 	e.ProcessCert(b.QC, from)
 	n := e.Insert(b, from)
-	if n != nil || e.Syncer.IsParked(b.ID()) {
+	// Echoed only near this replica's epoch, as votes are: a Byzantine proposer's blocks for
+	// epochs far ahead (up to 64 MiB each) would otherwise be sent on to N-1 replicas by every
+	// replica; the replicas they concern see them from their proposer.
+	if (n != nil || e.Syncer.IsParked(b.ID())) && b.View <= e.View+consensus.KeepViews {
 		e.echo(echoKey{kind: types.KindBlock, view: b.View}, from, b)
 	}
 	if n != nil {
