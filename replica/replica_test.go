@@ -286,3 +286,49 @@ func TestJunkSignaturesAreRateLimitedPerPeer(t *testing.T) {
 	h := c.reps[0].Status().CommittedHeight
 	require.Eventually(t, func() bool { return c.reps[0].Status().CommittedHeight > h+3 }, 10*time.Second, 20*time.Millisecond, "the honest replicas keep committing")
 }
+
+// sendRec is an Env that records what is sent, with a clock the test moves.
+type sendRec struct {
+	nopEnv
+	now  time.Time
+	sent []types.Message
+}
+
+func (s *sendRec) Now() time.Time                       { return s.now }
+func (s *sendRec) Send(_ types.NodeID, m types.Message) { s.sent = append(s.sent, m) }
+
+// A 10-byte StateRequest made the replica copy its whole delivered state into a snapshot, every
+// time (0.77 s on the event loop with a full dedup window): each Byzantine peer could ask again
+// every few timeouts. The snapshot of a block is built once and reused until the replica
+// delivers another block.
+func TestSnapshotIsBuiltOncePerBlock(t *testing.T) {
+	env := &sendRec{now: time.Unix(100, 0)}
+	c, err := NewCore(env, Spec{Engine: "hotstuff", MemType: "native", BSize: 1, MemSize: 1 << 20, DedupWindow: 1 << 10, Timeout: time.Second, ProposeTimeout: time.Millisecond}, nil)
+	require.NoError(t, err)
+	b := &types.Block{View: 7, Height: 7, Parent: types.Hash{1}, Payload: &types.Payload{}, Proposer: 3}
+	next := &types.Block{View: 8, Height: 8, Parent: b.ID(), QC: &types.QC{View: 7, BlockID: b.ID()}, Payload: &types.Payload{}, Proposer: 4}
+	c.height, c.lastDelivered = 7, b
+	c.queue = []*types.Block{next} // answered at the checkpoint, with next's QC as b's certificate
+	for _, p := range []types.NodeID{2, 3, 4} {
+		c.onStateRequest(p, &types.StateRequest{Height: 1})
+		c.answerRequests(b, next)
+		env.now = env.now.Add(time.Second)
+	}
+	snaps := consensusOf[*types.Snapshot](env.sent)
+	require.GreaterOrEqual(t, len(snaps), 3, "each peer is answered")
+	for _, s := range snaps[1:] {
+		require.Same(t, snaps[0], s, "later requests reuse the snapshot")
+	}
+	c.checkpoint(next) // delivered another block: the copy is freed
+	require.Nil(t, c.st.built)
+}
+
+func consensusOf[T types.Message](ms []types.Message) []T {
+	var out []T
+	for _, m := range ms {
+		if x, ok := m.(T); ok {
+			out = append(out, x)
+		}
+	}
+	return out
+}

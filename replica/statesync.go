@@ -42,6 +42,9 @@ type stateTransfer struct {
 	pending  map[types.NodeID]*stateRequest
 	accepted map[types.NodeID]time.Time // when each peer's last request was taken
 	serve    *consensus.ServeLimiter
+	// built is the last snapshot built, reused while the state is that of its block: a
+	// request costs a copy of the whole delivered state only once per delivered block.
+	built *types.Snapshot
 	// Stall detection.
 	stallHeight uint64
 	syncs       uint64 // snapshots applied
@@ -152,6 +155,9 @@ func (c *Core) onStateRequest(from types.NodeID, r *types.StateRequest) {
 // checkpoint answers pending requests right after b, a checkpoint height, was delivered.
 func (c *Core) checkpoint(b *types.Block) {
 	c.lastDelivered = b
+	if c.st.built != nil && c.st.built.Block != b {
+		c.st.built = nil // the state moved on: free the copy
+	}
 	if b.Height%SnapshotEvery != 0 || len(c.st.pending) == 0 {
 		return
 	}
@@ -179,9 +185,12 @@ func (c *Core) answerRequests(b, next *types.Block) {
 			continue
 		}
 		if snap == nil {
-			if snap = c.snapshot(b, next); snap == nil {
+			if c.st.built != nil && c.st.built.Block == b {
+				snap = c.st.built // nothing was delivered since: the same state
+			} else if snap = c.snapshot(b, next); snap == nil {
 				return
 			}
+			c.st.built = snap
 			size = types.WireSize(snap)
 		}
 		c.st.serve.Charge(p, size, now)
