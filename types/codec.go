@@ -10,8 +10,8 @@ import (
 	"github.com/kelindar/bitmap"
 )
 
-// Wire limits. Decoding never allocates more than the frame it is given, and Validate rejects
-// messages whose fields exceed these bounds whatever transport delivered them.
+// Wire limits. Decoding allocates in proportion to the frame it is given (see Decode), and
+// Validate rejects messages whose fields exceed these bounds whatever transport delivered them.
 const (
 	MaxFrame        = 64 << 20 // bytes per encoded message
 	MaxTxSize       = 1 << 20  // bytes per transaction
@@ -27,48 +27,6 @@ const (
 // ErrEmptyFrame is returned when decoding zero bytes.
 var ErrEmptyFrame = errors.New("codec: empty frame")
 
-func newMessage(k Kind) Message {
-	switch k {
-	case KindBlock:
-		return new(Block)
-	case KindVote:
-		return new(Vote)
-	case KindTimeout:
-		return new(Timeout)
-	case KindTC:
-		return new(TC)
-	case KindBlockRequest:
-		return new(BlockRequest)
-	case KindBlockResponse:
-		return new(BlockResponse)
-	case KindTxForward:
-		return new(TxForward)
-	case KindMicroBlock:
-		return new(MicroBlock)
-	case KindAck:
-		return new(Ack)
-	case KindProof:
-		return new(Proof)
-	case KindFetchRequest:
-		return new(FetchRequest)
-	case KindFetchResponse:
-		return new(FetchResponse)
-	case KindLBQuery:
-		return new(LBQuery)
-	case KindLBInfo:
-		return new(LBInfo)
-	case KindLBForward:
-		return new(LBForward)
-	case KindStateRequest:
-		return new(StateRequest)
-	case KindSnapshot:
-		return new(Snapshot)
-	case KindProofRequest:
-		return new(ProofRequest)
-	}
-	return nil
-}
-
 // Encode returns the wire form of m: one kind byte followed by the RLP encoding.
 func Encode(m Message) ([]byte, error) {
 	body, err := rlp.EncodeToBytes(m)
@@ -81,7 +39,10 @@ func Encode(m Message) ([]byte, error) {
 }
 
 // Decode parses one wire frame and validates the message's structure. Garbage returns an error,
-// never a panic.
+// never a panic. A frame above its kind's limit (MaxFrameFor) is refused unread, and decoding
+// allocates in proportion to the bytes it reads: lists are checked (element count, and elements
+// that no valid message holds, such as empty transactions or signatures) before they are
+// allocated.
 func Decode(frame []byte) (Message, error) {
 	if len(frame) == 0 {
 		return nil, ErrEmptyFrame
@@ -90,11 +51,15 @@ func Decode(frame []byte) (Message, error) {
 		return nil, fmt.Errorf("codec: frame of %d bytes exceeds %d", len(frame), MaxFrame)
 	}
 	k := Kind(frame[0])
-	m := newMessage(k)
-	if m == nil {
+	limit := MaxFrameFor(k)
+	if limit == 0 {
 		return nil, fmt.Errorf("codec: unknown message kind %d", frame[0])
 	}
-	if err := rlp.DecodeBytes(frame[1:], m); err != nil {
+	if len(frame) > limit {
+		return nil, fmt.Errorf("codec: %v frame of %d bytes exceeds the %v limit of %d bytes", k, len(frame), k, limit)
+	}
+	m, err := decodeBody(k, frame[1:])
+	if err != nil {
 		return nil, fmt.Errorf("codec: decode %v: %w", k, err)
 	}
 	if err := Validate(m); err != nil {
@@ -102,6 +67,56 @@ func Decode(frame []byte) (Message, error) {
 	}
 	return m, nil
 }
+
+// MaxFrameFor is the largest frame of kind k that can hold a valid message (0 for an unknown
+// kind); Decode refuses larger ones, and a transport may refuse them before decoding them. Kinds
+// whose size the protocol bounds only through MaxFrame get MaxFrame: blocks and block responses
+// (MaxPayloadItems transactions of up to MaxTxSize bytes, or as many references with inline
+// proofs of up to MaxNodes signatures), transaction forwards, microblocks and load-balancing
+// forwards (MaxPayloadItems transactions), fetch responses (MaxFetch microblocks) and snapshots
+// (a block and ID lists of MaxSnapshotIDs). The other kinds hold fields of bounded size, and
+// their limit is the encoding of the largest valid message, every field at its maximum:
+//
+//   - Vote, Ack: integers of 64 (view, epoch) and 32 bits (node ID) at full width, a hash and a
+//     BLS signature (the larger one): under 160 bytes.
+//   - TC, Proof: a signer bitmap of MaxNodes/64 full words and MaxNodes BLS signatures: about
+//     98 KiB.
+//   - Timeout: a QC as large as a TC, a signature and a vote: about 98 KiB.
+//   - FetchRequest, ProofRequest: MaxFetch hashes: about 132 KiB.
+//   - BlockRequest, LBQuery, LBInfo, StateRequest: a hash or a few integers: under 40 bytes.
+func MaxFrameFor(k Kind) int {
+	if k == 0 || int(k) >= NumKinds {
+		return 0
+	}
+	return frameLimits[k]
+}
+
+var frameLimits = func() [NumKinds]int {
+	var l [NumKinds]int
+	for k := range l[1:] {
+		l[1+k] = MaxFrame
+	}
+	const kind = 1 // the kind byte
+	u64, u32 := rlpUint(1<<64-1), rlpUint(1<<32-1)
+	sig := rlpHead(BLSSigSize) + BLSSigSize
+	bm := rlpList(MaxNodes / 64 * u64)
+	sigs := rlpList(MaxNodes * sig)
+	vote := rlpList(u64 + rlpHash + u32 + sig)
+	qc := rlpList(u64 + rlpHash + bm + sigs)
+	ids := rlpList(rlpList(MaxFetch * rlpHash))
+	l[KindVote] = kind + vote
+	l[KindTimeout] = kind + rlpList(u64+qc+u32+sig+vote)
+	l[KindTC] = kind + rlpList(u64+bm+sigs)
+	l[KindBlockRequest] = kind + rlpList(rlpHash)
+	l[KindAck] = kind + rlpList(rlpHash+u64+u32+sig)
+	l[KindProof] = kind + rlpList(rlpHash+u64+bm+sigs)
+	l[KindFetchRequest] = kind + ids
+	l[KindProofRequest] = kind + ids
+	l[KindLBQuery] = kind + rlpList(u64)
+	l[KindLBInfo] = kind + rlpList(u64+u64+1)
+	l[KindStateRequest] = kind + rlpList(u64)
+	return l
+}()
 
 // Validate checks a message's structure: sizes, signature lengths, signer sets, node IDs. It does
 // not check signatures (that needs keys) nor protocol rules (that needs state).

@@ -11,6 +11,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"sync"
 
 	ethcrypto "github.com/ethereum/go-ethereum/crypto"
 )
@@ -38,8 +39,26 @@ func CompareHash(a, b Hash) int { return bytes.Compare(a[:], b[:]) }
 
 // Keccak hashes the concatenation of its arguments.
 func Keccak(parts ...[]byte) Hash {
-	return Hash(ethcrypto.Keccak256Hash(parts...))
+	k := keccakPool.Get().(*keccakHasher)
+	k.st.Reset()
+	for _, p := range parts {
+		k.st.Write(p)
+	}
+	k.st.Read(k.out[:])
+	h := k.out
+	keccakPool.Put(k)
+	return h
 }
+
+// keccakHasher is a Keccak state with room for its output: reading a digest through the state's
+// interface into a value of the caller's would move that value to the heap, once per hash (per
+// transaction, when a microblock is decoded).
+type keccakHasher struct {
+	st  ethcrypto.KeccakState
+	out Hash
+}
+
+var keccakPool = sync.Pool{New: func() any { return &keccakHasher{st: ethcrypto.NewKeccakState()} }}
 
 // Kind is the one-byte message type on the wire.
 type Kind uint8
