@@ -18,11 +18,17 @@ build: ## build bin/server and bin/client
 demo: build ## 4 replicas in one process + 4 clients for ~20 s, then print results (ALG=hotstuff, streamlet, smp-hs, s-sl, s-hs-g to switch)
 	bin/demo.sh $(ALG) $(DURATION)
 
-test: ## what CI runs: vet, every test, and the race detector on the concurrent packages
+test: ## what CI runs: vet, every test, the race detector on the concurrent packages, 20 s of decoder fuzzing
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 15m ./...
 	$(GO) test -count=1 -race -timeout 15m $(RACE_PKGS)
+	$(MAKE) fuzz
 	$(MAKE) deploy-test
+
+FUZZTIME    ?= 20s
+.PHONY: fuzz
+fuzz: ## fuzz the wire decoder for FUZZTIME (20s): no panic, allocation bounded by the frame, the same verdict as the reference decoder
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./types
 
 .PHONY: deploy-test
 deploy-test: ## deploy/ scripts end to end on 5 network namespaces with sshd (root; installs openssh-server, sshpass, jq if missing)
