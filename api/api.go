@@ -30,12 +30,19 @@ type Node interface {
 	Barrier(ctx context.Context) (replica.CommitInfo, error)
 }
 
-// Options bounds what a request may ask.
+// Options bounds what a request may ask, and what one client may hold of the server.
 type Options struct {
-	MaxBodyBytes int64         // largest request body (default 64 MiB)
+	MaxBodyBytes int64         // largest batch body, POST /txs (default 64 MiB)
 	MaxBatchTxs  int           // most transactions per batch (default 100,000)
-	MaxTxSize    int           // largest transaction (default 64 KiB)
+	MaxTxSize    int           // largest transaction (default 64 KiB): a PUT /{key} value gets what the key leaves
 	WaitLimit    time.Duration // longest ?wait=commit (default 20 s, below the client's 30 s request timeout)
+
+	// What the HTTP server built by HTTPServer and Listener allows; see the Default constants.
+	ControlBodyBytes int64         // body of the routes that take none (default 4 KiB)
+	HeaderTimeout    time.Duration // receiving a request's header (default 10 s)
+	BodyTimeout      time.Duration // receiving a request's body (default 10 s)
+	IdleTimeout      time.Duration // a keep-alive connection between requests (default 2 min)
+	MaxConnsPerAddr  int           // open connections per client IP address (default 256)
 
 	// Faults enables /crash, /slow, /flaky and /drop; nil (the default) leaves them 404 like any
 	// unknown path.
@@ -61,6 +68,21 @@ func (o *Options) defaults() {
 	if o.WaitLimit <= 0 {
 		o.WaitLimit = 20 * time.Second
 	}
+	if o.ControlBodyBytes <= 0 {
+		o.ControlBodyBytes = DefaultControlBodyBytes
+	}
+	if o.HeaderTimeout <= 0 {
+		o.HeaderTimeout = DefaultHeaderTimeout
+	}
+	if o.BodyTimeout <= 0 {
+		o.BodyTimeout = DefaultBodyTimeout
+	}
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = DefaultIdleTimeout
+	}
+	if o.MaxConnsPerAddr <= 0 {
+		o.MaxConnsPerAddr = DefaultMaxConnsPerAddr
+	}
 }
 
 // Server serves one node's API.
@@ -70,13 +92,34 @@ type Server struct {
 	opts    Options
 	dash    *dashboard
 	metrics http.Handler
+	refused refusals
 }
 
 // New returns the API of node.
 func New(node Node, col *stats.Collector, opts Options) *Server {
 	opts.defaults()
-	return &Server{node: node, stats: col, opts: opts,
-		dash: newDashboard(node.ID(), col, opts.Peers), metrics: metricsHandler(col)}
+	s := &Server{node: node, stats: col, opts: opts}
+	s.dash = newDashboard(node.ID(), s.nodeStats, opts.Peers)
+	s.metrics = metricsHandler(col, s.Refused)
+	return s
+}
+
+// NodeStats is a node's statistics as GET /query?format=json, /stats and /cluster.json give
+// them: the replica's snapshot, and what its HTTP server refused.
+type NodeStats struct {
+	stats.Snapshot
+	HTTPRefused HTTPRefusals `json:"http_refused"`
+}
+
+func (s *Server) nodeStats() NodeStats {
+	return NodeStats{Snapshot: s.stats.Snapshot(), HTTPRefused: s.Refused()}
+}
+
+// Text renders the statistics as "Label: value" lines.
+func (n NodeStats) Text() string {
+	r := n.HTTPRefused
+	return n.Snapshot.Text() + fmt.Sprintf("HTTP refused: %d body too large, %d body timeout, %d header timeout, %d too many connections\n",
+		r.BodyTooLarge, r.BodyTimeout, r.HeaderTimeout, r.TooManyConnections)
 }
 
 // SubmitResponse is the JSON answer to an accepted submission. Accepted counts the transactions
@@ -103,8 +146,16 @@ type ErrorResponse struct {
 // Options.Faults GET|POST /crash, /slow, /flaky, /drop; anything else is 404. The fault paths are
 // never keys, so a fault request to a node without fault injection is refused instead of stored;
 // neither are metrics and cluster.json.
+//
+// Each route has a body limit (bodyLimitOf): POST /txs the batch limit, PUT|POST /{key} what its
+// transaction leaves for the value, every other route ControlBodyBytes. A body above it is
+// answered 413 as soon as that is known, and any body must arrive within BodyTimeout (408).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	path := r.URL.Path
+	lim := s.bodyLimitOf(r)
+	if !s.admitBody(w, r, lim) {
+		return
+	}
 	switch {
 	case path == "/" || strings.HasPrefix(path, "/dashboard/"):
 		s.onlyGet(w, r, s.dash.page)
@@ -115,18 +166,18 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case path == "/query":
 		s.onlyGet(w, r, s.query)
 	case path == "/stats":
-		s.onlyGet(w, r, func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, s.stats.Snapshot()) })
+		s.onlyGet(w, r, func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, s.nodeStats()) })
 	case path == "/txs":
 		if r.Method != http.MethodPost {
 			w.Header().Set("Allow", http.MethodPost)
 			writeError(w, http.StatusMethodNotAllowed, "POST a batch to /txs", "method")
 			return
 		}
-		s.submitBatch(w, r)
+		s.submitBatch(w, r, lim)
 	case isFaultPath(path):
 		s.fault(w, r)
 	case isKey(path) && (r.Method == http.MethodPut || r.Method == http.MethodPost):
-		s.submitKey(w, r, path[1:])
+		s.submitKey(w, r, path[1:], lim)
 	case isKey(path) && (r.Method == http.MethodGet || r.Method == http.MethodHead):
 		s.getKey(w, r, path[1:])
 	default:
@@ -166,7 +217,7 @@ func (s *Server) onlyGet(w http.ResponseWriter, r *http.Request, h http.HandlerF
 }
 
 func (s *Server) query(w http.ResponseWriter, r *http.Request) {
-	snap := s.stats.Snapshot()
+	snap := s.nodeStats()
 	switch r.URL.Query().Get("format") {
 	case "json":
 		writeJSON(w, http.StatusOK, snap)
@@ -182,8 +233,8 @@ func (s *Server) query(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (s *Server) submitBatch(w http.ResponseWriter, r *http.Request) {
-	body, ok := s.readBody(w, r)
+func (s *Server) submitBatch(w http.ResponseWriter, r *http.Request, lim bodyLimit) {
+	body, ok := s.readBody(w, r, lim)
 	if !ok {
 		return
 	}
@@ -196,16 +247,18 @@ func (s *Server) submitBatch(w http.ResponseWriter, r *http.Request) {
 }
 
 // submitKey turns PUT /{key} with a body into one transaction: key, a zero byte, then the value.
-func (s *Server) submitKey(w http.ResponseWriter, r *http.Request, key string) {
-	body, ok := s.readBody(w, r)
+// The body is read up to what the transaction leaves for the value (lim).
+func (s *Server) submitKey(w http.ResponseWriter, r *http.Request, key string, lim bodyLimit) {
+	body, ok := s.readBody(w, r, lim)
 	if !ok {
 		return
 	}
 	data := make([]byte, 0, len(key)+1+len(body))
 	data = append(append(append(data, key...), 0), body...)
-	if len(data) > s.opts.MaxTxSize {
+	if len(data) > s.opts.MaxTxSize { // a key that leaves no room even for an empty value
+		s.refused.bodyTooLarge.Add(1)
 		writeError(w, http.StatusRequestEntityTooLarge,
-			fmt.Sprintf("transaction of %d bytes exceeds max_tx_size %d", len(data), s.opts.MaxTxSize), "too_large")
+			fmt.Sprintf("transaction of %d bytes exceeds max_tx_size %d: the key alone takes %d", len(data), s.opts.MaxTxSize, len(key)+1), tooLargeReason)
 		return
 	}
 	s.submit(w, r, []types.Tx{types.NewTx(data)}, true)
@@ -309,20 +362,6 @@ func (s *Server) nodeError(w http.ResponseWriter, r *http.Request, err error, lo
 	default:
 		writeError(w, http.StatusServiceUnavailable, err.Error(), "refused")
 	}
-}
-
-func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes))
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body exceeds %d bytes", s.opts.MaxBodyBytes), "too_large")
-		} else {
-			writeError(w, http.StatusBadRequest, "reading body: "+err.Error(), "bad_request")
-		}
-		return nil, false
-	}
-	return body, true
 }
 
 // Answers without a body carry the counts of SubmitResponse in these headers.

@@ -13,7 +13,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/stratusbft/stratus/stats"
 	"github.com/stratusbft/stratus/types"
 )
 
@@ -47,7 +46,7 @@ type NodeStatus struct {
 	Self  bool            `json:"self,omitempty"`
 	Up    bool            `json:"up"`
 	Error string          `json:"error,omitempty"`
-	Stats json.RawMessage `json:"stats,omitempty"` // a stats.Snapshot
+	Stats json.RawMessage `json:"stats,omitempty"` // a NodeStats
 }
 
 // ClusterResponse is the answer of GET /cluster.json: this node's snapshot and each peer's.
@@ -155,13 +154,13 @@ func shortError(err error) string {
 // dashboard serves the page, its assets and the cluster view.
 type dashboard struct {
 	self  types.NodeID
-	col   *stats.Collector
-	peers []*peer // the other replicas, by ID
+	stats func() NodeStats // this node's
+	peers []*peer          // the other replicas, by ID
 	files http.Handler
 }
 
-func newDashboard(self types.NodeID, col *stats.Collector, addrs map[types.NodeID]string) *dashboard {
-	d := &dashboard{self: self, col: col, files: http.FileServer(http.FS(dashboardFS))}
+func newDashboard(self types.NodeID, stats func() NodeStats, addrs map[types.NodeID]string) *dashboard {
+	d := &dashboard{self: self, stats: stats, files: http.FileServer(http.FS(dashboardFS))}
 	client := &http.Client{Timeout: peerTimeout, Transport: &http.Transport{
 		MaxIdleConnsPerHost: 2, IdleConnTimeout: 30 * time.Second, ResponseHeaderTimeout: peerTimeout,
 	}}
@@ -183,7 +182,7 @@ func newDashboard(self types.NodeID, col *stats.Collector, addrs map[types.NodeI
 func (d *dashboard) cluster(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), clusterTimeout)
 	defer cancel()
-	snap := d.col.Snapshot()
+	snap := d.stats()
 	self, err := json.Marshal(snap)
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, err.Error(), "internal")

@@ -15,11 +15,11 @@ import (
 )
 
 // metricsHandler serves GET /metrics in the Prometheus text format. Every number comes from the
-// same stats.Collector snapshot as /query, read once per scrape; the node's own registry also
-// carries the Go runtime and process metrics.
-func metricsHandler(col *stats.Collector) http.Handler {
+// same stats.Collector snapshot as /query, read once per scrape, and from the HTTP server's
+// refusals (refused); the node's own registry also carries the Go runtime and process metrics.
+func metricsHandler(col *stats.Collector, refused func() HTTPRefusals) http.Handler {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(&snapshotCollector{col: col},
+	reg.MustRegister(&snapshotCollector{col: col, refused: refused},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
@@ -125,15 +125,20 @@ var (
 		"Server-side latency percentiles over the last 10 s.", "percentile")
 	stableDesc = newDesc("microblock_stable_time_seconds",
 		"Stable time of the microblocks this node pushed (PAB: push to availability proof), since the start.")
-	sentMsgsDesc  = newDesc("messages_sent_total", "Messages sent, by message type.", "msg_type")
-	sentBytesDesc = newDesc("sent_bytes_total", "Bytes sent, by message type.", "msg_type")
-	recvMsgsDesc  = newDesc("messages_received_total", "Messages received, by message type.", "msg_type")
-	recvBytesDesc = newDesc("received_bytes_total", "Bytes received, by message type.", "msg_type")
-	rejectedDesc  = newDesc("rejected_messages_total", "Messages rejected, by message type and rule.", "msg_type", "rule")
+	sentMsgsDesc    = newDesc("messages_sent_total", "Messages sent, by message type.", "msg_type")
+	sentBytesDesc   = newDesc("sent_bytes_total", "Bytes sent, by message type.", "msg_type")
+	recvMsgsDesc    = newDesc("messages_received_total", "Messages received, by message type.", "msg_type")
+	recvBytesDesc   = newDesc("received_bytes_total", "Bytes received, by message type.", "msg_type")
+	rejectedDesc    = newDesc("rejected_messages_total", "Messages rejected, by message type and rule.", "msg_type", "rule")
+	httpRefusedDesc = newDesc("http_refused_total",
+		"Requests and connections the HTTP API refused, by reason: body_too_large (413), body_timeout (408), header_timeout, too_many_connections (503).", "reason")
 )
 
 // snapshotCollector exposes a stats.Collector's snapshot as Prometheus metrics.
-type snapshotCollector struct{ col *stats.Collector }
+type snapshotCollector struct {
+	col     *stats.Collector
+	refused func() HTTPRefusals
+}
 
 // Describe implements prometheus.Collector.
 func (c *snapshotCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -141,7 +146,7 @@ func (c *snapshotCollector) Describe(ch chan<- *prometheus.Desc) {
 		ch <- m.desc
 	}
 	for _, d := range []*prometheus.Desc{infoDesc, latencyDesc, latencyWindowDesc, stableDesc,
-		sentMsgsDesc, sentBytesDesc, recvMsgsDesc, recvBytesDesc, rejectedDesc} {
+		sentMsgsDesc, sentBytesDesc, recvMsgsDesc, recvBytesDesc, rejectedDesc, httpRefusedDesc} {
 		ch <- d
 	}
 }
@@ -177,5 +182,14 @@ func (c *snapshotCollector) Collect(ch chan<- prometheus.Metric) {
 	for key, v := range s.Rejected {
 		kind, rule, _ := strings.Cut(key, "/")
 		ch <- prometheus.MustNewConstMetric(rejectedDesc, prometheus.CounterValue, float64(v), node, s.Algorithm, kind, rule)
+	}
+	if c.refused != nil {
+		r := c.refused()
+		for _, p := range []struct {
+			reason string
+			v      uint64
+		}{{"body_too_large", r.BodyTooLarge}, {"body_timeout", r.BodyTimeout}, {"header_timeout", r.HeaderTimeout}, {"too_many_connections", r.TooManyConnections}} {
+			ch <- prometheus.MustNewConstMetric(httpRefusedDesc, prometheus.CounterValue, float64(p.v), node, s.Algorithm, p.reason)
+		}
 	}
 }

@@ -450,15 +450,18 @@ func (c *cluster) build(run runSpec, s *simNode, signer crypto.Signer, verifier 
 		return err
 	}
 	s.rep = rep
-	apiOpts := api.Options{MaxTxSize: cfg.MaxTxSize, N: n, Peers: httpPeers(run.nodes)}
+	apiOpts := api.Options{MaxTxSize: cfg.MaxTxSize, N: n, Peers: httpPeers(run.nodes),
+		// A load client keeps up to benchmark.Concurrency connections to a replica and the
+		// bundled scripts run four on a host: the cap per client address leaves twice that room.
+		MaxConnsPerAddr: max(api.DefaultMaxConnsPerAddr, 8*cfg.Benchmark.Concurrency)}
 	if cfg.FaultsHTTP {
 		apiOpts.Faults = api.FaultsOf(rep.Crash, shaper)
 	}
-	s.http = &http.Server{
-		Handler:           api.New(rep, s.col, apiOpts),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-	}
+	// The API's server bounds headers, bodies, idle connections and connections per client
+	// address (api.Options); its listener refuses the connections above that cap.
+	h := api.New(rep, s.col, apiOpts)
+	s.http = h.HTTPServer()
+	s.ln = h.Listener(s.ln)
 	fields := logrus.Fields{"node": s.id, "http": run.nodes[s.id-1].HTTPAddr}
 	if strategy != "" {
 		fields["byzantine"] = strategy

@@ -163,13 +163,21 @@
         cell(tr, s.latency_window_ms.p99.toFixed(2));
         cell(tr, String(s.mempool.pending_tx));
         cell(tr, String(s.refused_submissions));
+        const hr = s.http_refused;
+        if (hr) {
+          const c = cell(tr, String(hr.body_too_large + hr.body_timeout + hr.header_timeout + hr.too_many_connections));
+          c.title = hr.body_too_large + " body too large, " + hr.body_timeout + " body timeout, " +
+            hr.header_timeout + " header timeout, " + hr.too_many_connections + " too many connections";
+        } else {
+          cell(tr, "–"); // a node that does not count them
+        }
         cell(tr, String(s.microblocks.known));
         cell(tr, s.send_mbps.toFixed(2));
         cell(tr, s.recv_mbps.toFixed(2));
         cell(tr, s.microblocks.busy ? "yes" : "no");
         cell(tr, s.microblocks.load_ms.toFixed(2));
       } else {
-        for (let i = 0; i < 14; i++) cell(tr, "–");
+        for (let i = 0; i < 15; i++) cell(tr, "–");
       }
       tb.appendChild(tr);
     }
