@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"testing/iotest"
 	"time"
@@ -220,8 +221,10 @@ func TestSlowBodyCutOff(t *testing.T) {
 	assert.Contains(t, string(body), `"reason":"body_timeout"`)
 	assert.GreaterOrEqual(t, held, bodyTimeout-100*time.Millisecond)
 	assert.Less(t, held, bodyTimeout+time.Second, "held past the body timeout")
+	// The connection is closed after the answer: an end, or a reset when a byte of the client's
+	// arrived after the close.
 	_, err = br.ReadByte()
-	assert.ErrorIs(t, err, io.EOF, "the connection is closed after the answer")
+	assert.True(t, errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET), "the connection is closed after the answer: %v", err)
 	assert.Equal(t, uint64(1), s.Refused().BodyTimeout)
 }
 
