@@ -132,6 +132,8 @@ var (
 	rejectedDesc    = newDesc("rejected_messages_total", "Messages rejected, by message type and rule.", "msg_type", "rule")
 	httpRefusedDesc = newDesc("http_refused_total",
 		"Requests and connections the HTTP API refused, by reason: body_too_large (413), body_timeout (408), header_timeout, too_many_connections (503).", "reason")
+	peerRefusedDesc = newDesc("peer_connections_refused_total",
+		"Inbound peer connections the transport refused before they carried a message, by reason: per_source_cap, evicted (in handshake, to make room), handshake_failed.", "reason")
 )
 
 // snapshotCollector exposes a stats.Collector's snapshot as Prometheus metrics.
@@ -146,7 +148,7 @@ func (c *snapshotCollector) Describe(ch chan<- *prometheus.Desc) {
 		ch <- m.desc
 	}
 	for _, d := range []*prometheus.Desc{infoDesc, latencyDesc, latencyWindowDesc, stableDesc,
-		sentMsgsDesc, sentBytesDesc, recvMsgsDesc, recvBytesDesc, rejectedDesc, httpRefusedDesc} {
+		sentMsgsDesc, sentBytesDesc, recvMsgsDesc, recvBytesDesc, rejectedDesc, httpRefusedDesc, peerRefusedDesc} {
 		ch <- d
 	}
 }
@@ -182,6 +184,11 @@ func (c *snapshotCollector) Collect(ch chan<- prometheus.Metric) {
 	for key, v := range s.Rejected {
 		kind, rule, _ := strings.Cut(key, "/")
 		ch <- prometheus.MustNewConstMetric(rejectedDesc, prometheus.CounterValue, float64(v), node, s.Algorithm, kind, rule)
+	}
+	for _, reason := range slices.Sorted(maps.Keys(s.PeerConnRefused)) {
+		label := strings.ReplaceAll(reason, " ", "_")
+		label = strings.ReplaceAll(label, "-", "_")
+		ch <- prometheus.MustNewConstMetric(peerRefusedDesc, prometheus.CounterValue, float64(s.PeerConnRefused[reason]), node, s.Algorithm, label)
 	}
 	if c.refused != nil {
 		r := c.refused()

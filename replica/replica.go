@@ -681,6 +681,9 @@ func (r *Replica) publish() {
 			traffic[k] = stats.Traffic(t)
 		}
 		r.opts.Stats.SetGauges(r.core.Gauges(), st.HighQCView, c.Dropped, traffic)
+		if cr, ok := r.ep.(transport.ConnRefuser); ok {
+			r.opts.Stats.SetConnRefused(cr.Refusals())
+		}
 	}
 }
 

@@ -90,6 +90,7 @@ type Collector struct {
 	submittedDupTx   uint64
 	refusedSubmits   uint64
 	transportDropped uint64
+	connRefused      map[string]uint64 // inbound peer connections the transport refused, by reason
 	viewChangesByTCs uint64
 
 	mb         mbCounters
@@ -235,6 +236,13 @@ func (c *Collector) Submitted(accepted, duplicates int, refused bool) {
 	c.mu.Unlock()
 }
 
+// SetConnRefused stores the transport's counts of refused inbound peer connections, by reason.
+func (c *Collector) SetConnRefused(byReason map[string]uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.connRefused = byReason
+}
+
 // SetGauges stores the latest sizes and transport readings; per-kind rates are computed over the
 // last second or more.
 func (c *Collector) SetGauges(g Gauges, highQC types.View, dropped uint64, traffic [types.NumKinds]Traffic) {
@@ -347,6 +355,9 @@ type Snapshot struct {
 	Mempool            MempoolStats      `json:"mempool"`
 	Rejected           map[string]uint64 `json:"rejected"`
 	TransportDropped   uint64            `json:"transport_dropped"`
+	// PeerConnRefused counts inbound peer connections refused before they carried a message:
+	// "per-source cap", "evicted" (in handshake, to make room), "handshake failed".
+	PeerConnRefused map[string]uint64 `json:"peer_connections_refused,omitempty"`
 	Microblocks        MicroblockStats   `json:"microblocks"`
 	StateTransfer      StateTransfer     `json:"state_transfer"`
 	Restarts           uint64            `json:"restarts"`
@@ -427,6 +438,12 @@ func (c *Collector) Snapshot() Snapshot {
 		},
 		Rejected:         make(map[string]uint64, len(c.rejected)),
 		TransportDropped: c.transportDropped,
+	}
+	if len(c.connRefused) > 0 {
+		s.PeerConnRefused = make(map[string]uint64, len(c.connRefused))
+		for k, v := range c.connRefused {
+			s.PeerConnRefused[k] = v
+		}
 	}
 	if c.view > 0 {
 		s.AveViewTimeMs = round3(float64(up.Milliseconds()) / float64(c.view))
@@ -516,6 +533,14 @@ func (s Snapshot) Text() string {
 	line("Delivery backlog", "%d blocks", s.Mempool.DeliveryBacklog)
 	line("Client txs awaiting delivery", "%d", s.Mempool.LocalWaiting)
 	line("Transport drops", "%d", s.TransportDropped)
+	if len(s.PeerConnRefused) > 0 {
+		keys := slices.Sorted(maps.Keys(s.PeerConnRefused))
+		parts := make([]string, len(keys))
+		for i, k := range keys {
+			parts[i] = fmt.Sprintf("%d %s", s.PeerConnRefused[k], k)
+		}
+		line("Peer connections refused", "%s", strings.Join(parts, ", "))
+	}
 	line("State transfer", "%d snapshots applied, %d blocks and %d txs skipped", s.StateTransfer.Syncs, s.StateTransfer.SkippedBlocks, s.StateTransfer.SkippedTx)
 	line("Restarts", "%d", s.Restarts)
 	if s.Store.Kind != "" {

@@ -231,6 +231,14 @@ func (s *Shaper) Inbox(l types.Lane) <-chan Envelope {
 	return s.inbox[l]
 }
 
+// Refusals implements ConnRefuser when the shaped endpoint does (nil otherwise).
+func (s *Shaper) Refusals() map[string]uint64 {
+	if r, ok := s.inner.(ConnRefuser); ok {
+		return r.Refusals()
+	}
+	return nil
+}
+
 // Counters are the wrapped endpoint's, with the shaper's own drops (loss, full uplink queue,
 // faults, inbound messages discarded while isolated) added to Dropped.
 func (s *Shaper) Counters() Counters {

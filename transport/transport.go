@@ -36,6 +36,12 @@ type Endpoint interface {
 	Close() error
 }
 
+// ConnRefuser is an endpoint that counts the inbound connections it refused before they carried
+// a message, by reason.
+type ConnRefuser interface {
+	Refusals() map[string]uint64
+}
+
 // Backlogger is an endpoint that knows how long its uplink needs to send what waits on it.
 type Backlogger interface {
 	Backlog() time.Duration

@@ -171,13 +171,16 @@
         } else {
           cell(tr, "–"); // a node that does not count them
         }
+        const pr = s.peer_connections_refused || {};
+        const pc = cell(tr, String(Object.values(pr).reduce((a, b) => a + b, 0)));
+        pc.title = Object.keys(pr).sort().map((k) => pr[k] + " " + k).join(", ") || "none";
         cell(tr, String(s.microblocks.known));
         cell(tr, s.send_mbps.toFixed(2));
         cell(tr, s.recv_mbps.toFixed(2));
         cell(tr, s.microblocks.busy ? "yes" : "no");
         cell(tr, s.microblocks.load_ms.toFixed(2));
       } else {
-        for (let i = 0; i < 15; i++) cell(tr, "–");
+        for (let i = 0; i < 16; i++) cell(tr, "–");
       }
       tb.appendChild(tr);
     }
