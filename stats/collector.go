@@ -358,10 +358,10 @@ type Snapshot struct {
 	// PeerConnRefused counts inbound peer connections refused before they carried a message:
 	// "per-source cap", "evicted" (in handshake, to make room), "handshake failed".
 	PeerConnRefused map[string]uint64 `json:"peer_connections_refused,omitempty"`
-	Microblocks        MicroblockStats   `json:"microblocks"`
-	StateTransfer      StateTransfer     `json:"state_transfer"`
-	Restarts           uint64            `json:"restarts"`
-	Store              StoreStats        `json:"store"`
+	Microblocks     MicroblockStats   `json:"microblocks"`
+	StateTransfer   StateTransfer     `json:"state_transfer"`
+	Restarts        uint64            `json:"restarts"`
+	Store           StoreStats        `json:"store"`
 	// Traffic per message kind: rates over the last second or more, and totals.
 	Traffic map[string]KindTraffic `json:"traffic"`
 	// SendMbps and RecvMbps are all kinds together, in Mbit/s.
