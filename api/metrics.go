@@ -133,7 +133,7 @@ var (
 	httpRefusedDesc = newDesc("http_refused_total",
 		"Requests and connections the HTTP API refused, by reason: body_too_large (413), body_timeout (408), header_timeout, too_many_connections (503).", "reason")
 	peerRefusedDesc = newDesc("peer_connections_refused_total",
-		"Inbound peer connections the transport refused before they carried a message, by reason: per_source_cap, evicted (in handshake, to make room), handshake_failed.", "reason")
+		"Inbound peer connections the transport refused before they carried a message, by reason: per_source_cap, evicted (in handshake, to make room), handshake_failed, bad_frame (a peer's connection closed for a frame too large, forged or undecodable).", "reason")
 )
 
 // snapshotCollector exposes a stats.Collector's snapshot as Prometheus metrics.

@@ -356,7 +356,8 @@ type Snapshot struct {
 	Rejected           map[string]uint64 `json:"rejected"`
 	TransportDropped   uint64            `json:"transport_dropped"`
 	// PeerConnRefused counts inbound peer connections refused before they carried a message:
-	// "per-source cap", "evicted" (in handshake, to make room), "handshake failed".
+	// "per-source cap", "evicted" (in handshake, to make room), "handshake failed", and "bad
+	// frame" (a peer's connection closed for a frame too large, forged or undecodable).
 	PeerConnRefused map[string]uint64 `json:"peer_connections_refused,omitempty"`
 	Microblocks     MicroblockStats   `json:"microblocks"`
 	StateTransfer   StateTransfer     `json:"state_transfer"`

@@ -562,10 +562,11 @@ const (
 	refusedPerSource = iota // its source address held its cap of handshakes
 	refusedEvicted          // evicted, still in handshake, to make room
 	refusedHandshake        // the handshake failed (timeout, bad hello, wrong key)
+	refusedFrame            // an authenticated connection closed for a frame that is too large, forged or undecodable
 	numRefusals
 )
 
-var refusalNames = [numRefusals]string{"per-source cap", "evicted", "handshake failed"}
+var refusalNames = [numRefusals]string{"per-source cap", "evicted", "handshake failed", "bad frame"}
 
 // refusalLogEvery is how often at most the refusals are logged: a flood of strangers costs the
 // log one line per interval, with the counts.
@@ -856,6 +857,7 @@ func (e *TCPEndpoint) read(p *peer, c *secureConn) error {
 		}
 		size := int(binary.BigEndian.Uint32(hdr[:]))
 		if size < sealOverhead+1 || size > e.opts.MaxFrame+sealOverhead {
+			e.refused(refusedFrame, "")
 			return fmt.Errorf("tcp: frame of %d bytes from node %d (limit %d)", size, p.id, e.opts.MaxFrame+sealOverhead)
 		}
 		buf := make([]byte, 0, min(size, readChunk))
@@ -869,10 +871,12 @@ func (e *TCPEndpoint) read(p *peer, c *secureConn) error {
 		}
 		plain, err := c.open(buf)
 		if err != nil {
+			e.refused(refusedFrame, "")
 			return fmt.Errorf("tcp: frame from node %d: %w", p.id, err)
 		}
 		m, err := types.Decode(plain)
 		if err != nil {
+			e.refused(refusedFrame, fmt.Sprintf("node %d: %v", p.id, err))
 			return fmt.Errorf("tcp: frame from node %d: %w", p.id, err)
 		}
 		env := Envelope{From: p.id, Msg: m, Size: frameHeaderSize + size}

@@ -227,6 +227,9 @@ func TestTCPBadFramesCloseTheConnection(t *testing.T) {
 			assert.True(t, closedByPeer(t, sc), "the connection stays open")
 		})
 	}
+	// Each closed connection is counted, by reason (the sealed garbage, tampered and replayed
+	// frames fail to open; the others fail to decode or are outside the size limits).
+	assert.Equal(t, uint64(len(attacks)), ep.Refusals()["bad frame"])
 	// "replayed frame" delivered its first copy; nothing else got through.
 	env := recv(t, ep, types.LaneConsensus)
 	assert.Equal(t, types.View(1), env.Msg.(*types.Vote).View)
