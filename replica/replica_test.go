@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/stratusbft/stratus/consensus"
+	"github.com/stratusbft/stratus/consensus/enginetest"
 	"github.com/stratusbft/stratus/crypto"
 	"github.com/stratusbft/stratus/mempool"
 	"github.com/stratusbft/stratus/stats"
@@ -314,21 +315,11 @@ func TestSnapshotIsBuiltOncePerBlock(t *testing.T) {
 		c.answerRequests(b, next)
 		env.now = env.now.Add(time.Second)
 	}
-	snaps := consensusOf[*types.Snapshot](env.sent)
+	snaps := enginetest.Of[*types.Snapshot](env.sent)
 	require.GreaterOrEqual(t, len(snaps), 3, "each peer is answered")
 	for _, s := range snaps[1:] {
 		require.Same(t, snaps[0], s, "later requests reuse the snapshot")
 	}
 	c.checkpoint(next) // delivered another block: the copy is freed
 	require.Nil(t, c.st.built)
-}
-
-func consensusOf[T types.Message](ms []types.Message) []T {
-	var out []T
-	for _, m := range ms {
-		if x, ok := m.(T); ok {
-			out = append(out, x)
-		}
-	}
-	return out
 }

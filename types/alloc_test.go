@@ -331,28 +331,14 @@ func short(err error) string {
 // receiver does (transaction IDs and the microblock ID included).
 func BenchmarkDecodeMicroBlock(b *testing.B) {
 	mb := NewMicroBlock(2, 9, benchTxList(1000, 128)).Signed(func(Hash) []byte { return sig(2) })
-	frame := mustEncode(b, mb)
-	b.SetBytes(int64(len(frame)))
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := Decode(frame); err != nil {
-			b.Fatal(err)
-		}
-	}
+	benchDecode(b, mb)
 }
 
 // BenchmarkDecodeBlock: decoding a native block of 1000 transactions of 128 bytes with a QC of
 // 3 signatures.
 func BenchmarkDecodeBlock(b *testing.B) {
 	blk := &Block{View: 9, Height: 3, Parent: hashOf("p"), QC: testQC(8, hashOf("p"), 1, 2, 3), Payload: &Payload{Txs: benchTxList(1000, 128)}, Proposer: 1, Sig: sig(1)}
-	frame := mustEncode(b, blk)
-	b.SetBytes(int64(len(frame)))
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := Decode(frame); err != nil {
-			b.Fatal(err)
-		}
-	}
+	benchDecode(b, blk)
 }
 
 // BenchmarkDecodeBlockRefs: decoding a shared-mempool block of 400 references with inline proofs
@@ -364,7 +350,12 @@ func BenchmarkDecodeBlockRefs(b *testing.B) {
 		refs[i] = MBRef{ID: mb.ID, Proof: testProof(mb, 1, 2, 3)}
 	}
 	blk := &Block{View: 9, Height: 3, Parent: hashOf("p"), QC: testQC(8, hashOf("p"), 1, 2, 3), Payload: &Payload{Refs: refs}, Proposer: 1, Sig: sig(1)}
-	frame := mustEncode(b, blk)
+	benchDecode(b, blk)
+}
+
+// benchDecode times decoding m's frame.
+func benchDecode(b *testing.B, m Message) {
+	frame := mustEncode(b, m)
 	b.SetBytes(int64(len(frame)))
 	b.ReportAllocs()
 	for b.Loop() {
