@@ -285,9 +285,27 @@ func (b *Base) OnBlockMessage(kind types.Kind, from types.NodeID, blk *types.Blo
 	if blk.TC != nil {
 		b.ProcessTC(blk.TC)
 	}
+	if b.AheadOfItsCerts(kind, from, blk) {
+		return
+	}
 	if n := b.Insert(blk, from); n != nil {
 		b.rules.BlockAdded(n)
 	}
+}
+
+// AheadOfItsCerts refuses a block more than KeepViews ahead of the view this replica is in once
+// the block's own certificates were taken into account, unless block sync asked for it or the
+// block has the form of an honest proposal: a QC or a TC of the view just before its own (a
+// lagging replica parks the current proposal while it fetches the certified chain below it).
+// Without it a Byzantine leader could park a block of up to 64 MiB for every view it leads within
+// MaxViewsAhead, each kept until its view passes; with it, only for views that really ended.
+func (b *Base) AheadOfItsCerts(kind types.Kind, from types.NodeID, blk *types.Block) bool {
+	if blk.View <= b.View+KeepViews || b.wanted(blk.ID()) ||
+		blk.QC.View+1 == blk.View || (blk.TC != nil && blk.TC.View+1 == blk.View) {
+		return false
+	}
+	b.Reject(kind, from, RuleFuture, fmt.Errorf("block of view %d, %d views ahead of view %d where its certificates lead", blk.View, blk.View-b.View, b.View))
+	return true
 }
 
 // ServeBlock answers a peer's block request from the tree, within the peer's serving budget.

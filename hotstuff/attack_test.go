@@ -277,3 +277,32 @@ func TestAttackMadeUpHeightStartsNoStateTransfer(t *testing.T) {
 	h.Advance(time.Minute) // block sync asks everyone, then gives up
 	require.Empty(t, enginetest.EventsOf[consensus.SyncFailed](h.Out), "a made-up height started a state transfer")
 }
+
+// A Byzantine leader sends, for every view it leads up to MaxViewsAhead, a block on a real but
+// old QC (up to 64 MiB each): each was parked or kept until its view passed. A block more than
+// KeepViews ahead of where its certificates lead is refused, unless it has the form of an honest
+// proposal (a certificate of the view just before its own) or block sync asked for it.
+func TestAttackFarFutureBlocksAreNotKept(t *testing.T) {
+	h := newHarness(t, enginetest.Config{Self: 1})
+	const byz = types.NodeID(4)
+	b1 := h.Block(enginetest.BlockSpec{View: 1})
+	h.Deliver(h.Leaders.Leader(1), b1)
+	qc1 := h.QCFor(b1)
+	rejected := 0
+	for v := types.View(40); v < 400; v += 4 { // views node 4 leads
+		blk := h.Block(enginetest.BlockSpec{View: v, Parent: b1, QC: qc1, Payload: enginetest.Payload("far")})
+		require.Equal(t, byz, blk.Proposer)
+		h.Deliver(byz, blk)
+		rejected++
+	}
+	rules := h.Out.RejectedRules()
+	require.Len(t, rules, rejected)
+	for _, r := range rules {
+		require.Equal(t, consensus.RuleFuture, r)
+	}
+	// The honest form is still kept when far ahead: a proposal carrying a QC of the view before.
+	b2 := h.Block(enginetest.BlockSpec{View: 2, Parent: b1, QC: qc1, Payload: enginetest.Payload("b2")})
+	ahead := h.Block(enginetest.BlockSpec{View: 3 + consensus.KeepViews, Parent: b2, QC: h.QC(2+consensus.KeepViews, b2.ID(), 1, 2, 3)})
+	h.Deliver(h.Leaders.Leader(ahead.View), ahead)
+	require.Len(t, h.Out.RejectedRules(), rejected, "a proposal of the honest form is not refused")
+}
