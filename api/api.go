@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/stratusbft/stratus/mempool"
@@ -43,6 +44,9 @@ type Options struct {
 	BodyTimeout      time.Duration // receiving a request's body (default 10 s)
 	IdleTimeout      time.Duration // a keep-alive connection between requests (default 2 min)
 	MaxConnsPerAddr  int           // open connections per client IP address (default 256)
+	// MaxBodiesInFlight bounds the bytes of request bodies held at once, across all requests,
+	// from the start of their reading to the end of their answer (default 4 × MaxBodyBytes).
+	MaxBodiesInFlight int64
 
 	// Faults enables /crash, /slow, /flaky and /drop; nil (the default) leaves them 404 like any
 	// unknown path.
@@ -83,6 +87,9 @@ func (o *Options) defaults() {
 	if o.MaxConnsPerAddr <= 0 {
 		o.MaxConnsPerAddr = DefaultMaxConnsPerAddr
 	}
+	if o.MaxBodiesInFlight <= 0 {
+		o.MaxBodiesInFlight = 4 * o.MaxBodyBytes
+	}
 }
 
 // Server serves one node's API.
@@ -93,6 +100,8 @@ type Server struct {
 	dash    *dashboard
 	metrics http.Handler
 	refused refusals
+	// inflight is the bytes of request bodies reserved by requests still being read or answered.
+	inflight atomic.Int64
 }
 
 // New returns the API of node.
@@ -118,8 +127,8 @@ func (s *Server) nodeStats() NodeStats {
 // Text renders the statistics as "Label: value" lines.
 func (n NodeStats) Text() string {
 	r := n.HTTPRefused
-	return n.Snapshot.Text() + fmt.Sprintf("HTTP refused: %d body too large, %d body timeout, %d header timeout, %d too many connections\n",
-		r.BodyTooLarge, r.BodyTimeout, r.HeaderTimeout, r.TooManyConnections)
+	return n.Snapshot.Text() + fmt.Sprintf("HTTP refused: %d body too large, %d body timeout, %d header timeout, %d too many connections, %d bodies in flight\n",
+		r.BodyTooLarge, r.BodyTimeout, r.HeaderTimeout, r.TooManyConnections, r.BodiesInFlight)
 }
 
 // SubmitResponse is the JSON answer to an accepted submission. Accepted counts the transactions
@@ -234,10 +243,11 @@ func (s *Server) query(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) submitBatch(w http.ResponseWriter, r *http.Request, lim bodyLimit) {
-	body, ok := s.readBody(w, r, lim)
+	body, release, ok := s.readBody(w, r, lim)
 	if !ok {
 		return
 	}
+	defer release()
 	txs, err := types.DecodeBatch(body, s.opts.MaxBatchTxs, s.opts.MaxTxSize)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error(), "bad_batch")
@@ -249,10 +259,11 @@ func (s *Server) submitBatch(w http.ResponseWriter, r *http.Request, lim bodyLim
 // submitKey turns PUT /{key} with a body into one transaction: key, a zero byte, then the value.
 // The body is read up to what the transaction leaves for the value (lim).
 func (s *Server) submitKey(w http.ResponseWriter, r *http.Request, key string, lim bodyLimit) {
-	body, ok := s.readBody(w, r, lim)
+	body, release, ok := s.readBody(w, r, lim)
 	if !ok {
 		return
 	}
+	defer release()
 	data := make([]byte, 0, len(key)+1+len(body))
 	data = append(append(append(data, key...), 0), body...)
 	if len(data) > s.opts.MaxTxSize { // a key that leaves no room even for an empty value

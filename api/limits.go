@@ -48,6 +48,7 @@ const (
 	refusedReason  = "too_many_connections"
 	timeoutReason  = "body_timeout"
 	tooLargeReason = "too_large"
+	bodiesReason   = "bodies_in_flight"
 )
 
 // HTTPRefusals counts what a node's HTTP server refused since it started, by reason.
@@ -63,15 +64,18 @@ type HTTPRefusals struct {
 	// TooManyConnections: connections refused (503) because their address had
 	// MaxConnsPerAddr open.
 	TooManyConnections uint64 `json:"too_many_connections"`
+	// BodiesInFlight: requests refused (503) because reading their body would have held more
+	// than MaxBodiesInFlight bytes of bodies at once.
+	BodiesInFlight uint64 `json:"bodies_in_flight"`
 }
 
 // Total is the sum of every reason.
 func (h HTTPRefusals) Total() uint64 {
-	return h.BodyTooLarge + h.BodyTimeout + h.HeaderTimeout + h.TooManyConnections
+	return h.BodyTooLarge + h.BodyTimeout + h.HeaderTimeout + h.TooManyConnections + h.BodiesInFlight
 }
 
 type refusals struct {
-	bodyTooLarge, bodyTimeout, headerTimeout, tooManyConns atomic.Uint64
+	bodyTooLarge, bodyTimeout, headerTimeout, tooManyConns, bodiesInFlight atomic.Uint64
 }
 
 func (r *refusals) snapshot() HTTPRefusals {
@@ -80,6 +84,7 @@ func (r *refusals) snapshot() HTTPRefusals {
 		BodyTimeout:        r.bodyTimeout.Load(),
 		HeaderTimeout:      r.headerTimeout.Load(),
 		TooManyConnections: r.tooManyConns.Load(),
+		BodiesInFlight:     r.bodiesInFlight.Load(),
 	}
 }
 
@@ -190,18 +195,31 @@ func (s *Server) admitBody(w http.ResponseWriter, r *http.Request, lim bodyLimit
 	return true
 }
 
-// readBody reads a body admitted by admitBody, at most lim.bytes of it.
-func (s *Server) readBody(w http.ResponseWriter, r *http.Request, lim bodyLimit) ([]byte, bool) {
+// readBody reads a body admitted by admitBody, at most lim.bytes of it. It first reserves what
+// the body may hold (its declared length, else the route's limit) against MaxBodiesInFlight, and
+// answers 503 with Retry-After when the bodies being read and answered hold that much already:
+// the per-route limits and the per-address connection cap alone would let 256 connections hold
+// 64 MiB each. The caller calls release once it no longer needs the body.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request, lim bodyLimit) (body []byte, release func(), ok bool) {
 	bound := lim.bytes + 1 // the read that passes the limit fails
 	if r.ContentLength >= 0 {
 		bound = r.ContentLength // at most lim.bytes: admitBody refused more
 	}
+	if held := s.inflight.Add(bound); held > s.opts.MaxBodiesInFlight {
+		s.inflight.Add(-bound)
+		s.refused.bodiesInFlight.Add(1)
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("%d bytes of request bodies are being read or answered (max %d): try again", held-bound, s.opts.MaxBodiesInFlight), bodiesReason)
+		return nil, nil, false
+	}
+	release = func() { s.inflight.Add(-bound) }
 	body, err := readAll(http.MaxBytesReader(w, r.Body, lim.bytes), bound)
 	if err != nil {
+		release()
 		s.bodyError(w, lim, err)
-		return nil, false
+		return nil, nil, false
 	}
-	return body, true
+	return body, release, true
 }
 
 // readAll reads r to its end, expecting at most bound bytes. It reads into chunks that start at

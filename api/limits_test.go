@@ -384,7 +384,7 @@ func TestRefusalsCounted(t *testing.T) {
 	var self NodeStats
 	require.NoError(t, json.Unmarshal(cl.Nodes[0].Stats, &self))
 	assert.Equal(t, want, self.HTTPRefused)
-	assert.Contains(t, get("/query"), "HTTP refused: 1 body too large, 1 body timeout, 4 header timeout, 1 too many connections\n")
+	assert.Contains(t, get("/query"), "HTTP refused: 1 body too large, 1 body timeout, 4 header timeout, 1 too many connections, 0 bodies in flight\n")
 	metrics := get("/metrics")
 	for reason, v := range map[string]int{"body_too_large": 1, "body_timeout": 1, "header_timeout": 4, "too_many_connections": 1} {
 		assert.Contains(t, metrics, fmt.Sprintf(`stratus_http_refused_total{node="1",protocol="hotstuff",reason=%q} %d`, reason, v))
@@ -437,4 +437,34 @@ func TestReadAll(t *testing.T) {
 	runtime.ReadMemStats(&m1)
 	perRead := (m1.TotalAlloc - m0.TotalAlloc) / 100
 	require.Less(t, perRead, uint64(50_000*5/4), "bytes allocated per read of 50,000 declared bytes (one buffer, rounded up to its size class)")
+}
+
+// TestBodiesInFlightBounded: the per-route limits and the per-address cap alone let 256
+// connections hold a 64 MiB batch body each. Bodies being read or answered hold at most
+// MaxBodiesInFlight bytes together: a request that would pass it is answered 503 with
+// Retry-After before its body is read, and its place comes back when a body is done with.
+func TestBodiesInFlightBounded(t *testing.T) {
+	const limit = 1 << 20
+	s, addr := serveHTTP(t, &fakeNode{}, Options{MaxBodyBytes: limit, MaxBodiesInFlight: 2 * limit, BodyTimeout: 5 * time.Second})
+	hold := func() net.Conn { // declares a full batch body and sends half of it
+		c := dialFrom(t, "127.0.0.1", addr)
+		_, err := io.WriteString(c, "POST /txs HTTP/1.1\r\nHost: node\r\nContent-Length: "+strconv.Itoa(limit)+"\r\n\r\n")
+		require.NoError(t, err)
+		_, err = c.Write(make([]byte, limit/2))
+		require.NoError(t, err)
+		return c
+	}
+	a := hold()
+	hold()
+	require.Eventually(t, func() bool { return s.inflight.Load() == 2*limit }, 3*time.Second, 10*time.Millisecond)
+	c := dialFrom(t, "127.0.0.2", addr)
+	resp, body := roundTrip(t, c, bufio.NewReader(c), "POST /txs HTTP/1.1\r\nHost: node\r\nContent-Length: "+strconv.Itoa(limit)+"\r\n\r\n")
+	require.NotNil(t, resp)
+	require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode, string(body))
+	require.Equal(t, "1", resp.Header.Get("Retry-After"))
+	require.Contains(t, string(body), "bodies_in_flight")
+	require.Equal(t, uint64(1), s.Refused().BodiesInFlight)
+
+	_ = a.Close() // its body will never come: its reservation is released
+	require.Eventually(t, func() bool { return s.inflight.Load() == limit }, 3*time.Second, 10*time.Millisecond)
 }

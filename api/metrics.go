@@ -131,7 +131,7 @@ var (
 	recvBytesDesc   = newDesc("received_bytes_total", "Bytes received, by message type.", "msg_type")
 	rejectedDesc    = newDesc("rejected_messages_total", "Messages rejected, by message type and rule.", "msg_type", "rule")
 	httpRefusedDesc = newDesc("http_refused_total",
-		"Requests and connections the HTTP API refused, by reason: body_too_large (413), body_timeout (408), header_timeout, too_many_connections (503).", "reason")
+		"Requests and connections the HTTP API refused, by reason: body_too_large (413), body_timeout (408), header_timeout, too_many_connections (503), bodies_in_flight (503).", "reason")
 	peerRefusedDesc = newDesc("peer_connections_refused_total",
 		"Inbound peer connections the transport refused before they carried a message, by reason: per_source_cap, evicted (in handshake, to make room), handshake_failed, bad_frame (a peer's connection closed for a frame too large, forged or undecodable).", "reason")
 )
@@ -195,7 +195,7 @@ func (c *snapshotCollector) Collect(ch chan<- prometheus.Metric) {
 		for _, p := range []struct {
 			reason string
 			v      uint64
-		}{{"body_too_large", r.BodyTooLarge}, {"body_timeout", r.BodyTimeout}, {"header_timeout", r.HeaderTimeout}, {"too_many_connections", r.TooManyConnections}} {
+		}{{"body_too_large", r.BodyTooLarge}, {"body_timeout", r.BodyTimeout}, {"header_timeout", r.HeaderTimeout}, {"too_many_connections", r.TooManyConnections}, {"bodies_in_flight", r.BodiesInFlight}} {
 			ch <- prometheus.MustNewConstMetric(httpRefusedDesc, prometheus.CounterValue, float64(p.v), node, s.Algorithm, p.reason)
 		}
 	}

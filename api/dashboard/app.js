@@ -165,9 +165,11 @@
         cell(tr, String(s.refused_submissions));
         const hr = s.http_refused;
         if (hr) {
-          const c = cell(tr, String(hr.body_too_large + hr.body_timeout + hr.header_timeout + hr.too_many_connections));
+          const busy = hr.bodies_in_flight || 0;
+          const c = cell(tr, String(hr.body_too_large + hr.body_timeout + hr.header_timeout + hr.too_many_connections + busy));
           c.title = hr.body_too_large + " body too large, " + hr.body_timeout + " body timeout, " +
-            hr.header_timeout + " header timeout, " + hr.too_many_connections + " too many connections";
+            hr.header_timeout + " header timeout, " + hr.too_many_connections + " too many connections, " +
+            busy + " bodies in flight";
         } else {
           cell(tr, "–"); // a node that does not count them
         }
