@@ -493,6 +493,7 @@ func (r *Replica) loop() {
 			}
 			var err error
 			s.dups, err = r.core.SubmitTxs(s.txs, w)
+			s.txs = nil // the waiter keeps s until delivery; the mempool keeps what it took
 			s.accepted <- err
 		case q := <-r.reads:
 			r.serveRead(q)

@@ -323,3 +323,39 @@ func TestSnapshotIsBuiltOncePerBlock(t *testing.T) {
 	c.checkpoint(next) // delivered another block: the copy is freed
 	require.Nil(t, c.st.built)
 }
+
+// A submission that waits for its commit gave its waiter the whole submission, so a client that
+// gave up (?wait=commit past its timeout) left its batch in memory until the transactions were
+// delivered, duplicates included, which the mempool does not charge. The waiter keeps only what
+// it needs: a duplicate batch is freed once its submitter is gone.
+func TestWaitingSubmissionDoesNotHoldItsBatch(t *testing.T) {
+	c := startCluster(t, 4, testSpec("hotstuff"), map[types.NodeID]bool{3: true, 4: true}) // no quorum: nothing commits
+	txs := txBatch("held", 1, 50)
+	_, err := c.reps[0].Submit(context.Background(), txs, false) // pending in the mempool
+	require.NoError(t, err)
+	freed := make(chan struct{})
+	func() {
+		buf := make([]byte, 48*len(txs))
+		dup := make([]types.Tx, len(txs))
+		for i, tx := range txs {
+			b := buf[i*48 : (i+1)*48 : (i+1)*48]
+			copy(b, tx.Data())
+			dup[i] = types.NewTx(b)
+		}
+		runtime.SetFinalizer(&buf[0], func(*byte) { close(freed) })
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		defer cancel()
+		res, err := c.reps[0].Submit(ctx, dup, true)
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+		require.Equal(t, len(txs), res.Duplicates)
+	}()
+	require.Eventually(t, func() bool {
+		runtime.GC()
+		select {
+		case <-freed:
+			return true
+		default:
+			return false
+		}
+	}, 5*time.Second, 50*time.Millisecond, "the waiting submission's batch is still held")
+}
