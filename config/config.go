@@ -377,6 +377,9 @@ func decodeKey(prefix, k string, raw json.RawMessage, v reflect.Value, dead map[
 	}
 	i, ok := fieldIndex(v.Type(), k)
 	if !ok {
+		if near := nearestKey(v.Type(), k); near != "" {
+			return fmt.Errorf("unknown key %q: did you mean %q? (keys are case-sensitive; see the configuration reference in README.md)", prefix+k, prefix+near)
+		}
 		return fmt.Errorf("unknown key %q (keys are case-sensitive; see the configuration reference in README.md)", prefix+k)
 	}
 	f := v.Field(i)
@@ -405,6 +408,49 @@ func fieldIndex(t reflect.Type, name string) (int, bool) {
 		}
 	}
 	return 0, false
+}
+
+// nearestKey is the JSON name of a field of struct type t that name is probably a misspelling
+// of: the same but for case, or at most two edits away (one for short names); "" when none is.
+func nearestKey(t reflect.Type, name string) string {
+	best, bestD := "", 3
+	if len(name) <= 4 {
+		bestD = 2
+	}
+	for i := 0; i < t.NumField(); i++ {
+		tag, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		if tag == "" || tag == "-" {
+			continue
+		}
+		if strings.EqualFold(tag, name) {
+			return tag
+		}
+		if d := editDistance(strings.ToLower(tag), strings.ToLower(name)); d < bestD {
+			best, bestD = tag, d
+		}
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance between a and b (bytes).
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }
 
 func sortedKeys(m map[string]json.RawMessage) []string {

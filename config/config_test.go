@@ -113,6 +113,25 @@ func TestParseUnknownKeyNamesIt(t *testing.T) {
 	}
 }
 
+// A misspelt key names the key it probably meant: a transposition, a missing or extra letter,
+// another case; a key far from every other gets no guess.
+func TestParseUnknownKeySuggestsTheNearest(t *testing.T) {
+	for _, in := range []struct{ doc, want string }{
+		{`{"timout": 300}`, `did you mean "timeout"?`},
+		{`{"tiemout": 300}`, `did you mean "timeout"?`},
+		{`{"Timeout": 300}`, `did you mean "timeout"?`},
+		{`{"bsize_": 10}`, `did you mean "bsize"?`},
+		{`{"benchmark": {"Concurency": 5}}`, `did you mean "benchmark.Concurrency"?`},
+	} {
+		_, err := Parse([]byte(in.doc))
+		require.Error(t, err, in.doc)
+		assert.Contains(t, err.Error(), in.want, in.doc)
+	}
+	_, err := Parse([]byte(`{"foo_bar": 1}`))
+	require.Error(t, err)
+	assert.NotContains(t, err.Error(), "did you mean")
+}
+
 func TestParseDeadKeysRefusedWithHint(t *testing.T) {
 	require.NotEmpty(t, deadKeys)
 	for key, hint := range deadKeys {
