@@ -14,7 +14,7 @@ func CheckRun(data []byte, hosts []string, algorithm string) (cfg Config, engine
 	}
 	engine, algErr := cfg.ApplyAlgorithm(algorithm)
 	if algErr != nil {
-		errs = append(errs, errors.New("-algorithm: "+algErr.Error()))
+		errs = append(errs, &FlagError{Flag: "-algorithm", Err: algErr})
 	}
 	nodes = cfg.Nodes(hosts)
 	if err := cfg.Validate(len(nodes)); err != nil {
@@ -24,4 +24,27 @@ func CheckRun(data []byte, hosts []string, algorithm string) (cfg Config, engine
 		return Config{}, "", nil, err
 	}
 	return cfg, engine, nodes, nil
+}
+
+// FlagError is a problem with a command-line flag rather than with the configuration file.
+type FlagError struct {
+	Flag string
+	Err  error
+}
+
+func (e *FlagError) Error() string { return e.Flag + ": " + e.Err.Error() }
+func (e *FlagError) Unwrap() error { return e.Err }
+
+// OnlyFlags reports whether every problem err joins is a FlagError: the file itself is fine.
+func OnlyFlags(err error) bool {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range j.Unwrap() {
+			if !OnlyFlags(e) {
+				return false
+			}
+		}
+		return true
+	}
+	var fe *FlagError
+	return errors.As(err, &fe)
 }

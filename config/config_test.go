@@ -449,6 +449,10 @@ func TestCheckRunReportsAllProblemsInOneError(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), `-algorithm: algorithm "nope" is not one of`)
 	assert.Contains(t, err.Error(), "gossip: gossip disseminates microblocks")
+	assert.False(t, OnlyFlags(err), "the file has a problem too")
+	_, _, _, err = CheckRun([]byte(`{}`), hosts, "nope")
+	require.Error(t, err)
+	assert.True(t, OnlyFlags(err), "only the flag is wrong: the server says so, not that config.json is invalid")
 
 	cfg, engine, nodes, err := CheckRun([]byte(`{"mem_type": "ack"}`), hosts, "s-hs")
 	require.NoError(t, err)

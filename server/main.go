@@ -195,6 +195,10 @@ func run() int {
 	}
 	// Every problem of the file is reported at once: keys, types, the algorithm and values.
 	cfg, engine, nodes, err := config.CheckRun(data, hosts, *algorithm)
+	if err != nil && config.OnlyFlags(err) {
+		fmt.Fprintf(os.Stderr, "server: %v\n", err) // the file is fine: a flag is wrong
+		return 2
+	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "server: %s: invalid configuration:\n  %s\n", config.Label(*cfgPath, sets), strings.ReplaceAll(err.Error(), "\n", "\n  "))
 		if strings.Contains(err.Error(), "is no longer used") {
