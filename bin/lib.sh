@@ -99,7 +99,7 @@ start_tcp() {
 	shift 2
 	rm -rf "$run/keys" "$run/data" # a run directory used before: a fresh cluster
 	config_sets "$@"
-	./server -keygen -config "$run/config.json" -ips "$run/ips.txt" -keys "$run/keys" ${SETS[@]+"${SETS[@]}"} >/dev/null || die "key generation failed"
+	./server -keygen -config "$run/config.json" -ips "$run/ips.txt" -keys "$run/keys" ${SETS[@]+"${SETS[@]}"} >/dev/null || die "server -keygen refused $run/config.json or $run/ips.txt (the reason is above); nothing was started"
 	SIM_PIDS=()
 	for ((i = 1; i <= n; i++)); do
 		./server -id "$i" -keys "$run/keys" -data_dir "$run/data" -log_dir "$run" "$@" >"$run/server.$i.out" 2>&1 &

@@ -53,7 +53,7 @@ if ((keep)); then
 	done
 else
 	rm -rf keys/pubkeys.txt keys/node*.key data/vote.* data/store.*
-	./server -keygen -config config.json -ips ips.txt -keys keys ${SETS[@]+"${SETS[@]}"} >/dev/null || die "key generation failed"
+	./server -keygen -config config.json -ips ips.txt -keys keys ${SETS[@]+"${SETS[@]}"} >/dev/null || die "server -keygen refused config.json or ips.txt (the reason is above); nothing was started"
 fi
 mkdir -p "$log_dir" data
 
