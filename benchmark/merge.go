@@ -56,6 +56,11 @@ func Merge(results []Result) (Result, error) {
 		for k, v := range r.Errors {
 			out.Errors[k] += v
 		}
+		for _, e := range r.FirstErrors {
+			if len(out.FirstErrors) < MaxFirstErrors {
+				out.FirstErrors = append(out.FirstErrors, e)
+			}
+		}
 		for k, v := range r.PerReplica {
 			out.PerReplica[k] += v
 		}

@@ -56,6 +56,9 @@ type Result struct {
 
 	Errors      map[string]int64 `json:"errors"` // failed requests by kind
 	ErrorsTotal int64            `json:"errors_total"`
+	// FirstErrors holds the first error of each kind, with the replica it came from, at most
+	// MaxFirstErrors of them: what went wrong, where a run committed nothing.
+	FirstErrors []string `json:"first_errors,omitempty"`
 
 	// PerReplica counts committed transactions, and PerReplicaErrors failed requests, by target
 	// node ID.

@@ -5,6 +5,7 @@ import (
 	crand "crypto/rand"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"math"
 	"math/rand"
 	"net/http"
@@ -141,6 +142,7 @@ type runner struct {
 	total    stats.Histogram
 	interval stats.Histogram // since the last progress report
 	errs     map[string]int64
+	first    []string // the first error of each kind (MaxFirstErrors at most)
 }
 
 // work is one worker: it keeps one request in flight until the run ends.
@@ -223,10 +225,16 @@ func (r *runner) recordCommit(target, n, dups int, latency time.Duration) {
 	r.perRep[target].Add(int64(n))
 }
 
+// MaxFirstErrors bounds Result.FirstErrors.
+const MaxFirstErrors = 5
+
 func (r *runner) recordError(out outcome, target int) {
 	r.mu.Lock()
 	r.errs[out.kind]++
 	first := r.errs[out.kind] == 1
+	if first && len(r.first) < MaxFirstErrors {
+		r.first = append(r.first, fmt.Sprintf("%s (node %d): %v", out.kind, r.opts.Targets[target].ID, out.detail))
+	}
 	r.mu.Unlock()
 	r.errorsTotal.Add(1)
 	r.perRepErrs[target].Add(1)
@@ -319,6 +327,7 @@ func (r *runner) result(parent, runCtx context.Context, end time.Time) Result {
 	for k, v := range r.errs {
 		res.Errors[k] = v
 	}
+	res.FirstErrors = append([]string(nil), r.first...)
 	r.mu.Unlock()
 	for i, t := range o.Targets {
 		res.PerReplica[strconv.Itoa(t.ID)] = r.perRep[i].Load()

@@ -4,9 +4,10 @@
 // throughput, end-to-end latency, errors by kind).
 //
 // SIGINT and SIGTERM end the run early; the summary is still printed and written. The exit code is
-// 0 when the run took place (even if nothing was committed), 2 for usage or configuration errors,
-// 1 when the summary file cannot be written and 3 when -kv -check finds the history is not
-// linearizable.
+// 0 when the run committed something, 5 when it committed nothing (every request failed, or none
+// was answered: the first errors are printed on standard error), 2 for usage or configuration
+// errors, 1 when the summary file cannot be written, 3 when -kv -check finds the history is not
+// linearizable and 4 when the check gave up.
 //
 // With -kv the load is key-value operations (PUT /k<n>?wait=commit, GET
 // /k<n>?consistency=linearizable) and -check verifies the recorded history with porcupine.
@@ -45,6 +46,8 @@ const (
 	exitNotLinearizable = 3
 	// exitCheckUnknown: -check gave up (check_timeout) without a verdict.
 	exitCheckUnknown = 4
+	// exitNothingCommitted: the run committed nothing.
+	exitNothingCommitted = 5
 )
 
 func main() {
@@ -347,6 +350,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "Summary written to %s\n", outPath)
 	logger.WithField("file", outPath).Info("client: summary written")
+	if res.CommittedTx == 0 {
+		fmt.Fprintf(stderr, "client: nothing was committed: %d requests, %d failed\n", res.Requests, res.ErrorsTotal)
+		for _, e := range res.FirstErrors {
+			fmt.Fprintf(stderr, "  %s\n", e)
+		}
+		logger.WithFields(logrus.Fields{"requests": res.Requests, "errors": res.ErrorsTotal}).Error("client: nothing was committed")
+		return exitNothingCommitted
+	}
 	if res.KV != nil && res.KV.Check != nil {
 		c := res.KV.Check
 		logger.WithFields(logrus.Fields{"result": c.Result, "ops": c.Ops, "pending": c.Pending, "key": c.BadKey}).Info("client: linearizability check")

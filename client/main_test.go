@@ -354,3 +354,19 @@ func TestKVCheckInProcess(t *testing.T) {
 		})
 	}
 }
+
+// A run against a replica that is not there commits nothing: the client says so on standard error
+// with the first errors, and exits 5 (it exited 0, the errors only in its log file).
+func TestNothingCommittedExitsNonZero(t *testing.T) {
+	rep := newReplica(t)
+	dir := env(t, "", rep)
+	rep.srv.Close() // nobody answers at its address
+	var stdout, stderr bytes.Buffer
+	args := append(baseArgs(dir), "-duration", "1", "-out", filepath.Join(dir, "out.json"))
+	code := run(context.Background(), args, &stdout, &stderr)
+	require.Equal(t, exitNothingCommitted, code, stderr.String())
+	assert.Contains(t, stderr.String(), "client: nothing was committed")
+	assert.Contains(t, stderr.String(), "(node 1)", "the first error names the replica")
+	m := readSummary(t, filepath.Join(dir, "out.json"))
+	assert.NotEmpty(t, m["first_errors"])
+}
