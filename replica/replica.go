@@ -118,51 +118,18 @@ type worker struct {
 	in [types.NumLanes]chan transport.Envelope
 	// fails is each sender's budget of messages that fail their checks (a sender's messages all
 	// go to one worker, so no lock).
-	fails map[types.NodeID]*failBudget
+	fails *consensus.ServeLimiter
 }
 
 // A sender may cost this replica failRate messages a second that fail their signature or
-// certificate checks, failBurst at once; beyond that its messages are dropped unchecked for
-// failPenalty. An honest replica's messages never fail (it relays only what it checked), so the
-// budget costs honest peers nothing, while a Byzantine one cannot make a worker verify junk at
-// line rate (under BLS about 1,000 junk messages a second take a core).
+// certificate checks, failBurst at once; beyond that its messages are dropped unchecked until
+// its budget refills. An honest replica's messages never fail (it relays only what it checked),
+// so the budget costs honest peers nothing, while a Byzantine one cannot make a worker verify
+// junk at line rate (under BLS about 1,000 junk messages a second take a core).
 const (
-	failRate    = 20.0
-	failBurst   = 50.0
-	failPenalty = time.Second
+	failRate  = 20.0
+	failBurst = 50.0
 )
-
-type failBudget struct {
-	tokens float64
-	at     time.Time
-	until  time.Time // dropped unchecked until then
-}
-
-// blocked reports whether from's messages are being dropped unchecked.
-func (w *worker) blocked(from types.NodeID, now time.Time) bool {
-	b := w.fails[from]
-	return b != nil && now.Before(b.until)
-}
-
-// failed charges from one failed check; it reports whether from is now blocked.
-func (w *worker) failed(from types.NodeID, now time.Time) bool {
-	if w.fails == nil {
-		w.fails = make(map[types.NodeID]*failBudget)
-	}
-	b := w.fails[from]
-	if b == nil {
-		b = &failBudget{tokens: failBurst, at: now}
-		w.fails[from] = b
-	}
-	b.tokens = min(failBurst, b.tokens+now.Sub(b.at).Seconds()*failRate)
-	b.at = now
-	if b.tokens >= 1 {
-		b.tokens--
-		return false
-	}
-	b.until = now.Add(failPenalty)
-	return true
-}
 
 // New builds a replica on an endpoint. Call Start to run it.
 func New(opts Options, ep transport.Endpoint) (*Replica, error) {
@@ -228,7 +195,7 @@ func New(opts Options, ep transport.Endpoint) (*Replica, error) {
 	}
 	r.workers = make([]*worker, opts.Workers)
 	for i := range r.workers {
-		w := &worker{}
+		w := &worker{fails: consensus.NewServeLimiter(failRate, failBurst)}
 		for l := range w.in {
 			w.in[l] = make(chan transport.Envelope, 256)
 		}
@@ -408,14 +375,14 @@ func (r *Replica) verify(w *worker) {
 				return
 			}
 		}
-		if now := time.Now(); w.blocked(env.From, now) {
+		if now := time.Now(); !w.fails.Ready(env.From, now) {
 			if r.opts.Stats != nil {
 				r.opts.Stats.Rejected(env.Msg.Kind(), consensus.RuleRate)
 			}
 			continue
 		} else if !r.precheck(env) {
-			if w.failed(env.From, now) {
-				r.opts.Log.WithField("from", env.From).Warnf("peer %d sent more than %v messages a second that fail their checks: its messages are dropped unchecked for %v", env.From, failRate, failPenalty)
+			if w.fails.Charge(env.From, 1, now); !w.fails.Ready(env.From, now) {
+				r.opts.Log.WithField("from", env.From).Warnf("peer %d sent more than %v messages a second that fail their checks: its messages are dropped unchecked until its budget refills", env.From, failRate)
 			}
 			continue
 		}
