@@ -1,6 +1,14 @@
 package config
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+)
 
 // CheckRun decodes config JSON, applies an -algorithm value and validates the result for the nodes
 // of hosts (ips.txt). The error lists every problem at once, one line each naming its key: unknown
@@ -47,4 +55,57 @@ func OnlyFlags(err error) bool {
 	}
 	var fe *FlagError
 	return errors.As(err, &fe)
+}
+
+// AddressWarnings names the address and http_address overrides that would misplace a node when
+// the cluster spans hosts: an override whose host is not the node's ips.txt host, and an override
+// that binds a loopback address while other nodes are remote (no other host can reach it). They
+// are warnings, not errors: a cluster on one machine overrides ports on purpose.
+func (c Config) AddressWarnings(hosts []string) []string {
+	nodes := c.Nodes(hosts)
+	loopback := func(host string) bool {
+		if host == "localhost" {
+			return true
+		}
+		ip := net.ParseIP(host)
+		return ip != nil && ip.IsLoopback()
+	}
+	var remote []string
+	for i, h := range hosts {
+		if !loopback(h) {
+			remote = append(remote, strconv.Itoa(i+1))
+		}
+	}
+	var out []string
+	check := func(key, kind string, m map[string]string, addr func(Node) string) {
+		ids := sortedKeys(m)
+		sort.SliceStable(ids, func(a, b int) bool { return len(ids[a]) < len(ids[b]) })
+		for _, k := range ids {
+			id, err := strconv.Atoi(k)
+			if err != nil || id < 1 || id > len(nodes) {
+				continue // Validate reports it
+			}
+			host, _, err := net.SplitHostPort(addr(nodes[id-1]))
+			if err != nil {
+				continue
+			}
+			var why []string
+			if host != hosts[id-1] {
+				why = append(why, fmt.Sprintf("its host in ips.txt is %s", hosts[id-1]))
+			}
+			if loopback(host) {
+				others := slices.DeleteFunc(slices.Clone(remote), func(s string) bool { return s == k })
+				if len(others) > 0 {
+					why = append(why, fmt.Sprintf("it is a loopback address while node(s) %s are remote, which cannot reach it", strings.Join(others, ", ")))
+				}
+			}
+			if len(why) > 0 {
+				out = append(out, fmt.Sprintf("%s: node %d %s address %s overrides ips.txt, but %s (remove the entry to use ips.txt)",
+					key, id, kind, m[k], strings.Join(why, ", and ")))
+			}
+		}
+	}
+	check("address", "peer", c.Addrs, func(n Node) string { return n.PeerAddr })
+	check("http_address", "HTTP", c.HTTPAddrs, func(n Node) string { return n.HTTPAddr })
+	return out
 }

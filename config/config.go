@@ -453,7 +453,7 @@ func editDistance(a, b string) int {
 	return prev[len(b)]
 }
 
-func sortedKeys(m map[string]json.RawMessage) []string {
+func sortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)

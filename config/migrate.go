@@ -39,8 +39,6 @@ const MigrateNodes = 4
 
 // keptNotes explain kept keys whose meaning a user of the original could doubt.
 var keptNotes = map[string]string{
-	"address":          "overrides single nodes' peer address, as in the original: ips.txt defines the nodes, and a node the map leaves out listens on 3734+i of its ips.txt host",
-	"http_address":     "overrides single nodes' HTTP address, as in the original: ips.txt defines the nodes, and a node the map leaves out serves on 8069+i of its ips.txt host",
 	"timeout":          "view timeout in ms, as in the original; here it doubles after each consecutive timeout",
 	"signer":           "secp256k1 or ECDSA_P256, as in the original; server -keygen makes keys of this scheme",
 	"master":           `"0" rotates the leader, another value is the static leader's node ID`,
@@ -56,6 +54,33 @@ var keptNotes = map[string]string{
 	"capacity":         "token bucket capacity, microblocks",
 	"estimate_window":  "own microblocks in the stable-time window",
 	"d":                "peers sampled per busy microblock",
+}
+
+// addressMaps are the original's per-node address maps. The original overwrote them with ips.txt
+// when it loaded its config, so they never placed a node there; here they override ips.txt, and a
+// map kept from the original (every one of its configs points nodes at 127.0.0.1) would pin those
+// nodes to loopback in a multi-host deployment. The migration drops them.
+var addressMaps = map[string]string{"address": "peer", "http_address": "HTTP"}
+
+// droppedAddressMap is the reason a migration gives for dropping one of the addressMaps.
+func droppedAddressMap(key string, raw json.RawMessage) string {
+	var m map[string]string
+	_ = json.Unmarshal(raw, &m)
+	var entries []string
+	for _, id := range sortedKeys(m) {
+		entries = append(entries, fmt.Sprintf("node %s → %s", id, m[id]))
+	}
+	what := "an empty map"
+	if len(entries) > 0 {
+		what = strings.Join(entries, ", ")
+	}
+	port := "3734+i"
+	if key == "http_address" {
+		port = "8069+i"
+	}
+	return fmt.Sprintf("the original replaced this map with ips.txt when it loaded its config, so it never placed a node; "+
+		"here it would override ips.txt and pin %s (node i takes the %s port %s of its ips.txt host instead; "+
+		"add the map back only to override a node on purpose)", what, addressMaps[key], port)
 }
 
 // dropReasons explain dropped keys of the original better than the strict decoder's hints, which
@@ -95,6 +120,10 @@ func Migrate(data []byte, n int) ([]byte, []Change, error) {
 	}
 	keep := func(prefix, k string, raw json.RawMessage, v reflect.Value, dead map[string]string, dst map[string]json.RawMessage) {
 		key := prefix + k
+		if _, ok := addressMaps[key]; ok {
+			note(Change{key, Dropped, droppedAddressMap(key, raw)})
+			return
+		}
 		if hint, ok := dead[k]; ok {
 			if r, ok := dropReasons[key]; ok {
 				hint = r

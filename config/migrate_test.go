@@ -2,6 +2,7 @@ package config
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,7 +14,12 @@ import (
 
 func migrateFixture(t *testing.T, n int) (Config, []Change, string) {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join("testdata", "original-default.json"))
+	return migrateFile(t, "original-default.json", n)
+}
+
+func migrateFile(t *testing.T, name string, n int) (Config, []Change, string) {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("testdata", name))
 	require.NoError(t, err)
 	_, err = Parse(data)
 	require.Error(t, err, "the original file itself is refused")
@@ -32,8 +38,10 @@ func TestMigrateOriginalDefault(t *testing.T) {
 	cfg, changes, report := migrateFixture(t, 4)
 	hosts := []string{"127.0.0.1", "127.0.0.1", "127.0.0.1", "127.0.0.1"}
 	nodes := cfg.Nodes(hosts)
-	require.Len(t, nodes, 4, "the one-entry address maps override node 1 only")
+	require.Len(t, nodes, 4)
 	require.NoError(t, cfg.Validate(len(nodes)))
+	assert.Empty(t, cfg.Addrs, "the original's address map placed no node there, so it is dropped")
+	assert.Empty(t, cfg.HTTPAddrs)
 	assert.Equal(t, "127.0.0.1:3735", nodes[0].PeerAddr)
 	assert.Equal(t, "127.0.0.1:8070", nodes[0].HTTPAddr)
 	assert.Equal(t, "127.0.0.1:8073", nodes[3].HTTPAddr)
@@ -65,7 +73,7 @@ func TestMigrateOriginalDefault(t *testing.T) {
 	}
 	for k, action := range map[string]string{
 		"signer": Kept, "payload_size": ValueChanged, "memsize": ValueChanged, "mem_type": ValueChanged,
-		"timeout": Kept, "address": Kept, "http_address": Kept, "q": Kept, "master": Kept, "byzNo": Kept,
+		"timeout": Kept, "address": Dropped, "http_address": Dropped, "q": Kept, "master": Kept, "byzNo": Kept,
 		"policy": Dropped, "hasher": Dropped, "slow_no": Dropped, "forward_p": Dropped, "estimate_num": Dropped,
 		"benchmark.T": Kept, "benchmark.Distribution": Kept, "benchmark.K": Dropped, "benchmark.Zipfian_s": Dropped,
 	} {
@@ -74,7 +82,7 @@ func TestMigrateOriginalDefault(t *testing.T) {
 		}
 	}
 	assert.Contains(t, report, "signer: kept (secp256k1 or ECDSA_P256, as in the original")
-	assert.Contains(t, report, "address: kept (overrides single nodes' peer address, as in the original")
+	assert.Contains(t, report, "address: dropped: the original replaced this map with ips.txt when it loaded its config, so it never placed a node; here it would override ips.txt and pin node 1 → tcp://127.0.0.1:3735")
 	assert.Contains(t, report, "hasher: dropped: hashing is always Keccak-256 here")
 	// Every key of the original is accounted for, once.
 	var orig map[string]json.RawMessage
@@ -84,6 +92,41 @@ func TestMigrateOriginalDefault(t *testing.T) {
 	var origBench map[string]json.RawMessage
 	require.NoError(t, json.Unmarshal(orig["benchmark"], &origBench))
 	assert.Len(t, changes, len(orig)-1+len(origBench), report)
+}
+
+// The original's 4-node deploy config points every node at 127.0.0.1 in both maps. Migrated, a
+// cluster on four hosts places each node on its ips.txt host, and -check-config (AddressWarnings)
+// warns about a map that is added back.
+func TestMigrateDeployConfigPlacesNodesByIPs(t *testing.T) {
+	cfg, changes, report := migrateFile(t, "original-deploy-4.json", 4)
+	hosts := []string{"10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4"}
+	nodes := cfg.Nodes(hosts)
+	for i, n := range nodes {
+		assert.Equal(t, fmt.Sprintf("10.0.0.%d:%d", i+1, PeerPortBase+i+1), n.PeerAddr)
+		assert.Equal(t, fmt.Sprintf("10.0.0.%d:%d", i+1, HTTPPortBase+i+1), n.HTTPAddr)
+	}
+	assert.Empty(t, cfg.AddressWarnings(hosts), "nothing to warn about once the maps are gone")
+	byKey := map[string]Change{}
+	for _, c := range changes {
+		byKey[c.Key] = c
+	}
+	assert.Equal(t, Dropped, byKey["address"].Action)
+	assert.Equal(t, Dropped, byKey["http_address"].Action)
+	assert.Contains(t, report, "pin node 1 → tcp://127.0.0.1:3735, node 2 → tcp://127.0.0.1:3736, node 3 → tcp://127.0.0.1:3737, node 4 → tcp://127.0.0.1:3738")
+	assert.Contains(t, report, "node i takes the HTTP port 8069+i of its ips.txt host instead")
+
+	// What the unmigrated maps would have done: node 1 on loopback, the others remote.
+	cfg.Addrs = map[string]string{"1": "tcp://127.0.0.1:3735"}
+	cfg.HTTPAddrs = map[string]string{"1": "http://10.0.0.9:8070", "2": "10.0.0.2:9000"}
+	warnings := cfg.AddressWarnings(hosts)
+	require.Len(t, warnings, 2, "%q", warnings)
+	assert.Equal(t, "address: node 1 peer address tcp://127.0.0.1:3735 overrides ips.txt, but its host in ips.txt is 10.0.0.1, "+
+		"and it is a loopback address while node(s) 2, 3, 4 are remote, which cannot reach it (remove the entry to use ips.txt)", warnings[0])
+	assert.Contains(t, warnings[1], "http_address: node 1 HTTP address http://10.0.0.9:8070 overrides ips.txt, but its host in ips.txt is 10.0.0.1")
+	// On one machine overrides of ports are what a test cluster does: no warning.
+	local := []string{"127.0.0.1", "127.0.0.1", "127.0.0.1", "127.0.0.1"}
+	cfg.HTTPAddrs = map[string]string{"1": "127.0.0.1:9001", "10": "127.0.0.1:9010"}
+	assert.Empty(t, cfg.AddressWarnings(local))
 }
 
 func TestMigrateWithoutKnownN(t *testing.T) {

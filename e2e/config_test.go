@@ -65,6 +65,16 @@ func TestServerCheckConfig(t *testing.T) {
 	}
 	logs, _ := filepath.Glob(filepath.Join(dir, "*.log"))
 	require.Empty(t, logs, "-check-config writes no log")
+
+	// A cluster on four hosts whose config still pins node 1 to loopback, as the original
+	// prototype's files do: valid, but said.
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "ips.txt"), []byte("10.0.0.1\n10.0.0.2\n10.0.0.3\n10.0.0.4\n"), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "config.json"), []byte(`{"address": {"1": "tcp://127.0.0.1:3735"}}`), 0o644))
+	out, errOut, code = runServer(t, dir, "-check-config")
+	require.Equal(t, 0, code, errOut)
+	require.True(t, strings.HasPrefix(out, "ok, with 1 warning(s) on standard error: config.json is valid for 4 replicas"), out)
+	require.Equal(t, "server: warning: address: node 1 peer address tcp://127.0.0.1:3735 overrides ips.txt, but its host in ips.txt is 10.0.0.1, "+
+		"and it is a loopback address while node(s) 2, 3, 4 are remote, which cannot reach it (remove the entry to use ips.txt)\n", errOut)
 }
 
 // TestServerMigratesOriginalConfig: -migrate-config converts the original prototype's default
@@ -84,7 +94,7 @@ func TestServerMigratesOriginalConfig(t *testing.T) {
 		"signer: kept (secp256k1 or ECDSA_P256",
 		"payload_size: value changed: 0 is below the minimum of 16",
 		"memsize: value changed: the original counted transactions",
-		"address: kept (overrides single nodes' peer address",
+		"address: dropped: the original replaced this map with ips.txt when it loaded its config, so it never placed a node; here it would override ips.txt and pin node 1 → tcp://127.0.0.1:3735",
 		"timeout: kept (view timeout in ms",
 		"hasher: dropped:",
 		"benchmark.K: dropped:",
@@ -105,8 +115,8 @@ func TestServerMigratesOriginalConfig(t *testing.T) {
 	require.Equal(t, 0, code, errOut)
 	require.Contains(t, out, "valid for 4 replicas")
 
-	// The migrated file keeps node 1's fixed ports: the run overrides every node's addresses
-	// with free ports, as the other end-to-end tests do.
+	// The migrated file places the nodes by ips.txt alone (3734+i, 8069+i); the run overrides
+	// every node's addresses with free ports, as the other end-to-end tests do.
 	var migrated, ours map[string]any
 	require.NoError(t, json.Unmarshal(written, &migrated))
 	b, err := os.ReadFile(filepath.Join(dir, "config.json"))

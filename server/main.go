@@ -210,10 +210,18 @@ func run() int {
 		fmt.Fprintf(os.Stderr, "server: -id %d: %s lists %d nodes\n", *id, *ipsPath, len(nodes))
 		return 2
 	}
+	warnings := cfg.AddressWarnings(hosts)
+	for _, w := range warnings {
+		fmt.Fprintf(os.Stderr, "server: warning: %s\n", w)
+	}
 	if *checkConfig {
 		f := config.Faults(len(nodes))
-		fmt.Printf("ok: %s is valid for %d replicas (%s, f=%d, quorum %d) running %s (engine %s, mempool %s)\n",
-			config.Label(*cfgPath, sets), len(nodes), *ipsPath, f, config.Quorum(len(nodes)), *algorithm, engine, cfg.MemType)
+		verdict := "ok"
+		if len(warnings) > 0 {
+			verdict = fmt.Sprintf("ok, with %d warning(s) on standard error", len(warnings))
+		}
+		fmt.Printf("%s: %s is valid for %d replicas (%s, f=%d, quorum %d) running %s (engine %s, mempool %s)\n",
+			verdict, config.Label(*cfgPath, sets), len(nodes), *ipsPath, f, config.Quorum(len(nodes)), *algorithm, engine, cfg.MemType)
 		return 0
 	}
 	var signer crypto.PubSigner
@@ -240,6 +248,9 @@ func run() int {
 	log.SetOutput(logFile)
 	log.SetLevel(level)
 	log.SetFormatter(&logrus.TextFormatter{FullTimestamp: true, TimestampFormat: time.RFC3339Nano})
+	for _, w := range warnings {
+		log.Warn(w)
+	}
 
 	stop, err := startProfile(*cpuProfile)
 	if err != nil {
