@@ -67,16 +67,7 @@ func run() int {
 	migrate := flag.String("migrate-config", "", "read a config.json of the original prototype and write the equivalent config of this version to stdout (or to -out), each change and its reason on stderr, then exit")
 	outPath := flag.String("out", "", "with -migrate-config: write the migrated config to this new file instead of stdout (an existing file is never overwritten); with -virtual: write the JSON result there (replacing the file) instead of stdout")
 	vf := registerVirtualFlags()
-	flag.Usage = func() {
-		fmt.Fprintf(flag.CommandLine.Output(), "usage: server -sim [flags]      every node of the ips file in this process\n"+
-			"       server -id I [flags]     node I alone, over TCP\n"+
-			"       server -keygen [flags]   create the keys of every node\n"+
-			"       server -check-config [-config F] [-ips F] [-algorithm A] [-set k=v]   check a config and exit\n"+
-			"       server -migrate-config OLD.json [-ips F] [-out F]   convert the original prototype's config\n"+
-			"       server -virtual -algorithm P -n N -net lan|wan -duration 30s [-rate R] [-seed S] [-out F]   simulate N replicas in virtual time\n"+
-			"       server -virtual -scenario NAME [-small] [-out F]   one of the paper's experiments, a JSON line per run\n\nflags:\n")
-		flag.PrintDefaults()
-	}
+	flag.Usage = func() { printUsage(flag.CommandLine.Output(), flag.CommandLine) }
 	flag.Parse()
 	// Signals are caught from the start, so that one arriving during start-up (or right after the
 	// ready line) still stops the server cleanly.

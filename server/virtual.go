@@ -70,12 +70,12 @@ func registerVirtualFlags() *virtualFlags {
 		cpu:            flag.String("cpu", "off", "with -virtual: CPU model off, on (measured defaults) or measure (time this machine now)"),
 		tick:           flag.Duration("tick", 0, "with -virtual: how often a replica takes in its clients' transactions as one compact batch (default N/2 ms, 1..200 ms)"),
 		clientLat:      flag.Duration("client_latency", time.Millisecond, "with -virtual: one-way latency between a client and its replica (end-to-end latency)"),
-		uplink:         flag.Float64("uplink", -1, "with -virtual: uplink Mbit/s per replica, overriding -net (0: unlimited)"),
-		downlink:       flag.Float64("downlink", -1, "with -virtual: downlink Mbit/s per replica, overriding -net (0: unlimited)"),
-		latency:        flag.Duration("latency", -1, "with -virtual: one-way latency, overriding -net"),
-		jitter:         flag.Duration("jitter", -1, "with -virtual: uniform extra latency, overriding -net"),
+		uplink:         flag.Float64("uplink", -1, "with -virtual: uplink Mbit/s per replica, 0: unlimited (default: -net's)"),
+		downlink:       flag.Float64("downlink", -1, "with -virtual: downlink Mbit/s per replica, 0: unlimited (default: -net's)"),
+		latency:        flag.Duration("latency", -1, "with -virtual: one-way latency (default: -net's)"),
+		jitter:         flag.Duration("jitter", -1, "with -virtual: uniform extra latency (default: -net's)"),
 		matrix:         flag.String("latency_matrix", "", "with -virtual: file of one-way latencies: one line per sender, N whitespace-separated durations (e.g. 40ms) or numbers in ms"),
-		loss:           flag.Float64("loss", -1, "with -virtual: message loss probability, overriding -net"),
+		loss:           flag.Float64("loss", -1, "with -virtual: message loss probability (default: none, the config's loss with -net config)"),
 		scenario:       flag.String("scenario", "", "with -virtual: run one of the paper's experiments and write one JSON row per run: "+strings.Join(simnet.ScenarioNames(), ", ")),
 		small:          flag.Bool("small", false, "with -scenario: the same experiment at small N and short duration (a smoke test)"),
 		quiet:          flag.Bool("quiet", false, "with -virtual: no progress lines"),
@@ -88,7 +88,7 @@ func registerVirtualFlags() *virtualFlags {
 		d:              flag.Int("d", -1, "with -virtual: load-balancing samples d; turns load balancing on (default: the config's)"),
 		lb:             flag.Bool("lb", false, "with -virtual: distributed load balancing on"),
 		proposeTimeout: flag.Duration("propose_timeout", -1, "with -virtual: how long a leader waits for payload (default: the config's)"),
-		batchTime:      flag.Duration("batch_timeout", -1, "with -virtual: how long a microblock waits to fill up to msize (default 5s)"),
+		batchTime:      flag.Duration("batch_timeout", 5*time.Second, "with -virtual: how long a microblock waits to fill up to msize, not the config's batch_timeout"),
 	}
 }
 
@@ -257,13 +257,10 @@ func virtualBase(vf *virtualFlags, cfgPath string, sets []string, algorithm stri
 	if *vf.proposeTimeout >= 0 {
 		cfg.ProposeTimeout = int(*vf.proposeTimeout / time.Millisecond)
 	}
-	// Microblocks fill up to msize (the paper's batches): without -batch_timeout one waits up to
-	// 5 s, not the config's few milliseconds, which at hundreds of replicas would cut a batch of
-	// a few transactions, each with its own acks and proof.
-	cfg.BatchTimeout = 5000
-	if *vf.batchTime >= 0 {
-		cfg.BatchTimeout = int(*vf.batchTime / time.Millisecond)
-	}
+	// Microblocks fill up to msize (the paper's batches): -batch_timeout (default 5 s) replaces
+	// the config's few milliseconds, which at hundreds of replicas would cut a batch of a few
+	// transactions, each with its own acks and proof.
+	cfg.BatchTimeout = int(*vf.batchTime / time.Millisecond)
 	if *vf.d > 0 {
 		cfg.D, cfg.LoadBalance = *vf.d, true
 	}
