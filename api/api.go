@@ -4,6 +4,8 @@ package api
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -102,12 +104,16 @@ type Server struct {
 	refused refusals
 	// inflight is the bytes of request bodies reserved by requests still being read or answered.
 	inflight atomic.Int64
+	// putNonce and putSeq give PUTs without an Idempotency-Key their identities.
+	putNonce [8]byte
+	putSeq   atomic.Uint64
 }
 
 // New returns the API of node.
 func New(node Node, col *stats.Collector, opts Options) *Server {
 	opts.defaults()
 	s := &Server{node: node, stats: col, opts: opts}
+	_, _ = rand.Read(s.putNonce[:])
 	s.dash = newDashboard(node.ID(), s.nodeStats, opts.Peers)
 	s.metrics = metricsHandler(col, s.Refused)
 	return s
@@ -256,23 +262,62 @@ func (s *Server) submitBatch(w http.ResponseWriter, r *http.Request, lim bodyLim
 	s.submit(w, r, txs, false)
 }
 
-// submitKey turns PUT /{key} with a body into one transaction: key, a zero byte, then the value.
-// The body is read up to what the transaction leaves for the value (lim).
+// IdempotencyKeyHeader names a PUT /{key} that a client may send more than once: every attempt
+// with the same header value (and the same key and value) is the same write, answered as a
+// duplicate after the first. Without it every PUT is a new write.
+const IdempotencyKeyHeader = "Idempotency-Key"
+
+// MaxIdempotencyKey is the longest Idempotency-Key accepted, in bytes.
+const MaxIdempotencyKey = 255
+
+// putIdentity returns the identity of a PUT /{key}: derived from its Idempotency-Key, or else new
+// (this server's random nonce and a counter, so that no two PUTs anywhere share one).
+func (s *Server) putIdentity(r *http.Request) (replica.PutID, error) {
+	var id replica.PutID
+	values := r.Header.Values(IdempotencyKeyHeader)
+	if len(values) == 0 {
+		copy(id[:8], s.putNonce[:])
+		binary.BigEndian.PutUint64(id[8:], s.putSeq.Add(1))
+		return id, nil
+	}
+	v := values[0]
+	switch {
+	case len(values) > 1:
+		return id, fmt.Errorf("%s given %d times: give it once", IdempotencyKeyHeader, len(values))
+	case v == "" || len(v) > MaxIdempotencyKey:
+		return id, fmt.Errorf("%s of %d bytes: it must have 1 to %d", IdempotencyKeyHeader, len(v), MaxIdempotencyKey)
+	}
+	for i := 0; i < len(v); i++ {
+		if v[i] < 0x21 || v[i] > 0x7e {
+			return id, fmt.Errorf("%s byte %d is %q: only visible ASCII characters are allowed", IdempotencyKeyHeader, i, v[i])
+		}
+	}
+	h := types.Keccak([]byte("stratus/idempotency-key\x00"), []byte(v))
+	copy(id[:], h[:])
+	return id, nil
+}
+
+// submitKey turns PUT /{key} with a body into one write command (replica.NewPut): its identity,
+// the key and the value. The body is read up to what the transaction leaves for the value (lim).
 func (s *Server) submitKey(w http.ResponseWriter, r *http.Request, key string, lim bodyLimit) {
+	id, err := s.putIdentity(r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error(), "bad_request")
+		return
+	}
 	body, release, ok := s.readBody(w, r, lim)
 	if !ok {
 		return
 	}
 	defer release()
-	data := make([]byte, 0, len(key)+1+len(body))
-	data = append(append(append(data, key...), 0), body...)
-	if len(data) > s.opts.MaxTxSize { // a key that leaves no room even for an empty value
+	if size := replica.PutOverhead + len(key) + len(body); size > s.opts.MaxTxSize { // a key that leaves no room even for an empty value
 		s.refused.bodyTooLarge.Add(1)
 		writeError(w, http.StatusRequestEntityTooLarge,
-			fmt.Sprintf("transaction of %d bytes exceeds max_tx_size %d: the key alone takes %d", len(data), s.opts.MaxTxSize, len(key)+1), tooLargeReason)
+			fmt.Sprintf("transaction of %d bytes exceeds max_tx_size %d: the key and the write's %d bytes of framing alone take %d",
+				size, s.opts.MaxTxSize, replica.PutOverhead, replica.PutOverhead+len(key)), tooLargeReason)
 		return
 	}
-	s.submit(w, r, []types.Tx{types.NewTx(data)}, true)
+	s.submit(w, r, []types.Tx{replica.NewPut(id, key, body)}, true)
 }
 
 // HeightHeader carries the height of the block that delivered a read key's value.

@@ -161,16 +161,24 @@ func TestSubmitAnswersDuplicates(t *testing.T) {
 	require.Equal(t, http.StatusOK, rec.Code)
 	require.JSONEq(t, `{"accepted":2,"duplicates":1,"delivered":false}`, rec.Body.String())
 
-	// A key without wait: the same counts, in headers.
+	// A key without wait: the same counts, in headers. A PUT is a duplicate only as the retry
+	// of one with the same Idempotency-Key.
+	put := func(target string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest(http.MethodPut, target, nil)
+		req.Header.Set(IdempotencyKeyHeader, "retried")
+		rec := httptest.NewRecorder()
+		s.ServeHTTP(rec, req)
+		return rec
+	}
 	for i, want := range [][2]string{{"1", "0"}, {"0", "1"}} {
-		rec = do(t, s, http.MethodPut, "/key", nil)
+		rec = put("/key")
 		require.Equal(t, http.StatusOK, rec.Code)
 		require.Empty(t, rec.Body.String(), "PUT %d", i+1)
 		require.Equal(t, want[0], rec.Header().Get(AcceptedHeader), "PUT %d", i+1)
 		require.Equal(t, want[1], rec.Header().Get(DuplicatesHeader), "PUT %d", i+1)
 	}
 	node.info = replica.CommitInfo{View: 3, Height: 2, Block: types.Keccak([]byte("blk"))}
-	rec = do(t, s, http.MethodPut, "/key?wait=commit", nil)
+	rec = put("/key?wait=commit")
 	require.Equal(t, http.StatusOK, rec.Code)
 	require.JSONEq(t, fmt.Sprintf(`{"accepted":0,"duplicates":1,"delivered":true,"view":3,"height":2,"block":%q}`, node.info.Block.Hex()), rec.Body.String())
 }
@@ -178,22 +186,65 @@ func TestSubmitAnswersDuplicates(t *testing.T) {
 func TestSubmitKey(t *testing.T) {
 	node := &fakeNode{}
 	s, _ := newServer(node)
-	for i, m := range []string{http.MethodPut, http.MethodPost} {
+	for _, m := range []string{http.MethodPut, http.MethodPost, http.MethodPut} {
 		rec := do(t, s, m, "/alice", []byte("42"))
 		require.Equal(t, http.StatusOK, rec.Code, m)
 		// No body without wait (clients that close answers unread keep their connection); the
-		// counts are in headers. The second request is the same transaction: a duplicate.
+		// counts are in headers. Every PUT is a new command, even of the same value.
 		require.Empty(t, rec.Body.Bytes(), m)
 		require.Equal(t, "0", rec.Header().Get("Content-Length"), m)
-		require.Equal(t, strconv.Itoa(1-i), rec.Header().Get(AcceptedHeader), m)
-		require.Equal(t, strconv.Itoa(i), rec.Header().Get(DuplicatesHeader), m)
+		require.Equal(t, "1", rec.Header().Get(AcceptedHeader), m)
+		require.Equal(t, "0", rec.Header().Get(DuplicatesHeader), m)
 	}
 	got := node.submissions()
-	require.Len(t, got, 2)
-	require.Equal(t, []byte("alice\x0042"), got[0][0].Data())
+	require.Len(t, got, 3)
+	ids := map[types.Hash]bool{}
+	for _, sub := range got {
+		require.Len(t, sub, 1)
+		key, value, ok := replica.SplitKV(sub[0].Data())
+		require.True(t, ok, "a PUT submits a write")
+		require.Equal(t, "alice", string(key))
+		require.Equal(t, "42", string(value))
+		ids[sub[0].ID()] = true
+	}
+	require.Len(t, ids, 3, "three PUTs of the same value are three transactions")
+
+	// A retry with an Idempotency-Key is the same transaction: answered as a duplicate. Another
+	// key, or another server's PUT with the same header, is the same identity too.
+	other, _ := newServer(node)
+	for i, h := range []http.Handler{s, s, other} {
+		req := httptest.NewRequest(http.MethodPut, "/alice", strings.NewReader("42"))
+		req.Header.Set(IdempotencyKeyHeader, "c0ffee-attempt-1")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		require.Equal(t, http.StatusOK, rec.Code)
+		require.Equal(t, strconv.Itoa(min(i, 1)), rec.Header().Get(DuplicatesHeader), "attempt %d", i)
+	}
+	// A bad Idempotency-Key is refused before the body is read, naming what is wrong.
+	for value, want := range map[string]string{
+		"":                       "of 0 bytes",
+		strings.Repeat("x", 256): "of 256 bytes: it must have 1 to 255",
+		"has space":              `byte 3 is ' ': only visible ASCII`,
+	} {
+		req := httptest.NewRequest(http.MethodPut, "/alice", strings.NewReader("42"))
+		req.Header.Set(IdempotencyKeyHeader, value)
+		rec := httptest.NewRecorder()
+		s.ServeHTTP(rec, req)
+		require.Equal(t, http.StatusBadRequest, rec.Code, value)
+		e := decodeErr(t, rec)
+		require.Equal(t, "bad_request", e.Reason)
+		require.Contains(t, e.Error, "Idempotency-Key "+want)
+	}
+	req := httptest.NewRequest(http.MethodPut, "/alice", strings.NewReader("42"))
+	req.Header.Add(IdempotencyKeyHeader, "a")
+	req.Header.Add(IdempotencyKeyHeader, "b")
+	rec := httptest.NewRecorder()
+	s.ServeHTTP(rec, req)
+	require.Equal(t, http.StatusBadRequest, rec.Code)
+	require.Contains(t, decodeErr(t, rec).Error, "given 2 times")
 
 	// With wait=commit the answer carries the commit as JSON.
-	rec := do(t, s, http.MethodPut, "/alice?wait=commit", []byte("43"))
+	rec = do(t, s, http.MethodPut, "/alice?wait=commit", []byte("43"))
 	require.Equal(t, http.StatusOK, rec.Code)
 	var resp SubmitResponse
 	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &resp))

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/stratusbft/stratus/replica"
 )
 
 // Defaults of what one request or one client may take of a node's HTTP server.
@@ -127,8 +129,8 @@ func (s *Server) bodyLimitOf(r *http.Request) bodyLimit {
 		return bodyLimit{route: "POST /txs", bytes: s.batchLimit(), why: s.batchWhy(), takes: true}
 	case isKey(path) && (r.Method == http.MethodPut || r.Method == http.MethodPost):
 		key := len(path) - 1
-		return bodyLimit{route: r.Method + " /{key}", bytes: max(0, int64(s.opts.MaxTxSize)-int64(key)-1), takes: true,
-			why: fmt.Sprintf("max_tx_size %d less the key (%d bytes) and the zero byte after it: the transaction is key, zero byte, value", s.opts.MaxTxSize, key)}
+		return bodyLimit{route: r.Method + " /{key}", bytes: max(0, int64(s.opts.MaxTxSize)-int64(replica.PutOverhead)-int64(key)), takes: true,
+			why: fmt.Sprintf("max_tx_size %d less the key (%d bytes) and the write's %d bytes of framing (prefix, identity, a zero byte)", s.opts.MaxTxSize, key, replica.PutOverhead)}
 	default:
 		return bodyLimit{route: r.Method + " " + routeName(path), bytes: s.opts.ControlBodyBytes,
 			why: "this route takes no body; what is sent is ignored"}

@@ -20,6 +20,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/stratusbft/stratus/replica"
 	"github.com/stratusbft/stratus/stats"
 	"github.com/stratusbft/stratus/types"
 )
@@ -118,14 +119,14 @@ func sendLarge(t *testing.T, addr, target string, size int, chunked bool) (*http
 }
 
 // TestLargePutRefusedAtRouteLimit: a 32 MiB PUT /{key} is refused 413 after reading little more
-// than what the route accepts (a transaction: max_tx_size less the key and a zero byte), whether
+// than what the route accepts (a transaction: max_tx_size less the key and the write's framing), whether
 // its length is declared or not; the answer names the limit. The allocations of the whole
 // exchange, client included, stay within 4 times that limit and a fixed overhead: reading the
 // body up to the 64 MiB batch limit allocated 105.8 MiB.
 func TestLargePutRefusedAtRouteLimit(t *testing.T) {
 	s, addr := serveHTTP(t, &fakeNode{}, Options{})
 	const size = 32 << 20
-	limit := int64(s.opts.MaxTxSize) - int64(len("k")) - 1
+	limit := int64(s.opts.MaxTxSize) - int64(len("k")) - int64(replica.PutOverhead)
 	for _, chunked := range []bool{false, true} {
 		t.Run(fmt.Sprintf("chunked=%v", chunked), func(t *testing.T) {
 			before := s.Refused().BodyTooLarge
@@ -165,8 +166,8 @@ func TestRouteBodyLimits(t *testing.T) {
 		text           string
 	}{
 		{"POST", "/txs", 1<<20 + 1, 413, "POST /txs: a body of 1048577 bytes (Content-Length) exceeds this route's limit of 1048576 bytes (the batch body limit)"},
-		{"PUT", "/abc", 997, 413, "PUT /{key}: a body of 997 bytes (Content-Length) exceeds this route's limit of 996 bytes (max_tx_size 1000 less the key (3 bytes)"},
-		{"PUT", "/abc", 996, 200, ""},
+		{"PUT", "/abc", 968, 413, "PUT /{key}: a body of 968 bytes (Content-Length) exceeds this route's limit of 967 bytes (max_tx_size 1000 less the key (3 bytes) and the write's 30 bytes of framing"},
+		{"PUT", "/abc", 967, 200, ""},
 		{"GET", "/query", DefaultControlBodyBytes + 1, 413, "GET /query: a body of 4097 bytes (Content-Length) exceeds this route's limit of 4096 bytes (this route takes no body"},
 		{"GET", "/query", 100, 200, ""},
 		{"POST", "/metrics", DefaultControlBodyBytes + 1, 413, "limit of 4096 bytes"},

@@ -15,11 +15,12 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestDuplicatePutsAreAnswered is the original prototype's client at payload size 0: several
-// submitters PUT the same keys with identical (empty) bodies, over and over, with and without
-// wait=commit, to one replica of server -sim. Every request is answered 200 with how many
-// transactions were accepted and how many were duplicates; in the end the replica delivered
-// exactly what it accepted, and accepted + duplicates is what was sent.
+// TestDuplicatePutsAreAnswered: several submitters retry the same writes (the same keys, empty
+// bodies and one Idempotency-Key per key), over and over, with and without wait=commit, to one
+// replica of server -sim. Every request is answered 200 with how many transactions were accepted
+// and how many were duplicates; in the end the replica delivered exactly what it accepted, and
+// accepted + duplicates is what was sent. (Without the header every PUT is a write of its own:
+// TestPutIsACommand.)
 func TestDuplicatePutsAreAnswered(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end run of the binaries")
@@ -52,6 +53,7 @@ func TestDuplicatePutsAreAnswered(t *testing.T) {
 								errs <- err
 								return
 							}
+							req.Header.Set(api.IdempotencyKeyHeader, fmt.Sprintf("write-key%d", key))
 							resp, err := client.Do(req)
 							if err != nil {
 								errs <- err

@@ -2,11 +2,14 @@ package replica
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/sirupsen/logrus"
+	logtest "github.com/sirupsen/logrus/hooks/test"
 	"github.com/stretchr/testify/require"
 
 	"github.com/stratusbft/stratus/crypto"
@@ -81,6 +84,7 @@ func TestDuplicateSubmissionsAreAnswered(t *testing.T) {
 	gate := &gated{Endpoint: hub.Endpoint(1)}
 	var reps []*Replica
 	var logs []*deliveryLog
+	var hook1 *logtest.Hook
 	for i := 0; i < n; i++ {
 		id := types.NodeID(i + 1)
 		ep := transport.Endpoint(hub.Endpoint(id))
@@ -88,7 +92,11 @@ func TestDuplicateSubmissionsAreAnswered(t *testing.T) {
 			ep = gate
 		}
 		col := stats.New(stats.Info{Node: id, N: n}, time.Now)
-		r, err := New(Options{ID: id, N: n, Spec: spec, Signer: signers[i], Verifier: keys, Workers: 2, Seed: 3, Stats: col}, ep)
+		logger, _ := logtest.NewNullLogger()
+		if id == 1 {
+			logger, hook1 = logtest.NewNullLogger()
+		}
+		r, err := New(Options{ID: id, N: n, Spec: spec, Signer: signers[i], Verifier: keys, Workers: 2, Seed: 3, Stats: col, Log: logrus.NewEntry(logger)}, ep)
 		require.NoError(t, err)
 		log := &deliveryLog{Collector: col, count: map[types.Hash]int{}, by: map[types.Hash]CommitInfo{}}
 		r.obs = log
@@ -197,6 +205,28 @@ func TestDuplicateSubmissionsAreAnswered(t *testing.T) {
 	require.Equal(t, uint64(3+10+4+10+5), s.SubmittedDupTx)
 	require.Equal(t, uint64(15), s.CommittedTx)
 	require.Contains(t, s.Text(), "Duplicate txs answered: 32\n")
+
+	// Mostly duplicates: logged once, with the counts of the window.
+	warnings := func() (out []string) {
+		for _, e := range hook1.AllEntries() {
+			if strings.Contains(e.Message, "were duplicates") {
+				out = append(out, e.Message)
+			}
+		}
+		return out
+	}
+	require.Empty(t, warnings(), "32 of 47 submissions: too few to be a pattern")
+	c := txBatch("dup", 2, 100)
+	_, err = r1.Submit(ctx, c, false)
+	require.NoError(t, err)
+	for range 2 {
+		_, err = r1.Submit(ctx, c, false)
+		require.NoError(t, err)
+	}
+	got2 := warnings()
+	require.Len(t, got2, 1, "once per interval")
+	require.Contains(t, got2[0], "transactions submitted in the last 10 s were duplicates")
+	require.Greater(t, col1.Snapshot().SubmittedDupShare, 0.5)
 }
 
 // TestIDSetRemembersCommits: the dedup window answers with the commit that delivered an ID,

@@ -11,13 +11,20 @@ import (
 	"github.com/stratusbft/stratus/types"
 )
 
-// The key-value store is the state machine on the committed log: a transaction of the form key,
-// a zero byte, value (what PUT /{key} submits) sets key to value; every other transaction is
-// ignored by it. Every replica applies the transactions it delivers, in delivery order, so
-// replicas that delivered the same blocks hold the same store. The store keeps every key ever
-// written (the latest value of each, at most one transaction's size). It is part of a replica's
-// saved state (Store) and of the snapshots of state transfer, so a replica that restarted or
-// skipped blocks by snapshot reads what the others read at the same height.
+// The key-value store is the state machine on the committed log: a write (what PUT /{key} submits,
+// NewPut) sets its key to its value; every other transaction is ignored by it. Every replica
+// applies the transactions it delivers, in delivery order, so replicas that delivered the same
+// blocks hold the same store. The store keeps every key ever written (the latest value of each, at
+// most one transaction's size). It is part of a replica's saved state (Store) and of the snapshots
+// of state transfer, so a replica that restarted or skipped blocks by snapshot reads what the
+// others read at the same height.
+//
+// A write is a command, not a value: PutPrefix, a 16-byte identity, the key (no zero byte), a zero
+// byte, the value. The identity makes two PUTs of the same value to the same key two transactions
+// (replicas deduplicate by a transaction's hash), so writing a key's earlier value again applies;
+// a client that retries one PUT gives both attempts the same identity (an Idempotency-Key) and the
+// second is answered as the duplicate it is. The prefix keeps other transactions, whatever bytes
+// they hold, from being taken for writes.
 
 // KVEntry is a key's committed value and the height of the block that delivered it.
 type KVEntry struct {
@@ -62,14 +69,43 @@ func (s *kvStore) apply(t types.Tx, height uint64) (key string, e KVEntry, wrote
 	return key, e, true
 }
 
-// SplitKV splits a key-value write at its first zero byte; ok is false for transactions without
-// one (they are not writes). Read barriers contain no zero byte.
+// PutPrefix starts every key-value write; PutIDSize is the length of the identity after it.
+const (
+	PutPrefix = "\xffstratus/put/"
+	PutIDSize = 16
+)
+
+// PutOverhead is what a write adds to its key and value: the prefix, the identity and the zero
+// byte after the key.
+const PutOverhead = len(PutPrefix) + PutIDSize + 1
+
+// PutID is the identity of one write command.
+type PutID [PutIDSize]byte
+
+// NewPut returns the write of value to key with identity id. The key must not contain a zero byte.
+func NewPut(id PutID, key string, value []byte) types.Tx {
+	data := make([]byte, 0, PutOverhead+len(key)+len(value))
+	data = append(data, PutPrefix...)
+	data = append(data, id[:]...)
+	data = append(data, key...)
+	data = append(data, 0)
+	return types.NewTx(append(data, value...))
+}
+
+// SplitKV returns the key and value of a write; ok is false for every other transaction: one
+// without PutPrefix, too short for the identity, without the zero byte after the key, or with an
+// empty key.
 func SplitKV(data []byte) (key, value []byte, ok bool) {
-	i := bytes.IndexByte(data, 0)
-	if i < 0 {
+	rest, found := bytes.CutPrefix(data, []byte(PutPrefix))
+	if !found || len(rest) < PutIDSize {
 		return nil, nil, false
 	}
-	return data[:i], data[i+1:], true
+	rest = rest[PutIDSize:]
+	i := bytes.IndexByte(rest, 0)
+	if i <= 0 {
+		return nil, nil, false
+	}
+	return rest[:i], rest[i+1:], true
 }
 
 // BarrierPrefix starts every read-barrier transaction. It contains no zero byte, and neither does

@@ -62,7 +62,7 @@ func TestPebbleStoreRoundTrip(t *testing.T) {
 	require.NoError(t, err)
 	require.Nil(t, got, "a new store holds nothing")
 
-	b1 := f.block(types.Genesis(), types.GenesisQC(), 1, "a\x00one", "plain")
+	b1 := f.block(types.Genesis(), types.GenesisQC(), 1, string(NewPut(PutID{}, "a", []byte("one")).Data()), "plain")
 	q1 := f.qc(1, b1.ID())
 	b2 := f.block(b1, q1, 2)
 	q2 := f.qc(2, b2.ID())

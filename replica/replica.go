@@ -319,6 +319,11 @@ func (r *Replica) submit(ctx context.Context, txs []types.Tx, wait, count bool) 
 		res.Accepted, res.Duplicates = len(txs)-s.dups, s.dups
 		if r.opts.Stats != nil && count {
 			r.opts.Stats.Submitted(res.Accepted, res.Duplicates, err != nil)
+			if dups, total, due := r.opts.Stats.DuplicateReport(); due {
+				r.opts.Log.WithFields(logrus.Fields{"duplicates": dups, "submitted": total}).Warnf(
+					"%d of the %d transactions submitted in the last 10 s were duplicates (already pending or delivered here): "+
+						"a client is re-sending identical transactions; a PUT is a duplicate only as a retry with the same Idempotency-Key", dups, total)
+			}
 		}
 		if err != nil {
 			return SubmitResult{}, err

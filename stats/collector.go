@@ -88,6 +88,8 @@ type Collector struct {
 	gauges           Gauges
 	submittedTx      uint64
 	submittedDupTx   uint64
+	submitWin        submitWindow
+	dupReported      time.Time // the last DuplicateReport that was due
 	refusedSubmits   uint64
 	transportDropped uint64
 	connRefused      map[string]uint64 // inbound peer connections the transport refused, by reason
@@ -226,12 +228,14 @@ func (c *Collector) Delivered(b *types.Block, txs, dups int, lat []time.Duration
 // Submitted counts the transactions of a client submission that were accepted (new here) and
 // that were duplicates (answered, not added again), or a refused submission.
 func (c *Collector) Submitted(accepted, duplicates int, refused bool) {
+	now := c.now()
 	c.mu.Lock()
 	if refused {
 		c.refusedSubmits++
 	} else {
 		c.submittedTx += uint64(accepted)
 		c.submittedDupTx += uint64(duplicates)
+		c.submitWin.add(now, uint64(accepted+duplicates), uint64(duplicates))
 	}
 	c.mu.Unlock()
 }
@@ -321,36 +325,39 @@ type MicroblockStats struct {
 
 // Snapshot is a node's statistics at one instant. Every number is finite.
 type Snapshot struct {
-	Node               types.NodeID      `json:"node"`
-	N                  int               `json:"n"`
-	Algorithm          string            `json:"algorithm"`
-	Engine             string            `json:"engine"`
-	MemType            string            `json:"mem_type"`
-	Byzantine          string            `json:"byzantine,omitempty"`
-	UptimeS            float64           `json:"uptime_s"`
-	View               types.View        `json:"view"`
-	Leader             types.NodeID      `json:"leader"`
-	HighQCView         types.View        `json:"high_qc_view"`
-	ViewChanges        uint64            `json:"view_changes"`
-	ViewChangesByTC    uint64            `json:"view_changes_by_tc"`
-	Timeouts           uint64            `json:"timeouts"`
-	AveViewTimeMs      float64           `json:"ave_view_time_ms"`
-	ProposedBlocks     uint64            `json:"proposed_blocks"`
-	AveProposalSize    float64           `json:"ave_proposal_size"`
-	Votes              uint64            `json:"votes"`
-	CommittedBlocks    uint64            `json:"committed_blocks"`
-	CommittedHeight    uint64            `json:"committed_height"`
-	ChainDigest        string            `json:"chain_digest"`
-	CommittedTx        uint64            `json:"committed_tx"`
-	DuplicateTx        uint64            `json:"duplicate_tx"`
-	AveBlockSizeTx     float64           `json:"ave_block_size_tx"`
-	ThroughputTPS      float64           `json:"throughput_tps"`
-	ThroughputTotalTPS float64           `json:"throughput_total_tps"`
-	Latency            Latency           `json:"latency_ms"`
-	LatencyWindow      Latency           `json:"latency_window_ms"`
-	LatencySamples     uint64            `json:"latency_samples"`
-	SubmittedTx        uint64            `json:"submitted_tx"`           // accepted: new at this node
-	SubmittedDupTx     uint64            `json:"submitted_duplicate_tx"` // answered as duplicates, not added again
+	Node               types.NodeID `json:"node"`
+	N                  int          `json:"n"`
+	Algorithm          string       `json:"algorithm"`
+	Engine             string       `json:"engine"`
+	MemType            string       `json:"mem_type"`
+	Byzantine          string       `json:"byzantine,omitempty"`
+	UptimeS            float64      `json:"uptime_s"`
+	View               types.View   `json:"view"`
+	Leader             types.NodeID `json:"leader"`
+	HighQCView         types.View   `json:"high_qc_view"`
+	ViewChanges        uint64       `json:"view_changes"`
+	ViewChangesByTC    uint64       `json:"view_changes_by_tc"`
+	Timeouts           uint64       `json:"timeouts"`
+	AveViewTimeMs      float64      `json:"ave_view_time_ms"`
+	ProposedBlocks     uint64       `json:"proposed_blocks"`
+	AveProposalSize    float64      `json:"ave_proposal_size"`
+	Votes              uint64       `json:"votes"`
+	CommittedBlocks    uint64       `json:"committed_blocks"`
+	CommittedHeight    uint64       `json:"committed_height"`
+	ChainDigest        string       `json:"chain_digest"`
+	CommittedTx        uint64       `json:"committed_tx"`
+	DuplicateTx        uint64       `json:"duplicate_tx"`
+	AveBlockSizeTx     float64      `json:"ave_block_size_tx"`
+	ThroughputTPS      float64      `json:"throughput_tps"`
+	ThroughputTotalTPS float64      `json:"throughput_total_tps"`
+	Latency            Latency      `json:"latency_ms"`
+	LatencyWindow      Latency      `json:"latency_window_ms"`
+	LatencySamples     uint64       `json:"latency_samples"`
+	SubmittedTx        uint64       `json:"submitted_tx"`           // accepted: new at this node
+	SubmittedDupTx     uint64       `json:"submitted_duplicate_tx"` // answered as duplicates, not added again
+	// SubmittedDupShare is the share of duplicates among the transactions submitted in the last
+	// 10 s (0 when none were).
+	SubmittedDupShare  float64           `json:"submitted_duplicate_share"`
 	RefusedSubmissions uint64            `json:"refused_submissions"`
 	Mempool            MempoolStats      `json:"mempool"`
 	Rejected           map[string]uint64 `json:"rejected"`
@@ -429,6 +436,7 @@ func (c *Collector) Snapshot() Snapshot {
 		LatencySamples:     c.latency.Count(),
 		SubmittedTx:        c.submittedTx,
 		SubmittedDupTx:     c.submittedDupTx,
+		SubmittedDupShare:  c.duplicateShare(now),
 		RefusedSubmissions: c.refusedSubmits,
 		Mempool: MempoolStats{
 			PendingTx:       c.gauges.MempoolTxs,
@@ -529,6 +537,7 @@ func (s Snapshot) Text() string {
 		s.LatencyWindow.Mean, s.LatencyWindow.P50, s.LatencyWindow.P95, s.LatencyWindow.P99)
 	line("Submitted txs", "%d", s.SubmittedTx)
 	line("Duplicate txs answered", "%d", s.SubmittedDupTx)
+	line("Duplicate share of submissions", "%.1f %% (last %d s)", 100*s.SubmittedDupShare, windowSeconds)
 	line("Refused submissions", "%d", s.RefusedSubmissions)
 	line("Mempool", "%d txs pending, %d bytes held, %d txs in flight", s.Mempool.PendingTx, s.Mempool.PendingBytes, s.Mempool.InFlightTx)
 	line("Delivery backlog", "%d blocks", s.Mempool.DeliveryBacklog)

@@ -387,3 +387,37 @@ func TestLoadIsLiveWithoutBusyChange(t *testing.T) {
 	assert.Equal(t, 30.0, s.Microblocks.LoadMs)
 	assert.Contains(t, s.Text(), "load 30.000 ms")
 }
+
+// TestDuplicateShareAndReport: the share of duplicates covers the last 10 s of submissions, and a
+// report of mostly duplicate submissions is due once per interval, only past the minimum count.
+func TestDuplicateShareAndReport(t *testing.T) {
+	clk := newFakeClock()
+	c := New(testInfo, clk.Now)
+	assert.Zero(t, c.Snapshot().SubmittedDupShare)
+	c.Submitted(40, 10, false)
+	_, _, due := c.DuplicateReport()
+	assert.False(t, due, "a fifth are duplicates")
+	assert.Equal(t, 0.2, c.Snapshot().SubmittedDupShare)
+	assert.Contains(t, c.Snapshot().Text(), "Duplicate share of submissions: 20.0 % (last 10 s)\n")
+
+	clk.Advance(3 * time.Second)
+	c.Submitted(0, 60, false) // 70 of 110: more than half
+	dups, total, due := c.DuplicateReport()
+	assert.True(t, due)
+	assert.Equal(t, [2]uint64{70, 110}, [2]uint64{dups, total})
+	_, _, due = c.DuplicateReport()
+	assert.False(t, due, "once per interval")
+	c.Submitted(0, 500, true)
+	assert.Equal(t, 0.636, c.Snapshot().SubmittedDupShare, "a refused submission is no submission")
+
+	clk.Advance(DuplicateReportInterval)
+	c.Submitted(100, 20, false) // the first two seconds have left the window
+	_, _, due = c.DuplicateReport()
+	assert.False(t, due, "20 of 120 in the window")
+	c.Submitted(0, 200, false)
+	dups, total, due = c.DuplicateReport()
+	assert.True(t, due, "due again after the interval")
+	assert.Equal(t, [2]uint64{220, 320}, [2]uint64{dups, total})
+	clk.Advance(11 * time.Second)
+	assert.Zero(t, c.Snapshot().SubmittedDupShare, "nothing submitted in the window")
+}

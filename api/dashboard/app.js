@@ -1,14 +1,35 @@
 // Stratus dashboard: polls /cluster.json every second (this node's statistics and each peer's,
 // asked by the node), keeps the last 5 minutes in memory and draws one chart per metric with one
 // series per replica. Plain JS, no build step; uPlot draws.
+// Each card records what it draws in data- attributes (samples, x-min/x-max in seconds, y-min/
+// y-max, y-scale): the browser test reads them.
 "use strict";
 (function () {
   const POLL_MS = 1000;
   const KEEP = 300; // points: 5 minutes at one per second
   const HEIGHT = 170; // px per chart
+  const MIN_SPAN_S = 60; // the time axis shows at least the last minute, ending at the latest sample
   const COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
     "#7f7f7f", "#bcbd22", "#17becf", "#393b79", "#ad494a", "#637939", "#843c39", "#7b4173", "#3182bd"];
-  const color = (i) => COLORS[i % COLORS.length];
+  const color = (i) => COLORS[i % COLORS.length]; // replica colours: by node id
+
+  // Message types keep one colour in every chart and every page load: the project's types
+  // (types.Kind) by this table, any other name by a hash of the name into the same palette.
+  // Consensus in blues, greens and reds; the mempool's data in orange, purple, brown and olive.
+  const KIND_COLORS = {
+    Block: "#1f77b4", Vote: "#2ca02c", Timeout: "#d62728", TC: "#843c39",
+    BlockRequest: "#17becf", BlockResponse: "#393b79", TxForward: "#e377c2", MicroBlock: "#ff7f0e",
+    Ack: "#9467bd", Proof: "#8c564b", FetchRequest: "#bcbd22", FetchResponse: "#637939",
+    LBQuery: "#7b4173", LBInfo: "#8c6d31", LBForward: "#7f7f7f", StateRequest: "#ad494a",
+    Snapshot: "#5254a3", ProofRequest: "#a55194",
+  };
+  const KIND_PALETTE = Object.values(KIND_COLORS);
+  function kindColor(name) {
+    if (Object.prototype.hasOwnProperty.call(KIND_COLORS, name)) return KIND_COLORS[name];
+    let h = 0x811c9dc5; // FNV-1a of the name
+    for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 0x01000193);
+    return KIND_PALETTE[(h >>> 0) % KIND_PALETTE.length];
+  }
 
   // A metric read from one replica's snapshot s; prev is that replica's previous snapshot and dt
   // the seconds between them (for rates of counters).
@@ -31,8 +52,9 @@
   ];
   // Charts with one series per message type, summed over the replicas that answer.
   const perKind = [
-    { id: "kindsent", title: "Bytes sent by message type", unit: "bytes/s, all replicas", field: "sent_bytes_per_s", legend: true },
-    { id: "kindrecv", title: "Bytes received by message type", unit: "bytes/s, all replicas", field: "recv_bytes_per_s", legend: true },
+    // MicroBlock carries nearly all the bytes: a log scale (the default) keeps the small types readable.
+    { id: "kindsent", title: "Bytes sent by message type", unit: "bytes/s, all replicas", field: "sent_bytes_per_s", legend: true, log: true },
+    { id: "kindrecv", title: "Bytes received by message type", unit: "bytes/s, all replicas", field: "recv_bytes_per_s", legend: true, log: true },
   ];
 
   const times = [];
@@ -51,18 +73,38 @@
     small.textContent = def.unit;
     h.appendChild(small);
     el.appendChild(h);
+    let toggle = null;
+    if (def.log !== undefined) {
+      toggle = document.createElement("button");
+      toggle.type = "button";
+      toggle.className = "scale";
+      toggle.title = "y axis: logarithmic (small values readable) or linear";
+      h.appendChild(toggle);
+    }
     const box = document.createElement("div");
     el.appendChild(box);
     grid.appendChild(el);
-    return { el, box };
+    return { el, box, toggle };
   }
 
   function ensureChart(def) {
     let c = charts.get(def.id);
     if (!c) {
-      const { el, box } = card(def);
-      c = { def, labels: [], colors: [], data: new Map(), plot: null, el, box };
+      const { el, box, toggle } = card(def);
+      c = { def, labels: [], colors: [], data: new Map(), plot: null, el, box, log: !!def.log };
       charts.set(def.id, c);
+      if (toggle) {
+        const label = () => {
+          toggle.textContent = c.log ? "log scale" : "linear scale";
+          toggle.setAttribute("aria-pressed", String(c.log));
+        };
+        label();
+        toggle.addEventListener("click", () => {
+          c.log = !c.log;
+          label();
+          build(c);
+        });
+      }
     }
     return c;
   }
@@ -77,23 +119,74 @@
     return v.toFixed(2);
   }
 
+  const tick = (v) => fmt(v).replace(/\.0(?=[kMG]$)/, ""); // axis labels: 10k, not 10.0k
+  const last = (arr) => (arr.length ? arr[arr.length - 1] : null);
+  const pad2 = (n) => String(n).padStart(2, "0");
+  function clock(t) {
+    if (t == null) return "–";
+    const d = new Date(t * 1000);
+    return pad2(d.getHours()) + ":" + pad2(d.getMinutes()) + ":" + pad2(d.getSeconds());
+  }
+
+  // timeSpan is the x range: from the oldest sample kept, or MIN_SPAN_S before the latest if that
+  // is shorter, to the latest sample (now, with no sample yet). uPlot alone would stretch a single
+  // sample's zero-width range over years.
+  function timeSpan(u) {
+    const xs = u.data[0] || [];
+    const end = xs.length ? xs[xs.length - 1] : Date.now() / 1000;
+    const start = xs.length ? Math.min(xs[0], end - MIN_SPAN_S) : end - MIN_SPAN_S;
+    return [start, end];
+  }
+
+  // A log y axis is uPlot's asinh scale: logarithmic above 1, linear through 0, so the zero rates
+  // of idle types sit on the axis instead of breaking the scale.
+  const linearRange = (u, min, max) => [Math.min(0, min || 0), max > 0 ? max * 1.1 : 1];
+  const logRange = (u, min, max) => uPlot.rangeAsinh(Math.min(0, min || 0), max > 1 ? max : 1, 10, true);
+  // Its ticks and grid lines: 0 and powers of ten, every decade or every few so that labels stay
+  // at least 22 px apart.
+  function logSplits(u, ai, min, max) {
+    const top = Math.max(0, Math.ceil(Math.log10(Math.max(max, 1))));
+    const px = u.bbox.height > 0 ? u.bbox.height / uPlot.pxRatio : HEIGHT / 2;
+    const step = Math.max(1, Math.ceil((top + 1) / Math.max(2, Math.floor(px / 22))));
+    const out = [0];
+    for (let e = top; e >= (top === 0 ? 0 : 1); e -= step) out.push(10 ** e);
+    return out.sort((a, b) => a - b);
+  }
+
+  function record(c, u) {
+    const d = c.el.dataset;
+    d.samples = String(u.data[0].length);
+    d.xMin = String(u.scales.x.min);
+    d.xMax = String(u.scales.x.max);
+    d.yMin = String(u.scales.y.min);
+    d.yMax = String(u.scales.y.max);
+    d.yScale = c.log ? "log" : "linear";
+  }
+
   function build(c) {
     if (c.plot) c.plot.destroy();
     c.box.textContent = "";
     const width = Math.max(300, c.el.clientWidth - 20);
-    const series = [{}].concat(c.labels.map((l, i) => ({
+    // Away from the cursor the legend shows each series' latest value (uPlot asks with idx null).
+    const series = [{ value: (u, v, si, idx) => clock(idx == null ? last(u.data[0]) : v) }].concat(c.labels.map((l, i) => ({
       label: l, stroke: c.colors[i], width: 1.5, spanGaps: false,
       paths: c.def.steps ? uPlot.paths.stepped({ align: 1 }) : undefined,
-      value: (u, v) => fmt(v),
+      points: { size: 6 }, // drawn while points are sparse: a lone first sample stays visible
+      value: (u, v, si, idx) => fmt(idx == null ? last(u.data[si]) : v),
     })));
     const opts = {
       width, height: HEIGHT, series,
-      scales: { x: { time: true }, y: { range: (u, min, max) => [Math.min(0, min), max > 0 ? max * 1.1 : 1] } },
+      scales: {
+        x: { time: true, range: timeSpan },
+        y: c.log ? { distr: 4, log: 10, asinh: 1, range: logRange } : { range: linearRange },
+      },
       axes: [{ stroke: "#6b7482", grid: { stroke: "#eef0f3" } },
-        { stroke: "#6b7482", grid: { stroke: "#eef0f3" }, size: 56, values: (u, vals) => vals.map(fmt) }],
+        Object.assign({ stroke: "#6b7482", grid: { stroke: "#eef0f3" }, size: 56, values: (u, vals) => vals.map(tick) },
+          c.log ? { splits: logSplits, filter: (u, splits) => splits } : {})],
       // Per-replica charts take their colours from the table's swatches; per-kind charts name theirs.
       legend: { show: !!c.def.legend, live: true },
       cursor: { drag: { x: false, y: false } },
+      hooks: { draw: [(u) => record(c, u)] },
     };
     c.plot = new uPlot(opts, columns(c), c.box);
   }
@@ -232,9 +325,7 @@
       }
       const c = ensureChart(def);
       const kinds = [...values.keys()].sort();
-      const known = c.labels.length;
-      const ord = kinds.map((k) => [k, color(known + kinds.filter((x) => !c.labels.includes(x)).indexOf(k))]);
-      render(c, push(c, values, ord));
+      render(c, push(c, values, kinds.map((k) => [k, kindColor(k)])));
     }
     for (const nd of resp.nodes) {
       if (nd.up && nd.stats) prevSnap.set(nd.node, { s: nd.stats, t });
