@@ -184,6 +184,26 @@ func (b *browser) waitJS(t *testing.T, js string, within time.Duration, what str
 	}
 }
 
+// onNewDocument has chromium run js in every page loaded from now on, before the page's own
+// scripts (DevTools Page.addScriptToEvaluateOnNewDocument through chromedriver); it returns the
+// identifier that stopOnNewDocument takes.
+func (b *browser) onNewDocument(t *testing.T, js string) string {
+	t.Helper()
+	var res struct {
+		Identifier string `json:"identifier"`
+	}
+	b.call(t, http.MethodPost, b.base+"/goog/cdp/execute", map[string]any{
+		"cmd": "Page.addScriptToEvaluateOnNewDocument", "params": map[string]any{"source": js}}, &res)
+	require.NotEmpty(t, res.Identifier)
+	return res.Identifier
+}
+
+func (b *browser) stopOnNewDocument(t *testing.T, id string) {
+	t.Helper()
+	b.call(t, http.MethodPost, b.base+"/goog/cdp/execute", map[string]any{
+		"cmd": "Page.removeScriptToEvaluateOnNewDocument", "params": map[string]any{"identifier": id}}, nil)
+}
+
 func (b *browser) screenshot(t *testing.T, name string) {
 	t.Helper()
 	var enc string
@@ -235,9 +255,76 @@ func startClient(t *testing.T, dir string, secs int) {
 
 const chartCount = `document.querySelectorAll(".card .uplot canvas").length`
 
+// holdPolls, run before the dashboard's script, lets its first request of cluster.json through
+// and holds the later ones until window.releasePolls() is called: the charts stay at one sample.
+const holdPolls = `(() => {
+  const real = window.fetch.bind(window);
+  let release;
+  const held = new Promise((r) => { release = r; });
+  window.releasePolls = () => release();
+  let n = 0;
+  window.fetch = (...args) => String(args[0]).includes("cluster.json") && n++ > 0 ? held.then(() => real(...args)) : real(...args);
+})()`
+
+// chartCard is what a chart's card records of its last drawing (app.js sets these data-
+// attributes): the samples drawn, the time axis in seconds and the y axis.
+type chartCard struct {
+	ID      string  `json:"id"`
+	Samples int     `json:"samples"`
+	XMin    float64 `json:"xMin"`
+	XMax    float64 `json:"xMax"`
+	YMin    float64 `json:"yMin"`
+	YMax    float64 `json:"yMax"`
+	YScale  string  `json:"yScale"`
+}
+
+const chartCards = `[...document.querySelectorAll(".card")].map((c) => ({id: c.id, samples: Number(c.dataset.samples),
+  xMin: Number(c.dataset.xMin), xMax: Number(c.dataset.xMax), yMin: Number(c.dataset.yMin), yMax: Number(c.dataset.yMax),
+  yScale: c.dataset.yScale || ""}))`
+
+// legendSeries is one series of a chart's legend: its label, the colour of its marker and the
+// value shown.
+type legendSeries struct {
+	Label string `json:"label"`
+	Color string `json:"color"`
+	Value string `json:"value"`
+}
+
+// legendOf reads the legend of the chart card id, the time row first.
+func legendOf(id string) string {
+	return `[...document.querySelectorAll("#chart-` + id + ` .u-legend .u-series")].map((r) => ({
+  label: r.querySelector(".u-label").textContent, value: r.querySelector(".u-value").textContent,
+  color: r.querySelector(".u-marker") ? getComputedStyle(r.querySelector(".u-marker")).borderTopColor : ""}))`
+}
+
+// kindColors reads the colour of each message type in both per-type charts, and checks that
+// every type has one colour in both.
+func kindColors(t *testing.T, b *browser) map[string]string {
+	t.Helper()
+	colors := map[string]string{}
+	for _, id := range []string{"kindsent", "kindrecv"} {
+		var legend []legendSeries
+		b.eval(t, legendOf(id), &legend)
+		require.NotEmpty(t, legend, id)
+		for _, s := range legend[1:] {
+			require.NotEmpty(t, s.Color, "%s: %s has no colour", id, s.Label)
+			if c, ok := colors[s.Label]; ok {
+				require.Equal(t, c, s.Color, "%s has another colour in %s than in the other chart", s.Label, id)
+			}
+			colors[s.Label] = s.Color
+		}
+	}
+	return colors
+}
+
+const microBlockShown = `[...document.querySelectorAll("#chart-kindsent .u-legend .u-label")].some((l) => l.textContent === "MicroBlock")`
+
 // TestDashboardInBrowser loads the dashboard of a running server -sim under client load in
 // headless chromium: the charts render, the numbers change between two looks, and the console
-// stays free of errors. Then, on a cluster of one process per replica (bin/run.sh), a replica
+// stays free of errors. With its first sample, every chart's time axis spans about a minute
+// ending now; each message type has one colour in both per-type charts and in two page loads;
+// the legends show the latest values without the mouse over them; the per-type charts are on a
+// log scale that zero rates do not break, with a toggle to linear. Then, on a cluster of one process per replica (bin/run.sh), a replica
 // whose process is stopped shows as down on another replica's dashboard.
 func TestDashboardInBrowser(t *testing.T) {
 	if testing.Short() {
@@ -250,17 +337,87 @@ func TestDashboardInBrowser(t *testing.T) {
 		urls := writeCluster(t, dir, nil)
 		srv := startServer(t, dir, "s-hs")
 		defer stopServer(t, srv)
-		startClient(t, dir, 30)
 
+		// The first second: one sample per chart, the next poll held.
+		hold := b.onNewDocument(t, holdPolls)
 		b.navigate(t, urls[0]+"/")
-		b.waitJS(t, `Number(document.body.dataset.polls || 0) >= 3 && `+chartCount+` >= 12`, 15*time.Second, "charts drawn")
+		b.stopOnNewDocument(t, hold)
+		b.waitJS(t, `Number(document.body.dataset.polls || 0) >= 1 && `+chartCount+` >= 12 && `+
+			`[...document.querySelectorAll(".card")].every((c) => c.dataset.samples)`, 15*time.Second, "first sample drawn")
+		var cards []chartCard
+		b.eval(t, chartCards, &cards)
+		var polls int
+		b.eval(t, `Number(document.body.dataset.polls)`, &polls)
+		require.Equal(t, 1, polls, "the second poll was not held")
+		now := float64(time.Now().UnixNano()) / 1e9
+		for _, c := range cards {
+			require.Equal(t, 1, c.Samples, c.ID)
+			span := c.XMax - c.XMin
+			require.True(t, span >= 30 && span <= 600, "%s: with one sample the time axis spans %.0f s, not about a minute", c.ID, span)
+			require.InDelta(t, now, c.XMax, 10, "%s: the time axis ends at %.0f, not now", c.ID, c.XMax)
+		}
+		b.screenshot(t, "dashboard-first-sample.png")
+		b.eval(t, `window.releasePolls()`, nil)
+		b.waitJS(t, `Number(document.body.dataset.polls || 0) >= 3`, 10*time.Second, "polls go on once released")
+		before := kindColors(t, b) // the types of an idle cluster
+
+		startClient(t, dir, 30)
+		b.waitJS(t, microBlockShown, 15*time.Second, "MicroBlock traffic charted")
+		time.Sleep(1500 * time.Millisecond) // the other types of a loaded cluster appear too
+		first := kindColors(t, b)
+		for kind, c := range before {
+			require.Equal(t, c, first[kind], "%s changed colour as other types appeared", kind)
+		}
+		// No mouse over the charts: every legend shows the latest values, not "–".
+		for _, id := range []string{"kindsent", "kindrecv"} {
+			var legend []legendSeries
+			b.eval(t, legendOf(id), &legend)
+			require.Greater(t, len(legend), 2, id)
+			for _, s := range legend {
+				require.NotContains(t, []string{"", "–", "--"}, s.Value, "%s: legend of %s without a value", id, s.Label)
+			}
+		}
+		// The per-type charts are on a log scale with zero rates among them; the toggle switches.
+		b.eval(t, chartCards, &cards)
+		for _, c := range cards {
+			if c.ID == "chart-kindsent" || c.ID == "chart-kindrecv" {
+				require.Equal(t, "log", c.YScale, c.ID)
+				require.True(t, c.YMin <= 0 && c.YMax > 1e3, "%s: y axis %v..%v", c.ID, c.YMin, c.YMax)
+			} else {
+				require.Equal(t, "linear", c.YScale, c.ID)
+			}
+		}
+		b.eval(t, `document.querySelector("#chart-kindsent button.scale").click()`, nil)
+		b.waitJS(t, `document.querySelector("#chart-kindsent").dataset.yScale === "linear"`, 5*time.Second, "linear scale on click")
+		b.eval(t, `document.querySelector("#chart-kindsent button.scale").click()`, nil)
+		b.waitJS(t, `document.querySelector("#chart-kindsent").dataset.yScale === "log"`, 5*time.Second, "log scale on a second click")
+
+		// A second page load, under load from its first sample: the same colours.
+		b.navigate(t, urls[0]+"/")
+		b.waitJS(t, `Number(document.body.dataset.polls || 0) >= 3 && `+chartCount+` >= 12 && `+microBlockShown, 15*time.Second, "charts drawn")
+		second := kindColors(t, b)
+		require.Contains(t, second, "MicroBlock")
+		for kind, c := range first {
+			if c2, ok := second[kind]; ok {
+				require.Equal(t, c, c2, "%s has another colour after a reload", kind)
+			}
+		}
+		seen := map[string]string{}
+		for kind, c := range second {
+			require.NotContains(t, seen, c, "%s and %s share a colour", kind, seen[c])
+			seen[c] = kind
+		}
+		b.eval(t, `document.getElementById("chart-kindsent").scrollIntoView()`, nil)
+		b.screenshot(t, "dashboard-types.png")
+		b.eval(t, `window.scrollTo(0, 0)`, nil)
+
 		b.waitJS(t, `document.querySelectorAll("#replicas tbody tr.up").length === 4`, 10*time.Second, "4 replicas up")
-		var first, second string
+		var look1, look2 string
 		committed := `[...document.querySelectorAll("#replicas tbody tr")].map(r => r.children[5].textContent).join(",")`
-		b.eval(t, committed, &first)
+		b.eval(t, committed, &look1)
 		time.Sleep(2500 * time.Millisecond)
-		b.eval(t, committed, &second)
-		require.NotEqual(t, first, second, "committed transactions did not change under load")
+		b.eval(t, committed, &look2)
+		require.NotEqual(t, look1, look2, "committed transactions did not change under load")
 		var tput float64
 		b.eval(t, `Math.max(...[...document.querySelectorAll("#replicas tbody tr")].map(r => Number(r.children[6].textContent)))`, &tput)
 		require.Greater(t, tput, 0.0, "throughput shown")
