@@ -81,6 +81,17 @@ func finite(v float64) float64 {
 }
 
 // WriteText prints a human-readable summary.
+// Line is the whole run in one line: throughput, what was committed, latency percentiles,
+// duplicates and errors.
+func (r Result) Line() string {
+	unit, what := "tx/s", "tx committed"
+	if r.KV != nil {
+		unit, what = "ops/s", "operations answered"
+	}
+	return fmt.Sprintf("%.1f %s  %d %s in %.3f s  p50 %.3f ms  p99 %.3f ms  %d duplicates  %d errors",
+		r.ThroughputTPS, unit, r.CommittedTx, what, r.DurationS, r.Latency.P50, r.Latency.P99, r.DuplicateTx, r.ErrorsTotal)
+}
+
 func (r Result) WriteText(w io.Writer) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Run ended (%s) after %.3f s\n", r.StopReason, r.DurationS)

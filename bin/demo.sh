@@ -20,15 +20,18 @@ echo "== starting the replicas of ips.txt running $alg (logs in $LOG_DIR)"
 ready=$(grep -m1 '^stratus:' "$LOG_DIR/server.out" || true)
 dash=${ready#*HTTP }
 dash=${dash%%..*} # the first replica's HTTP address
-[[ $dash == "$ready" || -z $dash ]] && dash=127.0.0.1:8069
+[[ $dash == "$ready" || -z $dash ]] && dash=127.0.0.1:8070 # node 1's default HTTP port
 dash=${dash/0.0.0.0:/127.0.0.1:}
 echo
 echo "dashboard: http://$dash/   (live charts of every replica; Prometheus metrics at /metrics)"
 echo
-echo "== running 4 client processes for ${secs} s"
-./runClient.sh --wait 4 -duration "$secs" | grep -E '^(---|\[ *[0-9]+s\])' | awk '/^---/ {c=$0; next} {last[c]=$0} END {for (k in last) print k ": " last[k]}' | sort
+echo "== running 4 client processes for ${secs} s (progress lines: $LOG_DIR/client.<i>.out)"
+if ! ./runClient.sh --wait 4 -duration "$secs" >"$LOG_DIR/clients.out" 2>&1; then
+	cat "$LOG_DIR/clients.out" >&2
+	die "a client failed or committed nothing (its output is above; logs in $LOG_DIR)"
+fi
 echo
-echo "== the 4 clients together (end-to-end latency: submit -> commit notice)"
+echo "== the clients, each over its whole run and together (end-to-end latency: submit -> commit notice)"
 ./client -out "$LOG_DIR/clients.json" -merge "$LOG_DIR"/client.*.json
 echo
 echo "== replicas (server-side latency: receipt from the client -> delivery at that replica)"

@@ -435,6 +435,10 @@ func mergeFiles(f flags, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "client: -merge: %v\n", err)
 		return exitUsage
 	}
+	fmt.Fprintf(stdout, "Each client over its whole run:\n")
+	for i, r := range results {
+		fmt.Fprintf(stdout, "  %s  %s\n", filepath.Base(f.files[i]), r.Line())
+	}
 	fmt.Fprintf(stdout, "Merged %d client summaries\n", len(results))
 	if err := merged.WriteText(stdout); err != nil {
 		return exitError

@@ -23,6 +23,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/stratusbft/stratus/benchmark"
+	"github.com/stratusbft/stratus/stats"
 	"github.com/stratusbft/stratus/types"
 )
 
@@ -286,6 +287,7 @@ func TestMergeReportsDuplicates(t *testing.T) {
 	for i, d := range []int64{4, 6} {
 		r := benchmark.Result{
 			Start: time.Unix(100, 0), End: time.Unix(110, 0), CommittedTx: 100, DuplicateTx: d, SentTx: 100 + d,
+			DurationS: 10, ThroughputTPS: 10, Latency: stats.Latency{P50: 1.5, P99: 2.25},
 			Errors: map[string]int64{}, PerReplica: map[string]int64{"1": 100},
 			Settings: benchmark.Settings{Concurrency: 1, Targets: []benchmark.Target{{ID: 1, Addr: "a"}}},
 		}
@@ -297,6 +299,11 @@ func TestMergeReportsDuplicates(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	code := run(context.Background(), append([]string{"-merge", "-out", out}, files...), &stdout, &stderr)
 	require.Equal(t, exitOK, code, stderr.String())
+	// Each client's whole run first (not its last second), then the merge.
+	assert.Contains(t, stdout.String(), "Each client over its whole run:\n"+
+		"  c0.json  10.0 tx/s  100 tx committed in 10.000 s  p50 1.500 ms  p99 2.250 ms  4 duplicates  0 errors\n"+
+		"  c1.json  10.0 tx/s  100 tx committed in 10.000 s  p50 1.500 ms  p99 2.250 ms  6 duplicates  0 errors\n"+
+		"Merged 2 client summaries\n")
 	assert.Contains(t, stdout.String(), "duplicates:    10")
 	assert.Contains(t, stdout.String(), "errors:        0")
 	m := readSummary(t, out)

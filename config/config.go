@@ -280,6 +280,12 @@ func ReadWith(path string, overrides []string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
+	return Override(data, path, overrides)
+}
+
+// Override applies key=value overrides (the value JSON, or else a string) to the config JSON
+// data, which path names in messages.
+func Override(data []byte, path string, overrides []string) ([]byte, error) {
 	if len(overrides) == 0 {
 		return data, nil
 	}

@@ -57,7 +57,7 @@ func registerVirtualFlags() *virtualFlags {
 		net:            flag.String("net", "wan", "with -virtual: network preset lan (1 Gbit/s, 1 ms RTT), wan (100 Mbit/s, 100 ms RTT) or config (the config's delay, derr, bandwidth and loss)"),
 		duration:       flag.Duration("duration", 30*time.Second, "with -virtual: virtual time to simulate"),
 		warmup:         flag.Duration("warmup", -1, "with -virtual: virtual time before throughput and latency are measured (default: a sixth of -duration)"),
-		rate:           flag.Float64("rate", 0, "with -virtual: offered load, transactions per second over all replicas (default: 1.2 × the network's bandwidth limit for the protocol)"),
+		rate:           flag.Float64("rate", 0, "with -virtual: offered load, transactions per second over all replicas (default: 0.9 × the network's bandwidth limit for the protocol, just under saturation)"),
 		txSize:         flag.Int("tx_size", 0, "with -virtual: transaction size in bytes (default: the config's payload_size)"),
 		msize:          flag.Int("msize", 0, "with -virtual: microblock size in bytes (default: the config's msize)"),
 		bsize:          flag.Int("bsize", 0, "with -virtual: block size: transactions (native) or microblock references (shared) per proposal (default 0: fitted to the network with -fit, else the config's)"),
@@ -229,7 +229,14 @@ func virtualBase(vf *virtualFlags, cfgPath string, sets []string, algorithm stri
 			return c, err
 		}
 	} else if len(sets) > 0 {
-		return c, fmt.Errorf("-set needs a config file (%s not found)", cfgPath)
+		// No config file: the overrides apply to the defaults.
+		data, err := config.Override([]byte("{}"), "the defaults", sets)
+		if err != nil {
+			return c, err
+		}
+		if cfg, err = config.Parse(data); err != nil {
+			return c, fmt.Errorf("config: the defaults with %s: %w", strings.Join(sets, " "), err)
+		}
 	}
 	if *vf.n < 1 || *vf.n > 1000 {
 		return c, fmt.Errorf("-n %d: want 1..1000 replicas", *vf.n)

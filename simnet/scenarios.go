@@ -193,8 +193,8 @@ func scalabilityRows(base VirtualConfig, net string, small bool) ([]VirtualConfi
 				c.Spec.Shared.MSize = 16 << 10
 			}
 			durations(&c, small, base.Duration)
-			// Every protocol gets the same saturating load: 1.2 × what the shared mempools' links
-			// can carry (the native ones saturate far below it).
+			// Every protocol gets the same load: 0.9 × what the shared mempools' links can carry
+			// (DefaultRate; the native ones saturate far below it).
 			shared := with(base, "s-hs", config.EngineHotStuff, config.MemStratus, n, net)
 			c.Rate = DefaultRate(shared)
 			if small {
