@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/stratusbft/stratus/types"
 )
 
 // chromium finds the headless browser: $STRATUS_CHROMIUM, or chromium / chromium-browser /
@@ -443,6 +445,24 @@ func TestDashboardInBrowser(t *testing.T) {
 
 		b.navigate(t, urls[0]+"/")
 		b.waitJS(t, `document.querySelectorAll("#replicas tbody tr.up").length === 4`, 15*time.Second, "4 replicas up")
+
+		// The same 200 transactions sent twice to node 2: half of its submissions are duplicates.
+		txs := make([][]byte, 200)
+		for i := range txs {
+			txs[i] = fmt.Appendf(nil, "dashboard-duplicate-%03d", i)
+		}
+		for range 2 {
+			resp, err := http.Post(urls[1]+"/txs", "application/octet-stream", bytes.NewReader(types.AppendBatch(nil, txs)))
+			require.NoError(t, err)
+			_ = resp.Body.Close()
+			require.Equal(t, http.StatusOK, resp.StatusCode)
+		}
+		b.waitJS(t, `(c => c && c.textContent === "50.0")(document.querySelector("#replica-2 td.dup"))`, 5*time.Second,
+			"node 2's duplicate share shown as 50.0 %")
+		var otherDup string
+		b.eval(t, `document.querySelector("#replica-3 td.dup").textContent`, &otherDup)
+		require.Equal(t, "0.0", otherDup, "node 3 was sent nothing twice")
+
 		require.NoError(t, syscall.Kill(node4, syscall.SIGTERM))
 		b.waitJS(t, `(r => r && r.dataset.up === "false" && r.children[1].textContent.startsWith("down"))(document.querySelector("#replica-4"))`,
 			10*time.Second, "node 4 shown as down")

@@ -256,6 +256,8 @@
         cell(tr, s.latency_window_ms.p99.toFixed(2));
         cell(tr, String(s.mempool.pending_tx));
         cell(tr, String(s.refused_submissions));
+        const dup = cell(tr, (100 * (s.submitted_duplicate_share || 0)).toFixed(1), "dup");
+        dup.title = s.submitted_duplicate_tx + " duplicates answered since start";
         const hr = s.http_refused;
         if (hr) {
           const busy = hr.bodies_in_flight || 0;
@@ -275,7 +277,7 @@
         cell(tr, s.microblocks.busy ? "yes" : "no");
         cell(tr, s.microblocks.load_ms.toFixed(2));
       } else {
-        for (let i = 0; i < 16; i++) cell(tr, "–");
+        for (let i = 0; i < 17; i++) cell(tr, "–");
       }
       tb.appendChild(tr);
     }
