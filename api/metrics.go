@@ -66,6 +66,7 @@ var scalarMetrics = []metricDef{
 	gauge("throughput_transactions_per_second", "Delivered transactions per second over the last 10 s.", func(s *stats.Snapshot) float64 { return s.ThroughputTPS }),
 	counter("submitted_transactions_total", "Client transactions accepted (new at this node).", func(s *stats.Snapshot) uint64 { return s.SubmittedTx }),
 	counter("submitted_duplicate_transactions_total", "Client transactions answered as duplicates.", func(s *stats.Snapshot) uint64 { return s.SubmittedDupTx }),
+	gauge("submitted_duplicate_share", "Share of the client transactions submitted in the last 10 s that were duplicates (0 to 1).", func(s *stats.Snapshot) float64 { return s.SubmittedDupShare }),
 	counter("refused_submissions_total", "Client submissions refused.", func(s *stats.Snapshot) uint64 { return s.RefusedSubmissions }),
 	gauge("mempool_pending_transactions", "Own transactions waiting to be proposed or batched.", func(s *stats.Snapshot) float64 { return float64(s.Mempool.PendingTx) }),
 	gauge("mempool_pending_bytes", "Bytes of own transactions held.", func(s *stats.Snapshot) float64 { return float64(s.Mempool.PendingBytes) }),
