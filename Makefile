@@ -33,6 +33,10 @@ FUZZTIME    ?= 150000x
 fuzz: ## fuzz the wire decoder for FUZZTIME (150000x executions; 5m for a duration): no panic, allocation bounded by the frame, the same verdict as the reference decoder
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./types
 
+.PHONY: profile
+profile: build ## a saturated server -sim (ALG, default s-hs) under 4 clients for DURATION (20) s: CPU and heap profiles, top entries printed
+	bin/profile.sh $(or $(ALG),s-hs) $(or $(DURATION),20)
+
 .PHONY: deploy-test
 deploy-test: ## deploy/ scripts end to end on 5 network namespaces with sshd (root; installs openssh-server, sshpass, jq if missing)
 	deploy/test/run.sh

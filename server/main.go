@@ -22,9 +22,11 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	httppprof "net/http/pprof"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"strings"
 	"syscall"
@@ -63,6 +65,8 @@ func run() int {
 	keygen := flag.Bool("keygen", false, "write a private key file per node of the ips file and the public key list into the -keys directory, then exit")
 	keysDir := flag.String("keys", "keys", "key directory: node<i>.key (mode 0600) and pubkeys.txt")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file (go tool pprof reads it)")
+	memProfile := flag.String("memprofile", "", "with -sim or -id: write a heap profile to this file when the server stops (go tool pprof reads it)")
+	pprofAddr := flag.String("pprof", "", "with -sim or -id: serve net/http/pprof on this address (e.g. 127.0.0.1:6060), apart from the API; off by default")
 	checkConfig := flag.Bool("check-config", false, "check -config (with -set) for the nodes of -ips and -algorithm, print every problem or a one-line summary, and exit: 0 valid, 2 not; binds no port and writes no log")
 	migrate := flag.String("migrate-config", "", "read a config.json of the original prototype and write the equivalent config of this version to stdout (or to -out), each change and its reason on stderr, then exit")
 	outPath := flag.String("out", "", "with -migrate-config: write the migrated config to this new file instead of stdout (an existing file is never overwritten); with -virtual: write the JSON result there (replacing the file) instead of stdout")
@@ -92,6 +96,10 @@ func run() int {
 	if *vf.on {
 		if *sim || *id != 0 || *keygen || *checkConfig || *migrate != "" {
 			fmt.Fprintln(os.Stderr, "server: -virtual runs alone: not with -sim, -id, -keygen, -check-config or -migrate-config")
+			return 2
+		}
+		if flagGiven("pprof") || flagGiven("memprofile") {
+			fmt.Fprintln(os.Stderr, "server: -pprof and -memprofile go with -sim or -id; -virtual takes -cpuprofile")
 			return 2
 		}
 		signal.Stop(sigs) // nothing to shut down cleanly: Ctrl-C and SIGTERM end the simulation
@@ -249,6 +257,23 @@ func run() int {
 		return 1
 	}
 	defer stop()
+	if *memProfile != "" {
+		defer func() {
+			if err := writeHeapProfile(*memProfile); err != nil {
+				fmt.Fprintf(os.Stderr, "server: -memprofile: %v\n", err)
+			}
+		}()
+	}
+	if *pprofAddr != "" {
+		srv, err := servePprof(*pprofAddr)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "server: -pprof %s: %v\n", *pprofAddr, err)
+			return 1
+		}
+		defer srv.Close()
+		log.WithField("addr", srv.Addr).Info("pprof serving")
+		fmt.Fprintf(os.Stderr, "server: profiles at http://%s/debug/pprof/\n", srv.Addr)
+	}
 	run := runSpec{cfg: cfg, algorithm: *algorithm, engine: engine, nodes: nodes, dataDir: *dataDir, log: log}
 	var c *cluster
 	if *id != 0 {
@@ -588,6 +613,38 @@ func migrateConfig(path, ipsPath string, ipsGiven bool, outPath string) int {
 	}
 	fmt.Fprintf(os.Stderr, "wrote %s\n", outPath)
 	return 0
+}
+
+// writeHeapProfile writes the live heap, after a collection, to path.
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	runtime.GC()
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// servePprof serves net/http/pprof's handlers on addr, on a listener of their own: the API's
+// port never exposes them.
+func servePprof(addr string) (*http.Server, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", httppprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", httppprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", httppprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", httppprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", httppprof.Trace)
+	srv := &http.Server{Addr: ln.Addr().String(), Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	return srv, nil
 }
 
 // startProfile starts a CPU profile into path ("" does nothing) and returns what stops it.

@@ -49,6 +49,8 @@ var usageGroups = []usageGroup{
 		{name: "log_level"},
 		{name: "log_dir", help: "directory of server.<pid>.log and of glog's files", def: "."},
 		{name: "cpuprofile"},
+		{name: "memprofile"},
+		{name: "pprof", arg: "ADDR"},
 	}},
 	{title: "-sim, every node in this process", flags: []usageFlag{
 		{name: "sim"},
