@@ -21,7 +21,8 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 echo "== server -sim $alg, profiled (logs and profiles in $LOG_DIR)"
-./simulation.sh "$alg" -cpuprofile "$LOG_DIR/cpu.pprof" -memprofile "$LOG_DIR/heap.pprof" "$@" | head -1
+started=$(./simulation.sh "$alg" -cpuprofile "$LOG_DIR/cpu.pprof" -memprofile "$LOG_DIR/heap.pprof" "$@")
+echo "${started%%$'\n'*}"
 echo "== 4 client processes for ${secs} s"
 if ! ./runClient.sh --wait 4 -duration "$secs" >"$LOG_DIR/clients.out" 2>&1; then
 	cat "$LOG_DIR/clients.out" >&2

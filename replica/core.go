@@ -5,8 +5,6 @@ package replica
 
 import (
 	"fmt"
-	"maps"
-	"slices"
 	"time"
 
 	"github.com/stratusbft/stratus/consensus"
@@ -481,11 +479,10 @@ func (c *Core) deliver(b *types.Block, txs []types.Tx) {
 	fresh, dups := 0, 0
 	for _, t := range txs {
 		id := t.ID()
-		if c.delivered.has(id) {
+		if !c.delivered.add(id, shared) {
 			dups++
 			continue
 		}
-		c.delivered.add(id, shared)
 		key, e, wrote := c.kv.apply(t, b.Height)
 		if c.journal {
 			if n := len(segs); n == 0 || segs[n-1].Gen != c.delivered.gen {
@@ -529,60 +526,3 @@ type nopObserver struct{}
 
 func (nopObserver) Event(consensus.Event)                                         {}
 func (nopObserver) Delivered(*types.Block, int, int, []time.Duration, types.Hash) {}
-
-// idSet remembers recently delivered transaction IDs, with the commit that delivered each, in two
-// generations of up to size each, so memory stays bounded while duplicates within the last
-// size..2×size deliveries are recognised. A transaction delivered longer ago is new again.
-type idSet struct {
-	size      int
-	gen       uint64 // the current generation's number (1 at first); prev is gen-1
-	cur, prev map[types.Hash]*CommitInfo
-}
-
-func newIDSet(size int) *idSet {
-	return &idSet{size: size, gen: 1, cur: make(map[types.Hash]*CommitInfo), prev: make(map[types.Hash]*CommitInfo)}
-}
-
-func (s *idSet) has(id types.Hash) bool {
-	_, ok := s.get(id)
-	return ok
-}
-
-// get returns the commit that delivered id.
-func (s *idSet) get(id types.Hash) (CommitInfo, bool) {
-	info, ok := s.cur[id]
-	if !ok {
-		info, ok = s.prev[id]
-	}
-	if !ok {
-		return CommitInfo{}, false
-	}
-	return *info, true
-}
-
-// add records id as delivered by info; the blocks' transactions share one info.
-func (s *idSet) add(id types.Hash, info *CommitInfo) {
-	if len(s.cur) >= s.size {
-		s.prev, s.cur = s.cur, make(map[types.Hash]*CommitInfo, s.size)
-		s.gen++
-	}
-	s.cur[id] = info
-}
-
-// export lists both generations, each sorted, so that replicas in the same state export the same.
-func (s *idSet) export() (prev, cur []types.Hash) {
-	return slices.SortedFunc(maps.Keys(s.prev), types.CompareHash), slices.SortedFunc(maps.Keys(s.cur), types.CompareHash)
-}
-
-// restore replaces the set by exported generations. Snapshots carry no per-transaction commits:
-// every restored ID gets info, the snapshot's block, by which it was delivered.
-func (s *idSet) restore(prev, cur []types.Hash, info *CommitInfo) {
-	s.prev = make(map[types.Hash]*CommitInfo, len(prev))
-	for _, id := range prev {
-		s.prev[id] = info
-	}
-	s.cur = make(map[types.Hash]*CommitInfo, max(len(cur), s.size))
-	for _, id := range cur {
-		s.cur[id] = info
-	}
-}

@@ -482,7 +482,7 @@ func (s *PebbleStore) loadDedup(out *Saved) error {
 			return err
 		}
 		info := &CommitInfo{View: seg.View, Height: seg.Height, Block: seg.Block}
-		var m map[types.Hash]*CommitInfo
+		var m *idTable
 		switch gen {
 		case s.gen:
 			m = out.Dedup.cur
@@ -492,7 +492,7 @@ func (s *PebbleStore) loadDedup(out *Saved) error {
 			return nil // an older generation not yet compacted away
 		}
 		for _, id := range seg.IDs {
-			m[id] = info
+			m.insert(id, info)
 		}
 		return nil
 	})

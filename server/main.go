@@ -65,7 +65,7 @@ func run() int {
 	keygen := flag.Bool("keygen", false, "write a private key file per node of the ips file and the public key list into the -keys directory, then exit")
 	keysDir := flag.String("keys", "keys", "key directory: node<i>.key (mode 0600) and pubkeys.txt")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file (go tool pprof reads it)")
-	memProfile := flag.String("memprofile", "", "with -sim or -id: write a heap profile to this file when the server stops (go tool pprof reads it)")
+	memProfile := flag.String("memprofile", "", "with -sim or -id: write a heap profile to this file when the server is told to stop, before it stops (go tool pprof reads it)")
 	pprofAddr := flag.String("pprof", "", "with -sim or -id: serve net/http/pprof on this address (e.g. 127.0.0.1:6060), apart from the API; off by default")
 	checkConfig := flag.Bool("check-config", false, "check -config (with -set) for the nodes of -ips and -algorithm, print every problem or a one-line summary, and exit: 0 valid, 2 not; binds no port and writes no log")
 	migrate := flag.String("migrate-config", "", "read a config.json of the original prototype and write the equivalent config of this version to stdout (or to -out), each change and its reason on stderr, then exit")
@@ -257,13 +257,6 @@ func run() int {
 		return 1
 	}
 	defer stop()
-	if *memProfile != "" {
-		defer func() {
-			if err := writeHeapProfile(*memProfile); err != nil {
-				fmt.Fprintf(os.Stderr, "server: -memprofile: %v\n", err)
-			}
-		}()
-	}
 	if *pprofAddr != "" {
 		srv, err := servePprof(*pprofAddr)
 		if err != nil {
@@ -296,6 +289,11 @@ func run() int {
 	}
 
 	sig := <-sigs
+	if *memProfile != "" { // the heap of the running cluster, before it stops
+		if err := writeHeapProfile(*memProfile); err != nil {
+			fmt.Fprintf(os.Stderr, "server: -memprofile: %v\n", err)
+		}
+	}
 	log.WithField("signal", sig.String()).Info("shutting down")
 	c.stop(log)
 	fmt.Println("stratus: stopped")
