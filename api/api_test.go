@@ -145,7 +145,7 @@ func TestSubmitBatch(t *testing.T) {
 	got := node.submissions()
 	require.Len(t, got, 2)
 	require.Equal(t, []byte("one"), got[0][0].Data())
-	require.Equal(t, types.Keccak([]byte("two")), got[0][1].ID())
+	require.Equal(t, types.IDHash([]byte("two")), got[0][1].ID())
 }
 
 // TestSubmitAnswersDuplicates: the answer names both counts, as the node reported them, under

@@ -48,7 +48,7 @@ func TestTxSourceUniqueAndSized(t *testing.T) {
 		for range 3 {
 			for _, tx := range src.NewBatch(500) {
 				require.Len(t, tx, 128)
-				id := types.Keccak(tx)
+				id := types.IDHash(tx)
 				require.False(t, seen[id], "duplicate transaction %x", tx[:16])
 				seen[id] = true
 			}

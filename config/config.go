@@ -210,7 +210,7 @@ var deadKeys = map[string]string{
 	"multiversion": "there is no multi-version store; remove the key",
 	"buffer_size":  "maps are bounded by the protocol; use chan_buffer_size for channel buffers",
 	"delta":        "use timeout (ms) for the view timer",
-	"hasher":       "hashing is always Keccak-256; remove the key",
+	"hasher":       "hashing is fixed here (SHA-256 for transaction and microblock IDs, Keccak-256 for signed digests); remove the key",
 	"fixed":        "remove the key",
 	"pprof":        "remove the key",
 	"maxRound":     "runs are bounded by the client's duration; remove the key",

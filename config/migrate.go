@@ -88,7 +88,7 @@ func droppedAddressMap(key string, raw json.RawMessage) string {
 var dropReasons = map[string]string{
 	"pprof":    "profiling is the server's -cpuprofile flag here",
 	"fixed":    "the setting has no counterpart here",
-	"hasher":   "hashing is always Keccak-256 here",
+	"hasher":   "hashing is fixed here (SHA-256 for transaction and microblock IDs, Keccak-256 for signed digests)",
 	"maxRound": "runs are bounded by the client's duration (benchmark.T)",
 }
 

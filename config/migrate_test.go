@@ -83,7 +83,7 @@ func TestMigrateOriginalDefault(t *testing.T) {
 	}
 	assert.Contains(t, report, "signer: kept (secp256k1 or ECDSA_P256, as in the original")
 	assert.Contains(t, report, "address: dropped: the original replaced this map with ips.txt when it loaded its config, so it never placed a node; here it would override ips.txt and pin node 1 → tcp://127.0.0.1:3735")
-	assert.Contains(t, report, "hasher: dropped: hashing is always Keccak-256 here")
+	assert.Contains(t, report, "hasher: dropped: hashing is fixed here (SHA-256 for transaction and microblock IDs")
 	// Every key of the original is accounted for, once.
 	var orig map[string]json.RawMessage
 	data, err := os.ReadFile(filepath.Join("testdata", "original-default.json"))

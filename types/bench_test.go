@@ -2,6 +2,7 @@ package types
 
 import (
 	"encoding/binary"
+	"fmt"
 	"testing"
 )
 
@@ -62,5 +63,25 @@ func BenchmarkMicroBlockID(b *testing.B) {
 		if mb.ComputeID() != mb.ID {
 			b.Fatal("id")
 		}
+	}
+}
+
+// BenchmarkIDHash: SHA-256, the hash of transactions and ID lists, against Keccak-256, the hash of
+// signed digests, for a transaction of 128 bytes and a KiB of IDs.
+func BenchmarkIDHash(b *testing.B) {
+	for _, size := range []int{128, 1024} {
+		data := make([]byte, size)
+		b.Run(fmt.Sprintf("sha256/%d", size), func(b *testing.B) {
+			b.SetBytes(int64(size))
+			for b.Loop() {
+				IDHash(data)
+			}
+		})
+		b.Run(fmt.Sprintf("keccak/%d", size), func(b *testing.B) {
+			b.SetBytes(int64(size))
+			for b.Loop() {
+				Keccak(data)
+			}
+		})
 	}
 }

@@ -151,11 +151,13 @@ func TestHashHelpers(t *testing.T) {
 func TestTx(t *testing.T) {
 	data := []byte("hello")
 	tx := NewTx(data)
-	assert.Equal(t, Keccak(data), tx.ID())
+	assert.Equal(t, IDHash(data), tx.ID())
+	// SHA-256 of "hello", as sha256sum prints it.
+	assert.Equal(t, "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824", tx.ID().Hex())
 	assert.Equal(t, data, tx.Data())
 	assert.Equal(t, 5, tx.Size())
 	assert.NotEqual(t, tx.ID(), NewTx([]byte("hellp")).ID())
-	assert.Equal(t, Keccak(nil), NewTx(nil).ID())
+	assert.Equal(t, IDHash(nil), NewTx(nil).ID())
 	assert.Equal(t, 0, NewTx(nil).Size())
 }
 

@@ -83,7 +83,7 @@ func TestRoundTripBlockFields(t *testing.T) {
 	for i, tx := range b.Payload.Txs {
 		assert.Equal(t, tx.ID(), d.Payload.Txs[i].ID(), "tx %d", i)
 		assert.Equal(t, tx.Data(), d.Payload.Txs[i].Data(), "tx %d", i)
-		assert.Equal(t, Keccak(tx.Data()), d.Payload.Txs[i].ID(), "tx %d: ID recomputed from bytes", i)
+		assert.Equal(t, IDHash(tx.Data()), d.Payload.Txs[i].ID(), "tx %d: ID recomputed from bytes", i)
 	}
 	assert.Equal(t, b.Payload.Digest(), d.Payload.Digest())
 }

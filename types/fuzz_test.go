@@ -105,7 +105,7 @@ func FuzzDecode(f *testing.F) {
 				t.Fatalf("%d txs became %d", len(b.Txs), len(d.Txs))
 			}
 			for i := range b.Txs {
-				if b.Txs[i].ID() != d.Txs[i].ID() || b.Txs[i].ID() != Keccak(b.Txs[i].Data()) {
+				if b.Txs[i].ID() != d.Txs[i].ID() || b.Txs[i].ID() != IDHash(b.Txs[i].Data()) {
 					t.Fatalf("tx %d ID mismatch", i)
 				}
 			}
@@ -240,7 +240,7 @@ func FuzzDecodeBatch(f *testing.F) {
 			if tx.Size() < 1 || tx.Size() > maxTxSize {
 				t.Fatalf("tx %d has %d bytes (max %d)", i, tx.Size(), maxTxSize)
 			}
-			if tx.ID() != Keccak(tx.Data()) {
+			if tx.ID() != IDHash(tx.Data()) {
 				t.Fatalf("tx %d ID mismatch", i)
 			}
 			raw[i] = tx.Data()

@@ -9,7 +9,7 @@ import (
 	"github.com/ethereum/go-ethereum/rlp"
 )
 
-// Tx is a client transaction: opaque bytes identified by their Keccak-256 hash. The ID is computed
+// Tx is a client transaction: opaque bytes identified by their SHA-256 hash (IDHash). The ID is computed
 // when the Tx is made (NewTx or decoding), so it always matches the bytes.
 type Tx struct {
 	data []byte
@@ -21,10 +21,10 @@ type Tx struct {
 
 // NewTx wraps data (not copied: the caller must not modify it afterwards) and computes its ID.
 func NewTx(data []byte) Tx {
-	return Tx{data: data, id: Keccak(data)}
+	return Tx{data: data, id: IDHash(data)}
 }
 
-// ID is the Keccak-256 hash of the transaction bytes.
+// ID is the SHA-256 hash of the transaction bytes.
 func (t Tx) ID() Hash { return t.id }
 
 // Data returns the transaction bytes; callers must not modify them.
@@ -45,7 +45,7 @@ func (t Tx) Size() int {
 // costs count × unit bytes of memory quota and wire size, and count transactions of block size
 // and throughput. It never goes on a real wire: its encoding carries only the tag.
 func NewCompactTx(tag []byte, count, unit int) Tx {
-	return Tx{data: tag, id: Keccak(tag), count: uint32(max(count, 1)), unit: uint32(max(unit, 1))}
+	return Tx{data: tag, id: IDHash(tag), count: uint32(max(count, 1)), unit: uint32(max(unit, 1))}
 }
 
 // Count is the number of transactions t stands for: 1, or a compact transaction's count.

@@ -30,7 +30,7 @@ func TestBatchRoundTrip(t *testing.T) {
 	require.Len(t, got, len(in))
 	for i := range in {
 		assert.Equal(t, in[i], got[i].Data(), "tx %d", i)
-		assert.Equal(t, Keccak(in[i]), got[i].ID(), "tx %d", i)
+		assert.Equal(t, IDHash(in[i]), got[i].ID(), "tx %d", i)
 		// Transactions share memory with body but cannot grow into the next record.
 		assert.Equal(t, len(in[i]), cap(got[i].Data()), "tx %d cap", i)
 	}

