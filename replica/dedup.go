@@ -83,18 +83,33 @@ func (s *idSet) restore(prev, cur []types.Hash, info *CommitInfo) {
 }
 
 // idTable is one generation: an open-addressing hash table with linear probing, at most half
-// full, of 8-byte slots. A slot holds the top 40 bits of the ID's first 8 bytes (IDs are Keccak
-// hashes, so those bytes are uniform and need no further hashing; the low bits choose the home
-// slot) and, in its low 24 bits, the index of the entry, whose full ID is checked on a match; the
-// entries are stored in insertion order. In front of it a bitset with 16 bits per slot
-// pair (1 MiB for the default window, small enough to stay in cache) has the bit of every ID in
-// the table set: an ID whose bit is clear, most IDs that are not there, is answered without
-// touching the table, which at 16 MiB a generation costs a cache and a TLB miss per probe.
+// full, of 8-byte slots. A slot holds the top 40 bits of the ID's first 8 bytes (IDs are hashes,
+// so those bytes are uniform and need no further hashing; the low bits choose the home slot) and,
+// in its low 24 bits, the index of the entry, whose full ID is checked on a match; the entries are
+// stored in insertion order. In front of the slots a bitset with 8 bits per slot (1 MiB for the
+// default window) has the bit of every ID placed in them set: an ID whose bit is clear, most IDs
+// that are not there, is answered without touching the slots (8 MiB a generation, a cache and a
+// TLB miss per probe).
+//
+// Nothing is allocated or copied in bulk while replicas run. Slots, filter and entries live in
+// chunks of 32–128 KiB, allocated when first written; the table grows by doubling, incrementally:
+// the entries placed in the old slots move to the new ones a few at a time with each insert, and
+// lookups check the old slots until all have moved. A window's first generation grows from nothing
+// to half a million entries in every replica of a process at once, and fresh memory costs a page
+// fault per 4 KiB (11–14 µs on the development machine): allocating and rehashing in one go
+// stalled 16 replicas of one process for 2 s.
 type idTable struct {
-	slots  []uint64 // a power of two long; 0 is empty
-	filter []uint64 // 8 × len(slots) bits
-	ids    []types.Hash
-	infos  []*CommitInfo
+	cur, old     idSlots // old: the slots before the last growth, until every entry has moved
+	moved, moves int     // entries [moved, moves) are placed in old only
+	ids          chunked[types.Hash]
+	infos        chunked[*CommitInfo]
+	n            int // entries
+}
+
+// idSlots are a table's slots and the filter in front of them.
+type idSlots struct {
+	slots  words // a power of two long; 0 is empty
+	filter words // 8 × len(slots) bits
 }
 
 // A slot is tag | ref: ref, 1 or more, is the entry's index plus one.
@@ -102,6 +117,9 @@ const (
 	refBits    = 24
 	refMask    = 1<<refBits - 1
 	maxIDTable = refMask // entries a table can index
+	// movesPerInsert entries move to the new slots with each insert: with doubling, all have
+	// moved long before the next growth.
+	movesPerInsert = 4
 )
 
 // newIDTable returns a table with room for n entries before it grows.
@@ -111,24 +129,28 @@ func newIDTable(n int) *idTable {
 	return t
 }
 
-// reset empties the table, keeping room for at least n entries.
+// reset empties the table, keeping room for at least n entries and the chunks it has.
 func (t *idTable) reset(n int) {
 	want := 16
 	if n > 0 {
 		want = max(want, 1<<bits.Len(uint(2*n-1))) // at most half full
 	}
-	if len(t.slots) >= want && len(t.slots) <= 4*want {
-		clear(t.slots)
-		clear(t.filter)
+	if t.cur.slots.n == want {
+		t.cur.slots.clear()
+		t.cur.filter.clear()
 	} else {
-		t.slots = make([]uint64, want)
-		t.filter = make([]uint64, want/8)
+		t.cur = newIDSlots(want)
 	}
-	clear(t.infos) // no pointers kept alive
-	t.ids, t.infos = t.ids[:0], t.infos[:0]
+	t.old, t.moved, t.moves = idSlots{}, 0, 0
+	t.infos.clear() // no pointers kept alive
+	t.n = 0
 }
 
-func (t *idTable) len() int { return len(t.ids) }
+func newIDSlots(n int) idSlots {
+	return idSlots{slots: newWords(n), filter: newWords(max(n/8, 1))}
+}
+
+func (t *idTable) len() int { return t.n }
 
 func slotKey(id *types.Hash) uint64 { return binary.LittleEndian.Uint64(id[:8]) }
 
@@ -140,74 +162,163 @@ func filterBit(id *types.Hash, n int) (word int, bit uint64) {
 	return int(h >> 6), 1 << (h & 63)
 }
 
-// mayHave is false when id is certainly not in the table.
-func (t *idTable) mayHave(id *types.Hash) bool {
-	w, b := filterBit(id, len(t.filter))
-	return t.filter[w]&b != 0
-}
-
-// find returns the slot of id, or of the empty slot where it would go.
-func (t *idTable) find(id *types.Hash) int {
-	mask := len(t.slots) - 1
+// lookup returns the entry of id placed in s, or -1.
+func (s *idSlots) lookup(id *types.Hash, ids *chunked[types.Hash]) int {
+	if s.slots.n == 0 {
+		return -1
+	}
+	if w, b := filterBit(id, s.filter.n); s.filter.get(w)&b == 0 {
+		return -1
+	}
+	mask := s.slots.n - 1
 	key := slotKey(id)
 	tag := slotTag(key)
 	for i := int(key) & mask; ; i = (i + 1) & mask {
-		s := t.slots[i]
-		if s == 0 || slotTag(s) == tag && t.ids[s&refMask-1] == *id {
-			return i
+		v := s.slots.get(i)
+		if v == 0 {
+			return -1
+		}
+		if slotTag(v) == tag && *ids.at(int(v&refMask - 1)) == *id {
+			return int(v&refMask) - 1
 		}
 	}
 }
 
+// place puts entry j, whose ID is id and which is not in s, into its empty slot.
+func (s *idSlots) place(j int, id *types.Hash) {
+	w, b := filterBit(id, s.filter.n)
+	*s.filter.ptr(w) |= b
+	mask := s.slots.n - 1
+	i := int(slotKey(id)) & mask
+	for s.slots.get(i) != 0 {
+		i = (i + 1) & mask
+	}
+	*s.slots.ptr(i) = slotTag(slotKey(id)) | uint64(j+1)
+}
+
+// entry returns the index of id's entry, or -1.
+func (t *idTable) entry(id *types.Hash) int {
+	if j := t.cur.lookup(id, &t.ids); j >= 0 {
+		return j
+	}
+	if t.moved < t.moves {
+		if j := t.old.lookup(id, &t.ids); j >= t.moved && j < t.moves {
+			return j
+		}
+	}
+	return -1
+}
+
 // get returns the commit of id, or nil when id is not in the table.
 func (t *idTable) get(id types.Hash) *CommitInfo {
-	if !t.mayHave(&id) {
-		return nil
-	}
-	if s := t.slots[t.find(&id)]; s != 0 {
-		return t.infos[s&refMask-1]
+	if j := t.entry(&id); j >= 0 {
+		return *t.infos.at(j)
 	}
 	return nil
 }
 
 // insert adds id with info and reports true, or reports false when id is already there.
 func (t *idTable) insert(id types.Hash, info *CommitInfo) bool {
-	if 2*(len(t.ids)+1) > len(t.slots) {
-		t.grow()
-	}
-	i := t.find(&id)
-	if t.slots[i] != 0 {
+	if t.entry(&id) >= 0 {
 		return false
 	}
-	w, b := filterBit(&id, len(t.filter))
-	t.filter[w] |= b
-	t.ids = append(t.ids, id)
-	t.infos = append(t.infos, info)
-	t.slots[i] = slotTag(slotKey(&id)) | uint64(len(t.ids))
+	if 2*(t.n+1) > t.cur.slots.n {
+		t.grow()
+	}
+	j := t.n
+	*t.ids.ptr(j) = id
+	*t.infos.ptr(j) = info
+	t.n++
+	t.cur.place(j, &id)
+	t.move(movesPerInsert)
 	return true
 }
 
-// grow quadruples the slots (a window fills its first generation in a few steps) and places every
-// entry again; the entries get room for as many as the slots can take, so that they are not
-// copied again and again as they are appended.
+// grow doubles the slots; the entries placed so far move over with the inserts that follow.
 func (t *idTable) grow() {
-	t.slots = make([]uint64, 4*len(t.slots))
-	t.ids = slices.Grow(t.ids, len(t.slots)/2-len(t.ids))
-	t.infos = slices.Grow(t.infos, len(t.slots)/2-len(t.infos))
-	t.filter = make([]uint64, len(t.slots)/8)
-	mask := len(t.slots) - 1
-	for j := range t.ids {
-		w, b := filterBit(&t.ids[j], len(t.filter))
-		t.filter[w] |= b
-		key := slotKey(&t.ids[j])
-		i := int(key) & mask
-		for t.slots[i] != 0 {
-			i = (i + 1) & mask
-		}
-		t.slots[i] = slotTag(key) | uint64(j+1)
+	t.move(t.moves - t.moved) // the previous growth's, if any are left
+	t.old, t.moved, t.moves = t.cur, 0, t.n
+	t.cur = newIDSlots(2 * t.cur.slots.n)
+}
+
+// move places up to k entries that are still in the old slots only into the current ones.
+func (t *idTable) move(k int) {
+	for ; k > 0 && t.moved < t.moves; k-- {
+		t.cur.place(t.moved, t.ids.at(t.moved))
+		t.moved++
+	}
+	if t.moved == t.moves && t.old.slots.n != 0 {
+		t.old = idSlots{} // every entry has moved
 	}
 }
 
 func (t *idTable) sortedIDs() []types.Hash {
-	return slices.SortedFunc(slices.Values(t.ids), types.CompareHash)
+	out := make([]types.Hash, t.n)
+	for j := range out {
+		out[j] = *t.ids.at(j)
+	}
+	slices.SortFunc(out, types.CompareHash)
+	return out
+}
+
+// chunkShift sets the chunk length of words and chunked: 4096 elements.
+const (
+	chunkShift = 12
+	chunkLen   = 1 << chunkShift
+	chunkMask  = chunkLen - 1
+)
+
+// words is an array of n uint64s, zero at first, stored in chunks allocated when first written.
+type words struct {
+	chunks [][]uint64
+	n      int
+}
+
+func newWords(n int) words {
+	return words{chunks: make([][]uint64, (n+chunkLen-1)>>chunkShift), n: n}
+}
+
+func (w *words) get(i int) uint64 {
+	if c := w.chunks[i>>chunkShift]; c != nil {
+		return c[i&chunkMask]
+	}
+	return 0
+}
+
+func (w *words) ptr(i int) *uint64 {
+	c := w.chunks[i>>chunkShift]
+	if c == nil {
+		c = make([]uint64, min(chunkLen, w.n))
+		w.chunks[i>>chunkShift] = c
+	}
+	return &c[i&chunkMask]
+}
+
+// clear zeroes the words, keeping the chunks.
+func (w *words) clear() {
+	for _, c := range w.chunks {
+		clear(c)
+	}
+}
+
+// chunked is a growable array stored in chunks of chunkLen elements, never copied.
+type chunked[T any] struct {
+	chunks [][]T
+}
+
+func (c *chunked[T]) at(i int) *T { return &c.chunks[i>>chunkShift][i&chunkMask] }
+
+// ptr returns element i, allocating its chunk when i is the first of it.
+func (c *chunked[T]) ptr(i int) *T {
+	if k := i >> chunkShift; k == len(c.chunks) {
+		c.chunks = append(c.chunks, make([]T, chunkLen))
+	}
+	return c.at(i)
+}
+
+// clear zeroes the elements, keeping the chunks.
+func (c *chunked[T]) clear() {
+	for _, ch := range c.chunks {
+		clear(ch)
+	}
 }
