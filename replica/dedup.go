@@ -93,17 +93,18 @@ func (s *idSet) restore(prev, cur []types.Hash, info *CommitInfo) {
 //
 // Nothing is allocated or copied in bulk while replicas run. Slots, filter and entries live in
 // chunks of 32–128 KiB, allocated when first written; the table grows by doubling, incrementally:
-// the entries placed in the old slots move to the new ones a few at a time with each insert, and
-// lookups check the old slots until all have moved. A window's first generation grows from nothing
+// a few of the old slots are scanned, in order, with each insert and their entries placed in the
+// new slots (an entry's home there is its old home or that plus the old length, so the writes
+// advance nearly in order too), and lookups check the old slots until the scan is done. A window's first generation grows from nothing
 // to half a million entries in every replica of a process at once, and fresh memory costs a page
 // fault per 4 KiB (11–14 µs on the development machine): allocating and rehashing in one go
 // stalled 16 replicas of one process for 2 s.
 type idTable struct {
-	cur, old     idSlots // old: the slots before the last growth, until every entry has moved
-	moved, moves int     // entries [moved, moves) are placed in old only
-	ids          chunked[types.Hash]
-	infos        chunked[*CommitInfo]
-	n            int // entries
+	cur, old idSlots // old: the slots before the last growth, until every entry has moved
+	scan     int     // old slots before this one have had their entries placed in cur
+	ids      chunked[types.Hash]
+	infos    chunked[*CommitInfo]
+	n        int // entries
 }
 
 // idSlots are a table's slots and the filter in front of them.
@@ -117,9 +118,9 @@ const (
 	refBits    = 24
 	refMask    = 1<<refBits - 1
 	maxIDTable = refMask // entries a table can index
-	// movesPerInsert entries move to the new slots with each insert: with doubling, all have
-	// moved long before the next growth.
-	movesPerInsert = 4
+	// scanPerInsert old slots are scanned with each insert: the old slots are as many as the
+	// inserts until the next growth, so the scan ends long before it.
+	scanPerInsert = 4
 )
 
 // newIDTable returns a table with room for n entries before it grows.
@@ -141,7 +142,7 @@ func (t *idTable) reset(n int) {
 	} else {
 		t.cur = newIDSlots(want)
 	}
-	t.old, t.moved, t.moves = idSlots{}, 0, 0
+	t.old, t.scan = idSlots{}, 0
 	t.infos.clear() // no pointers kept alive
 	t.n = 0
 }
@@ -201,10 +202,8 @@ func (t *idTable) entry(id *types.Hash) int {
 	if j := t.cur.lookup(id, &t.ids); j >= 0 {
 		return j
 	}
-	if t.moved < t.moves {
-		if j := t.old.lookup(id, &t.ids); j >= t.moved && j < t.moves {
-			return j
-		}
+	if t.old.slots.n != 0 {
+		return t.old.lookup(id, &t.ids) // an entry not moved yet, or -1
 	}
 	return -1
 }
@@ -230,24 +229,29 @@ func (t *idTable) insert(id types.Hash, info *CommitInfo) bool {
 	*t.infos.ptr(j) = info
 	t.n++
 	t.cur.place(j, &id)
-	t.move(movesPerInsert)
+	t.move(scanPerInsert)
 	return true
 }
 
 // grow doubles the slots; the entries placed so far move over with the inserts that follow.
 func (t *idTable) grow() {
-	t.move(t.moves - t.moved) // the previous growth's, if any are left
-	t.old, t.moved, t.moves = t.cur, 0, t.n
+	t.move(t.old.slots.n) // the previous growth's scan, if it is not done
+	t.old, t.scan = t.cur, 0
 	t.cur = newIDSlots(2 * t.cur.slots.n)
 }
 
-// move places up to k entries that are still in the old slots only into the current ones.
+// move scans up to k more old slots and places their entries in the current slots.
 func (t *idTable) move(k int) {
-	for ; k > 0 && t.moved < t.moves; k-- {
-		t.cur.place(t.moved, t.ids.at(t.moved))
-		t.moved++
+	if t.old.slots.n == 0 {
+		return
 	}
-	if t.moved == t.moves && t.old.slots.n != 0 {
+	for end := min(t.scan+k, t.old.slots.n); t.scan < end; t.scan++ {
+		if v := t.old.slots.get(t.scan); v != 0 {
+			j := int(v&refMask) - 1
+			t.cur.place(j, t.ids.at(j))
+		}
+	}
+	if t.scan == t.old.slots.n {
 		t.old = idSlots{} // every entry has moved
 	}
 }
