@@ -149,7 +149,7 @@ type Event interface{ event() }
 type ViewChange struct {
 	View   types.View
 	Leader types.NodeID
-	Cause  string // "qc", "tc", "vote", "timeouts", "start"
+	Cause  string // "start", "qc", "vote", "notarized", "tc", "timeouts", "sync"
 }
 
 // TimedOut: the view timer of View expired.

@@ -21,7 +21,7 @@ import (
 // but the timeout path (Base.OnTimeout -> Engine.TimeoutVote -> addVote) has no upper bound: each
 // message leaves a VoteCollector entry that Prune (which drops only views below the window) never
 // removes. Memory grows by ~1 KB per message, forever, and every view change scans it all.
-func TestAttackTimeoutVoteFarFutureIsStoredForever(t *testing.T) {
+func TestAttackTimeoutVoteFarFutureIsDroppedLikeAPlainVote(t *testing.T) {
 	h := newHarness(t, enginetest.Config{Self: 1})
 	const byz = types.NodeID(2)
 	far := types.View(1) + consensus.MaxViewsAhead + 1_000_000
@@ -198,7 +198,7 @@ func TestAttackSlowSyncPeer(t *testing.T) {
 // nothing commits) can never rejoin: every message from the others is for a view beyond its
 // window and TooFarAhead drops it before looking at the certificates it carries, including valid
 // TCs and QCs, which cannot be forged and would move it forward.
-func TestAttackReplicaFarBehindNeverRejoins(t *testing.T) {
+func TestAttackReplicaFarBehindRejoinsThroughValidCertificates(t *testing.T) {
 	h := newHarness(t, enginetest.Config{Self: 1})
 	const now = types.View(1500) // where the other replicas are
 	quorum := []types.NodeID{2, 3, 4}

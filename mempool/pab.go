@@ -255,11 +255,14 @@ func (s *Shared) setProof(id types.Hash, p *types.Proof) {
 	}
 }
 
-// VerifyProof checks that p holds at least q distinct valid acks.
+// verifyProof checks that p holds valid acks of at least Q distinct replicas on the ack digest of
+// its microblock and epoch (one aggregate signature under BLS).
 func (s *Shared) verifyProof(p *types.Proof) error {
 	return consensus.VerifyCert(s.env.Verifier(), types.AckDigest(p.MBID, p.Epoch), p.Signers, p.Sigs, s.cfg.Q)
 }
 
+// checkRef checks a reference r of a proposal for view v under PAB: it must carry a proof of the
+// microblock it names, whose epoch is still fresh in v and whose acks verify (verifyProof).
 func (s *Shared) checkRef(r types.MBRef, v types.View) error {
 	if r.Proof == nil {
 		return errors.New("no availability proof")

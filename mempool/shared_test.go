@@ -1081,11 +1081,13 @@ func TestDLBProbeEvery(t *testing.T) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Bugs found while writing these tests (skipped; see the t.Skip messages).
+// Regressions: bugs found while writing these tests, since fixed. Each comment quotes the rule and
+// says what the test checks now.
 
 // DESIGN §1.4: "Nothing a peer or client sends can panic a process or grow memory without bound."
-// Pushed peer microblocks are capped at 4× memsize and refused when stale; the same microblocks
-// sent as an unsolicited FetchResponse are stored whatever their number and epoch.
+// Pushed peer microblocks are charged to their creator's quota and refused once it is full.
+// Microblocks sent in a FetchResponse that no proof, proposal or fetch asked for are dropped as
+// unsolicited, whatever their number and epoch, so peer storage stays within the quota there too.
 func TestSharedUnsolicitedFetchResponseIsBounded(t *testing.T) {
 	cfg := pabCfg()
 	cfg.MemSize = 160
@@ -1110,10 +1112,10 @@ func TestSharedUnsolicitedFetchResponseIsBounded(t *testing.T) {
 
 // SPEC §4: "Liveness after GST: with at most f faulty replicas, throughput recovers to > 0 and
 // every accepted transaction is eventually delivered", and shared.go's StaleViews comment ("one
-// whose data was garbage-collected everywhere (refused as stale)"). A peer that pushes microblocks
-// and never lets them get a proof fills the 4×memsize budget for good: nothing frees peers'
-// microblocks that are never committed, not even once they are stale and can never be proposed,
-// so every honest microblock after that is dropped unacked and never gets a proof.
+// whose data was garbage-collected everywhere (refused as stale)"). A peer pushes microblocks that
+// are acked but never get a proof, until its quota is full. Once the view has moved more than
+// StaleViews past them they can never be proposed, and SetView's periodic sweep frees them. The
+// test checks that a fresh microblock from an honest creator is then acked, not dropped.
 func TestSharedStalePeerMicroblocksAreFreed(t *testing.T) {
 	cfg := pabCfg()
 	cfg.MemSize = 160
@@ -1133,9 +1135,10 @@ func TestSharedStalePeerMicroblocksAreFreed(t *testing.T) {
 }
 
 // SPEC §3.4: "forward LBForward{mb} to the least-loaded peer (the proxy) and ban it until it
-// delivers". A proxy that delivers the proof after the microblock was re-forwarded to another
-// proxy (or after another proxy delivered first) stays banned: delivered() finds no forward any
-// more and lifts no ban, so an honest but slow proxy is avoided for 100 × forward_timeout.
+// delivers". The microblock is re-forwarded after forward_timeout, so both proxies are banned;
+// the second one delivers first and is unbanned. The forward is kept after the first proof, so
+// when the first, merely slow proxy delivers the proof of the microblock that earned its ban, its
+// ban is lifted too instead of lasting 100 × forward_timeout.
 func TestDLBLateProxyIsUnbannedWhenItDelivers(t *testing.T) {
 	cfg := lbCfg()
 	cfg.D = 2
@@ -1163,7 +1166,8 @@ func TestDLBLateProxyIsUnbannedWhenItDelivers(t *testing.T) {
 }
 
 // SPEC §3.3: "microblock sending can be rate-limited by a token bucket (capacity, fillInterval)".
-// Re-pushes after push_timeout go out directly, around the bucket.
+// Re-pushes after push_timeout go through the bucket like every microblock send: with capacity 1,
+// the re-push due at 60 ms waits for the refill at 100 ms, so only one send goes out before it.
 func TestTokenBucketAlsoLimitsRepushes(t *testing.T) {
 	cfg := pabCfg()
 	cfg.MSize = 16

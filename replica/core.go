@@ -148,7 +148,7 @@ func (o ownedEnv) SetTimer(d time.Duration, t consensus.Timer) {
 // Spec says which protocol a Core runs.
 type Spec struct {
 	Engine         string // hotstuff | streamlet
-	MemType        string // native
+	MemType        string // native | smp | stratus (config.Mem*, aliases resolved)
 	Master         types.NodeID
 	Timeout        time.Duration
 	ProposeTimeout time.Duration

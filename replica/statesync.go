@@ -11,14 +11,20 @@ import (
 )
 
 // State transfer lets a replica that is further behind than the others retain (committed blocks
-// are kept for RetainBlocks heights, committed microblock data up to memsize bytes) skip ahead:
-// it asks every peer for a snapshot of its delivered state and applies one as soon as f+1 peers
-// sent identical ones, so at least one of them is honest. Honest replicas that delivered the same
-// block are in the same state, and they answer with their state right after a checkpoint height
-// (a multiple of SnapshotEvery), so that their answers coincide.
+// are kept for consensus.RetainBlocks heights, committed microblock data up to memsize bytes)
+// skip ahead: it asks every peer for a snapshot of its delivered state (the certified block it
+// delivered last, the chain digest and transaction count, the dedup window, the mempool's
+// delivered window and the key-value store) and applies one as soon as f+1 peers sent identical
+// ones, so at least one of them is honest. Honest replicas that delivered the same block are in
+// the same state. A peer answers at once when no committed block waits for delivery there, with
+// the state of the last block it delivered (replicas that stand still are all at that block), and
+// right after its next checkpoint heights (multiples of SnapshotEvery), so that the answers of
+// replicas that move on coincide.
 //
-// A replica asks when block sync gave up on a block (its peers no longer have it) or when its
-// delivery made no progress for StallChecks view timeouts with committed blocks waiting for data.
+// A replica asks when block sync gave up on a block that may lie above its committed head (no
+// peer could send it), or when its delivery made no progress for stallChecks view timeouts with
+// committed blocks waiting for data. It asks again every retryEvery view timeouts until it
+// applies a snapshot, delivers again, or has asked maxRounds times.
 
 // SnapshotEvery is the distance between checkpoint heights.
 const SnapshotEvery = 64
