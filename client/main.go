@@ -91,16 +91,20 @@ func usagef(format string, args ...any) error {
 
 func parseFlags(args []string, stderr io.Writer) (flags, error) {
 	var f flags
+	def := config.Default()
+	fromConfig := func(key string, v any) string {
+		return fmt.Sprintf("(default: the config's %s; %v when the config does not set it)", key, v)
+	}
 	fs := flag.NewFlagSet("client", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&f.config, "config", "config.json", "configuration `file`")
 	fs.StringVar(&f.ips, "ips", "ips.txt", "replica hosts `file`, one per line")
-	fs.StringVar(&f.duration, "duration", "", "run `time`: whole seconds (20) or a Go duration (20s, 1m); the run ends at -duration or -n, whichever comes first (default benchmark.T)")
-	fs.IntVar(&f.concurrency, "concurrency", 0, "requests in flight (default benchmark.Concurrency)")
-	fs.IntVar(&f.rate, "rate", 0, "tx/s across all workers, 0 = unlimited (default benchmark.Throttle)")
-	fs.IntVar(&f.payload, "payload", 0, "transaction size in `bytes` (default payload_size)")
-	fs.IntVar(&f.batch, "batch", 0, "transactions per request (default benchmark.Batch)")
-	fs.Int64Var(&f.n, "n", 0, "stop after this many committed transactions, 0 = no limit (default benchmark.N)")
+	fs.StringVar(&f.duration, "duration", "", "run `time`: whole seconds (20) or a Go duration (20s, 1m); the run ends at -duration or -n, whichever comes first "+fromConfig("benchmark.T", fmt.Sprintf("%d s", def.Benchmark.T)))
+	fs.IntVar(&f.concurrency, "concurrency", 0, "requests in flight "+fromConfig("benchmark.Concurrency", def.Benchmark.Concurrency))
+	fs.IntVar(&f.rate, "rate", 0, "tx/s across all workers, 0 = unlimited "+fromConfig("benchmark.Throttle", def.Benchmark.Throttle))
+	fs.IntVar(&f.payload, "payload", 0, "transaction size in `bytes` "+fromConfig("payload_size", def.PayloadSize))
+	fs.IntVar(&f.batch, "batch", 0, "transactions per request "+fromConfig("benchmark.Batch", def.Benchmark.Batch))
+	fs.Int64Var(&f.n, "n", 0, "stop after this many committed transactions, 0 = no limit "+fromConfig("benchmark.N", def.Benchmark.N))
 	fs.BoolVar(&f.zipf, "zipf", false, "pick replicas by a Zipf law (zipfian_s, zipfian_v; replica 1 gets the most load) instead of uniformly\n(default true iff benchmark.Distribution is \"zipf\" or zipf is true)")
 	fs.StringVar(&f.targets, "targets", "", "comma-separated node `IDs` to send to (default all)")
 	fs.StringVar(&f.out, "out", "", "JSON summary `file` (default client.<pid>.json in -log_dir)")

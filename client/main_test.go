@@ -146,6 +146,9 @@ func TestUsageErrors(t *testing.T) {
 		var stderr bytes.Buffer
 		assert.Equal(t, exitOK, run(context.Background(), []string{"-h"}, io.Discard, &stderr))
 		assert.Contains(t, stderr.String(), "-concurrency")
+		// Defaults that come from the config say so, and what applies without one.
+		assert.Contains(t, stderr.String(), "transactions per request (default: the config's benchmark.Batch; 200 when the config does not set it)")
+		assert.Contains(t, stderr.String(), "(default: the config's benchmark.T; 20 s when the config does not set it)")
 	})
 }
 

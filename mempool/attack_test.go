@@ -20,7 +20,7 @@ import (
 // unbans `from` for ANY forwarded microblock it was ever a proxy of, even one another proxy
 // delivered. The busy creator then forwards the same microblock to the Byzantine proxy after every
 // forward_timeout, forever: it is never pushed.
-func TestAttackDLBEchoedProofLiftsBanForever(t *testing.T) {
+func TestAttackDLBDroppingProxyStaysAvoidedDespiteEchoedProof(t *testing.T) {
 	const byz = types.NodeID(4)
 	cfg := lbCfg() // D = 3: with N = 4 every peer is sampled
 	r := busyRig(t, 4, cfg)
