@@ -19,10 +19,16 @@ type NativeConfig struct {
 // Native is the mempool of native HotStuff/Streamlet: transactions travel inside proposals.
 //
 // With rotating leaders every replica proposes the transactions its clients sent it when it leads.
+// A replica whose own proposals keep being orphaned — for example because the leaders after it are
+// Byzantine and fork its blocks away, every time its turn comes — would never get its clients'
+// transactions committed; so a transaction orphaned OrphansBeforeForward times is also forwarded
+// to the f+1 replicas that lead after this one in the rotation, at least one of them honest, which
+// propose it in their turn (a copy ordered twice is dropped at delivery).
 // With a static leader the other replicas forward their transactions to it and forward them again
 // if they have not committed after Retry, so a transaction is lost neither by a busy leader nor by
 // a lost message. A replica holds every transaction it accepted until the transaction commits, and
-// takes back the payload of its own orphaned proposals.
+// takes back the payload of its own orphaned proposals. Forwarded transactions are held within the
+// forwarding replica's share of memsize (memsize split among the other replicas).
 type Native struct {
 	env   consensus.Env
 	cfg   NativeConfig
@@ -46,11 +52,16 @@ const (
 )
 
 type heldTx struct {
-	tx     types.Tx
-	origin types.NodeID // the replica that forwarded it to this static leader; 0: own client
-	state  txState
-	at     time.Time // when forwarded
+	tx      types.Tx
+	origin  types.NodeID // the replica that forwarded it here; 0: own client
+	state   txState
+	at      time.Time // when forwarded
+	orphans uint8     // own proposals of it that were orphaned
 }
+
+// OrphansBeforeForward is how many times a replica's own proposal of a transaction is orphaned,
+// with rotating leaders, before the replica forwards the transaction to the next leaders.
+const OrphansBeforeForward = 2
 
 type retryTimer struct{}
 
@@ -99,12 +110,12 @@ func (m *Native) AddTxs(txs []types.Tx) error {
 	return nil
 }
 
-// OnMessage implements Mempool: the static leader takes forwarded transactions while the
-// forwarding replica's share has room (memsize split among the other replicas); what it drops the
-// origin forwards again.
+// OnMessage implements Mempool: the static leader, or with rotating leaders any replica, takes
+// forwarded transactions while the forwarding replica's share has room (memsize split among the
+// other replicas); what it drops the origin forwards again (static leader) or proposes itself.
 func (m *Native) OnMessage(from types.NodeID, msg types.Message) {
 	fw, ok := msg.(*types.TxForward)
-	if !ok || m.cfg.Master != m.env.Self() || from == m.env.Self() {
+	if !ok || from == m.env.Self() || m.cfg.Master != 0 && m.cfg.Master != m.env.Self() {
 		return
 	}
 	share := max(m.cfg.MemSize/max(1, m.env.N()-1), 1)
@@ -232,17 +243,31 @@ func (m *Native) Committed(b *types.Block) {
 	}
 }
 
-// Requeue implements Mempool: this replica's own proposed transactions go back to the front.
+// Requeue implements Mempool: this replica's own proposed transactions go back to the front; with
+// rotating leaders, those of its clients orphaned OrphansBeforeForward times are also forwarded to
+// the next f+1 leaders.
 func (m *Native) Requeue(b *types.Block) {
-	var back []types.Tx
+	var back, forward []types.Tx
 	for _, t := range b.Payload.Txs {
 		if h := m.held[t.ID()]; h != nil && h.state == stateProposed {
 			h.state = statePending
 			back = append(back, t)
+			if h.origin == 0 && m.cfg.Master == 0 && b.Proposer == m.env.Self() {
+				if h.orphans++; h.orphans == OrphansBeforeForward {
+					forward = append(forward, t)
+				}
+			}
 		}
 	}
 	m.queue.pushFront(back)
 	m.live += len(back)
+	if len(forward) > 0 {
+		n := m.env.N()
+		for k := 1; k <= min(n-consensus.QuorumSize(n)+1, n-1); k++ { // f+1 of them
+			to := types.NodeID((int(m.env.Self())-1+k)%n + 1)
+			m.env.Send(to, &types.TxForward{Txs: forward})
+		}
+	}
 }
 
 // DeliveredWindow implements Mempool: duplicates of native payloads are the replica's business.

@@ -113,6 +113,58 @@ func TestNativeRequeuesOwnOrphanedPayload(t *testing.T) {
 	require.Empty(t, m.MakePayload(1, nil).Txs)
 }
 
+// TestNativeForwardsRepeatedlyOrphanedTxs: with rotating leaders, a transaction whose own
+// proposals were orphaned twice is forwarded to the f+1 replicas that lead next, which hold it
+// within the forwarder's share and propose it; it is forwarded once, and a commit frees it.
+func TestNativeForwardsRepeatedlyOrphanedTxs(t *testing.T) {
+	env := &testEnv{self: 3, n: 7} // f = 2: forwarded to 4, 5 and 6
+	m := NewNative(env, NativeConfig{BSize: 10, MemSize: 1 << 20})
+	in := txs('o', 0, 3)
+	require.NoError(t, m.AddTxs(in))
+	orphan := func() {
+		m.Requeue(&types.Block{Proposer: 3, Payload: m.MakePayload(1, nil)})
+	}
+	orphan()
+	require.Empty(t, env.sent, "one orphan is what a view change does")
+	orphan()
+	require.Len(t, env.sent, 3)
+	for i, s := range env.sent {
+		require.Equal(t, types.NodeID(4+i), s.to)
+		require.Equal(t, ids(in), ids(s.m.(*types.TxForward).Txs))
+	}
+	orphan()
+	require.Len(t, env.sent, 3, "forwarded once")
+	require.Equal(t, ids(in), ids(m.MakePayload(1, nil).Txs), "and still proposed here")
+
+	// Wrapping around: replica 6 of 7 forwards to 7, 1 and 2.
+	env6 := &testEnv{self: 6, n: 7}
+	m6 := NewNative(env6, NativeConfig{BSize: 10, MemSize: 1 << 20})
+	require.NoError(t, m6.AddTxs(in))
+	for range OrphansBeforeForward {
+		m6.Requeue(&types.Block{Proposer: 6, Payload: m6.MakePayload(1, nil)})
+	}
+	require.Equal(t, []types.NodeID{7, 1, 2}, []types.NodeID{env6.sent[0].to, env6.sent[1].to, env6.sent[2].to})
+
+	// A receiver holds the forwarded transactions, proposes them, and forgets them at commit.
+	r := NewNative(&testEnv{self: 4, n: 7}, NativeConfig{BSize: 10, MemSize: 1 << 20})
+	r.OnMessage(3, &types.TxForward{Txs: in})
+	require.True(t, r.Ready())
+	p := r.MakePayload(2, nil)
+	require.Equal(t, ids(in), ids(p.Txs))
+	r.Committed(&types.Block{Payload: p})
+	require.Zero(t, r.Gauges().InFlightTxs)
+	// ... within the forwarder's share: memsize / (N-1) bytes.
+	small := NewNative(&testEnv{self: 4, n: 7}, NativeConfig{BSize: 10, MemSize: 6 * txCost(in[0])})
+	small.OnMessage(3, &types.TxForward{Txs: txs('q', 0, 5)})
+	require.Len(t, small.MakePayload(2, nil).Txs, 1, "a share of one transaction")
+	// A forward from itself, or with a static leader to a replica that is not it, is ignored.
+	r.OnMessage(4, &types.TxForward{Txs: txs('s', 0, 1)})
+	require.False(t, r.Ready())
+	st := NewNative(&testEnv{self: 4, n: 7}, NativeConfig{BSize: 10, MemSize: 1 << 20, Master: 1})
+	st.OnMessage(3, &types.TxForward{Txs: txs('s', 0, 1)})
+	require.False(t, st.Ready())
+}
+
 func TestNativeCheckPayload(t *testing.T) {
 	m := NewNative(&testEnv{self: 1, n: 4}, NativeConfig{BSize: 3, MemSize: 1 << 20})
 	v, err := m.CheckPayload(&types.Block{Proposer: 2, Payload: &types.Payload{Txs: txs('a', 0, 3)}})
