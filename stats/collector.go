@@ -88,7 +88,8 @@ type Collector struct {
 	gauges           Gauges
 	submittedTx      uint64
 	submittedDupTx   uint64
-	submitWin        submitWindow
+	submitted        *Window // transactions submitted (accepted or duplicates), for the duplicate share
+	submittedDups    *Window
 	dupReported      time.Time // the last DuplicateReport that was due
 	refusedSubmits   uint64
 	transportDropped uint64
@@ -114,7 +115,8 @@ type mbCounters struct {
 
 // New returns a collector whose clock is now.
 func New(info Info, now func() time.Time) *Collector {
-	return &Collector{info: info, now: now, start: now(), window: NewWindow(windowSeconds), rejected: make(map[string]uint64)}
+	return &Collector{info: info, now: now, start: now(), window: NewWindow(windowSeconds),
+		submitted: NewCountWindow(windowSeconds), submittedDups: NewCountWindow(windowSeconds), rejected: make(map[string]uint64)}
 }
 
 // Event records a consensus event.
@@ -235,7 +237,8 @@ func (c *Collector) Submitted(accepted, duplicates int, refused bool) {
 	} else {
 		c.submittedTx += uint64(accepted)
 		c.submittedDupTx += uint64(duplicates)
-		c.submitWin.add(now, uint64(accepted+duplicates), uint64(duplicates))
+		c.submitted.Add(now, uint64(accepted+duplicates))
+		c.submittedDups.Add(now, uint64(duplicates))
 	}
 	c.mu.Unlock()
 }

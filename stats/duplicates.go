@@ -3,8 +3,8 @@ package stats
 import "time"
 
 // A replica whose clients mostly submit what it already has is doing wasted work, and the
-// client is usually wrong (it re-sends identical transactions, or retries without an
-// Idempotency-Key being the same write). The collector keeps the share of duplicates among the
+// client is usually wrong (it re-sends identical transactions, or retries the same PUT with one
+// Idempotency-Key over and over). The collector keeps the share of duplicates among the
 // transactions submitted in the last windowSeconds, and says when it is due to be reported.
 
 // DuplicateReportInterval is the least time between two reports of mostly duplicate submissions.
@@ -14,34 +14,6 @@ const DuplicateReportInterval = 10 * time.Second
 // of retries is no pattern.
 const duplicateReportMin = 100
 
-// submitWindow counts submitted transactions and their duplicates per second.
-type submitWindow struct {
-	secs        [windowSeconds]int64
-	total, dups [windowSeconds]uint64
-}
-
-func (w *submitWindow) add(now time.Time, total, dups uint64) {
-	s := now.Unix()
-	i := int(s % windowSeconds)
-	if w.secs[i] != s {
-		w.secs[i], w.total[i], w.dups[i] = s, 0, 0
-	}
-	w.total[i] += total
-	w.dups[i] += dups
-}
-
-// sum returns the counts of the last windowSeconds seconds up to now, the current one included.
-func (w *submitWindow) sum(now time.Time) (total, dups uint64) {
-	s := now.Unix()
-	for i := range w.secs {
-		if w.secs[i] > s-windowSeconds && w.secs[i] <= s {
-			total += w.total[i]
-			dups += w.dups[i]
-		}
-	}
-	return total, dups
-}
-
 // DuplicateReport is due at most once per DuplicateReportInterval, when more than half of the
 // transactions submitted in the last windowSeconds (at least duplicateReportMin of them) were
 // duplicates. It returns the counts of that window.
@@ -49,7 +21,7 @@ func (c *Collector) DuplicateReport() (dups, total uint64, due bool) {
 	now := c.now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	total, dups = c.submitWin.sum(now)
+	total, dups = c.submitted.Sum(now), c.submittedDups.Sum(now)
 	if total < duplicateReportMin || 2*dups <= total || (!c.dupReported.IsZero() && now.Sub(c.dupReported) < DuplicateReportInterval) {
 		return dups, total, false
 	}
@@ -60,7 +32,7 @@ func (c *Collector) DuplicateReport() (dups, total uint64, due bool) {
 // duplicateShare is the share of duplicates among the transactions submitted in the last
 // windowSeconds, 0 when none were.
 func (c *Collector) duplicateShare(now time.Time) float64 {
-	total, dups := c.submitWin.sum(now)
+	total, dups := c.submitted.Sum(now), c.submittedDups.Sum(now)
 	if total == 0 {
 		return 0
 	}

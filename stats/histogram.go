@@ -155,12 +155,19 @@ func NewWindow(size int) *Window {
 	return &Window{size: size, secs: make([]int64, size), hist: make([]Histogram, size), counts: make([]uint64, size)}
 }
 
+// NewCountWindow returns a window over size seconds that only counts: Record must not be called.
+func NewCountWindow(size int) *Window {
+	return &Window{size: size, secs: make([]int64, size), counts: make([]uint64, size)}
+}
+
 func (w *Window) slot(now time.Time) int {
 	s := now.Unix()
 	i := int(s % int64(w.size))
 	if w.secs[i] != s {
 		w.secs[i] = s
-		w.hist[i].Reset()
+		if w.hist != nil {
+			w.hist[i].Reset()
+		}
 		w.counts[i] = 0
 	}
 	return i
@@ -187,6 +194,18 @@ func (w *Window) Rate(now time.Time, span time.Duration) float64 {
 		}
 	}
 	return float64(total) / float64(secs)
+}
+
+// Sum is the events counted in the window, the current second included.
+func (w *Window) Sum(now time.Time) uint64 {
+	cur := now.Unix()
+	var total uint64
+	for i := range w.secs {
+		if s := w.secs[i]; s <= cur && s > cur-int64(w.size) {
+			total += w.counts[i]
+		}
+	}
+	return total
 }
 
 // Latency merges the histograms of the window (including the current second).
