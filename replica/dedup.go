@@ -109,8 +109,8 @@ type idTable struct {
 
 // idSlots are a table's slots and the filter in front of them.
 type idSlots struct {
-	slots  words // a power of two long; 0 is empty
-	filter words // 8 × len(slots) bits
+	slots  chunked[uint64] // a power of two long; 0 is empty
+	filter chunked[uint64] // 8 × len(slots) bits
 }
 
 // A slot is tag | ref: ref, 1 or more, is the entry's index plus one.
@@ -148,7 +148,7 @@ func (t *idTable) reset(n int) {
 }
 
 func newIDSlots(n int) idSlots {
-	return idSlots{slots: newWords(n), filter: newWords(max(n/8, 1))}
+	return idSlots{slots: newChunked[uint64](n), filter: newChunked[uint64](max(n/8, 1))}
 }
 
 func (t *idTable) len() int { return t.n }
@@ -157,7 +157,7 @@ func slotKey(id *types.Hash) uint64 { return binary.LittleEndian.Uint64(id[:8]) 
 
 func slotTag(key uint64) uint64 { return key &^ refMask }
 
-// filterBit is the bit of id in a filter of n words: from bytes of the ID other than the slot key's.
+// filterBit is the bit of id in a filter of n 64-bit words: from bytes of the ID other than the slot key's.
 func filterBit(id *types.Hash, n int) (word int, bit uint64) {
 	h := binary.LittleEndian.Uint64(id[8:16]) & uint64(64*n-1)
 	return int(h >> 6), 1 << (h & 63)
@@ -265,59 +265,50 @@ func (t *idTable) sortedIDs() []types.Hash {
 	return out
 }
 
-// chunkShift sets the chunk length of words and chunked: 4096 elements.
+// chunkShift sets the chunk length of chunked: 4096 elements.
 const (
 	chunkShift = 12
 	chunkLen   = 1 << chunkShift
 	chunkMask  = chunkLen - 1
 )
 
-// words is an array of n uint64s, zero at first, stored in chunks allocated when first written.
-type words struct {
-	chunks [][]uint64
+// chunked is an array stored in chunks of chunkLen elements (or n, when n is smaller), each
+// allocated when first written and never copied. n is its length, zero for one that grows as it is
+// written; an element never written reads as the zero value.
+type chunked[T any] struct {
+	chunks [][]T
 	n      int
 }
 
-func newWords(n int) words {
-	return words{chunks: make([][]uint64, (n+chunkLen-1)>>chunkShift), n: n}
+func newChunked[T any](n int) chunked[T] {
+	return chunked[T]{chunks: make([][]T, (n+chunkLen-1)>>chunkShift), n: n}
 }
 
-func (w *words) get(i int) uint64 {
-	if c := w.chunks[i>>chunkShift]; c != nil {
-		return c[i&chunkMask]
+// get returns element i.
+func (c *chunked[T]) get(i int) (v T) {
+	if k := i >> chunkShift; k < len(c.chunks) && c.chunks[k] != nil {
+		v = c.chunks[k][i&chunkMask]
 	}
-	return 0
+	return v
 }
 
-func (w *words) ptr(i int) *uint64 {
-	c := w.chunks[i>>chunkShift]
-	if c == nil {
-		c = make([]uint64, min(chunkLen, w.n))
-		w.chunks[i>>chunkShift] = c
-	}
-	return &c[i&chunkMask]
-}
-
-// clear zeroes the words, keeping the chunks.
-func (w *words) clear() {
-	for _, c := range w.chunks {
-		clear(c)
-	}
-}
-
-// chunked is a growable array stored in chunks of chunkLen elements, never copied.
-type chunked[T any] struct {
-	chunks [][]T
-}
-
+// at returns element i, which was written.
 func (c *chunked[T]) at(i int) *T { return &c.chunks[i>>chunkShift][i&chunkMask] }
 
-// ptr returns element i, allocating its chunk when i is the first of it.
+// ptr returns element i, allocating its chunk if it has none.
 func (c *chunked[T]) ptr(i int) *T {
-	if k := i >> chunkShift; k == len(c.chunks) {
-		c.chunks = append(c.chunks, make([]T, chunkLen))
+	k := i >> chunkShift
+	for k >= len(c.chunks) {
+		c.chunks = append(c.chunks, nil)
 	}
-	return c.at(i)
+	if c.chunks[k] == nil {
+		size := chunkLen
+		if c.n > 0 {
+			size = min(chunkLen, c.n)
+		}
+		c.chunks[k] = make([]T, size)
+	}
+	return &c.chunks[k][i&chunkMask]
 }
 
 // clear zeroes the elements, keeping the chunks.
