@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 )
@@ -78,20 +77,18 @@ func (c Config) AddressWarnings(hosts []string) []string {
 	}
 	var out []string
 	check := func(key, kind string, m map[string]string, addr func(Node) string) {
-		ids := sortedKeys(m)
-		sort.SliceStable(ids, func(a, b int) bool { return len(ids[a]) < len(ids[b]) })
-		for _, k := range ids {
-			id, err := strconv.Atoi(k)
-			if err != nil || id < 1 || id > len(nodes) {
-				continue // Validate reports it
+		for _, n := range nodes { // an entry for a node ips.txt does not list is Validate's to report
+			k := strconv.Itoa(n.ID)
+			if m[k] == "" {
+				continue
 			}
-			host, _, err := net.SplitHostPort(addr(nodes[id-1]))
+			host, _, err := net.SplitHostPort(addr(n))
 			if err != nil {
 				continue
 			}
 			var why []string
-			if host != hosts[id-1] {
-				why = append(why, fmt.Sprintf("its host in ips.txt is %s", hosts[id-1]))
+			if host != n.Host {
+				why = append(why, fmt.Sprintf("its host in ips.txt is %s", n.Host))
 			}
 			if loopback(host) {
 				others := slices.DeleteFunc(slices.Clone(remote), func(s string) bool { return s == k })
@@ -101,7 +98,7 @@ func (c Config) AddressWarnings(hosts []string) []string {
 			}
 			if len(why) > 0 {
 				out = append(out, fmt.Sprintf("%s: node %d %s address %s overrides ips.txt, but %s (remove the entry to use ips.txt)",
-					key, id, kind, m[k], strings.Join(why, ", and ")))
+					key, n.ID, kind, m[k], strings.Join(why, ", and ")))
 			}
 		}
 	}
