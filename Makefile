@@ -35,7 +35,7 @@ fuzz: ## fuzz the wire decoder for FUZZTIME (150000x executions; 5m for a durati
 
 .PHONY: profile
 profile: build ## a saturated server -sim (ALG, default s-hs) under 4 clients for DURATION (20) s: CPU and heap profiles, top entries printed
-	bin/profile.sh $(or $(ALG),s-hs) $(or $(DURATION),20)
+	bin/profile.sh $(ALG) $(DURATION)
 
 .PHONY: deploy-test
 deploy-test: ## deploy/ scripts end to end on 5 network namespaces with sshd (root; installs openssh-server, sshpass, jq if missing)
