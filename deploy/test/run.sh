@@ -38,10 +38,16 @@ REPO=$(cd "$(dirname "$0")/../.." && pwd)
 T0=$SECONDS
 log() { printf '[%s %3ds] %s\n' "$NAME" $((SECONDS - T0)) "$*"; }
 ok() { printf '[%s %3ds] PASS: %s\n' "$NAME" $((SECONDS - T0)) "$*"; }
+# WHY: what failed, repeated after the log dumps so that the last lines of a CI log say it.
+WHY=
 fail() {
+	WHY="$*"
 	printf '[%s %3ds] FAIL: %s\n' "$NAME" $((SECONDS - T0)) "$*" >&2
 	exit 1
 }
+# A command that fails outside fail() (set -e) is named with its line.
+set -E
+trap 'st=$?; [[ -n "$WHY" ]] || WHY="line $LINENO: $BASH_COMMAND exited with status $st"' ERR
 
 if [[ -n "${SKIP_DEPLOY_TEST:-}" ]]; then
 	echo "************************************************************"
@@ -173,7 +179,7 @@ cleanup() {
 	if ((rc == 0)); then
 		log "ALL PASSED in $((SECONDS - T0)) s"
 	else
-		echo "[$NAME] FAILED (exit status $rc)" >&2
+		echo "[$NAME] FAILED (exit status $rc) after $((SECONDS - T0)) s: ${WHY:-interrupted or an unnamed error}" >&2
 	fi
 	exit "$rc"
 }
