@@ -59,7 +59,7 @@ func registerVirtualFlags() *virtualFlags {
 		warmup:         flag.Duration("warmup", -1, "with -virtual: virtual time before throughput and latency are measured (default: a sixth of -duration)"),
 		rate:           flag.Float64("rate", 0, "with -virtual: offered load, transactions per second over all replicas (default: 0.9 × the network's bandwidth limit for the protocol, just under saturation)"),
 		txSize:         flag.Int("tx_size", 0, "with -virtual: transaction size in bytes (default: the config's payload_size)"),
-		msize:          flag.Int("msize", 0, "with -virtual: microblock size in bytes (default: the config's msize)"),
+		msize:          flag.Int("msize", 0, "with -virtual: microblock size in bytes (default: the config's msize; with -fit and a shared mempool by reference, halved until a creator's uplink sends one to every replica within 2.5 s)"),
 		bsize:          flag.Int("bsize", 0, "with -virtual: block size: transactions (native) or microblock references (shared) per proposal (default 0: fitted to the network with -fit, else the config's)"),
 		seed:           flag.Int64("seed", 1, "with -virtual: random seed (same seed, same run)"),
 		byz:            flag.Int("byz", 0, "with -virtual: Byzantine replicas (the last K IDs)"),
@@ -80,7 +80,7 @@ func registerVirtualFlags() *virtualFlags {
 		small:          flag.Bool("small", false, "with -scenario: the same experiment at small N and short duration (a smoke test)"),
 		quiet:          flag.Bool("quiet", false, "with -virtual: no progress lines"),
 		onlyN:          flag.String("only_n", "", "with -scenario: run only the rows with these N (comma-separated)"),
-		fit:            flag.Bool("fit", true, "with -virtual: size the protocol to the network: blocks the leader can send in a quarter of the view timeout (unless -bsize), push and fetch timeouts no shorter than sending a microblock to every replica"),
+		fit:            flag.Bool("fit", true, "with -virtual: size the protocol to the network: blocks the leader can send in a quarter of the view timeout (unless -bsize), push and fetch timeouts no shorter than sending a microblock to every replica, microblocks (unless -msize) small enough to reach every replica within 2.5 s"),
 		signatures:     flag.String("signatures", "simulated", "with -virtual: simulated (keyed-hash signatures with the sizes of the config's signer, verified and unforgeable inside the simulator, cheap to make) or real (the signer's own scheme: slow at large N)"),
 		proofs:         flag.String("proofs", "", "with -virtual: stratus proposals carry proofs inline (the paper's design) or name microblocks by reference (default: the config's proofs)"),
 		q:              flag.Int("q", -1, "with -virtual: PAB proof threshold (default: the config's q, 0 = f+1)"),
@@ -375,6 +375,9 @@ func virtualBase(vf *virtualFlags, cfgPath string, sets []string, algorithm stri
 		c.RealSignatures = true // the scheme's name says real too
 	default:
 		return c, fmt.Errorf("-signatures %q: want simulated or real (the config's signer, %s)", *vf.signatures, c.Scheme)
+	}
+	if *vf.msize == 0 && c.Fit && *vf.scenario == "" {
+		c.Spec.Shared.MSize = simnet.FittedMSize(c) // scenarios set their own
 	}
 	c.Rate = *vf.rate
 	if c.Rate == 0 && *vf.scenario == "" {

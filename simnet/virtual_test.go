@@ -259,3 +259,24 @@ func TestCrashEmptiesLinks(t *testing.T) {
 	require.Equal(t, 100*time.Millisecond+serialization(int(types.WireSize(&types.Vote{View: 1, Voter: 1, Sig: make([]byte, types.SigSize)})), 8e6)+time.Millisecond, (*got)[0].at,
 		"the restarted replica's uplink is free at once")
 }
+
+// TestFittedMSize: with Fit, a microblock is halved until a creator's uplink sends it to the N-1
+// others within MSizeSendBudget, where its size costs a proposal nothing (by reference, or no
+// proofs); inline proofs, a native mempool and fast links keep the configured size.
+func TestFittedMSize(t *testing.T) {
+	wan := NetPresets["wan"]
+	at := func(mem string, n int, byRef bool, uplink float64) int {
+		c := VirtualConfig{N: n, Spec: ScenarioSpec("hotstuff", mem, n, false, false), Links: Links{Uplink: uplink}}
+		c.Spec.Shared.MSize, c.Spec.Shared.ProofsByRef = 128<<10, byRef
+		return FittedMSize(c)
+	}
+	require.Equal(t, 128<<10, at("stratus", 128, true, wan.Uplink), "1.3 s at N=128: kept")
+	require.Equal(t, 64<<10, at("stratus", 256, true, wan.Uplink), "2.7 s at N=256: halved")
+	require.Equal(t, 64<<10, at("stratus", 400, true, wan.Uplink), "4.1 s at N=400: halved once (2.1 s)")
+	require.Equal(t, 16<<10, at("stratus", 1000, true, 10e6), "never below 16 KB")
+	require.Equal(t, 64<<10, at("smp", 400, false, wan.Uplink), "no proofs at all: as by reference")
+	require.Equal(t, 128<<10, at("stratus", 400, false, wan.Uplink), "inline proofs: kept")
+	require.Equal(t, 128<<10, at("native", 400, true, wan.Uplink), "native mempool: no microblocks")
+	require.Equal(t, 128<<10, at("stratus", 400, true, NetPresets["lan"].Uplink), "LAN: 0.4 s, kept")
+	require.Equal(t, 128<<10, at("stratus", 400, true, 0), "unlimited links: kept")
+}
