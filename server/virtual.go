@@ -1,22 +1,17 @@
 package main
 
 import (
-	"bufio"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/stratusbft/stratus/config"
-	"github.com/stratusbft/stratus/replica"
 	"github.com/stratusbft/stratus/simnet"
-	"github.com/stratusbft/stratus/types"
 )
 
 // virtualFlags are the flags of server -virtual.
@@ -238,270 +233,17 @@ func virtualBase(vf *virtualFlags, cfgPath string, sets []string, algorithm stri
 			return c, fmt.Errorf("config: the defaults with %s: %w", strings.Join(sets, " "), err)
 		}
 	}
-	if *vf.n < 1 || *vf.n > 1000 {
-		return c, fmt.Errorf("-n %d: want 1..1000 replicas", *vf.n)
-	}
-	engine, err := cfg.ApplyAlgorithm(algorithm)
-	if err != nil {
-		return c, err
-	}
-	// The knobs the simulator's flags set override the file's.
-	if *vf.msize > 0 {
-		cfg.MSize = *vf.msize
-	}
-	if *vf.bsize > 0 {
-		cfg.BSize = *vf.bsize
-	}
-	if *vf.q >= 0 {
-		cfg.Q = *vf.q
-	}
-	if *vf.proofs != "" {
-		cfg.Proofs = *vf.proofs
-	}
-	if *vf.timeoutMs >= 0 {
-		cfg.Timeout = *vf.timeoutMs
-	}
-	if *vf.proposeTimeout >= 0 {
-		cfg.ProposeTimeout = int(*vf.proposeTimeout / time.Millisecond)
-	}
-	// Microblocks fill up to msize (the paper's batches): -batch_timeout (default 5 s) replaces
-	// the config's few milliseconds, which at hundreds of replicas would cut a batch of a few
-	// transactions, each with its own acks and proof.
-	cfg.BatchTimeout = int(*vf.batchTime / time.Millisecond)
-	if *vf.d > 0 {
-		cfg.D, cfg.LoadBalance = *vf.d, true
-	}
-	if *vf.lb {
-		cfg.LoadBalance = true
-	}
-	if *vf.msize < 0 || *vf.bsize < 0 {
-		return c, errors.New("-msize and -bsize must not be negative")
-	}
-	if err := cfg.Validate(*vf.n); err != nil {
-		return c, fmt.Errorf("%s: invalid configuration for %d replicas:\n  %s", cfgPath, *vf.n, strings.ReplaceAll(err.Error(), "\n", "\n  "))
-	}
-	c.Algorithm, c.N, c.Seed = algorithm, *vf.n, *vf.seed
-	c.Spec = replica.SpecFromConfig(cfg, engine, c.N)
-	c.Scheme = cfg.Signer
-	c.Spec.DedupWindow = replica.DefaultDedupWindow
-	c.Fit = *vf.fit
-	if *vf.bsize == 0 && c.Fit {
-		c.Spec.BSize = 0 // fitted to the network
-	}
-	c.TxSize = cfg.PayloadSize
-	if *vf.txSize != 0 {
-		c.TxSize = *vf.txSize
-	}
-	c.Duration = *vf.duration
-	c.Warmup = *vf.warmup
-	if c.Warmup < 0 {
-		c.Warmup = c.Duration / 6
-	}
-	c.Tick, c.ClientLatency = *vf.tick, *vf.clientLat
-
-	c.Net = *vf.net
-	switch p, ok := simnet.NetPresets[c.Net]; {
-	case ok:
-		c.Links.Uplink, c.Links.Downlink, c.Latency, c.Jitter = p.Uplink, p.Downlink, p.Latency, p.Jitter
-	case c.Net == "config":
-		c.Links.Uplink = float64(cfg.Bandwidth) * 1e6
-		c.Links.Downlink = c.Links.Uplink
-		c.Latency = time.Duration(cfg.Delay) * time.Millisecond
-		c.Jitter = time.Duration(cfg.DErr) * time.Millisecond
-		c.Loss = cfg.Loss
-	default:
-		return c, fmt.Errorf("-net %q: want lan, wan or config", c.Net)
-	}
-	if *vf.uplink >= 0 {
-		c.Links.Uplink, c.Net = *vf.uplink*1e6, "custom"
-	}
-	if *vf.downlink >= 0 {
-		c.Links.Downlink, c.Net = *vf.downlink*1e6, "custom"
-	}
-	if *vf.latency >= 0 {
-		c.Latency, c.Net = *vf.latency, "custom"
-	}
-	if *vf.jitter >= 0 {
-		c.Jitter, c.Net = *vf.jitter, "custom"
-	}
-	if *vf.loss >= 0 {
-		c.Loss = *vf.loss
-	}
-	if *vf.matrix != "" {
-		if c.Links.Matrix, err = readMatrix(*vf.matrix, c.N); err != nil {
-			return c, err
-		}
-	}
-	if *vf.async != "" {
-		if c.Links.Async, err = parseAsync(*vf.async); err != nil {
-			return c, err
-		}
-	}
-	if *vf.partition != "" {
-		if c.Partitions, err = parsePartitions(*vf.partition); err != nil {
-			return c, err
-		}
-	}
-	if *vf.zipf != "" {
-		z, err := parseZipf(*vf.zipf)
-		if err != nil {
-			return c, err
-		}
-		c.Zipf = z
-	}
-	switch *vf.cpu {
-	case "off":
-	case "on":
-		c.CPU = simnet.DefaultCPUFor(c.Scheme)
-	case "measure":
-		c.CPU = simnet.MeasureCPUFor(c.Scheme)
-	default:
-		return c, fmt.Errorf("-cpu %q: want off, on or measure", *vf.cpu)
-	}
-	if *vf.byz < 0 || *vf.byz > config.Faults(c.N) {
-		return c, fmt.Errorf("-byz %d: want 0..f (f = %d for %d replicas)", *vf.byz, config.Faults(c.N), c.N)
-	}
-	if *vf.byz > 0 {
-		if err := config.CheckStrategy(*vf.strategy); err != nil {
-			return c, fmt.Errorf("-strategy: %v", err)
-		}
-		c.Byzantine, c.Strategy = simnet.LastK(c.N, *vf.byz, *vf.strategy), *vf.strategy
-	}
-	switch *vf.signatures {
-	case "simulated":
-	case "real":
-		c.RealSignatures = true
-	case c.Scheme:
-		c.RealSignatures = true // the scheme's name says real too
-	default:
-		return c, fmt.Errorf("-signatures %q: want simulated or real (the config's signer, %s)", *vf.signatures, c.Scheme)
-	}
-	if *vf.msize == 0 && c.Fit && *vf.scenario == "" {
-		c.Spec.Shared.MSize = simnet.FittedMSize(c) // scenarios set their own
-	}
-	c.Rate = *vf.rate
-	if c.Rate == 0 && *vf.scenario == "" {
-		c.Rate = simnet.DefaultRate(c)
-	}
-	return c, c.Validate()
-}
-
-// parseZipf reads "s,v".
-func parseZipf(s string) (*simnet.Zipf, error) {
-	parts := strings.Split(s, ",")
-	if len(parts) != 2 {
-		return nil, fmt.Errorf("-zipf %q: want s,v (e.g. 1.01,1)", s)
-	}
-	a, err1 := strconv.ParseFloat(strings.TrimSpace(parts[0]), 64)
-	b, err2 := strconv.ParseFloat(strings.TrimSpace(parts[1]), 64)
-	if err1 != nil || err2 != nil || a <= 1 || b < 1 {
-		return nil, fmt.Errorf("-zipf %q: want s > 1 and v >= 1 (e.g. 1.01,1)", s)
-	}
-	return &simnet.Zipf{S: a, V: b}, nil
-}
-
-var asyncRE = regexp.MustCompile(`^([^-]+)-([^:]+):([^±+]+)(?:(?:±|\+-)(.+))?$`)
-
-// parseAsync reads windows like 10s-20s:200ms±100ms.
-func parseAsync(s string) ([]simnet.AsyncWindow, error) {
-	var out []simnet.AsyncWindow
-	for _, part := range strings.Split(s, ",") {
-		m := asyncRE.FindStringSubmatch(strings.TrimSpace(part))
-		if m == nil {
-			return nil, fmt.Errorf("-async %q: want FROM-TO:DELAY±JITTER, e.g. 10s-20s:200ms±100ms", part)
-		}
-		var w simnet.AsyncWindow
-		var err error
-		for i, dst := range []*time.Duration{&w.From, &w.To, &w.Delay, &w.Jitter} {
-			if m[i+1] == "" {
-				continue
-			}
-			if *dst, err = time.ParseDuration(m[i+1]); err != nil {
-				return nil, fmt.Errorf("-async %q: %v", part, err)
-			}
-		}
-		if w.To <= w.From || w.Delay < 0 || w.Jitter < 0 || w.Jitter > w.Delay {
-			return nil, fmt.Errorf("-async %q: want FROM < TO and 0 <= JITTER <= DELAY", part)
-		}
-		out = append(out, w)
-	}
-	return out, nil
-}
-
-var partitionRE = regexp.MustCompile(`^([^-]+)-([^:]+):([0-9, ]+)$`)
-
-// parsePartitions reads windows like 5s-8s:1,2 separated by ';'.
-func parsePartitions(s string) ([]simnet.Partition, error) {
-	var out []simnet.Partition
-	for _, part := range strings.Split(s, ";") {
-		m := partitionRE.FindStringSubmatch(strings.TrimSpace(part))
-		if m == nil {
-			return nil, fmt.Errorf("-partition %q: want FROM-TO:ID,ID,..., e.g. 5s-8s:1,2", part)
-		}
-		var p simnet.Partition
-		var err error
-		if p.From, err = time.ParseDuration(m[1]); err != nil {
-			return nil, fmt.Errorf("-partition %q: %v", part, err)
-		}
-		if p.To, err = time.ParseDuration(m[2]); err != nil {
-			return nil, fmt.Errorf("-partition %q: %v", part, err)
-		}
-		for _, f := range strings.Split(m[3], ",") {
-			id, err := strconv.Atoi(strings.TrimSpace(f))
-			if err != nil {
-				return nil, fmt.Errorf("-partition %q: %q is not a replica ID", part, f)
-			}
-			p.Side = append(p.Side, types.NodeID(id))
-		}
-		out = append(out, p)
-	}
-	return out, nil
-}
-
-// readMatrix reads an N×N file of one-way latencies.
-func readMatrix(path string, n int) ([][]time.Duration, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("-latency_matrix: %v", err)
-	}
-	defer f.Close()
-	var m [][]time.Duration
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<24)
-	line := 0
-	for sc.Scan() {
-		line++
-		text := strings.TrimSpace(sc.Text())
-		if text == "" || strings.HasPrefix(text, "#") {
-			continue
-		}
-		var row []time.Duration
-		for _, field := range strings.Fields(text) {
-			d, err := time.ParseDuration(field)
-			if err != nil {
-				v, err2 := strconv.ParseFloat(field, 64)
-				if err2 != nil {
-					return nil, fmt.Errorf("-latency_matrix %s:%d: %q is neither a duration nor milliseconds", path, line, field)
-				}
-				d = time.Duration(v * float64(time.Millisecond))
-			}
-			if d < 0 {
-				return nil, fmt.Errorf("-latency_matrix %s:%d: negative latency %v", path, line, d)
-			}
-			row = append(row, d)
-		}
-		if len(row) != n {
-			return nil, fmt.Errorf("-latency_matrix %s:%d: %d entries, want %d (one per replica)", path, line, len(row), n)
-		}
-		m = append(m, row)
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("-latency_matrix: %v", err)
-	}
-	if len(m) != n {
-		return nil, fmt.Errorf("-latency_matrix %s: %d rows, want %d (one per replica)", path, len(m), n)
-	}
-	return m, nil
+	return simnet.BuildVirtual(cfg, algorithm, simnet.VirtualParams{
+		N: *vf.n, Net: *vf.net, Duration: *vf.duration, Warmup: *vf.warmup, Rate: *vf.rate,
+		TxSize: *vf.txSize, MSize: *vf.msize, BSize: *vf.bsize, Seed: *vf.seed,
+		Byz: *vf.byz, Strategy: *vf.strategy, Zipf: *vf.zipf, Async: *vf.async, Partition: *vf.partition,
+		CPU: *vf.cpu, Tick: *vf.tick, ClientLatency: *vf.clientLat,
+		Uplink: *vf.uplink, Downlink: *vf.downlink, Latency: *vf.latency, Jitter: *vf.jitter,
+		LatencyMatrix: *vf.matrix, Loss: *vf.loss, Fit: *vf.fit, Signatures: *vf.signatures, Proofs: *vf.proofs,
+		Q: *vf.q, TimeoutMs: *vf.timeoutMs, D: *vf.d, LB: *vf.lb,
+		ProposeTimeout: *vf.proposeTimeout, BatchTimeout: *vf.batchTime,
+		Scenario: *vf.scenario != "", ConfigName: cfgPath,
+	})
 }
 
 // virtualOnlyFlags names a flag of -virtual given without it ("" if none).
