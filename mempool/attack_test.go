@@ -174,7 +174,7 @@ func TestAttackUnsolicitedLBForwardIsNotPushed(t *testing.T) {
 			p.advance(60 * time.Millisecond)
 		}
 		relay()
-		queued := len(p.m.bucket.queue)
+		queued := p.m.bucket.queue.Len()
 
 		// 4. p's own client transaction does not wait behind them.
 		require.NoError(t, p.m.AddTxs(txs('o', 0, 1)))

@@ -1,6 +1,7 @@
 package mempool
 
 import (
+	"github.com/stratusbft/stratus/internal/fifo"
 	"github.com/stratusbft/stratus/types"
 )
 
@@ -49,7 +50,7 @@ func (s *Shared) repushToMaster(t masterTimer) {
 // fillInterval, up to capacity. Sends without a token wait in order.
 type tokenBucket struct {
 	tokens  int
-	queue   []sendJob
+	queue   fifo.Queue[sendJob]
 	armed   bool
 	waiting map[types.Hash]bool // microblocks with a job in the queue
 }
@@ -76,7 +77,7 @@ func (s *Shared) sendTo(mb *types.MicroBlock, to []types.NodeID) {
 func (s *Shared) submit(j sendJob) {
 	if s.cfg.FillInterval > 0 {
 		if s.bucket.tokens == 0 {
-			s.bucket.queue = append(s.bucket.queue, j)
+			s.bucket.queue.Push(j)
 			if s.bucket.waiting == nil {
 				s.bucket.waiting = make(map[types.Hash]bool)
 			}
@@ -127,7 +128,7 @@ func (s *Shared) gossipPeers(mb *types.MicroBlock, from types.NodeID) []types.No
 }
 
 func (s *Shared) armRefill() {
-	if !s.bucket.armed && (s.bucket.tokens < s.cfg.Capacity || len(s.bucket.queue) > 0) {
+	if !s.bucket.armed && (s.bucket.tokens < s.cfg.Capacity || s.bucket.queue.Len() > 0) {
 		s.bucket.armed = true
 		s.env.SetTimer(s.cfg.FillInterval, refillTimer{})
 	}
@@ -139,10 +140,8 @@ func (s *Shared) refill() {
 	if s.bucket.tokens < s.cfg.Capacity {
 		s.bucket.tokens++
 	}
-	for s.bucket.tokens > 0 && len(s.bucket.queue) > 0 {
-		j := s.bucket.queue[0]
-		s.bucket.queue[0] = sendJob{}
-		s.bucket.queue = s.bucket.queue[1:]
+	for s.bucket.tokens > 0 && s.bucket.queue.Len() > 0 {
+		j, _ := s.bucket.queue.Pop()
 		delete(s.bucket.waiting, j.mb.ID)
 		s.bucket.tokens--
 		s.transmit(j)

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/stratusbft/stratus/consensus"
+	"github.com/stratusbft/stratus/internal/fifo"
 	"github.com/stratusbft/stratus/types"
 )
 
@@ -32,7 +33,7 @@ type NativeConfig struct {
 type Native struct {
 	env   consensus.Env
 	cfg   NativeConfig
-	queue txQueue // pending transactions; entries no longer pending are skipped lazily
+	queue fifo.Queue[types.Tx] // pending transactions; entries no longer pending are skipped lazily
 	held  map[types.Hash]*heldTx
 	live  int // pending entries in queue
 	bytes int // charged bytes of own transactions (txCost)
@@ -97,7 +98,7 @@ func (m *Native) AddTxs(txs []types.Tx) error {
 			fresh = append(fresh, t)
 			continue
 		}
-		m.queue.push(t)
+		m.queue.Push(t)
 		m.live++
 	}
 	if len(fresh) > 0 {
@@ -128,7 +129,7 @@ func (m *Native) OnMessage(from types.NodeID, msg types.Message) {
 		}
 		m.held[t.ID()] = &heldTx{tx: t, origin: from}
 		m.fwdBytes[from] += txCost(t)
-		m.queue.push(t)
+		m.queue.Push(t)
 		m.live++
 	}
 }
@@ -182,19 +183,19 @@ func (m *Native) MakePayload(types.View, []*types.Block) *types.Payload {
 	txs := make([]types.Tx, 0, n)
 	count := 0 // transactions: a compact (simulated) one counts as the many it stands for
 	for count < m.cfg.BSize {
-		t, ok := m.queue.peek()
+		t, ok := m.queue.Peek()
 		if !ok {
 			break
 		}
 		h := m.held[t.ID()]
 		if h == nil || h.state != statePending {
-			m.queue.pop()
+			m.queue.Pop()
 			continue
 		}
 		if count > 0 && count+t.Count() > m.cfg.BSize {
 			break
 		}
-		m.queue.pop()
+		m.queue.Pop()
 		h.state = stateProposed
 		m.live--
 		count += t.Count()
@@ -259,7 +260,7 @@ func (m *Native) Requeue(b *types.Block) {
 			}
 		}
 	}
-	m.queue.pushFront(back)
+	m.queue.PushFront(back)
 	m.live += len(back)
 	if len(forward) > 0 {
 		n := m.env.N()

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/stratusbft/stratus/consensus"
+	"github.com/stratusbft/stratus/internal/fifo"
 	"github.com/stratusbft/stratus/types"
 )
 
@@ -94,7 +95,7 @@ type Shared struct {
 	nextCut    time.Time               // backpressure: no microblock before this (pacing to uplinkShare of the uplink)
 	ownTxs     map[types.Hash]struct{} // IDs in the batch or in own uncommitted microblocks
 	ownBytes   int
-	ownOrder   idQueue // own microblocks, oldest first, for re-issuing stale ones
+	ownOrder   fifo.Queue[types.Hash] // own microblocks, oldest first, for re-issuing stale ones
 
 	mbs       map[types.Hash]*mbEntry
 	avail     availSet // IDs that may be proposed, oldest first; dead entries are dropped as leaders walk it
@@ -195,19 +196,19 @@ func (s *Shared) SetView(v types.View) {
 		s.sweepStale()
 	}
 	for {
-		id, ok := s.ownOrder.peek()
+		id, ok := s.ownOrder.Peek()
 		if !ok {
 			return
 		}
 		e := s.mbs[id]
 		if e == nil || !e.own {
-			s.ownOrder.pop()
+			s.ownOrder.Pop()
 			continue
 		}
 		if e.epoch+StaleViews/2 >= v || e.proposed || e.mb == nil {
 			return
 		}
-		s.ownOrder.pop()
+		s.ownOrder.Pop()
 		s.reissue(e)
 	}
 }
@@ -359,7 +360,7 @@ func (s *Shared) cut() {
 	mb := types.NewMicroBlock(s.self, s.view, txs).Signed(s.env.Signer().Sign)
 	s.mbs[mb.ID] = &mbEntry{id: mb.ID, epoch: mb.Epoch, mb: mb, own: true}
 	s.hold(mb)
-	s.ownOrder.push(mb.ID)
+	s.ownOrder.Push(mb.ID)
 	s.emit(consensus.MBCreated{Txs: len(txs), Bytes: bytes})
 	s.pace(mb)
 	s.disseminate(mb)
@@ -374,7 +375,7 @@ func (s *Shared) reissue(e *mbEntry) {
 	mb := types.NewMicroBlock(s.self, s.view, e.mb.Txs).Signed(s.env.Signer().Sign)
 	s.mbs[mb.ID] = &mbEntry{id: mb.ID, epoch: mb.Epoch, mb: mb, own: true}
 	s.hold(mb)
-	s.ownOrder.push(mb.ID)
+	s.ownOrder.Push(mb.ID)
 	s.disseminate(mb)
 }
 
@@ -813,7 +814,7 @@ type retainer struct {
 	bytes  int
 	height uint64 // the latest delivered block
 	mbs    map[types.Hash]retained
-	order  idQueue
+	order  fifo.Queue[types.Hash]
 }
 
 type retained struct {
@@ -829,11 +830,11 @@ func (r *retainer) add(mb *types.MicroBlock, height uint64) {
 		return
 	}
 	r.mbs[mb.ID] = retained{mb, height}
-	r.order.push(mb.ID)
+	r.order.Push(mb.ID)
 	r.bytes += mbCost(mb)
 	r.height = max(r.height, height)
 	for r.bytes > r.limit {
-		id, ok := r.order.peek()
+		id, ok := r.order.Peek()
 		if !ok {
 			return
 		}
@@ -841,7 +842,7 @@ func (r *retainer) add(mb *types.MicroBlock, height uint64) {
 		if held && old.height+retainBlocks > r.height {
 			return // recent: kept
 		}
-		r.order.pop()
+		r.order.Pop()
 		if held {
 			r.bytes -= mbCost(old.mb)
 			delete(r.mbs, id)
@@ -853,36 +854,6 @@ func (r *retainer) add(mb *types.MicroBlock, height uint64) {
 }
 
 func (r *retainer) get(id types.Hash) *types.MicroBlock { return r.mbs[id].mb }
-
-// idQueue is a FIFO of IDs, amortised O(1).
-type idQueue struct {
-	items []types.Hash
-	head  int
-}
-
-func (q *idQueue) push(id types.Hash) { q.items = append(q.items, id) }
-
-func (q *idQueue) peek() (types.Hash, bool) {
-	if q.head == len(q.items) {
-		return types.Hash{}, false
-	}
-	return q.items[q.head], true
-}
-
-func (q *idQueue) pop() (types.Hash, bool) {
-	id, ok := q.peek()
-	if !ok {
-		return id, false
-	}
-	q.head++
-	if q.head == len(q.items) {
-		q.items, q.head = q.items[:0], 0
-	} else if q.head > 1024 && q.head*2 > len(q.items) {
-		q.items = append(q.items[:0:0], q.items[q.head:]...)
-		q.head = 0
-	}
-	return id, true
-}
 
 // availSet holds the IDs of the microblocks that may be proposed, oldest first (requeued ones
 // first), each once. An entry stays while it can still be proposed, also while a pending block

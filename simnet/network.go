@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/stratusbft/stratus/internal/fifo"
 	"github.com/stratusbft/stratus/types"
 )
 
@@ -68,31 +69,10 @@ type copyOut struct {
 	role Role // the sender's when it sent the message
 }
 
-// queue is a FIFO of copies.
-type queue struct {
-	items []copyOut
-	head  int
-}
-
-func (q *queue) push(c copyOut) { q.items = append(q.items, c) }
-func (q *queue) len() int       { return len(q.items) - q.head }
-func (q *queue) pop() copyOut {
-	c := q.items[q.head]
-	q.items[q.head] = copyOut{}
-	q.head++
-	if q.head == len(q.items) {
-		q.items, q.head = q.items[:0], 0
-	} else if q.head > 1024 && q.head*2 > len(q.items) {
-		q.items = append(q.items[:0:0], q.items[q.head:]...)
-		q.head = 0
-	}
-	return c
-}
-
 // link is one direction of a replica's access link.
 type link struct {
 	busy  bool
-	lanes [types.NumLanes]queue // the uplink uses both lanes, the downlink only the first
+	lanes [types.NumLanes]fifo.Queue[copyOut] // the uplink uses both lanes, the downlink only the first
 	// queued bytes, for the queueing statistics
 	bytes int
 	epoch uint64 // bumped when the replica crashes: the copy in progress is gone with the queue
@@ -100,7 +80,7 @@ type link struct {
 
 // reset empties the link (its replica crashed).
 func (l *link) reset() {
-	l.busy, l.lanes, l.bytes = false, [types.NumLanes]queue{}, 0
+	l.busy, l.lanes, l.bytes = false, [types.NumLanes]fifo.Queue[copyOut]{}, 0
 	l.epoch++
 }
 
@@ -121,7 +101,7 @@ func (s *Sim) enqueueUp(from, dst *Node, m types.Message, size int) {
 		return
 	}
 	up := &from.up
-	up.lanes[m.Kind().Lane()].push(c)
+	up.lanes[m.Kind().Lane()].Push(c)
 	up.bytes += size
 	if !up.busy {
 		s.nextUp(from)
@@ -133,10 +113,10 @@ func (s *Sim) nextUp(from *Node) {
 	up := &from.up
 	var c copyOut
 	switch {
-	case up.lanes[types.LaneConsensus].len() > 0:
-		c = up.lanes[types.LaneConsensus].pop()
-	case up.lanes[types.LaneData].len() > 0:
-		c = up.lanes[types.LaneData].pop()
+	case up.lanes[types.LaneConsensus].Len() > 0:
+		c, _ = up.lanes[types.LaneConsensus].Pop()
+	case up.lanes[types.LaneData].Len() > 0:
+		c, _ = up.lanes[types.LaneData].Pop()
 	default:
 		up.busy = false
 		return
@@ -204,7 +184,7 @@ func (s *Sim) arrived(from *Node, c copyOut) {
 	dst := c.to
 	down := &dst.down
 	// A copy carries its sender in the queue: keep it with the copy.
-	down.lanes[0].push(copyOut{to: from, gen: c.gen, m: c.m, size: c.size})
+	down.lanes[0].Push(copyOut{to: from, gen: c.gen, m: c.m, size: c.size})
 	down.bytes += c.size
 	if !down.busy {
 		s.nextDown(dst)
@@ -214,11 +194,11 @@ func (s *Sim) arrived(from *Node, c copyOut) {
 // nextDown delivers the next copy off dst's downlink.
 func (s *Sim) nextDown(dst *Node) {
 	down := &dst.down
-	if down.lanes[0].len() == 0 {
+	if down.lanes[0].Len() == 0 {
 		down.busy = false
 		return
 	}
-	c := down.lanes[0].pop()
+	c, _ := down.lanes[0].Pop()
 	down.busy = true
 	down.bytes -= c.size
 	epoch := down.epoch

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/stratusbft/stratus/internal/fifo"
 	"github.com/stratusbft/stratus/types"
 )
 
@@ -141,7 +142,7 @@ type Shaper struct {
 
 	mu         sync.Mutex
 	rng        *rand.Rand
-	lanes      [types.NumLanes]fifo
+	lanes      [types.NumLanes]fifo.Queue[shaped]
 	laneBytes  [types.NumLanes]int
 	onWire     bool      // cur is being serialized
 	cur        wireItem  // the message on the wire
@@ -350,7 +351,7 @@ func (s *Shaper) queue(to types.NodeID, m types.Message, size int, now time.Time
 			s.dropped.Add(1)
 			return false
 		}
-		s.lanes[l].push(it)
+		s.lanes[l].Push(it)
 		s.laneBytes[l] += size
 		if !s.onWire {
 			s.wakeBy(now)
@@ -538,13 +539,15 @@ func (s *Shaper) advance(now time.Time, due []inFlight) []inFlight {
 // next takes the message the uplink sends after its current one: the consensus lane's head if it
 // was waiting when the uplink became free (or came first), else the data lane's. Caller holds mu.
 func (s *Shaper) next() (shaped, bool) {
-	c, okc := s.lanes[types.LaneConsensus].peek()
-	d, okd := s.lanes[types.LaneData].peek()
+	c, okc := s.lanes[types.LaneConsensus].Peek()
+	d, okd := s.lanes[types.LaneData].Peek()
 	switch {
 	case okc && (!okd || !c.enq.After(s.free) || !c.enq.After(d.enq)):
-		return s.lanes[types.LaneConsensus].pop(), true
+		s.lanes[types.LaneConsensus].Pop()
+		return c, true
 	case okd:
-		return s.lanes[types.LaneData].pop(), true
+		s.lanes[types.LaneData].Pop()
+		return d, true
 	}
 	return shaped{}, false
 }
@@ -730,36 +733,6 @@ func (s *Shaper) prune(now time.Time) {
 	// Copies still under way keep later sends behind them, so that a destination receives in order.
 	underWay := s.onWire || len(s.prop) > 0 || s.delivering || s.laneBytes[types.LaneConsensus] > 0 || s.laneBytes[types.LaneData] > 0
 	s.detour.Store(active || underWay)
-}
-
-// fifo is a queue of copies waiting on one lane of the uplink.
-type fifo struct {
-	buf  []shaped
-	head int
-}
-
-func (q *fifo) push(x shaped) { q.buf = append(q.buf, x) }
-
-func (q *fifo) peek() (shaped, bool) {
-	if q.head == len(q.buf) {
-		return shaped{}, false
-	}
-	return q.buf[q.head], true
-}
-
-func (q *fifo) pop() shaped {
-	x := q.buf[q.head]
-	q.buf[q.head] = shaped{}
-	q.head++
-	switch {
-	case q.head == len(q.buf):
-		q.buf, q.head = q.buf[:0], 0
-	case q.head >= 1024 && 2*q.head >= len(q.buf):
-		n := copy(q.buf, q.buf[q.head:])
-		clear(q.buf[n:])
-		q.buf, q.head = q.buf[:n], 0
-	}
-	return x
 }
 
 // inFlight is a serialized copy travelling to its destination.

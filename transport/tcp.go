@@ -22,6 +22,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/stratusbft/stratus/crypto"
+	"github.com/stratusbft/stratus/internal/fifo"
 	"github.com/stratusbft/stratus/types"
 )
 
@@ -912,8 +913,7 @@ type inLane struct {
 }
 
 type inQueue struct {
-	msgs  []Envelope
-	head  int
+	msgs  fifo.Queue[Envelope]
 	bytes int
 	space chan struct{} // signalled when a message leaves
 }
@@ -931,11 +931,11 @@ func newInLane(peers int) *inLane {
 func (il *inLane) push(i int, env Envelope, maxMsgs, maxBytes int) bool {
 	il.mu.Lock()
 	q := il.q[i]
-	if n := len(q.msgs) - q.head; n > 0 && (n >= maxMsgs || q.bytes+env.Size > maxBytes) {
+	if n := q.msgs.Len(); n > 0 && (n >= maxMsgs || q.bytes+env.Size > maxBytes) {
 		il.mu.Unlock()
 		return false
 	}
-	q.msgs = append(q.msgs, env)
+	q.msgs.Push(env)
 	q.bytes += env.Size
 	il.count++
 	il.mu.Unlock()
@@ -956,16 +956,9 @@ func (il *inLane) pop() (Envelope, bool) {
 	for k := range il.q {
 		i := (il.next + k) % len(il.q)
 		q := il.q[i]
-		if q.head == len(q.msgs) {
+		env, ok := q.msgs.Pop() // an emptied queue gives a burst's backing array back
+		if !ok {
 			continue
-		}
-		env := q.msgs[q.head]
-		q.msgs[q.head] = Envelope{}
-		if q.head++; q.head == len(q.msgs) {
-			q.msgs, q.head = q.msgs[:0], 0
-			if cap(q.msgs) > 4096 {
-				q.msgs = nil // a burst's backing array goes with it
-			}
 		}
 		q.bytes -= env.Size
 		il.count--
