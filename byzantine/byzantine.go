@@ -19,7 +19,7 @@ import (
 	"github.com/stratusbft/stratus/types"
 )
 
-// Strategy names (SPEC §4).
+// Strategy names (docs/spec.md §4.1).
 const (
 	Silence         = "silence"          // sends nothing, ignores everything
 	Crash           = "crash"            // honest until it crashes; the driver stops and restarts it

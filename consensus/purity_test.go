@@ -14,7 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// corePackages must stay deterministic state machines (DESIGN.md §1): no I/O, no network, no
+// corePackages must stay deterministic state machines (docs/design.md §1.1): no I/O, no network, no
 // goroutines, no wall clock, no locks, and no knowledge of the driver or the transports.
 var corePackages = []string{"consensus", "hotstuff", "streamlet", "mempool"}
 

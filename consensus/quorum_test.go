@@ -11,7 +11,8 @@ import (
 )
 
 // "A QC is valid iff it has ≥ 2f+1 distinct, known signers with valid signatures over
-// (view, blockID)." (SPEC §2.2) and "Quorum = 2f+1 distinct valid signers" (§2.1).
+// (view, blockID)." (docs/spec.md §2.2) and "Quorum = 2f+1 distinct valid signers"
+// (docs/spec.md §2.1).
 func TestVerifyQC(t *testing.T) {
 	f := enginetest.NewFixture(1, 4)
 	id := types.Keccak([]byte("block"))

@@ -37,7 +37,7 @@ func query(t *testing.T, url string) (nodeState, bool) {
 	return st, true
 }
 
-// SPEC §4, §6.3: with N = 7 and two Byzantine replicas of each strategy in server -sim, real
+// docs/spec.md §4.1, §6.3: with N = 7 and two Byzantine replicas of each strategy in server -sim, real
 // clients sending to the honest replicas keep getting transactions committed, and the honest
 // replicas' chain digests agree at every height two of them report.
 func TestByzantineReplicasInServer(t *testing.T) {

@@ -1,6 +1,6 @@
 package hotstuff_test
 
-// Table tests of the chained HotStuff rules (SPEC §2.1–2.2), one engine instance at a time,
+// Table tests of the chained HotStuff rules (docs/spec.md §2.1–2.2), one engine instance at a time,
 // driven by consensus/enginetest. Every test quotes the spec sentence it checks.
 
 import (
@@ -671,7 +671,7 @@ func TestTimeoutsFormTC(t *testing.T) {
 }
 
 // "On expiry a replica broadcasts a signed Timeout{view, highQC}; 2f+1 of them form a TC that
-// moves everyone to view+1" (SPEC §2.2) must hold with f Byzantine replicas (§2.1). A replica that
+// moves everyone to view+1" (docs/spec.md §2.2) must hold with f Byzantine replicas (docs/spec.md §2.1). A replica that
 // voted in view v has moved on to v+1 (BlockAdded calls EnterView(v+1, "vote")). When a Byzantine
 // leader of v shows its proposal to one honest replica only, the other 2f honest replicas time out
 // v and wait for a TC(v) that needs the voter's signature, while the voter's Timeout(v+1) is one
@@ -712,7 +712,7 @@ func TestCertifiedReplicaDoesNotJoinOldTimeouts(t *testing.T) {
 
 // Timeouts carry the sender's last vote (types.Timeout, "so that, when a leader fails, the QC it
 // should have formed is assembled from the timeouts instead of being lost"): the next leader then
-// "extends the highest QC among them" (SPEC §2.2).
+// "extends the highest QC among them" (docs/spec.md §2.2).
 func TestTimeoutsCarryVotes(t *testing.T) {
 	f := enginetest.NewFixture(1, 4)
 	b1 := f.Block(enginetest.BlockSpec{View: 1})
@@ -917,7 +917,7 @@ func TestProposeGate(t *testing.T) {
 	}
 }
 
-// "Replica votes for the block iff ... the mempool accepts the payload (§3)": Reject → never,
+// "A replica votes for the block iff ... the mempool accepts the payload" (docs/spec.md §2.2, §3): Reject → never,
 // Wait → the vote is cast once the mempool has the data (OnMempool).
 func TestMempoolVerdict(t *testing.T) {
 	f := enginetest.NewFixture(1, 4)

@@ -12,8 +12,8 @@ import (
 	"github.com/stratusbft/stratus/types"
 )
 
-// SPEC §4: "A replica that crashes and restarts never votes twice in a view (its voting state
-// survives the restart)". DESIGN §4: the voting state is saved "before a vote leaves". The state
+// docs/spec.md §4.3: "A replica that crashes and restarts never votes twice in a view (its voting state
+// survives the restart)". docs/design.md §4: the voting state is saved "before a vote leaves". The state
 // handed to Persist holds the view of the vote about to leave and the lock; a replica restarted
 // with it votes in no view up to it and never against the lock, even without the locked block.
 func TestVotingStateSurvivesRestart(t *testing.T) {

@@ -2,7 +2,7 @@ package mempool
 
 // Unit tests of the shared mempools (smp, stratus/PAB, gossip, token bucket, DLB), one Shared
 // instance at a time, driven through a recording Env with real keys, a virtual clock and timers
-// fired by hand. Each test quotes the SPEC §3 sentence it checks.
+// fired by hand. Each test quotes the docs/spec.md §3 sentence it checks.
 
 import (
 	"fmt"
@@ -196,8 +196,9 @@ func pabCfg() SharedConfig {
 // ---------------------------------------------------------------------------------------------
 // PAB push phase
 
-// SPEC §3.3 step 2: "A receiver stores it and returns a signed Ack{mbID} to the creator (not to
-// the leader)." and §3.4: "The proxy runs the PAB push phase for that microblock (acks come to the
+// docs/spec.md §3.3 step 2: "A receiver stores it and returns a signed Ack{mbID, epoch} to its
+// sender — the creator, or the proxy that pushes for it — not to the leader." and
+// docs/spec.md §3.4: "The proxy runs the PAB push phase for that microblock (acks come to the
 // proxy)". The ack goes to mb.Sender, signed over AckDigest(id, epoch).
 func TestPABAckGoesToSender(t *testing.T) {
 	r := newRig(t, 2, 4, pabCfg())
@@ -236,7 +237,7 @@ func TestPABAckGoesToSender(t *testing.T) {
 	require.True(t, r.env.ver.Verify(2, types.AckDigest(mb2.ID, 5), a.Sig))
 }
 
-// SPEC §3.3 step 3: "With q acks (its own counts; q configurable in [f+1, 2f+1], default f+1) the
+// docs/spec.md §3.3 step 3: "With q acks (its own counts; q configurable in [f+1, 2f+1], default f+1) the
 // creator forms the proof σ = {mbID, signer bitmap, signatures}" and step 4: "The creator
 // broadcasts Proof{σ}." With q = 3: own + 1 valid ack form nothing, the 3rd forms exactly one
 // proof signed by exactly those 3; a bad-signature ack, a wrong-epoch ack, a duplicate and a late
@@ -322,7 +323,7 @@ func badProofs(r *rig, mb *types.MicroBlock) (good *types.Proof, bad map[string]
 	return good, bad
 }
 
-// SPEC §3.3 step 4: "A replica that verifies σ records the ID as available." — only then; and
+// docs/spec.md §3.3 step 4: "A replica that verifies σ records the ID as available." — only then; and
 // step 7: "A replica verifies every σ in the payload. One invalid σ → do not vote". Proofs with
 // too few, duplicate, unknown or invalid signers are rejected as Proof messages (no effect,
 // ProofChecked{OK:false}) and inside proposals (Reject).
@@ -375,7 +376,7 @@ func TestPABRejectsBadProofs(t *testing.T) {
 	})
 }
 
-// SPEC §3.3 step 7: "One invalid σ → do not vote (the leader is faulty; the view times out).
+// docs/spec.md §3.3 step 7: "One invalid σ → do not vote (the leader is faulty; the view times out).
 // Otherwise it votes immediately, without waiting for the data (this is the point)." and step 8 /
 // step 5: "Missing data is fetched in the background", "from the signers of σ".
 func TestPABVoteImmediatelyRejectOneBadProof(t *testing.T) {
@@ -416,7 +417,7 @@ func TestPABVoteImmediatelyRejectOneBadProof(t *testing.T) {
 	require.Equal(t, 2, countEv[consensus.MBMissing](r.events))
 }
 
-// SPEC §3.3 step 5: "fetches it from the signers of σ: ask one random not-yet-asked signer, wait
+// docs/spec.md §3.3 step 5: "fetches it from the signers of σ: ask one random not-yet-asked signer, wait
 // fetch_timeout, ask the next; at least one signer is honest, so it ends."
 func TestPABFetchFromSignersPastSilentOnes(t *testing.T) {
 	cfg := pabCfg()
@@ -459,8 +460,8 @@ func TestPABFetchFromSignersPastSilentOnes(t *testing.T) {
 	require.Empty(t, pick[*types.FetchRequest](r.take()), "no request once the data is here")
 }
 
-// SPEC §3.3 with "StaleViews": refuse proposals referring to microblocks older than StaleViews
-// views, and SPEC §2.4: a transaction is delivered exactly once, so a committed microblock cannot
+// docs/spec.md §3.3 with "StaleViews": refuse proposals referring to microblocks older than StaleViews
+// views, and docs/spec.md §2.4: a transaction is delivered exactly once, so a committed microblock cannot
 // be proposed again.
 func TestPABRejectsStaleAndCommitted(t *testing.T) {
 	cfg := pabCfg()
@@ -490,8 +491,8 @@ func TestPABRejectsStaleAndCommitted(t *testing.T) {
 	require.ErrorContains(t, err, "committed")
 }
 
-// SPEC §2.4: "A committed block is delivered only when all its transactions are present locally
-// (for shared mempools, missing microblocks are fetched first)"; §3 "Committed / Requeue (garbage
+// docs/spec.md §2.4: "A committed block is delivered only when all its transactions are present locally
+// (for shared mempools, missing microblocks are fetched first)"; docs/spec.md §3 "Committed / Requeue (garbage
 // collection and fork recovery)".
 func TestPABResolveCommittedRequeue(t *testing.T) {
 	cfg := pabCfg()
@@ -573,7 +574,7 @@ func refIDs(refs []types.MBRef) []types.Hash {
 // ---------------------------------------------------------------------------------------------
 // smp
 
-// SPEC §3.2: "A replica missing referenced microblocks fetches them from the leader and votes only
+// docs/spec.md §3.2: "A replica missing referenced microblocks fetches them from the leader and votes only
 // when it has them all" and "The leader proposes the IDs of up to bsize microblocks it holds".
 func TestSMPFetchesFromLeaderBeforeVoting(t *testing.T) {
 	cfg := pabCfg()
@@ -620,7 +621,7 @@ func TestSMPFetchesFromLeaderBeforeVoting(t *testing.T) {
 // ---------------------------------------------------------------------------------------------
 // Batching
 
-// SPEC §3.2: "A replica batches its own client transactions into a microblock when it reaches
+// docs/spec.md §3.2: "A replica batches its own client transactions into a microblock when it reaches
 // msize payload bytes or batch_timeout ms passed since the first transaction in the batch".
 func TestBatchingMSizeAndTimeout(t *testing.T) {
 	cfg := pabCfg() // msize = ten 16-byte transactions, batch_timeout 5 ms
@@ -650,7 +651,7 @@ func TestBatchingMSizeAndTimeout(t *testing.T) {
 	require.Empty(t, r.take())
 }
 
-// SPEC §2.4: "Mempool full → the submission is refused with a clear error ...; never accepted and
+// docs/spec.md §2.4: "Mempool full → the submission is refused with a clear error ...; never accepted and
 // then silently dropped." and mempool.go: "It accepts all of them or none".
 func TestSharedFullRefusesAndKeepsNothing(t *testing.T) {
 	cfg := pabCfg()
@@ -675,9 +676,9 @@ func TestSharedFullRefusesAndKeepsNothing(t *testing.T) {
 // ---------------------------------------------------------------------------------------------
 // Gossip
 
-// SPEC §3.5: "each receiver forwards a microblock it sees for the first time to fanout random
-// peers, up to r hops. Redundant receptions are counted. Works with smp and stratus (acks still go
-// to the creator)."
+// docs/spec.md §3.5: "each receiver forwards a microblock it sees for the first time to fanout random
+// peers ..., up to r hops. Acks still go to the microblock's sender; redundant receptions are
+// counted." Works with smp and stratus."
 func TestGossipRelay(t *testing.T) {
 	cfg := pabCfg()
 	cfg.Gossip, cfg.Fanout, cfg.R = true, 2, 3
@@ -740,7 +741,7 @@ func countRedundant(evs []consensus.Event) int {
 // ---------------------------------------------------------------------------------------------
 // Token bucket
 
-// SPEC §3.3: "microblock sending can be rate-limited by a token bucket (capacity, fillInterval)".
+// docs/spec.md §3.3: "microblock sending can be rate-limited by a token bucket (capacity, fillInterval)".
 // At most capacity sends before a refill; one more per fillInterval; tokens never exceed capacity.
 func TestTokenBucketLimitsSends(t *testing.T) {
 	cfg := pabCfg()
@@ -830,7 +831,7 @@ func lbQueries(t *testing.T, out []sentMsg) ([]types.NodeID, uint64) {
 	return peers, qs[0].m.Nonce
 }
 
-// SPEC §3.4: "busy iff load > busy_threshold ms" and "A busy replica, on a new microblock: sample d
+// docs/spec.md §3.4: "busy iff load > busy_threshold ms" and "A busy replica, on a new microblock: sample d
 // random peers (not itself, not banned), send LBQuery; peers answer LBInfo{load} (or "busy").
 // After d answers ...: forward LBForward{mb} to the least-loaded peer (the proxy) and ban it until
 // it delivers."
@@ -878,7 +879,7 @@ func TestDLBBusyForwardsToLeastLoaded(t *testing.T) {
 	}
 }
 
-// SPEC §3.4: "After d answers or lb_timeout ms: no answer → broadcast itself; else forward ... to
+// docs/spec.md §3.4: "After d answers or lb_timeout ms: no answer → broadcast itself; else forward ... to
 // the least-loaded peer" — ties, busy peers and timeouts.
 func TestDLBDecisionCases(t *testing.T) {
 	cfg := lbCfg()
@@ -935,7 +936,7 @@ func TestDLBDecisionCases(t *testing.T) {
 	}
 }
 
-// SPEC §3.4: the estimator — "busy iff load > busy_threshold". An idle replica pushes its own
+// docs/spec.md §3.4: the estimator — "busy iff load > busy_threshold". An idle replica pushes its own
 // microblocks and never queries or forwards.
 func TestDLBIdleNeverForwards(t *testing.T) {
 	cfg := lbCfg()
@@ -961,7 +962,7 @@ func TestDLBIdleNeverForwards(t *testing.T) {
 	require.Equal(t, 9*time.Millisecond, g.Load, "p95 of the last 4 stable times (6..9 ms)")
 }
 
-// SPEC §3.4: "No proof within forward_timeout ms → forward again to another proxy" (the first is
+// docs/spec.md §3.4: "No proof within forward_timeout ms → forward again to another proxy" (the first is
 // banned) and "sends the proof back to the original creator, which then runs the recovery phase
 // (broadcasts Proof)".
 func TestDLBReforwardAfterTimeout(t *testing.T) {
@@ -1023,7 +1024,7 @@ func TestDLBReforwardAfterTimeout(t *testing.T) {
 	require.Empty(t, pick[*types.LBQuery](out))
 }
 
-// SPEC §3.4: "The proxy runs the PAB push phase for that microblock (acks come to the proxy) and
+// docs/spec.md §3.4: "The proxy runs the PAB push phase for that microblock (acks come to the proxy) and
 // sends the proof back to the original creator".
 func TestDLBProxyPushesAndReturnsProof(t *testing.T) {
 	cfg := lbCfg()
@@ -1063,7 +1064,7 @@ func TestDLBProxyPushesAndReturnsProof(t *testing.T) {
 	require.Equal(t, []consensus.MBStable{{StableTime: 0, Proxy: true}}, eventsOf[consensus.MBStable](r.events))
 }
 
-// SPEC §3.4 probing (balance.go): while busy, every ProbeEvery-th own microblock is pushed by the
+// docs/spec.md §3.4 probing (balance.go): while busy, every ProbeEvery-th own microblock is pushed by the
 // replica itself so the estimate keeps measuring it.
 func TestDLBProbeEvery(t *testing.T) {
 	cfg := lbCfg()
@@ -1084,7 +1085,7 @@ func TestDLBProbeEvery(t *testing.T) {
 // Regressions: bugs found while writing these tests, since fixed. Each comment quotes the rule and
 // says what the test checks now.
 
-// DESIGN §1.4: "Nothing a peer or client sends can panic a process or grow memory without bound."
+// docs/design.md §1.4: "Nothing a peer or client sends can panic a process or grow memory without bound."
 // Pushed peer microblocks are charged to their creator's quota and refused once it is full.
 // Microblocks sent in a FetchResponse that no proof, proposal or fetch asked for are dropped as
 // unsolicited, whatever their number and epoch, so peer storage stays within the quota there too.
@@ -1110,7 +1111,7 @@ func TestSharedUnsolicitedFetchResponseIsBounded(t *testing.T) {
 	require.LessOrEqual(t, r.m.Gauges().PeerBytes, r.m.peerQuota(), "unsolicited fetched data must be bounded like pushed data")
 }
 
-// SPEC §4: "Liveness after GST: with at most f faulty replicas, throughput recovers to > 0 and
+// docs/spec.md §4.3: "Liveness after GST: with at most f faulty replicas, throughput recovers to > 0 and
 // every accepted transaction is eventually delivered", and shared.go's StaleViews comment ("one
 // whose data was garbage-collected everywhere (refused as stale)"). A peer pushes microblocks that
 // are acked but never get a proof, until its quota is full. Once the view has moved more than
@@ -1134,7 +1135,7 @@ func TestSharedStalePeerMicroblocksAreFreed(t *testing.T) {
 	require.Len(t, pick[*types.Ack](r.take()), 1)
 }
 
-// SPEC §3.4: "forward LBForward{mb} to the least-loaded peer (the proxy) and ban it until it
+// docs/spec.md §3.4: "forward LBForward{mb} to the least-loaded peer (the proxy) and ban it until it
 // delivers". The microblock is re-forwarded after forward_timeout, so both proxies are banned;
 // the second one delivers first and is unbanned. The forward is kept after the first proof, so
 // when the first, merely slow proxy delivers the proof of the microblock that earned its ban, its
@@ -1165,7 +1166,7 @@ func TestDLBLateProxyIsUnbannedWhenItDelivers(t *testing.T) {
 	require.Zero(t, r.m.Gauges().Banned, "a proxy that delivered is no longer banned")
 }
 
-// SPEC §3.3: "microblock sending can be rate-limited by a token bucket (capacity, fillInterval)".
+// docs/spec.md §3.3: "microblock sending can be rate-limited by a token bucket (capacity, fillInterval)".
 // Re-pushes after push_timeout go through the bucket like every microblock send: with capacity 1,
 // the re-push due at 60 ms waits for the refill at 100 ms, so only one send goes out before it.
 func TestTokenBucketAlsoLimitsRepushes(t *testing.T) {

@@ -8,7 +8,7 @@ import (
 	"github.com/stratusbft/stratus/types"
 )
 
-// Checker verifies the invariants of SPEC §4 from what replicas actually send and deliver, after
+// Checker verifies the invariants of docs/spec.md §4.3 from what replicas actually send and deliver, after
 // every step of the simulation. It holds every replica that is not Byzantine, silent or crashed
 // for good to these rules, whatever engine it runs:
 //

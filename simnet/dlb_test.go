@@ -1,7 +1,8 @@
 package simnet
 
-// Multi-replica scenarios of gossip dissemination and distributed load balancing (SPEC §3.4,
-// §3.5), with every message a replica sends observed through a wrapping Env.
+// Multi-replica scenarios of gossip dissemination and distributed load balancing
+// (docs/spec.md §3.4 and §3.5), with every message a replica sends observed through a wrapping
+// Env.
 
 import (
 	"fmt"
@@ -44,7 +45,7 @@ func tapAll(t *testing.T, s *Sim, tap func(from, to types.NodeID, m types.Messag
 	}
 }
 
-// SPEC §3.5: "Instead of broadcasting, the creator sends a microblock to fanout random peers; each
+// docs/spec.md §3.5: "Instead of broadcasting, the creator sends a microblock to fanout random peers; each
 // receiver forwards a microblock it sees for the first time to fanout random peers, up to r hops.
 // Redundant receptions are counted." N = 7, fanout 2, r 3: every replica gets every microblock,
 // no microblock travels more than r hops, nobody broadcasts one.
@@ -122,10 +123,11 @@ func TestGossipReachesEveryReplicaWithinHops(t *testing.T) {
 	require.Positive(t, redundant, "redundant receptions are counted")
 }
 
-// SPEC §3.4: "A busy replica, on a new microblock: sample d random peers ... forward LBForward{mb}
+// docs/spec.md §3.4: "A busy replica, on a new microblock: sample d random peers ... forward LBForward{mb}
 // to the least-loaded peer (the proxy) and ban it until it delivers", "No proof within
 // forward_timeout ms → forward again to another proxy ... A Byzantine proxy can delay but never
-// censor." and §4 censor: "as DLB proxy, reports low load and then drops forwarded microblocks".
+// censor." and docs/spec.md §4.1 censor: "as load-balancing proxy, reports an idle load and drops the
+// microblocks forwarded to it".
 // N = 4, replica 4 has a slow uplink (+30 ms) and is the only busy one; replica 2 censors.
 func TestDLBSlowReplicaForwardsPastCensor(t *testing.T) {
 	const n = 4
@@ -239,7 +241,7 @@ func countMBForwarded(nd *Node) int {
 	return k
 }
 
-// SPEC §4: "Liveness after GST: with at most f faulty replicas, throughput recovers to > 0 and
+// docs/spec.md §4.3: "Liveness after GST: with at most f faulty replicas, throughput recovers to > 0 and
 // every accepted transaction is eventually delivered." Replica 1 pushes 4×memsize of microblocks
 // it never gets proofs for, then crashes (one fault, f = 1). Storage is charged to each
 // microblock's signed creator, so the junk fills only replica 1's share and honest microblocks

@@ -44,7 +44,7 @@ func syncs(n *Node) []consensus.StateSynced {
 	return out
 }
 
-// SPEC §4: "A replica that crashes and restarts never votes twice in a view (its voting state
+// docs/spec.md §4.3: "A replica that crashes and restarts never votes twice in a view (its voting state
 // survives the restart) and catches up — by block sync within the retained history". Down for
 // 1.5 s (about a hundred blocks, fewer than the 256 retained), replica 4 restarts with nothing
 // but its voting state, fetches the chain block by block and delivers the same sequence as the

@@ -1,6 +1,6 @@
 // Package streamlet implements Streamlet (Chan and Shi) as a pure state machine.
 //
-// Rules (SPEC §2.3): the leader of epoch e proposes a block extending a longest notarized chain it
+// Rules (docs/spec.md §2.3): the leader of epoch e proposes a block extending a longest notarized chain it
 // knows, carrying the QC that notarizes the parent. Replicas broadcast a vote for the first valid
 // proposal of the epoch's leader that extends a longest notarized chain they know. 2f+1 votes
 // notarize a block. Three notarized blocks of consecutive epochs on one chain finalize the chain up

@@ -1,6 +1,6 @@
 package streamlet_test
 
-// Table tests of the Streamlet rules (SPEC §2.1, §2.3), one engine instance at a time, driven by
+// Table tests of the Streamlet rules (docs/spec.md §2.1, §2.3), one engine instance at a time, driven by
 // consensus/enginetest. Every test quotes the spec sentence it checks.
 
 import (
