@@ -1,5 +1,3 @@
-// Package api is a node's HTTP surface: transaction submission (one or a batch, optionally waiting
-// for delivery), statistics as text or JSON, and, when enabled, fault injection.
 package api
 
 import (

@@ -1,8 +1,3 @@
-// Package benchmark generates client load against the replicas' HTTP API and summarises what came
-// back: committed transactions, end-to-end latency (submit → commit notice) and errors by kind.
-//
-// Run drives a fixed number of workers; each keeps one POST /txs?wait=commit request in flight
-// over keep-alive connections. The client binary (package client) is a thin wrapper around Run.
 package benchmark
 
 import (

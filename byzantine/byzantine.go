@@ -1,11 +1,3 @@
-// Package byzantine implements Byzantine strategies as decorators around an honest replica: an
-// Adversary wraps the Env through which the honest engine, mempool and driver send, sees every
-// message before the replica does, and has timers of its own. The honest code runs unchanged and
-// knows nothing of it; the simulator and the server use the same adversaries.
-//
-// A Byzantine replica holds only its own key. It can sign anything as itself (blocks in the views
-// it leads, votes, timeouts, acks, microblocks), relay, replay or alter what others signed (which
-// breaks their signatures), and send different things to different replicas.
 package byzantine
 
 import (

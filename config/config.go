@@ -1,8 +1,3 @@
-// Package config holds the replica and client configuration: the Config value, its documented
-// defaults, strict JSON loading, ips.txt parsing and Validate.
-//
-// A Config is a plain value: it is parsed once by the binaries and passed to constructors. Nothing
-// reads it through a global.
 package config
 
 import (

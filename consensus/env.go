@@ -1,6 +1,3 @@
-// Package consensus holds what the engines share: the Env, Engine and Mempool interfaces, quorum
-// certificate checks and aggregation, the block tree, the pacemaker, leader election and block
-// synchronisation. Everything here is a deterministic state machine: no goroutines, no clocks, no I/O.
 package consensus
 
 import (

@@ -1,6 +1,3 @@
-// Package crypto provides replica keys, signing and verification (secp256k1 via go-ethereum, P-256,
-// and BLS12-381 with aggregation via blst), and a bounded verification cache so that a signature
-// or aggregate checked once in a process is not checked again.
 package crypto
 
 import (

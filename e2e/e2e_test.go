@@ -1,6 +1,3 @@
-// Package e2e runs the real binaries and scripts: server -sim with real client processes, and the
-// bin/ scripts a user types. Every run uses free loopback ports and its own directory, and stops
-// exactly the processes it started.
 package e2e
 
 import (

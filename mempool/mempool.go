@@ -1,7 +1,3 @@
-// Package mempool defines the Mempool a replica's engine proposes from and its variants: native
-// (transactions inside proposals) and shared (microblocks disseminated by their creators: smp, and
-// stratus with provably available broadcast, gossip and distributed load balancing). Mempools are
-// deterministic state machines like the engines.
 package mempool
 
 import (

@@ -1,10 +1,3 @@
-// Package nemesis runs a cluster of real server processes (one per replica, authenticated TCP,
-// each with its Pebble store) under the key-value workload of the real client, while a nemesis on
-// a seeded schedule kills replicas with SIGKILL and restarts them, pauses them (SIGSTOP/SIGCONT),
-// cuts links, makes replicas slow or flaky and cuts the power of the whole cluster once. Then it
-// heals and checks: the client's history is linearizable (porcupine), every write a client was
-// told committed reads back from every replica, every replica reaches the same height with the
-// same chain digest, and no process is left. The same seed gives the same schedule.
 package nemesis
 
 import (

@@ -1,6 +1,3 @@
-// Package replica drives a replica: the Core wires an engine to a mempool and runs the commit →
-// delivery pipeline, deterministically; the Replica runs a Core in one event loop with a signature
-// verification pool in front of it, real timers and a transport.
 package replica
 
 import (

@@ -1,17 +1,3 @@
-// Command server runs Stratus replicas.
-//
-//	server -sim [-algorithm hotstuff] [-config config.json] [-ips ips.txt] [-log_dir .] [-log_level info] [-data_dir DIR]
-//	server -id I [-keys keys] [-data_dir data] [same flags]
-//	server -keygen [-ips ips.txt] [-keys keys]
-//	server -check-config [-config config.json] [-ips ips.txt] [-algorithm A] [-set k=v]
-//	server -migrate-config old.json [-ips ips.txt] [-out new.json]
-//
-// With -sim every node listed in ips.txt runs in this process: replicas are goroutines that talk over
-// Go channels, and each serves its HTTP API on port 8069+i. With -id the process runs node I only
-// and talks to the others over authenticated TCP (peer port 3734+I), with its key from the -keys
-// directory that -keygen fills. The config's byzNo/strategy/byzantine keys make some nodes Byzantine.
-// -check-config reports every problem of a config for the run and exits; -migrate-config converts
-// the original prototype's config.json.
 package main
 
 import (

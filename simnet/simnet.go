@@ -1,7 +1,3 @@
-// Package simnet is a deterministic discrete-event simulator: it runs the Cores of N replicas on a
-// virtual clock over a modelled network, injects client load, network faults, Byzantine strategies
-// and crashes with restarts, and checks the safety invariants of docs/spec.md §4.3 as it goes. The same seed
-// gives the same run, event for event: TraceHash fingerprints it.
 package simnet
 
 import (

@@ -1,5 +1,3 @@
-// Package stats turns the events of a replica into numbers: counters, sliding-window throughput,
-// latency histograms, and the text and JSON renderings served at /query.
 package stats
 
 import (

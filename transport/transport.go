@@ -1,9 +1,3 @@
-// Package transport moves messages between replicas: the Endpoint interface, the in-process
-// channel hub used by `server -sim`, and decorators for faults.
-//
-// Sends never block: every inbound lane is a bounded queue and a message that finds it full is
-// dropped and counted, like a frame to a slow TCP peer. The protocols tolerate loss (view timeouts,
-// block sync, fetches), so a slow replica cannot stall the others.
 package transport
 
 import (

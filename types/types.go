@@ -1,9 +1,3 @@
-// Package types defines what replicas exchange: transactions, blocks, votes, certificates and the
-// other protocol messages, their IDs and digests, and the RLP wire codec with size limits.
-//
-// Messages are immutable once sent: in single-process runs the same value reaches every receiver,
-// so nothing may modify a message after handing it to a transport. IDs are computed from content
-// (never taken from the wire), so a receiver always checks what it hashes.
 package types
 
 import (
