@@ -37,8 +37,9 @@ type Native struct {
 	held  map[types.Hash]*heldTx
 	live  int // pending entries in queue
 	bytes int // charged bytes of own transactions (txCost)
-	// At a static leader, the charged bytes of the transactions each replica forwarded: every
-	// origin has a share of its own, so one cannot crowd the others (or the leader's clients) out.
+	// At a replica that takes forwards (a static leader, or any replica with rotating leaders),
+	// the charged bytes of the transactions each replica forwarded: every origin has a share of
+	// its own, so one cannot crowd the others (or this replica's clients) out.
 	fwdBytes map[types.NodeID]int
 	fwd      []types.Hash // forwarded transactions in forwarding order
 	retryOn  bool

@@ -72,9 +72,10 @@ type Keeper interface {
 // With PAB off (smp, the straw man of the paper) a microblock is proposable once its data is here,
 // proposals carry IDs only, and a replica votes only after fetching every referenced microblock
 // from the leader. With PAB on (stratus) receivers ack microblocks to their sender, q acks form a
-// proof, the proof is broadcast, proposals carry (ID, proof) pairs, a replica votes once every
-// proof verifies, and fetches missing data from the proof's signers in the background; delivery
-// waits for the data.
+// proof, the proof is broadcast, proposals carry IDs only (proofs by reference, the default: a
+// replica votes once it holds a verified proof of each, asking the leader and then the others for
+// a missing one) or (ID, proof) pairs (inline), a replica votes once every proof verifies, and
+// fetches missing data from the proof's signers in the background; delivery waits for the data.
 type Shared struct {
 	env  consensus.Env
 	cfg  SharedConfig

@@ -37,7 +37,7 @@ type Options struct {
 	Spec     Spec
 	Signer   crypto.Signer
 	Verifier crypto.Verifier // shared with the other replicas of the process when it is a crypto.Cache
-	Workers  int             // signature verification workers (default: number of CPUs)
+	Workers  int             // signature verification workers (default: number of CPUs, at least 2)
 	Seed     int64
 	Log      *logrus.Entry
 	Stats    *stats.Collector
@@ -240,9 +240,9 @@ func (r *Replica) flush() {
 	r.env.release()
 }
 
-// Crash stops the replica as a crash would: it loses its state but for the voting state it
-// saved, ignores every message and timer, and refuses submissions; after down it restarts from
-// that state and catches up (down 0: it stays down until the process stops).
+// Crash stops the replica as a crash would: it loses its state but for what its store kept (see
+// Store), ignores every message and timer, and refuses submissions; after down it restarts from
+// its store and catches up (down 0: it stays down until the process stops).
 func (r *Replica) Crash(down time.Duration) {
 	select {
 	case r.crashes <- down:
@@ -576,7 +576,7 @@ func (r *Replica) handleMore() {
 	}
 }
 
-// crash drops the Core and its timers; after down a new Core starts from the saved voting state.
+// crash drops the Core and its timers; after down a new Core starts from the store.
 // A crash while down replaces the previous one's end: the replica restarts down from now (0:
 // it stays down).
 func (r *Replica) crash(down time.Duration) {

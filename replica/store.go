@@ -23,11 +23,12 @@ import (
 //     availability) and the delivered ones it retains, and the delivered window that refuses
 //     re-proposals.
 //
-// A Core stages its changes in the store as it makes them and the driver calls Core.Flush after
-// each step (a message, a timer, a submission): the store syncs what was staged, then the Core
-// tells waiting clients their transactions committed. A driver with a durable store holds back
-// the step's outgoing messages until the flush: no vote, ack or answer leaves that a crash could
-// make the replica forget.
+// A Core stages its changes in the store as it makes them and the driver flushes after each step
+// (a message, a timer, a submission), or with a store on disk after a batch of up to 64 steps
+// whose commit a goroutine beside the event loop runs (SealingStore, Core.FlushLater): the store
+// syncs what was staged, then the Core tells waiting clients their transactions committed. A
+// driver with a durable store holds back the steps' outgoing messages until the flush: no vote,
+// ack or answer leaves that a crash could make the replica forget.
 type Store interface {
 	// Load returns what was saved; nil when nothing was (a fresh replica).
 	Load() (*Saved, error)

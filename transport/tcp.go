@@ -33,14 +33,14 @@ import (
 // Handshake (fixed sizes, deadline-bound, before anything else is read):
 //
 //	dialer → listener: "STRATUS1" | from u32 | to u32 | X25519 ephemeral key (32)
-//	listener → dialer: X25519 ephemeral key (32) | signature of the listener (65)
-//	dialer → listener: signature of the dialer (65)
+//	listener → dialer: X25519 ephemeral key (32) | signature of the listener (65, or 96 with BLS)
+//	dialer → listener: signature of the dialer (65, or 96 with BLS)
 //	listener → dialer: 0x01 (accepted; a refusal closes the connection instead)
 //
 // Both sign Keccak(role | Keccak("stratus/tcp/v1" | from | to | both ephemeral keys)) with their
 // node key, so each side proves its node ID to the other over fresh keys, and a signature cannot be
 // replayed on another connection nor taken for a protocol message. Frames are then sealed with
-// AES-256-GCM under keys derived from the ephemeral Diffie-Hellman secret (one key per direction,
+// AES-256-GCM under keys derived (HKDF-SHA-256) from the ephemeral Diffie-Hellman secret (one key per direction,
 // the frame counter as nonce): a man in the middle can neither read, alter, replay nor reorder
 // them. Each frame is a 4-byte big-endian length and the sealed message (kind byte + RLP).
 

@@ -17,7 +17,8 @@ type NodeID uint32
 // View is a HotStuff view or a Streamlet epoch. Views start at 1; view 0 belongs to genesis.
 type View uint64
 
-// Hash is a Keccak-256 digest.
+// Hash is a 32-byte digest: Keccak-256 for signed digests, block IDs and the chain digest, SHA-256
+// for transaction IDs and the ID lists of microblocks, payloads and snapshots.
 type Hash [32]byte
 
 // String returns the first 8 hex digits, enough to tell hashes apart in logs.
