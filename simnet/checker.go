@@ -24,7 +24,9 @@ import (
 //     and a grandchild of consecutive views, the grandchild certified; Streamlet: three notarized
 //     blocks of consecutive epochs with it in the middle), from the votes and QCs seen anywhere.
 //   - Certificates: every block such a replica sends has a valid signature, QC and TC; every
-//     timeout and TC it sends is valid; every proof it sends or votes for has q valid signers.
+//     timeout and TC it sends is valid; every proof it sends or votes for has q valid signers;
+//     with proofs by reference it proposes or votes for a reference only when it received or
+//     formed a valid proof of it.
 type Checker struct {
 	sim       *Sim
 	quorum    int

@@ -10,8 +10,8 @@ import (
 	"github.com/stratusbft/stratus/types"
 )
 
-// The paper's experiments (Stratus: "Stratus: A Multi-leader Byzantine Fault Tolerant Consensus
-// Protocol with Shared Mempool", arXiv 2203.05158) as named lists of virtual runs. Each starts from
+// The paper's experiments (F. Gai, J. Niu, I. Beschastnikh, C. Feng, S. Wang, "Devouring the Leader
+// Bottleneck in BFT Consensus", ICDE 2023, arXiv:2203.05158) as named lists of virtual runs. Each starts from
 // the base run the command line describes (its config, seed, CPU model, tick) and sets what the
 // experiment varies; small gives the same experiment at small N and a few seconds, for tests.
 var scenarios = map[string]struct {
