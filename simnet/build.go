@@ -330,3 +330,7 @@ func ReadLatencyMatrix(path string, n int) ([][]time.Duration, error) {
 	}
 	return m, nil
 }
+
+// LimitTPS is the most the network of c can carry for its protocol (bandwidth_limit_tps of a
+// result; +Inf without a bandwidth limit).
+func LimitTPS(c VirtualConfig) float64 { return c.limitTPS() }

@@ -1,0 +1,108 @@
+// Command stratus-exp runs experiment specs (experiments/*.json): every point on a backend
+// (virtual, sim or tcp), one result row per run with its provenance, mean and 95 % confidence
+// interval per point, plots (PNG and SVG) and the spec's pass/fail checks. A rerun skips the
+// points already finished.
+//
+//	stratus-exp [-quick] [-backend virtual|sim|tcp] [-out docs/results] [-j 1] [-fresh] [-list] SPEC.json ...
+//
+// Exit status: 0 when every check passed, 1 when a check or a run failed, 2 for a bad spec or
+// command line.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/stratusbft/stratus/experiment"
+)
+
+func main() {
+	os.Exit(run())
+}
+
+func run() int {
+	var opts experiment.Options
+	flag.StringVar(&opts.Out, "out", filepath.Join("docs", "results"), "results `directory`: one subdirectory per spec")
+	flag.StringVar(&opts.Backend, "backend", "", "run on this backend instead of the spec's: virtual (in-process virtual time), sim (one server -sim process) or tcp (a server process per replica)")
+	flag.BoolVar(&opts.Quick, "quick", os.Getenv("PAPER_QUICK") == "1", "apply each spec's quick overrides (default: true when PAPER_QUICK=1)")
+	flag.StringVar(&opts.Bin, "bin", "bin", "`directory` of the server and client binaries (sim and tcp backends)")
+	flag.IntVar(&opts.Jobs, "j", 1, "virtual points run side by side")
+	flag.BoolVar(&opts.Fresh, "fresh", false, "run every point again instead of skipping those already in rows.jsonl")
+	flag.BoolVar(&opts.ListOnly, "list", false, "validate the specs and list their points without running them")
+	flag.BoolVar(&opts.NoPlots, "noplots", false, "draw no plots")
+	validate := flag.Bool("validate", false, "only validate the specs")
+	flag.Usage = func() {
+		fmt.Fprintf(flag.CommandLine.Output(), "Usage: stratus-exp [flags] SPEC.json ...\n\nRuns experiment specs (see experiments/README.md).\n\n")
+		flag.PrintDefaults()
+	}
+	flag.Parse()
+	if flag.NArg() == 0 {
+		flag.Usage()
+		return 2
+	}
+	var specs []*experiment.Spec
+	bad := false
+	for _, path := range flag.Args() {
+		s, err := experiment.LoadSpec(path)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "stratus-exp: %v\n", err)
+			bad = true
+			continue
+		}
+		specs = append(specs, s)
+	}
+	if bad {
+		return 2
+	}
+	if *validate {
+		for _, s := range specs {
+			fmt.Printf("%s: valid\n", s.Name)
+		}
+		return 0
+	}
+	if opts.Backend == "sim" || opts.Backend == "tcp" {
+		if abs, err := filepath.Abs(opts.Bin); err == nil {
+			opts.Bin = abs
+		}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	start := time.Now()
+	status := 0
+	for _, s := range specs {
+		rep, err := experiment.Run(ctx, s, opts)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "stratus-exp: %v\n", err)
+			if errors.Is(ctx.Err(), context.Canceled) {
+				return 130
+			}
+			status = 1
+			continue
+		}
+		if opts.ListOnly {
+			continue
+		}
+		for _, c := range rep.Checks {
+			v := "PASS"
+			if !c.Pass {
+				v, status = "FAIL", 1
+			}
+			fmt.Fprintf(os.Stderr, "  %s  %s: %s\n", v, c.Name, c.Detail)
+		}
+		if rep.Failed > 0 {
+			status = 1
+		}
+		fmt.Fprintf(os.Stderr, "== %s: %d points (%d run now, %d failed), %d plots, %d/%d checks passed, %s; results in %s\n",
+			s.Name, len(rep.Points), rep.Ran, rep.Failed, len(rep.Plots)/2, len(rep.Checks)-len(rep.FailedChecks()), len(rep.Checks),
+			rep.WallClock.Round(time.Second), rep.Dir)
+	}
+	fmt.Fprintf(os.Stderr, "stratus-exp: done in %s\n", time.Since(start).Round(time.Second))
+	return status
+}

@@ -1,0 +1,305 @@
+package experiment
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/csv"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Options drive a run of specs.
+type Options struct {
+	Out      string    // results directory: one subdirectory per spec (default docs/results)
+	Backend  string    // overrides the specs' backend
+	Quick    bool      // apply each spec's quick overrides
+	Bin      string    // directory of the server and client binaries (sim, tcp)
+	Jobs     int       // virtual points run side by side (default 1)
+	Fresh    bool      // ignore finished rows and run every point again
+	Log      io.Writer // progress lines (default os.Stderr)
+	NoPlots  bool
+	ListOnly bool // print the points and stop
+}
+
+// Report is what a spec's run produced.
+type Report struct {
+	Spec      *Spec
+	Dir       string
+	Points    []Point
+	Rows      []Row // one per point, in the points' order
+	Summary   []Summary
+	Checks    []CheckResult
+	Plots     []string
+	Ran       int // points run now (the others were finished before)
+	Failed    int // rows with an error
+	WallClock time.Duration
+}
+
+// Run runs one spec: it expands the points, skips those whose row is already in the results
+// directory, runs the others, and writes rows (rows.jsonl, rows.csv), summaries (summary.csv,
+// summary.json), plots and checks (checks.txt).
+func Run(ctx context.Context, s *Spec, opts Options) (*Report, error) {
+	start := time.Now()
+	if opts.Log == nil {
+		opts.Log = os.Stderr
+	}
+	if opts.Out == "" {
+		opts.Out = filepath.Join("docs", "results")
+	}
+	if opts.Jobs < 1 {
+		opts.Jobs = 1
+	}
+	if opts.Quick {
+		s.applyQuick()
+	}
+	backend := opts.Backend
+	if backend == "" {
+		backend = s.Backend
+	}
+	if backend == "" {
+		backend = "virtual"
+	}
+	switch backend {
+	case "virtual", "sim", "tcp":
+	default:
+		return nil, fmt.Errorf("backend %q: want virtual, sim or tcp", backend)
+	}
+	points, err := s.Expand(backend)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", s.Name, err)
+	}
+	dir := filepath.Join(opts.Out, s.Name)
+	rep := &Report{Spec: s, Dir: dir, Points: points}
+	if opts.ListOnly {
+		for i, p := range points {
+			fmt.Fprintf(opts.Log, "%3d  %s  %s  %v\n", i+1, p.Key, p.label(), p.Duration.D())
+		}
+		return rep, nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	if s.raw != nil {
+		if err := os.WriteFile(filepath.Join(dir, "spec.json"), s.raw, 0o644); err != nil {
+			return nil, err
+		}
+	}
+	rowsPath := filepath.Join(dir, "rows.jsonl")
+	old, err := readRows(rowsPath)
+	if err != nil {
+		return nil, err
+	}
+	done := map[string]Row{}
+	for _, r := range old {
+		if r.Error == "" || !opts.Fresh {
+			if r.Error == "" {
+				done[r.Key] = r
+			}
+		}
+	}
+	if opts.Fresh {
+		done = map[string]Row{}
+	}
+	var todo []Point
+	for _, p := range points {
+		if _, ok := done[p.Key]; !ok {
+			todo = append(todo, p)
+		}
+	}
+	fmt.Fprintf(opts.Log, "== %s: %d points on %s, %d finished before, %d to run (results in %s)\n",
+		s.Name, len(points), backend, len(points)-len(todo), len(todo), dir)
+
+	f, err := os.OpenFile(rowsPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	ref := SpecRef{Name: s.Name, File: s.path, Quick: opts.Quick}
+	if s.raw != nil {
+		h := sha256.Sum256(s.raw)
+		ref.SHA256 = hex.EncodeToString(h[:])
+	}
+	machine, commit := thisMachine(), gitCommit()
+	prog := newProgress(todo, opts.Log)
+	var mu sync.Mutex
+	jobs := opts.Jobs
+	if backend != "virtual" {
+		jobs = 1 // processes share the machine's ports and cores
+	}
+	work := make(chan Point)
+	var wg sync.WaitGroup
+	for range jobs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for p := range work {
+				row := Row{Key: p.Key, Point: p, Spec: ref, Backend: backend, Commit: commit, Machine: machine, Start: time.Now().UTC()}
+				var err error
+				switch backend {
+				case "virtual":
+					err = s.runVirtual(ctx, p, &row)
+				default:
+					err = s.runProcs(ctx, p, &row, opts)
+				}
+				row.WallS = time.Since(row.Start).Seconds()
+				if err != nil {
+					row.Error = err.Error()
+				}
+				mu.Lock()
+				if ctx.Err() == nil || err == nil {
+					data, merr := json.Marshal(row)
+					if merr == nil {
+						_, _ = f.Write(append(data, '\n'))
+					}
+					done[p.Key] = row
+				}
+				prog.finished(p, &row)
+				if row.Error != "" {
+					rep.Failed++
+				}
+				rep.Ran++
+				mu.Unlock()
+			}
+		}()
+	}
+feed:
+	for _, p := range todo {
+		select {
+		case work <- p:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(work)
+	wg.Wait()
+	if ctx.Err() != nil {
+		return rep, fmt.Errorf("%s: interrupted after %d of %d points (a rerun continues)", s.Name, rep.Ran, len(todo))
+	}
+	for _, p := range points {
+		if r, ok := done[p.Key]; ok {
+			rep.Rows = append(rep.Rows, r)
+		}
+	}
+	if err := writeCSV(filepath.Join(dir, "rows.csv"), rep.Rows); err != nil {
+		return rep, err
+	}
+	rep.Summary = Summarise(points, rep.Rows)
+	if err := writeSummary(dir, rep.Summary); err != nil {
+		return rep, err
+	}
+	if !opts.NoPlots {
+		files, err := s.drawPlots(dir, rep)
+		if err != nil {
+			return rep, err
+		}
+		rep.Plots = files
+	}
+	rep.Checks = s.check(rep.Summary)
+	if err := writeChecks(filepath.Join(dir, "checks.txt"), rep); err != nil {
+		return rep, err
+	}
+	rep.WallClock = time.Since(start)
+	return rep, nil
+}
+
+func writeCSV(path string, rows []Row) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	w := csv.NewWriter(f)
+	_ = w.Write(csvHeader())
+	for i := range rows {
+		_ = w.Write(rows[i].csv())
+	}
+	w.Flush()
+	if err := w.Error(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// progress prints a line per finished point: points done, wall-clock so far and an estimate of
+// the time left (each remaining point costed by its N × duration at the rate measured so far).
+type progress struct {
+	total, done int
+	start       time.Time
+	doneCost    float64
+	leftCost    float64
+	w           io.Writer
+}
+
+func cost(p Point) float64 { return float64(p.N) * p.Duration.D().Seconds() }
+
+func newProgress(todo []Point, w io.Writer) *progress {
+	pr := &progress{total: len(todo), start: time.Now(), w: w}
+	for _, p := range todo {
+		pr.leftCost += cost(p)
+	}
+	return pr
+}
+
+func (pr *progress) finished(p Point, r *Row) {
+	pr.done++
+	pr.doneCost += cost(p)
+	pr.leftCost -= cost(p)
+	el := time.Since(pr.start)
+	left := "?"
+	if pr.doneCost > 0 {
+		left = fmtDur(time.Duration(float64(el) / pr.doneCost * pr.leftCost))
+	}
+	status := fmt.Sprintf("%.1f kTx/s, p50 %.0f ms, p99 %.0f ms", r.Metrics["throughput_ktps"], r.Metrics["p50_ms"], r.Metrics["p99_ms"])
+	if r.Error != "" {
+		status = "FAILED: " + firstLine(r.Error)
+	}
+	bar := strings.Repeat("#", pr.done*20/max(pr.total, 1)) + strings.Repeat(".", 20-pr.done*20/max(pr.total, 1))
+	fmt.Fprintf(pr.w, "[%s] %d/%d  %s: %s (%.1f s)  elapsed %s, left ~%s\n", bar, pr.done, pr.total, p.label(), status, r.WallS, fmtDur(el), left)
+}
+
+func firstLine(s string) string {
+	s, _, _ = strings.Cut(s, "\n")
+	return s
+}
+
+func fmtDur(d time.Duration) string {
+	d = d.Round(time.Second)
+	h, m, s := int(d.Hours()), int(d.Minutes())%60, int(d.Seconds())%60
+	if h > 0 {
+		return fmt.Sprintf("%dh%02dm%02ds", h, m, s)
+	}
+	return fmt.Sprintf("%dm%02ds", m, s)
+}
+
+func writeChecks(path string, rep *Report) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s — %s\n", rep.Spec.Name, rep.Spec.About)
+	if len(rep.Checks) == 0 {
+		b.WriteString("no checks in the spec\n")
+	}
+	for _, c := range rep.Checks {
+		verdict := "PASS"
+		if !c.Pass {
+			verdict = "FAIL"
+		}
+		fmt.Fprintf(&b, "%s  %s: %s\n", verdict, c.Name, c.Detail)
+	}
+	if rep.Failed > 0 {
+		fmt.Fprintf(&b, "%d run(s) failed: see the error column of rows.csv\n", rep.Failed)
+	}
+	return os.WriteFile(path, []byte(b.String()), 0o644)
+}
+
+// sortStrings sorts and returns s.
+func sortStrings(s []string) []string {
+	sort.Strings(s)
+	return s
+}

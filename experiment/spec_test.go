@@ -1,0 +1,71 @@
+package experiment
+
+import (
+	"math"
+	"strings"
+	"testing"
+)
+
+func TestParseNamesEveryProblem(t *testing.T) {
+	_, err := Parse([]byte(`{"name": "a b", "protocols": ["s-hs", {"algorithm": "paxos"}], "n": [0, 4],
+		"load": {"rates": [-1]}, "network": {"preset": "moon"}, "bogus": true,
+		"plots": [{"file": "p", "x": "n", "y": "nope", "extra": 1}]}`))
+	if err == nil {
+		t.Fatal("a spec with errors was accepted")
+	}
+	for _, want := range []string{`name "a b"`, `protocols[1].algorithm "paxos"`, "n[0] = 0", "load.rates[0] = -1",
+		`network.preset "moon"`, "bogus: unknown field", "plots[0].extra: unknown field", `plots[0].y "nope"`} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("the error does not name %q:\n%v", want, err)
+		}
+	}
+}
+
+func TestParseRejectsWrongTypesWithoutPanic(t *testing.T) {
+	for _, in := range []string{`{"name": "x", "n": "4"}`, `{"name": `, `[]`, `null`, `{"protocols": [4]}`, `{"duration": "soon"}`} {
+		if _, err := Parse([]byte(in)); err == nil {
+			t.Errorf("%s: accepted", in)
+		}
+	}
+}
+
+func TestExpandCrossProductAndKeys(t *testing.T) {
+	s, err := Parse([]byte(`{"name": "x", "protocols": ["s-hs", {"label": "s-hs-2f", "algorithm": "s-hs", "q": "2f+1"}],
+		"n": [4, 7], "load": {"rates": [1000, 2000]}, "faults": {"byzantine": [0, 1]}, "repetitions": 3, "duration": "2s"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pts, err := s.Expand("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pts) != 2*2*2*2*3 {
+		t.Fatalf("%d points, want 48", len(pts))
+	}
+	keys := map[string]bool{}
+	groups := map[string]int{}
+	for _, p := range pts {
+		keys[p.Key] = true
+		groups[p.group()]++
+		if p.Protocol == "s-hs-2f" && p.N == 7 && p.Params.Q != 5 {
+			t.Errorf("q = %d at n=7 for 2f+1, want 5", p.Params.Q)
+		}
+	}
+	if len(keys) != len(pts) || len(groups) != 16 {
+		t.Errorf("%d keys and %d groups, want %d and 16", len(keys), len(groups), len(pts))
+	}
+}
+
+func TestStudentT(t *testing.T) {
+	st := Describe([]float64{10, 12, 14})
+	// mean 12, sd 2, t(0.975, 2) = 4.303: half-width 4.303 × 2 / √3
+	if st.Mean != 12 || math.Abs(st.SD-2) > 1e-12 || math.Abs(st.CI95-4.303*2/math.Sqrt(3)) > 1e-9 {
+		t.Errorf("Describe = %+v", st)
+	}
+	if Describe([]float64{5}).CI95 != 0 {
+		t.Error("one sample has a confidence interval")
+	}
+	if T975(1) != 12.706 || T975(30) != 2.042 || T975(1000) != 1.96 {
+		t.Error("t table")
+	}
+}

@@ -1,0 +1,39 @@
+package experiment
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/stratusbft/stratus/simnet"
+)
+
+// runVirtual runs a point in the virtual-time simulator, in this process, with the configuration
+// server -virtual builds from the same knobs (simnet.BuildVirtual).
+func (s *Spec) runVirtual(_ context.Context, p Point, row *Row) error {
+	cfg, err := s.baseConfig(p.Sets)
+	if err != nil {
+		return err
+	}
+	c, err := simnet.BuildVirtual(cfg, p.Algorithm, p.Params)
+	if err != nil {
+		return err
+	}
+	c.Algorithm = p.Protocol
+	res, err := simnet.RunVirtual(c)
+	if err != nil {
+		return err
+	}
+	row.Config = res.Config
+	row.Metrics = virtualMetrics(res)
+	for _, sr := range res.Series {
+		row.SeriesTPS = append(row.SeriesTPS, sr.TPS)
+	}
+	res.Series = nil // kept as series_tps
+	row.Result = res
+	row.Measure = fmt.Sprintf("virtual time %v to %v: the first %v are warm-up, excluded from throughput and latency (series_tps has every second)",
+		c.Warmup, c.Duration, c.Warmup)
+	if len(res.Violations) > 0 {
+		return fmt.Errorf("%d invariant violations: %v", len(res.Violations), res.Violations[0])
+	}
+	return nil
+}
