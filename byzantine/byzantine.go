@@ -7,27 +7,28 @@ import (
 	"strings"
 	"time"
 
+	"github.com/stratusbft/stratus/config"
 	"github.com/stratusbft/stratus/consensus"
 	"github.com/stratusbft/stratus/types"
 )
 
 // Strategy names (docs/spec.md §4.1).
 const (
-	Silence         = "silence"          // sends nothing, ignores everything
-	Crash           = "crash"            // honest until it crashes; the driver stops and restarts it
-	Slow            = "slow"             // honest, but every message leaves Slow late
-	Fork            = "fork"             // as leader, builds on an older block to orphan the latest certified one
-	Equivocate      = "equivocate"       // as leader, one proposal to half the replicas, a conflicting one to the rest
-	EquivocateFlood = "equivocate-flood" // as leader, dozens of conflicting proposals to every replica
-	DoubleVote      = "doublevote"       // votes for two blocks of every view it votes in
-	Missing         = "missing"          // withholds its microblocks: smp to the leader only, PAB to just enough replicas for a proof
-	BadProof        = "badproof"         // as leader, invalid, missing, swapped or tampered proofs; relays tampered copies of others' blocks
-	Censor          = "censor"           // as load-balancing proxy, reports an idle load and drops forwarded microblocks
-	Flood           = "flood"            // honest, plus junk: far-future views, made-up IDs, oversized requests, replays
-	BadSig          = "badsig"           // its votes, acks and timeouts carry well-formed signatures over another digest
+	Silence         = config.StrategySilence         // sends nothing, ignores everything
+	Crash           = config.StrategyCrash           // honest until it crashes; the driver stops and restarts it
+	Slow            = config.StrategySlow            // honest, but every message leaves Slow late
+	Fork            = config.StrategyFork            // as leader, builds on an older block to orphan the latest certified one
+	Equivocate      = config.StrategyEquivocate      // as leader, one proposal to half the replicas, a conflicting one to the rest
+	EquivocateFlood = config.StrategyEquivocateFlood // as leader, dozens of conflicting proposals to every replica
+	DoubleVote      = config.StrategyDoubleVote      // votes for two blocks of every view it votes in
+	Missing         = config.StrategyMissing         // withholds its microblocks: smp to the leader only, PAB to just enough replicas for a proof
+	BadProof        = config.StrategyBadProof        // as leader, invalid, missing, swapped or tampered proofs; relays tampered copies of others' blocks
+	Censor          = config.StrategyCensor          // as load-balancing proxy, reports an idle load and drops forwarded microblocks
+	Flood           = config.StrategyFlood           // honest, plus junk: far-future views, made-up IDs, oversized requests, replays
+	BadSig          = config.StrategyBadSig          // its votes, acks and timeouts carry well-formed signatures over another digest
 )
 
-var all = []string{Silence, Crash, Slow, Fork, Equivocate, EquivocateFlood, DoubleVote, Missing, BadProof, Censor, Flood, BadSig}
+var all = config.Strategies // in the order the configuration documents them
 
 // Strategies lists every strategy name.
 func Strategies() []string { return slices.Clone(all) }

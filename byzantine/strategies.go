@@ -5,6 +5,7 @@ import (
 
 	"github.com/kelindar/bitmap"
 
+	"github.com/stratusbft/stratus/config"
 	"github.com/stratusbft/stratus/consensus"
 	"github.com/stratusbft/stratus/types"
 )
@@ -109,7 +110,7 @@ func (e equivocate) outbound(a *Adversary, to types.NodeID, m types.Message) []o
 func (a *Adversary) conflicting(b *types.Block, i int) *types.Block {
 	return a.resign(b, func(c *types.Block) {
 		p := &types.Payload{}
-		if a.p.MemType == "native" {
+		if a.p.MemType == config.MemNative {
 			p.Txs = append(p.Txs, b.Payload.Txs[:len(b.Payload.Txs)/2]...)
 			p.Txs = append(p.Txs, types.NewTx([]byte(fmt.Sprintf("equivocation %d/%d/%d", a.p.Self, b.View, i))))
 		} else {
@@ -189,7 +190,7 @@ func (missing) outbound(a *Adversary, to types.NodeID, m types.Message) []out {
 			break
 		}
 		var allowed []types.NodeID
-		if a.p.MemType == "stratus" {
+		if a.p.MemType == config.MemStratus {
 			allowed = a.others()[:max(0, min(a.p.Q-1, a.p.N-1))]
 		} else {
 			v := max(a.view, 1)
@@ -240,7 +241,7 @@ func (badProof) outbound(a *Adversary, to types.NodeID, m types.Message) []out {
 		if m.Proposer != a.p.Self {
 			return []out{{to: to, m: a.tamperedCopy(m)}}
 		}
-		if a.p.MemType == "stratus" && m.View%5 == 4 && to == 0 {
+		if a.p.MemType == config.MemStratus && m.View%5 == 4 && to == 0 {
 			peers := a.others()
 			victim := peers[int(m.View/5)%len(peers)]
 			outs := []out{{to: victim, m: a.withSoleProofs(m)}}
@@ -265,11 +266,11 @@ func (a *Adversary) withBadProofs(b *types.Block, how int) *types.Block {
 	return a.resign(b, func(c *types.Block) {
 		p := &types.Payload{}
 		switch {
-		case a.p.MemType == "native":
+		case a.p.MemType == config.MemNative:
 			p.Txs = append(p.Txs, b.Payload.Txs...)
 			dup := types.NewTx([]byte(fmt.Sprintf("duplicate %d/%d", a.p.Self, b.View)))
 			p.Txs = append(p.Txs, dup, dup)
-		case a.p.MemType == "smp":
+		case a.p.MemType == config.MemSMP:
 			p.Refs = append(p.Refs, b.Payload.Refs...)
 			p.Refs = append(p.Refs, types.MBRef{ID: a.junkHash()}, types.MBRef{ID: a.junkHash()})
 		default:

@@ -25,15 +25,27 @@ const (
 
 // Byzantine strategies accepted by strategy and byzantine (package byzantine implements them;
 // a test keeps the two lists equal). Strategies can be combined with "+", e.g. "missing+badproof".
+// These constants are the one source of the names: package byzantine's are these, and a test checks
+// the scripts' lists (bin/byzantine.sh) against Strategies.
 const (
-	StrategySilence = "silence"
-	StrategyCrash   = "crash"
-	StrategySlow    = "slow"
+	StrategySilence         = "silence"
+	StrategyCrash           = "crash"
+	StrategySlow            = "slow"
+	StrategyFork            = "fork"
+	StrategyEquivocate      = "equivocate"
+	StrategyEquivocateFlood = "equivocate-flood"
+	StrategyDoubleVote      = "doublevote"
+	StrategyMissing         = "missing"
+	StrategyBadProof        = "badproof"
+	StrategyCensor          = "censor"
+	StrategyFlood           = "flood"
+	StrategyBadSig          = "badsig"
 )
 
 // Strategies lists the Byzantine strategy names.
-var Strategies = []string{StrategySilence, StrategyCrash, StrategySlow, "fork", "equivocate", "equivocate-flood",
-	"doublevote", "missing", "badproof", "censor", "flood", "badsig"}
+var Strategies = []string{StrategySilence, StrategyCrash, StrategySlow, StrategyFork, StrategyEquivocate,
+	StrategyEquivocateFlood, StrategyDoubleVote, StrategyMissing, StrategyBadProof, StrategyCensor,
+	StrategyFlood, StrategyBadSig}
 
 // Ports: node i listens for peers on PeerPortBase+i and for HTTP on HTTPPortBase+i.
 const (

@@ -15,14 +15,24 @@ type Preset struct {
 	Gossip  bool
 }
 
-// Presets are the protocol names -algorithm accepts besides the bare engine names.
+// Protocol names -algorithm accepts: the one source of them (a test checks the scripts' lists).
+const (
+	AlgHotStuff  = EngineHotStuff
+	AlgStreamlet = EngineStreamlet
+	AlgSMPHS     = "smp-hs"
+	AlgSHS       = "s-hs"
+	AlgSSL       = "s-sl"
+	AlgSHSG      = "s-hs-g"
+)
+
+// Presets are the protocols -algorithm accepts, by name.
 var Presets = map[string]Preset{
-	"hotstuff":  {Name: "hotstuff", Paper: "N-HS", Engine: EngineHotStuff, MemType: MemNative},
-	"streamlet": {Name: "streamlet", Paper: "N-SL", Engine: EngineStreamlet, MemType: MemNative},
-	"smp-hs":    {Name: "smp-hs", Paper: "SMP-HS", Engine: EngineHotStuff, MemType: MemSMP},
-	"s-hs":      {Name: "s-hs", Paper: "S-HS", Engine: EngineHotStuff, MemType: MemStratus},
-	"s-sl":      {Name: "s-sl", Paper: "S-SL", Engine: EngineStreamlet, MemType: MemStratus},
-	"s-hs-g":    {Name: "s-hs-g", Paper: "S-HS-G", Engine: EngineHotStuff, Gossip: true},
+	AlgHotStuff:  {Name: AlgHotStuff, Paper: "N-HS", Engine: EngineHotStuff, MemType: MemNative},
+	AlgStreamlet: {Name: AlgStreamlet, Paper: "N-SL", Engine: EngineStreamlet, MemType: MemNative},
+	AlgSMPHS:     {Name: AlgSMPHS, Paper: "SMP-HS", Engine: EngineHotStuff, MemType: MemSMP},
+	AlgSHS:       {Name: AlgSHS, Paper: "S-HS", Engine: EngineHotStuff, MemType: MemStratus},
+	AlgSSL:       {Name: AlgSSL, Paper: "S-SL", Engine: EngineStreamlet, MemType: MemStratus},
+	AlgSHSG:      {Name: AlgSHSG, Paper: "S-HS-G", Engine: EngineHotStuff, Gossip: true},
 }
 
 // PresetNames lists the accepted -algorithm values, sorted.

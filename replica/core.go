@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/stratusbft/stratus/config"
 	"github.com/stratusbft/stratus/consensus"
 	"github.com/stratusbft/stratus/hotstuff"
 	"github.com/stratusbft/stratus/mempool"
@@ -207,11 +208,11 @@ func NewCoreWith(env consensus.Env, spec Spec, obs Observer, opts CoreOptions) (
 	c.txObs, _ = c.obs.(TxObserver)
 	menv := ownedEnv{Env: env, owner: ownerMempool}
 	switch spec.MemType {
-	case "native":
+	case config.MemNative:
 		c.mp = mempool.NewNative(menv, mempool.NativeConfig{
 			BSize: spec.BSize, MemSize: spec.MemSize, Master: spec.Master, Retry: 2 * spec.Timeout,
 		})
-	case "smp", "stratus":
+	case config.MemSMP, config.MemStratus:
 		sc := spec.Shared
 		sc.PAB = spec.MemType == "stratus"
 		sc.BSize, sc.MemSize, sc.Master = spec.BSize, spec.MemSize, spec.Master

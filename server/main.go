@@ -43,7 +43,7 @@ func run() int {
 	id := flag.Int("id", 0, "run only this node (one process per replica)")
 	cfgPath := flag.String("config", "config.json", "configuration file")
 	ipsPath := flag.String("ips", "ips.txt", "replica hosts, one per line")
-	algorithm := flag.String("algorithm", "hotstuff", "protocol: "+strings.Join(config.PresetNames(), ", "))
+	algorithm := flag.String("algorithm", config.AlgHotStuff, "protocol: "+strings.Join(config.PresetNames(), ", "))
 	logLevel := flag.String("log_level", "info", "debug, info, warn or error")
 	var sets setFlags
 	flag.Var(&sets, "set", "override a config key, e.g. -set byzNo=2 -set strategy=fork (repeatable; the value is JSON, or else a string)")

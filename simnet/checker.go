@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/stratusbft/stratus/config"
 	"github.com/stratusbft/stratus/consensus"
 	"github.com/stratusbft/stratus/types"
 )
@@ -70,7 +71,7 @@ func newChecker(s *Sim) *Checker {
 	return &Checker{
 		sim:       s,
 		quorum:    consensus.QuorumSize(s.opts.N),
-		hotstuff:  s.opts.Spec.Engine == "hotstuff",
+		hotstuff:  s.opts.Spec.Engine == config.EngineHotStuff,
 		leaders:   consensus.NewLeaderElection(int(s.opts.Spec.Master), s.opts.N),
 		blockTxs:  make(map[types.Hash][]types.Hash),
 		nodes:     make(map[types.NodeID]*nodeCheck),
@@ -169,7 +170,7 @@ func (c *Checker) sent(from *Node, m types.Message) {
 
 // byRef reports whether proposals reference microblocks without their proofs.
 func (c *Checker) byRef() bool {
-	return c.sim.opts.Spec.MemType == "stratus" && c.sim.opts.Spec.Shared.ProofsByRef
+	return c.sim.opts.Spec.MemType == config.MemStratus && c.sim.opts.Spec.Shared.ProofsByRef
 }
 
 // received sees every message a replica takes in: with proofs by reference it learns which
@@ -235,7 +236,7 @@ func (c *Checker) proof(p *types.Proof) error {
 // payloadProofs checks the availability proofs of a stratus payload that replica id proposes or
 // votes for: each reference carries a valid proof, or (by reference) id held one.
 func (c *Checker) payloadProofs(b *types.Block, id types.NodeID) error {
-	if c.sim.opts.Spec.MemType != "stratus" {
+	if c.sim.opts.Spec.MemType != config.MemStratus {
 		return nil
 	}
 	for i, r := range b.Payload.Refs {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/stratusbft/stratus/config"
+	"github.com/stratusbft/stratus/crypto"
 	"github.com/stratusbft/stratus/types"
 )
 
@@ -92,7 +93,7 @@ func leaderBottleneckRows(base VirtualConfig, small bool) ([]VirtualConfig, erro
 		scheme string
 		bp     time.Duration
 	}{
-		{"s-hs", true, "bls12-381", time.Second},
+		{config.AlgSHS, true, crypto.SchemeBLS, time.Second},
 		{"s-hs (paper: inline secp256k1)", false, "secp256k1", 0},
 	}
 	var out []VirtualConfig
@@ -116,11 +117,11 @@ func leaderBottleneckRows(base VirtualConfig, small bool) ([]VirtualConfig, erro
 
 // paperProtocols maps the paper's protocol labels to presets.
 var paperProtocols = []struct{ label, engine, mem string }{
-	{"hotstuff", config.EngineHotStuff, config.MemNative},
-	{"streamlet", config.EngineStreamlet, config.MemNative},
-	{"smp-hs", config.EngineHotStuff, config.MemSMP},
-	{"s-hs", config.EngineHotStuff, config.MemStratus},
-	{"s-sl", config.EngineStreamlet, config.MemStratus},
+	{config.AlgHotStuff, config.EngineHotStuff, config.MemNative},
+	{config.AlgStreamlet, config.EngineStreamlet, config.MemNative},
+	{config.AlgSMPHS, config.EngineHotStuff, config.MemSMP},
+	{config.AlgSHS, config.EngineHotStuff, config.MemStratus},
+	{config.AlgSSL, config.EngineStreamlet, config.MemStratus},
 }
 
 // with returns base set up for protocol p at n replicas on net.
@@ -170,7 +171,7 @@ func batchRows(base VirtualConfig, small bool) ([]VirtualConfig, error) {
 	var out []VirtualConfig
 	for _, s := range series {
 		for _, r := range rates {
-			c := with(base, "s-hs", config.EngineHotStuff, config.MemStratus, s.n, "lan")
+			c := with(base, config.AlgSHS, config.EngineHotStuff, config.MemStratus, s.n, "lan")
 			c.Spec.Shared.MSize, c.Rate = s.msize, r
 			durations(&c, small, base.Duration)
 			out = append(out, c)
@@ -195,7 +196,7 @@ func scalabilityRows(base VirtualConfig, net string, small bool) ([]VirtualConfi
 			durations(&c, small, base.Duration)
 			// Every protocol gets the same load: 0.9 × what the shared mempools' links can carry
 			// (DefaultRate; the native ones saturate far below it).
-			shared := with(base, "s-hs", config.EngineHotStuff, config.MemStratus, n, net)
+			shared := with(base, config.AlgSHS, config.EngineHotStuff, config.MemStratus, n, net)
 			c.Rate = DefaultRate(shared)
 			if small {
 				c.Rate = min(c.Rate, 20_000) // a smoke test: few events
@@ -220,7 +221,7 @@ func bandwidthRows(base VirtualConfig, small bool) ([]VirtualConfig, error) {
 		c := with(base, pp.label, pp.engine, pp.mem, n, "wan")
 		c.Spec.Shared.MSize = paperMSize(n)
 		durations(&c, small, base.Duration)
-		c.Rate = DefaultRate(with(base, "s-hs", config.EngineHotStuff, config.MemStratus, n, "wan"))
+		c.Rate = DefaultRate(with(base, config.AlgSHS, config.EngineHotStuff, config.MemStratus, n, "wan"))
 		out = append(out, c)
 	}
 	return out, nil
@@ -268,7 +269,7 @@ func byzantineRows(base VirtualConfig, small bool) ([]VirtualConfig, error) {
 				label string
 				mem   string
 				q     int
-			}{{"smp-hs", config.MemSMP, f + 1}, {"s-hs-f", config.MemStratus, f + 1}, {"s-hs-2f", config.MemStratus, 2*f + 1}} {
+			}{{config.AlgSMPHS, config.MemSMP, f + 1}, {"s-hs-f", config.MemStratus, f + 1}, {"s-hs-2f", config.MemStratus, 2*f + 1}} {
 				c := with(base, v.label, config.EngineHotStuff, v.mem, st.n, "lan")
 				c.Spec.Shared.Q = v.q
 				c.Spec.Shared.MSize = 500_000
@@ -311,7 +312,7 @@ func zipfRows(base VirtualConfig, small bool) ([]VirtualConfig, error) {
 				gossip bool
 				d      int
 				even   bool
-			}{{"smp-hs", config.MemSMP, false, 0, false}, {"smp-hs-g", config.MemSMP, true, 0, false},
+			}{{config.AlgSMPHS, config.MemSMP, false, 0, false}, {"smp-hs-g", config.MemSMP, true, 0, false},
 				{"s-hs-d1", config.MemStratus, false, 1, false}, {"s-hs-d2", config.MemStratus, false, 2, false},
 				{"s-hs-d3", config.MemStratus, false, 3, false}, {"s-hs-even", config.MemStratus, false, 0, true}}
 			for _, v := range variants {

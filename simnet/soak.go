@@ -56,9 +56,9 @@ type Scenario struct {
 func NewScenario(seed int64) Scenario {
 	r := rand.New(rand.NewSource(seed))
 	sc := Scenario{Seed: seed, N: 4 + r.Intn(10)}
-	sc.Engine = []string{"hotstuff", "streamlet"}[r.Intn(2)]
-	sc.MemType = []string{"native", "smp", "stratus"}[r.Intn(3)]
-	if sc.MemType != "native" {
+	sc.Engine = []string{config.EngineHotStuff, config.EngineStreamlet}[r.Intn(2)]
+	sc.MemType = []string{config.MemNative, config.MemSMP, config.MemStratus}[r.Intn(3)]
+	if sc.MemType != config.MemNative {
 		sc.Gossip = r.Intn(3) == 0
 		sc.LB = r.Intn(3) == 0
 	}
@@ -114,7 +114,7 @@ func NewScenario(seed int64) Scenario {
 			}
 		}
 	}
-	sc.Inline = sc.MemType == "stratus" && r.Intn(3) == 0 // drawn after every earlier draw, as Restarts
+	sc.Inline = sc.MemType == config.MemStratus && r.Intn(3) == 0 // drawn after every earlier draw, as Restarts
 	sc.BLS = r.Intn(3) == 0
 	return sc
 }
@@ -179,7 +179,7 @@ func ScenarioSpec(engine, memType string, n int, gossip, lb bool) replica.Spec {
 		MemSize:        1 << 24,
 		DedupWindow:    1 << 16,
 	}
-	if memType == "native" {
+	if memType == config.MemNative {
 		return sp
 	}
 	sp.BSize = 20

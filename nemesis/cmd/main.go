@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/stratusbft/stratus/config"
 	"github.com/stratusbft/stratus/nemesis"
 )
 
@@ -21,7 +22,7 @@ func main() {
 	seed := flag.Int64("seed", 1, "the first run's seed")
 	seeds := flag.Int("seeds", 1, "runs, with seeds seed, seed+1, ...")
 	duration := flag.Duration("duration", 2*time.Minute, "workload and faults per run (at least 30s)")
-	alg := flag.String("algorithm", "s-hs", "server -algorithm")
+	alg := flag.String("algorithm", config.AlgSHS, "server -algorithm")
 	cuts := flag.String("cuts", nemesis.CutsAuto, "kernel link cuts: tc (a network namespace of the run's own and tc; needs root), off, or auto (tc where it can)")
 	bin := flag.String("bin", "bin", "directory holding server and client (make build)")
 	dir := flag.String("dir", "", "work directory (default: a new one under the system's temporary directory, removed after a run that passed)")
