@@ -15,6 +15,6 @@
 // committer goroutine beside the loop before their messages leave (group commit).
 //
 // The package sits above the engines, the mempools and transport, and below server and simnet.
-// See docs/design.md §3.4 (the Core) and §4 (the driver, stores and group commit), and
-// docs/spec.md §2.7 and §6.6 for state transfer and durability.
+// See docs/design.md §3.4 for the Core, docs/design.md §4 for the driver, stores and group
+// commit, and docs/spec.md §2.7 and §6.6 for state transfer and durability.
 package replica

@@ -17,6 +17,6 @@
 //
 // main.go wires each node: a replica.Replica on a transport endpoint (the in-process hub, or TCP),
 // wrapped in a shaper when the config asks for link emulation or HTTP faults, its statistics, its
-// Byzantine adversary if any, and its api.Server. docs/binaries.md lists the flags; docs/design.md
-// §2.2 places the command among the packages.
+// Byzantine adversary if any, and its api.Server. docs/binaries.md lists the flags;
+// docs/design.md §2.2 places the command among the packages.
 package main
