@@ -8,6 +8,8 @@ import (
 	"reflect"
 	"sort"
 	"strings"
+
+	"github.com/stratusbft/stratus/types"
 )
 
 // Mempool types accepted by mem_type, after alias resolution.
@@ -53,8 +55,8 @@ const (
 	HTTPPortBase = 8069
 )
 
-// MaxNodes bounds N; signer bitmaps and the wire codec rely on it.
-const MaxNodes = 1024
+// MaxNodes bounds N: the wire codec's bound (signer bitmaps cover node IDs 1..MaxNodes).
+const MaxNodes = types.MaxNodes
 
 // Config is the whole configuration of a run. JSON names are the keys of config.json; the
 // original prototype's names are kept where the meaning is the same.
