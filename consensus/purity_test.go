@@ -16,7 +16,7 @@ import (
 
 // corePackages must stay deterministic state machines (docs/design.md §1.1): no I/O, no network, no
 // goroutines, no wall clock, no locks, and no knowledge of the driver or the transports.
-var corePackages = []string{"consensus", "hotstuff", "streamlet", "mempool"}
+var corePackages = []string{"consensus", "hotstuff", "streamlet", "mempool", "byzantine"}
 
 var forbiddenImports = map[string]string{
 	"net":      "network access",
