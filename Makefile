@@ -11,9 +11,10 @@ RACE_PKGS   := ./replica/... ./transport/... ./api/... ./stats/... ./benchmark/.
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-11s %s\n", $$1, $$2}'
 
-build: ## build bin/server and bin/client
+build: ## build bin/server, bin/client and bin/stratus-exp
 	$(GO) build -o bin/server ./server
 	$(GO) build -o bin/client ./client
+	$(GO) build -o bin/stratus-exp ./experiment/cmd/stratus-exp
 
 demo: build ## 4 replicas in one process + 4 clients for ~20 s, then print results (ALG=hotstuff, streamlet, smp-hs, s-sl, s-hs-g to switch)
 	bin/demo.sh $(ALG) $(DURATION)
@@ -32,6 +33,13 @@ FUZZTIME    ?= 150000x
 .PHONY: fuzz
 fuzz: ## fuzz the wire decoder for FUZZTIME (150000x executions; 5m for a duration): no panic, allocation bounded by the frame, the same verdict as the reference decoder
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./types
+
+# The paper's figures in virtual time (experiments/paper/*.json) into docs/results/, or with
+# PAPER_QUICK=1 each spec's quick variant into docs/results/quick/. A rerun skips finished points.
+PAPER_JOBS  ?= 2
+.PHONY: paper
+paper: build ## the paper's figures and Table III in virtual time: results, plots and pass/fail checks in docs/results/ (PAPER_QUICK=1: under 10 minutes, into docs/results/quick/)
+	bin/stratus-exp -j $(PAPER_JOBS) -out docs/results$(if $(filter 1,$(PAPER_QUICK)),/quick) experiments/paper/*.json
 
 .PHONY: profile
 profile: build ## a saturated server -sim (ALG, default s-hs) under 4 clients for DURATION (20) s: CPU and heap profiles, top entries printed
@@ -69,5 +77,5 @@ fmt: ## format the Go sources
 	gofmt -w $$(git ls-files '*.go')
 
 clean: ## remove built binaries and run artefacts in bin/
-	rm -f bin/server bin/client bin/*.pid bin/*.out bin/server.*.log bin/client.*.log bin/client.*.json
+	rm -f bin/server bin/client bin/stratus-exp bin/*.pid bin/*.out bin/server.*.log bin/client.*.log bin/client.*.json
 	rm -rf bin/logs

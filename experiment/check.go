@@ -11,6 +11,18 @@ type CheckResult struct {
 	Name   string `json:"name"`
 	Pass   bool   `json:"pass"`
 	Detail string `json:"detail"`
+	Known  string `json:"known_difference,omitempty"` // why a failure is expected
+}
+
+// Verdict is PASS, FAIL or KNOWN (a failure the spec explains).
+func (c CheckResult) Verdict() string {
+	switch {
+	case c.Pass:
+		return "PASS"
+	case c.Known != "":
+		return "KNOWN"
+	}
+	return "FAIL"
 }
 
 // select returns the summaries whose point matches where.
@@ -36,7 +48,10 @@ func describeWhere(w map[string]any) string {
 func (s *Spec) check(sums []Summary) []CheckResult {
 	var out []CheckResult
 	for _, c := range s.Checks {
-		out = append(out, evalCheck(c, sums)...)
+		for _, r := range evalCheck(c, sums) {
+			r.Known = c.Known
+			out = append(out, r)
+		}
 	}
 	for _, b := range s.Baselines {
 		out = append(out, evalBaseline(b, sums)...)
@@ -56,18 +71,18 @@ func evalCheck(c Check, sums []Summary) []CheckResult {
 	name := c.Name
 	at := selectSummaries(sums, c.Where)
 	if len(at) == 0 {
-		return []CheckResult{{name, false, fmt.Sprintf("no point matches %s", describeWhere(c.Where))}}
+		return []CheckResult{{Name: name, Detail: fmt.Sprintf("no point matches %s", describeWhere(c.Where))}}
 	}
 	ref := 1.0
 	refText := ""
 	if len(c.RatioOf) > 0 {
 		rs := selectSummaries(sums, c.RatioOf)
 		if len(rs) != 1 {
-			return []CheckResult{{name, false, fmt.Sprintf("ratio_of %s matches %d points, want one", describeWhere(c.RatioOf), len(rs))}}
+			return []CheckResult{{Name: name, Detail: fmt.Sprintf("ratio_of %s matches %d points, want one", describeWhere(c.RatioOf), len(rs))}}
 		}
 		st, ok := metricOf(rs[0], c.Metric)
 		if !ok {
-			return []CheckResult{{name, false, fmt.Sprintf("no %s at %s (the runs failed)", c.Metric, describeWhere(c.RatioOf))}}
+			return []CheckResult{{Name: name, Detail: fmt.Sprintf("no %s at %s (the runs failed)", c.Metric, describeWhere(c.RatioOf))}}
 		}
 		ref = st.Mean
 		refText = fmt.Sprintf(" × %.4g (%s at %s)", st.Mean, c.Metric, describeWhere(c.RatioOf))
@@ -76,7 +91,7 @@ func evalCheck(c Check, sums []Summary) []CheckResult {
 	for _, s := range at {
 		st, ok := metricOf(s, c.Metric)
 		if !ok {
-			out = append(out, CheckResult{name, false, fmt.Sprintf("no %s at %s (the runs failed)", c.Metric, s.Point.label())})
+			out = append(out, CheckResult{Name: name, Detail: fmt.Sprintf("no %s at %s (the runs failed)", c.Metric, s.Point.label())})
 			continue
 		}
 		bound := c.Value * ref
@@ -88,7 +103,7 @@ func evalCheck(c Check, sums []Summary) []CheckResult {
 		if st.N > 1 {
 			ci = fmt.Sprintf(" ± %.3g", st.CI95)
 		}
-		out = append(out, CheckResult{name, pass, fmt.Sprintf("%s = %.4g%s at %s %s %.4g%s = %.4g",
+		out = append(out, CheckResult{Name: name, Pass: pass, Detail: fmt.Sprintf("%s = %.4g%s at %s %s %.4g%s = %.4g",
 			c.Metric, st.Mean, ci, describeWhere(c.Where), c.Op, c.Value, refText, bound)})
 	}
 	return out
@@ -98,13 +113,13 @@ func evalBaseline(b Baseline, sums []Summary) []CheckResult {
 	name := fmt.Sprintf("baseline %s at %s", b.Metric, describeWhere(b.Where))
 	at := selectSummaries(sums, b.Where)
 	if len(at) == 0 {
-		return []CheckResult{{name, false, "no point matches"}}
+		return []CheckResult{{Name: name, Detail: "no point matches"}}
 	}
 	var out []CheckResult
 	for _, s := range at {
 		st, ok := metricOf(s, b.Metric)
 		if !ok {
-			out = append(out, CheckResult{name, false, fmt.Sprintf("no %s at %s (the runs failed)", b.Metric, s.Point.label())})
+			out = append(out, CheckResult{Name: name, Detail: fmt.Sprintf("no %s at %s (the runs failed)", b.Metric, s.Point.label())})
 			continue
 		}
 		var pass bool
@@ -120,17 +135,17 @@ func evalBaseline(b Baseline, sums []Summary) []CheckResult {
 		if b.Higher == "lower" {
 			verb = "at most"
 		}
-		out = append(out, CheckResult{name, pass, fmt.Sprintf("%s = %.4g at %s; baseline %.4g, want %s %.4g (tolerance %.0f %%)",
+		out = append(out, CheckResult{Name: name, Pass: pass, Detail: fmt.Sprintf("%s = %.4g at %s; baseline %.4g, want %s %.4g (tolerance %.0f %%)",
 			b.Metric, st.Mean, s.Point.label(), b.Value, verb, bound, b.Tolerance*100)})
 	}
 	return out
 }
 
-// FailedChecks lists the checks of a report that failed.
+// FailedChecks lists the checks of a report that failed (known differences apart).
 func (r *Report) FailedChecks() []CheckResult {
 	var out []CheckResult
 	for _, c := range r.Checks {
-		if !c.Pass {
+		if c.Verdict() == "FAIL" {
 			out = append(out, c)
 		}
 	}

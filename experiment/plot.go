@@ -44,7 +44,9 @@ func (s *Spec) drawPlots(dir string, rep *Report) ([]string, error) {
 	for _, pl := range s.Plots {
 		p, err := s.buildPlot(pl, rep.Summary)
 		if err != nil {
-			return files, fmt.Errorf("plot %s: %w", pl.File, err)
+			// A quick run leaves out points some plots need.
+			rep.PlotNotes = append(rep.PlotNotes, fmt.Sprintf("plot %s not drawn: %v", pl.File, err))
+			continue
 		}
 		for _, ext := range []string{"png", "svg"} {
 			f := filepath.Join(dir, pl.File+"."+ext)

@@ -164,9 +164,9 @@ func (s *Spec) Expand(backend string) ([]Point, error) {
 	if dur == 0 {
 		dur = 20 * time.Second
 	}
-	warm := s.Warmup.D()
-	if s.Warmup == 0 {
-		warm = dur / 6
+	warm := dur / 6
+	if s.Warmup != nil {
+		warm = s.Warmup.D()
 	}
 	reps := max(s.Repetitions, 1)
 	seed := s.Seed
@@ -194,6 +194,9 @@ func (s *Spec) Expand(backend string) ([]Point, error) {
 	var problems []string
 	for _, pr := range s.Protocols {
 		for _, n := range s.N {
+			if pr.MaxN > 0 && n > pr.MaxN {
+				continue
+			}
 			for _, msize := range s.msizes(pr, n) {
 				for _, k := range byz(n) {
 					for _, z := range zipfs {
@@ -245,6 +248,9 @@ func (s *Spec) Expand(backend string) ([]Point, error) {
 
 // msizes is the microblock-size axis of protocol pr at n.
 func (s *Spec) msizes(pr Protocol, n int) []int {
+	if pr.Algorithm == "hotstuff" || pr.Algorithm == "streamlet" {
+		return []int{0} // a native mempool has no microblocks
+	}
 	if pr.MSize > 0 {
 		return []int{pr.MSize}
 	}

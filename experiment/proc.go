@@ -42,8 +42,11 @@ type proc struct {
 // derr, loss); the offered rate is split over the clients. Warm-up: clients run for the warm-up
 // first and their results are dropped; the measured clients then run for duration - warm-up.
 func (s *Spec) runProcs(ctx context.Context, p Point, row *Row, opts Options) error {
-	pr := &procRun{dir: filepath.Join(opts.Out, "runs", p.Key), bin: opts.Bin}
-	defer pr.stop()
+	pr := &procRun{dir: filepath.Join(opts.Out, s.Name, "runs", p.Key), bin: opts.Bin}
+	defer func() {
+		pr.stop()
+		_ = os.RemoveAll(filepath.Join(pr.dir, "data")) // the replicas' stores: logs, configs and summaries stay
+	}()
 	if err := os.RemoveAll(pr.dir); err != nil {
 		return err
 	}

@@ -113,6 +113,8 @@ var metricDefs = []struct{ name, about string }{
 	{"errors", "failed client requests (tcp, sim)"},
 	{"violations", "invariant violations (virtual)"},
 	{"wall_s", "wall-clock seconds of the run"},
+	{"async_ktps", "mean throughput (KTx/s) during the first asynchrony window (virtual)"},
+	{"after_async_ktps", "mean throughput (KTx/s) after the first asynchrony window (virtual)"},
 }
 
 // metricNames lists the metric names; leader_mbps.KIND and others_mbps.KIND (e.g.

@@ -38,8 +38,9 @@ type Report struct {
 	Summary   []Summary
 	Checks    []CheckResult
 	Plots     []string
-	Ran       int // points run now (the others were finished before)
-	Failed    int // rows with an error
+	PlotNotes []string // plots left out, and why
+	Ran       int      // points run now (the others were finished before)
+	Failed    int      // rows with an error
 	WallClock time.Duration
 }
 
@@ -286,11 +287,13 @@ func writeChecks(path string, rep *Report) error {
 		b.WriteString("no checks in the spec\n")
 	}
 	for _, c := range rep.Checks {
-		verdict := "PASS"
-		if !c.Pass {
-			verdict = "FAIL"
+		fmt.Fprintf(&b, "%-5s  %s: %s\n", c.Verdict(), c.Name, c.Detail)
+		if c.Verdict() == "KNOWN" {
+			fmt.Fprintf(&b, "       known difference: %s\n", c.Known)
 		}
-		fmt.Fprintf(&b, "%s  %s: %s\n", verdict, c.Name, c.Detail)
+	}
+	for _, n := range rep.PlotNotes {
+		fmt.Fprintf(&b, "note   %s\n", n)
 	}
 	if rep.Failed > 0 {
 		fmt.Fprintf(&b, "%d run(s) failed: see the error column of rows.csv\n", rep.Failed)

@@ -51,10 +51,10 @@ type Spec struct {
 	Faults  Faults  `json:"faults"`
 	Network Network `json:"network"`
 
-	Duration    Duration `json:"duration"`    // of each run (default 20s)
-	Warmup      Duration `json:"warmup"`      // excluded from throughput and latency (default a sixth of duration)
-	Repetitions int      `json:"repetitions"` // runs per point, seeds seed, seed+1, ... (default 1)
-	Seed        int64    `json:"seed"`        // the first repetition's seed (default 1)
+	Duration    Duration  `json:"duration"`    // of each run (default 20s)
+	Warmup      *Duration `json:"warmup"`      // excluded from throughput and latency (default a sixth of duration; "0s" for none)
+	Repetitions int       `json:"repetitions"` // runs per point, seeds seed, seed+1, ... (default 1)
+	Seed        int64     `json:"seed"`        // the first repetition's seed (default 1)
 
 	CPU       string   `json:"cpu"`        // virtual: off (default), on or measure
 	Fit       *bool    `json:"fit"`        // virtual: size blocks, timeouts and microblocks to the network (default true)
@@ -90,6 +90,7 @@ type Protocol struct {
 	Gossip     bool     `json:"gossip"`
 	Fanout     int      `json:"fanout"`
 	EvenLoad   bool     `json:"even_load"` // ignore faults.zipf: uniform load (the reference line of the Zipf figures)
+	MaxN       int      `json:"max_n"`     // leave out the points above this N (a protocol too slow to simulate there)
 	Set        []string `json:"set"`       // further config overrides
 }
 
@@ -171,15 +172,15 @@ type Saturation struct {
 
 // Quick is what a quick run changes.
 type Quick struct {
-	Protocols   []string `json:"protocols"` // labels to keep
-	N           []int    `json:"n"`
-	Load        *Load    `json:"load"`
-	Byzantine   []int    `json:"byzantine"`
-	Duration    Duration `json:"duration"`
-	Warmup      Duration `json:"warmup"`
-	Repetitions int      `json:"repetitions"`
-	Zipf        []string `json:"zipf"`
-	Skip        bool     `json:"skip"` // leave the experiment out of a quick run
+	Protocols   []string  `json:"protocols"` // labels to keep
+	N           []int     `json:"n"`
+	Load        *Load     `json:"load"`
+	Byzantine   []int     `json:"byzantine"`
+	Duration    Duration  `json:"duration"`
+	Warmup      *Duration `json:"warmup"`
+	Repetitions int       `json:"repetitions"`
+	Zipf        []string  `json:"zipf"`
+	Skip        bool      `json:"skip"` // leave the experiment out of a quick run
 }
 
 // Plot is one figure, drawn as PNG and SVG.
@@ -213,6 +214,9 @@ type Check struct {
 	Op      string         `json:"op"` // >= or <=
 	Value   float64        `json:"value"`
 	RatioOf map[string]any `json:"ratio_of"`
+	// Known explains a failure that is understood (the paper's claim does not reproduce in this
+	// design, and why): the check then reports KNOWN instead of FAIL and does not fail the run.
+	Known string `json:"known_difference"`
 }
 
 // Baseline is a stored figure a regression must not fall below (above, for a latency) by more than
@@ -520,7 +524,7 @@ func (s *Spec) validate() []string {
 	if dur == 0 {
 		dur = 20 * time.Second
 	}
-	if s.Warmup < 0 || s.Warmup.D() >= dur {
+	if s.Warmup != nil && (*s.Warmup < 0 || s.Warmup.D() >= dur) {
 		bad("warmup %v: want 0 <= warmup < duration (%v)", s.Warmup.D(), dur)
 	}
 	if s.Repetitions < 0 || s.Repetitions > 100 {
@@ -556,7 +560,7 @@ func (s *Spec) validate() []string {
 				bad("quick.n[%d] = %d: want 1..1000 replicas", i, n)
 			}
 		}
-		if q.Duration < 0 || q.Warmup < 0 || q.Repetitions < 0 {
+		if q.Duration < 0 || (q.Warmup != nil && *q.Warmup < 0) || q.Repetitions < 0 {
 			bad("quick: duration, warmup and repetitions must not be negative")
 		}
 	}
@@ -702,15 +706,12 @@ func (s *Spec) applyQuick() {
 	}
 	if q.Duration > 0 {
 		s.Duration = q.Duration
-		if q.Warmup == 0 && s.Warmup >= s.Duration {
-			s.Warmup = 0
-		}
 	}
-	if q.Warmup > 0 {
+	if q.Warmup != nil {
 		s.Warmup = q.Warmup
 	}
-	if s.Duration > 0 && s.Warmup >= s.Duration {
-		s.Warmup = s.Duration / 6
+	if s.Duration > 0 && s.Warmup != nil && *s.Warmup >= s.Duration {
+		s.Warmup = nil // a sixth of the quick duration
 	}
 	if q.Repetitions > 0 {
 		s.Repetitions = q.Repetitions

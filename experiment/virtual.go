@@ -3,6 +3,7 @@ package experiment
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/stratusbft/stratus/simnet"
 )
@@ -27,6 +28,29 @@ func (s *Spec) runVirtual(_ context.Context, p Point, row *Row) error {
 	row.Metrics = virtualMetrics(res)
 	for _, sr := range res.Series {
 		row.SeriesTPS = append(row.SeriesTPS, sr.TPS)
+	}
+	if len(c.Links.Async) > 0 {
+		// The throughput inside the first asynchrony window, and after it.
+		w := c.Links.Async[0]
+		in, after := 0.0, 0.0
+		nin, nafter := 0, 0
+		for _, sr := range res.Series {
+			end := time.Duration(sr.T) * time.Second
+			switch {
+			case end > w.From && end <= w.To:
+				in += sr.TPS
+				nin++
+			case end > w.To:
+				after += sr.TPS
+				nafter++
+			}
+		}
+		if nin > 0 {
+			row.Metrics["async_ktps"] = in / float64(nin) / 1000
+		}
+		if nafter > 0 {
+			row.Metrics["after_async_ktps"] = after / float64(nafter) / 1000
+		}
 	}
 	res.Series = nil // kept as series_tps
 	row.Result = res

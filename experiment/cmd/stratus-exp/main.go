@@ -90,16 +90,18 @@ func run() int {
 			continue
 		}
 		for _, c := range rep.Checks {
-			v := "PASS"
-			if !c.Pass {
-				v, status = "FAIL", 1
+			if c.Verdict() == "FAIL" {
+				status = 1
 			}
-			fmt.Fprintf(os.Stderr, "  %s  %s: %s\n", v, c.Name, c.Detail)
+			fmt.Fprintf(os.Stderr, "  %-5s  %s: %s\n", c.Verdict(), c.Name, c.Detail)
+		}
+		for _, n := range rep.PlotNotes {
+			fmt.Fprintf(os.Stderr, "  note   %s\n", n)
 		}
 		if rep.Failed > 0 {
 			status = 1
 		}
-		fmt.Fprintf(os.Stderr, "== %s: %d points (%d run now, %d failed), %d plots, %d/%d checks passed, %s; results in %s\n",
+		fmt.Fprintf(os.Stderr, "== %s: %d points (%d run now, %d failed), %d plots, %d/%d checks passed or known, %s; results in %s\n",
 			s.Name, len(rep.Points), rep.Ran, rep.Failed, len(rep.Plots)/2, len(rep.Checks)-len(rep.FailedChecks()), len(rep.Checks),
 			rep.WallClock.Round(time.Second), rep.Dir)
 	}
