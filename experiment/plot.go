@@ -60,6 +60,9 @@ func (s *Spec) drawPlots(dir string, rep *Report) ([]string, error) {
 }
 
 func (s *Spec) buildPlot(pl Plot, sums []Summary) (*plot.Plot, error) {
+	if pl.X == "protocol" {
+		return s.buildBars(pl, sums)
+	}
 	p := plot.New()
 	p.Title.Text = pl.Title
 	if p.Title.Text == "" {
@@ -256,3 +259,99 @@ func fieldText(name string, v any) string {
 }
 
 var _ color.Color = plotutil.Color(0)
+
+// buildBars draws one group of bars per protocol: a bar per value of group_by (the other fields),
+// with its confidence interval, and the reference values as bars of their own.
+func (s *Spec) buildBars(pl Plot, sums []Summary) (*plot.Plot, error) {
+	p := plot.New()
+	p.Title.Text = pl.Title
+	p.Y.Label.Text = axisLabel(pl.Y)
+	p.Legend.Top = true
+	var cats []string
+	catIndex := map[string]int{}
+	type bar struct{ y, ci float64 }
+	var groups []string
+	vals := map[string]map[int]bar{}
+	for _, sm := range selectSummaries(sums, pl.Where) {
+		if sm.Runs == 0 {
+			continue
+		}
+		c := sm.Point.Protocol
+		if _, ok := catIndex[c]; !ok {
+			catIndex[c] = len(cats)
+			cats = append(cats, c)
+		}
+		var parts []string
+		for _, g := range pl.GroupBy {
+			if g != "protocol" {
+				parts = append(parts, fmt.Sprintf("%s=%v", g, fieldText(g, sm.Point.Field(g))))
+			}
+		}
+		name := strings.Join(parts, " ")
+		if name == "" {
+			name = "measured"
+		}
+		if _, ok := vals[name]; !ok {
+			vals[name] = map[int]bar{}
+			groups = append(groups, name)
+		}
+		y, ci, ok := value(sm, pl.Y)
+		if ok {
+			vals[name][catIndex[c]] = bar{y, ci}
+		}
+	}
+	if len(cats) == 0 {
+		return nil, fmt.Errorf("no measured point matches (where %s)", describeWhere(pl.Where))
+	}
+	for _, r := range pl.Reference {
+		m := map[int]bar{}
+		for k, v := range r.Values {
+			if i, ok := catIndex[k]; ok {
+				m[i] = bar{v, 0}
+			}
+		}
+		vals[r.Label] = m
+		groups = append(groups, r.Label)
+	}
+	top := 0.0
+	for _, m := range vals {
+		for _, b := range m {
+			top = math.Max(top, b.y+b.ci)
+		}
+	}
+	width := vg.Points(math.Max(2, 0.8*430/float64(len(cats))/float64(len(groups))))
+	for gi, g := range groups {
+		v := make(plotter.Values, len(cats))
+		var eb xyErr
+		shift := -0.4 + (float64(gi)+0.5)*0.8/float64(len(groups))
+		for i := range cats {
+			b := vals[g][i]
+			v[i] = b.y
+			if b.ci > 0 {
+				eb.XYs = append(eb.XYs, plotter.XY{X: float64(i) + shift, Y: b.y})
+				eb.YErrors = append(eb.YErrors, struct{ Low, High float64 }{b.ci, b.ci})
+				eb.XErrors = append(eb.XErrors, struct{ Low, High float64 }{0, 0})
+			}
+		}
+		bc, err := plotter.NewBarChart(v, width)
+		if err != nil {
+			return nil, err
+		}
+		bc.XMin = shift
+		bc.Color = plotutil.Color(gi)
+		bc.LineStyle.Width = vg.Length(0)
+		p.Add(bc)
+		p.Legend.Add(g, bc)
+		if len(eb.XYs) > 0 {
+			e, err := plotter.NewYErrorBars(eb)
+			if err != nil {
+				return nil, err
+			}
+			p.Add(e)
+		}
+	}
+	p.NominalX(cats...)
+	p.X.Min, p.X.Max = -0.5, float64(len(cats))-0.5
+	p.Y.Min, p.Y.Max = 0, top*1.2 // room for the legend
+	return p, nil
+}

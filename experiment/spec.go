@@ -187,7 +187,7 @@ type Quick struct {
 type Plot struct {
 	File    string         `json:"file"` // base name in the results directory
 	Title   string         `json:"title"`
-	X       string         `json:"x"` // a metric (see Metrics), or "t": the per-second series
+	X       string         `json:"x"` // a point field or a metric; "t": the per-second series; "protocol": bars per protocol
 	Y       string         `json:"y"`
 	GroupBy []string       `json:"group_by"` // point fields whose values name a series (default protocol)
 	Where   map[string]any `json:"where"`    // only the points matching these fields
@@ -202,6 +202,8 @@ type Reference struct {
 	Label  string       `json:"label"`
 	Source string       `json:"source"`
 	Points [][2]float64 `json:"points"` // in the plot's units
+	// Values are a bar chart's published values, by category (x: "protocol").
+	Values map[string]float64 `json:"values"`
 }
 
 // Check is a pass/fail criterion over the summarised points: the mean of metric at the point
@@ -582,8 +584,8 @@ func (s *Spec) validate() []string {
 		}
 		p = append(p, checkWhere(at+".where", pl.Where)...)
 		for j, r := range pl.Reference {
-			if r.Label == "" || len(r.Points) == 0 {
-				bad("%s.reference[%d]: want a label and points", at, j)
+			if r.Label == "" || (len(r.Points) == 0 && len(r.Values) == 0) {
+				bad("%s.reference[%d]: want a label and points (or values, for a bar chart)", at, j)
 			}
 		}
 	}
