@@ -674,6 +674,36 @@ func (b *Base) PayloadAccepted(n *Node) bool {
 	return true
 }
 
+// Propose is the tail of a leader's proposal, the same in both engines: it builds the block of
+// view v on parent with qc (and tc, when the view was entered by one), its payload from the
+// mempool, signs it, adds it to the tree, runs added (if not nil) and broadcasts it, then hands
+// the node to the engine's BlockAdded. A full tree refuses the block: its payload goes back to
+// the mempool and the refusal is counted.
+func (b *Base) Propose(v types.View, parent *Node, qc *types.QC, tc *types.TC, added func(*Node)) {
+	blk := &types.Block{
+		View:     v,
+		Height:   parent.Height() + 1,
+		Parent:   parent.ID(),
+		QC:       qc,
+		TC:       tc,
+		Payload:  b.Mempool.MakePayload(v, PendingChain(parent)),
+		Proposer: b.Self,
+	}
+	blk.Sig = b.Env.Signer().Sign(blk.ID())
+	n, err := b.Tree.Add(blk)
+	if err != nil {
+		b.Out.Orphan(blk) // only a full tree refuses our own block; the payload goes back
+		b.Reject(types.KindBlock, b.Self, RuleCapacity, err)
+		return
+	}
+	if added != nil {
+		added(n)
+	}
+	b.Env.Broadcast(blk)
+	b.Out.Event(Proposed{View: v, Items: blk.Payload.Len()})
+	b.rules.BlockAdded(n)
+}
+
 // SignVote records and signs this replica's vote for blk. The voting state is persisted before
 // the vote is returned, so no vote leaves that a restart could forget; when it cannot be saved,
 // SignVote returns nil and the replica does not vote.

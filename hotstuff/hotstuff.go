@@ -132,28 +132,12 @@ func (e *Engine) TryPropose() {
 	if parent == nil || !e.Gate.Open(e.Env, v, e.Mempool.Ready(), parent) {
 		return
 	}
-	b := &types.Block{
-		View:     v,
-		Height:   parent.Height() + 1,
-		Parent:   parent.ID(),
-		QC:       e.highQC,
-		Payload:  e.Mempool.MakePayload(v, consensus.PendingChain(parent)),
-		Proposer: e.Self,
-	}
+	var tc *types.TC
 	if e.highQC.View+1 != v {
-		b.TC = e.LastTC
+		tc = e.LastTC
 	}
-	b.Sig = e.Env.Signer().Sign(b.ID())
 	e.proposed = v
-	n, err := e.Tree.Add(b)
-	if err != nil {
-		e.Out.Orphan(b) // only a full tree refuses our own block; the payload goes back
-		e.Reject(types.KindBlock, e.Self, consensus.RuleCapacity, err)
-		return
-	}
-	e.Env.Broadcast(b)
-	e.Out.Event(consensus.Proposed{View: v, Items: b.Payload.Len()})
-	e.BlockAdded(n)
+	e.Propose(v, parent, e.highQC, tc, nil)
 }
 
 // BlockAdded implements consensus.Rules: the voting rule.

@@ -248,24 +248,8 @@ func (e *Engine) TryPropose() {
 	if !e.Gate.Open(e.Env, v, e.Mempool.Ready(), parent) {
 		return
 	}
-	b := &types.Block{
-		View:     v,
-		Height:   parent.Height() + 1,
-		Parent:   parent.ID(),
-		QC:       parent.Cert,
-		Payload:  e.Mempool.MakePayload(v, consensus.PendingChain(parent)),
-		Proposer: e.Self,
-	}
-	b.Sig = e.Env.Signer().Sign(b.ID())
 	e.proposed = v
-	n, err := e.Tree.Add(b)
-	if err != nil {
-		e.Out.Orphan(b)
-		e.Reject(types.KindBlock, e.Self, consensus.RuleCapacity, err)
-		return
-	}
-	e.echoed[echoKey{kind: types.KindBlock, view: v}] = true
-	e.Env.Broadcast(b)
-	e.Out.Event(consensus.Proposed{View: v, Items: b.Payload.Len()})
-	e.BlockAdded(n)
+	e.Propose(v, parent, parent.Cert, nil, func(*consensus.Node) {
+		e.echoed[echoKey{kind: types.KindBlock, view: v}] = true
+	})
 }
