@@ -164,6 +164,8 @@ func (s *Spec) writeProcConfig(p Point, dir string) (string, []byte, map[string]
 	if v.TxSize > 0 {
 		add("payload_size", v.TxSize)
 	}
+	// Microblocks fill up to msize as in the simulator (server -virtual's -batch_timeout).
+	add("batch_timeout", int(v.BatchTimeout/time.Millisecond))
 	if v.Byz > 0 {
 		add("byzNo", v.Byz)
 		add("strategy", v.Strategy)

@@ -39,6 +39,7 @@ type Report struct {
 	Checks    []CheckResult
 	Plots     []string
 	PlotNotes []string // plots left out, and why
+	Skipped   bool     // a quick run leaves the spec out
 	Ran       int      // points run now (the others were finished before)
 	Failed    int      // rows with an error
 	WallClock time.Duration
@@ -59,6 +60,10 @@ func Run(ctx context.Context, s *Spec, opts Options) (*Report, error) {
 		opts.Jobs = 1
 	}
 	if opts.Quick {
+		if s.Quick != nil && s.Quick.Skip {
+			fmt.Fprintf(opts.Log, "== %s: left out of quick runs (its spec says quick.skip)\n", s.Name)
+			return &Report{Spec: s, Dir: filepath.Join(opts.Out, s.Name), Skipped: true}, nil
+		}
 		s.applyQuick()
 	}
 	backend := opts.Backend

@@ -4,6 +4,7 @@
 // points already finished.
 //
 //	stratus-exp [-quick] [-backend virtual|sim|tcp] [-out docs/results] [-j 1] [-fresh] [-list] SPEC.json ...
+//	stratus-exp -compare [-out DIR] [-tolerance 0.2] RESULTS_DIR_A RESULTS_DIR_B
 //
 // Exit status: 0 when every check passed, 1 when a check or a run failed, 2 for a bad spec or
 // command line.
@@ -38,6 +39,8 @@ func run() int {
 	flag.BoolVar(&opts.ListOnly, "list", false, "validate the specs and list their points without running them")
 	flag.BoolVar(&opts.NoPlots, "noplots", false, "draw no plots")
 	validate := flag.Bool("validate", false, "only validate the specs")
+	compare := flag.Bool("compare", false, "instead of running specs: compare two results directories of one spec (DIR_A DIR_B, e.g. its virtual and tcp runs) and write compare.md, compare.json and plots into -out")
+	tolerance := flag.Float64("tolerance", 0.2, "with -compare: the share within which A's figures count as predicting B's")
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "Usage: stratus-exp [flags] SPEC.json ...\n\nRuns experiment specs (see experiments/README.md).\n\n")
 		flag.PrintDefaults()
@@ -46,6 +49,19 @@ func run() int {
 	if flag.NArg() == 0 {
 		flag.Usage()
 		return 2
+	}
+	if *compare {
+		if flag.NArg() != 2 {
+			fmt.Fprintln(os.Stderr, "stratus-exp -compare: give two results directories (e.g. docs/results/virtual/sim-vs-tcp docs/results/tcp/sim-vs-tcp)")
+			return 2
+		}
+		md, err := experiment.Compare(flag.Arg(0), flag.Arg(1), opts.Out, *tolerance)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "stratus-exp -compare: %v\n", err)
+			return 1
+		}
+		fmt.Print(md)
+		return 0
 	}
 	var specs []*experiment.Spec
 	bad := false
@@ -86,7 +102,7 @@ func run() int {
 			status = 1
 			continue
 		}
-		if opts.ListOnly {
+		if opts.ListOnly || rep.Skipped {
 			continue
 		}
 		for _, c := range rep.Checks {
