@@ -200,11 +200,37 @@ func (s *Spec) buildPlot(pl Plot, sums []Summary) (*plot.Plot, error) {
 	if pl.LogX {
 		p.X.Scale, p.X.Tick.Marker = plot.LogScale{}, plot.LogTicks{Prec: -1}
 	}
+	if pl.X == "n" {
+		// Ticks at the replica counts measured or published.
+		seen := map[float64]bool{}
+		var ticks []plot.Tick
+		add := func(x float64) {
+			if !seen[x] && (!pl.LogX || x > 0) {
+				seen[x] = true
+				ticks = append(ticks, plot.Tick{Value: x, Label: fmt.Sprint(x)})
+			}
+		}
+		for _, name := range order {
+			for _, pt := range all[name].pts {
+				add(pt.x)
+			}
+		}
+		for _, r := range pl.Reference {
+			for _, pt := range r.Points {
+				add(pt[0])
+			}
+		}
+		p.X.Tick.Marker = plot.ConstantTicks(ticks)
+	}
 	if pl.LogY {
 		p.Y.Scale, p.Y.Tick.Marker = plot.LogScale{}, plot.LogTicks{Prec: -1}
 	}
 	if !pl.LogY {
+		// From 0, with room above the data for the legend's entries.
 		p.Y.Min = math.Min(p.Y.Min, 0)
+		p.Y.Max = p.Y.Min + (p.Y.Max-p.Y.Min)*(1+0.06*float64(len(order)+len(pl.Reference)))
+	} else {
+		p.Y.Max *= math.Pow(10, 0.12*float64(len(order)+len(pl.Reference)))
 	}
 	return p, nil
 }

@@ -125,6 +125,11 @@ func (s *Spec) runProcs(ctx context.Context, p Point, row *Row, opts Options) er
 		"p95_ms":          sum.Latency.P95,
 		"p99_ms":          sum.Latency.P99,
 		"errors":          float64(sum.ErrorsTotal),
+		"saturated":       saturated(sum.ThroughputTPS, p.Rate),
+	}
+	if sum.SentTx > 0 {
+		// Requests the replicas refused (backpressure: mempool_full) carried a batch each.
+		row.Metrics["refused_share"] = float64(sum.Errors["mempool_full"]*int64(sum.Batch)) / float64(sum.SentTx)
 	}
 	if lim, err := s.limit(p.Algorithm, p); err == nil {
 		row.Metrics["limit_ktps"] = lim / 1000

@@ -111,6 +111,7 @@ var metricDefs = []struct{ name, about string }{
 	{"leader_mbps", "outbound Mbit/s of the leader role (virtual)"},
 	{"others_mbps", "outbound Mbit/s per non-leader replica (virtual)"},
 	{"errors", "failed client requests (tcp, sim)"},
+	{"saturated", "1 when the run delivered less than 90 % of what was offered: its latency then measures its queues"},
 	{"violations", "invariant violations (virtual)"},
 	{"wall_s", "wall-clock seconds of the run"},
 	{"async_ktps", "mean throughput (KTx/s) during the first asynchrony window (virtual)"},
@@ -155,6 +156,7 @@ func virtualMetrics(r *simnet.Result) map[string]float64 {
 		"violations":      float64(len(r.Violations)),
 		"wall_s":          r.WallClockSeconds,
 	}
+	m["saturated"] = saturated(r.ThroughputTPS, r.OfferedTPS)
 	if r.SubmittedTxs > 0 {
 		m["refused_share"] = float64(r.RefusedTxs) / float64(r.SubmittedTxs)
 	} else {
@@ -171,7 +173,7 @@ func virtualMetrics(r *simnet.Result) map[string]float64 {
 
 // csvColumns are the CSV's metric columns after the point's.
 var csvColumns = []string{"throughput_ktps", "offered_ktps", "share_of_limit", "latency_mean_ms", "p50_ms", "p99_ms",
-	"refused_share", "view_changes", "timed_out_views", "leader_mbps", "others_mbps", "errors", "violations", "wall_s"}
+	"saturated", "refused_share", "view_changes", "timed_out_views", "leader_mbps", "others_mbps", "errors", "violations", "wall_s"}
 
 func csvHeader() []string {
 	return append([]string{"key", "spec", "backend", "protocol", "algorithm", "n", "rate", "load_share", "msize", "byzantine",
@@ -238,4 +240,11 @@ func sortedMetricNames(m map[string]float64) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+func saturated(tput, offered float64) float64 {
+	if offered > 0 && tput < 0.9*offered {
+		return 1
+	}
+	return 0
 }

@@ -135,7 +135,7 @@ func Summarise(points []Point, rows []Row) []Summary {
 }
 
 // summaryColumns are the metrics summary.csv lists (mean and CI each).
-var summaryColumns = []string{"throughput_ktps", "p50_ms", "p99_ms", "latency_mean_ms", "share_of_limit", "refused_share", "timed_out_views", "leader_mbps", "others_mbps"}
+var summaryColumns = []string{"throughput_ktps", "p50_ms", "p99_ms", "latency_mean_ms", "share_of_limit", "saturated", "refused_share", "timed_out_views", "leader_mbps", "others_mbps"}
 
 func writeSummary(dir string, sums []Summary) error {
 	data, err := json.MarshalIndent(sums, "", "  ")
