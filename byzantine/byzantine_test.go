@@ -167,7 +167,7 @@ func TestMissingWithholdsOwnMicroblocks(t *testing.T) {
 func TestBadProofProposalsAndTamperedRelays(t *testing.T) {
 	mb := types.NewMicroBlock(3, 1, []types.Tx{types.NewTx([]byte("z"))}).Signed(signers[2].Sign)
 	var proof types.Proof
-	proof.MBID, proof.Epoch = mb.ID, 1
+	proof.MBID, proof.View = mb.ID, 1
 	for _, id := range []types.NodeID{2, 3} {
 		proof.Signers.Set(types.SignerBit(id))
 		proof.Sigs = append(proof.Sigs, signers[id-1].Sign(types.AckDigest(mb.ID, 1)))
@@ -184,7 +184,7 @@ func TestBadProofProposalsAndTamperedRelays(t *testing.T) {
 			blk := s.m.(*types.Block)
 			require.True(t, signedBy(blk, 1), "view %d: re-signed by the proposer", v)
 			r := blk.Payload.Refs[0]
-			if r.Proof == nil || r.Proof.MBID != r.ID || consensus.VerifyCert(verifier, types.AckDigest(r.Proof.MBID, r.Proof.Epoch), r.Proof.Signers, r.Proof.Sigs, 2) != nil {
+			if r.Proof == nil || r.Proof.MBID != r.ID || consensus.VerifyCert(verifier, types.AckDigest(r.Proof.MBID, r.Proof.View), r.Proof.Signers, r.Proof.Sigs, 2) != nil {
 				bad++
 			}
 		}

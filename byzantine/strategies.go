@@ -316,9 +316,9 @@ func (a *Adversary) withBadProofs(b *types.Block, how int) *types.Block {
 				p.Refs[0].Proof = nil
 			case 2: // the proof of another microblock
 				other := a.junkHash()
-				p.Refs[0].Proof = &types.Proof{MBID: other, Epoch: r.Proof.Epoch, Signers: r.Proof.Signers, Sigs: r.Proof.Sigs}
+				p.Refs[0].Proof = &types.Proof{MBID: other, View: r.Proof.View, Signers: r.Proof.Signers, Sigs: r.Proof.Sigs}
 			default: // a proof signed by this replica alone
-				p.Refs[0].Proof = a.soleProof(r.ID, r.Proof.Epoch)
+				p.Refs[0].Proof = a.soleProof(r.ID, r.Proof.View)
 			}
 		}
 		c.Payload = p
@@ -336,7 +336,7 @@ func (a *Adversary) withSoleProofs(b *types.Block) *types.Block {
 		for i, r := range b.Payload.Refs {
 			epoch := b.View
 			if r.Proof != nil {
-				epoch = r.Proof.Epoch
+				epoch = r.Proof.View
 			}
 			p.Refs[i] = types.MBRef{ID: r.ID, Proof: a.soleProof(r.ID, epoch)}
 		}
@@ -348,7 +348,7 @@ func (a *Adversary) withSoleProofs(b *types.Block) *types.Block {
 func (a *Adversary) soleProof(id types.Hash, epoch types.View) *types.Proof {
 	var bm bitmap.Bitmap
 	bm.Set(types.SignerBit(a.p.Self))
-	return &types.Proof{MBID: id, Epoch: epoch, Signers: bm, Sigs: [][]byte{a.sign(types.AckDigest(id, epoch))}}
+	return &types.Proof{MBID: id, View: epoch, Signers: bm, Sigs: [][]byte{a.sign(types.AckDigest(id, epoch))}}
 }
 
 // tamperedCopy returns another proposer's block with its proofs reversed (or, without proofs, a

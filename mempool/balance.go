@@ -271,7 +271,7 @@ func (s *Shared) onLBForward(from types.NodeID, mb *types.MicroBlock) {
 		return
 	}
 	if e == nil {
-		e = s.entry(mb.ID, mb.Epoch)
+		e = s.entry(mb.ID, mb.View)
 	}
 	s.store(e, mb)
 	if !s.cfg.PAB {

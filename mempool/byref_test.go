@@ -165,7 +165,7 @@ func TestPreVerifyBLSProof(t *testing.T) {
 	require.NoError(t, err)
 	ver := crypto.NewCache(v)
 	mb := types.NewMicroBlock(1, 3, txs('p', 0, 3)).Signed(signers[0].Sign)
-	d := types.AckDigest(mb.ID, mb.Epoch)
+	d := types.AckDigest(mb.ID, mb.View)
 	var set consensus.SigSet
 	for _, s := range signers[:2] {
 		sig := s.Sign(d)
@@ -173,10 +173,10 @@ func TestPreVerifyBLSProof(t *testing.T) {
 		set.Add(s.ID(), sig)
 	}
 	bmp, sigs := set.BuildFor(ver)
-	p := &types.Proof{MBID: mb.ID, Epoch: mb.Epoch, Signers: bmp, Sigs: sigs}
+	p := &types.Proof{MBID: mb.ID, View: mb.View, Signers: bmp, Sigs: sigs}
 	_, err = PreVerify(0, p, ver)
 	require.NoError(t, err)
-	forged := &types.Proof{MBID: mb.ID, Epoch: mb.Epoch, Signers: bm(1, 2, 3), Sigs: sigs}
+	forged := &types.Proof{MBID: mb.ID, View: mb.View, Signers: bm(1, 2, 3), Sigs: sigs}
 	rule, err := PreVerify(0, forged, ver)
 	require.Error(t, err)
 	require.Equal(t, consensus.RuleCert, rule)

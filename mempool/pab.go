@@ -29,9 +29,9 @@ func (s *Shared) startPush(mb *types.MicroBlock, creator types.NodeID) {
 		out = mb.Relay(s.self, 0)
 	}
 	if s.acks() {
-		p := &push{mb: out, epoch: mb.Epoch, start: s.env.Now(), creator: creator}
+		p := &push{mb: out, epoch: mb.View, start: s.env.Now(), creator: creator}
 		s.pushes[mb.ID] = p
-		p.acks.Add(s.self, s.env.Signer().Sign(types.AckDigest(mb.ID, mb.Epoch)))
+		p.acks.Add(s.self, s.env.Signer().Sign(types.AckDigest(mb.ID, mb.View)))
 		if p.acks.Count() >= s.cfg.Q {
 			s.stable(mb.ID, p)
 		} else {
@@ -118,7 +118,7 @@ func (s *Shared) onMicroBlock(from types.NodeID, mb *types.MicroBlock, fetched b
 		return
 	}
 	if e == nil {
-		e = s.entry(mb.ID, mb.Epoch)
+		e = s.entry(mb.ID, mb.View)
 	}
 	s.store(e, mb)
 	if fetched {
@@ -146,7 +146,7 @@ func (s *Shared) admit(mb *types.MicroBlock, wanted bool) bool {
 	if wanted {
 		return true
 	}
-	if !fresh(mb.Epoch, s.view) {
+	if !fresh(mb.View, s.view) {
 		s.emit(consensus.MBDropped{Reason: "stale"})
 		return false
 	}
@@ -159,7 +159,7 @@ func (s *Shared) admit(mb *types.MicroBlock, wanted bool) bool {
 
 // store keeps a peer's microblock data in its entry.
 func (s *Shared) store(e *mbEntry, mb *types.MicroBlock) {
-	e.mb, e.epoch = mb, mb.Epoch
+	e.mb, e.epoch = mb, mb.View
 	s.hold(mb)
 	cost := mbCost(mb)
 	s.peerBytes += cost
@@ -182,17 +182,17 @@ func (s *Shared) ack(e *mbEntry, mb *types.MicroBlock, from types.NodeID) {
 		e.acked = append(e.acked, mb.Sender)
 	}
 	if e.ackSig == nil {
-		e.ackSig = s.env.Signer().Sign(types.AckDigest(mb.ID, mb.Epoch))
+		e.ackSig = s.env.Signer().Sign(types.AckDigest(mb.ID, mb.View))
 	}
-	s.env.Send(mb.Sender, &types.Ack{MBID: mb.ID, Epoch: mb.Epoch, Signer: s.self, Sig: e.ackSig})
+	s.env.Send(mb.Sender, &types.Ack{MBID: mb.ID, View: mb.View, Signer: s.self, Sig: e.ackSig})
 }
 
 func (s *Shared) onAck(from types.NodeID, a *types.Ack) {
 	p := s.pushes[a.MBID]
-	if p == nil || p.done || a.Epoch != p.epoch {
+	if p == nil || p.done || a.View != p.epoch {
 		return
 	}
-	digest := types.AckDigest(a.MBID, a.Epoch)
+	digest := types.AckDigest(a.MBID, a.View)
 	if !s.deferral.Defers(from, a.Signer) {
 		if !s.env.Verifier().Verify(a.Signer, digest, a.Sig) {
 			return
@@ -223,7 +223,7 @@ func (s *Shared) onAck(from types.NodeID, a *types.Ack) {
 func (s *Shared) stable(id types.Hash, p *push) {
 	p.done = true
 	bm, sigs := p.acks.BuildFor(s.env.Verifier())
-	proof := &types.Proof{MBID: id, Epoch: p.epoch, Signers: bm, Sigs: sigs}
+	proof := &types.Proof{MBID: id, View: p.epoch, Signers: bm, Sigs: sigs}
 	st := s.env.Now().Sub(p.start)
 	s.lb.observe(st)
 	s.emit(consensus.MBStable{StableTime: st, Proxy: p.creator != s.self})
@@ -242,11 +242,11 @@ func (s *Shared) setProof(id types.Hash, p *types.Proof) {
 	if !s.cfg.PAB {
 		return
 	}
-	e := s.entry(id, p.Epoch)
+	e := s.entry(id, p.View)
 	if e.proof != nil {
 		return
 	}
-	e.proof, e.epoch, e.proofAt = p, p.Epoch, s.env.Now()
+	e.proof, e.epoch, e.proofAt = p, p.View, s.env.Now()
 	if !s.decided.has(id) {
 		s.avail.add(id)
 	}
@@ -258,7 +258,7 @@ func (s *Shared) setProof(id types.Hash, p *types.Proof) {
 // verifyProof checks that p holds valid acks of at least Q distinct replicas on the ack digest of
 // its microblock and epoch (one aggregate signature under BLS).
 func (s *Shared) verifyProof(p *types.Proof) error {
-	return consensus.VerifyCert(s.env.Verifier(), types.AckDigest(p.MBID, p.Epoch), p.Signers, p.Sigs, s.cfg.Q)
+	return consensus.VerifyCert(s.env.Verifier(), types.AckDigest(p.MBID, p.View), p.Signers, p.Sigs, s.cfg.Q)
 }
 
 // checkRef checks a reference r of a proposal for view v under PAB: it must carry a proof of the
@@ -270,8 +270,8 @@ func (s *Shared) checkRef(r types.MBRef, v types.View) error {
 	if r.Proof.MBID != r.ID {
 		return fmt.Errorf("proof is for %v", r.Proof.MBID)
 	}
-	if !fresh(r.Proof.Epoch, v) {
-		return fmt.Errorf("microblock of epoch %d is stale in view %d", r.Proof.Epoch, v)
+	if !fresh(r.Proof.View, v) {
+		return fmt.Errorf("microblock made in view %d is stale in view %d", r.Proof.View, v)
 	}
 	// A proof seen before costs cache lookups here: the verifier remembers valid signatures.
 	if err := s.verifyProof(r.Proof); err != nil {
@@ -297,7 +297,7 @@ func (s *Shared) onProof(from types.NodeID, p *types.Proof) {
 			s.env.Broadcast(p)
 		}
 	}
-	if !fresh(p.Epoch, s.view) {
+	if !fresh(p.View, s.view) {
 		return
 	}
 	s.setProof(p.MBID, p)

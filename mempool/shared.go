@@ -359,7 +359,7 @@ func (s *Shared) cut() {
 	s.batchSeq++
 	s.batchArmed = false
 	mb := types.NewMicroBlock(s.self, s.view, txs).Signed(s.env.Signer().Sign)
-	s.mbs[mb.ID] = &mbEntry{id: mb.ID, epoch: mb.Epoch, mb: mb, own: true}
+	s.mbs[mb.ID] = &mbEntry{id: mb.ID, epoch: mb.View, mb: mb, own: true}
 	s.hold(mb)
 	s.ownOrder.Push(mb.ID)
 	s.emit(consensus.MBCreated{Txs: len(txs), Bytes: bytes})
@@ -374,7 +374,7 @@ func (s *Shared) reissue(e *mbEntry) {
 	s.lb.forget(e.id)
 	s.drop(e.id)
 	mb := types.NewMicroBlock(s.self, s.view, e.mb.Txs).Signed(s.env.Signer().Sign)
-	s.mbs[mb.ID] = &mbEntry{id: mb.ID, epoch: mb.Epoch, mb: mb, own: true}
+	s.mbs[mb.ID] = &mbEntry{id: mb.ID, epoch: mb.View, mb: mb, own: true}
 	s.hold(mb)
 	s.ownOrder.Push(mb.ID)
 	s.disseminate(mb)
@@ -550,8 +550,8 @@ func (s *Shared) CheckPayload(b *types.Block) (consensus.Verdict, error) {
 			noProof = append(noProof, r.ID)
 			continue
 		}
-		if !fresh(e.proof.Epoch, b.View) {
-			return consensus.Reject, fmt.Errorf("reference %d: microblock of epoch %d is stale in view %d", i, e.proof.Epoch, b.View)
+		if !fresh(e.proof.View, b.View) {
+			return consensus.Reject, fmt.Errorf("reference %d: microblock of epoch %d is stale in view %d", i, e.proof.View, b.View)
 		}
 	}
 	if len(noProof) > 0 {
@@ -569,9 +569,9 @@ func (s *Shared) CheckPayload(b *types.Block) (consensus.Verdict, error) {
 				s.fetch(r.ID, s.fetchOrder(nil, b.Proposer), true, b.View)
 				continue
 			}
-			if !fresh(e.mb.Epoch, b.View) {
+			if !fresh(e.mb.View, b.View) {
 				// As under PAB: a microblock that old may have been delivered and forgotten.
-				return consensus.Reject, fmt.Errorf("reference %d: microblock of epoch %d is stale in view %d", i, e.mb.Epoch, b.View)
+				return consensus.Reject, fmt.Errorf("reference %d: microblock of epoch %d is stale in view %d", i, e.mb.View, b.View)
 			}
 		}
 		if missing {
@@ -582,7 +582,7 @@ func (s *Shared) CheckPayload(b *types.Block) (consensus.Verdict, error) {
 		e := s.entry(r.ID, 0)
 		e.proposed = true
 		if r.Proof != nil && e.proof == nil {
-			e.proof, e.epoch = r.Proof, r.Proof.Epoch
+			e.proof, e.epoch = r.Proof, r.Proof.View
 		}
 		if e.mb == nil {
 			// PAB: vote now, fetch in the background once the push had its chance.
@@ -771,7 +771,7 @@ func (s *Shared) Restore(mbs []*types.MicroBlock) {
 		if e := s.mbs[mb.ID]; e != nil && e.mb != nil {
 			continue
 		}
-		s.store(s.entry(mb.ID, mb.Epoch), mb)
+		s.store(s.entry(mb.ID, mb.View), mb)
 	}
 }
 

@@ -114,17 +114,17 @@ func (r *rig) signer(id types.NodeID) *crypto.KeySigner { return r.env.signers[i
 
 // ackBy is replica id's valid ack of mb.
 func (r *rig) ackBy(id types.NodeID, mb *types.MicroBlock) *types.Ack {
-	return &types.Ack{MBID: mb.ID, Epoch: mb.Epoch, Signer: id, Sig: r.signer(id).Sign(types.AckDigest(mb.ID, mb.Epoch))}
+	return &types.Ack{MBID: mb.ID, View: mb.View, Signer: id, Sig: r.signer(id).Sign(types.AckDigest(mb.ID, mb.View))}
 }
 
 // proofBy is a valid proof of mb signed by ids.
 func (r *rig) proofBy(mb *types.MicroBlock, ids ...types.NodeID) *types.Proof {
 	var set consensus.SigSet
 	for _, id := range ids {
-		set.Add(id, r.signer(id).Sign(types.AckDigest(mb.ID, mb.Epoch)))
+		set.Add(id, r.signer(id).Sign(types.AckDigest(mb.ID, mb.View)))
 	}
 	bm, sigs := set.Build()
-	return &types.Proof{MBID: mb.ID, Epoch: mb.Epoch, Signers: bm, Sigs: sigs}
+	return &types.Proof{MBID: mb.ID, View: mb.View, Signers: bm, Sigs: sigs}
 }
 
 // addressed is a sent message of type T and its destination (0 = broadcast).
@@ -211,7 +211,7 @@ func TestPABAckGoesToSender(t *testing.T) {
 	a, ok := out[0].m.(*types.Ack)
 	require.True(t, ok, "got %T", out[0].m)
 	require.Equal(t, mb.ID, a.MBID)
-	require.Equal(t, types.View(5), a.Epoch)
+	require.Equal(t, types.View(5), a.View)
 	require.Equal(t, types.NodeID(2), a.Signer)
 	require.True(t, r.env.ver.Verify(2, types.AckDigest(mb.ID, 5), a.Sig), "ack signed over AckDigest(id, epoch) by the receiver")
 	require.False(t, r.env.ver.Verify(2, types.AckDigest(mb.ID, 6), a.Sig), "the epoch is part of what is signed")
@@ -262,7 +262,7 @@ func TestPABProofFormsAtExactlyQ(t *testing.T) {
 	forged.Signer = 3
 	r.m.OnMessage(3, forged)
 	// An ack over another epoch does not count.
-	wrongEpoch := &types.Ack{MBID: mb.ID, Epoch: mb.Epoch + 1, Signer: 4, Sig: r.signer(4).Sign(types.AckDigest(mb.ID, mb.Epoch+1))}
+	wrongEpoch := &types.Ack{MBID: mb.ID, View: mb.View + 1, Signer: 4, Sig: r.signer(4).Sign(types.AckDigest(mb.ID, mb.View+1))}
 	r.m.OnMessage(4, wrongEpoch)
 	// q-1 = 2 acks, own included: no proof yet.
 	r.m.OnMessage(2, r.ackBy(2, mb))
@@ -280,10 +280,10 @@ func TestPABProofFormsAtExactlyQ(t *testing.T) {
 	require.Equal(t, types.NodeID(0), proofs[0].to, "the creator broadcasts the proof (recovery phase)")
 	p := proofs[0].m
 	require.Equal(t, mb.ID, p.MBID)
-	require.Equal(t, mb.Epoch, p.Epoch)
+	require.Equal(t, mb.View, p.View)
 	require.Equal(t, []types.NodeID{1, 2, 3}, types.SignerIDs(p.Signers), "signers are exactly the q that acked")
 	require.Len(t, p.Sigs, 3)
-	require.NoError(t, consensus.VerifyCert(r.env.ver, types.AckDigest(mb.ID, mb.Epoch), p.Signers, p.Sigs, 3))
+	require.NoError(t, consensus.VerifyCert(r.env.ver, types.AckDigest(mb.ID, mb.View), p.Signers, p.Sigs, 3))
 	require.Equal(t, 1, countEv[consensus.MBStable](r.events))
 
 	// Late ack: no second proof.
@@ -302,22 +302,22 @@ func TestPABProofFormsAtExactlyQ(t *testing.T) {
 // badProofs builds, for mb created by 1 in epoch 1 with q = 3 and N = 4, proofs that must be
 // rejected, and one good proof (the control).
 func badProofs(r *rig, mb *types.MicroBlock) (good *types.Proof, bad map[string]*types.Proof) {
-	d := types.AckDigest(mb.ID, mb.Epoch)
+	d := types.AckDigest(mb.ID, mb.View)
 	sig := func(id types.NodeID) []byte { return r.signer(id).Sign(d) }
-	good = &types.Proof{MBID: mb.ID, Epoch: mb.Epoch, Signers: bm(1, 3, 4), Sigs: [][]byte{sig(1), sig(3), sig(4)}}
+	good = &types.Proof{MBID: mb.ID, View: mb.View, Signers: bm(1, 3, 4), Sigs: [][]byte{sig(1), sig(3), sig(4)}}
 	// Replica 5 of a larger system with the same key seed: a genuine signature by a non-replica.
 	outsider := crypto.NewSigner(5, crypto.DeriveKey(keySeed, 5))
 	bad = map[string]*types.Proof{
-		"too few signers": {MBID: mb.ID, Epoch: mb.Epoch, Signers: bm(1, 3), Sigs: [][]byte{sig(1), sig(3)}},
-		"duplicate signer (bitmap/sig count mismatch)": {MBID: mb.ID, Epoch: mb.Epoch, Signers: bm(1, 3),
+		"too few signers": {MBID: mb.ID, View: mb.View, Signers: bm(1, 3), Sigs: [][]byte{sig(1), sig(3)}},
+		"duplicate signer (bitmap/sig count mismatch)": {MBID: mb.ID, View: mb.View, Signers: bm(1, 3),
 			Sigs: [][]byte{sig(1), sig(1), sig(3)}},
-		"unknown signer (ID > N)": {MBID: mb.ID, Epoch: mb.Epoch, Signers: bm(1, 3, 5),
+		"unknown signer (ID > N)": {MBID: mb.ID, View: mb.View, Signers: bm(1, 3, 5),
 			Sigs: [][]byte{sig(1), sig(3), outsider.Sign(d)}},
-		"invalid signature (other digest)": {MBID: mb.ID, Epoch: mb.Epoch, Signers: bm(1, 3, 4),
-			Sigs: [][]byte{sig(1), sig(3), r.signer(4).Sign(types.AckDigest(mb.ID, mb.Epoch+1))}},
-		"invalid signature (another signer's)": {MBID: mb.ID, Epoch: mb.Epoch, Signers: bm(1, 3, 4),
+		"invalid signature (other digest)": {MBID: mb.ID, View: mb.View, Signers: bm(1, 3, 4),
+			Sigs: [][]byte{sig(1), sig(3), r.signer(4).Sign(types.AckDigest(mb.ID, mb.View+1))}},
+		"invalid signature (another signer's)": {MBID: mb.ID, View: mb.View, Signers: bm(1, 3, 4),
 			Sigs: [][]byte{sig(1), sig(3), sig(3)}},
-		"epoch not the signed one": {MBID: mb.ID, Epoch: mb.Epoch + 1, Signers: bm(1, 3, 4),
+		"epoch not the signed one": {MBID: mb.ID, View: mb.View + 1, Signers: bm(1, 3, 4),
 			Sigs: [][]byte{sig(1), sig(3), sig(4)}},
 	}
 	return good, bad
@@ -1060,7 +1060,7 @@ func TestDLBProxyPushesAndReturnsProof(t *testing.T) {
 	require.Len(t, proofs, 1)
 	require.Equal(t, types.NodeID(1), proofs[0].to, "the proof goes to the creator only, not broadcast")
 	require.Equal(t, []types.NodeID{2, 3}, types.SignerIDs(proofs[0].m.Signers))
-	require.NoError(t, consensus.VerifyCert(r.env.ver, types.AckDigest(mb.ID, mb.Epoch), proofs[0].m.Signers, proofs[0].m.Sigs, 2))
+	require.NoError(t, consensus.VerifyCert(r.env.ver, types.AckDigest(mb.ID, mb.View), proofs[0].m.Signers, proofs[0].m.Sigs, 2))
 	require.Equal(t, []consensus.MBStable{{StableTime: 0, Proxy: true}}, eventsOf[consensus.MBStable](r.events))
 }
 

@@ -32,13 +32,13 @@ func PreVerify(from types.NodeID, m types.Message, v crypto.Verifier) (rule stri
 			}
 		}
 	case *types.Ack:
-		if !consensus.CheckOrDefer(v, from, m.Signer, types.AckDigest(m.MBID, m.Epoch), m.Sig) {
+		if !consensus.CheckOrDefer(v, from, m.Signer, types.AckDigest(m.MBID, m.View), m.Sig) {
 			return consensus.RuleSignature, errors.New("ack signature does not verify")
 		}
 	case *types.Proof:
 		// Every signature, or the one aggregate (BLS); how many signers make a proof is q, the
 		// mempool's call.
-		if err := consensus.VerifyCert(v, types.AckDigest(m.MBID, m.Epoch), m.Signers, m.Sigs, 1); err != nil {
+		if err := consensus.VerifyCert(v, types.AckDigest(m.MBID, m.View), m.Signers, m.Sigs, 1); err != nil {
 			return consensus.RuleCert, fmt.Errorf("proof: %w", err)
 		}
 	}

@@ -230,7 +230,7 @@ func (c *Checker) cert(qc *types.QC) {
 }
 
 func (c *Checker) proof(p *types.Proof) error {
-	return consensus.VerifyCert(c.sim.ver, types.AckDigest(p.MBID, p.Epoch), p.Signers, p.Sigs, max(1, c.sim.opts.Spec.Shared.Q))
+	return consensus.VerifyCert(c.sim.ver, types.AckDigest(p.MBID, p.View), p.Signers, p.Sigs, max(1, c.sim.opts.Spec.Shared.Q))
 }
 
 // payloadProofs checks the availability proofs of a stratus payload that replica id proposes or

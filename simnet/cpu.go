@@ -210,7 +210,7 @@ func (n *Node) sigsToVerify(from types.NodeID, m types.Message) verifyWork {
 	}
 	proof := func(p *types.Proof) {
 		if p != nil {
-			cert(types.AckDigest(p.MBID, p.Epoch), p.Signers, p.Sigs)
+			cert(types.AckDigest(p.MBID, p.View), p.Signers, p.Sigs)
 		}
 	}
 	block := func(b *types.Block) {

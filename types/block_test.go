@@ -167,7 +167,7 @@ func TestTx(t *testing.T) {
 // field of every proof is part of the ID now.
 func TestBlockIDCoversProofs(t *testing.T) {
 	proof := func() *Proof {
-		return &Proof{MBID: hashOf("mb"), Epoch: 7, Signers: signers(1, 2), Sigs: [][]byte{sig(1), sig(2)}}
+		return &Proof{MBID: hashOf("mb"), View: 7, Signers: signers(1, 2), Sigs: [][]byte{sig(1), sig(2)}}
 	}
 	withRefs := func(mod func(p *Proof) *Proof) *Block {
 		b := testBlock()
@@ -177,7 +177,7 @@ func TestBlockIDCoversProofs(t *testing.T) {
 	base := withRefs(func(p *Proof) *Proof { return p }).ID()
 	mods := map[string]func(p *Proof) *Proof{
 		"no proof":      func(*Proof) *Proof { return nil },
-		"epoch":         func(p *Proof) *Proof { p.Epoch++; return p },
+		"epoch":         func(p *Proof) *Proof { p.View++; return p },
 		"fewer signers": func(p *Proof) *Proof { p.Signers, p.Sigs = signers(1), p.Sigs[:1]; return p },
 		"other signers": func(p *Proof) *Proof { p.Signers = signers(1, 3); return p },
 		"a signature":   func(p *Proof) *Proof { p.Sigs[1] = sig(9); return p },

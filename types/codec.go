@@ -77,7 +77,7 @@ func Decode(frame []byte) (Message, error) {
 // (a block and ID lists of MaxSnapshotIDs). The other kinds hold fields of bounded size, and
 // their limit is the encoding of the largest valid message, every field at its maximum:
 //
-//   - Vote, Ack: integers of 64 (view, epoch) and 32 bits (node ID) at full width, a hash and a
+//   - Vote, Ack: integers of 64 (view) and 32 bits (node ID) at full width, a hash and a
 //     BLS signature (the larger one): under 160 bytes.
 //   - TC, Proof: a signer bitmap of MaxNodes/64 full words and MaxNodes BLS signatures: about
 //     98 KiB.
@@ -408,14 +408,14 @@ func rlpProof(p *Proof) int {
 	if p == nil {
 		return 1
 	}
-	return rlpList(rlpHash + rlpUint(uint64(p.Epoch)) + rlpBitmap(p.Signers) + rlpSigs(p.Sigs))
+	return rlpList(rlpHash + rlpUint(uint64(p.View)) + rlpBitmap(p.Signers) + rlpSigs(p.Sigs))
 }
 
 func rlpMB(mb *MicroBlock) int {
 	if mb == nil {
 		return 1
 	}
-	return rlpList(rlpHash + rlpUint(uint64(mb.Creator)) + rlpUint(uint64(mb.Epoch)) + rlpUint(uint64(mb.Sender)) +
+	return rlpList(rlpHash + rlpUint(uint64(mb.Creator)) + rlpUint(uint64(mb.View)) + rlpUint(uint64(mb.Sender)) +
 		rlpUint(uint64(mb.Hops)) + rlpTxs(mb.Txs) + rlpBytes(mb.Sig))
 }
 
@@ -462,7 +462,7 @@ func rlpSize(m Message) int {
 	case *MicroBlock:
 		return rlpMB(m)
 	case *Ack:
-		return rlpList(rlpHash + rlpUint(uint64(m.Epoch)) + rlpUint(uint64(m.Signer)) + rlpBytes(m.Sig))
+		return rlpList(rlpHash + rlpUint(uint64(m.View)) + rlpUint(uint64(m.Signer)) + rlpBytes(m.Sig))
 	case *Proof:
 		return rlpProof(m)
 	case *FetchRequest:

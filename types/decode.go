@@ -343,7 +343,7 @@ func (d *decoder) proof(c fields) (*Proof, error) {
 	if p.MBID, err = c.hash("microblock ID"); err != nil {
 		return nil, err
 	}
-	if p.Epoch, err = c.view("epoch"); err != nil {
+	if p.View, err = c.view("view"); err != nil {
 		return nil, err
 	}
 	if p.Signers, err = wireSigners(&c); err != nil {
@@ -465,7 +465,7 @@ func (d *decoder) microBlock(c fields) (*MicroBlock, error) {
 	if mb.Creator, err = c.node("creator"); err != nil {
 		return nil, err
 	}
-	if mb.Epoch, err = c.view("epoch"); err != nil {
+	if mb.View, err = c.view("view"); err != nil {
 		return nil, err
 	}
 	if mb.Sender, err = c.node("sender"); err != nil {
@@ -598,7 +598,7 @@ func (d *decoder) fetchResponse(c fields) (*FetchResponse, error) {
 	for rest := l; len(rest) > 0; {
 		mc, _ := rest.list("microblock") // checked by structs
 		fs := []byte(mc)
-		for range 5 { // ID, creator, epoch, sender, hops
+		for range 5 { // ID, creator, view, sender, hops
 			if _, _, r, err := rlp.Split(fs); err == nil {
 				fs = r
 			}
@@ -695,7 +695,7 @@ func decodeBody(k Kind, body []byte) (Message, error) {
 		if a.MBID, err = c.hash("microblock ID"); err != nil {
 			return nil, err
 		}
-		if a.Epoch, err = c.view("epoch"); err != nil {
+		if a.View, err = c.view("view"); err != nil {
 			return nil, err
 		}
 		if a.Signer, err = c.node("signer"); err != nil {

@@ -78,7 +78,7 @@ func sampleMessages() map[string]Message {
 		"tx-forward-empty":   &TxForward{},
 		"microblock":         testMicroBlock(),
 		"microblock-relayed": testMicroBlock().Relay(3, 2),
-		"ack":                &Ack{MBID: hashOf("mb"), Epoch: 4, Signer: 2, Sig: sig(0x21)},
+		"ack":                &Ack{MBID: hashOf("mb"), View: 4, Signer: 2, Sig: sig(0x21)},
 		"proof":              testProof(testMicroBlock(), 1, 3),
 		"block-refs": &Block{View: 5, Height: 2, Parent: hashOf("p"), QC: testQC(4, hashOf("p"), 1, 2, 3), Proposer: 1, Sig: sig(5),
 			Payload: &Payload{Refs: []MBRef{{ID: testMicroBlock().ID, Proof: testProof(testMicroBlock(), 2, 4)}, {ID: hashOf("smp")}}}},
@@ -101,7 +101,7 @@ func testMicroBlock() *MicroBlock {
 }
 
 func testProof(mb *MicroBlock, signers ...NodeID) *Proof {
-	p := &Proof{MBID: mb.ID, Epoch: mb.Epoch}
+	p := &Proof{MBID: mb.ID, View: mb.View}
 	for _, id := range signers {
 		p.Signers.Set(SignerBit(id))
 		p.Sigs = append(p.Sigs, sig(byte(id)))

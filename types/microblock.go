@@ -8,7 +8,7 @@ import (
 )
 
 // MicroBlock is a batch of client transactions that its creator disseminates outside consensus
-// (shared mempools). ID commits to the creator, the creator's view when it made the batch (Epoch)
+// (shared mempools). ID commits to the creator, the creator's view when it made the batch (View)
 // and the transaction IDs; every receiver recomputes it and rejects a mismatch. Sender is the
 // replica that runs the push phase (the creator, or a proxy under load balancing) and collects the
 // acks; Hops counts gossip relays. Neither is part of the ID. Sig is the creator's signature over
@@ -16,7 +16,7 @@ import (
 type MicroBlock struct {
 	ID      Hash
 	Creator NodeID
-	Epoch   View
+	View    View
 	Sender  NodeID
 	Hops    uint8
 	Txs     []Tx
@@ -28,13 +28,13 @@ func (*MicroBlock) Kind() Kind { return KindMicroBlock }
 
 // ComputeID hashes what a microblock ID commits to.
 func (mb *MicroBlock) ComputeID() Hash {
-	head := newDigester("microblock").u64(uint64(mb.Creator)).u64(uint64(mb.Epoch)).buf
+	head := newDigester("microblock").u64(uint64(mb.Creator)).u64(uint64(mb.View)).buf
 	return hashList(head, len(mb.Txs), func(i int) Hash { return mb.Txs[i].ID() })
 }
 
 // NewMicroBlock builds an unsigned microblock with its ID; the creator is the sender.
-func NewMicroBlock(creator NodeID, epoch View, txs []Tx) *MicroBlock {
-	mb := &MicroBlock{Creator: creator, Epoch: epoch, Sender: creator, Txs: txs}
+func NewMicroBlock(creator NodeID, view View, txs []Tx) *MicroBlock {
+	mb := &MicroBlock{Creator: creator, View: view, Sender: creator, Txs: txs}
 	mb.ID = mb.ComputeID()
 	return mb
 }
@@ -48,7 +48,7 @@ func (mb *MicroBlock) Signed(sign func(Hash) []byte) *MicroBlock {
 // Relay returns a copy of mb with another sender and hop count; transactions and signature are
 // shared.
 func (mb *MicroBlock) Relay(sender NodeID, hops uint8) *MicroBlock {
-	return &MicroBlock{ID: mb.ID, Creator: mb.Creator, Epoch: mb.Epoch, Sender: sender, Hops: hops, Txs: mb.Txs, Sig: mb.Sig}
+	return &MicroBlock{ID: mb.ID, Creator: mb.Creator, View: mb.View, Sender: sender, Hops: hops, Txs: mb.Txs, Sig: mb.Sig}
 }
 
 // Bytes is the size of the transactions.
@@ -60,15 +60,15 @@ func (mb *MicroBlock) Bytes() int {
 	return n
 }
 
-// AckDigest is what an ack of microblock id, made in epoch, signs; PAB proofs carry signatures over it.
-func AckDigest(id Hash, epoch View) Hash {
-	return newDigester("ack").hash(id).u64(uint64(epoch)).sum()
+// AckDigest is what an ack of microblock id, made in view, signs; PAB proofs carry signatures over it.
+func AckDigest(id Hash, view View) Hash {
+	return newDigester("ack").hash(id).u64(uint64(view)).sum()
 }
 
 // Ack tells the microblock's sender that Signer stores it.
 type Ack struct {
 	MBID   Hash
-	Epoch  View
+	View   View
 	Signer NodeID
 	Sig    []byte
 }
@@ -76,10 +76,10 @@ type Ack struct {
 // Kind implements Message.
 func (*Ack) Kind() Kind { return KindAck }
 
-// Proof shows that microblock MBID is available: q distinct replicas signed AckDigest(MBID, Epoch).
+// Proof shows that microblock MBID is available: q distinct replicas signed AckDigest(MBID, View).
 type Proof struct {
 	MBID    Hash
-	Epoch   View
+	View    View
 	Signers bitmap.Bitmap
 	Sigs    [][]byte
 }
@@ -94,7 +94,7 @@ func (p *Proof) Digest() Hash {
 		return Hash{}
 	}
 	st := ethcrypto.NewKeccakState()
-	d := newDigester("proof").hash(p.MBID).u64(uint64(p.Epoch)).u64(uint64(len(p.Signers)))
+	d := newDigester("proof").hash(p.MBID).u64(uint64(p.View)).u64(uint64(len(p.Signers)))
 	for _, w := range p.Signers {
 		d.u64(w)
 	}

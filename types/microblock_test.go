@@ -11,9 +11,9 @@ func TestMicroBlockID(t *testing.T) {
 	mb := testMicroBlock()
 	require.Equal(t, mb.ID, mb.ComputeID())
 	// The ID commits to creator, epoch and every transaction, not to sender or hops.
-	assert.NotEqual(t, mb.ID, NewMicroBlock(3, mb.Epoch, mb.Txs).ID)
-	assert.NotEqual(t, mb.ID, NewMicroBlock(mb.Creator, mb.Epoch+1, mb.Txs).ID)
-	assert.NotEqual(t, mb.ID, NewMicroBlock(mb.Creator, mb.Epoch, mb.Txs[:2]).ID)
+	assert.NotEqual(t, mb.ID, NewMicroBlock(3, mb.View, mb.Txs).ID)
+	assert.NotEqual(t, mb.ID, NewMicroBlock(mb.Creator, mb.View+1, mb.Txs).ID)
+	assert.NotEqual(t, mb.ID, NewMicroBlock(mb.Creator, mb.View, mb.Txs[:2]).ID)
 	assert.Equal(t, mb.ID, mb.Relay(4, 3).ComputeID())
 	assert.Equal(t, 6, mb.Bytes())
 	assert.NotEqual(t, AckDigest(mb.ID, 1), AckDigest(mb.ID, 2))
