@@ -212,6 +212,9 @@ feed:
 	if err := writeChecks(filepath.Join(dir, "checks.txt"), rep); err != nil {
 		return rep, err
 	}
+	if err := writeSummaryMarkdown(dir, rep); err != nil {
+		return rep, err
+	}
 	rep.WallClock = time.Since(start)
 	return rep, nil
 }

@@ -3,10 +3,12 @@ package experiment
 import (
 	"encoding/csv"
 	"encoding/json"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 )
 
 // Summary is a point over its repetitions: per metric the mean and the half-width of its 95 %
@@ -174,4 +176,76 @@ func writeSummary(dir string, sums []Summary) error {
 		return err
 	}
 	return f.Close()
+}
+
+// writeSummaryMarkdown writes summary.md: the spec, one table row per point (mean ± 95 % CI over
+// the repetitions) and the checks.
+func writeSummaryMarkdown(dir string, rep *Report) error {
+	var b strings.Builder
+	s := rep.Spec
+	fmt.Fprintf(&b, "# %s", s.Name)
+	if s.Figure != "" {
+		fmt.Fprintf(&b, " (the paper's %s)", s.Figure)
+	}
+	fmt.Fprintf(&b, "\n\n%s\n\n", s.About)
+	if len(rep.Summary) > 0 {
+		fmt.Fprintf(&b, "Measured: %s. Mean ± half-width of the 95 %% confidence interval (Student's t) over the runs of each point.\n\n", rep.Summary[0].Measured)
+	}
+	b.WriteString("| protocol | N | offered tx/s | msize | Byzantine | Zipf | runs | KTx/s | mean latency ms | p50 ms | p99 ms | leader Mbit/s | others Mbit/s | refused | saturated |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	cell := func(st Stat, ok bool, prec int) string {
+		if !ok {
+			return "–"
+		}
+		if st.N > 1 && st.CI95 > 0 {
+			return fmt.Sprintf("%.*f ± %.*f", prec, st.Mean, prec, st.CI95)
+		}
+		return fmt.Sprintf("%.*f", prec, st.Mean)
+	}
+	for _, sm := range rep.Summary {
+		p := sm.Point
+		get := func(m string, prec int) string {
+			st, ok := sm.Metrics[m]
+			return cell(st, ok && sm.Runs > 0, prec)
+		}
+		ms := "–"
+		if p.MSize > 0 {
+			ms = fmt.Sprintf("%d KB", p.MSize/1024)
+		}
+		z := p.Zipf
+		if z == "" {
+			z = "–"
+		}
+		sat := "no"
+		if st, ok := sm.Metrics["saturated"]; ok && st.Mean > 0 {
+			sat = "yes"
+		}
+		runs := fmt.Sprint(sm.Runs)
+		if sm.Failed > 0 {
+			runs += fmt.Sprintf(" (%d failed)", sm.Failed)
+		}
+		fmt.Fprintf(&b, "| %s | %d | %.0f | %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
+			p.Protocol, p.N, p.Rate, ms, p.Byzantine, z, runs, get("throughput_ktps", 1), get("latency_mean_ms", 0), get("p50_ms", 0),
+			get("p99_ms", 0), get("leader_mbps", 1), get("others_mbps", 1), get("refused_share", 2), sat)
+	}
+	if len(rep.Checks) > 0 {
+		b.WriteString("\n## Checks\n\n")
+		for _, c := range rep.Checks {
+			fmt.Fprintf(&b, "- **%s** %s: %s", c.Verdict(), c.Name, c.Detail)
+			if c.Verdict() == "KNOWN" {
+				fmt.Fprintf(&b, " — known difference: %s", c.Known)
+			}
+			b.WriteString("\n")
+		}
+	}
+	if len(rep.Plots) > 0 {
+		b.WriteString("\n## Plots\n\n")
+		for _, f := range rep.Plots {
+			if strings.HasSuffix(f, ".png") {
+				name := filepath.Base(f)
+				fmt.Fprintf(&b, "![%s](%s)\n", strings.TrimSuffix(name, ".png"), name)
+			}
+		}
+	}
+	return os.WriteFile(filepath.Join(dir, "summary.md"), []byte(b.String()), 0o644)
 }

@@ -54,8 +54,9 @@ func (s *Spec) runVirtual(_ context.Context, p Point, row *Row) error {
 	}
 	res.Series = nil // kept as series_tps
 	row.Result = res
+	warm := c.Warmup.Round(time.Millisecond)
 	row.Measure = fmt.Sprintf("virtual time %v to %v: the first %v are warm-up, excluded from throughput and latency (series_tps has every second)",
-		c.Warmup, c.Duration, c.Warmup)
+		warm, c.Duration, warm)
 	if len(res.Violations) > 0 {
 		return fmt.Errorf("%d invariant violations: %v", len(res.Violations), res.Violations[0])
 	}
