@@ -45,7 +45,7 @@ type Rules interface {
 // timeouts and TCs. Engines embed it and provide Rules.
 type Base struct {
 	Env     Env
-	Mempool Mempool
+	Mempool Payloads
 	Out     Output
 	Leaders LeaderElection
 	Self    types.NodeID

@@ -44,8 +44,8 @@ const (
 	Reject                // never vote for this payload
 )
 
-// Mempool is what an engine needs from the mempool.
-type Mempool interface {
+// Payloads is what an engine needs from the mempool.
+type Payloads interface {
 	// Ready reports whether MakePayload has something to propose.
 	Ready() bool
 	// MakePayload returns the payload for the block this replica proposes in view (possibly
@@ -96,7 +96,7 @@ type Status struct {
 // Params configures an engine.
 type Params struct {
 	Env            Env
-	Mempool        Mempool
+	Mempool        Payloads
 	Out            Output
 	Leaders        LeaderElection
 	Timeout        time.Duration // base view timeout

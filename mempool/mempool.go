@@ -11,7 +11,7 @@ import (
 
 // Mempool is the full interface the replica drives. The engine sees only consensus.Mempool.
 type Mempool interface {
-	consensus.Mempool
+	consensus.Payloads
 	// AddTxs takes client transactions. It accepts all of them or none: a full mempool returns an
 	// error wrapping ErrFull and keeps nothing. Transactions it already holds are skipped.
 	AddTxs(txs []types.Tx) error

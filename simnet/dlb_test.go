@@ -258,7 +258,7 @@ func TestFaultyCreatorCannotStallOthers(t *testing.T) {
 				s.send(s.Node(1), to, mb)
 			}
 		}
-		s.Node(1).Silent = true // and then it crashes
+		s.Node(1).Absent = true // and then it crashes
 	})
 	s.Run(time.Millisecond)
 	txs := makeTxs("victim", 300)

@@ -41,7 +41,7 @@ func (d durableScenario) run(t *testing.T, engine, mem string, seed int64) *Sim 
 	t.Helper()
 	n := max(d.n, 4)
 	s, err := New(Options{N: n, Spec: matrixSpec(engine, mem, n, false), Seed: seed, Latency: time.Millisecond,
-		Jitter: 2 * time.Millisecond, Crash: d.crash, Silent: d.silent})
+		Jitter: 2 * time.Millisecond, Crash: d.crash, Absent: d.silent})
 	require.NoError(t, err)
 	tag := fmt.Sprintf("durable-%s-%s", engine, mem)
 	txs := makeTxs(tag, d.txs)
@@ -173,7 +173,7 @@ func TestStateTransferFromPeersThatStandStill(t *testing.T) {
 	for _, engine := range []string{"hotstuff", "streamlet"} {
 		t.Run(engine, func(t *testing.T) {
 			s, err := New(Options{N: 7, Spec: matrixSpec(engine, "native", 7, false), Seed: seedOr(35), Latency: time.Millisecond,
-				Jitter: 2 * time.Millisecond, Silent: []types.NodeID{1},
+				Jitter: 2 * time.Millisecond, Absent: []types.NodeID{1},
 				Crash: map[types.NodeID]CrashPlan{7: {At: time.Second, Down: 40 * time.Second}, 6: {At: 38 * time.Second}}})
 			require.NoError(t, err)
 			txs := makeTxs("stand-still-"+engine, 6000)

@@ -109,7 +109,7 @@ func TestSharedUnderJitterAndSilence(t *testing.T) {
 			silent := []types.NodeID{types.NodeID(n)}
 			name := fmt.Sprintf("%s/n=%d", p.name, n)
 			t.Run(name, func(t *testing.T) {
-				s, err := New(Options{N: n, Spec: sharedSpec(p, n), Seed: seed, Latency: 2 * time.Millisecond, Jitter: 40 * time.Millisecond, Silent: silent})
+				s, err := New(Options{N: n, Spec: sharedSpec(p, n), Seed: seed, Latency: 2 * time.Millisecond, Jitter: 40 * time.Millisecond, Absent: silent})
 				require.NoError(t, err)
 				txs := makeTxs(name, 600)
 				load(s, txs, 15, 3*time.Millisecond)

@@ -24,8 +24,8 @@ type Options struct {
 	Seed    int64
 	Latency time.Duration // one-way message latency
 	Jitter  time.Duration // uniform extra latency in [0, Jitter]
-	// Silent replicas crashed before the start: they send nothing and receive nothing.
-	Silent []types.NodeID
+	// Absent replicas crashed before the start: they send nothing and receive nothing.
+	Absent []types.NodeID
 	// Byzantine replicas run a strategy of package byzantine around their honest core.
 	Byzantine map[types.NodeID]string
 	// Slow is what the slow strategy adds to every message.
@@ -115,7 +115,7 @@ type Sim struct {
 type Node struct {
 	ID        types.NodeID
 	Core      *replica.Core
-	Silent    bool   // down for good
+	Absent    bool   // down for good
 	Byzantine string // strategy, "" when honest
 	Down      bool   // crashed, waiting to restart
 	Restarts  int
@@ -200,8 +200,8 @@ func New(opts Options) (*Sim, error) {
 	for i := 0; i < opts.N; i++ {
 		id := types.NodeID(i + 1)
 		n := &Node{ID: id, Byzantine: byz[id], sim: s, rng: rand.New(rand.NewSource(opts.Seed*7919 + int64(i)))}
-		for _, x := range opts.Silent {
-			n.Silent = n.Silent || x == id
+		for _, x := range opts.Absent {
+			n.Absent = n.Absent || x == id
 		}
 		if _, ok := opts.Crash[id]; ok {
 			n.store = replica.NewMemStore()
@@ -220,7 +220,7 @@ func New(opts Options) (*Sim, error) {
 		s.nodes = append(s.nodes, n)
 	}
 	for _, n := range s.nodes {
-		if !n.Silent {
+		if !n.Absent {
 			node := n
 			s.at(0, func() { node.Core.Start(); node.flush() })
 		}
@@ -269,7 +269,7 @@ func (n *Node) build() error {
 // crash stops the node: it loses every message and timer until it restarts, and what its disk
 // had not synced.
 func (n *Node) crash() {
-	if n.Down || n.Silent {
+	if n.Down || n.Absent {
 		return
 	}
 	n.Down = true
@@ -310,7 +310,7 @@ func (n *Node) flush() {
 // restart starts a new incarnation from what its predecessor saved (its store: the voting state,
 // the certified blocks, the delivered state and the microblocks).
 func (n *Node) restart() {
-	if !n.Down || n.Silent {
+	if !n.Down || n.Absent {
 		return
 	}
 	n.Down = false
@@ -337,10 +337,10 @@ func (n *Node) restart() {
 
 // Faulty reports whether the node is Byzantine or down for good: the checker holds it to nothing.
 func (n *Node) Faulty() bool {
-	return n.Silent || n.Byzantine != "" || (n.Down && n.sim.opts.Crash[n.ID].Down == 0)
+	return n.Absent || n.Byzantine != "" || (n.Down && n.sim.opts.Crash[n.ID].Down == 0)
 }
 
-func (n *Node) alive() bool { return !n.Silent && !n.Down }
+func (n *Node) alive() bool { return !n.Absent && !n.Down }
 
 // Node returns replica id.
 func (s *Sim) Node(id types.NodeID) *Node { return s.nodes[id-1] }

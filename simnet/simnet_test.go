@@ -80,7 +80,7 @@ func TestReplicasAgree(t *testing.T) {
 		for _, seed := range seeds() {
 			name := fmt.Sprintf("%s/silent=%v/seed=%d", tc.engine, tc.silent, seed)
 			t.Run(name, func(t *testing.T) {
-				s, err := New(Options{N: 4, Spec: spec(tc.engine), Seed: seed, Latency: time.Millisecond, Jitter: 2 * time.Millisecond, Silent: tc.silent})
+				s, err := New(Options{N: 4, Spec: spec(tc.engine), Seed: seed, Latency: time.Millisecond, Jitter: 2 * time.Millisecond, Absent: tc.silent})
 				require.NoError(t, err)
 				txs := makeTxs(name, 600)
 				load(s, txs, 20, 3*time.Millisecond)
@@ -105,7 +105,7 @@ func TestReplicasAgree(t *testing.T) {
 func TestDeterministic(t *testing.T) {
 	for _, engine := range []string{"hotstuff", "streamlet"} {
 		run := func() ([]types.Hash, uint64) {
-			s, err := New(Options{N: 4, Spec: spec(engine), Seed: 42, Jitter: 3 * time.Millisecond, Silent: []types.NodeID{4}})
+			s, err := New(Options{N: 4, Spec: spec(engine), Seed: 42, Jitter: 3 * time.Millisecond, Absent: []types.NodeID{4}})
 			require.NoError(t, err)
 			txs := makeTxs("det", 200)
 			load(s, txs, 10, 2*time.Millisecond)
@@ -171,7 +171,7 @@ func TestAgreeUnderJitterAndSilence(t *testing.T) {
 				}
 				name := fmt.Sprintf("%s/n=%d/seed=%d/silent=%v", engine, n, seed, silent)
 				t.Run(name, func(t *testing.T) {
-					s, err := New(Options{N: n, Spec: spec(engine), Seed: seed, Latency: 2 * time.Millisecond, Jitter: 60 * time.Millisecond, Silent: silent})
+					s, err := New(Options{N: n, Spec: spec(engine), Seed: seed, Latency: 2 * time.Millisecond, Jitter: 60 * time.Millisecond, Absent: silent})
 					require.NoError(t, err)
 					txs := makeTxs(name, 400)
 					load(s, txs, 10, 5*time.Millisecond)

@@ -460,7 +460,7 @@ func (r *virtualRun) startLoad() {
 	w := c.weights()
 	limit := r.maxCount()
 	for i, n := range r.sim.Nodes() {
-		if n.Silent || w[i] == 0 {
+		if n.Absent || w[i] == 0 {
 			continue
 		}
 		node, rate := n, c.Rate*w[i]
@@ -623,24 +623,22 @@ func (r *virtualRun) result(wall time.Duration) *Result {
 	return res
 }
 
-// bandwidth turns the bytes the link model carried into Mbit/s per replica of each role: the
-// leader (whoever leads the view it is in; one at a time) and the others.
+// bandwidth turns the bytes that left the uplinks into Mbit/s per replica of each role: the
+// leader (a replica while it leads the view it is in) and the others. Bytes count for the role
+// their sender has as they leave the link (a copy queued by a leader may leave in the next views,
+// when it no longer leads), over the time the replicas held that role, so that no figure exceeds
+// the link's rate.
 func (r *virtualRun) bandwidth() map[string]RoleBytes {
-	c := r.cfg
 	tr := r.sim.Traffic()
-	// One replica leads at a time: the leader role's bytes over the run are a leader's rate; the
-	// others' are shared by N-1 replicas. A message counts for the role its sender had when it
-	// sent it (queued copies may leave in the next view).
-	secs := c.Duration.Seconds()
-	roleSecs := [numRoles]float64{secs, secs * float64(max(c.N-1, 1))}
 	out := map[string]RoleBytes{}
 	for role, name := range []string{"leader", "others"} {
 		rb := RoleBytes{ByType: map[string]float64{}}
-		for k, b := range tr.Bytes[role] {
-			if b == 0 || roleSecs[role] <= 0 {
+		secs := tr.RoleTime[role].Seconds()
+		for k, b := range tr.LinkBytes[role] {
+			if b == 0 || secs <= 0 {
 				continue
 			}
-			mbps := float64(b) * 8 / roleSecs[role] / 1e6
+			mbps := b * 8 / secs / 1e6
 			rb.ByType[types.Kind(k).String()] = round(mbps*1000) / 1000
 			rb.Total += mbps
 		}

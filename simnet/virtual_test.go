@@ -15,7 +15,7 @@ import (
 // messages a test puts on the links travel; it records when each reaches its receiver's Core.
 func linkSim(t *testing.T, l Links, latency time.Duration) (*Sim, *[]arrival) {
 	t.Helper()
-	s, err := New(Options{N: 3, Spec: spec("hotstuff"), Seed: 1, Latency: latency, Links: l, Silent: nil})
+	s, err := New(Options{N: 3, Spec: spec("hotstuff"), Seed: 1, Latency: latency, Links: l, Absent: nil})
 	require.NoError(t, err)
 	s.queue = nil // no Start events: the cores stay idle
 	var got []arrival

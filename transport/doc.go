@@ -14,7 +14,7 @@
 // handshake signed with the node keys, then AES-256-GCM frames of one kind byte and RLP, bounded
 // queues per peer and lane, and limits on strangers' handshakes. Shape (Shaper) emulates one
 // replica's uplink — bandwidth with consensus first, delay and jitter, loss — and the timed faults
-// of the HTTP API; Silent is a replica crashed for good.
+// of the HTTP API.
 //
 // The package sits under replica and server and imports only types and crypto. See docs/design.md §5.
 package transport
