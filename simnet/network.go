@@ -67,6 +67,8 @@ type copyOut struct {
 	m    types.Message
 	size int
 	role Role // the sender's when it sent the message
+	// start is when the copy started leaving the uplink (when it was queued, without a rate).
+	start time.Duration
 }
 
 // link is one direction of a replica's access link.
@@ -95,7 +97,7 @@ func (s *Sim) enqueueUp(from, dst *Node, m types.Message, size int) {
 	if from.Leading {
 		role = RoleLeader
 	}
-	c := copyOut{to: dst, gen: dst.gen, m: m, size: size, role: role}
+	c := copyOut{to: dst, gen: dst.gen, m: m, size: size, role: role, start: s.Now()}
 	if s.opts.Links.Uplink <= 0 {
 		s.departed(from, c)
 		return
@@ -123,6 +125,7 @@ func (s *Sim) nextUp(from *Node) {
 	}
 	up.busy = true
 	up.bytes -= c.size
+	c.start = s.Now()
 	epoch := up.epoch
 	s.at(serialization(c.size, s.opts.Links.Uplink), func() {
 		if up.epoch != epoch {
@@ -137,6 +140,7 @@ func (s *Sim) nextUp(from *Node) {
 // latency, unless a partition or loss takes it.
 func (s *Sim) departed(from *Node, c copyOut) {
 	s.meter.sent(from, c.m, c.size, c.role)
+	s.meter.onLink(from, c.m.Kind(), c.size, c.start, s.Now())
 	if !c.to.alive() || s.cut(from.ID, c.to.ID) {
 		return
 	}
