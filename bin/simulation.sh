@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Starts every replica listed in ips.txt in one process (server -sim), in the background.
+# Starts every replica listed in ips.txt in one process (server -sim), in the background: a real
+# cluster in real time, over in-process channels (the name is the original prototype's; the
+# virtual-time simulator is server -virtual).
 #   ./simulation.sh [algorithm] [server flags]
 #     algorithm: hotstuff (default), streamlet, smp-hs, s-hs, s-sl, s-hs-g; server flags such as
 #     -set byzNo=1 -set strategy=equivocate or -data_dir data go to server -sim

@@ -40,7 +40,7 @@ type commandLine struct {
 
 func registerFlags() *commandLine {
 	f := &commandLine{
-		sim:         flag.Bool("sim", false, "run every node of the ips file in this process"),
+		sim:         flag.Bool("sim", false, "run every node of the ips file in this process, in real time with real signatures and timers (the name is the original prototype's; the simulator is -virtual)"),
 		id:          flag.Int("id", 0, "run only this node (one process per replica)"),
 		cfgPath:     flag.String("config", "config.json", "configuration file"),
 		ipsPath:     flag.String("ips", "ips.txt", "replica hosts, one per line"),

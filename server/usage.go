@@ -8,7 +8,7 @@ import (
 )
 
 // synopsis is the first part of server -h.
-const synopsis = `usage: server -sim [flags]          every node of the ips file in this process
+const synopsis = `usage: server -sim [flags]          every node of the ips file in this process, in real time
        server -id I [flags]         node I alone, over TCP
        server -keygen [flags]       create the keys of every node
        server -check-config [-config F] [-ips F] [-algorithm A] [-set k=v]
