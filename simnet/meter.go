@@ -25,61 +25,69 @@ type meter struct {
 	nodeBytes []uint64
 	timedOut  map[types.View]bool // views some replica timed out in
 	changed   map[types.View]bool // views some replica entered through timeouts or a TC
-	// linkBytes are the bytes as they leave the uplinks, by the role their sender has while they
-	// leave (a copy whose sending spans a role change is split in proportion to the time on each
-	// side), and roleTime how long the replicas held each role: bytes ÷ time cannot exceed the
-	// link's rate, whereas bytes counted by the role at queueing time can (a leader's queued copies
-	// leave in the next views, while the next leader sends too).
-	linkBytes [numRoles][types.NumKinds]float64
-	leading   []bool
-	since     []time.Duration // when each replica's role last changed
-	roleTime  [numRoles]time.Duration
+	// Role epochs: each replica's run is cut into epochs, one per stretch in one role (leading
+	// the view it is in, or not). A copy belongs to the epoch in which it was queued and is
+	// credited when it leaves the uplink; an epoch lasts from its start to its end or to its last
+	// copy's departure, whichever is later. Every byte of an epoch left the link within that span,
+	// so bytes ÷ span cannot exceed the link's rate — whereas bytes over the run's duration can
+	// (a leader's queued copies leave in the next views, while the next leader sends too).
+	epochs []roleEpoch
+	cur    []int // each replica's current epoch
+}
+
+// roleEpoch is one replica's stretch in one role.
+type roleEpoch struct {
+	role       Role
+	start, end time.Duration // end: when the role changed (-1 while it lasts)
+	last       time.Duration // the last departure of a copy queued in it
+	bytes      [types.NumKinds]uint64
 }
 
 func (m *meter) init(n int) {
 	m.nodeBytes = make([]uint64, n)
 	m.timedOut = make(map[types.View]bool)
 	m.changed = make(map[types.View]bool)
-	m.leading = make([]bool, n)
-	m.since = make([]time.Duration, n)
-}
-
-// role is what replica i is now.
-func (m *meter) role(i int) Role {
-	if m.leading[i] {
-		return RoleLeader
+	m.cur = make([]int, n)
+	for i := range m.cur {
+		m.cur[i] = len(m.epochs)
+		m.epochs = append(m.epochs, roleEpoch{role: RoleOther, end: -1})
 	}
-	return RoleOther
 }
 
 // setRole records that replica id leads (or not) from now on.
 func (m *meter) setRole(id types.NodeID, leading bool, now time.Duration) {
 	i := int(id) - 1
-	if i < 0 || i >= len(m.leading) || m.leading[i] == leading {
+	if i < 0 || i >= len(m.cur) {
 		return
 	}
-	m.roleTime[m.role(i)] += now - m.since[i]
-	m.leading[i], m.since[i] = leading, now
+	r := RoleOther
+	if leading {
+		r = RoleLeader
+	}
+	e := &m.epochs[m.cur[i]]
+	if e.role == r {
+		return
+	}
+	e.end = now
+	m.cur[i] = len(m.epochs)
+	m.epochs = append(m.epochs, roleEpoch{role: r, start: now, end: -1})
 }
 
-// onLink credits a copy that finished leaving from's uplink now, having started at start.
-func (m *meter) onLink(from *Node, kind types.Kind, size int, start, now time.Duration) {
-	i := int(from.ID) - 1
-	r := m.role(i)
-	if sw := m.since[i]; sw > start && now > start {
-		before := float64(size) * float64(sw-start) / float64(now-start)
-		m.linkBytes[1-r][kind] += before
-		m.linkBytes[r][kind] += float64(size) - before
-		return
-	}
-	m.linkBytes[r][kind] += float64(size)
-}
+// epoch is replica id's current epoch, for the copies it queues now.
+func (m *meter) epoch(id types.NodeID) int { return m.cur[int(id)-1] }
 
 // sent counts a copy that left from's uplink.
 func (m *meter) sent(from *Node, msg types.Message, size int, r Role) {
 	m.bytes[r][msg.Kind()] += uint64(size)
 	m.msgs[r][msg.Kind()]++
 	m.nodeBytes[from.ID-1] += uint64(size)
+}
+
+// onLink credits a copy of epoch e that left its uplink now.
+func (m *meter) onLink(e int, kind types.Kind, size int, now time.Duration) {
+	ep := &m.epochs[e]
+	ep.bytes[kind] += uint64(size)
+	ep.last = max(ep.last, now)
 }
 
 func (m *meter) event(n *Node, e consensus.Event) {
@@ -107,20 +115,27 @@ type Traffic struct {
 	NodeBytes []uint64 // by sender, index ID-1
 	// CPUBusy is the CPU time each replica used under the CPU model.
 	CPUBusy []time.Duration
-	// LinkBytes are the bytes that left the uplinks by the role their sender had as they left,
-	// and RoleTime the time the replicas spent in each role (summed over replicas): LinkBytes ÷
-	// RoleTime is a role's uplink rate per replica, which no link can exceed.
-	LinkBytes [numRoles][types.NumKinds]float64
+	// LinkBytes are the bytes that left the uplinks, by the role their sender had when it queued
+	// them, and RoleTime the spans of the replicas' role epochs (see meter.epochs), summed:
+	// LinkBytes ÷ RoleTime is a role's uplink rate per replica, which no link can exceed.
+	LinkBytes [numRoles][types.NumKinds]uint64
 	RoleTime  [numRoles]time.Duration
 }
 
 // Traffic reports the bytes sent so far.
 func (s *Sim) Traffic() Traffic {
 	t := Traffic{Bytes: s.meter.bytes, Messages: s.meter.msgs, NodeBytes: append([]uint64(nil), s.meter.nodeBytes...),
-		CPUBusy: append([]time.Duration(nil), s.busy...), LinkBytes: s.meter.linkBytes, RoleTime: s.meter.roleTime}
+		CPUBusy: append([]time.Duration(nil), s.busy...)}
 	now := s.Now()
-	for i := range s.meter.leading {
-		t.RoleTime[s.meter.role(i)] += now - s.meter.since[i]
+	for _, e := range s.meter.epochs {
+		end := e.end
+		if end < 0 {
+			end = now
+		}
+		t.RoleTime[e.role] += max(end, e.last) - e.start
+		for k, b := range e.bytes {
+			t.LinkBytes[e.role][k] += b
+		}
 	}
 	return t
 }

@@ -62,13 +62,12 @@ func (l *Links) validate(n int) error {
 
 // copyOut is one copy of a message waiting for, or on, an uplink.
 type copyOut struct {
-	to   *Node
-	gen  uint64 // the receiver's incarnation when it was sent
-	m    types.Message
-	size int
-	role Role // the sender's when it sent the message
-	// start is when the copy started leaving the uplink (when it was queued, without a rate).
-	start time.Duration
+	to    *Node
+	gen   uint64 // the receiver's incarnation when it was sent
+	m     types.Message
+	size  int
+	role  Role // the sender's when it sent the message
+	epoch int  // the sender's role epoch when it queued the copy (meter.epochs)
 }
 
 // link is one direction of a replica's access link.
@@ -97,7 +96,7 @@ func (s *Sim) enqueueUp(from, dst *Node, m types.Message, size int) {
 	if from.Leading {
 		role = RoleLeader
 	}
-	c := copyOut{to: dst, gen: dst.gen, m: m, size: size, role: role, start: s.Now()}
+	c := copyOut{to: dst, gen: dst.gen, m: m, size: size, role: role, epoch: s.meter.epoch(from.ID)}
 	if s.opts.Links.Uplink <= 0 {
 		s.departed(from, c)
 		return
@@ -125,7 +124,6 @@ func (s *Sim) nextUp(from *Node) {
 	}
 	up.busy = true
 	up.bytes -= c.size
-	c.start = s.Now()
 	epoch := up.epoch
 	s.at(serialization(c.size, s.opts.Links.Uplink), func() {
 		if up.epoch != epoch {
@@ -140,7 +138,7 @@ func (s *Sim) nextUp(from *Node) {
 // latency, unless a partition or loss takes it.
 func (s *Sim) departed(from *Node, c copyOut) {
 	s.meter.sent(from, c.m, c.size, c.role)
-	s.meter.onLink(from, c.m.Kind(), c.size, c.start, s.Now())
+	s.meter.onLink(c.epoch, c.m.Kind(), c.size, s.Now())
 	if !c.to.alive() || s.cut(from.ID, c.to.ID) {
 		return
 	}

@@ -625,9 +625,10 @@ func (r *virtualRun) result(wall time.Duration) *Result {
 
 // bandwidth turns the bytes that left the uplinks into Mbit/s per replica of each role: the
 // leader (a replica while it leads the view it is in) and the others. Bytes count for the role
-// their sender has as they leave the link (a copy queued by a leader may leave in the next views,
-// when it no longer leads), over the time the replicas held that role, so that no figure exceeds
-// the link's rate.
+// their sender had when it queued them, over the spans in which the copies of each role epoch
+// left (from the epoch's start to its end or its last departure, whichever is later), so that no
+// figure exceeds the link's rate: a leader's copies that leave in the next views extend its
+// epoch instead of crediting the leader role with more than one uplink carries.
 func (r *virtualRun) bandwidth() map[string]RoleBytes {
 	tr := r.sim.Traffic()
 	out := map[string]RoleBytes{}
@@ -638,7 +639,7 @@ func (r *virtualRun) bandwidth() map[string]RoleBytes {
 			if b == 0 || secs <= 0 {
 				continue
 			}
-			mbps := b * 8 / secs / 1e6
+			mbps := float64(b) * 8 / secs / 1e6
 			rb.ByType[types.Kind(k).String()] = round(mbps*1000) / 1000
 			rb.Total += mbps
 		}
