@@ -393,9 +393,9 @@ func decodeKey(prefix, k string, raw json.RawMessage, v reflect.Value, dead map[
 	i, ok := fieldIndex(v.Type(), k)
 	if !ok {
 		if near := nearestKey(v.Type(), k); near != "" {
-			return fmt.Errorf("unknown key %q: did you mean %q? (keys are case-sensitive; see the configuration reference in README.md)", prefix+k, prefix+near)
+			return fmt.Errorf("unknown key %q: did you mean %q? (keys are case-sensitive; see the configuration reference in docs/configuration.md)", prefix+k, prefix+near)
 		}
-		return fmt.Errorf("unknown key %q (keys are case-sensitive; see the configuration reference in README.md)", prefix+k)
+		return fmt.Errorf("unknown key %q (keys are case-sensitive; see the configuration reference in docs/configuration.md)", prefix+k)
 	}
 	f := v.Field(i)
 	val := reflect.New(f.Type())
@@ -489,7 +489,7 @@ func describeJSONError(data []byte, err error) error {
 	}
 	msg := err.Error()
 	if strings.HasPrefix(msg, "json: unknown field ") {
-		return fmt.Errorf("unknown key %s (see the configuration reference in README.md)",
+		return fmt.Errorf("unknown key %s (see the configuration reference in docs/configuration.md)",
 			strings.TrimPrefix(msg, "json: unknown field "))
 	}
 	return err
