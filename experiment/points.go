@@ -362,14 +362,27 @@ func (s *Spec) loads(pr Protocol, p Point) ([]load, error) {
 		if err != nil {
 			return nil, err
 		}
-		if s.Saturation != nil {
-			return []load{{rate: lim, share: 1}}, nil // the search starts from the limit
+		if sat := s.Saturation; sat != nil {
+			// The search's ladder: start × the limit, raised by step; the runner stops a
+			// protocol's ladder at its knee.
+			start, step, steps := sat.defaults()
+			var out []load
+			for i, sh := 0, start; i < steps; i, sh = i+1, sh*step {
+				sh = math.Round(sh*1000) / 1000
+				out = append(out, load{rate: math.Floor(sh * lim), share: sh})
+			}
+			return out, nil
 		}
 		for _, sh := range s.Load.LimitShares {
 			out = append(out, load{rate: math.Floor(sh * lim), share: sh})
 		}
 	}
 	return out, nil
+}
+
+// ladderKey identifies a saturation search: the point without its load and repetition.
+func (p *Point) ladderKey() string {
+	return fmt.Sprintf("%s|%d|%d|%d|%s", p.Protocol, p.N, p.MSize, p.Byzantine, p.Zipf)
 }
 
 // limit is the bandwidth limit of preset alg at point p.

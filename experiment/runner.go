@@ -40,6 +40,7 @@ type Report struct {
 	Plots     []string
 	PlotNotes []string // plots left out, and why
 	Skipped   bool     // a quick run leaves the spec out
+	Knees     []Knee   // a saturation search's result per protocol and setting
 	Ran       int      // points run now (the others were finished before)
 	Failed    int      // rows with an error
 	WallClock time.Duration
@@ -137,8 +138,17 @@ func Run(ctx context.Context, s *Spec, opts Options) (*Report, error) {
 	prog := newProgress(todo, opts.Log)
 	var mu sync.Mutex
 	jobs := opts.Jobs
-	if backend != "virtual" {
-		jobs = 1 // processes share the machine's ports and cores
+	if backend != "virtual" || s.Saturation != nil {
+		jobs = 1 // processes share the machine's ports and cores; a search goes up its ladder in order
+	}
+	// A saturation search stops a ladder at its knee: the loads above it are not run.
+	knees := map[string]kneeAt{}
+	for _, p := range points {
+		if r, ok := done[p.Key]; ok && s.Saturation != nil && r.Error == "" {
+			if why := s.Saturation.knee(r.Metrics); why != "" && knees[p.ladderKey()].why == "" {
+				knees[p.ladderKey()] = kneeAt{p.LoadShare, why}
+			}
+		}
 	}
 	work := make(chan Point)
 	var wg sync.WaitGroup
@@ -147,6 +157,15 @@ func Run(ctx context.Context, s *Spec, opts Options) (*Report, error) {
 		go func() {
 			defer wg.Done()
 			for p := range work {
+				if s.Saturation != nil {
+					mu.Lock()
+					past := knees[p.ladderKey()].why != ""
+					mu.Unlock()
+					if past {
+						prog.skipped(p)
+						continue
+					}
+				}
 				row := Row{Key: p.Key, Point: p, Spec: ref, Backend: backend, Commit: commit, Machine: machine, Start: time.Now().UTC()}
 				var err error
 				switch backend {
@@ -166,6 +185,11 @@ func Run(ctx context.Context, s *Spec, opts Options) (*Report, error) {
 						_, _ = f.Write(append(data, '\n'))
 					}
 					done[p.Key] = row
+				}
+				if s.Saturation != nil && row.Error == "" {
+					if why := s.Saturation.knee(row.Metrics); why != "" && knees[p.ladderKey()].why == "" {
+						knees[p.ladderKey()] = kneeAt{p.LoadShare, why}
+					}
 				}
 				prog.finished(p, &row)
 				if row.Error != "" {
@@ -198,6 +222,9 @@ feed:
 		return rep, err
 	}
 	rep.Summary = Summarise(points, rep.Rows)
+	if s.Saturation != nil {
+		rep.Knees = saturationKnees(points, rep.Summary, knees)
+	}
 	if err := writeSummary(dir, rep.Summary); err != nil {
 		return rep, err
 	}
@@ -257,6 +284,12 @@ func newProgress(todo []Point, w io.Writer) *progress {
 	return pr
 }
 
+func (pr *progress) skipped(p Point) {
+	pr.done++
+	pr.leftCost -= cost(p)
+	fmt.Fprintf(pr.w, "[skip] %d/%d  %s: above the knee of its saturation search\n", pr.done, pr.total, p.label())
+}
+
 func (pr *progress) finished(p Point, r *Row) {
 	pr.done++
 	pr.doneCost += cost(p)
@@ -303,6 +336,9 @@ func writeChecks(path string, rep *Report) error {
 	for _, n := range rep.PlotNotes {
 		fmt.Fprintf(&b, "note   %s\n", n)
 	}
+	for _, k := range rep.Knees {
+		fmt.Fprintf(&b, "knee   %s\n", k)
+	}
 	if rep.Failed > 0 {
 		fmt.Fprintf(&b, "%d run(s) failed: see the error column of rows.csv\n", rep.Failed)
 	}
@@ -313,4 +349,65 @@ func writeChecks(path string, rep *Report) error {
 func sortStrings(s []string) []string {
 	sort.Strings(s)
 	return s
+}
+
+// Knee is a saturation search's result: the highest load below the knee and what it delivered.
+type Knee struct {
+	Ladder     string  `json:"ladder"` // protocol|n|msize|byzantine|zipf
+	Share      float64 `json:"load_share"`
+	Rate       float64 `json:"rate"`
+	Throughput Stat    `json:"throughput_ktps"`
+	P99        Stat    `json:"p99_ms"`
+	Why        string  `json:"knee"` // the first load past the knee and why ("" if the ladder never reached it)
+}
+
+func (k Knee) String() string {
+	why := k.Why
+	if why == "" {
+		why = "no knee within the ladder"
+	}
+	if k.Rate == 0 {
+		return fmt.Sprintf("%s: saturated at the first step (%s)", k.Ladder, why)
+	}
+	return fmt.Sprintf("%s: %.3g × limit (%.0f tx/s) delivers %.2f KTx/s, p99 %.0f ms; knee at %s", k.Ladder, k.Share, k.Rate, k.Throughput.Mean, k.P99.Mean, why)
+}
+
+// kneeAt is the first load of a ladder past its knee, and why.
+type kneeAt struct {
+	share float64
+	why   string
+}
+
+// saturationKnees picks, per ladder, the highest load below the knee.
+func saturationKnees(points []Point, sums []Summary, knees map[string]kneeAt) []Knee {
+	var order []string
+	best := map[string]Knee{}
+	for _, p := range points {
+		if _, ok := best[p.ladderKey()]; !ok {
+			order = append(order, p.ladderKey())
+			k := Knee{Ladder: p.ladderKey()}
+			if at := knees[p.ladderKey()]; at.why != "" {
+				k.Why = fmt.Sprintf("%.3g × limit: %s", at.share, at.why)
+			}
+			best[p.ladderKey()] = k
+		}
+	}
+	for _, sm := range sums {
+		k := best[sm.Point.ladderKey()]
+		if sm.Runs == 0 {
+			continue
+		}
+		at := knees[sm.Point.ladderKey()]
+		pastKnee := at.why != "" && sm.Point.LoadShare >= at.share
+		if !pastKnee && sm.Point.LoadShare > k.Share {
+			k.Share, k.Rate = sm.Point.LoadShare, sm.Point.Rate
+			k.Throughput, k.P99 = sm.Metrics["throughput_ktps"], sm.Metrics["p99_ms"]
+			best[sm.Point.ladderKey()] = k
+		}
+	}
+	var out []Knee
+	for _, k := range order {
+		out = append(out, best[k])
+	}
+	return out
 }

@@ -170,6 +170,44 @@ type Saturation struct {
 	MinDelivered float64 `json:"min_delivered"` // default 0.9
 }
 
+// defaults are the search's start, step and number of steps.
+func (sat *Saturation) defaults() (float64, float64, int) {
+	start, step, steps := sat.Start, sat.Step, sat.MaxSteps
+	if start == 0 {
+		start = 0.25
+	}
+	if step == 0 {
+		step = 1.25
+	}
+	if steps == 0 {
+		steps = 10
+	}
+	return start, step, steps
+}
+
+// knee says why a run is past the saturation knee ("" if it is not).
+func (sat *Saturation) knee(m map[string]float64) string {
+	p99, refused, delivered := sat.P99Ms, sat.RefusedShare, sat.MinDelivered
+	if p99 == 0 {
+		p99 = 5000
+	}
+	if refused == 0 {
+		refused = 0.05
+	}
+	if delivered == 0 {
+		delivered = 0.9
+	}
+	switch {
+	case m["p99_ms"] > p99:
+		return fmt.Sprintf("p99 %.0f ms > %.0f", m["p99_ms"], p99)
+	case m["refused_share"] > refused:
+		return fmt.Sprintf("refused %.1f %% > %.1f %%", 100*m["refused_share"], 100*refused)
+	case m["offered_ktps"] > 0 && m["throughput_ktps"] < delivered*m["offered_ktps"]:
+		return fmt.Sprintf("delivered %.1f of %.1f KTx/s offered", m["throughput_ktps"], m["offered_ktps"])
+	}
+	return ""
+}
+
 // Quick is what a quick run changes.
 type Quick struct {
 	Protocols   []string  `json:"protocols"` // labels to keep

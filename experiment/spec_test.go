@@ -1,6 +1,8 @@
 package experiment
 
 import (
+	"context"
+	"io"
 	"math"
 	"path/filepath"
 	"strings"
@@ -72,3 +74,23 @@ func TestStudentT(t *testing.T) {
 }
 
 func filepathGlob(p string) ([]string, error) { return filepath.Glob(p) }
+
+func TestSaturationSearchStopsAtTheKnee(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the simulator")
+	}
+	s, err := Parse([]byte(`{"name": "sat", "protocols": ["s-hs"], "n": [4], "msize": [16384], "duration": "4s",
+		"network": {"preset": "wan", "uplink_mbps": 10, "downlink_mbps": 10},
+		"saturation": {"start": 0.5, "step": 2, "max_steps": 4}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Run(context.Background(), s, Options{Out: t.TempDir(), Log: io.Discard, NoPlots: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 0.5 × the limit is delivered, 1 × is refused in part by backpressure: the knee; 2 × and 4 × never run.
+	if rep.Ran != 2 || len(rep.Knees) != 1 || rep.Knees[0].Share != 0.5 || rep.Knees[0].Why == "" {
+		t.Fatalf("ran %d points, knees %+v", rep.Ran, rep.Knees)
+	}
+}

@@ -228,6 +228,12 @@ func writeSummaryMarkdown(dir string, rep *Report) error {
 			p.Protocol, p.N, p.Rate, ms, p.Byzantine, z, runs, get("throughput_ktps", 1), get("latency_mean_ms", 0), get("p50_ms", 0),
 			get("p99_ms", 0), get("leader_mbps", 1), get("others_mbps", 1), get("refused_share", 2), sat)
 	}
+	if len(rep.Knees) > 0 {
+		b.WriteString("\n## Saturation search\n\n")
+		for _, k := range rep.Knees {
+			fmt.Fprintf(&b, "- %s\n", k)
+		}
+	}
 	if len(rep.Checks) > 0 {
 		b.WriteString("\n## Checks\n\n")
 		for _, c := range rep.Checks {

@@ -114,6 +114,9 @@ func run() int {
 		for _, n := range rep.PlotNotes {
 			fmt.Fprintf(os.Stderr, "  note   %s\n", n)
 		}
+		for _, k := range rep.Knees {
+			fmt.Fprintf(os.Stderr, "  knee   %s\n", k)
+		}
 		if rep.Failed > 0 {
 			status = 1
 		}
