@@ -725,21 +725,26 @@ func (b *Base) SignVote(blk *types.Block) *types.Vote {
 // ProposeTimer fires when an idle leader has waited ProposeTimeout for payload.
 type ProposeTimer struct{ View types.View }
 
-// ProposeGate decides when a leader proposes: as soon as there is payload or uncommitted payload
-// to push to commit, else after ProposeTimeout, so an idle system sends at most one empty block per
-// ProposeTimeout.
+// ProposeGate decides when a leader proposes: as soon as there is payload, uncommitted payload to
+// push to commit, or payload within the last commitDepth blocks whose commit the others learn from
+// this proposal's certificate; else after ProposeTimeout, so an idle system sends at most one empty
+// block per ProposeTimeout.
 type ProposeGate struct {
 	timeout  time.Duration
 	armedFor types.View
 	firedFor types.View
 }
 
+// commitDepth is how far up from a proposal's parent payload may sit and still need the proposal
+// to become committed at every replica (HotStuff's three-chain).
+const commitDepth = 3
+
 // NewProposeGate returns a gate with the given idle timeout.
 func NewProposeGate(timeout time.Duration) ProposeGate { return ProposeGate{timeout: timeout} }
 
 // Open reports whether the leader of v may propose now; when not, it arms the propose timer once.
 func (g *ProposeGate) Open(env Env, v types.View, ready bool, parent *Node) bool {
-	if ready || HasPendingPayload(parent) || g.firedFor == v {
+	if ready || HasPendingPayload(parent) || RecentPayload(parent, commitDepth) || g.firedFor == v {
 		return true
 	}
 	if g.armedFor != v {

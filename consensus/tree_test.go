@@ -204,4 +204,7 @@ func TestTreeHelpers(t *testing.T) {
 	require.False(t, consensus.HasPendingPayload(m2))
 	tr.Commit(n2)
 	require.False(t, consensus.HasPendingPayload(n3), "committed payload no longer pending")
+	require.True(t, consensus.RecentPayload(n3, 2), "a2 is one block up from a3, committed or not")
+	require.False(t, consensus.RecentPayload(n3, 1), "a3 itself is empty")
+	require.False(t, consensus.RecentPayload(m2, 3))
 }
