@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"runtime"
 	"runtime/debug"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -233,15 +232,8 @@ func readRows(path string) ([]Row, error) {
 	return out, sc.Err()
 }
 
-func sortedMetricNames(m map[string]float64) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
-
+// saturated is 1 when a run delivered less than 90 % of what was offered: its latency then
+// measures its queues.
 func saturated(tput, offered float64) float64 {
 	if offered > 0 && tput < 0.9*offered {
 		return 1

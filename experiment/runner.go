@@ -10,7 +10,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -343,12 +342,6 @@ func writeChecks(path string, rep *Report) error {
 		fmt.Fprintf(&b, "%d run(s) failed: see the error column of rows.csv\n", rep.Failed)
 	}
 	return os.WriteFile(path, []byte(b.String()), 0o644)
-}
-
-// sortStrings sorts and returns s.
-func sortStrings(s []string) []string {
-	sort.Strings(s)
-	return s
 }
 
 // Knee is a saturation search's result: the highest load below the knee and what it delivered.
