@@ -103,16 +103,12 @@ func Run(ctx context.Context, s *Spec, opts Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The points finished before: their last row without an error (a failed run runs again).
 	done := map[string]Row{}
 	for _, r := range old {
-		if r.Error == "" || !opts.Fresh {
-			if r.Error == "" {
-				done[r.Key] = r
-			}
+		if r.Error == "" && !opts.Fresh {
+			done[r.Key] = r
 		}
-	}
-	if opts.Fresh {
-		done = map[string]Row{}
 	}
 	var todo []Point
 	for _, p := range points {
