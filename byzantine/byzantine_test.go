@@ -1,7 +1,6 @@
 package byzantine
 
 import (
-	"math/rand"
 	"testing"
 	"time"
 
@@ -9,38 +8,10 @@ import (
 
 	"github.com/stratusbft/stratus/config"
 	"github.com/stratusbft/stratus/consensus"
+	"github.com/stratusbft/stratus/consensus/enginetest"
 	"github.com/stratusbft/stratus/crypto"
 	"github.com/stratusbft/stratus/types"
 )
-
-// recEnv records what the adversary lets out; its keys are real.
-type recEnv struct {
-	self   types.NodeID
-	n      int
-	sent   []sent
-	timers []consensus.Timer
-	signer crypto.Signer
-	ver    crypto.Verifier
-}
-
-type sent struct {
-	to types.NodeID // 0: broadcast
-	m  types.Message
-}
-
-func (e *recEnv) Self() types.NodeID                    { return e.self }
-func (e *recEnv) N() int                                { return e.n }
-func (e *recEnv) Now() time.Time                        { return time.Unix(0, 0) }
-func (e *recEnv) Send(to types.NodeID, m types.Message) { e.sent = append(e.sent, sent{to, m}) }
-func (e *recEnv) Broadcast(m types.Message)             { e.sent = append(e.sent, sent{0, m}) }
-func (e *recEnv) SetTimer(_ time.Duration, t consensus.Timer) {
-	e.timers = append(e.timers, t)
-}
-func (e *recEnv) Signer() crypto.Signer     { return e.signer }
-func (e *recEnv) Verifier() crypto.Verifier { return e.ver }
-func (e *recEnv) Rand() *rand.Rand          { return rand.New(rand.NewSource(1)) }
-func (e *recEnv) Backlog() time.Duration    { return 0 }
-func (e *recEnv) UplinkRate() float64       { return 0 }
 
 const n = 4
 
@@ -48,9 +19,9 @@ var signers, verifier = crypto.SimKeys(5, n)
 
 // rig wraps a recording Env of replica 1 in the named strategy; env is what the honest replica
 // would send through.
-func rig(t *testing.T, name, memType string) (*Adversary, *recEnv, consensus.Env) {
+func rig(t *testing.T, name, memType string) (*Adversary, *enginetest.Env, consensus.Env) {
 	t.Helper()
-	rec := &recEnv{self: 1, n: n, signer: signers[0], ver: verifier}
+	rec := enginetest.NewEnv(1, n, signers[0], verifier, 1)
 	a, err := New(name, Params{Self: 1, N: n, Leaders: consensus.RoundRobin{N: n}, MemType: memType, Q: 2, Slow: 30 * time.Millisecond, Seed: 1})
 	require.NoError(t, err)
 	env := a.Env(rec)
@@ -69,6 +40,11 @@ func proposal(v types.View, parent *types.Block, payload *types.Payload) *types.
 	b := &types.Block{View: v, Height: parent.Height + 1, Parent: parent.ID(), QC: qc, Payload: payload, Proposer: 1}
 	b.Sig = signers[0].Sign(b.ID())
 	return b
+}
+
+// sentBy is the message the adversary let out through rec: m to to (0: broadcast), now.
+func sentBy(rec *enginetest.Env, to types.NodeID, m types.Message) enginetest.Sent {
+	return enginetest.Sent{To: to, Msg: m, At: rec.Clock}
 }
 
 func signedBy(b *types.Block, id types.NodeID) bool { return verifier.Verify(id, b.ID(), b.Sig) }
@@ -91,28 +67,28 @@ func TestSilence(t *testing.T) {
 	a, rec, env := rig(t, Silence, "native")
 	env.Broadcast(proposal(1, nil, &types.Payload{}))
 	env.Send(2, &types.BlockRequest{})
-	require.Empty(t, rec.sent)
+	require.Empty(t, rec.Outbox)
 	require.False(t, a.Receive(2, &types.TC{View: 1}))
 }
 
 func TestSlowDelaysEverything(t *testing.T) {
 	a, rec, env := rig(t, Slow, "native")
 	env.Send(3, &types.BlockRequest{})
-	require.Empty(t, rec.sent, "held back")
-	require.Len(t, rec.timers, 1)
-	a.OnTimer(rec.timers[0])
-	require.Equal(t, []sent{{3, &types.BlockRequest{}}}, rec.sent)
+	require.Empty(t, rec.Outbox, "held back")
+	require.Len(t, rec.Timers, 1)
+	a.OnTimer(rec.Timers[0].Timer)
+	require.Equal(t, []enginetest.Sent{sentBy(rec, 3, &types.BlockRequest{})}, rec.Outbox)
 }
 
 func TestEquivocateSplitsTheReplicas(t *testing.T) {
 	_, rec, env := rig(t, Equivocate, "native")
 	b := proposal(1, nil, &types.Payload{Txs: []types.Tx{types.NewTx([]byte("a")), types.NewTx([]byte("b"))}})
 	env.Broadcast(b)
-	require.Len(t, rec.sent, n-1, "one copy per replica")
+	require.Len(t, rec.Outbox, n-1, "one copy per replica")
 	ids := map[types.Hash]int{}
-	for _, s := range rec.sent {
-		require.NotZero(t, s.to)
-		blk := s.m.(*types.Block)
+	for _, s := range rec.Outbox {
+		require.NotZero(t, s.To)
+		blk := s.Msg.(*types.Block)
 		require.True(t, signedBy(blk, 1))
 		require.Equal(t, b.View, blk.View)
 		require.Equal(t, b.Parent, blk.Parent)
@@ -123,11 +99,11 @@ func TestEquivocateSplitsTheReplicas(t *testing.T) {
 	_, rec, env = rig(t, EquivocateFlood, "stratus")
 	env.Broadcast(proposal(1, nil, &types.Payload{}))
 	ids = map[types.Hash]int{}
-	for _, s := range rec.sent {
-		ids[s.m.(*types.Block).ID()]++
+	for _, s := range rec.Outbox {
+		ids[s.Msg.(*types.Block).ID()]++
 	}
 	require.Len(t, ids, 48, "48 conflicting blocks")
-	require.Len(t, rec.sent, 48*(n-1), "each to every replica")
+	require.Len(t, rec.Outbox, 48*(n-1), "each to every replica")
 }
 
 func TestDoubleVote(t *testing.T) {
@@ -135,8 +111,8 @@ func TestDoubleVote(t *testing.T) {
 	bid := types.Keccak([]byte("b"))
 	v := &types.Vote{View: 3, BlockID: bid, Voter: 1, Sig: signers[0].Sign(types.VoteDigest(3, bid))}
 	env.Send(4, v)
-	require.Len(t, rec.sent, 2)
-	a, b := rec.sent[0].m.(*types.Vote), rec.sent[1].m.(*types.Vote)
+	require.Len(t, rec.Outbox, 2)
+	a, b := rec.Outbox[0].Msg.(*types.Vote), rec.Outbox[1].Msg.(*types.Vote)
 	require.Equal(t, a.View, b.View)
 	require.NotEqual(t, a.BlockID, b.BlockID)
 	for _, x := range []*types.Vote{a, b} {
@@ -150,18 +126,18 @@ func TestMissingWithholdsOwnMicroblocks(t *testing.T) {
 
 	_, rec, env := rig(t, Missing, "stratus")
 	env.Broadcast(own)
-	require.Equal(t, []sent{{2, own}}, rec.sent, "PAB: to the q-1 = 1 lowest other replica only")
-	rec.sent = nil
+	require.Equal(t, []enginetest.Sent{sentBy(rec, 2, own)}, rec.Outbox, "PAB: to the q-1 = 1 lowest other replica only")
+	rec.ClearOutbox()
 	env.Broadcast(other)
-	require.Equal(t, []sent{{0, other}}, rec.sent, "others' microblocks are relayed as usual")
-	rec.sent = nil
+	require.Equal(t, []enginetest.Sent{sentBy(rec, 0, other)}, rec.Outbox, "others' microblocks are relayed as usual")
+	rec.ClearOutbox()
 	env.Send(4, &types.FetchResponse{MBs: []*types.MicroBlock{own, other}})
-	require.Equal(t, []sent{{4, &types.FetchResponse{MBs: []*types.MicroBlock{other}}}}, rec.sent, "nor served to anyone")
+	require.Equal(t, []enginetest.Sent{sentBy(rec, 4, &types.FetchResponse{MBs: []*types.MicroBlock{other}})}, rec.Outbox, "nor served to anyone")
 
 	a, rec, env := rig(t, Missing, "smp")
 	a.Receive(2, &types.TC{View: 6}) // the replica is in view 6 or so: leaders 2 (view 6) and 3 (view 7)
 	env.Broadcast(own)
-	require.Equal(t, []sent{{2, own}, {3, own}}, rec.sent, "smp: to the current and next leaders only")
+	require.Equal(t, []enginetest.Sent{sentBy(rec, 2, own), sentBy(rec, 3, own)}, rec.Outbox, "smp: to the current and next leaders only")
 }
 
 func TestBadProofProposalsAndTamperedRelays(t *testing.T) {
@@ -180,8 +156,8 @@ func TestBadProofProposalsAndTamperedRelays(t *testing.T) {
 		b := proposal(v, nil, &types.Payload{Refs: []types.MBRef{{ID: mb.ID, Proof: &proof}}})
 		env.Broadcast(b)
 		bad := 0
-		for _, s := range rec.sent {
-			blk := s.m.(*types.Block)
+		for _, s := range rec.Outbox {
+			blk := s.Msg.(*types.Block)
 			require.True(t, signedBy(blk, 1), "view %d: re-signed by the proposer", v)
 			r := blk.Payload.Refs[0]
 			if r.Proof == nil || r.Proof.MBID != r.ID || consensus.VerifyCert(verifier, types.AckDigest(r.Proof.MBID, r.Proof.View), r.Proof.Signers, r.Proof.Sigs, 2) != nil {
@@ -198,7 +174,7 @@ func TestBadProofProposalsAndTamperedRelays(t *testing.T) {
 		Payload: &types.Payload{Refs: []types.MBRef{{ID: mb.ID, Proof: &proof}}}}
 	honest.Sig = signers[1].Sign(honest.ID())
 	env.Send(3, &types.BlockResponse{Block: honest})
-	relayed := rec.sent[0].m.(*types.BlockResponse).Block
+	relayed := rec.Outbox[0].Msg.(*types.BlockResponse).Block
 	require.NotEqual(t, honest.ID(), relayed.ID())
 	require.False(t, signedBy(relayed, 2), "the tampered copy fails its signature check")
 }
@@ -206,23 +182,23 @@ func TestBadProofProposalsAndTamperedRelays(t *testing.T) {
 func TestCensor(t *testing.T) {
 	a, rec, env := rig(t, Censor, "stratus")
 	env.Send(2, &types.LBInfo{Nonce: 9, LoadUS: 99_000, Busy: true})
-	require.Equal(t, []sent{{2, &types.LBInfo{Nonce: 9}}}, rec.sent, "reports an idle load")
+	require.Equal(t, []enginetest.Sent{sentBy(rec, 2, &types.LBInfo{Nonce: 9})}, rec.Outbox, "reports an idle load")
 	require.False(t, a.Receive(2, &types.LBForward{}), "drops forwarded microblocks")
 	require.True(t, a.Receive(2, &types.LBQuery{}))
 }
 
 func TestFloodSendsJunkOfEveryKind(t *testing.T) {
 	a, rec, _ := rig(t, Flood, "stratus")
-	require.Len(t, rec.timers, 1, "a tick is armed at start")
+	require.Len(t, rec.Timers, 1, "a tick is armed at start")
 	a.Receive(2, &types.Vote{View: 4})
-	a.OnTimer(rec.timers[0])
+	a.OnTimer(rec.Timers[0].Timer)
 	kinds := map[types.Kind]bool{}
-	for _, s := range rec.sent {
-		kinds[s.m.Kind()] = true
-		if v, ok := s.m.(*types.Vote); ok && v.Voter == 1 {
+	for _, s := range rec.Outbox {
+		kinds[s.Msg.Kind()] = true
+		if v, ok := s.Msg.(*types.Vote); ok && v.Voter == 1 {
 			require.Greater(t, v.View, types.View(4+100), "far-future votes")
 		}
-		if f, ok := s.m.(*types.FetchRequest); ok {
+		if f, ok := s.Msg.(*types.FetchRequest); ok {
 			require.Len(t, f.IDs, types.MaxFetch, "requests of the largest size")
 		}
 	}
@@ -231,7 +207,7 @@ func TestFloodSendsJunkOfEveryKind(t *testing.T) {
 		require.True(t, kinds[k], "junk %v", k)
 	}
 	require.True(t, kinds[types.KindVote], "a replay of what it received")
-	require.Len(t, rec.timers, 2, "and the next tick")
+	require.Len(t, rec.Timers, 2, "and the next tick")
 }
 
 func TestForkBuildsOnAnOlderBlock(t *testing.T) {
@@ -245,15 +221,15 @@ func TestForkBuildsOnAnOlderBlock(t *testing.T) {
 	}
 	honest5 := proposal(5, b4, &types.Payload{})
 	env.Broadcast(honest5)
-	forked := rec.sent[0].m.(*types.Block)
+	forked := rec.Outbox[0].Msg.(*types.Block)
 	require.True(t, signedBy(forked, 1))
 	require.Equal(t, b1.ID(), forked.Parent, "view 5 (odd): three blocks behind the parent it should extend")
 	require.Equal(t, b1.Height+1, forked.Height)
 	require.Equal(t, b1.View, forked.QC.View)
 
-	rec.sent = nil
+	rec.ClearOutbox()
 	honest6 := proposal(6, b4, &types.Payload{})
 	env.Broadcast(honest6)
-	forked = rec.sent[0].m.(*types.Block)
+	forked = rec.Outbox[0].Msg.(*types.Block)
 	require.Equal(t, b3.ID(), forked.Parent, "view 6 (even): the grandparent, orphaning the latest certified block")
 }

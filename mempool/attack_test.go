@@ -106,7 +106,7 @@ func TestAttackTinyMicroblocksOverrunQuota(t *testing.T) {
 	for i := 0; i < quota/2+10; i++ {
 		mb := mbOf(byz, 0, []types.Tx{types.NewTx([]byte{byte(i), byte(i >> 8)})})
 		r.m.OnMessage(byz, mb)
-		r.env.sent = r.env.sent[:0] // drop the recorded acks
+		r.env.ClearOutbox() // drop the recorded acks
 	}
 	runtime.GC()
 	runtime.ReadMemStats(&after)
@@ -160,9 +160,9 @@ func TestAttackUnsolicitedLBForwardIsNotPushed(t *testing.T) {
 		sends, acks := 0, 0
 		relay := func() {
 			for _, s := range p.take() {
-				if mb, ok := s.m.(*types.MicroBlock); ok && mb.Creator == byz {
+				if mb, ok := s.Msg.(*types.MicroBlock); ok && mb.Creator == byz {
 					sends++
-					if s.to == 0 || s.to == 2 {
+					if s.To == 0 || s.To == 2 {
 						h.m.OnMessage(3, mb)
 					}
 				}
@@ -181,7 +181,7 @@ func TestAttackUnsolicitedLBForwardIsNotPushed(t *testing.T) {
 		p.advance(2 * time.Second)
 		own := 0
 		for _, s := range p.take() {
-			if mb, ok := s.m.(*types.MicroBlock); ok && mb.Creator == 3 {
+			if mb, ok := s.Msg.(*types.MicroBlock); ok && mb.Creator == 3 {
 				own++
 			}
 		}
@@ -244,7 +244,7 @@ func TestAttackSMPReplaysOldCommittedMicroblock(t *testing.T) {
 // clients are refused for as long as the attacker refills what each block frees. Accounting counts
 // transaction bytes only, so tiny transactions also cost the leader far more memory than memsize.
 func TestAttackNativeTxForwardFillsStaticLeader(t *testing.T) {
-	lenv := &testEnv{self: 1, n: 4}
+	lenv := nativeEnv(1, 4)
 	const memsize, bsize = 1 << 10, 10
 	leader := NewNative(lenv, NativeConfig{BSize: bsize, MemSize: memsize, Master: 1})
 	honest := txs('h', 0, 50) // what replica 2's clients sent; replica 2 forwards (and re-forwards) them
@@ -287,7 +287,7 @@ func TestAttackNativeTxForwardFillsStaticLeader(t *testing.T) {
 	runtime.GC()
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
-	big := NewNative(&testEnv{self: 1, n: 4}, NativeConfig{BSize: bsize, MemSize: 1 << 20, Master: 1})
+	big := NewNative(nativeEnv(1, 4), NativeConfig{BSize: bsize, MemSize: 1 << 20, Master: 1})
 	const k = (1 << 20) / 3
 	tiny := make([]types.Tx, k)
 	for i := range tiny {
@@ -339,7 +339,7 @@ func TestAttackRetainerEvictsOnlyCopyInSameBlock(t *testing.T) {
 	for _, r := range []*rig{h, x} {
 		v, err := r.m.CheckPayload(blk)
 		require.NoError(t, err)
-		require.Equal(t, consensus.Accept, v, "replica %d votes: every proof verifies", r.env.self)
+		require.Equal(t, consensus.Accept, v, "replica %d votes: every proof verifies", r.env.ID)
 		r.m.Decided(blk)
 	}
 	_, ok := h.m.Resolve(blk)
@@ -385,7 +385,7 @@ func TestAttackForwardAmplification(t *testing.T) {
 	pushed := func() int {
 		n := 0
 		for _, s := range p.take() {
-			if mb, ok := s.m.(*types.MicroBlock); ok && mb.Creator == byz {
+			if mb, ok := s.Msg.(*types.MicroBlock); ok && mb.Creator == byz {
 				n++
 			}
 		}

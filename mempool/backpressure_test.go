@@ -22,7 +22,7 @@ func bpCfg() SharedConfig {
 func TestBackpressureHoldsMicroblocksWhileTheUplinkIsBehind(t *testing.T) {
 	r := newRig(t, 1, 4, bpCfg())
 	r.m.SetView(1)
-	r.env.backlog = 300 * time.Millisecond
+	r.env.Uplink.Backlog = 300 * time.Millisecond
 	require.NoError(t, r.m.AddTxs(txs('x', 0, 10))) // a full microblock's worth
 	require.Empty(t, pick[*types.MicroBlock](r.take()), "no microblock while the uplink is 300 ms behind")
 
@@ -35,7 +35,7 @@ func TestBackpressureHoldsMicroblocksWhileTheUplinkIsBehind(t *testing.T) {
 	require.Equal(t, 300*time.Millisecond, fe.Backlog)
 
 	// The uplink drains: the drain timer cuts the waiting microblock.
-	r.env.backlog = 50 * time.Millisecond
+	r.env.Uplink.Backlog = 50 * time.Millisecond
 	r.advance(250 * time.Millisecond)
 	mbs := pick[*types.MicroBlock](r.take())
 	require.Len(t, mbs, 1)
@@ -50,10 +50,10 @@ func TestBackpressureDefersRepushesOfQueuedCopies(t *testing.T) {
 	r.m.SetView(1)
 	require.NoError(t, r.m.AddTxs(txs('r', 0, 10)))
 	require.Len(t, pick[*types.MicroBlock](r.take()), 1)
-	r.env.backlog = time.Second // the broadcast still waits on the uplink
+	r.env.Uplink.Backlog = time.Second // the broadcast still waits on the uplink
 	r.advance(900 * time.Millisecond)
 	require.Empty(t, pick[*types.MicroBlock](r.take()), "no re-push while the copies may still be queued")
-	r.env.backlog = 0
+	r.env.Uplink.Backlog = 0
 	r.advance(time.Second)
 	again := pick[*types.MicroBlock](r.take())
 	require.NotEmpty(t, again, "re-pushed once the uplink drained")
@@ -65,7 +65,7 @@ func TestBackpressureOff(t *testing.T) {
 	cfg.MaxBacklog = 0
 	r := newRig(t, 1, 4, cfg)
 	r.m.SetView(1)
-	r.env.backlog = time.Hour
+	r.env.Uplink.Backlog = time.Hour
 	require.NoError(t, r.m.AddTxs(txs('o', 0, 10)))
 	require.Len(t, pick[*types.MicroBlock](r.take()), 1)
 }
@@ -76,7 +76,7 @@ func TestBackpressureOff(t *testing.T) {
 func TestBackpressurePacesMicroblocks(t *testing.T) {
 	r := newRig(t, 1, 4, bpCfg())
 	r.m.SetView(1)
-	r.env.rate = 10_000 // bytes per second
+	r.env.Uplink.Rate = 10_000 // bytes per second
 	require.NoError(t, r.m.AddTxs(txs('a', 0, 10)))
 	first := pick[*types.MicroBlock](r.take())
 	require.Len(t, first, 1)

@@ -79,13 +79,13 @@ func TestSMPRepushesUndecidedMicroblocksToTheMaster(t *testing.T) {
 	mb := first[0].m
 
 	var at []time.Duration
-	start := r.env.now
+	start := r.env.Clock
 	for i := 0; i < 40; i++ {
 		r.advance(10 * time.Millisecond)
 		for _, s := range pick[*types.MicroBlock](r.take()) {
 			require.Equal(t, types.NodeID(1), s.to, "re-pushed to the master only")
 			require.Equal(t, mb.ID, s.m.ID)
-			at = append(at, r.env.now.Sub(start))
+			at = append(at, r.env.Clock.Sub(start))
 		}
 	}
 	require.GreaterOrEqual(t, len(at), 2, "re-pushed while undecided")

@@ -3,44 +3,23 @@ package mempool
 import (
 	"encoding/binary"
 	"fmt"
-	"math/rand"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/stratusbft/stratus/consensus"
-	"github.com/stratusbft/stratus/crypto"
+	"github.com/stratusbft/stratus/consensus/enginetest"
 	"github.com/stratusbft/stratus/types"
 )
 
-// testEnv records what a mempool sends and the timers it sets.
-type testEnv struct {
-	self   types.NodeID
-	n      int
-	now    time.Time
-	sent   []sentMsg
-	timers []consensus.Timer
+// nativeEnv is a recording Env for a native mempool: it needs no keys, and its clock starts at the
+// zero time unless a test sets it.
+func nativeEnv(self types.NodeID, n int) *enginetest.Env {
+	e := enginetest.NewEnv(self, n, nil, nil, 1)
+	e.Clock = time.Time{}
+	return e
 }
-
-type sentMsg struct {
-	to types.NodeID // 0 = broadcast
-	m  types.Message
-}
-
-func (e *testEnv) Self() types.NodeID                    { return e.self }
-func (e *testEnv) N() int                                { return e.n }
-func (e *testEnv) Now() time.Time                        { return e.now }
-func (e *testEnv) Send(to types.NodeID, m types.Message) { e.sent = append(e.sent, sentMsg{to, m}) }
-func (e *testEnv) Broadcast(m types.Message)             { e.sent = append(e.sent, sentMsg{0, m}) }
-func (e *testEnv) SetTimer(_ time.Duration, t consensus.Timer) {
-	e.timers = append(e.timers, t)
-}
-func (e *testEnv) Signer() crypto.Signer     { return nil }
-func (e *testEnv) Verifier() crypto.Verifier { return nil }
-func (e *testEnv) Rand() *rand.Rand          { return rand.New(rand.NewSource(1)) }
-func (e *testEnv) Backlog() time.Duration    { return 0 }
-func (e *testEnv) UplinkRate() float64       { return 0 }
 
 func txs(tag byte, from, n int) []types.Tx {
 	out := make([]types.Tx, n)
@@ -62,7 +41,7 @@ func ids(ts []types.Tx) []types.Hash {
 }
 
 func TestNativeProposesInOrderUpToBSize(t *testing.T) {
-	env := &testEnv{self: 1, n: 4}
+	env := nativeEnv(1, 4)
 	m := NewNative(env, NativeConfig{BSize: 3, MemSize: 1 << 20})
 	require.False(t, m.Ready())
 	in := txs('a', 0, 5)
@@ -80,7 +59,7 @@ func TestNativeProposesInOrderUpToBSize(t *testing.T) {
 
 func TestNativeFullRefusesWholeBatch(t *testing.T) {
 	const cost = 16 + TxOverhead
-	m := NewNative(&testEnv{self: 1, n: 4}, NativeConfig{BSize: 10, MemSize: cost * 4})
+	m := NewNative(nativeEnv(1, 4), NativeConfig{BSize: 10, MemSize: cost * 4})
 	require.NoError(t, m.AddTxs(txs('a', 0, 3)))
 	err := m.AddTxs(txs('b', 0, 2))
 	require.ErrorIs(t, err, ErrFull)
@@ -94,7 +73,7 @@ func TestNativeFullRefusesWholeBatch(t *testing.T) {
 }
 
 func TestNativeRequeuesOwnOrphanedPayload(t *testing.T) {
-	m := NewNative(&testEnv{self: 1, n: 4}, NativeConfig{BSize: 2, MemSize: 1 << 20})
+	m := NewNative(nativeEnv(1, 4), NativeConfig{BSize: 2, MemSize: 1 << 20})
 	in := txs('a', 0, 4)
 	require.NoError(t, m.AddTxs(in))
 	p1 := m.MakePayload(1, nil)
@@ -117,7 +96,7 @@ func TestNativeRequeuesOwnOrphanedPayload(t *testing.T) {
 // proposals were orphaned twice is forwarded to the f+1 replicas that lead next, which hold it
 // within the forwarder's share and propose it; it is forwarded once, and a commit frees it.
 func TestNativeForwardsRepeatedlyOrphanedTxs(t *testing.T) {
-	env := &testEnv{self: 3, n: 7} // f = 2: forwarded to 4, 5 and 6
+	env := nativeEnv(3, 7) // f = 2: forwarded to 4, 5 and 6
 	m := NewNative(env, NativeConfig{BSize: 10, MemSize: 1 << 20})
 	in := txs('o', 0, 3)
 	require.NoError(t, m.AddTxs(in))
@@ -125,28 +104,28 @@ func TestNativeForwardsRepeatedlyOrphanedTxs(t *testing.T) {
 		m.Requeue(&types.Block{Proposer: 3, Payload: m.MakePayload(1, nil)})
 	}
 	orphan()
-	require.Empty(t, env.sent, "one orphan is what a view change does")
+	require.Empty(t, env.Outbox, "one orphan is what a view change does")
 	orphan()
-	require.Len(t, env.sent, 3)
-	for i, s := range env.sent {
-		require.Equal(t, types.NodeID(4+i), s.to)
-		require.Equal(t, ids(in), ids(s.m.(*types.TxForward).Txs))
+	require.Len(t, env.Outbox, 3)
+	for i, s := range env.Outbox {
+		require.Equal(t, types.NodeID(4+i), s.To)
+		require.Equal(t, ids(in), ids(s.Msg.(*types.TxForward).Txs))
 	}
 	orphan()
-	require.Len(t, env.sent, 3, "forwarded once")
+	require.Len(t, env.Outbox, 3, "forwarded once")
 	require.Equal(t, ids(in), ids(m.MakePayload(1, nil).Txs), "and still proposed here")
 
 	// Wrapping around: replica 6 of 7 forwards to 7, 1 and 2.
-	env6 := &testEnv{self: 6, n: 7}
+	env6 := nativeEnv(6, 7)
 	m6 := NewNative(env6, NativeConfig{BSize: 10, MemSize: 1 << 20})
 	require.NoError(t, m6.AddTxs(in))
 	for range OrphansBeforeForward {
 		m6.Requeue(&types.Block{Proposer: 6, Payload: m6.MakePayload(1, nil)})
 	}
-	require.Equal(t, []types.NodeID{7, 1, 2}, []types.NodeID{env6.sent[0].to, env6.sent[1].to, env6.sent[2].to})
+	require.Equal(t, []types.NodeID{7, 1, 2}, []types.NodeID{env6.Outbox[0].To, env6.Outbox[1].To, env6.Outbox[2].To})
 
 	// A receiver holds the forwarded transactions, proposes them, and forgets them at commit.
-	r := NewNative(&testEnv{self: 4, n: 7}, NativeConfig{BSize: 10, MemSize: 1 << 20})
+	r := NewNative(nativeEnv(4, 7), NativeConfig{BSize: 10, MemSize: 1 << 20})
 	r.OnMessage(3, &types.TxForward{Txs: in})
 	require.True(t, r.Ready())
 	p := r.MakePayload(2, nil)
@@ -154,19 +133,19 @@ func TestNativeForwardsRepeatedlyOrphanedTxs(t *testing.T) {
 	r.Committed(&types.Block{Payload: p})
 	require.Zero(t, r.Gauges().InFlightTxs)
 	// ... within the forwarder's share: memsize / (N-1) bytes.
-	small := NewNative(&testEnv{self: 4, n: 7}, NativeConfig{BSize: 10, MemSize: 6 * txCost(in[0])})
+	small := NewNative(nativeEnv(4, 7), NativeConfig{BSize: 10, MemSize: 6 * txCost(in[0])})
 	small.OnMessage(3, &types.TxForward{Txs: txs('q', 0, 5)})
 	require.Len(t, small.MakePayload(2, nil).Txs, 1, "a share of one transaction")
 	// A forward from itself, or with a static leader to a replica that is not it, is ignored.
 	r.OnMessage(4, &types.TxForward{Txs: txs('s', 0, 1)})
 	require.False(t, r.Ready())
-	st := NewNative(&testEnv{self: 4, n: 7}, NativeConfig{BSize: 10, MemSize: 1 << 20, Master: 1})
+	st := NewNative(nativeEnv(4, 7), NativeConfig{BSize: 10, MemSize: 1 << 20, Master: 1})
 	st.OnMessage(3, &types.TxForward{Txs: txs('s', 0, 1)})
 	require.False(t, st.Ready())
 }
 
 func TestNativeCheckPayload(t *testing.T) {
-	m := NewNative(&testEnv{self: 1, n: 4}, NativeConfig{BSize: 3, MemSize: 1 << 20})
+	m := NewNative(nativeEnv(1, 4), NativeConfig{BSize: 3, MemSize: 1 << 20})
 	v, err := m.CheckPayload(&types.Block{Proposer: 2, Payload: &types.Payload{Txs: txs('a', 0, 3)}})
 	require.NoError(t, err)
 	require.Equal(t, consensus.Accept, v)
@@ -182,26 +161,27 @@ func TestNativeCheckPayload(t *testing.T) {
 // With a static leader, other replicas forward to it and forward again what did not commit in
 // time; the leader proposes what it received.
 func TestNativeForwardsToStaticLeader(t *testing.T) {
-	env := &testEnv{self: 2, n: 4, now: time.Unix(100, 0)}
+	env := nativeEnv(2, 4)
+	env.Clock = time.Unix(100, 0)
 	m := NewNative(env, NativeConfig{BSize: 10, MemSize: 1 << 20, Master: 1, Retry: time.Second})
 	in := txs('a', 0, 3)
 	require.NoError(t, m.AddTxs(in))
 	require.False(t, m.Ready(), "a non-leader does not propose")
-	require.Len(t, env.sent, 1)
-	require.Equal(t, types.NodeID(1), env.sent[0].to)
-	fw := env.sent[0].m.(*types.TxForward)
+	require.Len(t, env.Outbox, 1)
+	require.Equal(t, types.NodeID(1), env.Outbox[0].To)
+	fw := env.Outbox[0].Msg.(*types.TxForward)
 	require.Equal(t, ids(in), ids(fw.Txs))
-	require.Len(t, env.timers, 1)
+	require.Len(t, env.Timers, 1)
 
 	// One of them commits; after Retry the other two are forwarded again.
 	m.Committed(&types.Block{Payload: &types.Payload{Txs: in[:1]}})
-	env.now = env.now.Add(time.Second)
-	m.OnTimer(env.timers[0])
-	require.Len(t, env.sent, 2)
-	require.Equal(t, ids(in[1:]), ids(env.sent[1].m.(*types.TxForward).Txs))
+	env.Clock = env.Clock.Add(time.Second)
+	m.OnTimer(env.Timers[0].Timer)
+	require.Len(t, env.Outbox, 2)
+	require.Equal(t, ids(in[1:]), ids(env.Outbox[1].Msg.(*types.TxForward).Txs))
 
 	// The leader side.
-	lenv := &testEnv{self: 1, n: 4}
+	lenv := nativeEnv(1, 4)
 	leader := NewNative(lenv, NativeConfig{BSize: 10, MemSize: 3 * 2 * (16 + TxOverhead), Master: 1})
 	leader.OnMessage(2, fw)
 	require.True(t, leader.Ready())

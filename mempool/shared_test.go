@@ -6,7 +6,6 @@ package mempool
 
 import (
 	"fmt"
-	"math/rand"
 	"testing"
 	"time"
 
@@ -14,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/stratusbft/stratus/consensus"
+	"github.com/stratusbft/stratus/consensus/enginetest"
 	"github.com/stratusbft/stratus/crypto"
 	"github.com/stratusbft/stratus/types"
 )
@@ -25,55 +25,22 @@ func mbOf(creator types.NodeID, epoch types.View, txs []types.Tx) *types.MicroBl
 	return types.NewMicroBlock(creator, epoch, txs).Signed(crypto.NewSigner(creator, crypto.DeriveKey(keySeed, creator)).Sign)
 }
 
-// recEnv records sends and timers; its clock is virtual and its keys are real.
-type recEnv struct {
-	self    types.NodeID
-	n       int
-	now     time.Time
-	sent    []sentMsg
-	timers  []*recTimer
-	signers []*crypto.KeySigner
-	ver     *crypto.KeyVerifier
-	rng     *rand.Rand
-	backlog time.Duration // what Backlog answers
-	rate    float64       // what UplinkRate answers
-}
-
-type recTimer struct {
-	at    time.Time
-	t     consensus.Timer
-	fired bool
-}
-
-func (e *recEnv) Self() types.NodeID                    { return e.self }
-func (e *recEnv) N() int                                { return e.n }
-func (e *recEnv) Now() time.Time                        { return e.now }
-func (e *recEnv) Send(to types.NodeID, m types.Message) { e.sent = append(e.sent, sentMsg{to, m}) }
-func (e *recEnv) Broadcast(m types.Message)             { e.sent = append(e.sent, sentMsg{0, m}) }
-func (e *recEnv) SetTimer(d time.Duration, t consensus.Timer) {
-	e.timers = append(e.timers, &recTimer{at: e.now.Add(d), t: t})
-}
-func (e *recEnv) Signer() crypto.Signer     { return e.signers[e.self-1] }
-func (e *recEnv) Verifier() crypto.Verifier { return e.ver }
-func (e *recEnv) Rand() *rand.Rand          { return e.rng }
-func (e *recEnv) Backlog() time.Duration    { return e.backlog }
-func (e *recEnv) UplinkRate() float64       { return e.rate }
-
-// rig is one Shared mempool under test with its Env and the events it emitted.
+// rig is one Shared mempool under test with its recording Env (real keys, a virtual clock) and
+// the events it emitted.
 type rig struct {
-	t      *testing.T
-	env    *recEnv
-	m      *Shared
-	events []consensus.Event
+	t       *testing.T
+	env     *enginetest.Env
+	signers []*crypto.KeySigner // every replica's signer: the rig signs acks and proofs as others
+	m       *Shared
+	events  []consensus.Event
 }
 
 func newRig(t *testing.T, self types.NodeID, n int, cfg SharedConfig) *rig {
 	t.Helper()
 	signers, ver := crypto.SimKeys(keySeed, n)
-	r := &rig{t: t, env: &recEnv{
-		self: self, n: n, now: time.Unix(1_000, 0), signers: signers, ver: ver,
-		rng: rand.New(rand.NewSource(int64(self))),
-	}}
+	env := enginetest.NewEnv(self, n, signers[self-1], ver, int64(self))
+	env.Clock = time.Unix(1_000, 0)
+	r := &rig{t: t, env: env, signers: signers}
 	cfg.Events = func(e consensus.Event) { r.events = append(r.events, e) }
 	r.m = NewShared(r.env, cfg)
 	return r
@@ -81,36 +48,13 @@ func newRig(t *testing.T, self types.NodeID, n int, cfg SharedConfig) *rig {
 
 // advance moves the virtual clock by d, firing every timer that falls due on the way (also the
 // ones set meanwhile), in time order.
-func (r *rig) advance(d time.Duration) {
-	end := r.env.now.Add(d)
-	for {
-		var next *recTimer
-		for _, tm := range r.env.timers {
-			if !tm.fired && !tm.at.After(end) && (next == nil || tm.at.Before(next.at)) {
-				next = tm
-			}
-		}
-		if next == nil {
-			break
-		}
-		next.fired = true
-		if next.at.After(r.env.now) {
-			r.env.now = next.at
-		}
-		r.m.OnTimer(next.t)
-	}
-	r.env.now = end
-}
+func (r *rig) advance(d time.Duration) { r.env.Advance(d, r.m.OnTimer) }
 
 // take returns what was sent since the last take.
-func (r *rig) take() []sentMsg {
-	out := r.env.sent
-	r.env.sent = nil
-	return out
-}
+func (r *rig) take() []enginetest.Sent { return r.env.Take() }
 
 // signer returns replica id's signer.
-func (r *rig) signer(id types.NodeID) *crypto.KeySigner { return r.env.signers[id-1] }
+func (r *rig) signer(id types.NodeID) *crypto.KeySigner { return r.signers[id-1] }
 
 // ackBy is replica id's valid ack of mb.
 func (r *rig) ackBy(id types.NodeID, mb *types.MicroBlock) *types.Ack {
@@ -133,11 +77,11 @@ type addressed[T types.Message] struct {
 	m  T
 }
 
-func pick[T types.Message](msgs []sentMsg) []addressed[T] {
+func pick[T types.Message](msgs []enginetest.Sent) []addressed[T] {
 	var out []addressed[T]
 	for _, s := range msgs {
-		if m, ok := s.m.(T); ok {
-			out = append(out, addressed[T]{s.to, m})
+		if m, ok := s.Msg.(T); ok {
+			out = append(out, addressed[T]{s.To, m})
 		}
 	}
 	return out
@@ -207,15 +151,15 @@ func TestPABAckGoesToSender(t *testing.T) {
 	r.m.OnMessage(3, mb)
 	out := r.take()
 	require.Len(t, out, 1, "exactly one message: the ack")
-	require.Equal(t, types.NodeID(3), out[0].to, "the ack goes to the creator (the sender), not to the leader 1 nor broadcast")
-	a, ok := out[0].m.(*types.Ack)
-	require.True(t, ok, "got %T", out[0].m)
+	require.Equal(t, types.NodeID(3), out[0].To, "the ack goes to the creator (the sender), not to the leader 1 nor broadcast")
+	a, ok := out[0].Msg.(*types.Ack)
+	require.True(t, ok, "got %T", out[0].Msg)
 	require.Equal(t, mb.ID, a.MBID)
 	require.Equal(t, types.View(5), a.View)
 	require.Equal(t, types.NodeID(2), a.Signer)
-	require.True(t, r.env.ver.Verify(2, types.AckDigest(mb.ID, 5), a.Sig), "ack signed over AckDigest(id, epoch) by the receiver")
-	require.False(t, r.env.ver.Verify(2, types.AckDigest(mb.ID, 6), a.Sig), "the epoch is part of what is signed")
-	require.False(t, r.env.ver.Verify(3, types.AckDigest(mb.ID, 5), a.Sig), "signed with the receiver's own key")
+	require.True(t, r.env.Verifier().Verify(2, types.AckDigest(mb.ID, 5), a.Sig), "ack signed over AckDigest(id, epoch) by the receiver")
+	require.False(t, r.env.Verifier().Verify(2, types.AckDigest(mb.ID, 6), a.Sig), "the epoch is part of what is signed")
+	require.False(t, r.env.Verifier().Verify(3, types.AckDigest(mb.ID, 5), a.Sig), "signed with the receiver's own key")
 	require.Equal(t, []consensus.MBReceived{{Bytes: 3 * 16}}, eventsOf[consensus.MBReceived](r.events))
 
 	// A second copy from the same sender is redundant; the sender sends again only when it missed
@@ -231,10 +175,10 @@ func TestPABAckGoesToSender(t *testing.T) {
 	r.m.OnMessage(4, mb2)
 	out = r.take()
 	require.Len(t, out, 1)
-	require.Equal(t, types.NodeID(4), out[0].to, "acks come to the proxy")
-	a = out[0].m.(*types.Ack)
+	require.Equal(t, types.NodeID(4), out[0].To, "acks come to the proxy")
+	a = out[0].Msg.(*types.Ack)
 	require.Equal(t, mb2.ID, a.MBID)
-	require.True(t, r.env.ver.Verify(2, types.AckDigest(mb2.ID, 5), a.Sig))
+	require.True(t, r.env.Verifier().Verify(2, types.AckDigest(mb2.ID, 5), a.Sig))
 }
 
 // docs/spec.md §3.3 step 3: "With q acks (its own counts; q configurable in [f+1, 2f+1], default f+1) the
@@ -283,7 +227,7 @@ func TestPABProofFormsAtExactlyQ(t *testing.T) {
 	require.Equal(t, mb.View, p.View)
 	require.Equal(t, []types.NodeID{1, 2, 3}, types.SignerIDs(p.Signers), "signers are exactly the q that acked")
 	require.Len(t, p.Sigs, 3)
-	require.NoError(t, consensus.VerifyCert(r.env.ver, types.AckDigest(mb.ID, mb.View), p.Signers, p.Sigs, 3))
+	require.NoError(t, consensus.VerifyCert(r.env.Verifier(), types.AckDigest(mb.ID, mb.View), p.Signers, p.Sigs, 3))
 	require.Equal(t, 1, countEv[consensus.MBStable](r.events))
 
 	// Late ack: no second proof.
@@ -353,7 +297,7 @@ func TestPABRejectsBadProofs(t *testing.T) {
 			require.False(t, r.m.Ready(), "a rejected proof does not make the microblock proposable")
 			require.Empty(t, r.m.MakePayload(1, nil).Refs)
 			require.Empty(t, r.take(), "nothing sent")
-			require.Empty(t, r.env.timers, "no fetch started")
+			require.Empty(t, r.env.Timers, "no fetch started")
 			require.Zero(t, r.m.Gauges().Microblocks, "nothing stored")
 
 			r2 := newRig(t, 2, 4, cfg)
@@ -361,7 +305,7 @@ func TestPABRejectsBadProofs(t *testing.T) {
 			require.Equal(t, consensus.Reject, v)
 			require.Error(t, err)
 			require.Equal(t, []consensus.ProofChecked{{OK: false}}, eventsOf[consensus.ProofChecked](r2.events))
-			require.Empty(t, r2.env.timers, "no fetch started for a rejected proposal")
+			require.Empty(t, r2.env.Timers, "no fetch started for a rejected proposal")
 		})
 	}
 	t.Run("no proof or a proof of another microblock in a proposal", func(t *testing.T) {
@@ -395,7 +339,7 @@ func TestPABVoteImmediatelyRejectOneBadProof(t *testing.T) {
 	v, err := r.m.CheckPayload(blockOf(3, 1, refOf(pA), types.MBRef{ID: mbC.ID, Proof: pC}, refOf(pB)))
 	require.Equal(t, consensus.Reject, v, "one bad proof among good ones: no vote")
 	require.ErrorContains(t, err, "reference 1")
-	require.Empty(t, r.env.timers, "nothing fetched for a rejected proposal")
+	require.Empty(t, r.env.Timers, "nothing fetched for a rejected proposal")
 
 	v, err = r.m.CheckPayload(blockOf(3, 1, refOf(pA), refOf(pB)))
 	require.NoError(t, err)
@@ -715,8 +659,8 @@ func TestGossipRelay(t *testing.T) {
 	r.m.OnMessage(4, mb)
 	out := r.take()
 	require.Len(t, out, 1)
-	require.Equal(t, types.NodeID(5), out[0].to)
-	require.IsType(t, &types.Ack{}, out[0].m)
+	require.Equal(t, types.NodeID(5), out[0].To)
+	require.IsType(t, &types.Ack{}, out[0].Msg)
 
 	// The creator sends its own microblock to fanout peers with one hop, no broadcast.
 	require.NoError(t, r.m.AddTxs(txs('o', 0, 10)))
@@ -783,7 +727,7 @@ func lbCfg() SharedConfig {
 
 // pushOwn makes this replica cut one microblock (ten transactions tagged tag) and returns what it
 // sent.
-func (r *rig) pushOwn(tag byte) []sentMsg {
+func (r *rig) pushOwn(tag byte) []enginetest.Sent {
 	r.t.Helper()
 	require.NoError(r.t, r.m.AddTxs(txs(tag, 0, 10)))
 	return r.take()
@@ -819,7 +763,7 @@ func busyRig(t *testing.T, n int, cfg SharedConfig) *rig {
 }
 
 // lbQueries returns the peers asked and the nonce of one sampling round.
-func lbQueries(t *testing.T, out []sentMsg) ([]types.NodeID, uint64) {
+func lbQueries(t *testing.T, out []enginetest.Sent) ([]types.NodeID, uint64) {
 	t.Helper()
 	qs := pick[*types.LBQuery](out)
 	require.NotEmpty(t, qs)
@@ -1060,7 +1004,7 @@ func TestDLBProxyPushesAndReturnsProof(t *testing.T) {
 	require.Len(t, proofs, 1)
 	require.Equal(t, types.NodeID(1), proofs[0].to, "the proof goes to the creator only, not broadcast")
 	require.Equal(t, []types.NodeID{2, 3}, types.SignerIDs(proofs[0].m.Signers))
-	require.NoError(t, consensus.VerifyCert(r.env.ver, types.AckDigest(mb.ID, mb.View), proofs[0].m.Signers, proofs[0].m.Sigs, 2))
+	require.NoError(t, consensus.VerifyCert(r.env.Verifier(), types.AckDigest(mb.ID, mb.View), proofs[0].m.Signers, proofs[0].m.Sigs, 2))
 	require.Equal(t, []consensus.MBStable{{StableTime: 0, Proxy: true}}, eventsOf[consensus.MBStable](r.events))
 }
 

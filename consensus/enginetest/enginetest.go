@@ -46,6 +46,12 @@ type TimerCall struct {
 	Fired bool
 }
 
+// Uplink is what an Env reports about the replica's uplink.
+type Uplink struct {
+	Backlog time.Duration // what Env.Backlog answers
+	Rate    float64       // what Env.UplinkRate answers (bytes per second)
+}
+
 // Env is a recording consensus.Env with a virtual clock.
 type Env struct {
 	ID       types.NodeID
@@ -53,6 +59,7 @@ type Env struct {
 	Clock    time.Time
 	Outbox   []Sent       // every Send and Broadcast, in order
 	Timers   []*TimerCall // every SetTimer call, in order
+	Uplink   Uplink       // the uplink state the Env reports; zero (none modelled) by default
 	signer   crypto.Signer
 	verifier crypto.Verifier
 	rng      *rand.Rand
@@ -96,14 +103,52 @@ func (e *Env) Verifier() crypto.Verifier { return e.verifier }
 // Rand implements consensus.Env.
 func (e *Env) Rand() *rand.Rand { return e.rng }
 
-// Backlog implements consensus.Env: no uplink is modelled.
-func (e *Env) Backlog() time.Duration { return 0 }
+// Backlog implements consensus.Env: Uplink.Backlog (0 unless a test sets it).
+func (e *Env) Backlog() time.Duration { return e.Uplink.Backlog }
 
-// UplinkRate implements consensus.Env: no uplink is modelled.
-func (e *Env) UplinkRate() float64 { return 0 }
+// UplinkRate implements consensus.Env: Uplink.Rate (0 unless a test sets it).
+func (e *Env) UplinkRate() float64 { return e.Uplink.Rate }
 
 // ClearOutbox forgets the recorded messages (timers are kept).
 func (e *Env) ClearOutbox() { e.Outbox = nil }
+
+// Take returns the recorded messages and forgets them: what went out since the last Take or
+// ClearOutbox.
+func (e *Env) Take() []Sent {
+	out := e.Outbox
+	e.Outbox = nil
+	return out
+}
+
+// Advance moves the virtual clock by d and hands fire, in due order (then SetTimer order), every
+// timer that is due, including timers set while firing that fall due by the new time; the clock
+// reads each timer's due time while it fires. It returns the timers fired.
+func (e *Env) Advance(d time.Duration, fire func(consensus.Timer)) []consensus.Timer {
+	until := e.Clock.Add(d)
+	var fired []consensus.Timer
+	for {
+		var next *TimerCall
+		for _, t := range e.Timers {
+			if t.Fired || t.Due.After(until) {
+				continue
+			}
+			if next == nil || t.Due.Before(next.Due) {
+				next = t
+			}
+		}
+		if next == nil {
+			break
+		}
+		next.Fired = true
+		if next.Due.After(e.Clock) {
+			e.Clock = next.Due
+		}
+		fired = append(fired, next.Timer)
+		fire(next.Timer)
+	}
+	e.Clock = until
+	return fired
+}
 
 // Broadcasts returns the broadcast messages, in order.
 func (e *Env) Broadcasts() []types.Message {
@@ -576,30 +621,7 @@ func (h *Harness) Fire(t consensus.Timer) { h.Engine.OnTimer(t) }
 // that is due, including timers set while firing that fall due by the new time. It returns the
 // timers fired.
 func (h *Harness) Advance(d time.Duration) []consensus.Timer {
-	until := h.Env.Clock.Add(d)
-	var fired []consensus.Timer
-	for {
-		var next *TimerCall
-		for _, t := range h.Env.Timers {
-			if t.Fired || t.Due.After(until) {
-				continue
-			}
-			if next == nil || t.Due.Before(next.Due) {
-				next = t
-			}
-		}
-		if next == nil {
-			break
-		}
-		next.Fired = true
-		if next.Due.After(h.Env.Clock) {
-			h.Env.Clock = next.Due
-		}
-		fired = append(fired, next.Timer)
-		h.Engine.OnTimer(next.Timer)
-	}
-	h.Env.Clock = until
-	return fired
+	return h.Env.Advance(d, h.Engine.OnTimer)
 }
 
 // FireNext fires the earliest pending timer of type T (moving the clock to its due time if later)
