@@ -22,7 +22,7 @@ func kvTx(key, value string) types.Tx {
 }
 
 func TestKVStoreAppliesInDeliveryOrder(t *testing.T) {
-	c, err := NewCore(nopEnv{}, Spec{Engine: "hotstuff", MemType: "native", BSize: 1, MemSize: 1 << 20, Timeout: time.Second, ProposeTimeout: time.Millisecond}, nil)
+	c, err := NewCore(coreEnv(), Spec{Engine: "hotstuff", MemType: "native", BSize: 1, MemSize: 1 << 20, Timeout: time.Second, ProposeTimeout: time.Millisecond}, nil)
 	require.NoError(t, err)
 	c.deliver(&types.Block{Height: 1, View: 1}, []types.Tx{kvTx("k", "v1"), types.NewTx([]byte("plain")), kvTx("a", "")})
 	c.deliver(&types.Block{Height: 2, View: 2}, []types.Tx{kvTx("k", "v2"), NewBarrier()})

@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"math/rand"
 	"runtime"
 	"sync"
 	"testing"
@@ -204,7 +203,7 @@ func TestForgedMessagesRejectedBeforeTheLoop(t *testing.T) {
 func TestDedupWindowBoundsDuplicateSuppression(t *testing.T) {
 	const window = 1024
 	deliverAll := func() []types.Hash {
-		c, err := NewCore(nopEnv{}, Spec{Engine: "hotstuff", MemType: "native", BSize: 1, MemSize: 1 << 20, DedupWindow: window, Timeout: time.Second, ProposeTimeout: time.Millisecond}, nil)
+		c, err := NewCore(coreEnv(), Spec{Engine: "hotstuff", MemType: "native", BSize: 1, MemSize: 1 << 20, DedupWindow: window, Timeout: time.Second, ProposeTimeout: time.Millisecond}, nil)
 		require.NoError(t, err)
 		var got []types.Hash
 		rec := &recObserver{deliver: func(txs []types.Tx) {
@@ -240,19 +239,13 @@ func TestDedupWindowBoundsDuplicateSuppression(t *testing.T) {
 	require.Equal(t, 2, n, "once within the window, again after it")
 }
 
-type nopEnv struct{}
-
-func (nopEnv) Self() types.NodeID                      { return 1 }
-func (nopEnv) N() int                                  { return 4 }
-func (nopEnv) Now() time.Time                          { return time.Unix(0, 0) }
-func (nopEnv) Send(types.NodeID, types.Message)        {}
-func (nopEnv) Broadcast(types.Message)                 {}
-func (nopEnv) SetTimer(time.Duration, consensus.Timer) {}
-func (nopEnv) Signer() crypto.Signer                   { s, _ := crypto.SimKeys(1, 4); return s[0] }
-func (nopEnv) Verifier() crypto.Verifier               { _, v := crypto.SimKeys(1, 4); return v }
-func (nopEnv) Rand() *rand.Rand                        { return rand.New(rand.NewSource(1)) }
-func (nopEnv) Backlog() time.Duration                  { return 0 }
-func (nopEnv) UplinkRate() float64                     { return 0 }
+// coreEnv is a recording Env for a Core driven by hand: replica 1 of 4, with its real keys.
+func coreEnv() *enginetest.Env {
+	signers, ver := crypto.SimKeys(1, 4)
+	env := enginetest.NewEnv(1, 4, signers[0], ver, 1)
+	env.Clock = time.Unix(0, 0)
+	return env
+}
 
 type recObserver struct {
 	nopObserver
@@ -291,22 +284,13 @@ func TestJunkSignaturesAreRateLimitedPerPeer(t *testing.T) {
 	require.Eventually(t, func() bool { return c.reps[0].Status().CommittedHeight > h+3 }, 10*time.Second, 20*time.Millisecond, "the honest replicas keep committing")
 }
 
-// sendRec is an Env that records what is sent, with a clock the test moves.
-type sendRec struct {
-	nopEnv
-	now  time.Time
-	sent []types.Message
-}
-
-func (s *sendRec) Now() time.Time                       { return s.now }
-func (s *sendRec) Send(_ types.NodeID, m types.Message) { s.sent = append(s.sent, m) }
-
 // A 10-byte StateRequest made the replica copy its whole delivered state into a snapshot, every
 // time (0.77 s on the event loop with a full dedup window): each Byzantine peer could ask again
 // every few timeouts. The snapshot of a block is built once and reused until the replica
 // delivers another block.
 func TestSnapshotIsBuiltOncePerBlock(t *testing.T) {
-	env := &sendRec{now: time.Unix(100, 0)}
+	env := coreEnv()
+	env.Clock = time.Unix(100, 0)
 	c, err := NewCore(env, Spec{Engine: "hotstuff", MemType: "native", BSize: 1, MemSize: 1 << 20, DedupWindow: 1 << 10, Timeout: time.Second, ProposeTimeout: time.Millisecond}, nil)
 	require.NoError(t, err)
 	b := &types.Block{View: 7, Height: 7, Parent: types.Hash{1}, Payload: &types.Payload{}, Proposer: 3}
@@ -316,9 +300,13 @@ func TestSnapshotIsBuiltOncePerBlock(t *testing.T) {
 	for _, p := range []types.NodeID{2, 3, 4} {
 		c.onStateRequest(p, &types.StateRequest{Height: 1})
 		c.answerRequests(b, next)
-		env.now = env.now.Add(time.Second)
+		env.Clock = env.Clock.Add(time.Second)
 	}
-	snaps := enginetest.Of[*types.Snapshot](env.sent)
+	var sent []types.Message
+	for _, m := range env.Sends() {
+		sent = append(sent, m.Msg)
+	}
+	snaps := enginetest.Of[*types.Snapshot](sent)
 	require.GreaterOrEqual(t, len(snaps), 3, "each peer is answered")
 	for _, s := range snaps[1:] {
 		require.Same(t, snaps[0], s, "later requests reuse the snapshot")
