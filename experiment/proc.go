@@ -45,7 +45,9 @@ func (s *Spec) runProcs(ctx context.Context, p Point, row *Row, opts Options) er
 	pr := &procRun{dir: filepath.Join(opts.Out, s.Name, "runs", p.Key), bin: opts.Bin}
 	defer func() {
 		pr.stop()
-		_ = os.RemoveAll(filepath.Join(pr.dir, "data")) // the replicas' stores: logs, configs and summaries stay
+		// The replicas' stores and the run's keys go; configs, outputs and summaries stay.
+		_ = os.RemoveAll(filepath.Join(pr.dir, "data"))
+		_ = os.RemoveAll(filepath.Join(pr.dir, "keys"))
 	}()
 	if err := os.RemoveAll(pr.dir); err != nil {
 		return err
