@@ -378,6 +378,6 @@ func (s *Spec) buildBars(pl Plot, sums []Summary) (*plot.Plot, error) {
 	}
 	p.NominalX(cats...)
 	p.X.Min, p.X.Max = -0.5, float64(len(cats))-0.5
-	p.Y.Min, p.Y.Max = 0, top*1.2 // room for the legend
+	p.Y.Min, p.Y.Max = 0, top*(1+0.08*float64(len(groups))) // room for the legend
 	return p, nil
 }
