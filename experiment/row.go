@@ -2,6 +2,8 @@ package experiment
 
 import (
 	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -71,13 +73,16 @@ func thisMachine() Machine {
 	return m
 }
 
-// gitCommit is the repository's HEAD (with -dirty when tracked files differ), else the build's.
+// gitCommit is the repository's HEAD (with -dirty-HASH when tracked files differ, HASH from the
+// diff), else the build's.
 func gitCommit() string {
 	out, err := exec.Command("git", "rev-parse", "HEAD").Output()
 	if err == nil {
 		rev := strings.TrimSpace(string(out))
-		if exec.Command("git", "diff", "--quiet", "HEAD").Run() != nil {
-			rev += "-dirty"
+		if diff, err := exec.Command("git", "diff", "HEAD").Output(); err == nil && len(diff) > 0 {
+			// Uncommitted changes: the hash of the diff tells two dirty trees apart.
+			h := sha256.Sum256(diff)
+			rev += "-dirty-" + hex.EncodeToString(h[:4])
 		}
 		return rev
 	}
