@@ -87,6 +87,7 @@ func Compare(dirA, dirB, out string, tolerance float64) (string, error) {
 		return "", err
 	}
 	var md strings.Builder
+	fmt.Fprintf(&md, "%s (A) against %s (B); error = (A − B) ÷ B. B is bound by the network where it delivered at least 90 %% of the offered load or of the bandwidth limit.\n\n", dirA, dirB)
 	fmt.Fprintf(&md, "| protocol | N | offered tx/s | %s KTx/s | %s KTx/s | error | %s p50 ms | %s p50 ms | error | bound by the network on %s | within ±%.0f %% |\n",
 		backA, backB, backA, backB, backB, tolerance*100)
 	md.WriteString("|---|---|---|---|---|---|---|---|---|---|---|\n")
