@@ -205,10 +205,11 @@ func (il *inLane) pop() (Envelope, bool) {
 	for k := range il.q {
 		i := (il.next + k) % len(il.q)
 		q := il.q[i]
-		env, ok := q.msgs.Pop() // an emptied queue gives a burst's backing array back
+		env, ok := q.msgs.Pop()
 		if !ok {
 			continue
 		}
+		q.msgs.Trim() // an emptied queue gives a burst's backing array back
 		q.bytes -= env.Size
 		il.count--
 		il.next = i + 1

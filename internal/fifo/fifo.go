@@ -9,7 +9,7 @@ package fifo
 // is also at least half the slice).
 const compactAt = 1024
 
-// releaseAbove is the capacity beyond which an emptied queue gives its backing array back (a
+// releaseAbove is the capacity beyond which Trim gives an empty queue's backing array back (a
 // burst's memory goes with it).
 const releaseAbove = 4096
 
@@ -59,9 +59,6 @@ func (q *Queue[T]) Pop() (T, bool) {
 	switch {
 	case q.head == len(q.items):
 		q.items, q.head = q.items[:0], 0
-		if cap(q.items) > releaseAbove {
-			q.items = nil
-		}
 	case q.head >= compactAt && 2*q.head >= len(q.items):
 		n := copy(q.items, q.items[q.head:])
 		clear(q.items[n:])
@@ -70,11 +67,11 @@ func (q *Queue[T]) Pop() (T, bool) {
 	return x, true
 }
 
-// Clear empties the queue, keeping its backing array unless it is large.
-func (q *Queue[T]) Clear() {
-	clear(q.items)
-	q.items, q.head = q.items[:0], 0
-	if cap(q.items) > releaseAbove {
-		q.items = nil
+// Trim gives the backing array of an empty queue back when it is large: for a queue whose bursts
+// should not pin memory (a peer's inbound queue). Queues refilled at once (the simulator's links)
+// keep theirs.
+func (q *Queue[T]) Trim() {
+	if q.Len() == 0 && cap(q.items) > releaseAbove {
+		q.items, q.head = nil, 0
 	}
 }

@@ -32,9 +32,14 @@ func TestQueueAgainstSlice(t *testing.T) {
 			}
 			q.PushFront(front)
 			model = append(append([]int{}, front...), model...)
-		case op == 6 && r.IntN(500) == 0:
-			q.Clear()
+		case op == 6 && r.IntN(500) == 0: // drain, then give the array back
+			for _, want := range model {
+				x, ok := q.Pop()
+				require.True(t, ok)
+				require.Equal(t, want, x)
+			}
 			model = model[:0]
+			q.Trim()
 		default:
 			x, ok := q.Pop()
 			if len(model) == 0 {
@@ -62,20 +67,25 @@ func TestPopZeroesSlots(t *testing.T) {
 	require.Nil(t, q.items[0])
 }
 
-// TestEmptiedBurstReleasesMemory: a queue that held a burst gives its array back when emptied;
-// a small one keeps it.
-func TestEmptiedBurstReleasesMemory(t *testing.T) {
+// TestTrimReleasesABurst: an emptied queue that held a burst keeps its array until Trim, which
+// gives it back; a small one keeps it, and Trim leaves a queue that holds something alone.
+func TestTrimReleasesABurst(t *testing.T) {
 	var q Queue[int]
 	for i := range 10_000 {
 		q.Push(i)
 	}
+	q.Trim()
+	require.NotNil(t, q.items, "not empty")
 	for q.Len() > 0 {
 		q.Pop()
 	}
+	require.NotNil(t, q.items, "Pop keeps the array for the next burst")
+	q.Trim()
 	require.Nil(t, q.items)
 	q.Push(1, 2, 3)
 	q.Pop()
 	q.Pop()
 	q.Pop()
-	require.NotNil(t, q.items)
+	q.Trim()
+	require.NotNil(t, q.items, "small: kept")
 }
