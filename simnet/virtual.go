@@ -318,23 +318,23 @@ const minFittedMSize = 16 << 10
 // inline proofs (with them, smaller microblocks mean more proofs in every proposal).
 func FittedMSize(c VirtualConfig) int {
 	m := c.Spec.Shared.MSize
-	if c.Links.Uplink <= 0 || c.N < 2 || c.Spec.MemType == config.MemNative ||
+	if c.N < 2 || c.Spec.MemType == config.MemNative ||
 		(c.Spec.MemType == config.MemStratus && !c.Spec.Shared.ProofsByRef) {
 		return m
 	}
-	for m/2 >= minFittedMSize && serialization((m+200)*(c.N-1), c.Links.Uplink) > MSizeSendBudget {
+	for m/2 >= minFittedMSize && disseminationTime(c, m) > MSizeSendBudget {
 		m /= 2
 	}
 	return m
 }
 
-// disseminationTime is how long a creator's uplink takes to send a full microblock to the N-1
-// others (0 without an uplink limit).
-func disseminationTime(c VirtualConfig) time.Duration {
+// disseminationTime is how long a creator's uplink takes to send a full microblock of msize bytes
+// (and its ~200 bytes of header and signature) to the N-1 others (0 without an uplink limit).
+func disseminationTime(c VirtualConfig, msize int) time.Duration {
 	if c.Links.Uplink <= 0 {
 		return 0
 	}
-	return serialization((c.Spec.Shared.MSize+200)*(c.N-1), c.Links.Uplink)
+	return serialization((msize+200)*(c.N-1), c.Links.Uplink)
 }
 
 // compact is what the run knows of a compact transaction it submitted.
@@ -378,7 +378,7 @@ func RunVirtual(c VirtualConfig) (*Result, error) {
 		if c.Spec.BSize <= 0 {
 			c.Spec.BSize = bsize
 		}
-		if d := disseminationTime(c); d > 0 {
+		if d := disseminationTime(c, c.Spec.Shared.MSize); d > 0 {
 			c.Spec.Shared.PushTimeout = max(c.Spec.Shared.PushTimeout, 3*d)
 			c.Spec.Shared.FetchTimeout = max(c.Spec.Shared.FetchTimeout, 3*d)
 		}
