@@ -140,10 +140,10 @@ func pabCfg() SharedConfig {
 // ---------------------------------------------------------------------------------------------
 // PAB push phase
 
-// docs/spec.md §3.3 step 2: "A receiver stores it and returns a signed Ack{mbID, epoch} to its
+// docs/spec.md §3.3 step 2: "A receiver stores it and returns a signed Ack{mbID, view} to its
 // sender — the creator, or the proxy that pushes for it — not to the leader." and
 // docs/spec.md §3.4: "The proxy runs the PAB push phase for that microblock (acks come to the
-// proxy)". The ack goes to mb.Sender, signed over AckDigest(id, epoch).
+// proxy)". The ack goes to mb.Sender, signed over AckDigest(id, view).
 func TestPABAckGoesToSender(t *testing.T) {
 	r := newRig(t, 2, 4, pabCfg())
 	r.m.SetView(5)
@@ -157,7 +157,7 @@ func TestPABAckGoesToSender(t *testing.T) {
 	require.Equal(t, mb.ID, a.MBID)
 	require.Equal(t, types.View(5), a.View)
 	require.Equal(t, types.NodeID(2), a.Signer)
-	require.True(t, r.env.Verifier().Verify(2, types.AckDigest(mb.ID, 5), a.Sig), "ack signed over AckDigest(id, epoch) by the receiver")
+	require.True(t, r.env.Verifier().Verify(2, types.AckDigest(mb.ID, 5), a.Sig), "ack signed over AckDigest(id, view) by the receiver")
 	require.False(t, r.env.Verifier().Verify(2, types.AckDigest(mb.ID, 6), a.Sig), "the epoch is part of what is signed")
 	require.False(t, r.env.Verifier().Verify(3, types.AckDigest(mb.ID, 5), a.Sig), "signed with the receiver's own key")
 	require.Equal(t, []consensus.MBReceived{{Bytes: 3 * 16}}, eventsOf[consensus.MBReceived](r.events))
