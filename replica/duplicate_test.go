@@ -262,7 +262,8 @@ func TestIDSetRemembersCommits(t *testing.T) {
 
 // TestIDSetMatchesMaps: the open-addressing generations answer exactly as two Go maps with the
 // same rotation would, for IDs that repeat, IDs that share their first 8 bytes (the slot key: the
-// full ID decides), and across many rotations, growth and a restore.
+// full ID decides), and across many rotations, growth and a restore; warming (reads only) between
+// the steps changes no answer and reads only memory the tables have, at every size they pass through.
 func TestIDSetMatchesMaps(t *testing.T) {
 	const size = 300
 	s := newIDSet(size)
@@ -290,8 +291,16 @@ func TestIDSetMatchesMaps(t *testing.T) {
 			copy(pool[i][:8], pool[i-1][:8])
 		}
 	}
+	warmTxs := make([]types.Tx, 100)
+	for i := range warmTxs {
+		warmTxs[i] = types.NewTx(fmt.Appendf(nil, "tx-%d", i))
+	}
 	infos := []*CommitInfo{{Height: 1}, {Height: 2}, {Height: 3}}
 	for step := 0; step < 20000; step++ {
+		if step%7 == 0 {
+			from := rng.IntN(len(warmTxs))
+			s.warm(warmTxs[from:min(from+rng.IntN(2*warmAhead), len(warmTxs))])
+		}
 		id := pool[rng.IntN(len(pool))]
 		if rng.IntN(4) == 0 {
 			want, ok := cur[id]
@@ -347,6 +356,37 @@ func BenchmarkDedupWindow(b *testing.B) {
 			s.add(id, info)
 		}
 	})
+	// Four replicas of one process, each delivering every transaction: the windows do not fit in
+	// the caches, as in server -sim.
+	txs := make([]types.Tx, len(ids))
+	for i := range txs {
+		txs[i] = types.NewTx(binary.BigEndian.AppendUint64(nil, uint64(i)))
+	}
+	four := func(b *testing.B, warm bool) {
+		var sets [4]*idSet
+		for r := range sets {
+			sets[r] = newIDSet(size)
+			for i := range 2 * size {
+				sets[r].add(txs[i].ID(), info)
+			}
+		}
+		const block = 256
+		for i := 2 * size; b.Loop(); i += block {
+			j := i % len(txs)
+			blk := txs[j:min(j+block, len(txs))]
+			sets[0].has(blk[0].ID())
+			for _, s := range sets {
+				for k, t := range blk {
+					if warm && k%warmAhead == 0 {
+						s.warm(blk[k:min(k+warmAhead, len(blk))])
+					}
+					s.add(t.ID(), info)
+				}
+			}
+		}
+	}
+	b.Run("four-tables", func(b *testing.B) { four(b, false) })
+	b.Run("four-tables-warmed", func(b *testing.B) { four(b, true) })
 	b.Run("maps", func(b *testing.B) {
 		cur, prev := map[types.Hash]*CommitInfo{}, map[types.Hash]*CommitInfo{}
 		add := func(id types.Hash) {
