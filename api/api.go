@@ -17,6 +17,7 @@ import (
 
 	"github.com/stratusbft/stratus/mempool"
 	"github.com/stratusbft/stratus/replica"
+	"github.com/stratusbft/stratus/replica/core"
 	"github.com/stratusbft/stratus/stats"
 	"github.com/stratusbft/stratus/types"
 )
@@ -28,7 +29,7 @@ type Node interface {
 	// Get reads a key from the committed state delivered here, which must reach height after.
 	Get(ctx context.Context, key string, after uint64) (value []byte, height uint64, found bool, err error)
 	// Barrier submits a read barrier and waits until it is delivered here.
-	Barrier(ctx context.Context) (replica.CommitInfo, error)
+	Barrier(ctx context.Context) (core.CommitInfo, error)
 }
 
 // Options bounds what a request may ask, and what one client may hold of the server.
@@ -270,8 +271,8 @@ const MaxIdempotencyKey = 255
 
 // putIdentity returns the identity of a PUT /{key}: derived from its Idempotency-Key, or else new
 // (this server's random nonce and a counter, so that no two PUTs anywhere share one).
-func (s *Server) putIdentity(r *http.Request) (replica.PutID, error) {
-	var id replica.PutID
+func (s *Server) putIdentity(r *http.Request) (core.PutID, error) {
+	var id core.PutID
 	values := r.Header.Values(IdempotencyKeyHeader)
 	if len(values) == 0 {
 		copy(id[:8], s.putNonce[:])
@@ -308,14 +309,14 @@ func (s *Server) submitKey(w http.ResponseWriter, r *http.Request, key string, l
 		return
 	}
 	defer release()
-	if size := replica.PutOverhead + len(key) + len(body); size > s.opts.MaxTxSize { // a key that leaves no room even for an empty value
+	if size := core.PutOverhead + len(key) + len(body); size > s.opts.MaxTxSize { // a key that leaves no room even for an empty value
 		s.refused.bodyTooLarge.Add(1)
 		writeError(w, http.StatusRequestEntityTooLarge,
 			fmt.Sprintf("transaction of %d bytes exceeds max_tx_size %d: the key and the write's %d bytes of framing alone take %d",
-				size, s.opts.MaxTxSize, replica.PutOverhead, replica.PutOverhead+len(key)), tooLargeReason)
+				size, s.opts.MaxTxSize, core.PutOverhead, core.PutOverhead+len(key)), tooLargeReason)
 		return
 	}
-	s.submit(w, r, []types.Tx{replica.NewPut(id, key, body)}, true)
+	s.submit(w, r, []types.Tx{core.NewPut(id, key, body)}, true)
 }
 
 // HeightHeader carries the height of the block that delivered a read key's value.

@@ -18,6 +18,7 @@ import (
 	"github.com/stratusbft/stratus/consensus"
 	"github.com/stratusbft/stratus/mempool"
 	"github.com/stratusbft/stratus/replica"
+	"github.com/stratusbft/stratus/replica/core"
 	"github.com/stratusbft/stratus/stats"
 	"github.com/stratusbft/stratus/types"
 )
@@ -30,10 +31,10 @@ type fakeNode struct {
 	seen  map[types.Hash]bool
 	err   error
 	block bool // wait until ctx ends
-	info  replica.CommitInfo
+	info  core.CommitInfo
 
-	kv       map[string]replica.KVEntry // what Get answers
-	kvErr    error                      // what Get and Barrier fail with
+	kv       map[string]core.KVEntry // what Get answers
+	kvErr    error                   // what Get and Barrier fail with
 	barriers int
 	readsAt  []int // barriers counted at each Get
 }
@@ -67,7 +68,7 @@ func (f *fakeNode) Submit(ctx context.Context, txs []types.Tx, wait bool) (repli
 		return replica.SubmitResult{}, ctx.Err()
 	}
 	if !wait {
-		res.CommitInfo = replica.CommitInfo{}
+		res.CommitInfo = core.CommitInfo{}
 	}
 	return res, nil
 }
@@ -83,14 +84,14 @@ func (f *fakeNode) Get(ctx context.Context, key string, after uint64) ([]byte, u
 	return e.Value, e.Height, ok, nil
 }
 
-func (f *fakeNode) Barrier(ctx context.Context) (replica.CommitInfo, error) {
+func (f *fakeNode) Barrier(ctx context.Context) (core.CommitInfo, error) {
 	f.mu.Lock()
 	f.barriers++
 	err, block := f.kvErr, f.block
 	f.mu.Unlock()
 	if block {
 		<-ctx.Done()
-		return replica.CommitInfo{}, ctx.Err()
+		return core.CommitInfo{}, ctx.Err()
 	}
 	return f.info, err
 }
@@ -122,7 +123,7 @@ func decodeErr(t *testing.T, rec *httptest.ResponseRecorder) ErrorResponse {
 }
 
 func TestSubmitBatch(t *testing.T) {
-	node := &fakeNode{info: replica.CommitInfo{View: 7, Height: 5, Block: types.Keccak([]byte("b"))}}
+	node := &fakeNode{info: core.CommitInfo{View: 7, Height: 5, Block: types.Keccak([]byte("b"))}}
 	s, _ := newServer(node)
 	body := types.AppendBatch(nil, [][]byte{[]byte("one"), []byte("two")})
 
@@ -177,7 +178,7 @@ func TestSubmitAnswersDuplicates(t *testing.T) {
 		require.Equal(t, want[0], rec.Header().Get(AcceptedHeader), "PUT %d", i+1)
 		require.Equal(t, want[1], rec.Header().Get(DuplicatesHeader), "PUT %d", i+1)
 	}
-	node.info = replica.CommitInfo{View: 3, Height: 2, Block: types.Keccak([]byte("blk"))}
+	node.info = core.CommitInfo{View: 3, Height: 2, Block: types.Keccak([]byte("blk"))}
 	rec = put("/key?wait=commit")
 	require.Equal(t, http.StatusOK, rec.Code)
 	require.JSONEq(t, fmt.Sprintf(`{"accepted":0,"duplicates":1,"delivered":true,"view":3,"height":2,"block":%q}`, node.info.Block.Hex()), rec.Body.String())
@@ -201,7 +202,7 @@ func TestSubmitKey(t *testing.T) {
 	ids := map[types.Hash]bool{}
 	for _, sub := range got {
 		require.Len(t, sub, 1)
-		key, value, ok := replica.SplitKV(sub[0].Data())
+		key, value, ok := core.SplitKV(sub[0].Data())
 		require.True(t, ok, "a PUT submits a write")
 		require.Equal(t, "alice", string(key))
 		require.Equal(t, "42", string(value))
@@ -388,7 +389,7 @@ func FuzzSubmit(f *testing.F) {
 }
 
 func TestGetKey(t *testing.T) {
-	node := &fakeNode{kv: map[string]replica.KVEntry{"alice": {Value: []byte("v\x00\xff"), Height: 9}}}
+	node := &fakeNode{kv: map[string]core.KVEntry{"alice": {Value: []byte("v\x00\xff"), Height: 9}}}
 	s, _ := newServer(node)
 
 	rec := do(t, s, "GET", "/alice", nil)

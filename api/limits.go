@@ -13,7 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/stratusbft/stratus/replica"
+	"github.com/stratusbft/stratus/replica/core"
 )
 
 // Defaults of what one request or one client may take of a node's HTTP server.
@@ -129,8 +129,8 @@ func (s *Server) bodyLimitOf(r *http.Request) bodyLimit {
 		return bodyLimit{route: "POST /txs", bytes: s.batchLimit(), why: s.batchWhy(), takes: true}
 	case isKey(path) && (r.Method == http.MethodPut || r.Method == http.MethodPost):
 		key := len(path) - 1
-		return bodyLimit{route: r.Method + " /{key}", bytes: max(0, int64(s.opts.MaxTxSize)-int64(replica.PutOverhead)-int64(key)), takes: true,
-			why: fmt.Sprintf("max_tx_size %d less the key (%d bytes) and the write's %d bytes of framing (prefix, identity, a zero byte)", s.opts.MaxTxSize, key, replica.PutOverhead)}
+		return bodyLimit{route: r.Method + " /{key}", bytes: max(0, int64(s.opts.MaxTxSize)-int64(core.PutOverhead)-int64(key)), takes: true,
+			why: fmt.Sprintf("max_tx_size %d less the key (%d bytes) and the write's %d bytes of framing (prefix, identity, a zero byte)", s.opts.MaxTxSize, key, core.PutOverhead)}
 	default:
 		return bodyLimit{route: r.Method + " " + routeName(path), bytes: s.opts.ControlBodyBytes,
 			why: "this route takes no body; what is sent is ignored"}

@@ -20,7 +20,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/stratusbft/stratus/replica"
+	"github.com/stratusbft/stratus/replica/core"
 	"github.com/stratusbft/stratus/stats"
 	"github.com/stratusbft/stratus/types"
 )
@@ -126,7 +126,7 @@ func sendLarge(t *testing.T, addr, target string, size int, chunked bool) (*http
 func TestLargePutRefusedAtRouteLimit(t *testing.T) {
 	s, addr := serveHTTP(t, &fakeNode{}, Options{})
 	const size = 32 << 20
-	limit := int64(s.opts.MaxTxSize) - int64(len("k")) - int64(replica.PutOverhead)
+	limit := int64(s.opts.MaxTxSize) - int64(len("k")) - int64(core.PutOverhead)
 	for _, chunked := range []bool{false, true} {
 		t.Run(fmt.Sprintf("chunked=%v", chunked), func(t *testing.T) {
 			before := s.Refused().BodyTooLarge

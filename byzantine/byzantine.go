@@ -194,7 +194,7 @@ type out struct {
 	delay time.Duration
 }
 
-// Adversary is one Byzantine replica's strategy. It implements replica.Adversary.
+// Adversary is one Byzantine replica's strategy. It implements core.Adversary (package replica/core).
 type Adversary struct {
 	name    string
 	p       Params

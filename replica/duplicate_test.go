@@ -2,9 +2,6 @@ package replica
 
 import (
 	"context"
-	"encoding/binary"
-	"fmt"
-	"math/rand/v2"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/stratusbft/stratus/crypto"
+	"github.com/stratusbft/stratus/replica/core"
 	"github.com/stratusbft/stratus/stats"
 	"github.com/stratusbft/stratus/transport"
 	"github.com/stratusbft/stratus/types"
@@ -45,7 +43,7 @@ type deliveryLog struct {
 	*stats.Collector
 	mu    sync.Mutex
 	count map[types.Hash]int
-	by    map[types.Hash]CommitInfo
+	by    map[types.Hash]core.CommitInfo
 }
 
 func (d *deliveryLog) DeliveredTxs(b *types.Block, txs []types.Tx) {
@@ -53,11 +51,11 @@ func (d *deliveryLog) DeliveredTxs(b *types.Block, txs []types.Tx) {
 	defer d.mu.Unlock()
 	for _, t := range txs {
 		d.count[t.ID()]++
-		d.by[t.ID()] = CommitInfo{View: b.View, Height: b.Height, Block: b.ID()}
+		d.by[t.ID()] = core.CommitInfo{View: b.View, Height: b.Height, Block: b.ID()}
 	}
 }
 
-func (d *deliveryLog) get(id types.Hash) (int, CommitInfo) {
+func (d *deliveryLog) get(id types.Hash) (int, core.CommitInfo) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.count[id], d.by[id]
@@ -101,7 +99,7 @@ func TestDuplicateSubmissionsAreAnswered(t *testing.T) {
 		}
 		r, err := New(Options{ID: id, N: n, Spec: spec, Signer: signers[i], Verifier: keys, Workers: 2, Seed: 3, Stats: col, Log: logrus.NewEntry(logger)}, ep)
 		require.NoError(t, err)
-		log := &deliveryLog{Collector: col, count: map[types.Hash]int{}, by: map[types.Hash]CommitInfo{}}
+		log := &deliveryLog{Collector: col, count: map[types.Hash]int{}, by: map[types.Hash]core.CommitInfo{}}
 		r.obs = log
 		r.core, err = r.newCore()
 		require.NoError(t, err)
@@ -154,7 +152,7 @@ func TestDuplicateSubmissionsAreAnswered(t *testing.T) {
 	}
 	require.Equal(t, 0, got.Accepted)
 	require.Equal(t, 4, got.Duplicates)
-	var last CommitInfo
+	var last core.CommitInfo
 	for _, tx := range a[:4] {
 		// The observer hears of a block right after its waiters are released.
 		require.Eventually(t, func() bool { c, _ := logs[0].get(tx.ID()); return c > 0 }, 5*time.Second, time.Millisecond)
@@ -168,7 +166,7 @@ func TestDuplicateSubmissionsAreAnswered(t *testing.T) {
 
 	// Re-sent after delivery, with wait: answered at once with the commit that delivered them.
 	require.Eventually(t, func() bool { return col1.Snapshot().CommittedTx == 10 }, 10*time.Second, time.Millisecond)
-	last = CommitInfo{}
+	last = core.CommitInfo{}
 	for _, tx := range a {
 		if _, info := logs[0].get(tx.ID()); info.Height > last.Height {
 			last = info
@@ -230,187 +228,4 @@ func TestDuplicateSubmissionsAreAnswered(t *testing.T) {
 	require.Len(t, got2, 1, "once per interval")
 	require.Contains(t, got2[0], "transactions submitted in the last 10 s were duplicates")
 	require.Greater(t, col1.Snapshot().SubmittedDupShare, 0.5)
-}
-
-// TestIDSetRemembersCommits: the dedup window answers with the commit that delivered an ID,
-// forgets IDs older than two generations, and restored IDs carry the snapshot's block.
-func TestIDSetRemembersCommits(t *testing.T) {
-	s := newIDSet(2)
-	i1, i2 := &CommitInfo{Height: 1}, &CommitInfo{Height: 2}
-	ids := []types.Hash{types.Keccak([]byte("a")), types.Keccak([]byte("b")), types.Keccak([]byte("c")), types.Keccak([]byte("d")), types.Keccak([]byte("e"))}
-	s.add(ids[0], i1)
-	s.add(ids[1], i1)
-	s.add(ids[2], i2)
-	info, ok := s.get(ids[0])
-	require.True(t, ok)
-	require.Equal(t, uint64(1), info.Height)
-	info, ok = s.get(ids[2])
-	require.True(t, ok)
-	require.Equal(t, uint64(2), info.Height)
-	s.add(ids[3], i2)
-	s.add(ids[4], i2)
-	// Older than the window: treated as new.
-	_, ok = s.get(ids[0])
-	require.False(t, ok)
-
-	s.restore([]types.Hash{ids[0]}, []types.Hash{ids[1]}, &CommitInfo{Height: 9})
-	info, ok = s.get(ids[0])
-	require.True(t, ok)
-	require.Equal(t, uint64(9), info.Height, "restored IDs answer with the snapshot's block")
-	require.False(t, s.has(ids[4]))
-}
-
-// TestIDSetMatchesMaps: the open-addressing generations answer exactly as two Go maps with the
-// same rotation would, for IDs that repeat, IDs that share their first 8 bytes (the slot key: the
-// full ID decides), and across many rotations, growth and a restore; warming (reads only) between
-// the steps changes no answer and reads only memory the tables have, at every size they pass through.
-func TestIDSetMatchesMaps(t *testing.T) {
-	const size = 300
-	s := newIDSet(size)
-	gen := uint64(1)
-	cur, prev := map[types.Hash]*CommitInfo{}, map[types.Hash]*CommitInfo{}
-	refAdd := func(id types.Hash, info *CommitInfo) bool {
-		if _, ok := cur[id]; ok {
-			return false
-		}
-		if _, ok := prev[id]; ok {
-			return false
-		}
-		if len(cur) >= size {
-			prev, cur = cur, map[types.Hash]*CommitInfo{}
-			gen++
-		}
-		cur[id] = info
-		return true
-	}
-	rng := rand.New(rand.NewPCG(1, 2))
-	pool := make([]types.Hash, 2000)
-	for i := range pool {
-		pool[i] = types.Keccak(fmt.Appendf(nil, "id-%d", i))
-		if i%5 == 1 { // the same slot key as the one before, another ID
-			copy(pool[i][:8], pool[i-1][:8])
-		}
-	}
-	warmTxs := make([]types.Tx, 100)
-	for i := range warmTxs {
-		warmTxs[i] = types.NewTx(fmt.Appendf(nil, "tx-%d", i))
-	}
-	infos := []*CommitInfo{{Height: 1}, {Height: 2}, {Height: 3}}
-	for step := 0; step < 20000; step++ {
-		if step%7 == 0 {
-			from := rng.IntN(len(warmTxs))
-			s.warm(warmTxs[from:min(from+rng.IntN(2*warmAhead), len(warmTxs))])
-		}
-		id := pool[rng.IntN(len(pool))]
-		if rng.IntN(4) == 0 {
-			want, ok := cur[id]
-			if !ok {
-				want, ok = prev[id]
-			}
-			got, gotOK := s.get(id)
-			require.Equal(t, ok, gotOK, "step %d", step)
-			if ok {
-				require.Equal(t, *want, got, "step %d", step)
-			}
-			continue
-		}
-		info := infos[rng.IntN(len(infos))]
-		require.Equal(t, refAdd(id, info), s.add(id, info), "step %d", step)
-		require.Equal(t, gen, s.gen, "step %d", step)
-		if step == 10000 { // a restore in the middle: the same answers after it
-			p, c := s.export()
-			require.Len(t, p, len(prev))
-			require.Len(t, c, len(cur))
-			at := &CommitInfo{Height: 7}
-			s.restore(p, c, at)
-			for id := range prev {
-				prev[id] = at
-			}
-			for id := range cur {
-				cur[id] = at
-			}
-		}
-	}
-	require.Greater(t, gen, uint64(20), "many rotations")
-}
-
-// BenchmarkDedupWindow: one delivery of a new ID into a full-size window (2^19 per generation),
-// the open-addressing generations against Go maps keyed by the 32-byte ID (what they replaced).
-func BenchmarkDedupWindow(b *testing.B) {
-	const size = 1 << 19
-	ids := make([]types.Hash, 4*size)
-	for i := range ids {
-		ids[i] = types.Keccak(binary.BigEndian.AppendUint64(nil, uint64(i)))
-	}
-	info := &CommitInfo{Height: 1}
-	// Each op is what a submitted transaction costs (a lookup) and what its delivery costs (an
-	// add), in a window already full, as in a long run.
-	b.Run("table", func(b *testing.B) {
-		s := newIDSet(size)
-		for i := range 2 * size {
-			s.add(ids[i], info)
-		}
-		for i := 2 * size; b.Loop(); i++ {
-			id := ids[i%len(ids)]
-			s.has(id)
-			s.add(id, info)
-		}
-	})
-	// Four replicas of one process, each delivering every transaction: the windows do not fit in
-	// the caches, as in server -sim.
-	txs := make([]types.Tx, len(ids))
-	for i := range txs {
-		txs[i] = types.NewTx(binary.BigEndian.AppendUint64(nil, uint64(i)))
-	}
-	four := func(b *testing.B, warm bool) {
-		var sets [4]*idSet
-		for r := range sets {
-			sets[r] = newIDSet(size)
-			for i := range 2 * size {
-				sets[r].add(txs[i].ID(), info)
-			}
-		}
-		const block = 256
-		for i := 2 * size; b.Loop(); i += block {
-			j := i % len(txs)
-			blk := txs[j:min(j+block, len(txs))]
-			sets[0].has(blk[0].ID())
-			for _, s := range sets {
-				for k, t := range blk {
-					if warm && k%warmAhead == 0 {
-						s.warm(blk[k:min(k+warmAhead, len(blk))])
-					}
-					s.add(t.ID(), info)
-				}
-			}
-		}
-	}
-	b.Run("four-tables", func(b *testing.B) { four(b, false) })
-	b.Run("four-tables-warmed", func(b *testing.B) { four(b, true) })
-	b.Run("maps", func(b *testing.B) {
-		cur, prev := map[types.Hash]*CommitInfo{}, map[types.Hash]*CommitInfo{}
-		add := func(id types.Hash) {
-			if _, ok := cur[id]; ok {
-				return
-			}
-			if _, ok := prev[id]; ok {
-				return
-			}
-			if len(cur) >= size {
-				prev, cur = cur, make(map[types.Hash]*CommitInfo, size)
-			}
-			cur[id] = info
-		}
-		for i := range 2 * size {
-			add(ids[i])
-		}
-		for i := 2 * size; b.Loop(); i++ {
-			id := ids[i%len(ids)]
-			_, ok := cur[id]
-			if !ok {
-				_, _ = prev[id]
-			}
-			add(id)
-		}
-	})
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 
+	"github.com/stratusbft/stratus/replica/core"
 	"github.com/stratusbft/stratus/types"
 )
 
@@ -12,13 +13,13 @@ import (
 func NewBarrier() types.Tx {
 	var nonce [16]byte
 	_, _ = rand.Read(nonce[:])
-	return types.NewTx([]byte(BarrierPrefix + hex.EncodeToString(nonce[:])))
+	return types.NewTx([]byte(core.BarrierPrefix + hex.EncodeToString(nonce[:])))
 }
 
 type kvRead struct {
 	key   string
 	after uint64 // the read must see at least this delivered height
-	entry KVEntry
+	entry core.KVEntry
 	found bool
 	err   error
 	done  chan struct{}
@@ -50,7 +51,7 @@ func (r *Replica) Get(ctx context.Context, key string, after uint64) (value []by
 // Barrier submits a fresh read barrier and waits until it is delivered here, so that a read after
 // it sees every write committed before the barrier was submitted. It is not counted as a client
 // submission (it is counted among delivered transactions).
-func (r *Replica) Barrier(ctx context.Context) (CommitInfo, error) {
+func (r *Replica) Barrier(ctx context.Context) (core.CommitInfo, error) {
 	res, err := r.submit(ctx, []types.Tx{NewBarrier()}, true, false)
 	return res.CommitInfo, err
 }

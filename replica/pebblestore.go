@@ -13,6 +13,7 @@ import (
 	"github.com/ethereum/go-ethereum/rlp"
 
 	"github.com/stratusbft/stratus/consensus"
+	"github.com/stratusbft/stratus/replica/core"
 	"github.com/stratusbft/stratus/types"
 )
 
@@ -123,7 +124,7 @@ func (s *PebbleStore) checkFormat() error {
 func (s *PebbleStore) Journal() bool { return true }
 
 // Adopt implements Store: a journaling store rebuilds the structures at Load.
-func (s *PebbleStore) Adopt(*idSet, *kvStore) {}
+func (s *PebbleStore) Adopt(*core.DedupWindow, *core.KVStore) {}
 
 // Close implements Store. A store broken by a fatal error closes as well as it can.
 func (s *PebbleStore) Close() (err error) {
@@ -248,19 +249,19 @@ func mustWire(m types.Message) []byte {
 }
 
 // Stage implements Store.
-func (s *PebbleStore) Stage(op StoreOp) {
+func (s *PebbleStore) Stage(op core.StoreOp) {
 	switch o := op.(type) {
-	case OpVoting:
+	case core.OpVoting:
 		s.set(keyVoting, mustRLP(storedVote{LastVoted: o.State.LastVoted, Lock: o.State.Lock}))
-	case OpBlock:
+	case core.OpBlock:
 		s.set(key(pfxBlock, o.Block.ID().Slice()), mustRLP(storedBlock{Block: mustWire(o.Block), Cert: o.Cert}))
-	case OpDropBlock:
+	case core.OpDropBlock:
 		s.del(key(pfxBlock, o.ID.Slice()))
-	case OpMB:
+	case core.OpMB:
 		s.set(key(pfxMB, o.MB.ID.Slice()), mustWire(o.MB))
-	case OpDropMB:
+	case core.OpDropMB:
 		s.del(key(pfxMB, o.ID.Slice()))
-	case OpDeliver:
+	case core.OpDeliver:
 		for _, seg := range o.Segments {
 			s.putSegment(seg)
 		}
@@ -274,22 +275,22 @@ func (s *PebbleStore) Stage(op StoreOp) {
 			s.delRange(pfxWindow, key(pfxWindow, u64(uint64(o.WindowFloor))))
 		}
 		s.putMeta(o.Head, o.Cert, o.Height, o.Digest, o.TxCount)
-	case OpReset:
+	case core.OpReset:
 		r := o.State
 		s.delPrefix(pfxDedup)
 		s.delPrefix(pfxKV)
 		s.delPrefix(pfxWindow)
-		info := CommitInfo{Height: r.Height}
+		info := core.CommitInfo{Height: r.Height}
 		if r.Head != nil {
 			info.View, info.Block = r.Head.View, r.Head.ID()
 		}
-		prev, cur := r.Dedup.export()
-		s.gen = r.Dedup.gen
-		s.putSegment(DedupSegment{Gen: s.gen - 1, Info: info, IDs: prev})
-		s.putSegment(DedupSegment{Gen: s.gen, Info: info, IDs: cur})
-		for k, e := range r.KV.m {
+		var prev, cur []types.Hash
+		s.gen, prev, cur = r.Dedup.Export()
+		s.putSegment(core.DedupSegment{Gen: s.gen - 1, Info: info, IDs: prev})
+		s.putSegment(core.DedupSegment{Gen: s.gen, Info: info, IDs: cur})
+		r.KV.All(func(k string, e core.KVEntry) {
 			s.set(key(pfxKV, []byte(k)), append(u64(e.Height), e.Value...))
-		}
+		})
 		for _, w := range r.Window {
 			s.set(key(pfxWindow, u64(uint64(w.View)), w.ID.Slice()), nil)
 		}
@@ -307,7 +308,7 @@ func (s *PebbleStore) putMeta(head *types.Block, cert *types.QC, height uint64, 
 
 // putSegment writes a dedup segment; a segment of a newer generation than the store's forgets
 // the generations before the previous one.
-func (s *PebbleStore) putSegment(seg DedupSegment) {
+func (s *PebbleStore) putSegment(seg core.DedupSegment) {
 	if seg.Gen > s.gen {
 		s.gen = seg.Gen
 		if s.gen >= 2 {
@@ -363,8 +364,8 @@ func (s *PebbleStore) Seal() (commit func() error) {
 }
 
 // Load implements Store.
-func (s *PebbleStore) Load() (*Saved, error) {
-	out := &Saved{Blocks: make(map[types.Hash]consensus.CertifiedBlock), MBs: make(map[types.Hash]*types.MicroBlock)}
+func (s *PebbleStore) Load() (*core.Saved, error) {
+	out := &core.Saved{Blocks: make(map[types.Hash]consensus.CertifiedBlock), MBs: make(map[types.Hash]*types.MicroBlock)}
 	found := false
 	get := func(k []byte) ([]byte, error) {
 		v, closer, err := s.db.Get(k)
@@ -440,12 +441,12 @@ func (s *PebbleStore) Load() (*Saved, error) {
 	if err := s.loadDedup(out); err != nil {
 		return nil, err
 	}
-	out.KV = newKVStore()
+	out.KV = core.NewKVStore()
 	err = s.scan(pfxKV, func(k, v []byte) error {
 		if len(v) < 8 {
 			return errors.New("short entry")
 		}
-		out.KV.m[string(k[len(pfxKV):])] = KVEntry{Height: binary.BigEndian.Uint64(v), Value: bytes.Clone(v[8:])}
+		out.KV.Put(string(k[len(pfxKV):]), core.KVEntry{Height: binary.BigEndian.Uint64(v), Value: bytes.Clone(v[8:])})
 		return nil
 	})
 	if err != nil {
@@ -468,32 +469,19 @@ func (s *PebbleStore) Load() (*Saved, error) {
 	return out, nil
 }
 
-func (s *PebbleStore) loadDedup(out *Saved) error {
-	out.Dedup = newIDSet(1)
-	out.Dedup.gen = s.gen
+func (s *PebbleStore) loadDedup(out *core.Saved) error {
+	out.Dedup = core.NewDedupWindow(s.gen)
 	err := s.scan(pfxDedup, func(k, v []byte) error {
 		rest := k[len(pfxDedup):]
 		if len(rest) < 8 {
 			return errors.New("malformed key")
 		}
-		gen := binary.BigEndian.Uint64(rest)
 		var seg storedSegment
 		if err := rlp.DecodeBytes(v, &seg); err != nil {
 			return err
 		}
-		info := &CommitInfo{View: seg.View, Height: seg.Height, Block: seg.Block}
-		var m *idTable
-		switch gen {
-		case s.gen:
-			m = out.Dedup.cur
-		case s.gen - 1:
-			m = out.Dedup.prev
-		default:
-			return nil // an older generation not yet compacted away
-		}
-		for _, id := range seg.IDs {
-			m.insert(id, info)
-		}
+		// An older generation not yet compacted away is left out.
+		out.Dedup.Load(binary.BigEndian.Uint64(rest), &core.CommitInfo{View: seg.View, Height: seg.Height, Block: seg.Block}, seg.IDs)
 		return nil
 	})
 	return err

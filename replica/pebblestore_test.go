@@ -11,6 +11,7 @@ import (
 
 	"github.com/stratusbft/stratus/consensus"
 	"github.com/stratusbft/stratus/crypto"
+	"github.com/stratusbft/stratus/replica/core"
 	"github.com/stratusbft/stratus/types"
 )
 
@@ -62,21 +63,21 @@ func TestPebbleStoreRoundTrip(t *testing.T) {
 	require.NoError(t, err)
 	require.Nil(t, got, "a new store holds nothing")
 
-	b1 := f.block(types.Genesis(), types.GenesisQC(), 1, string(NewPut(PutID{}, "a", []byte("one")).Data()), "plain")
+	b1 := f.block(types.Genesis(), types.GenesisQC(), 1, string(core.NewPut(core.PutID{}, "a", []byte("one")).Data()), "plain")
 	q1 := f.qc(1, b1.ID())
 	b2 := f.block(b1, q1, 2)
 	q2 := f.qc(2, b2.ID())
 	mb := types.NewMicroBlock(2, 3, []types.Tx{types.NewTx([]byte("in a microblock"))}).Signed(f.signers[1].Sign)
 	lock := f.qc(1, b1.ID())
 
-	s.Stage(OpVoting{State: consensus.VotingState{LastVoted: 2, Lock: lock}})
-	s.Stage(OpBlock{consensus.CertifiedBlock{Block: b2, Cert: q2}})
-	s.Stage(OpMB{MB: mb})
-	info := CommitInfo{View: 1, Height: 1, Block: b1.ID()}
+	s.Stage(core.OpVoting{State: consensus.VotingState{LastVoted: 2, Lock: lock}})
+	s.Stage(core.OpBlock{CertifiedBlock: consensus.CertifiedBlock{Block: b2, Cert: q2}})
+	s.Stage(core.OpMB{MB: mb})
+	info := core.CommitInfo{View: 1, Height: 1, Block: b1.ID()}
 	ids := []types.Hash{b1.Payload.Txs[0].ID(), b1.Payload.Txs[1].ID()}
-	s.Stage(OpDeliver{Head: b1, Cert: q1, Height: 1, Digest: types.ChainDigest(types.Hash{}, b1.ID()), TxCount: 2,
-		Segments: []DedupSegment{{Gen: 1, Info: info, IDs: ids}},
-		KV:       []KVWrite{{Key: "a", Entry: KVEntry{Value: []byte("one"), Height: 1}}},
+	s.Stage(core.OpDeliver{Head: b1, Cert: q1, Height: 1, Digest: types.ChainDigest(types.Hash{}, b1.ID()), TxCount: 2,
+		Segments: []core.DedupSegment{{Gen: 1, Info: info, IDs: ids}},
+		KV:       []core.KVWrite{{Key: "a", Entry: core.KVEntry{Value: []byte("one"), Height: 1}}},
 		Window:   []types.MBView{{ID: mb.ID, View: 1}}})
 	require.NoError(t, s.Sync())
 	require.NoError(t, s.Close())
@@ -98,11 +99,13 @@ func TestPebbleStoreRoundTrip(t *testing.T) {
 	require.Equal(t, q2.BlockID, got.Blocks[b2.ID()].Cert.BlockID)
 	require.Equal(t, mb.ID, got.MBs[mb.ID].ID)
 	for _, id := range ids {
-		ci, ok := got.Dedup.get(id)
+		ci, ok := got.Dedup.Get(id)
 		require.True(t, ok)
 		require.Equal(t, info, ci, "each transaction keeps the commit that delivered it")
 	}
-	require.Equal(t, KVEntry{Value: []byte("one"), Height: 1}, got.KV.m["a"])
+	e, ok := got.KV.Get("a")
+	require.True(t, ok)
+	require.Equal(t, core.KVEntry{Value: []byte("one"), Height: 1}, e)
 	require.Equal(t, []types.MBView{{ID: mb.ID, View: 1}}, got.Window)
 }
 
@@ -111,10 +114,10 @@ func TestPebbleStoreRoundTrip(t *testing.T) {
 func TestPebbleStoreUnsyncedChangesAreLost(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "store.1")
 	s := openStore(t, dir)
-	s.Stage(OpVoting{State: consensus.VotingState{LastVoted: 4}})
+	s.Stage(core.OpVoting{State: consensus.VotingState{LastVoted: 4}})
 	require.NoError(t, s.Sync())
-	s.Stage(OpVoting{State: consensus.VotingState{LastVoted: 5}})
-	s.Stage(OpDeliver{Height: 9, TxCount: 90})
+	s.Stage(core.OpVoting{State: consensus.VotingState{LastVoted: 5}})
+	s.Stage(core.OpDeliver{Height: 9, TxCount: 90})
 	require.NoError(t, s.Close())
 
 	s = openStore(t, dir)
@@ -132,7 +135,7 @@ func TestPebbleStoreDedupGenerations(t *testing.T) {
 	s := openStore(t, dir)
 	id := func(i byte) types.Hash { return types.Keccak([]byte{i}) }
 	for gen := uint64(1); gen <= 4; gen++ {
-		s.Stage(OpDeliver{Height: gen, Segments: []DedupSegment{{Gen: gen, Info: CommitInfo{Height: gen}, IDs: []types.Hash{id(byte(gen))}}}})
+		s.Stage(core.OpDeliver{Height: gen, Segments: []core.DedupSegment{{Gen: gen, Info: core.CommitInfo{Height: gen}, IDs: []types.Hash{id(byte(gen))}}}})
 		require.NoError(t, s.Sync())
 	}
 	require.NoError(t, s.Close())
@@ -140,9 +143,10 @@ func TestPebbleStoreDedupGenerations(t *testing.T) {
 	defer s.Close()
 	got, err := s.Load()
 	require.NoError(t, err)
-	require.Equal(t, uint64(4), got.Dedup.gen)
+	gen, _, _ := got.Dedup.Export()
+	require.Equal(t, uint64(4), gen)
 	for i, want := range []bool{false, false, true, true} {
-		require.Equal(t, want, got.Dedup.has(id(byte(i+1))), "generation %d", i+1)
+		require.Equal(t, want, got.Dedup.Has(id(byte(i+1))), "generation %d", i+1)
 	}
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: pfxDedup, UpperBound: prefixEnd(pfxDedup)})
 	require.NoError(t, err)
@@ -186,8 +190,8 @@ func TestPebbleStoreDetectsADamagedRecord(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "store.1")
 	s := openStore(t, dir)
 	b1 := f.block(types.Genesis(), types.GenesisQC(), 1)
-	s.Stage(OpBlock{consensus.CertifiedBlock{Block: b1, Cert: f.qc(1, b1.ID())}})
-	s.Stage(OpDeliver{Height: 3, KV: []KVWrite{{Key: "k", Entry: KVEntry{Value: []byte("v"), Height: 3}}}})
+	s.Stage(core.OpBlock{CertifiedBlock: consensus.CertifiedBlock{Block: b1, Cert: f.qc(1, b1.ID())}})
+	s.Stage(core.OpDeliver{Height: 3, KV: []core.KVWrite{{Key: "k", Entry: core.KVEntry{Value: []byte("v"), Height: 3}}}})
 	require.NoError(t, s.Sync())
 
 	// One flipped byte in the key-value record's value.
@@ -212,7 +216,7 @@ func TestPebbleStoreTornWALTail(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "store.1")
 	s := openStore(t, dir)
 	for h := uint64(1); h <= 3; h++ {
-		s.Stage(OpDeliver{Height: h, TxCount: 10 * h})
+		s.Stage(core.OpDeliver{Height: h, TxCount: 10 * h})
 		require.NoError(t, s.Sync())
 	}
 	// Simulate the crash: copy the directory as it is on disk, without closing.

@@ -19,6 +19,7 @@ import (
 	"github.com/stratusbft/stratus/consensus"
 	"github.com/stratusbft/stratus/crypto"
 	"github.com/stratusbft/stratus/mempool"
+	"github.com/stratusbft/stratus/replica/core"
 	"github.com/stratusbft/stratus/stats"
 	"github.com/stratusbft/stratus/transport"
 	"github.com/stratusbft/stratus/types"
@@ -34,7 +35,7 @@ var ErrCrashed = errors.New("replica crashed; it restarts later")
 type Options struct {
 	ID       types.NodeID
 	N        int
-	Spec     Spec
+	Spec     core.Spec
 	Signer   crypto.Signer
 	Verifier crypto.Verifier // shared with the other replicas of the process when it is a crypto.Cache
 	Workers  int             // signature verification workers (default: number of CPUs, at least 2)
@@ -42,14 +43,14 @@ type Options struct {
 	Log      *logrus.Entry
 	Stats    *stats.Collector
 	// Adversary makes the replica Byzantine (nil: honest).
-	Adversary Adversary
+	Adversary core.Adversary
 	// DataDir, when set, keeps the replica's state (see Store) in a Pebble store there, in
 	// store.<id>: every step's changes are synced before its messages leave and before a client
 	// hears that its transactions committed, so a restarted process continues where it was.
 	// Without it the state is kept in memory: it survives a Crash inside the process.
 	DataDir string
 	// Store, when set, is used instead of the one DataDir names (tests: a store that fails).
-	Store Store
+	Store core.Store
 }
 
 // StorePath is where a replica keeps its store under a data directory.
@@ -63,7 +64,7 @@ func StorePath(dataDir string, id types.NodeID) string {
 type Replica struct {
 	opts     Options
 	ep       transport.Endpoint
-	core     *Core
+	core     *core.Core
 	env      *liveEnv
 	leaders  consensus.LeaderElection
 	verified [types.NumLanes]chan transport.Envelope
@@ -78,8 +79,8 @@ type Replica struct {
 	crashes  chan time.Duration
 
 	// Owned by the event loop.
-	obs     Observer
-	store   Store
+	obs     core.Observer
+	store   core.Store
 	durable bool // the store is on disk: outgoing messages wait for each flush
 	crashed bool
 	// With a SealingStore the disk works beside the loop: sealed batches go to the committer in
@@ -110,7 +111,7 @@ type submission struct {
 	wait     bool
 	dups     int // set by the loop before accepted is sent
 	accepted chan error
-	done     chan CommitInfo
+	done     chan core.CommitInfo
 	lost     chan struct{} // closed when the replica that accepted it crashes
 }
 
@@ -149,7 +150,7 @@ func New(opts Options, ep transport.Endpoint) (*Replica, error) {
 		verifier: opts.Verifier,
 		rng:      rand.New(rand.NewSource(opts.Seed + int64(opts.ID))),
 	}
-	var obs Observer = nopObserver{}
+	var obs core.Observer = core.NopObserver{}
 	if opts.Stats != nil {
 		obs = opts.Stats
 	}
@@ -182,7 +183,7 @@ func New(opts Options, ep transport.Endpoint) (*Replica, error) {
 		r.synced = make(chan *sealedBatch, maxInflight)
 		r.committed = make(chan struct{})
 	default:
-		r.store = NewMemStore()
+		r.store = core.NewMemStore()
 	}
 	core, err := r.newCore()
 	if err != nil {
@@ -206,8 +207,8 @@ func New(opts Options, ep transport.Endpoint) (*Replica, error) {
 
 // newCore builds a Core from the spec and what the store holds (its certificates are checked
 // against this cluster's keys: see checkSaved).
-func (r *Replica) newCore() (*Core, error) {
-	c, err := NewCoreWith(r.env, r.opts.Spec, r.obs, CoreOptions{Adversary: r.opts.Adversary, Store: r.store})
+func (r *Replica) newCore() (*core.Core, error) {
+	c, err := core.NewCoreWith(r.env, r.opts.Spec, r.obs, core.CoreOptions{Adversary: r.opts.Adversary, Store: r.store})
 	if err != nil {
 		return nil, err
 	}
@@ -291,7 +292,7 @@ func (r *Replica) Status() consensus.Status {
 // how many duplicates (already pending or delivered here, or repeated in the submission), and,
 // when the submission waited, the commit that delivered the last of them.
 type SubmitResult struct {
-	CommitInfo
+	core.CommitInfo
 	Accepted   int
 	Duplicates int
 }
@@ -305,7 +306,7 @@ func (r *Replica) Submit(ctx context.Context, txs []types.Tx, wait bool) (Submit
 
 // submit is Submit; count says whether the submission is a client's, for statistics.
 func (r *Replica) submit(ctx context.Context, txs []types.Tx, wait, count bool) (SubmitResult, error) {
-	s := &submission{txs: txs, wait: wait, accepted: make(chan error, 1), done: make(chan CommitInfo, 1)}
+	s := &submission{txs: txs, wait: wait, accepted: make(chan error, 1), done: make(chan core.CommitInfo, 1)}
 	select {
 	case r.submits <- s:
 	case <-ctx.Done():
@@ -458,10 +459,10 @@ func (r *Replica) loop() {
 				s.accepted <- ErrCrashed
 				continue
 			}
-			var w *Waiter
+			var w *core.Waiter
 			s.lost = r.lost // set before accepted is sent, read after it is received
 			if s.wait {
-				w = NewWaiter(func(info CommitInfo) { s.done <- info })
+				w = core.NewWaiter(func(info core.CommitInfo) { s.done <- info })
 			}
 			var err error
 			s.dups, err = r.core.SubmitTxs(s.txs, w)
@@ -662,7 +663,7 @@ func (r *Replica) publish() {
 
 // logRejections logs every message the core rejected (at debug level) before counting it.
 type logRejections struct {
-	Observer
+	core.Observer
 	log *logrus.Entry
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/stratusbft/stratus/consensus"
 	"github.com/stratusbft/stratus/crypto"
+	"github.com/stratusbft/stratus/replica/core"
 	"github.com/stratusbft/stratus/stats"
 	"github.com/stratusbft/stratus/transport"
 	"github.com/stratusbft/stratus/types"
@@ -143,7 +144,7 @@ func TestSecondCrashReplacesTheFirstsEnd(t *testing.T) {
 
 // failingStore is a memory store whose syncs fail once armed.
 type failingStore struct {
-	*MemStore
+	*core.MemStore
 	armed atomic.Bool
 }
 
@@ -163,7 +164,7 @@ func TestStoreFailureStopsTheReplica(t *testing.T) {
 	ver := crypto.NewCache(keys)
 	hub := transport.NewHub(n, transport.HubOptions{Buffer: 4096})
 	defer hub.Close()
-	fs := &failingStore{MemStore: NewMemStore()}
+	fs := &failingStore{MemStore: core.NewMemStore()}
 	var reps []*Replica
 	for i := 0; i < n; i++ {
 		id := types.NodeID(i + 1)
@@ -198,9 +199,9 @@ func TestStoreFailureStopsTheReplica(t *testing.T) {
 // A store copied from another cluster (other keys) is refused: its lock would be trusted blindly.
 func TestStoreFromAnotherClusterIsRefused(t *testing.T) {
 	other := newStoreFixture() // keys of another cluster
-	ms := NewMemStore()
+	ms := core.NewMemStore()
 	id := types.Keccak([]byte("locked elsewhere"))
-	ms.Stage(OpVoting{State: consensus.VotingState{LastVoted: 9, Lock: other.qc(8, id)}})
+	ms.Stage(core.OpVoting{State: consensus.VotingState{LastVoted: 9, Lock: other.qc(8, id)}})
 	signers, keys := crypto.SimKeys(7, 4)
 	hub := transport.NewHub(4, transport.HubOptions{Buffer: 16})
 	defer hub.Close()

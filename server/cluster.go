@@ -17,6 +17,7 @@ import (
 	"github.com/stratusbft/stratus/consensus"
 	"github.com/stratusbft/stratus/crypto"
 	"github.com/stratusbft/stratus/replica"
+	"github.com/stratusbft/stratus/replica/core"
 	"github.com/stratusbft/stratus/stats"
 	"github.com/stratusbft/stratus/transport"
 	"github.com/stratusbft/stratus/types"
@@ -141,7 +142,7 @@ func (c *cluster) abort() {
 // build creates node s's replica, statistics and HTTP server on endpoint ep.
 func (c *cluster) build(run runSpec, s *simNode, signer crypto.Signer, verifier crypto.Verifier, ep transport.Endpoint, workers int) error {
 	cfg, n := run.cfg, len(run.nodes)
-	spec := replica.SpecFromConfig(cfg, run.engine, n)
+	spec := core.SpecFromConfig(cfg, run.engine, n)
 	strategy := cfg.ByzantineNodes(n)[int(s.id)]
 	var adv *byzantine.Adversary
 	if strategy != "" {

@@ -11,7 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/stratusbft/stratus/consensus"
-	"github.com/stratusbft/stratus/replica"
+	"github.com/stratusbft/stratus/replica/core"
 	"github.com/stratusbft/stratus/types"
 )
 
@@ -92,7 +92,7 @@ func TestAttackDLBCensorEchoesProofs(t *testing.T) {
 			return true
 		}
 		for _, nd := range s.Nodes() {
-			core, err := replica.NewCore(&filterEnv{Env: &nodeEnv{n: nd}, id: nd.ID, n: n, pass: pass}, sp, nd)
+			core, err := core.NewCore(&filterEnv{Env: &nodeEnv{n: nd}, id: nd.ID, n: n, pass: pass}, sp, nd)
 			require.NoError(t, err)
 			nd.Core = core
 		}

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/stratusbft/stratus/config"
-	"github.com/stratusbft/stratus/replica"
+	"github.com/stratusbft/stratus/replica/core"
 	"github.com/stratusbft/stratus/types"
 )
 
@@ -107,9 +107,9 @@ func BuildVirtual(cfg config.Config, algorithm string, p VirtualParams) (Virtual
 		return c, fmt.Errorf("%s: invalid configuration for %d replicas:\n  %s", p.ConfigName, p.N, strings.ReplaceAll(err.Error(), "\n", "\n  "))
 	}
 	c.Algorithm, c.N, c.Seed = algorithm, p.N, p.Seed
-	c.Spec = replica.SpecFromConfig(cfg, engine, c.N)
+	c.Spec = core.SpecFromConfig(cfg, engine, c.N)
 	c.Scheme = cfg.Signer
-	c.Spec.DedupWindow = replica.DefaultDedupWindow
+	c.Spec.DedupWindow = core.DefaultDedupWindow
 	c.Fit = p.Fit
 	if p.BSize == 0 && c.Fit {
 		c.Spec.BSize = 0 // fitted to the network

@@ -11,12 +11,12 @@ import (
 	"github.com/stratusbft/stratus/config"
 	"github.com/stratusbft/stratus/consensus"
 	"github.com/stratusbft/stratus/crypto"
-	"github.com/stratusbft/stratus/replica"
+	"github.com/stratusbft/stratus/replica/core"
 	"github.com/stratusbft/stratus/types"
 )
 
 // matrixSpec is the protocol of one cell of the strategy matrix.
-func matrixSpec(engine, memType string, n int, lb bool) replica.Spec {
+func matrixSpec(engine, memType string, n int, lb bool) core.Spec {
 	if memType == "native" {
 		return spec(engine)
 	}

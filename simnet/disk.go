@@ -7,6 +7,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 
 	"github.com/stratusbft/stratus/replica"
+	"github.com/stratusbft/stratus/replica/core"
 	"github.com/stratusbft/stratus/types"
 )
 
@@ -37,7 +38,7 @@ func (d *Disk) open(id types.NodeID) (*replica.PebbleStore, error) {
 
 // crash keeps what was synced: the disk becomes a copy of its synced state, and the store that
 // ran on the old one is closed there (what closing writes is lost with it).
-func (d *Disk) crash(st replica.Store) {
+func (d *Disk) crash(st core.Store) {
 	old := d.FS
 	d.FS = old.CrashClone(vfs.CrashCloneCfg{})
 	if d.OnlyOnce {

@@ -3,7 +3,7 @@
 // and crashes with restarts, and checks the safety invariants of docs/spec.md §4.3 as it goes. The same seed
 // gives the same run, event for event: TraceHash fingerprints it.
 //
-// Sim runs the real replica.Core of every replica with its adversary and store; Links models
+// Sim runs the real core.Core (package replica/core) of every replica with its adversary and store; Links models
 // uplinks and downlinks with their queues, latency matrices and asynchrony windows; CPU charges
 // signatures and hashing per replica; Disk keeps exactly what a replica's Pebble store synced
 // across a crash and can fail its writes; Checker holds every honest replica to agreement, one

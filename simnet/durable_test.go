@@ -8,7 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/stratusbft/stratus/consensus"
-	"github.com/stratusbft/stratus/replica"
+	"github.com/stratusbft/stratus/replica/core"
 	"github.com/stratusbft/stratus/types"
 )
 
@@ -72,7 +72,7 @@ func (d durableScenario) run(t *testing.T, engine, mem string, seed int64) *Sim 
 		require.NotEmpty(t, ids, "a replica is up at %v", at)
 		s.Submit(at, ids[k%len(ids)], txs[i:min(i+20, len(txs))])
 	}
-	late := []types.Tx{replica.NewPut(replica.PutID{1}, tag+"/late", []byte("written after the restarts"))}
+	late := []types.Tx{core.NewPut(core.PutID{1}, tag+"/late", []byte("written after the restarts"))}
 	for i := range 49 {
 		late = append(late, types.NewTx(fmt.Appendf(nil, "%s/late-%d", tag, i)))
 	}
@@ -180,7 +180,7 @@ func TestStateTransferFromPeersThatStandStill(t *testing.T) {
 			for i, k := 0, 0; i < len(txs); i, k = i+2, k+1 {
 				s.Submit(time.Duration(k)*12*time.Millisecond, types.NodeID(2+k%4), txs[i:i+2])
 			}
-			kv := replica.NewPut(replica.PutID{2}, "stand-still", []byte("written while 7 was down"))
+			kv := core.NewPut(core.PutID{2}, "stand-still", []byte("written while 7 was down"))
 			s.Submit(5*time.Second, 2, []types.Tx{kv})
 			late := makeTxs("stand-still-late-"+engine, 20)
 			s.Submit(42*time.Second, 2, late)

@@ -8,7 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/stratusbft/stratus/consensus"
-	"github.com/stratusbft/stratus/replica"
+	"github.com/stratusbft/stratus/replica/core"
 	"github.com/stratusbft/stratus/types"
 )
 
@@ -31,7 +31,7 @@ var presets = []preset{
 	{"smp-sl+dlb", "streamlet", "smp", false, true},
 }
 
-func sharedSpec(p preset, n int) replica.Spec {
+func sharedSpec(p preset, n int) core.Spec {
 	return ScenarioSpec(p.engine, p.memType, n, p.gossip, p.lb)
 }
 

@@ -13,14 +13,14 @@ import (
 	"github.com/stratusbft/stratus/byzantine"
 	"github.com/stratusbft/stratus/consensus"
 	"github.com/stratusbft/stratus/crypto"
-	"github.com/stratusbft/stratus/replica"
+	"github.com/stratusbft/stratus/replica/core"
 	"github.com/stratusbft/stratus/types"
 )
 
 // Options configures a simulation.
 type Options struct {
 	N       int
-	Spec    replica.Spec
+	Spec    core.Spec
 	Seed    int64
 	Latency time.Duration // one-way message latency
 	Jitter  time.Duration // uniform extra latency in [0, Jitter]
@@ -34,7 +34,7 @@ type Options struct {
 	Withhold []types.NodeID
 	Censor   []types.NodeID
 	// Crash stops replicas at a time and restarts them after a while (never when Down is 0).
-	// A restarted replica starts from its store (see replica.Store) and catches up.
+	// A restarted replica starts from its store (see core.Store) and catches up.
 	Crash map[types.NodeID]CrashPlan
 	// SlowUplink adds latency to every message a replica sends, making it the busy one.
 	SlowUplink map[types.NodeID]time.Duration
@@ -114,15 +114,15 @@ type Sim struct {
 // Node is a simulated replica.
 type Node struct {
 	ID        types.NodeID
-	Core      *replica.Core
+	Core      *core.Core
 	Absent    bool   // down for good
 	Byzantine string // strategy, "" when honest
 	Down      bool   // crashed, waiting to restart
 	Restarts  int
 	sim       *Sim
 	rng       *rand.Rand
-	gen       uint64        // incarnation: timers of an older one are ignored
-	store     replica.Store // what survives a crash (replicas with a crash plan or a disk)
+	gen       uint64     // incarnation: timers of an older one are ignored
+	store     core.Store // what survives a crash (replicas with a crash plan or a disk)
 	disk      *Disk
 	outbox    []func() // a disk replica's messages of the steps not yet flushed
 	releasing bool     // flush is sending the held messages
@@ -204,7 +204,7 @@ func New(opts Options) (*Sim, error) {
 			n.Absent = n.Absent || x == id
 		}
 		if _, ok := opts.Crash[id]; ok {
-			n.store = replica.NewMemStore()
+			n.store = core.NewMemStore()
 		}
 		if d := opts.Disks[id]; d != nil {
 			n.disk = d
@@ -238,7 +238,7 @@ func New(opts Options) (*Sim, error) {
 // build makes the node's Core with its strategy, from its store.
 func (n *Node) build() error {
 	s := n.sim
-	opts := replica.CoreOptions{Engine: s.opts.Engines[n.ID]}
+	opts := core.CoreOptions{Engine: s.opts.Engines[n.ID]}
 	if n.store != nil {
 		opts.Store = n.store
 	}
@@ -258,7 +258,7 @@ func (n *Node) build() error {
 	if n.wrap != nil {
 		env = n.wrap(env)
 	}
-	core, err := replica.NewCoreWith(env, s.opts.Spec, n, opts)
+	core, err := core.NewCoreWith(env, s.opts.Spec, n, opts)
 	if err != nil {
 		return err
 	}

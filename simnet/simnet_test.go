@@ -10,7 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/stratusbft/stratus/mempool"
-	"github.com/stratusbft/stratus/replica"
+	"github.com/stratusbft/stratus/replica/core"
 	"github.com/stratusbft/stratus/types"
 )
 
@@ -29,7 +29,7 @@ func firstSeeds(k int) []int64 {
 	return s[:min(k, len(s))]
 }
 
-func spec(engine string) replica.Spec { return ScenarioSpec(engine, "native", 4, false, false) }
+func spec(engine string) core.Spec { return ScenarioSpec(engine, "native", 4, false, false) }
 
 // makeTxs returns n distinct transactions tagged with tag.
 func makeTxs(tag string, n int) []types.Tx {

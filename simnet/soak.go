@@ -12,7 +12,7 @@ import (
 	"github.com/stratusbft/stratus/config"
 	"github.com/stratusbft/stratus/crypto"
 	"github.com/stratusbft/stratus/mempool"
-	"github.com/stratusbft/stratus/replica"
+	"github.com/stratusbft/stratus/replica/core"
 	"github.com/stratusbft/stratus/types"
 )
 
@@ -160,7 +160,7 @@ func (sc Scenario) String() string {
 }
 
 // Spec is the protocol the scenario runs.
-func (sc Scenario) Spec() replica.Spec {
+func (sc Scenario) Spec() core.Spec {
 	sp := ScenarioSpec(sc.Engine, sc.MemType, sc.N, sc.Gossip, sc.LB)
 	sp.Shared.ProofsByRef = !sc.Inline
 	return sp
@@ -169,8 +169,8 @@ func (sc Scenario) Spec() replica.Spec {
 // ScenarioSpec is the protocol the simulations run: small blocks and microblocks (ten 32-byte
 // transactions) and short timeouts, so that a few virtual seconds exercise every mechanism; with
 // load balancing every replica is busy at these latencies, so DLB runs all the time.
-func ScenarioSpec(engine, memType string, n int, gossip, lb bool) replica.Spec {
-	sp := replica.Spec{
+func ScenarioSpec(engine, memType string, n int, gossip, lb bool) core.Spec {
+	sp := core.Spec{
 		Engine:         engine,
 		MemType:        memType,
 		Timeout:        200 * time.Millisecond,

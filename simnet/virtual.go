@@ -10,7 +10,7 @@ import (
 
 	"github.com/stratusbft/stratus/config"
 	"github.com/stratusbft/stratus/crypto"
-	"github.com/stratusbft/stratus/replica"
+	"github.com/stratusbft/stratus/replica/core"
 	"github.com/stratusbft/stratus/stats"
 	"github.com/stratusbft/stratus/types"
 )
@@ -41,7 +41,7 @@ type Zipf struct {
 // VirtualConfig is one run of the virtual-time simulator at scale.
 type VirtualConfig struct {
 	Algorithm string // the protocol's preset name, for the output
-	Spec      replica.Spec
+	Spec      core.Spec
 	N         int
 	Net       string // preset name, or "custom"
 	Links     Links

@@ -1,4 +1,4 @@
-package replica
+package core
 
 import (
 	"encoding/binary"
@@ -8,31 +8,32 @@ import (
 	"github.com/stratusbft/stratus/types"
 )
 
-// idSet remembers recently delivered transaction IDs, with the commit that delivered each, in two
+// DedupWindow remembers recently delivered transaction IDs, with the commit that delivered each, in two
 // generations of up to size each, so memory stays bounded while duplicates within the last
 // size..2×size deliveries are recognised. A transaction delivered longer ago is new again.
 //
 // Every delivered and every submitted transaction is looked up here, so the generations are
 // tables made for it (idTable) rather than Go maps keyed by 32-byte IDs.
-type idSet struct {
+type DedupWindow struct {
 	size      int
 	gen       uint64 // the current generation's number (1 at first); prev is gen-1
 	cur, prev *idTable
 	sink      uint64 // what warm read, kept so that its loads are not optimised away
 }
 
-func newIDSet(size int) *idSet {
+func newIDSet(size int) *DedupWindow {
 	size = min(size, maxIDTable)
-	return &idSet{size: size, gen: 1, cur: newIDTable(0), prev: newIDTable(0)}
+	return &DedupWindow{size: size, gen: 1, cur: newIDTable(0), prev: newIDTable(0)}
 }
 
-func (s *idSet) has(id types.Hash) bool {
-	_, ok := s.get(id)
+// Has reports whether id is in the window.
+func (s *DedupWindow) Has(id types.Hash) bool {
+	_, ok := s.Get(id)
 	return ok
 }
 
-// get returns the commit that delivered id.
-func (s *idSet) get(id types.Hash) (CommitInfo, bool) {
+// Get returns the commit that delivered id.
+func (s *DedupWindow) Get(id types.Hash) (CommitInfo, bool) {
 	info := s.cur.get(id)
 	if info == nil {
 		info = s.prev.get(id)
@@ -45,7 +46,7 @@ func (s *idSet) get(id types.Hash) (CommitInfo, bool) {
 
 // add records id as delivered by info unless it already is, and reports whether it was new; the
 // block's transactions share one info.
-func (s *idSet) add(id types.Hash, info *CommitInfo) bool {
+func (s *DedupWindow) add(id types.Hash, info *CommitInfo) bool {
 	if s.prev.get(id) != nil {
 		return false
 	}
@@ -66,7 +67,7 @@ func (s *idSet) add(id types.Hash, info *CommitInfo) bool {
 //
 // BenchmarkDedupWindow/four-tables: 255 ns an add unwarmed, 125 ns warmed (four replicas' windows,
 // full); in server -sim at N=4 the dedup window's share of the CPU profile went from 34 % to 18 %.
-func (s *idSet) warm(txs []types.Tx) {
+func (s *DedupWindow) warm(txs []types.Tx) {
 	// The loops are a few instructions per ID, so that the processor has many of their loads in
 	// flight: a first version that called the lookup's own helpers per ID had two or three.
 	var keys, fkeys [warmAhead]uint64
@@ -82,21 +83,54 @@ func (s *idSet) warm(txs []types.Tx) {
 const warmAhead = 32
 
 // rotate starts a new generation: the current one becomes the previous, whose table is reused.
-func (s *idSet) rotate() {
+func (s *DedupWindow) rotate() {
 	old := s.prev
 	s.prev, s.cur = s.cur, old
 	s.cur.reset(s.size)
 	s.gen++
 }
 
+// NewDedupWindow returns an empty window whose current generation is gen, for a store to Load
+// what it saved into; the Core that adopts it sets its size.
+func NewDedupWindow(gen uint64) *DedupWindow {
+	w := newIDSet(1)
+	w.gen = gen
+	return w
+}
+
+// Load adds ids, delivered by info, to generation gen if the window has it (the current one or
+// the one before), and reports whether it does: a store loading what it saved.
+func (s *DedupWindow) Load(gen uint64, info *CommitInfo, ids []types.Hash) bool {
+	var t *idTable
+	switch gen {
+	case s.gen:
+		t = s.cur
+	case s.gen - 1:
+		t = s.prev
+	default:
+		return false
+	}
+	for _, id := range ids {
+		t.insert(id, info)
+	}
+	return true
+}
+
+// Export returns the current generation's number and both generations' IDs, each sorted: a store
+// saving the whole window.
+func (s *DedupWindow) Export() (gen uint64, prev, cur []types.Hash) {
+	prev, cur = s.export()
+	return s.gen, prev, cur
+}
+
 // export lists both generations, each sorted, so that replicas in the same state export the same.
-func (s *idSet) export() (prev, cur []types.Hash) {
+func (s *DedupWindow) export() (prev, cur []types.Hash) {
 	return s.prev.sortedIDs(), s.cur.sortedIDs()
 }
 
 // restore replaces the set by exported generations. Snapshots carry no per-transaction commits:
 // every restored ID gets info, the snapshot's block, by which it was delivered.
-func (s *idSet) restore(prev, cur []types.Hash, info *CommitInfo) {
+func (s *DedupWindow) restore(prev, cur []types.Hash, info *CommitInfo) {
 	s.prev, s.cur = newIDTable(len(prev)), newIDTable(max(len(cur), s.size))
 	for _, id := range prev {
 		s.prev.insert(id, info)
@@ -210,7 +244,7 @@ func (s *idSlots) lookup(id *types.Hash, ids *chunked[types.Hash]) int {
 }
 
 // touch reads the filter words and home slots of the IDs whose slot keys are keys and whose
-// filter keys (filterBit's bytes) are fkeys, and returns them summed (see idSet.warm).
+// filter keys (filterBit's bytes) are fkeys, and returns them summed (see DedupWindow.warm).
 func (s *idSlots) touch(keys, fkeys []uint64) (sum uint64) {
 	if s.slots.n == 0 {
 		return 0

@@ -1,4 +1,4 @@
-package replica
+package core
 
 import (
 	"maps"
@@ -41,7 +41,7 @@ type Store interface {
 	Journal() bool
 	// Adopt gives a memory store the live dedup window and key-value store of a Core, which it
 	// hands to the next incarnation; journaling stores ignore it.
-	Adopt(dedup *idSet, kv *kvStore)
+	Adopt(dedup *DedupWindow, kv *KVStore)
 	// Close releases the store.
 	Close() error
 }
@@ -63,8 +63,8 @@ type Saved struct {
 	Height   uint64
 	Digest   types.Hash
 	TxCount  uint64
-	Dedup    *idSet
-	KV       *kvStore
+	Dedup    *DedupWindow
+	KV       *KVStore
 	Window   []types.MBView // delivered microblocks with their blocks' views, oldest first
 	Blocks   map[types.Hash]consensus.CertifiedBlock
 	MBs      map[types.Hash]*types.MicroBlock
@@ -152,7 +152,7 @@ func (m *MemStore) Load() (*Saved, error) {
 func (m *MemStore) Journal() bool { return false }
 
 // Adopt implements Store.
-func (m *MemStore) Adopt(dedup *idSet, kv *kvStore) {
+func (m *MemStore) Adopt(dedup *DedupWindow, kv *KVStore) {
 	m.s.Dedup, m.s.KV = dedup, kv
 	m.written = true
 }

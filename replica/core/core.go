@@ -1,4 +1,4 @@
-package replica
+package core
 
 import (
 	"fmt"
@@ -86,7 +86,7 @@ type Core struct {
 	obs       Observer
 	txObs     TxObserver     // obs, when it wants transactions
 	queue     []*types.Block // committed, waiting for data to be delivered in order
-	delivered *idSet
+	delivered *DedupWindow
 	local     map[types.Hash]*localTx
 	dirty     bool // the mempool changed since the engine last heard of it
 
@@ -94,7 +94,7 @@ type Core struct {
 	lastDelivered *types.Block // that block
 	digest        types.Hash   // chain digest after it
 	txCount       uint64       // transactions delivered
-	kv            *kvStore     // the key-value store on the delivered transactions
+	kv            *KVStore     // the key-value store on the delivered transactions
 	st            stateTransfer
 
 	store    Store     // nil: nothing survives a crash
@@ -170,7 +170,7 @@ func NewCoreWith(env consensus.Env, spec Spec, obs Observer, opts CoreOptions) (
 		obs:       obs,
 		delivered: newIDSet(max(spec.DedupWindow, 1024)),
 		local:     make(map[types.Hash]*localTx),
-		kv:        newKVStore(),
+		kv:        NewKVStore(),
 		store:     opts.Store,
 	}
 	var saved *Saved
@@ -203,7 +203,7 @@ func NewCoreWith(env consensus.Env, spec Spec, obs Observer, opts CoreOptions) (
 	c.env = env
 	c.st = newStateTransfer()
 	if c.obs == nil {
-		c.obs = nopObserver{}
+		c.obs = NopObserver{}
 	}
 	c.txObs, _ = c.obs.(TxObserver)
 	menv := ownedEnv{Env: env, owner: ownerMempool}
@@ -357,7 +357,7 @@ func (c *Core) SubmitTxs(txs []types.Tx, w *Waiter) (dups int, err error) {
 			c.delivered.warm(txs[i:min(i+warmAhead, len(txs))])
 		}
 		id := t.ID()
-		if info, ok := c.delivered.get(id); ok {
+		if info, ok := c.delivered.Get(id); ok {
 			dups++
 			if w != nil && info.Height > w.info.Height {
 				w.info = info
@@ -388,7 +388,7 @@ func (c *Core) SubmitTxs(txs []types.Tx, w *Waiter) (dups int, err error) {
 		for _, t := range txs {
 			l := c.local[t.ID()]
 			if l == nil {
-				if c.delivered.has(t.ID()) {
+				if c.delivered.Has(t.ID()) {
 					continue
 				}
 				l = &localTx{recv: now}
@@ -526,7 +526,8 @@ func (c *Core) deliver(b *types.Block, txs []types.Tx) {
 	}
 }
 
-type nopObserver struct{}
+// NopObserver observes nothing: the Observer of a Core given none.
+type NopObserver struct{}
 
-func (nopObserver) Event(consensus.Event)                                         {}
-func (nopObserver) Delivered(*types.Block, int, int, []time.Duration, types.Hash) {}
+func (NopObserver) Event(consensus.Event)                                         {}
+func (NopObserver) Delivered(*types.Block, int, int, []time.Duration, types.Hash) {}

@@ -1,4 +1,4 @@
-package replica
+package core
 
 import (
 	"maps"
@@ -272,9 +272,9 @@ func (c *Core) applySnapshot(s *types.Snapshot) {
 	c.kv.restore(s.KV)
 	info := CommitInfo{View: b.View, Height: b.Height, Block: b.ID()}
 	c.delivered.restore(s.TxPrev, s.TxCur, &info)
-	c.mp.Synced(s.MBs, c.delivered.has)
+	c.mp.Synced(s.MBs, c.delivered.Has)
 	for _, id := range slices.SortedFunc(maps.Keys(c.local), types.CompareHash) {
-		if !c.delivered.has(id) {
+		if !c.delivered.Has(id) {
 			continue
 		}
 		for _, w := range c.local[id].waiters {

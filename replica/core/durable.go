@@ -1,4 +1,4 @@
-package replica
+package core
 
 import (
 	"cmp"
@@ -53,7 +53,7 @@ func (c *Core) recover(saved *Saved) *consensus.Recovered {
 	}
 	window := pruneWindow(slices.Clone(saved.Window), floor)
 	slices.SortStableFunc(window, func(a, b types.MBView) int { return cmp.Compare(a.View, b.View) })
-	c.mp.Synced(window, c.delivered.has)
+	c.mp.Synced(window, c.delivered.Has)
 	mbs := slices.SortedFunc(maps.Values(saved.MBs), func(a, b *types.MicroBlock) int { return types.CompareHash(a.ID, b.ID) })
 	c.mp.Restore(mbs)
 
@@ -176,19 +176,26 @@ func (c *Core) stageDelivery(b *types.Block, segs []DedupSegment, kv []KVWrite) 
 	c.store.Stage(op)
 }
 
+// DiskStore is a Store on disk (the driver's PebbleStore), which the gauges name and size.
+type DiskStore interface {
+	Store
+	Kind() string     // what /query calls the store: "pebble"
+	DiskBytes() int64 // the store's size on disk
+}
+
 func storeKind(s Store) string {
-	switch s.(type) {
-	case *PebbleStore:
-		return "pebble"
+	switch s := s.(type) {
 	case nil:
 		return ""
+	case DiskStore:
+		return s.Kind()
 	}
 	return "memory"
 }
 
 func storeBytes(s Store) int64 {
-	if p, ok := s.(*PebbleStore); ok {
-		return p.DiskBytes()
+	if d, ok := s.(DiskStore); ok {
+		return d.DiskBytes()
 	}
 	return 0
 }

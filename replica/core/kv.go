@@ -1,4 +1,4 @@
-package replica
+package core
 
 import (
 	"bytes"
@@ -29,12 +29,30 @@ type KVEntry struct {
 	Height uint64
 }
 
-type kvStore struct {
+// KVStore is the committed key-value state a replica delivered: every key's last write.
+type KVStore struct {
 	m map[string]KVEntry
 }
 
+// NewKVStore returns an empty store.
+// Get returns key's entry.
+func (s *KVStore) Get(key string) (KVEntry, bool) {
+	e, ok := s.m[key]
+	return e, ok
+}
+
+// Put sets key's entry: a store loading what it saved.
+func (s *KVStore) Put(key string, e KVEntry) { s.m[key] = e }
+
+// All visits every key and its entry, in no order: a store saving the whole state.
+func (s *KVStore) All(visit func(key string, e KVEntry)) {
+	for k, e := range s.m {
+		visit(k, e)
+	}
+}
+
 // export lists the store sorted by key, as a snapshot carries it.
-func (s *kvStore) export() []types.KVPair {
+func (s *KVStore) export() []types.KVPair {
 	keys := slices.Sorted(maps.Keys(s.m))
 	out := make([]types.KVPair, len(keys))
 	for i, k := range keys {
@@ -45,17 +63,17 @@ func (s *kvStore) export() []types.KVPair {
 }
 
 // restore replaces the store's contents by a snapshot's, in place.
-func (s *kvStore) restore(kv []types.KVPair) {
+func (s *KVStore) restore(kv []types.KVPair) {
 	s.m = make(map[string]KVEntry, len(kv))
 	for _, x := range kv {
 		s.m[string(x.Key)] = KVEntry{Value: bytes.Clone(x.Value), Height: x.Height}
 	}
 }
 
-func newKVStore() *kvStore { return &kvStore{m: make(map[string]KVEntry)} }
+func NewKVStore() *KVStore { return &KVStore{m: make(map[string]KVEntry)} }
 
 // apply applies one delivered transaction at height and returns the write it made, if any.
-func (s *kvStore) apply(t types.Tx, height uint64) (key string, e KVEntry, wrote bool) {
+func (s *KVStore) apply(t types.Tx, height uint64) (key string, e KVEntry, wrote bool) {
 	k, value, ok := SplitKV(t.Data())
 	if !ok {
 		return "", KVEntry{}, false
