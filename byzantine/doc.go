@@ -10,7 +10,7 @@
 // New builds the Adversary of a strategy name, or of several joined by "+" (what one sends passes
 // the next): silence, crash, slow, fork, equivocate, equivocate-flood, doublevote, missing,
 // badproof, censor, flood and badsig (strategies.go). The replica's Core takes it as its
-// replica.Adversary.
+// core.Adversary (package replica/core).
 //
 // The package sits on consensus and types, beside the engines. See docs/spec.md §4.1 for what each
 // strategy does and docs/design.md §3.5 for how an adversary wraps a Core.
