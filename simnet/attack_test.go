@@ -55,7 +55,7 @@ func TestAttackDLBCensorEchoesProofs(t *testing.T) {
 		sp.Shared.FetchTimeout = 100 * time.Millisecond
 		s, err := New(Options{
 			N: n, Spec: sp, Seed: seedOr(1), Latency: 10 * time.Millisecond, Jitter: 2 * time.Millisecond,
-			SlowUplink: map[types.NodeID]time.Duration{slow: 30 * time.Millisecond},
+			SlowSender: map[types.NodeID]time.Duration{slow: 30 * time.Millisecond},
 		})
 		require.NoError(t, err)
 		var token *types.Proof

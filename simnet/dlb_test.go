@@ -145,7 +145,7 @@ func TestDLBSlowReplicaForwardsPastCensor(t *testing.T) {
 	sp.Shared.ProofsByRef = false
 	s, err := New(Options{
 		N: n, Spec: sp, Seed: seedOr(3), Latency: time.Millisecond, Jitter: 2 * time.Millisecond,
-		Censor: []types.NodeID{censor}, SlowUplink: map[types.NodeID]time.Duration{slow: 30 * time.Millisecond},
+		Censor: []types.NodeID{censor}, SlowSender: map[types.NodeID]time.Duration{slow: 30 * time.Millisecond},
 	})
 	require.NoError(t, err)
 	type fwd struct {

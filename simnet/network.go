@@ -161,7 +161,7 @@ func (s *Sim) latency(a, b types.NodeID) time.Duration {
 	if l.Matrix != nil {
 		d = l.Matrix[a-1][b-1]
 	}
-	d += s.opts.SlowUplink[a]
+	d += s.opts.SlowSender[a]
 	if s.opts.Jitter > 0 {
 		d += time.Duration(s.rng.Int63n(int64(s.opts.Jitter) + 1))
 	}

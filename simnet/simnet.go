@@ -36,8 +36,9 @@ type Options struct {
 	// Crash stops replicas at a time and restarts them after a while (never when Down is 0).
 	// A restarted replica starts from its store (see core.Store) and catches up.
 	Crash map[types.NodeID]CrashPlan
-	// SlowUplink adds latency to every message a replica sends, making it the busy one.
-	SlowUplink map[types.NodeID]time.Duration
+	// SlowSender adds latency to every message a replica sends, making it the busy one: what
+	// "slow" means everywhere (the slow strategy, the /slow fault, the nemesis's slow fault).
+	SlowSender map[types.NodeID]time.Duration
 	// Partitions cut replicas off from the others for a while.
 	Partitions []Partition
 	// Loss is the probability that a message is lost, until GST.
@@ -500,7 +501,7 @@ func (s *Sim) transmit(from *Node, to types.NodeID, m types.Message) {
 	if s.opts.Loss > 0 && (s.opts.GST == 0 || s.Now() < s.opts.GST) && s.rng.Float64() < s.opts.Loss {
 		return
 	}
-	d := s.opts.Latency + s.opts.SlowUplink[from.ID]
+	d := s.opts.Latency + s.opts.SlowSender[from.ID]
 	if s.opts.Jitter > 0 {
 		d += time.Duration(s.rng.Int63n(int64(s.opts.Jitter) + 1))
 	}
