@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/stratusbft/stratus/config"
-	"github.com/stratusbft/stratus/simnet"
+	"github.com/stratusbft/stratus/simnet/virtual"
 )
 
 // Point is one run of an experiment: a value of every axis and a repetition.
@@ -35,7 +35,7 @@ type Point struct {
 	// Sets are the config overrides the point runs with (the spec's, then the protocol's).
 	Sets []string `json:"sets"`
 	// Params are the virtual run's knobs.
-	Params simnet.VirtualParams `json:"params"`
+	Params virtual.Params `json:"params"`
 
 	Key string `json:"key"` // identifies the point: a hash of everything above but Rep's label
 }
@@ -289,8 +289,8 @@ func (pr Protocol) sets(n int) []string {
 }
 
 // params are the virtual knobs of a point (rate and seed apart).
-func (s *Spec) params(pr Protocol, p Point) simnet.VirtualParams {
-	v := simnet.DefaultVirtualParams()
+func (s *Spec) params(pr Protocol, p Point) virtual.Params {
+	v := virtual.DefaultParams()
 	v.N, v.Duration, v.Warmup = p.N, p.Duration.D(), p.Warmup.D()
 	if s.Network.Preset != "" {
 		v.Net = s.Network.Preset
@@ -393,11 +393,11 @@ func (s *Spec) limit(alg string, p Point) (float64, error) {
 	}
 	params := p.Params
 	params.Rate = 1
-	c, err := simnet.BuildVirtual(cfg, alg, params)
+	c, err := virtual.Build(cfg, alg, params)
 	if err != nil {
 		return 0, err
 	}
-	lim := simnet.LimitTPS(c)
+	lim := virtual.LimitTPS(c)
 	if math.IsInf(lim, 0) || lim <= 0 {
 		return 0, fmt.Errorf("load.limit_shares: the network has no bandwidth limit; give rates")
 	}

@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/stratusbft/stratus/benchmark"
-	"github.com/stratusbft/stratus/simnet"
+	"github.com/stratusbft/stratus/simnet/virtual"
 )
 
 // procRun is the state of one point on the sim or tcp backend: the processes it started, which it
@@ -178,12 +178,12 @@ func (s *Spec) writeProcConfig(p Point, dir string) (string, []byte, map[string]
 		add("strategy", v.Strategy)
 	}
 	if v.Zipf != "" {
-		z, _ := simnet.ParseZipf(v.Zipf)
+		z, _ := virtual.ParseZipf(v.Zipf)
 		add("zipfian_s", z.S)
 		add("zipfian_v", z.V)
 	}
 	up, lat, jit := 100.0, 50*time.Millisecond, time.Millisecond
-	if pre, ok := simnet.NetPresets[v.Net]; ok {
+	if pre, ok := virtual.NetPresets[v.Net]; ok {
 		up, lat, jit = pre.Uplink/1e6, pre.Latency, pre.Jitter
 	}
 	if v.Net != "config" {

@@ -15,7 +15,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/stratusbft/stratus/simnet"
+	"github.com/stratusbft/stratus/simnet/virtual"
 )
 
 // Row is the result of one run, with its provenance.
@@ -142,7 +142,7 @@ func isMetric(s string) bool {
 }
 
 // virtualMetrics are the figures of a simulator result.
-func virtualMetrics(r *simnet.Result) map[string]float64 {
+func virtualMetrics(r *virtual.Result) map[string]float64 {
 	m := map[string]float64{
 		"throughput_tps":  r.ThroughputTPS,
 		"throughput_ktps": r.ThroughputTPS / 1000,

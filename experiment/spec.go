@@ -23,7 +23,7 @@ import (
 	"time"
 
 	"github.com/stratusbft/stratus/config"
-	"github.com/stratusbft/stratus/simnet"
+	"github.com/stratusbft/stratus/simnet/virtual"
 )
 
 // Spec is one experiment. Every list is an axis: the points are their cross product
@@ -523,12 +523,12 @@ func (s *Spec) validate() []string {
 		}
 	}
 	if f.Partition != "" {
-		if _, err := simnet.ParsePartitions(f.Partition); err != nil {
+		if _, err := virtual.ParsePartitions(f.Partition); err != nil {
 			bad("faults.partition: %v", strings.TrimPrefix(err.Error(), "-partition "))
 		}
 	}
 	if f.Async != "" {
-		if _, err := simnet.ParseAsync(f.Async); err != nil {
+		if _, err := virtual.ParseAsync(f.Async); err != nil {
 			bad("faults.async: %v", strings.TrimPrefix(err.Error(), "-async "))
 		}
 	}
@@ -536,7 +536,7 @@ func (s *Spec) validate() []string {
 		if z == "" {
 			continue
 		}
-		if _, err := simnet.ParseZipf(z); err != nil {
+		if _, err := virtual.ParseZipf(z); err != nil {
 			bad("faults.zipf[%d]: %v", i, strings.TrimPrefix(err.Error(), "-zipf "))
 		}
 	}

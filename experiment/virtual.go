@@ -5,22 +5,22 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/stratusbft/stratus/simnet"
+	"github.com/stratusbft/stratus/simnet/virtual"
 )
 
 // runVirtual runs a point in the virtual-time simulator, in this process, with the configuration
-// server -virtual builds from the same knobs (simnet.BuildVirtual).
+// server -virtual builds from the same knobs (virtual.Build).
 func (s *Spec) runVirtual(_ context.Context, p Point, row *Row) error {
 	cfg, err := s.baseConfig(p.Sets)
 	if err != nil {
 		return err
 	}
-	c, err := simnet.BuildVirtual(cfg, p.Algorithm, p.Params)
+	c, err := virtual.Build(cfg, p.Algorithm, p.Params)
 	if err != nil {
 		return err
 	}
 	c.Algorithm = p.Protocol
-	res, err := simnet.RunVirtual(c)
+	res, err := virtual.Run(c)
 	if err != nil {
 		return err
 	}

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/stratusbft/stratus/config"
-	"github.com/stratusbft/stratus/simnet"
+	"github.com/stratusbft/stratus/simnet/virtual"
 )
 
 // virtualFlags are the flags of server -virtual.
@@ -71,7 +71,7 @@ func registerVirtualFlags() *virtualFlags {
 		jitter:         flag.Duration("jitter", -1, "with -virtual: uniform extra latency (default: -net's)"),
 		matrix:         flag.String("latency_matrix", "", "with -virtual: file of one-way latencies: one line per sender, N whitespace-separated durations (e.g. 40ms) or numbers in ms"),
 		loss:           flag.Float64("loss", -1, "with -virtual: message loss probability (default: none, the config's loss with -net config)"),
-		scenario:       flag.String("scenario", "", "with -virtual: run one of the paper's experiments and write one JSON row per run: "+strings.Join(simnet.ScenarioNames(), ", ")),
+		scenario:       flag.String("scenario", "", "with -virtual: run one of the paper's experiments and write one JSON row per run: "+strings.Join(virtual.ScenarioNames(), ", ")),
 		small:          flag.Bool("small", false, "with -scenario: the same experiment at small N and short duration (a smoke test)"),
 		quiet:          flag.Bool("quiet", false, "with -virtual: no progress lines"),
 		onlyN:          flag.String("only_n", "", "with -scenario: run only the rows with these N (comma-separated)"),
@@ -110,15 +110,15 @@ func runVirtual(vf *virtualFlags, cfgPath string, sets []string, algorithm strin
 		defer f.Close()
 		w = f
 	}
-	progress := func(p simnet.Progress) {
+	progress := func(p virtual.Progress) {
 		if !*vf.quiet && (p.Virtual%(5*time.Second) == 0 || p.Virtual == base.Duration) {
 			fmt.Fprintf(os.Stderr, "  t=%5.1fs  %9.0f tx/s  height %5d  uplink queue %6.1f MB  wall %6.1fs (%.2f sim s per wall s)\n",
 				p.Virtual.Seconds(), p.TPS, p.Height, float64(p.QueuedUp)/1e6, p.Wall.Seconds(), p.Virtual.Seconds()/max(p.Wall.Seconds(), 1e-9))
 		}
 	}
-	runs := []simnet.VirtualConfig{base}
+	runs := []virtual.Config{base}
 	if *vf.scenario != "" {
-		runs, err = simnet.PaperScenario(*vf.scenario, base, *vf.small)
+		runs, err = virtual.PaperScenario(*vf.scenario, base, *vf.small)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "server -virtual: %v\n", err)
 			return 2
@@ -133,7 +133,7 @@ func runVirtual(vf *virtualFlags, cfgPath string, sets []string, algorithm strin
 				}
 				keep[n] = true
 			}
-			var kept []simnet.VirtualConfig
+			var kept []virtual.Config
 			for _, r := range runs {
 				if keep[r.N] {
 					kept = append(kept, r)
@@ -150,7 +150,7 @@ func runVirtual(vf *virtualFlags, cfgPath string, sets []string, algorithm strin
 	for i, c := range runs {
 		c.Progress = progress
 		fmt.Fprintf(os.Stderr, "== run %d/%d: %s, N=%d, %s, %v, offered %.0f tx/s%s\n", i+1, len(runs), c.Algorithm, c.N, c.Net, c.Duration, c.Rate, describeExtra(c))
-		res, err := simnet.RunVirtual(c)
+		res, err := virtual.Run(c)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "server -virtual: %v\n", err)
 			return 2
@@ -179,7 +179,7 @@ func runVirtual(vf *virtualFlags, cfgPath string, sets []string, algorithm strin
 	return 0
 }
 
-func describeExtra(c simnet.VirtualConfig) string {
+func describeExtra(c virtual.Config) string {
 	var b strings.Builder
 	if c.Spec.MemType != config.MemNative {
 		fmt.Fprintf(&b, ", msize %d KB", c.Spec.Shared.MSize/1024)
@@ -202,7 +202,7 @@ func describeExtra(c simnet.VirtualConfig) string {
 	return b.String()
 }
 
-func summary(r *simnet.Result) string {
+func summary(r *virtual.Result) string {
 	lim := ""
 	if r.LimitTPS > 0 {
 		lim = fmt.Sprintf(" (%.1f%% of the bandwidth limit %.0f)", r.ShareOfLimit*100, r.LimitTPS)
@@ -215,8 +215,8 @@ func summary(r *simnet.Result) string {
 }
 
 // virtualBase builds the run the flags describe from the config file.
-func virtualBase(vf *virtualFlags, cfgPath string, sets []string, algorithm string) (simnet.VirtualConfig, error) {
-	var c simnet.VirtualConfig
+func virtualBase(vf *virtualFlags, cfgPath string, sets []string, algorithm string) (virtual.Config, error) {
+	var c virtual.Config
 	cfg := config.Default()
 	if _, err := os.Stat(cfgPath); err == nil || flagGiven("config") {
 		cfg, err = config.LoadWith(cfgPath, sets)
@@ -233,7 +233,7 @@ func virtualBase(vf *virtualFlags, cfgPath string, sets []string, algorithm stri
 			return c, fmt.Errorf("config: the defaults with %s: %w", strings.Join(sets, " "), err)
 		}
 	}
-	return simnet.BuildVirtual(cfg, algorithm, simnet.VirtualParams{
+	return virtual.Build(cfg, algorithm, virtual.Params{
 		N: *vf.n, Net: *vf.net, Duration: *vf.duration, Warmup: *vf.warmup, Rate: *vf.rate,
 		TxSize: *vf.txSize, MSize: *vf.msize, BSize: *vf.bsize, Seed: *vf.seed,
 		Byz: *vf.byz, Strategy: *vf.strategy, Zipf: *vf.zipf, Async: *vf.async, Partition: *vf.partition,

@@ -81,7 +81,7 @@ func TestAttackDLBCensorEchoesProofs(t *testing.T) {
 				per[m.MB.ID]++
 				if echo {
 					tok := token
-					s.at(time.Millisecond, func() { s.send(s.Node(byz), slow, tok) })
+					s.At(time.Millisecond, func() { s.send(s.Node(byz), slow, tok) })
 				}
 				return false
 			case *types.Proof:

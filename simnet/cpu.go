@@ -307,7 +307,7 @@ func (s *Sim) nextJob(n *Node) {
 		}
 		n.cpuBusy = true
 		s.busy[n.ID-1] += j.cost
-		s.at(j.cost, func() {
+		s.At(j.cost, func() {
 			if n.gen == j.gen && n.alive() {
 				j.f()
 			}

@@ -93,12 +93,12 @@ func TestCrashConsistencyOfTheStore(t *testing.T) {
 						watch = func() {
 							if n := s.Node(4); inj.fired.Load() && n.StoreFailures == 0 && n.Restarts == 0 && !n.Down {
 								n.crash()
-								s.at(300*time.Millisecond, func() { n.restart() })
+								s.At(300*time.Millisecond, func() { n.restart() })
 								return
 							}
-							s.at(100*time.Millisecond, watch)
+							s.At(100*time.Millisecond, watch)
 						}
-						s.at(100*time.Millisecond, watch)
+						s.At(100*time.Millisecond, watch)
 						ok := s.RunUntil(40*time.Second, func() bool {
 							n := s.Node(4)
 							return s.AllDelivered(txs) && !n.Down && (!inj.fired.Load() || n.Restarts == 1)
@@ -138,8 +138,8 @@ func TestCrashConsistencyMidSnapshot(t *testing.T) {
 				}
 				// Armed once the replica is back: the first matching write after its restart is
 				// in the steps that ask for and apply the snapshot.
-				s.at(10*time.Second, func() { disk.Inject, disk.OnlyOnce = inj, true }) // the restarted store opens on it
-				s.at(16*time.Second+time.Millisecond, func() { inj.armed.Store(true) })
+				s.At(10*time.Second, func() { disk.Inject, disk.OnlyOnce = inj, true }) // the restarted store opens on it
+				s.At(16*time.Second+time.Millisecond, func() { inj.armed.Store(true) })
 				last := txs[len(txs)-1].ID()
 				ok := s.RunUntil(90*time.Second, func() bool { return s.Checker().DeliveredBy(4, last) && !s.Node(4).Down })
 				require.Empty(t, s.Violations(), "replay with -seed=%d", s.Seed())

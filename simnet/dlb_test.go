@@ -251,7 +251,7 @@ func TestFaultyCreatorCannotStallOthers(t *testing.T) {
 	sp.MemSize = (32 + mempool.TxOverhead) * 200 // a creator's share of peers' microblocks is 4/3 of that
 	s, err := New(Options{N: 4, Spec: sp, Seed: seedOr(1), Latency: time.Millisecond, Jitter: 2 * time.Millisecond})
 	require.NoError(t, err)
-	s.at(0, func() {
+	s.At(0, func() {
 		for i := 0; i < 80; i++ {
 			mb := types.NewMicroBlock(1, 0, makeTxs(fmt.Sprintf("junk-%d", i), 10)).Signed(s.signers[0].Sign)
 			for to := types.NodeID(2); to <= 4; to++ {

@@ -225,7 +225,7 @@ func TestBlockOnALongPrunedParentIsIgnored(t *testing.T) {
 				c := s.Checker()
 				h := c.Height(2)
 				if h < 320 {
-					s.at(time.Second, attack)
+					s.At(time.Second, attack)
 					return
 				}
 				parent := c.blocks[c.chain[h-301]] // committed long ago: pruned everywhere
@@ -254,7 +254,7 @@ func TestBlockOnALongPrunedParentIsIgnored(t *testing.T) {
 					}
 				}
 			}
-			s.at(5*time.Second, attack)
+			s.At(5*time.Second, attack)
 			s.Run(45 * time.Second)
 			require.True(t, sent, "the chain reached height 320 (height %d)", s.Checker().Height(2))
 			require.Empty(t, s.Violations())

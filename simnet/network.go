@@ -33,7 +33,8 @@ type AsyncWindow struct {
 	Delay, Jitter time.Duration
 }
 
-func (l *Links) validate(n int) error {
+// Validate checks the links of n replicas: rates, the latency matrix's shape, the windows.
+func (l *Links) Validate(n int) error {
 	if l.Uplink < 0 || l.Downlink < 0 {
 		return fmt.Errorf("links: negative bandwidth (uplink %v, downlink %v bit/s)", l.Uplink, l.Downlink)
 	}
@@ -85,8 +86,8 @@ func (l *link) reset() {
 	l.epoch++
 }
 
-// serialization is how long size bytes occupy a link of rate bits per second.
-func serialization(size int, rate float64) time.Duration {
+// Serialization is how long size bytes occupy a link of rate bits per second.
+func Serialization(size int, rate float64) time.Duration {
 	return time.Duration(float64(size) * 8 * float64(time.Second) / rate)
 }
 
@@ -125,7 +126,7 @@ func (s *Sim) nextUp(from *Node) {
 	up.busy = true
 	up.bytes -= c.size
 	epoch := up.epoch
-	s.at(serialization(c.size, s.opts.Links.Uplink), func() {
+	s.At(Serialization(c.size, s.opts.Links.Uplink), func() {
 		if up.epoch != epoch {
 			return // the sender crashed meanwhile: the copy and the queue are gone
 		}
@@ -151,7 +152,7 @@ func (s *Sim) departed(from *Node, c copyOut) {
 		id = b.ID()
 	}
 	s.record("send", uint64(from.ID), uint64(c.to.ID), uint64(c.m.Kind()), uint64(d), binary.BigEndian.Uint64(id[:8]))
-	s.at(d, func() { s.arrived(from, c) })
+	s.At(d, func() { s.arrived(from, c) })
 }
 
 // latency is the one-way delay of a copy leaving a's uplink now for b.
@@ -204,7 +205,7 @@ func (s *Sim) nextDown(dst *Node) {
 	down.busy = true
 	down.bytes -= c.size
 	epoch := down.epoch
-	s.at(serialization(c.size, s.opts.Links.Downlink), func() {
+	s.At(Serialization(c.size, s.opts.Links.Downlink), func() {
 		if down.epoch != epoch {
 			return // the receiver crashed meanwhile
 		}

@@ -149,7 +149,7 @@ func New(opts Options) (*Sim, error) {
 	if opts.Latency <= 0 {
 		opts.Latency = time.Millisecond
 	}
-	if err := opts.Links.validate(opts.N); err != nil {
+	if err := opts.Links.Validate(opts.N); err != nil {
 		return nil, err
 	}
 	var signers []crypto.Signer
@@ -223,13 +223,13 @@ func New(opts Options) (*Sim, error) {
 	for _, n := range s.nodes {
 		if !n.Absent {
 			node := n
-			s.at(0, func() { node.Core.Start(); node.flush() })
+			s.At(0, func() { node.Core.Start(); node.flush() })
 		}
 		if plan, ok := opts.Crash[n.ID]; ok {
 			node := n
-			s.at(plan.At, func() { node.crash() })
+			s.At(plan.At, func() { node.crash() })
 			if plan.Down > 0 {
-				s.at(plan.At+plan.Down, func() { node.restart() })
+				s.At(plan.At+plan.Down, func() { node.restart() })
 			}
 		}
 	}
@@ -295,7 +295,7 @@ func (n *Node) flush() {
 		n.StoreFailures++
 		n.crash()
 		if d := n.sim.opts.DiskRestart; d > 0 {
-			n.sim.at(d, func() { n.restart() })
+			n.sim.At(d, func() { n.restart() })
 		}
 		return
 	}
@@ -389,8 +389,8 @@ func (s *Sim) record(what string, fields ...uint64) {
 	}
 }
 
-// at schedules f after d of virtual time.
-func (s *Sim) at(d time.Duration, f func()) {
+// At schedules f after d of virtual time.
+func (s *Sim) At(d time.Duration, f func()) {
 	s.seq++
 	heap.Push(&s.queue, event{at: s.now.Add(d), seq: s.seq, run: f})
 }
@@ -400,7 +400,7 @@ func (s *Sim) at(d time.Duration, f func()) {
 func (s *Sim) Submit(d time.Duration, id types.NodeID, txs []types.Tx) *error {
 	res := new(error)
 	n := s.Node(id)
-	s.at(d, func() {
+	s.At(d, func() {
 		if !n.alive() {
 			*res = fmt.Errorf("replica %d is down", id)
 			return
@@ -511,7 +511,7 @@ func (s *Sim) transmit(from *Node, to types.NodeID, m types.Message) {
 	}
 	s.record("send", uint64(from.ID), uint64(to), uint64(m.Kind()), uint64(d), binary.BigEndian.Uint64(id[:8]))
 	gen := dst.gen
-	s.at(d, func() { s.handle(from, dst, gen, m) })
+	s.At(d, func() { s.handle(from, dst, gen, m) })
 }
 
 // cut reports whether a partition separates a and b now.
@@ -620,7 +620,7 @@ func (n *Node) asRole(leading bool, f func()) {
 }
 func (e *nodeEnv) SetTimer(d time.Duration, t consensus.Timer) {
 	n, gen := e.n, e.gen
-	n.sim.at(d, func() {
+	n.sim.At(d, func() {
 		if n.alive() && n.gen == gen {
 			n.Core.Timer(t)
 			n.flush()
@@ -639,7 +639,7 @@ func (e *nodeEnv) Backlog() time.Duration {
 	if e.n.sim.opts.Links.Uplink <= 0 {
 		return 0
 	}
-	return serialization(e.n.up.bytes, e.n.sim.opts.Links.Uplink)
+	return Serialization(e.n.up.bytes, e.n.sim.opts.Links.Uplink)
 }
 
 type event struct {
@@ -665,3 +665,6 @@ func (q *eventQueue) Pop() any {
 	*q = old[:len(old)-1]
 	return x
 }
+
+// QueuedUp is how many bytes wait on the replica's uplink.
+func (n *Node) QueuedUp() int { return n.up.bytes }

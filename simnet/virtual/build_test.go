@@ -1,4 +1,4 @@
-package simnet
+package virtual
 
 import (
 	"os"
@@ -8,12 +8,13 @@ import (
 	"time"
 
 	"github.com/stratusbft/stratus/config"
+	"github.com/stratusbft/stratus/simnet"
 	"github.com/stratusbft/stratus/types"
 )
 
 func TestParseAsyncPartitionsZipf(t *testing.T) {
 	w, err := ParseAsync("10s-20s:200ms±100ms, 25s-26s:1s+-0s")
-	if err != nil || len(w) != 2 || w[0] != (AsyncWindow{From: 10 * time.Second, To: 20 * time.Second, Delay: 200 * time.Millisecond, Jitter: 100 * time.Millisecond}) ||
+	if err != nil || len(w) != 2 || w[0] != (simnet.AsyncWindow{From: 10 * time.Second, To: 20 * time.Second, Delay: 200 * time.Millisecond, Jitter: 100 * time.Millisecond}) ||
 		w[1].Delay != time.Second || w[1].Jitter != 0 {
 		t.Fatalf("ParseAsync = %+v, %v", w, err)
 	}
@@ -63,8 +64,8 @@ func TestReadLatencyMatrix(t *testing.T) {
 
 // TestBuildVirtual: the defaults build server -virtual's default run, and every bad knob is named.
 func TestBuildVirtual(t *testing.T) {
-	p := DefaultVirtualParams()
-	c, err := BuildVirtual(config.Default(), "s-hs", p)
+	p := DefaultParams()
+	c, err := Build(config.Default(), "s-hs", p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,25 +74,25 @@ func TestBuildVirtual(t *testing.T) {
 		t.Fatalf("default run: %+v", c)
 	}
 	for _, tc := range []struct {
-		change func(*VirtualParams)
+		change func(*Params)
 		want   string
 	}{
-		{func(p *VirtualParams) { p.N = 0 }, "-n 0"},
-		{func(p *VirtualParams) { p.Net = "moon" }, "-net"},
-		{func(p *VirtualParams) { p.CPU = "fast" }, "-cpu"},
-		{func(p *VirtualParams) { p.Byz = 9 }, "-byz 9"},
-		{func(p *VirtualParams) { p.Byz, p.Strategy = 1, "nope" }, "-strategy"},
-		{func(p *VirtualParams) { p.Signatures = "maybe" }, "-signatures"},
-		{func(p *VirtualParams) { p.Async = "soon" }, "-async"},
-		{func(p *VirtualParams) { p.Warmup = time.Minute }, "-warmup"},
+		{func(p *Params) { p.N = 0 }, "-n 0"},
+		{func(p *Params) { p.Net = "moon" }, "-net"},
+		{func(p *Params) { p.CPU = "fast" }, "-cpu"},
+		{func(p *Params) { p.Byz = 9 }, "-byz 9"},
+		{func(p *Params) { p.Byz, p.Strategy = 1, "nope" }, "-strategy"},
+		{func(p *Params) { p.Signatures = "maybe" }, "-signatures"},
+		{func(p *Params) { p.Async = "soon" }, "-async"},
+		{func(p *Params) { p.Warmup = time.Minute }, "-warmup"},
 	} {
-		q := DefaultVirtualParams()
+		q := DefaultParams()
 		tc.change(&q)
-		if _, err := BuildVirtual(config.Default(), "s-hs", q); err == nil || !strings.Contains(err.Error(), tc.want) {
+		if _, err := Build(config.Default(), "s-hs", q); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("want an error naming %s, got %v", tc.want, err)
 		}
 	}
-	if _, err := BuildVirtual(config.Default(), "paxos", p); err == nil {
+	if _, err := Build(config.Default(), "paxos", p); err == nil {
 		t.Error("an unknown algorithm was accepted")
 	}
 }

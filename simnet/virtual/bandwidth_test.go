@@ -1,4 +1,4 @@
-package simnet
+package virtual
 
 import (
 	"testing"
@@ -20,17 +20,17 @@ func TestBandwidthByRoleWithinTheLink(t *testing.T) {
 		inline bool
 	}{{"hotstuff", false}, {"smp-hs", false}, {"s-hs", false}, {"s-hs", true}, {"s-sl", false}} {
 		cfg := config.Default()
-		p := DefaultVirtualParams()
+		p := DefaultParams()
 		p.N, p.Duration, p.Warmup = 16, 6*time.Second, time.Second
 		if tc.inline {
 			cfg.Proofs, cfg.MaxBacklog = config.ProofsInline, 0
 		}
-		c, err := BuildVirtual(cfg, tc.alg, p)
+		c, err := Build(cfg, tc.alg, p)
 		if err != nil {
 			t.Fatal(err)
 		}
 		c.Rate = 2 * LimitTPS(c) // saturated: the queues grow
-		res, err := RunVirtual(c)
+		res, err := Run(c)
 		if err != nil {
 			t.Fatal(err)
 		}

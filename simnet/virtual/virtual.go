@@ -1,4 +1,4 @@
-package simnet
+package virtual
 
 import (
 	"encoding/binary"
@@ -11,6 +11,7 @@ import (
 	"github.com/stratusbft/stratus/config"
 	"github.com/stratusbft/stratus/crypto"
 	"github.com/stratusbft/stratus/replica/core"
+	"github.com/stratusbft/stratus/simnet"
 	"github.com/stratusbft/stratus/stats"
 	"github.com/stratusbft/stratus/types"
 )
@@ -38,18 +39,18 @@ type Zipf struct {
 	S, V float64
 }
 
-// VirtualConfig is one run of the virtual-time simulator at scale.
-type VirtualConfig struct {
+// Config is one run of the virtual-time simulator at scale.
+type Config struct {
 	Algorithm string // the protocol's preset name, for the output
 	Spec      core.Spec
 	N         int
 	Net       string // preset name, or "custom"
-	Links     Links
+	Links     simnet.Links
 	Latency   time.Duration // one-way
 	Jitter    time.Duration
 	Loss      float64
 	// Partitions cut some replicas off from the others for a while.
-	Partitions []Partition
+	Partitions []simnet.Partition
 	Duration   time.Duration
 	Warmup     time.Duration // measured from here to Duration
 	Rate       float64       // offered load, transactions per second over all replicas
@@ -57,7 +58,7 @@ type VirtualConfig struct {
 	Zipf       *Zipf         // nil: uniform load
 	Byzantine  map[types.NodeID]string
 	Strategy   string // for the output
-	CPU        *CPU
+	CPU        *simnet.CPU
 	// Tick is how often each replica takes in what its clients sent: one compact transaction of
 	// count × TxSize bytes per tick (or several, if that exceeds a sixteenth of a microblock or
 	// block). 0 picks N/2 ms, between 1 ms and 200 ms.
@@ -185,7 +186,7 @@ type CPUUse struct {
 }
 
 // Validate names what is wrong with c.
-func (c *VirtualConfig) Validate() error {
+func (c *Config) Validate() error {
 	switch {
 	case c.N < 1 || c.N > 1000:
 		return fmt.Errorf("-n %d: want 1..1000 replicas", c.N)
@@ -220,11 +221,11 @@ func (c *VirtualConfig) Validate() error {
 	if len(c.Byzantine) > config.Faults(c.N) {
 		return fmt.Errorf("-byz %d: at most f = %d of %d replicas may be Byzantine", len(c.Byzantine), config.Faults(c.N), c.N)
 	}
-	return c.Links.validate(c.N)
+	return c.Links.Validate(c.N)
 }
 
 // tick is the load interval.
-func (c *VirtualConfig) tick() time.Duration {
+func (c *Config) tick() time.Duration {
 	if c.Tick > 0 {
 		return c.Tick
 	}
@@ -233,7 +234,7 @@ func (c *VirtualConfig) tick() time.Duration {
 
 // weights is each replica's share of the load (index ID-1): uniform, or Zipf over the replicas in
 // ID order, leaving out a static leader (the paper's load arrays have N-1 entries).
-func (c *VirtualConfig) weights() []float64 {
+func (c *Config) weights() []float64 {
 	w := make([]float64, c.N)
 	if c.Zipf == nil {
 		for i := range w {
@@ -257,11 +258,11 @@ func (c *VirtualConfig) weights() []float64 {
 }
 
 // fit is what Fit sets: the view timeout and the block size.
-func fit(c VirtualConfig) (time.Duration, int) {
+func fit(c Config) (time.Duration, int) {
 	if c.Links.Uplink <= 0 || c.N < 2 {
 		return c.Spec.Timeout, max(c.Spec.BSize, 1000)
 	}
-	perCopy := func(bytes float64) time.Duration { return serialization(int(bytes)*(c.N-1), c.Links.Uplink) }
+	perCopy := func(bytes float64) time.Duration { return simnet.Serialization(int(bytes)*(c.N-1), c.Links.Uplink) }
 	// A proposal carries a QC of 2f+1 signatures (one aggregate under BLS), and its payload:
 	// transactions, or microblock references, with a proof of q signatures each unless by
 	// reference.
@@ -290,7 +291,7 @@ func certBytes(scheme string, k int) int {
 	return k * (types.SigSize + 1)
 }
 
-func (c VirtualConfig) scheme() string {
+func (c Config) scheme() string {
 	if c.Scheme == "" {
 		return crypto.SchemeSecp256k1
 	}
@@ -298,7 +299,7 @@ func (c VirtualConfig) scheme() string {
 }
 
 // FittedBSize is the block size Fit sets.
-func FittedBSize(c VirtualConfig) int {
+func FittedBSize(c Config) int {
 	_, b := fit(c)
 	return b
 }
@@ -316,7 +317,7 @@ const minFittedMSize = 16 << 10
 // uplink sends one to the N-1 others within MSizeSendBudget (not below 16 KB). Only where a
 // microblock costs a proposal the same few bytes whatever its size: a shared mempool without
 // inline proofs (with them, smaller microblocks mean more proofs in every proposal).
-func FittedMSize(c VirtualConfig) int {
+func FittedMSize(c Config) int {
 	m := c.Spec.Shared.MSize
 	if c.N < 2 || c.Spec.MemType == config.MemNative ||
 		(c.Spec.MemType == config.MemStratus && !c.Spec.Shared.ProofsByRef) {
@@ -330,11 +331,11 @@ func FittedMSize(c VirtualConfig) int {
 
 // disseminationTime is how long a creator's uplink takes to send a full microblock of msize bytes
 // (and its ~200 bytes of header and signature) to the N-1 others (0 without an uplink limit).
-func disseminationTime(c VirtualConfig, msize int) time.Duration {
+func disseminationTime(c Config, msize int) time.Duration {
 	if c.Links.Uplink <= 0 {
 		return 0
 	}
-	return serialization((msize+200)*(c.N-1), c.Links.Uplink)
+	return simnet.Serialization((msize+200)*(c.N-1), c.Links.Uplink)
 }
 
 // compact is what the run knows of a compact transaction it submitted.
@@ -353,8 +354,8 @@ type submission struct {
 
 // virtualRun is the measurement state of one run.
 type virtualRun struct {
-	cfg       *VirtualConfig
-	sim       *Sim
+	cfg       *Config
+	sim       *simnet.Sim
 	txs       map[types.Hash]compact
 	ref       types.NodeID // the replica whose deliveries are the throughput
 	lat, e2e  stats.Histogram
@@ -366,8 +367,8 @@ type virtualRun struct {
 	refusals  []submission // every submission and its answer
 }
 
-// RunVirtual runs c and returns its result.
-func RunVirtual(c VirtualConfig) (*Result, error) {
+// Run runs c and returns its result.
+func Run(c Config) (*Result, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
@@ -395,14 +396,14 @@ func RunVirtual(c VirtualConfig) (*Result, error) {
 			}
 			idle := rtt
 			if c.Links.Uplink > 0 {
-				idle += serialization((c.Spec.Shared.MSize+200)*c.Spec.Shared.Q, c.Links.Uplink)
+				idle += simnet.Serialization((c.Spec.Shared.MSize+200)*c.Spec.Shared.Q, c.Links.Uplink)
 			}
 			c.Spec.Shared.BusyThreshold = max(c.Spec.Shared.BusyThreshold, 3*idle)
 			c.Spec.Shared.LBTimeout = max(c.Spec.Shared.LBTimeout, 3*rtt)
 			c.Spec.Shared.ForwardTimeout = max(c.Spec.Shared.ForwardTimeout, 2*c.Spec.Shared.BusyThreshold+rtt)
 		}
 	}
-	opts := Options{
+	opts := simnet.Options{
 		N: c.N, Spec: c.Spec, Seed: c.Seed, Latency: c.Latency, Jitter: c.Jitter, Loss: c.Loss,
 		Byzantine: c.Byzantine, Links: c.Links, Partitions: c.Partitions, CPU: c.CPU, Light: true, SimulatedSignatures: !c.RealSignatures, Scheme: c.Scheme,
 	}
@@ -411,7 +412,7 @@ func RunVirtual(c VirtualConfig) (*Result, error) {
 	}
 	r := &virtualRun{cfg: &c, txs: make(map[types.Hash]compact)}
 	opts.Observe = r.observe
-	s, err := New(opts)
+	s, err := simnet.New(opts)
 	if err != nil {
 		return nil, err
 	}
@@ -434,7 +435,7 @@ func RunVirtual(c VirtualConfig) (*Result, error) {
 			p := Progress{Virtual: until, Wall: time.Since(wallStart), Height: s.Checker().Height(r.ref)}
 			p.TPS = float64(r.perSecond[t-1])
 			for _, n := range s.Nodes() {
-				p.QueuedUp = max(p.QueuedUp, n.up.bytes)
+				p.QueuedUp = max(p.QueuedUp, n.QueuedUp())
 			}
 			c.Progress(p)
 		}
@@ -495,9 +496,9 @@ func (r *virtualRun) startLoad() {
 			if len(batch) > 0 {
 				r.refusals = append(r.refusals, submission{r.sim.Submit(c.ClientLatency, node.ID, batch), txs})
 			}
-			r.sim.at(tick, gen)
+			r.sim.At(tick, gen)
 		}
-		r.sim.at(phase+tick, gen)
+		r.sim.At(phase+tick, gen)
 	}
 }
 
@@ -513,7 +514,7 @@ func (r *virtualRun) maxCount() int {
 
 // observe measures deliveries: latency at the replica that received the transactions from its
 // clients, throughput at the reference replica.
-func (r *virtualRun) observe(n *Node, b *types.Block, txs []types.Tx) {
+func (r *virtualRun) observe(n *simnet.Node, b *types.Block, txs []types.Tx) {
 	now := r.sim.Now()
 	if n.ID == r.ref {
 		sec := int(now / time.Second)
@@ -551,7 +552,7 @@ func (r *virtualRun) observe(n *Node, b *types.Block, txs []types.Tx) {
 // the others' (about link ÷ tx size in total); a native mempool sends each to N-1 peers from the
 // leader's uplink (leader uplink ÷ ((N-1) × tx size); with rotating HotStuff leaders 1.5 times
 // that, since the next leader starts once 2f of the N-1 copies have left).
-func (c *VirtualConfig) limitTPS() float64 {
+func (c *Config) limitTPS() float64 {
 	up, down := c.Links.Uplink, c.Links.Downlink
 	if up <= 0 && down <= 0 || c.N < 2 {
 		return math.Inf(1)

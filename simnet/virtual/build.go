@@ -1,4 +1,4 @@
-package simnet
+package virtual
 
 import (
 	"bufio"
@@ -12,14 +12,15 @@ import (
 
 	"github.com/stratusbft/stratus/config"
 	"github.com/stratusbft/stratus/replica/core"
+	"github.com/stratusbft/stratus/simnet"
 	"github.com/stratusbft/stratus/types"
 )
 
-// VirtualParams are the knobs of one virtual run as server -virtual's flags give them: a negative
-// number (or an empty string) leaves the preset's or the config's value. BuildVirtual turns them,
-// a loaded config and a protocol preset into a VirtualConfig; server -virtual and the experiment
+// Params are the knobs of one virtual run as server -virtual's flags give them: a negative
+// number (or an empty string) leaves the preset's or the config's value. Build turns them,
+// a loaded config and a protocol preset into a Config; server -virtual and the experiment
 // runner both build their runs with it, so that the same knobs give the same run.
-type VirtualParams struct {
+type Params struct {
 	N                   int
 	Net                 string        // lan, wan or config
 	Duration            time.Duration // virtual time to simulate
@@ -50,9 +51,9 @@ type VirtualParams struct {
 	ConfigName          string // for error messages
 }
 
-// DefaultVirtualParams are server -virtual's defaults.
-func DefaultVirtualParams() VirtualParams {
-	return VirtualParams{
+// DefaultParams are server -virtual's defaults.
+func DefaultParams() Params {
+	return Params{
 		N: 16, Net: "wan", Duration: 30 * time.Second, Warmup: -1, Seed: 1, Strategy: "missing",
 		CPU: "off", ClientLatency: time.Millisecond, Uplink: -1, Downlink: -1, Latency: -1, Jitter: -1,
 		Loss: -1, Fit: true, Signatures: "simulated", Q: -1, TimeoutMs: -1, D: -1, ProposeTimeout: -1,
@@ -60,10 +61,10 @@ func DefaultVirtualParams() VirtualParams {
 	}
 }
 
-// BuildVirtual builds the run p describes from cfg (a loaded config, which it changes) with the
+// Build builds the run p describes from cfg (a loaded config, which it changes) with the
 // protocol preset algorithm.
-func BuildVirtual(cfg config.Config, algorithm string, p VirtualParams) (VirtualConfig, error) {
-	var c VirtualConfig
+func Build(cfg config.Config, algorithm string, p Params) (Config, error) {
+	var c Config
 	if p.N < 1 || p.N > 1000 {
 		return c, fmt.Errorf("-n %d: want 1..1000 replicas", p.N)
 	}
@@ -178,9 +179,9 @@ func BuildVirtual(cfg config.Config, algorithm string, p VirtualParams) (Virtual
 	switch p.CPU {
 	case "off":
 	case "on":
-		c.CPU = DefaultCPUFor(c.Scheme)
+		c.CPU = simnet.DefaultCPUFor(c.Scheme)
 	case "measure":
-		c.CPU = MeasureCPUFor(c.Scheme)
+		c.CPU = simnet.MeasureCPUFor(c.Scheme)
 	default:
 		return c, fmt.Errorf("-cpu %q: want off, on or measure", p.CPU)
 	}
@@ -229,14 +230,14 @@ func ParseZipf(s string) (*Zipf, error) {
 var asyncRE = regexp.MustCompile(`^([^-]+)-([^:]+):([^±+]+)(?:(?:±|\+-)(.+))?$`)
 
 // ParseAsync reads asynchrony windows like 10s-20s:200ms±100ms (comma-separated).
-func ParseAsync(s string) ([]AsyncWindow, error) {
-	var out []AsyncWindow
+func ParseAsync(s string) ([]simnet.AsyncWindow, error) {
+	var out []simnet.AsyncWindow
 	for _, part := range strings.Split(s, ",") {
 		m := asyncRE.FindStringSubmatch(strings.TrimSpace(part))
 		if m == nil {
 			return nil, fmt.Errorf("-async %q: want FROM-TO:DELAY±JITTER, e.g. 10s-20s:200ms±100ms", part)
 		}
-		var w AsyncWindow
+		var w simnet.AsyncWindow
 		var err error
 		for i, dst := range []*time.Duration{&w.From, &w.To, &w.Delay, &w.Jitter} {
 			if m[i+1] == "" {
@@ -257,14 +258,14 @@ func ParseAsync(s string) ([]AsyncWindow, error) {
 var partitionRE = regexp.MustCompile(`^([^-]+)-([^:]+):([0-9, ]+)$`)
 
 // ParsePartitions reads windows like 5s-8s:1,2 separated by ';'.
-func ParsePartitions(s string) ([]Partition, error) {
-	var out []Partition
+func ParsePartitions(s string) ([]simnet.Partition, error) {
+	var out []simnet.Partition
 	for _, part := range strings.Split(s, ";") {
 		m := partitionRE.FindStringSubmatch(strings.TrimSpace(part))
 		if m == nil {
 			return nil, fmt.Errorf("-partition %q: want FROM-TO:ID,ID,..., e.g. 5s-8s:1,2", part)
 		}
-		var p Partition
+		var p simnet.Partition
 		var err error
 		if p.From, err = time.ParseDuration(m[1]); err != nil {
 			return nil, fmt.Errorf("-partition %q: %v", part, err)
@@ -333,4 +334,4 @@ func ReadLatencyMatrix(path string, n int) ([][]time.Duration, error) {
 
 // LimitTPS is the most the network of c can carry for its protocol (bandwidth_limit_tps of a
 // result; +Inf without a bandwidth limit).
-func LimitTPS(c VirtualConfig) float64 { return c.limitTPS() }
+func LimitTPS(c Config) float64 { return c.limitTPS() }

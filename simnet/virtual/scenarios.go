@@ -1,4 +1,4 @@
-package simnet
+package virtual
 
 import (
 	"fmt"
@@ -8,6 +8,7 @@ import (
 
 	"github.com/stratusbft/stratus/config"
 	"github.com/stratusbft/stratus/crypto"
+	"github.com/stratusbft/stratus/simnet"
 	"github.com/stratusbft/stratus/types"
 )
 
@@ -17,11 +18,11 @@ import (
 // experiment varies; small gives the same experiment at small N and a few seconds, for tests.
 var scenarios = map[string]struct {
 	about string
-	rows  func(base VirtualConfig, small bool) ([]VirtualConfig, error)
+	rows  func(base Config, small bool) ([]Config, error)
 }{
 	"batch":             {"Fig 5: S-HS in the LAN, microblock size × offered load (N=128: 32/64/128 KB, N=256: 128/256/512 KB)", batchRows},
-	"scalability-lan":   {"Fig 6 (LAN): N-HS, N-SL, SMP-HS, S-HS, S-SL for N = 16 … 400, saturating load", func(b VirtualConfig, small bool) ([]VirtualConfig, error) { return scalabilityRows(b, "lan", small) }},
-	"scalability-wan":   {"Fig 6 (WAN): the same over 100 Mbit/s, 100 ms RTT links", func(b VirtualConfig, small bool) ([]VirtualConfig, error) { return scalabilityRows(b, "wan", small) }},
+	"scalability-lan":   {"Fig 6 (LAN): N-HS, N-SL, SMP-HS, S-HS, S-SL for N = 16 … 400, saturating load", func(b Config, small bool) ([]Config, error) { return scalabilityRows(b, "lan", small) }},
+	"scalability-wan":   {"Fig 6 (WAN): the same over 100 Mbit/s, 100 ms RTT links", func(b Config, small bool) ([]Config, error) { return scalabilityRows(b, "wan", small) }},
 	"bandwidth":         {"Table III: outbound Mbit/s by role and message type at N=64 in the WAN, saturated (N-HS, SMP-HS, S-HS)", bandwidthRows},
 	"async":             {"Fig 7: 25 KTx/s in the WAN, every message delayed 200 ms ± 100 ms from 10 s to 20 s (SMP-HS, S-HS; 3 seeds)", asyncRows},
 	"byzantine":         {"Fig 8: Byzantine senders (missing strategy) at N=100/200 in the LAN: SMP-HS, S-HS with q = f+1 and 2f+1", byzantineRows},
@@ -43,7 +44,7 @@ func ScenarioNames() []string {
 func ScenarioAbout(name string) string { return scenarios[name].about }
 
 // PaperScenario returns the runs of a named experiment.
-func PaperScenario(name string, base VirtualConfig, small bool) ([]VirtualConfig, error) {
+func PaperScenario(name string, base Config, small bool) ([]Config, error) {
 	sc, ok := scenarios[name]
 	if !ok {
 		return nil, fmt.Errorf("-scenario %q: want one of %s", name, strings.Join(ScenarioNames(), ", "))
@@ -71,7 +72,7 @@ func LastK(n, k int, strategy string) map[types.NodeID]string {
 
 // DefaultRate offers 0.9 × the network's bandwidth limit for the protocol (just under saturation), or
 // 100,000 tx/s without a bandwidth limit.
-func DefaultRate(c VirtualConfig) float64 {
+func DefaultRate(c Config) float64 {
 	lim := c.limitTPS()
 	if lim > 1e7 || lim <= 0 {
 		return 100_000
@@ -81,7 +82,7 @@ func DefaultRate(c VirtualConfig) float64 {
 
 // leaderBottleneckRows compares the designs of proposals and certificates where the leader's
 // uplink decides: every N and load, ours and the paper's.
-func leaderBottleneckRows(base VirtualConfig, small bool) ([]VirtualConfig, error) {
+func leaderBottleneckRows(base Config, small bool) ([]Config, error) {
 	ns := []int{16, 64, 128, 256, 400}
 	loads := []float64{0.5, 0.7, 0.9, 2}
 	if small {
@@ -96,14 +97,14 @@ func leaderBottleneckRows(base VirtualConfig, small bool) ([]VirtualConfig, erro
 		{config.AlgSHS, true, crypto.SchemeBLS, time.Second},
 		{"s-hs (paper: inline secp256k1)", false, "secp256k1", 0},
 	}
-	var out []VirtualConfig
+	var out []Config
 	for _, n := range ns {
 		for _, load := range loads {
 			for _, d := range designs {
 				c := with(base, d.label, config.EngineHotStuff, config.MemStratus, n, "wan")
 				c.Spec.Shared.ProofsByRef, c.Scheme, c.Spec.Shared.MaxBacklog = d.byRef, d.scheme, d.bp
 				if small {
-					c.Links = Links{Uplink: 10e6, Downlink: 10e6}
+					c.Links = simnet.Links{Uplink: 10e6, Downlink: 10e6}
 					c.Spec.Shared.MSize = 16 << 10
 				}
 				c.Rate = float64(int(load * c.limitTPS()))
@@ -125,7 +126,7 @@ var paperProtocols = []struct{ label, engine, mem string }{
 }
 
 // with returns base set up for protocol p at n replicas on net.
-func with(base VirtualConfig, label, engine, mem string, n int, net string) VirtualConfig {
+func with(base Config, label, engine, mem string, n int, net string) Config {
 	c := base
 	c.Algorithm, c.N = label, n
 	c.Spec.Engine, c.Spec.MemType = engine, mem
@@ -135,7 +136,7 @@ func with(base VirtualConfig, label, engine, mem string, n int, net string) Virt
 	c.Byzantine, c.Strategy, c.Zipf = nil, "", nil
 	if p, ok := NetPresets[net]; ok {
 		c.Net = net
-		c.Links = Links{Uplink: p.Uplink, Downlink: p.Downlink}
+		c.Links = simnet.Links{Uplink: p.Uplink, Downlink: p.Downlink}
 		c.Latency, c.Jitter = p.Latency, p.Jitter
 	}
 	return c
@@ -149,7 +150,7 @@ func paperMSize(n int) int {
 	return 128 << 10
 }
 
-func durations(c *VirtualConfig, small bool, full time.Duration) {
+func durations(c *Config, small bool, full time.Duration) {
 	if small {
 		c.Duration, c.Warmup = 3*time.Second, time.Second
 		return
@@ -157,7 +158,7 @@ func durations(c *VirtualConfig, small bool, full time.Duration) {
 	c.Duration, c.Warmup = full, full/6
 }
 
-func batchRows(base VirtualConfig, small bool) ([]VirtualConfig, error) {
+func batchRows(base Config, small bool) ([]Config, error) {
 	series := []struct{ n, msize int }{{128, 32 << 10}, {128, 64 << 10}, {128, 128 << 10}, {256, 128 << 10}, {256, 256 << 10}, {256, 512 << 10}}
 	rates := []float64{50_000, 100_000, 150_000, 200_000, 300_000}
 	if small {
@@ -168,7 +169,7 @@ func batchRows(base VirtualConfig, small bool) ([]VirtualConfig, error) {
 		}
 		rates = []float64{2_000, 8_000}
 	}
-	var out []VirtualConfig
+	var out []Config
 	for _, s := range series {
 		for _, r := range rates {
 			c := with(base, config.AlgSHS, config.EngineHotStuff, config.MemStratus, s.n, "lan")
@@ -180,12 +181,12 @@ func batchRows(base VirtualConfig, small bool) ([]VirtualConfig, error) {
 	return out, nil
 }
 
-func scalabilityRows(base VirtualConfig, net string, small bool) ([]VirtualConfig, error) {
+func scalabilityRows(base Config, net string, small bool) ([]Config, error) {
 	ns := []int{16, 32, 64, 128, 256, 400}
 	if small {
 		ns = []int{4, 7}
 	}
-	var out []VirtualConfig
+	var out []Config
 	for _, n := range ns {
 		for _, p := range paperProtocols {
 			c := with(base, p.label, p.engine, p.mem, n, net)
@@ -210,12 +211,12 @@ func scalabilityRows(base VirtualConfig, net string, small bool) ([]VirtualConfi
 	return out, nil
 }
 
-func bandwidthRows(base VirtualConfig, small bool) ([]VirtualConfig, error) {
+func bandwidthRows(base Config, small bool) ([]Config, error) {
 	n := 64
 	if small {
 		n = 4
 	}
-	var out []VirtualConfig
+	var out []Config
 	for _, p := range []int{0, 2, 3} { // N-HS, SMP-HS, S-HS
 		pp := paperProtocols[p]
 		c := with(base, pp.label, pp.engine, pp.mem, n, "wan")
@@ -227,23 +228,23 @@ func bandwidthRows(base VirtualConfig, small bool) ([]VirtualConfig, error) {
 	return out, nil
 }
 
-func asyncRows(base VirtualConfig, small bool) ([]VirtualConfig, error) {
+func asyncRows(base Config, small bool) ([]Config, error) {
 	n, seeds := 16, []int64{base.Seed, base.Seed + 1, base.Seed + 2}
-	window := AsyncWindow{From: 10 * time.Second, To: 20 * time.Second, Delay: 200 * time.Millisecond, Jitter: 100 * time.Millisecond}
+	window := simnet.AsyncWindow{From: 10 * time.Second, To: 20 * time.Second, Delay: 200 * time.Millisecond, Jitter: 100 * time.Millisecond}
 	dur := 30 * time.Second
 	if small {
 		n, seeds = 4, seeds[:1]
-		window = AsyncWindow{From: time.Second, To: 2 * time.Second, Delay: 200 * time.Millisecond, Jitter: 100 * time.Millisecond}
+		window = simnet.AsyncWindow{From: time.Second, To: 2 * time.Second, Delay: 200 * time.Millisecond, Jitter: 100 * time.Millisecond}
 		dur = 3 * time.Second
 	}
-	var out []VirtualConfig
+	var out []Config
 	for _, p := range []int{2, 3} { // SMP-HS, S-HS
 		for _, seed := range seeds {
 			pp := paperProtocols[p]
 			c := with(base, pp.label, pp.engine, pp.mem, n, "wan")
 			c.Spec.Shared.MSize = paperMSize(n)
 			c.Spec.Timeout = time.Second
-			c.Links.Async = []AsyncWindow{window}
+			c.Links.Async = []simnet.AsyncWindow{window}
 			c.Rate, c.Seed = 25_000, seed
 			c.Duration, c.Warmup = dur, 0
 			out = append(out, c)
@@ -252,7 +253,7 @@ func asyncRows(base VirtualConfig, small bool) ([]VirtualConfig, error) {
 	return out, nil
 }
 
-func byzantineRows(base VirtualConfig, small bool) ([]VirtualConfig, error) {
+func byzantineRows(base Config, small bool) ([]Config, error) {
 	type setup struct {
 		n    int
 		byzs []int
@@ -261,7 +262,7 @@ func byzantineRows(base VirtualConfig, small bool) ([]VirtualConfig, error) {
 	if small {
 		setups = []setup{{7, []int{0, 2}}}
 	}
-	var out []VirtualConfig
+	var out []Config
 	for _, st := range setups {
 		f := config.Faults(st.n)
 		for _, k := range st.byzs {
@@ -294,7 +295,7 @@ func byzantineRows(base VirtualConfig, small bool) ([]VirtualConfig, error) {
 	return out, nil
 }
 
-func zipfRows(base VirtualConfig, small bool) ([]VirtualConfig, error) {
+func zipfRows(base Config, small bool) ([]Config, error) {
 	ns := []int{100, 200, 300, 400}
 	if small {
 		ns = []int{7}
@@ -303,7 +304,7 @@ func zipfRows(base VirtualConfig, small bool) ([]VirtualConfig, error) {
 		name string
 		z    Zipf
 	}{{"zipf1", Zipf{S: 1.01, V: 1}}, {"zipf10", Zipf{S: 1.01, V: 10}}}
-	var out []VirtualConfig
+	var out []Config
 	for _, sk := range skews {
 		for _, n := range ns {
 			variants := []struct {
