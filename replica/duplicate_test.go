@@ -12,6 +12,7 @@ import (
 	logtest "github.com/sirupsen/logrus/hooks/test"
 	"github.com/stretchr/testify/require"
 
+	"github.com/stratusbft/stratus/consensus/enginetest"
 	"github.com/stratusbft/stratus/crypto"
 	"github.com/stratusbft/stratus/replica/core"
 	"github.com/stratusbft/stratus/stats"
@@ -119,7 +120,7 @@ func TestDuplicateSubmissionsAreAnswered(t *testing.T) {
 	r1, col1 := reps[0], logs[0].Collector
 
 	// A batch with internal duplicates: the second copy of each is a duplicate.
-	a := txBatch("dup", 0, 10)
+	a := enginetest.TxBatch("dup", 0, 10)
 	res, err := r1.Submit(ctx, append(append([]types.Tx(nil), a...), a[2], a[5], a[2]), false)
 	require.NoError(t, err)
 	require.Equal(t, 10, res.Accepted)
@@ -177,7 +178,7 @@ func TestDuplicateSubmissionsAreAnswered(t *testing.T) {
 	require.Equal(t, SubmitResult{CommitInfo: last, Duplicates: 10}, res)
 
 	// A mix of delivered and new transactions waits for the new ones.
-	b := txBatch("dup", 1, 5)
+	b := enginetest.TxBatch("dup", 1, 5)
 	res, err = r1.Submit(ctx, append(append([]types.Tx(nil), a[:5]...), b...), true)
 	require.NoError(t, err)
 	require.Equal(t, 5, res.Accepted)
@@ -217,7 +218,7 @@ func TestDuplicateSubmissionsAreAnswered(t *testing.T) {
 		return out
 	}
 	require.Empty(t, warnings(), "32 of 47 submissions: too few to be a pattern")
-	c := txBatch("dup", 2, 100)
+	c := enginetest.TxBatch("dup", 2, 100)
 	_, err = r1.Submit(ctx, c, false)
 	require.NoError(t, err)
 	for range 2 {

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stratusbft/stratus/consensus/enginetest"
 	"github.com/stretchr/testify/require"
 )
 
@@ -30,7 +31,7 @@ func TestLoadGaugeIsLive(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	for k := 0; k < 8; k++ {
-		_, err := c.reps[k%4].Submit(ctx, txBatch("load", k, 40), true)
+		_, err := c.reps[k%4].Submit(ctx, enginetest.TxBatch("load", k, 40), true)
 		require.NoError(t, err)
 	}
 	deadline := time.Now().Add(5 * time.Second)

@@ -2,7 +2,6 @@ package replica
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"runtime"
@@ -13,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/stratusbft/stratus/consensus"
+	"github.com/stratusbft/stratus/consensus/enginetest"
 	"github.com/stratusbft/stratus/crypto"
 	"github.com/stratusbft/stratus/mempool"
 	"github.com/stratusbft/stratus/replica/core"
@@ -73,18 +73,6 @@ func testSpec(engine string) core.Spec {
 	}
 }
 
-func txBatch(tag string, k, n int) []types.Tx {
-	txs := make([]types.Tx, n)
-	for i := range txs {
-		b := make([]byte, 48)
-		copy(b, tag)
-		binary.BigEndian.PutUint32(b[40:], uint32(k))
-		binary.BigEndian.PutUint32(b[44:], uint32(i))
-		txs[i] = types.NewTx(b)
-	}
-	return txs
-}
-
 // TestClusterDeliversWaitedBatches runs 4 real-time replicas over the channel transport, submits
 // batches with wait to every replica concurrently, and expects every replica to deliver every
 // transaction exactly once.
@@ -101,7 +89,7 @@ func TestClusterDeliversWaitedBatches(t *testing.T) {
 				wg.Add(1)
 				go func(k int) {
 					defer wg.Done()
-					info, err := c.reps[k%4].Submit(ctx, txBatch(engine, k, size), true)
+					info, err := c.reps[k%4].Submit(ctx, enginetest.TxBatch(engine, k, size), true)
 					if err == nil && info.Height == 0 {
 						err = fmt.Errorf("batch %d: no commit info", k)
 					}
@@ -136,7 +124,7 @@ func TestResubmittingDeliveredTxsAnswersAtOnce(t *testing.T) {
 	c := startCluster(t, 4, testSpec("hotstuff"), nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	txs := txBatch("again", 0, 10)
+	txs := enginetest.TxBatch("again", 0, 10)
 	_, err := c.reps[0].Submit(ctx, txs, true)
 	require.NoError(t, err)
 	_, err = c.reps[0].Submit(ctx, txs, true)
@@ -151,9 +139,9 @@ func TestFullMempoolRefuses(t *testing.T) {
 	// No quorum: three of four replicas are silent, so nothing commits and the mempool stays full.
 	c := startCluster(t, 4, spec, map[types.NodeID]bool{2: true, 3: true, 4: true})
 	ctx := context.Background()
-	_, err := c.reps[0].Submit(ctx, txBatch("full", 0, 20), false)
+	_, err := c.reps[0].Submit(ctx, enginetest.TxBatch("full", 0, 20), false)
 	require.NoError(t, err)
-	_, err = c.reps[0].Submit(ctx, txBatch("full", 1, 1), false)
+	_, err = c.reps[0].Submit(ctx, enginetest.TxBatch("full", 1, 1), false)
 	require.ErrorIs(t, err, mempool.ErrFull)
 	require.ErrorContains(t, err, "memsize")
 	require.Equal(t, uint64(1), c.stats[0].Snapshot().RefusedSubmissions)
@@ -166,7 +154,7 @@ func TestStopReleasesWaiters(t *testing.T) {
 	c := startCluster(t, 4, testSpec("hotstuff"), map[types.NodeID]bool{2: true, 3: true})
 	done := make(chan error, 1)
 	go func() {
-		_, err := c.reps[0].Submit(context.Background(), txBatch("stop", 0, 5), true)
+		_, err := c.reps[0].Submit(context.Background(), enginetest.TxBatch("stop", 0, 5), true)
 		done <- err
 	}()
 	time.Sleep(50 * time.Millisecond) // let the submission reach the loop; the result does not depend on it
@@ -231,7 +219,7 @@ func TestJunkSignaturesAreRateLimitedPerPeer(t *testing.T) {
 // it needs: a duplicate batch is freed once its submitter is gone.
 func TestWaitingSubmissionDoesNotHoldItsBatch(t *testing.T) {
 	c := startCluster(t, 4, testSpec("hotstuff"), map[types.NodeID]bool{3: true, 4: true}) // no quorum: nothing commits
-	txs := txBatch("held", 1, 50)
+	txs := enginetest.TxBatch("held", 1, 50)
 	_, err := c.reps[0].Submit(context.Background(), txs, false) // pending in the mempool
 	require.NoError(t, err)
 	freed := make(chan struct{})

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/stratusbft/stratus/consensus"
+	"github.com/stratusbft/stratus/consensus/enginetest"
 	"github.com/stratusbft/stratus/crypto"
 	"github.com/stratusbft/stratus/replica/core"
 	"github.com/stratusbft/stratus/stats"
@@ -50,20 +51,20 @@ func TestReplicaCrashesAndRestarts(t *testing.T) {
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	_, err := reps[0].Submit(ctx, txBatch("before", 0, 20), true)
+	_, err := reps[0].Submit(ctx, enginetest.TxBatch("before", 0, 20), true)
 	require.NoError(t, err)
 
 	reps[3].Crash(time.Second)
 	require.Eventually(t, func() bool {
-		_, err := reps[3].Submit(ctx, txBatch("down", 0, 1), false)
+		_, err := reps[3].Submit(ctx, enginetest.TxBatch("down", 0, 1), false)
 		return err == ErrCrashed
 	}, 5*time.Second, 10*time.Millisecond, "a crashed replica refuses submissions")
 	for k := 1; k <= 5; k++ {
-		_, err := reps[k%3].Submit(ctx, txBatch("while-down", k, 20), true)
+		_, err := reps[k%3].Submit(ctx, enginetest.TxBatch("while-down", k, 20), true)
 		require.NoError(t, err, "the others go on without it")
 	}
 	require.Eventually(t, func() bool { return cols[3].Snapshot().Restarts == 1 }, 5*time.Second, 10*time.Millisecond)
-	_, err = reps[3].Submit(ctx, txBatch("after", 0, 20), true)
+	_, err = reps[3].Submit(ctx, enginetest.TxBatch("after", 0, 20), true)
 	require.NoError(t, err, "restarted and caught up, it delivers new transactions again")
 	require.Eventually(t, func() bool {
 		a, b := cols[0].Snapshot(), cols[3].Snapshot()
@@ -101,7 +102,7 @@ func TestWaitingSubmissionFailsWhenTheReplicaCrashes(t *testing.T) {
 	defer cancel()
 	res := make(chan error, 1)
 	go func() {
-		_, err := r.Submit(ctx, txBatch("waiting", 0, 5), true)
+		_, err := r.Submit(ctx, enginetest.TxBatch("waiting", 0, 5), true)
 		res <- err
 	}()
 	require.Eventually(t, func() bool { return col.Snapshot().SubmittedTx == 5 }, 5*time.Second, 5*time.Millisecond)
@@ -131,7 +132,7 @@ func TestSecondCrashReplacesTheFirstsEnd(t *testing.T) {
 	r.Crash(300 * time.Millisecond)
 	r.Crash(2 * time.Second) // replaces the end: down for 2 s from now
 	time.Sleep(time.Second)  // well past the first crash's end
-	_, err = r.Submit(ctx, txBatch("down", 0, 1), false)
+	_, err = r.Submit(ctx, enginetest.TxBatch("down", 0, 1), false)
 	require.ErrorIs(t, err, ErrCrashed, "the replica came back at the first crash's end")
 	assert.Zero(t, col.Snapshot().Restarts)
 	require.Eventually(t, func() bool { return col.Snapshot().Restarts == 1 }, 10*time.Second, 10*time.Millisecond)
@@ -184,15 +185,15 @@ func TestStoreFailureStopsTheReplica(t *testing.T) {
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	_, err := reps[0].Submit(ctx, txBatch("before", 0, 10), true)
+	_, err := reps[0].Submit(ctx, enginetest.TxBatch("before", 0, 10), true)
 	require.NoError(t, err, "a working store acknowledges")
 
 	fs.armed.Store(true)
-	_, err = reps[0].Submit(ctx, txBatch("after", 0, 10), true)
+	_, err = reps[0].Submit(ctx, enginetest.TxBatch("after", 0, 10), true)
 	require.ErrorIs(t, err, ErrCrashed, "no acknowledgement of a delivery that is not on disk")
-	_, err = reps[0].Submit(ctx, txBatch("later", 0, 1), false)
+	_, err = reps[0].Submit(ctx, enginetest.TxBatch("later", 0, 1), false)
 	require.ErrorIs(t, err, ErrCrashed, "the replica stopped")
-	_, err = reps[1].Submit(ctx, txBatch("others", 0, 10), true)
+	_, err = reps[1].Submit(ctx, enginetest.TxBatch("others", 0, 10), true)
 	require.NoError(t, err, "the others go on")
 }
 

@@ -10,6 +10,7 @@
 package enginetest
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math/rand"
 	"slices"
@@ -380,6 +381,20 @@ func Payload(txs ...string) *types.Payload {
 		p.Txs = append(p.Txs, types.NewTx([]byte(s)))
 	}
 	return p
+}
+
+// TxBatch returns n distinct 48-byte transactions named by tag and k: the same arguments give the
+// same transactions.
+func TxBatch(tag string, k, n int) []types.Tx {
+	txs := make([]types.Tx, n)
+	for i := range txs {
+		b := make([]byte, 48)
+		copy(b, tag)
+		binary.BigEndian.PutUint32(b[40:], uint32(k))
+		binary.BigEndian.PutUint32(b[44:], uint32(i))
+		txs[i] = types.NewTx(b)
+	}
+	return txs
 }
 
 // BlockSpec describes a block to craft. Zero fields take defaults: Height = parent height + 1,

@@ -1,7 +1,6 @@
 package core
 
 import (
-	"encoding/binary"
 	"testing"
 	"time"
 
@@ -28,7 +27,7 @@ func TestDedupWindowBoundsDuplicateSuppression(t *testing.T) {
 			}
 		}}
 		c.obs, c.txObs = rec, rec
-		replayed := txBatch("x", 0, 1)
+		replayed := enginetest.TxBatch("x", 0, 1)
 		height := uint64(0)
 		block := func(txs []types.Tx) {
 			height++
@@ -38,14 +37,14 @@ func TestDedupWindowBoundsDuplicateSuppression(t *testing.T) {
 		block(replayed)
 		block(replayed) // a duplicate within the window: dropped
 		for k := 0; k < 2*window; k++ {
-			block(txBatch("filler", k, 1))
+			block(enginetest.TxBatch("filler", k, 1))
 		}
 		block(replayed) // beyond the window: delivered again
 		return got
 	}
 	a, b := deliverAll(), deliverAll()
 	require.Equal(t, a, b, "every replica decides alike")
-	replayed := txBatch("x", 0, 1)[0].ID()
+	replayed := enginetest.TxBatch("x", 0, 1)[0].ID()
 	n := 0
 	for _, id := range a {
 		if id == replayed {
@@ -99,17 +98,4 @@ func TestSnapshotIsBuiltOncePerBlock(t *testing.T) {
 	}
 	c.checkpoint(next) // delivered another block: the copy is freed
 	require.Nil(t, c.st.built)
-}
-
-// txBatch is n transactions named by tag and k.
-func txBatch(tag string, k, n int) []types.Tx {
-	txs := make([]types.Tx, n)
-	for i := range txs {
-		b := make([]byte, 48)
-		copy(b, tag)
-		binary.BigEndian.PutUint32(b[40:], uint32(k))
-		binary.BigEndian.PutUint32(b[44:], uint32(i))
-		txs[i] = types.NewTx(b)
-	}
-	return txs
 }
