@@ -212,7 +212,7 @@ func TestAttackSMPReplaysOldCommittedMicroblock(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, consensus.Accept, v)
 	r.m.Decided(blk1)
-	first, ok := r.m.Resolve(blk1)
+	first, ok := resolveTxs(r.m, blk1)
 	require.True(t, ok)
 	r.m.Committed(blk1)
 
@@ -233,7 +233,7 @@ func TestAttackSMPReplaysOldCommittedMicroblock(t *testing.T) {
 		r.m.OnMessage(4, &types.FetchResponse{MBs: []*types.MicroBlock{c}})
 		v, _ = r.m.CheckPayload(replay)
 	}
-	again, ok := r.m.Resolve(replay)
+	again, ok := resolveTxs(r.m, replay)
 	t.Logf("replay of a microblock of epoch 10 in view %d: verdict %v, resolved %v with %d transactions (first delivery: %d)",
 		now+1, v, ok, len(again), len(first))
 	require.Equal(t, consensus.Reject, v, "a microblock of epoch 10 is stale in view %d (PAB refuses it)", now+1)
@@ -342,14 +342,14 @@ func TestAttackRetainerEvictsOnlyCopyInSameBlock(t *testing.T) {
 		require.Equal(t, consensus.Accept, v, "replica %d votes: every proof verifies", r.env.ID)
 		r.m.Decided(blk)
 	}
-	_, ok := h.m.Resolve(blk)
+	_, ok := resolveTxs(h.m, blk)
 	require.True(t, ok)
 	h.m.Committed(blk) // replica 2 delivers
 
 	delivered := false
 	answered := 0
 	for i := 0; i < 100 && !delivered; i++ {
-		if _, ok := x.m.Resolve(blk); ok {
+		if _, ok := resolveTxs(x.m, blk); ok {
 			delivered = true
 			break
 		}

@@ -26,7 +26,7 @@ func TestResolveFetchesBeyondAnUnverifiedSignerList(t *testing.T) {
 	tampered := r.proofBy(mb, 1)     // names only the creator: not a valid proof (q = 2)
 	blk := blockOf(4, 1, refOf(tampered))
 
-	_, ok := r.m.Resolve(blk)
+	_, ok := resolveTxs(r.m, blk)
 	require.False(t, ok)
 	asked := map[types.NodeID]bool{}
 	for i := 0; i < 4; i++ {
@@ -37,7 +37,7 @@ func TestResolveFetchesBeyondAnUnverifiedSignerList(t *testing.T) {
 	}
 	require.True(t, asked[2] || asked[3], "the honest replicas 2 and 3 are asked too, not only the forger: asked %v", asked)
 	r.m.OnMessage(2, &types.FetchResponse{MBs: []*types.MicroBlock{mb}})
-	got, ok := r.m.Resolve(blk)
+	got, ok := resolveTxs(r.m, blk)
 	require.True(t, ok)
 	require.Equal(t, txIDs(mb.Txs), txIDs(got))
 }
@@ -49,7 +49,7 @@ func TestResolveAsksVerifiedSignersFirst(t *testing.T) {
 	r.m.SetView(3)
 	mb := mbOf(1, 3, txs('v', 0, 5))
 	blk := blockOf(4, 3, refOf(r.proofBy(mb, 1, 2)))
-	_, ok := r.m.Resolve(blk)
+	_, ok := resolveTxs(r.m, blk)
 	require.False(t, ok)
 	var order []types.NodeID
 	for i := 0; i < 3; i++ {
@@ -143,7 +143,7 @@ func TestResolveDependsOnlyOnTheCommittedSequence(t *testing.T) {
 		r.m.OnMessage(3, mb)
 		p := r.proofBy(mb, 3, 4)
 		first := blockOf(10, 1, refOf(p))
-		_, ok := r.m.Resolve(first)
+		_, ok := resolveTxs(r.m, first)
 		require.True(t, ok)
 		r.m.Decided(first)
 		r.m.Committed(first)
@@ -151,13 +151,13 @@ func TestResolveDependsOnlyOnTheCommittedSequence(t *testing.T) {
 		other := mbOf(4, localView, txs('e', 0, 5))
 		r.m.OnMessage(4, other)
 		next := blockOf(11, 2, refOf(r.proofBy(other, 4, 1)))
-		_, ok = r.m.Resolve(next)
+		_, ok = resolveTxs(r.m, next)
 		require.True(t, ok)
 		r.m.Decided(next)
 		r.m.Committed(next)
 		second := blockOf(12, 3, refOf(p))
 		r.m.Decided(second)
-		txs, ok := r.m.Resolve(second)
+		txs, ok := resolveTxs(r.m, second)
 		return txs, ok
 	}
 	a, okA := resolveAfter(11)

@@ -19,9 +19,10 @@ type Mempool interface {
 	OnMessage(from types.NodeID, m types.Message)
 	// OnTimer handles a timer the mempool set.
 	OnTimer(t consensus.Timer)
-	// Resolve returns the transactions a committed block orders, or false while data is missing
+	// Resolve returns the transactions a committed block orders, as runs in order (a microblock's
+	// transactions each, not copied; a native payload is one run), or false while data is missing
 	// (the mempool fetches it and the replica asks again after the next mempool event).
-	Resolve(b *types.Block) ([]types.Tx, bool)
+	Resolve(b *types.Block) ([][]types.Tx, bool)
 	// Decided tells the mempool a block was committed (ordered), before its delivery, which may
 	// wait for data, and before the blocks it orphaned are requeued.
 	Decided(b *types.Block)

@@ -229,7 +229,9 @@ func (m *Native) CheckPayload(b *types.Block) (consensus.Verdict, error) {
 }
 
 // Resolve implements Mempool: native payloads carry their transactions.
-func (m *Native) Resolve(b *types.Block) ([]types.Tx, bool) { return b.Payload.Txs, true }
+func (m *Native) Resolve(b *types.Block) ([][]types.Tx, bool) {
+	return [][]types.Tx{b.Payload.Txs}, true
+}
 
 // Committed implements Mempool.
 func (m *Native) Committed(b *types.Block) {

@@ -592,12 +592,12 @@ func (s *Shared) CheckPayload(b *types.Block) (consensus.Verdict, error) {
 	return consensus.Accept, nil
 }
 
-// Resolve implements Mempool: the transactions of a committed block, in reference order, once all
-// its microblocks are here. A microblock committed before contributes nothing again. The driver
-// asks again after every step while the block waits, so a wait costs no copy of transactions:
-// they are gathered only once every microblock is here, and the references found present before
-// are not looked up again.
-func (s *Shared) Resolve(b *types.Block) ([]types.Tx, bool) {
+// Resolve implements Mempool: the transactions of a committed block, a run per microblock in
+// reference order, once all its microblocks are here. A microblock committed before contributes
+// nothing again. The driver asks again after every step while the block waits, so the references
+// found present before are not looked up again; the runs are the microblocks' own slices, never
+// copied (a copy of every transaction was 4 % of server -sim's CPU at N=4).
+func (s *Shared) Resolve(b *types.Block) ([][]types.Tx, bool) {
 	refs := b.Payload.Refs
 	from := 0
 	if s.resolving == b {
@@ -638,13 +638,7 @@ func (s *Shared) Resolve(b *types.Block) ([]types.Tx, bool) {
 	if missing {
 		return nil, false
 	}
-	n := 0
-	for _, r := range refs {
-		if e := s.mbs[r.ID]; e != nil && e.mb != nil && !s.delivered.has(r.ID) {
-			n += len(e.mb.Txs)
-		}
-	}
-	txs := make([]types.Tx, 0, n)
+	runs := make([][]types.Tx, 0, len(refs))
 	for _, r := range refs {
 		if s.delivered.has(r.ID) {
 			continue
@@ -654,10 +648,10 @@ func (s *Shared) Resolve(b *types.Block) ([]types.Tx, bool) {
 			s.resolving = nil // dropped meanwhile: look at every reference again
 			return s.Resolve(b)
 		}
-		txs = append(txs, e.mb.Txs...)
+		runs = append(runs, e.mb.Txs)
 	}
 	s.resolving = nil
-	return txs, true
+	return runs, true
 }
 
 // Decided implements Mempool: the block's microblocks are ordered and never proposable again,

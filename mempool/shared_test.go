@@ -123,6 +123,16 @@ func refOf(p *types.Proof) types.MBRef { return types.MBRef{ID: p.MBID, Proof: p
 
 func txIDs(ts []types.Tx) []types.Hash { return ids(ts) }
 
+// resolveTxs is m.Resolve(b) with the runs joined.
+func resolveTxs(m Mempool, b *types.Block) ([]types.Tx, bool) {
+	runs, ok := m.Resolve(b)
+	var txs []types.Tx
+	for _, run := range runs {
+		txs = append(txs, run...)
+	}
+	return txs, ok
+}
+
 // pabCfg is stratus with N=4 (f=1): q = f+1 = 2, ten 16-byte transactions per microblock.
 func pabCfg() SharedConfig {
 	return SharedConfig{
@@ -397,7 +407,7 @@ func TestPABFetchFromSignersPastSilentOnes(t *testing.T) {
 	r.m.OnMessage(asked[2], &types.FetchResponse{MBs: []*types.MicroBlock{mb}})
 	require.Equal(t, 1, countEv[consensus.MBFetched](r.events))
 	require.Zero(t, r.m.Gauges().Fetching)
-	got, ok := r.m.Resolve(blk)
+	got, ok := resolveTxs(r.m, blk)
 	require.True(t, ok)
 	require.Equal(t, txIDs(mb.Txs), txIDs(got))
 	r.advance(5 * cfg.FetchTimeout)
@@ -427,7 +437,7 @@ func TestPABRejectsStaleAndCommitted(t *testing.T) {
 	v, err = r2.m.CheckPayload(blk)
 	require.NoError(t, err)
 	require.Equal(t, consensus.Accept, v)
-	_, ok := r2.m.Resolve(blk)
+	_, ok := resolveTxs(r2.m, blk)
 	require.True(t, ok)
 	r2.m.Committed(blk)
 	v, err = r2.m.CheckPayload(blockOf(9, 4, refOf(p)))
@@ -473,13 +483,13 @@ func TestPABResolveCommittedRequeue(t *testing.T) {
 	r.m.Decided(blk)
 	r.m.Requeue(&types.Block{View: 3, Proposer: 1, Payload: p2})
 	require.False(t, r.m.Ready(), "microblocks of a decided block are not requeued")
-	_, ok := r.m.Resolve(blk)
+	_, ok := resolveTxs(r.m, blk)
 	require.False(t, ok, "C is missing")
 	reqs := pick[*types.FetchRequest](r.take())
 	require.Len(t, reqs, 1, "delivery waits: the fetch is hurried")
 	require.Contains(t, []types.NodeID{3, 4}, reqs[0].to)
 	r.m.OnMessage(reqs[0].to, &types.FetchResponse{MBs: []*types.MicroBlock{c}})
-	got, ok := r.m.Resolve(blk)
+	got, ok := resolveTxs(r.m, blk)
 	require.True(t, ok)
 	want := append(append(append([]types.Tx(nil), b.Txs...), c.Txs...), a.Txs...)
 	require.Equal(t, txIDs(want), txIDs(got), "transactions in reference order")
@@ -542,7 +552,7 @@ func TestSMPFetchesFromLeaderBeforeVoting(t *testing.T) {
 	v, err = r.m.CheckPayload(blk)
 	require.NoError(t, err)
 	require.Equal(t, consensus.Accept, v, "votes once it has them all")
-	got, ok := r.m.Resolve(blk)
+	got, ok := resolveTxs(r.m, blk)
 	require.True(t, ok)
 	require.Equal(t, txIDs(c.Txs), txIDs(got))
 

@@ -456,11 +456,11 @@ func (c *Core) Event(e consensus.Event) {
 func (c *Core) drain() {
 	for len(c.queue) > 0 {
 		b := c.queue[0]
-		txs, ok := c.mp.Resolve(b)
+		runs, ok := c.mp.Resolve(b)
 		if !ok {
 			return
 		}
-		c.deliver(b, txs)
+		c.deliver(b, runs)
 		c.mp.Committed(b)
 		c.queue[0] = nil
 		c.queue = c.queue[1:]
@@ -469,7 +469,8 @@ func (c *Core) drain() {
 	}
 }
 
-func (c *Core) deliver(b *types.Block, txs []types.Tx) {
+// deliver delivers block b, whose transactions are runs, in order.
+func (c *Core) deliver(b *types.Block, runs [][]types.Tx) {
 	now := c.env.Now()
 	info := CommitInfo{View: b.View, Height: b.Height, Block: b.ID()}
 	shared := &info // what the dedup window remembers of b's transactions
@@ -478,39 +479,41 @@ func (c *Core) deliver(b *types.Block, txs []types.Tx) {
 	var segs []DedupSegment
 	var writes []KVWrite
 	fresh, dups := 0, 0
-	for i, t := range txs {
-		if i%warmAhead == 0 {
-			c.delivered.warm(txs[i:min(i+warmAhead, len(txs))])
-		}
-		id := t.ID()
-		if !c.delivered.add(id, shared) {
-			dups++
-			continue
-		}
-		key, e, wrote := c.kv.apply(t, b.Height)
-		if c.journal {
-			if n := len(segs); n == 0 || segs[n-1].Gen != c.delivered.gen {
-				segs = append(segs, DedupSegment{Gen: c.delivered.gen, Info: info})
+	for _, txs := range runs {
+		for i, t := range txs {
+			if i%warmAhead == 0 {
+				c.delivered.warm(txs[i:min(i+warmAhead, len(txs))])
 			}
-			segs[len(segs)-1].IDs = append(segs[len(segs)-1].IDs, id)
-			if wrote {
-				writes = append(writes, KVWrite{Key: key, Entry: e})
+			id := t.ID()
+			if !c.delivered.add(id, shared) {
+				dups++
+				continue
 			}
-		}
-		fresh++
-		if c.txObs != nil {
-			freshTxs = append(freshTxs, t)
-		}
-		l := c.local[id]
-		if l == nil {
-			continue
-		}
-		delete(c.local, id)
-		lat = append(lat, now.Sub(l.recv))
-		for _, w := range l.waiters {
-			w.info = info
-			if w.remaining--; w.remaining == 0 {
-				c.notify(w, info)
+			key, e, wrote := c.kv.apply(t, b.Height)
+			if c.journal {
+				if n := len(segs); n == 0 || segs[n-1].Gen != c.delivered.gen {
+					segs = append(segs, DedupSegment{Gen: c.delivered.gen, Info: info})
+				}
+				segs[len(segs)-1].IDs = append(segs[len(segs)-1].IDs, id)
+				if wrote {
+					writes = append(writes, KVWrite{Key: key, Entry: e})
+				}
+			}
+			fresh++
+			if c.txObs != nil {
+				freshTxs = append(freshTxs, t)
+			}
+			l := c.local[id]
+			if l == nil {
+				continue
+			}
+			delete(c.local, id)
+			lat = append(lat, now.Sub(l.recv))
+			for _, w := range l.waiters {
+				w.info = info
+				if w.remaining--; w.remaining == 0 {
+					c.notify(w, info)
+				}
 			}
 		}
 	}

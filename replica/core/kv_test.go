@@ -23,9 +23,9 @@ func barrier(nonce string) types.Tx { return types.NewTx([]byte(BarrierPrefix + 
 func TestKVStoreAppliesInDeliveryOrder(t *testing.T) {
 	c, err := NewCore(coreEnv(), Spec{Engine: "hotstuff", MemType: "native", BSize: 1, MemSize: 1 << 20, Timeout: time.Second, ProposeTimeout: time.Millisecond}, nil)
 	require.NoError(t, err)
-	c.deliver(&types.Block{Height: 1, View: 1}, []types.Tx{kvTx("k", "v1"), types.NewTx([]byte("plain")), kvTx("a", "")})
-	c.deliver(&types.Block{Height: 2, View: 2}, []types.Tx{kvTx("k", "v2"), barrier("00112233445566778899aabbccddeeff")})
-	c.deliver(&types.Block{Height: 3, View: 3}, []types.Tx{kvTx("k", "v1")}) // a duplicate: not delivered again
+	c.deliver(&types.Block{Height: 1, View: 1}, [][]types.Tx{{kvTx("k", "v1"), types.NewTx([]byte("plain")), kvTx("a", "")}})
+	c.deliver(&types.Block{Height: 2, View: 2}, [][]types.Tx{{kvTx("k", "v2"), barrier("00112233445566778899aabbccddeeff")}})
+	c.deliver(&types.Block{Height: 3, View: 3}, [][]types.Tx{{kvTx("k", "v1")}}) // a duplicate: not delivered again
 
 	e, ok, err := c.KV("k")
 	require.NoError(t, err)
@@ -43,8 +43,8 @@ func TestKVStoreAppliesInDeliveryOrder(t *testing.T) {
 	// A write is a command: the same value written again under a new identity applies again
 	// (v1, v2, v1 leaves v1), and bytes that merely hold a zero byte (the load generator's
 	// transactions, the old key\0value form) write nothing.
-	c.deliver(&types.Block{Height: 4, View: 4}, []types.Tx{NewPut(PutID{9}, "k", []byte("v1")),
-		types.NewTx([]byte("k\x00v3")), types.NewTx(make([]byte, 128)), types.NewTx([]byte(PutPrefix + "short\x00"))})
+	c.deliver(&types.Block{Height: 4, View: 4}, [][]types.Tx{{NewPut(PutID{9}, "k", []byte("v1")),
+		types.NewTx([]byte("k\x00v3")), types.NewTx(make([]byte, 128)), types.NewTx([]byte(PutPrefix + "short\x00"))}})
 	e, _, _ = c.KV("k")
 	require.Equal(t, "v1", string(e.Value), "the earlier value written again by a new command")
 	require.Equal(t, uint64(4), e.Height)
