@@ -41,6 +41,7 @@ for v in "$n" "$clients" "$secs"; do [[ "$v" =~ ^[1-9][0-9]*$ ]] || die "-n, -c 
 if running=$(live_pids "$SERVER_PID") && [[ -n "$running" ]]; then
 	die "a server started by simulation.sh is running (pid $running); ./stop.sh first, the ports are shared"
 fi
+fresh_dir "$out"
 build
 mkdir -p "$out"
 targets=$(seq -s, $((byz + 1)) "$n")

@@ -146,6 +146,14 @@ stop_sim() {
 	pids=()
 }
 
+# fresh_dir DIR: dies unless DIR is new or empty. A sweep's result merges every client summary in
+# its run directories, so a directory an earlier sweep wrote into would mix the two runs.
+fresh_dir() {
+	if [[ -d "$1" && -n "$(ls -A "$1")" ]]; then
+		die "$1 already holds files (an earlier run's?): its client summaries would be merged into this run's; give another -o or remove it"
+	fi
+}
+
 # merge_clients RUN: merges the client summaries of RUN (clients.json, clients.txt) and prints
 # "committed_tx tps p50_ms p99_ms errors".
 merge_clients() {

@@ -39,6 +39,7 @@ read -r -a sflags <<<"$server_flags"
 if running=$(live_pids "$SERVER_PID") && [[ -n "$running" ]]; then
 	die "servers started by simulation.sh or run.sh are running (pids $(echo $running)); ./stop.sh first, the ports are shared"
 fi
+fresh_dir "$out"
 build
 mkdir -p "$out"
 
