@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"path/filepath"
@@ -119,6 +120,8 @@ func (p *Point) label() string {
 	fmt.Fprintf(&b, "%s n=%d", p.Protocol, p.N)
 	if p.LoadShare > 0 {
 		fmt.Fprintf(&b, " load=%.2g×limit (%.0f tx/s)", p.LoadShare, p.Rate)
+	} else if p.Rate == 0 {
+		b.WriteString(" load=closed")
 	} else {
 		fmt.Fprintf(&b, " load=%.0f tx/s", p.Rate)
 	}
@@ -159,6 +162,9 @@ func (s *Spec) Expand(backend string) ([]Point, error) {
 	}
 	if backend == "" {
 		backend = "virtual"
+	}
+	if s.Load.Closed && backend == "virtual" {
+		return nil, errors.New("load.closed runs on the sim and tcp backends, not virtual: the simulator's clients are open-loop")
 	}
 	dur := s.Duration.D()
 	if dur == 0 {
@@ -349,6 +355,9 @@ type load struct{ rate, share float64 }
 
 // loads resolves the offered loads of a point.
 func (s *Spec) loads(pr Protocol, p Point) ([]load, error) {
+	if s.Load.Closed {
+		return []load{{}}, nil // no offered rate: the clients saturate the replicas
+	}
 	var out []load
 	for _, r := range s.Load.Rates {
 		out = append(out, load{rate: r})
@@ -407,7 +416,11 @@ func (s *Spec) limit(alg string, p Point) (float64, error) {
 // baseConfig is the spec's config with sets applied.
 func (s *Spec) baseConfig(sets []string) (config.Config, error) {
 	if s.Config != "" {
-		return config.LoadWith(filepath.Join(s.dir, s.Config), sets)
+		path := s.Config
+		if !filepath.IsAbs(path) {
+			path = filepath.Join(s.dir, path)
+		}
+		return config.LoadWith(path, sets)
 	}
 	data, err := config.Override([]byte("{}"), "the defaults", sets)
 	if err != nil {

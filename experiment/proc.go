@@ -88,8 +88,10 @@ func (s *Spec) runProcs(ctx context.Context, p Point, row *Row, opts Options) er
 	if clients == 0 {
 		clients = 4
 	}
-	rate := int(math.Ceil(p.Rate / float64(clients)))
-	clientArgs := []string{"-config", cfgPath, "-ips", ips, "-rate", strconv.Itoa(rate), "-log_dir", pr.dir, "-log_level", "warn"}
+	clientArgs := []string{"-config", cfgPath, "-ips", ips, "-log_dir", pr.dir, "-log_level", "warn"}
+	if p.Rate > 0 { // else closed-loop: each client as fast as its requests in flight commit
+		clientArgs = append(clientArgs, "-rate", strconv.Itoa(int(math.Ceil(p.Rate/float64(clients)))))
+	}
 	if s.TCP.Concurrency > 0 {
 		clientArgs = append(clientArgs, "-concurrency", strconv.Itoa(s.TCP.Concurrency))
 	}
@@ -99,6 +101,7 @@ func (s *Spec) runProcs(ctx context.Context, p Point, row *Row, opts Options) er
 	if p.Zipf != "" {
 		clientArgs = append(clientArgs, "-zipf")
 	}
+	clientArgs = append(clientArgs, s.TCP.ClientFlags...)
 	if w := p.Warmup.D(); w >= time.Second {
 		if _, err := pr.clients(ctx, "warmup", clients, w, clientArgs); err != nil {
 			return fmt.Errorf("warm-up clients: %w", err)
@@ -121,13 +124,16 @@ func (s *Spec) runProcs(ctx context.Context, p Point, row *Row, opts Options) er
 	row.Metrics = map[string]float64{
 		"throughput_tps":  sum.ThroughputTPS,
 		"throughput_ktps": sum.ThroughputTPS / 1000,
-		"offered_ktps":    p.Rate / 1000,
+		"committed_tx":    float64(sum.CommittedTx),
 		"latency_mean_ms": sum.Latency.Mean,
 		"p50_ms":          sum.Latency.P50,
 		"p95_ms":          sum.Latency.P95,
 		"p99_ms":          sum.Latency.P99,
 		"errors":          float64(sum.ErrorsTotal),
-		"saturated":       saturated(sum.ThroughputTPS, p.Rate),
+	}
+	if p.Rate > 0 {
+		row.Metrics["offered_ktps"] = p.Rate / 1000
+		row.Metrics["saturated"] = saturated(sum.ThroughputTPS, p.Rate)
 	}
 	if sum.SentTx > 0 {
 		// Requests the replicas refused (backpressure: mempool_full) carried a batch each.
@@ -171,8 +177,12 @@ func (s *Spec) writeProcConfig(p Point, dir string) (string, []byte, map[string]
 	if v.TxSize > 0 {
 		add("payload_size", v.TxSize)
 	}
-	// Microblocks fill up to msize as in the simulator (server -virtual's -batch_timeout).
-	add("batch_timeout", int(v.BatchTimeout/time.Millisecond))
+	if p.Rate > 0 {
+		// Microblocks fill up to msize as in the simulator (server -virtual's -batch_timeout).
+		// Closed-loop clients keep the config's: with a few requests in flight a microblock
+		// that waits to fill would hold them for seconds.
+		add("batch_timeout", int(v.BatchTimeout/time.Millisecond))
+	}
 	if v.Byz > 0 {
 		add("byzNo", v.Byz)
 		add("strategy", v.Strategy)

@@ -100,7 +100,8 @@ func gitCommit() string {
 var metricDefs = []struct{ name, about string }{
 	{"throughput_tps", "transactions delivered per second at the first honest replica, warm-up excluded"},
 	{"throughput_ktps", "the same in thousands"},
-	{"offered_ktps", "offered load, thousands of tx/s"},
+	{"committed_tx", "transactions the clients saw committed, warm-up excluded (tcp, sim)"},
+	{"offered_ktps", "offered load, thousands of tx/s (none with closed-loop clients)"},
 	{"limit_ktps", "the network's bandwidth limit for the protocol, thousands of tx/s (virtual)"},
 	{"share_of_limit", "throughput ÷ bandwidth limit (virtual)"},
 	{"latency_mean_ms", "mean latency (virtual: arrival at the replica → delivery; tcp: client submit → commit notice)"},

@@ -121,6 +121,11 @@ func (p *Protocol) UnmarshalJSON(b []byte) error {
 // Load is the offered load: absolute rates, or shares of a protocol's bandwidth limit (what the
 // links can carry: simnet's bandwidth_limit_tps).
 type Load struct {
+	// Closed runs the clients closed-loop instead of at an offered rate: each keeps its requests in
+	// flight (tcp.concurrency) and sends the next as one commits, so the replicas are saturated as
+	// bin/sweep.sh measures them. The sim and tcp backends only: the simulator's clients are
+	// open-loop.
+	Closed      bool      `json:"closed"`
 	Rates       []float64 `json:"rates"`        // tx/s over all replicas
 	LimitShares []float64 `json:"limit_shares"` // × the bandwidth limit
 	// LimitOf names the preset whose limit the shares scale (default: each protocol's own;
@@ -155,6 +160,7 @@ type TCPOptions struct {
 	Concurrency int      `json:"concurrency"` // requests in flight per client (default the config's)
 	Batch       int      `json:"batch"`       // transactions per request (default the config's)
 	Flags       []string `json:"server_flags"`
+	ClientFlags []string `json:"client_flags"` // more flags for every client process
 }
 
 // Saturation searches the load where a protocol saturates: starting at start × its bandwidth
@@ -466,8 +472,15 @@ func (s *Spec) validate() []string {
 			bad("n[%d] = %d: want 1..1000 replicas", i, n)
 		}
 	}
-	if s.Saturation == nil && len(s.Load.Rates) == 0 && len(s.Load.LimitShares) == 0 {
-		bad("load: give rates (tx/s), limit_shares (× the bandwidth limit) or a saturation search")
+	if s.Load.Closed {
+		if s.Saturation != nil || len(s.Load.Rates) > 0 || len(s.Load.LimitShares) > 0 {
+			bad("load.closed: closed-loop clients offer no rate; give no rates, limit_shares or saturation search beside it")
+		}
+		if s.Backend == "virtual" {
+			bad("load.closed: runs on the sim and tcp backends, not virtual (the simulator's clients are open-loop)")
+		}
+	} else if s.Saturation == nil && len(s.Load.Rates) == 0 && len(s.Load.LimitShares) == 0 {
+		bad("load: give rates (tx/s), limit_shares (× the bandwidth limit), a saturation search or closed")
 	}
 	for i, r := range s.Load.Rates {
 		if !(r > 0) || math.IsInf(r, 0) {

@@ -94,3 +94,36 @@ func TestSaturationSearchStopsAtTheKnee(t *testing.T) {
 		t.Fatalf("ran %d points, knees %+v", rep.Ran, rep.Knees)
 	}
 }
+
+// TestClosedLoad: closed-loop clients stand alone (no rates, shares or search beside them) and run
+// only on the real-process backends; their points offer no rate.
+func TestClosedLoad(t *testing.T) {
+	_, err := Parse([]byte(`{"name": "x", "protocols": ["s-hs"], "n": [4], "load": {"closed": true, "rates": [1000]}, "backend": "virtual"}`))
+	if err == nil {
+		t.Fatal("closed load with rates on virtual was accepted")
+	}
+	for _, want := range []string{"give no rates", "not virtual"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("the error does not say %q:\n%v", want, err)
+		}
+	}
+	s, err := Parse([]byte(`{"name": "x", "protocols": ["s-hs", "hotstuff"], "n": [4, 16], "load": {"closed": true}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Expand(""); err == nil || !strings.Contains(err.Error(), "not virtual") {
+		t.Errorf("closed load expanded on the default backend (virtual): %v", err)
+	}
+	pts, err := s.Expand("tcp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pts) != 4 {
+		t.Fatalf("%d points, want 2 protocols × 2 N", len(pts))
+	}
+	for _, p := range pts {
+		if p.Rate != 0 || !strings.Contains(p.label(), "load=closed") {
+			t.Errorf("%s: rate %v", p.label(), p.Rate)
+		}
+	}
+}
