@@ -12,10 +12,11 @@ die() { echo "$(basename "$0"): $*" >&2; exit 1; }
 build() {
 	if [[ -f "$BIN_DIR/../go.mod" ]]; then
 		command -v go >/dev/null || export PATH="/usr/local/go/bin:$PATH"
-		(cd "$BIN_DIR/.." && go build -o bin/server ./server && go build -o bin/client ./client) ||
+		(cd "$BIN_DIR/.." && go build -o bin/server ./server && go build -o bin/client ./client &&
+			go build -o bin/stratus-exp ./experiment/cmd/stratus-exp) ||
 			die "build failed"
 	fi
-	[[ -x "$BIN_DIR/server" && -x "$BIN_DIR/client" ]] || die "bin/server and bin/client are missing; run make build"
+	[[ -x "$BIN_DIR/server" && -x "$BIN_DIR/client" && -x "$BIN_DIR/stratus-exp" ]] || die "bin/server, bin/client or bin/stratus-exp is missing; run make build"
 }
 
 # alive PID: true when the process exists and is not a zombie.

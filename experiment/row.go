@@ -177,7 +177,7 @@ func virtualMetrics(r *virtual.Result) map[string]float64 {
 }
 
 // csvColumns are the CSV's metric columns after the point's.
-var csvColumns = []string{"throughput_ktps", "offered_ktps", "share_of_limit", "latency_mean_ms", "p50_ms", "p99_ms",
+var csvColumns = []string{"throughput_ktps", "committed_tx", "offered_ktps", "share_of_limit", "latency_mean_ms", "p50_ms", "p99_ms",
 	"saturated", "refused_share", "view_changes", "timed_out_views", "leader_mbps", "others_mbps", "errors", "violations", "wall_s"}
 
 func csvHeader() []string {
