@@ -168,7 +168,7 @@ func NewCoreWith(env consensus.Env, spec Spec, obs Observer, opts CoreOptions) (
 		spec:      spec,
 		adv:       opts.Adversary,
 		obs:       obs,
-		delivered: newIDSet(max(spec.DedupWindow, 1024)),
+		delivered: newDedupWindow(max(spec.DedupWindow, 1024)),
 		local:     make(map[types.Hash]*localTx),
 		kv:        NewKVStore(),
 		store:     opts.Store,

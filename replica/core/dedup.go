@@ -8,8 +8,8 @@ import (
 	"github.com/stratusbft/stratus/types"
 )
 
-// DedupWindow remembers recently delivered transaction IDs, with the commit that delivered each, in two
-// generations of up to size each, so memory stays bounded while duplicates within the last
+// DedupWindow remembers recently delivered transaction IDs, with the commit that delivered each,
+// in two generations of up to size each, so memory stays bounded while duplicates within the last
 // size..2×size deliveries are recognised. A transaction delivered longer ago is new again.
 //
 // Every delivered and every submitted transaction is looked up here, so the generations are
@@ -21,7 +21,7 @@ type DedupWindow struct {
 	sink      uint64 // what warm read, kept so that its loads are not optimised away
 }
 
-func newIDSet(size int) *DedupWindow {
+func newDedupWindow(size int) *DedupWindow {
 	size = min(size, maxIDTable)
 	return &DedupWindow{size: size, gen: 1, cur: newIDTable(0), prev: newIDTable(0)}
 }
@@ -59,7 +59,7 @@ func (s *DedupWindow) add(id types.Hash, info *CommitInfo) bool {
 	return s.cur.insert(id, info)
 }
 
-// warm reads the filter words and home slots that has, get and add will read for the IDs of the
+// warm reads the filter words and home slots that Has, Get and add will read for the IDs of the
 // first warmAhead of txs, all at once, so that their cache misses overlap rather than follow one
 // another: in a full window each lookup waits for a filter word and a slot in memory, and the
 // windows of a process's replicas do not fit in the caches. Callers warm the transactions they
@@ -93,7 +93,7 @@ func (s *DedupWindow) rotate() {
 // NewDedupWindow returns an empty window whose current generation is gen, for a store to Load
 // what it saved into; the Core that adopts it sets its size.
 func NewDedupWindow(gen uint64) *DedupWindow {
-	w := newIDSet(1)
+	w := newDedupWindow(1)
 	w.gen = gen
 	return w
 }

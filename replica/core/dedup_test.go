@@ -14,7 +14,7 @@ import (
 // TestIDSetRemembersCommits: the dedup window answers with the commit that delivered an ID,
 // forgets IDs older than two generations, and restored IDs carry the snapshot's block.
 func TestIDSetRemembersCommits(t *testing.T) {
-	s := newIDSet(2)
+	s := newDedupWindow(2)
 	i1, i2 := &CommitInfo{Height: 1}, &CommitInfo{Height: 2}
 	ids := []types.Hash{types.Keccak([]byte("a")), types.Keccak([]byte("b")), types.Keccak([]byte("c")), types.Keccak([]byte("d")), types.Keccak([]byte("e"))}
 	s.add(ids[0], i1)
@@ -45,7 +45,7 @@ func TestIDSetRemembersCommits(t *testing.T) {
 // the steps changes no answer and reads only memory the tables have, at every size they pass through.
 func TestIDSetMatchesMaps(t *testing.T) {
 	const size = 300
-	s := newIDSet(size)
+	s := newDedupWindow(size)
 	gen := uint64(1)
 	cur, prev := map[types.Hash]*CommitInfo{}, map[types.Hash]*CommitInfo{}
 	refAdd := func(id types.Hash, info *CommitInfo) bool {
@@ -125,7 +125,7 @@ func BenchmarkDedupWindow(b *testing.B) {
 	// Each op is what a submitted transaction costs (a lookup) and what its delivery costs (an
 	// add), in a window already full, as in a long run.
 	b.Run("table", func(b *testing.B) {
-		s := newIDSet(size)
+		s := newDedupWindow(size)
 		for i := range 2 * size {
 			s.add(ids[i], info)
 		}
@@ -144,7 +144,7 @@ func BenchmarkDedupWindow(b *testing.B) {
 	four := func(b *testing.B, warm bool) {
 		var sets [4]*DedupWindow
 		for r := range sets {
-			sets[r] = newIDSet(size)
+			sets[r] = newDedupWindow(size)
 			for i := range 2 * size {
 				sets[r].add(txs[i].ID(), info)
 			}
