@@ -72,6 +72,13 @@ load_settings() {
 	KEYS_DIR=$(abs "$KEYS_DIR")
 	BUILD_DIR=$(abs "$BUILD_DIR")
 	RESULTS_DIR=$(abs "$RESULTS_DIR")
+	# A program that drives these scripts (the experiment runner's ssh backend) changes settings
+	# for one run without touching the user's file: STRATUS_DEPLOY_OVERRIDES names a bash file,
+	# with absolute paths, read after it.
+	if [[ -n "${STRATUS_DEPLOY_OVERRIDES:-}" ]]; then
+		# shellcheck disable=SC1090 # chosen at run time
+		source "$STRATUS_DEPLOY_OVERRIDES" || die "cannot read $STRATUS_DEPLOY_OVERRIDES"
+	fi
 	# A leading ~/ means the home directory, where ssh commands start anyway.
 	# shellcheck disable=SC2088 # a literal ~ in the setting
 	case "$REMOTE_DIR" in

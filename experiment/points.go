@@ -164,7 +164,7 @@ func (s *Spec) Expand(backend string) ([]Point, error) {
 		backend = "virtual"
 	}
 	if s.Load.Closed && backend == "virtual" {
-		return nil, errors.New("load.closed runs on the sim and tcp backends, not virtual: the simulator's clients are open-loop")
+		return nil, errors.New("load.closed runs on the sim, tcp and ssh backends, not virtual: the simulator's clients are open-loop")
 	}
 	dur := s.Duration.D()
 	if dur == 0 {

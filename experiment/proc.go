@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/stratusbft/stratus/benchmark"
+	"github.com/stratusbft/stratus/config"
 	"github.com/stratusbft/stratus/simnet/virtual"
 )
 
@@ -88,20 +89,8 @@ func (s *Spec) runProcs(ctx context.Context, p Point, row *Row, opts Options) er
 	if clients == 0 {
 		clients = 4
 	}
-	clientArgs := []string{"-config", cfgPath, "-ips", ips, "-log_dir", pr.dir, "-log_level", "warn"}
-	if p.Rate > 0 { // else closed-loop: each client as fast as its requests in flight commit
-		clientArgs = append(clientArgs, "-rate", strconv.Itoa(int(math.Ceil(p.Rate/float64(clients)))))
-	}
-	if s.TCP.Concurrency > 0 {
-		clientArgs = append(clientArgs, "-concurrency", strconv.Itoa(s.TCP.Concurrency))
-	}
-	if s.TCP.Batch > 0 {
-		clientArgs = append(clientArgs, "-batch", strconv.Itoa(s.TCP.Batch))
-	}
-	if p.Zipf != "" {
-		clientArgs = append(clientArgs, "-zipf")
-	}
-	clientArgs = append(clientArgs, s.TCP.ClientFlags...)
+	clientArgs := append([]string{"-config", cfgPath, "-ips", ips, "-log_dir", pr.dir, "-log_level", "warn"},
+		s.clientFlags(p, clients)...)
 	if w := p.Warmup.D(); w >= time.Second {
 		if _, err := pr.clients(ctx, "warmup", clients, w, clientArgs); err != nil {
 			return fmt.Errorf("warm-up clients: %w", err)
@@ -119,6 +108,31 @@ func (s *Spec) runProcs(ctx context.Context, p Point, row *Row, opts Options) er
 		}
 	}
 	row.Config = map[string]any{"config": json.RawMessage(cfgJSON), "server_flags": common, "client_flags": clientArgs, "clients": clients}
+	return s.clientRow(p, row, sum, replicas, measured)
+}
+
+// clientFlags are the flags of the point's clients, clients of them sharing its offered rate,
+// beyond where they find the config and the replicas.
+func (s *Spec) clientFlags(p Point, clients int) []string {
+	var out []string
+	if p.Rate > 0 { // else closed-loop: each client as fast as its requests in flight commit
+		out = append(out, "-rate", strconv.Itoa(int(math.Ceil(p.Rate/float64(clients)))))
+	}
+	if s.TCP.Concurrency > 0 {
+		out = append(out, "-concurrency", strconv.Itoa(s.TCP.Concurrency))
+	}
+	if s.TCP.Batch > 0 {
+		out = append(out, "-batch", strconv.Itoa(s.TCP.Batch))
+	}
+	if p.Zipf != "" {
+		out = append(out, "-zipf")
+	}
+	return append(out, s.TCP.ClientFlags...)
+}
+
+// clientRow fills the row of a point run on real processes from the clients' merged summary
+// (measured over measured after the warm-up) and the replicas' /query.
+func (s *Spec) clientRow(p Point, row *Row, sum *benchmark.Result, replicas map[string]json.RawMessage, measured time.Duration) error {
 	row.Result = map[string]any{"clients": sum, "replicas": replicas}
 	row.Measure = fmt.Sprintf("client side, submit → commit notice, over %v after a %v warm-up whose clients' results are dropped", measured, p.Warmup.D())
 	row.Metrics = map[string]float64{
@@ -149,9 +163,42 @@ func (s *Spec) runProcs(ctx context.Context, p Point, row *Row, opts Options) er
 	return nil
 }
 
-// writeProcConfig writes the point's config file: the spec's config and sets, the point's knobs,
-// the network as shaping, and free loopback ports for every replica.
+// writeProcConfig writes the point's config file (pointConfig) with free loopback ports for every
+// replica.
 func (s *Spec) writeProcConfig(p Point, dir string) (string, []byte, map[string]string, error) {
+	cfg, err := s.pointConfig(p)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	addrs := map[string]string{}
+	cfg.Addrs, cfg.HTTPAddrs = map[string]string{}, map[string]string{}
+	ports, err := freePorts(2 * p.N)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	for i := 1; i <= p.N; i++ {
+		id := strconv.Itoa(i)
+		cfg.Addrs[id] = fmt.Sprintf("127.0.0.1:%d", ports[2*i-2])
+		cfg.HTTPAddrs[id] = fmt.Sprintf("127.0.0.1:%d", ports[2*i-1])
+		addrs[id] = cfg.HTTPAddrs[id]
+	}
+	path, data, err := writeConfig(cfg, dir)
+	return path, data, addrs, err
+}
+
+// writeConfig writes cfg as dir/config.json.
+func writeConfig(cfg config.Config, dir string) (string, []byte, error) {
+	data, err := json.MarshalIndent(cfg, "", "  ")
+	if err != nil {
+		return "", nil, err
+	}
+	path := filepath.Join(dir, "config.json")
+	return path, data, os.WriteFile(path, data, 0o644)
+}
+
+// pointConfig is the point's configuration for real processes: the spec's config and sets, the
+// point's knobs, and the network as the config's shaping.
+func (s *Spec) pointConfig(p Point) (config.Config, error) {
 	sets := append([]string{}, p.Sets...)
 	v := p.Params
 	add := func(k string, val any) { sets = append(sets, fmt.Sprintf("%s=%v", k, val)) }
@@ -213,28 +260,7 @@ func (s *Spec) writeProcConfig(p Point, dir string) (string, []byte, map[string]
 			add("loss", v.Loss)
 		}
 	}
-	cfg, err := s.baseConfig(sets)
-	if err != nil {
-		return "", nil, nil, err
-	}
-	addrs := map[string]string{}
-	cfg.Addrs, cfg.HTTPAddrs = map[string]string{}, map[string]string{}
-	ports, err := freePorts(2 * p.N)
-	if err != nil {
-		return "", nil, nil, err
-	}
-	for i := 1; i <= p.N; i++ {
-		id := strconv.Itoa(i)
-		cfg.Addrs[id] = fmt.Sprintf("127.0.0.1:%d", ports[2*i-2])
-		cfg.HTTPAddrs[id] = fmt.Sprintf("127.0.0.1:%d", ports[2*i-1])
-		addrs[id] = cfg.HTTPAddrs[id]
-	}
-	data, err := json.MarshalIndent(cfg, "", "  ")
-	if err != nil {
-		return "", nil, nil, err
-	}
-	path := filepath.Join(dir, "config.json")
-	return path, data, addrs, os.WriteFile(path, data, 0o644)
+	return s.baseConfig(sets)
 }
 
 // freePorts finds k free loopback ports (the kernel's choice; they are released at once, so

@@ -21,6 +21,8 @@ type Options struct {
 	Backend  string    // overrides the specs' backend
 	Quick    bool      // apply each spec's quick overrides
 	Bin      string    // directory of the server and client binaries (sim, tcp)
+	SSH      string    // ssh backend: the deploy/ settings file of the cluster (overrides the spec's)
+	Deploy   string    // ssh backend: the deploy/ scripts' directory (default: deploy beside Bin)
 	Jobs     int       // virtual points run side by side (default 1)
 	Fresh    bool      // ignore finished rows and run every point again
 	Log      io.Writer // progress lines (default os.Stderr)
@@ -75,8 +77,12 @@ func Run(ctx context.Context, s *Spec, opts Options) (*Report, error) {
 	}
 	switch backend {
 	case "virtual", "sim", "tcp":
+	case "ssh":
+		if _, err := s.sshSettings(opts); err != nil {
+			return nil, err
+		}
 	default:
-		return nil, fmt.Errorf("backend %q: want virtual, sim or tcp", backend)
+		return nil, fmt.Errorf("backend %q: want virtual, sim, tcp or ssh", backend)
 	}
 	points, err := s.Expand(backend)
 	if err != nil {
@@ -166,6 +172,8 @@ func Run(ctx context.Context, s *Spec, opts Options) (*Report, error) {
 				switch backend {
 				case "virtual":
 					err = s.runVirtual(ctx, p, &row)
+				case "ssh":
+					err = s.runSSH(ctx, p, &row, opts)
 				default:
 					err = s.runProcs(ctx, p, &row, opts)
 				}

@@ -33,7 +33,7 @@ type Spec struct {
 	About  string `json:"about"`  // what the experiment shows
 	Figure string `json:"figure"` // the paper's figure or table it reproduces, if any
 
-	Backend string   `json:"backend"` // virtual (default), sim or tcp; the command line may override it
+	Backend string   `json:"backend"` // virtual (default), sim, tcp or ssh; the command line may override it
 	Config  string   `json:"config"`  // a config.json to start from, relative to the spec (default: the built-in defaults)
 	Set     []string `json:"set"`     // config overrides KEY=VALUE, as server -set
 
@@ -61,7 +61,8 @@ type Spec struct {
 	TimeoutMs int      `json:"timeout_ms"` // view timeout (default: the config's; fitted upwards on virtual)
 	Tick      Duration `json:"tick"`       // virtual: load tick (default N/2 ms)
 
-	TCP TCPOptions `json:"tcp"` // options of the sim and tcp backends
+	TCP TCPOptions `json:"tcp"` // options of the sim, tcp and ssh backends (clients: per client host on ssh)
+	SSH SSHOptions `json:"ssh"` // the cluster of the ssh backend
 
 	// Saturation replaces the offered loads by a search: see Saturation.
 	Saturation *Saturation `json:"saturation"`
@@ -161,6 +162,14 @@ type TCPOptions struct {
 	Batch       int      `json:"batch"`       // transactions per request (default the config's)
 	Flags       []string `json:"server_flags"`
 	ClientFlags []string `json:"client_flags"` // more flags for every client process
+}
+
+// SSHOptions name the cluster the ssh backend runs on.
+type SSHOptions struct {
+	// Settings is a deploy/settings.sh (relative to the spec): the hosts, ssh login and remote
+	// directory of a cluster that deploy/ reaches. A point of N replicas runs on the first N
+	// lines of its host files; clients run on its client hosts.
+	Settings string `json:"settings"`
 }
 
 // Saturation searches the load where a protocol saturates: starting at start × its bandwidth
@@ -423,9 +432,9 @@ func (s *Spec) validate() []string {
 		bad("name %q: no slashes or spaces (it names the results' files)", s.Name)
 	}
 	switch s.Backend {
-	case "", "virtual", "sim", "tcp":
+	case "", "virtual", "sim", "tcp", "ssh":
 	default:
-		bad("backend %q: want virtual, sim or tcp", s.Backend)
+		bad("backend %q: want virtual, sim, tcp or ssh", s.Backend)
 	}
 	if len(s.Protocols) == 0 {
 		bad("protocols: missing (e.g. [\"s-hs\", \"hotstuff\"])")
@@ -477,7 +486,7 @@ func (s *Spec) validate() []string {
 			bad("load.closed: closed-loop clients offer no rate; give no rates, limit_shares or saturation search beside it")
 		}
 		if s.Backend == "virtual" {
-			bad("load.closed: runs on the sim and tcp backends, not virtual (the simulator's clients are open-loop)")
+			bad("load.closed: runs on the sim, tcp and ssh backends, not virtual (the simulator's clients are open-loop)")
 		}
 	} else if s.Saturation == nil && len(s.Load.Rates) == 0 && len(s.Load.LimitShares) == 0 {
 		bad("load: give rates (tx/s), limit_shares (× the bandwidth limit), a saturation search or closed")

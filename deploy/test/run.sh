@@ -693,6 +693,34 @@ grep -q '^stratus: ' "$TMP/host1/home/stratus/logs/node1/server.out" || fail "re
 run "$S1" exp_stop.sh >/dev/null || fail "a second exp_stop.sh failed"
 ok "exp_stop.sh stopped ${#PIDS[@]} processes (none left); a second run is harmless"
 
+# --- 9b. the experiment runner's ssh backend ---------------------------------------------------------
+
+log "9b. stratus-exp -backend ssh: one point of a spec on the same hosts, through the scripts"
+exp_bin=${DEPLOY_TEST_BIN_DIR:-$TMP/build}
+if [[ ! -x "$exp_bin/stratus-exp" ]]; then
+	(cd "$REPO" && go build -o "$TMP/build-exp/stratus-exp" ./experiment/cmd/stratus-exp) || fail "building stratus-exp failed"
+	exp_bin=$TMP/build-exp
+fi
+cat >"$TMP/deploy/exp-ssh.json" <<-'SPEC'
+	{"name": "ssh-backend", "about": "one point on the namespace cluster",
+	 "protocols": ["s-hs"], "n": [3], "load": {"rates": [2000]}, "msize": [8192], "network": {"preset": "lan"},
+	 "duration": "6s", "warmup": "2s", "tcp": {"clients": 2, "concurrency": 16, "batch": 50},
+	 "ssh": {"settings": "settings.sh"}}
+SPEC
+"$exp_bin/stratus-exp" -backend ssh -deploy "$REPO/deploy" -out "$TMP/exp" -noplots "$TMP/deploy/exp-ssh.json" >"$TMP/exp.out" 2>&1 ||
+	{ sed 's/^/    | /' "$TMP/exp.out"; cat "$TMP"/exp/ssh-backend/runs/*/deploy.out 2>/dev/null | sed 's/^/    | /'; fail "stratus-exp -backend ssh failed"; }
+sed 's/^/    | /' "$TMP/exp.out"
+row=$TMP/exp/ssh-backend/rows.jsonl
+[[ -s "$row" ]] || fail "stratus-exp wrote no row"
+rowerr=$(jq -r '.error // empty' "$row")
+[[ -z "$rowerr" ]] || { cat "$TMP"/exp/ssh-backend/runs/*/deploy.out 2>/dev/null | sed 's/^/    | /'; fail "the ssh point failed: $rowerr"; }
+exp_tps=$(jq -r '.metrics.throughput_tps | floor' "$row")
+((exp_tps >= 1000)) || fail "the ssh point committed $exp_tps tx/s at 2,000 offered"
+[[ "$(jq -r '.result.replicas | length' "$row")" == 3 ]] || fail "the row lacks the /query of 3 replicas: $(jq -c '.result.replicas | keys' "$row")"
+[[ "$(jq -r '.config.hosts | length' "$row")" == 3 ]] || fail "the point did not run on the first 3 of the 4 replicas: $(jq -c '.config.hosts' "$row")"
+[[ -z "$(leftovers)" ]] || fail "processes still run after the ssh point: $(leftovers)"
+ok "stratus-exp -backend ssh: s-hs on the first 3 of 4 hosts, $exp_tps tx/s at 2,000 offered, /query of 3 replicas in the row, everything stopped"
+
 # --- 10. hotstuff, two replicas per host -------------------------------------------------------------
 
 log "10. hotstuff with replicas 1,2 on host 1 and 3,4 on host 2 (BUILD=no reuses the binaries)"

@@ -31,9 +31,11 @@ func main() {
 func run() int {
 	var opts experiment.Options
 	flag.StringVar(&opts.Out, "out", filepath.Join("docs", "results"), "results `directory`: one subdirectory per spec")
-	flag.StringVar(&opts.Backend, "backend", "", "run on this backend instead of the spec's: virtual (in-process virtual time), sim (one server -sim process) or tcp (a server process per replica)")
+	flag.StringVar(&opts.Backend, "backend", "", "run on this backend instead of the spec's: virtual (in-process virtual time), sim (one server -sim process), tcp (a server process per replica on this machine) or ssh (a cluster of hosts through deploy/)")
 	flag.BoolVar(&opts.Quick, "quick", os.Getenv("PAPER_QUICK") == "1", "apply each spec's quick overrides (default: true when PAPER_QUICK=1)")
 	flag.StringVar(&opts.Bin, "bin", "bin", "`directory` of the server and client binaries (sim and tcp backends)")
+	flag.StringVar(&opts.SSH, "ssh", "", "ssh backend: the deploy/ `settings` file of the cluster (instead of the spec's ssh.settings)")
+	flag.StringVar(&opts.Deploy, "deploy", "", "ssh backend: the `directory` of the deploy/ scripts (default: deploy beside -bin)")
 	flag.IntVar(&opts.Jobs, "j", 1, "virtual points run side by side")
 	flag.BoolVar(&opts.Fresh, "fresh", false, "run every point again instead of skipping those already in rows.jsonl")
 	flag.BoolVar(&opts.ListOnly, "list", false, "validate the specs and list their points without running them")
