@@ -12,11 +12,19 @@ die() { echo "$(basename "$0"): $*" >&2; exit 1; }
 build() {
 	if [[ -f "$BIN_DIR/../go.mod" ]]; then
 		command -v go >/dev/null || export PATH="/usr/local/go/bin:$PATH"
-		(cd "$BIN_DIR/.." && go build -o bin/server ./server && go build -o bin/client ./client &&
-			go build -o bin/stratus-exp ./experiment/cmd/stratus-exp) ||
+		(cd "$BIN_DIR/.." && go build -o bin/server ./server && go build -o bin/client ./client) ||
 			die "build failed"
 	fi
-	[[ -x "$BIN_DIR/server" && -x "$BIN_DIR/client" && -x "$BIN_DIR/stratus-exp" ]] || die "bin/server, bin/client or bin/stratus-exp is missing; run make build"
+	[[ -x "$BIN_DIR/server" && -x "$BIN_DIR/client" ]] || die "bin/server and bin/client are missing; run make build"
+}
+
+# build_exp: build, and bin/stratus-exp (the experiment runner) for the scripts that use it.
+build_exp() {
+	build
+	if [[ -f "$BIN_DIR/../go.mod" ]]; then
+		(cd "$BIN_DIR/.." && go build -o bin/stratus-exp ./experiment/cmd/stratus-exp) || die "build failed"
+	fi
+	[[ -x "$BIN_DIR/stratus-exp" ]] || die "bin/stratus-exp is missing; run make build"
 }
 
 # alive PID: true when the process exists and is not a zombie.
@@ -147,8 +155,9 @@ stop_sim() {
 	pids=()
 }
 
-# fresh_dir DIR: dies unless DIR is new or empty. A sweep's result merges every client summary in
-# its run directories, so a directory an earlier sweep wrote into would mix the two runs.
+# fresh_dir DIR: dies unless DIR is new or empty. byzantine.sh merges every client summary in its
+# run directories, and sweep.sh's runner resumes from the rows it finds, so a directory an earlier
+# run wrote into would mix the two runs.
 fresh_dir() {
 	if [[ -d "$1" && -n "$(ls -A "$1")" ]]; then
 		die "$1 already holds files (an earlier run's?): its client summaries would be merged into this run's; give another -o or remove it"

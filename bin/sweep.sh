@@ -44,7 +44,7 @@ for n in $sizes; do
 done
 read -r -a sflags <<<"$server_flags"
 fresh_dir "$out"
-build
+build_exp
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 
