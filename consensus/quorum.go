@@ -32,7 +32,7 @@ func VerifyCert(v crypto.Verifier, digest types.Hash, signers bitmap.Bitmap, sig
 	memo, _ := v.(crypto.CertMemo)
 	var key crypto.CertKey
 	if memo != nil {
-		if key = crypto.CertKeyOf(digest, signers, sigs); memo.CertVerified(key) {
+		if key = memo.CertKey(digest, signers, sigs); memo.CertVerified(key) {
 			return nil
 		}
 	}

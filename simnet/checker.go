@@ -42,7 +42,11 @@ type Checker struct {
 	certified map[types.Hash]bool
 	voters    map[voteKey]map[types.NodeID]bool
 	validated map[types.Hash]bool // blocks an honest replica sent and the checker validated
-	pending   map[types.NodeID][]*types.Block
+	// proofs memoizes proof verdicts by pointer: in the simulator every receiver of a proof gets
+	// the same immutable message, and verifying it again at each of N=400 replicas (its digest,
+	// its certificate key) was a sixth of a run. Emptied when full.
+	proofs  map[*types.Proof]error
+	pending map[types.NodeID][]*types.Block
 	// Light mode (Options.Light): the fresh transactions delivered at each height, as a digest,
 	// and the height at which the chain delivered each transaction.
 	txDigests []types.Hash
@@ -230,8 +234,19 @@ func (c *Checker) cert(qc *types.QC) {
 }
 
 func (c *Checker) proof(p *types.Proof) error {
-	return consensus.VerifyCert(c.sim.ver, types.AckDigest(p.MBID, p.View), p.Signers, p.Sigs, max(1, c.sim.opts.Spec.Shared.Q))
+	if err, ok := c.proofs[p]; ok {
+		return err
+	}
+	if c.proofs == nil || len(c.proofs) >= maxProofMemo {
+		c.proofs = make(map[*types.Proof]error)
+	}
+	err := consensus.VerifyCert(c.sim.ver, types.AckDigest(p.MBID, p.View), p.Signers, p.Sigs, max(1, c.sim.opts.Spec.Shared.Q))
+	c.proofs[p] = err
+	return err
 }
+
+// maxProofMemo bounds Checker.proofs: the proofs it holds stay in memory (9 KB each at N=400).
+const maxProofMemo = 4096
 
 // payloadProofs checks the availability proofs of a stratus payload that replica id proposes or
 // votes for: each reference carries a valid proof, or (by reference) id held one.
