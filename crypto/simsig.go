@@ -53,14 +53,18 @@ func macSig(secret types.Hash, id types.NodeID, digest types.Hash, size int) []b
 
 // MACVerifier checks simulated signatures. It also remembers the certificates it has verified
 // (CertMemo): the simulator's replicas share message values, so 400 replicas checking the same
-// proof of 134 signatures cost one check instead of 400.
+// proof of 134 signatures cost one check instead of 400. Its memos of single signatures and of
+// certificate keys go by the address of the signatures' bytes, which is sound only where
+// messages are immutable values shared in memory, as in the simulator, its only user: never
+// where signatures are decoded into buffers that are reused.
 type MACVerifier struct {
 	secrets []types.Hash
 	size    int // signature size: types.SigSize or types.BLSSigSize
 
-	mu    sync.Mutex // guards certs and refs
+	mu    sync.Mutex // guards certs, refs and sigs
 	certs map[CertKey]struct{}
 	refs  map[certRef]certRefKey
+	sigs  map[sigRef]bool // verdicts of single signatures
 }
 
 // certRef is a certificate met before, by the identity of its signatures' slice: the simulator
@@ -79,6 +83,18 @@ type certRefKey struct {
 	signers []uint64
 	key     CertKey
 }
+
+// sigRef is a signature checked before, by the identity of its bytes, with the signer and digest
+// it was checked for: the simulator's receivers of a microblock share its signature. The map
+// holding it keeps the bytes alive, so the address cannot come back with other contents.
+type sigRef struct {
+	sig    *byte
+	id     types.NodeID
+	digest types.Hash
+}
+
+// maxSigRefs bounds MACVerifier.sigs (65–96 bytes held a signature).
+const maxSigRefs = 1 << 16
 
 // maxCertRefs bounds MACVerifier.refs: the signatures it holds stay in memory (12 KB a proof at
 // N=400).
@@ -181,9 +197,34 @@ func (v *MACVerifier) Verify(id types.NodeID, digest types.Hash, sig []byte) boo
 	if id < 1 || int(id) > len(v.secrets) || len(sig) != v.size {
 		return false
 	}
-	want := macSig(v.secrets[id-1], id, digest, v.size)
-	for i := range want {
-		if want[i] != sig[i] {
+	ref := sigRef{sig: unsafe.SliceData(sig), id: id, digest: digest}
+	v.mu.Lock()
+	ok, seen := v.sigs[ref]
+	v.mu.Unlock()
+	if seen {
+		return ok
+	}
+	ok = macMatches(v.secrets[id-1], id, digest, sig)
+	v.mu.Lock()
+	if v.sigs == nil || len(v.sigs) >= maxSigRefs {
+		v.sigs = make(map[sigRef]bool)
+	}
+	v.sigs[ref] = ok
+	v.mu.Unlock()
+	return ok
+}
+
+// macMatches reports whether sig is macSig(secret, id, digest, len(sig)), without building it.
+func macMatches(secret types.Hash, id types.NodeID, digest types.Hash, sig []byte) bool {
+	var idb [4]byte
+	binary.BigEndian.PutUint32(idb[:], uint32(id))
+	h := types.Keccak(secret[:], idb[:], digest[:])
+	for i, b := range sig {
+		want := h[i%len(h)]
+		if len(sig) == types.SigSize && i == 64 {
+			want = byte(id)
+		}
+		if b != want {
 			return false
 		}
 	}

@@ -43,3 +43,25 @@ func TestCertKeyRemembersOnlyTheSameCertificate(t *testing.T) {
 		t.Fatalf("another digest: key %v, want %v", got, want)
 	}
 }
+
+// TestMACVerifyRemembersBySignature: a signature checked before answers the same, and another
+// signature — other bytes, or the same bytes claimed by another signer or for another digest — is
+// checked on its own.
+func TestMACVerifyRemembersBySignature(t *testing.T) {
+	signers, v := simMACKeys(1, 4, types.SigSize)
+	d := types.Hash{3}
+	sig := signers[1].Sign(d)
+	for range 2 {
+		if !v.Verify(2, d, sig) {
+			t.Fatal("a valid signature was refused")
+		}
+	}
+	if v.Verify(3, d, sig) || v.Verify(2, types.Hash{4}, sig) {
+		t.Fatal("the same bytes verified for another signer or digest")
+	}
+	forged := append([]byte(nil), sig...)
+	forged[10] ^= 1
+	if v.Verify(2, d, forged) {
+		t.Fatal("a forged signature verified")
+	}
+}
