@@ -162,3 +162,23 @@ func TestCheckerCatchesAnEngineThatSkipsSafeNode(t *testing.T) {
 	requireCaught(t, v, "replica 3 voted for block")
 	requireCaught(t, v, "safeNode violated")
 }
+
+// TestLightCheckerCatchesDivergentAndRepeatedDeliveries: in light mode (large runs) the checker
+// keeps a digest of each height's fresh transactions instead of a set per replica; it still
+// fails a replica that delivers other transactions, or the same ones in another order, at a
+// height, and a transaction delivered at two heights.
+func TestLightCheckerCatchesDivergentAndRepeatedDeliveries(t *testing.T) {
+	s, err := New(Options{N: 4, Spec: spec("hotstuff"), Seed: 1, Light: true})
+	require.NoError(t, err)
+	c := s.Checker()
+	txs := makeTxs("light", 3)
+	b1 := &types.Block{Height: 1, View: 1}
+	b2 := &types.Block{Height: 2, View: 2}
+	c.deliveredLight(s.Node(1), b1, txs)
+	c.deliveredLight(s.Node(2), b1, txs)
+	require.Empty(t, s.Violations(), "the same transactions at the same height")
+	c.deliveredLight(s.Node(3), b1, []types.Tx{txs[1], txs[0], txs[2]})
+	requireCaught(t, s.Violations(), "delivered other transactions at height 1")
+	c.deliveredLight(s.Node(1), b2, []types.Tx{txs[2]})
+	requireCaught(t, s.Violations(), "delivered at height 1 and again at height 2")
+}
