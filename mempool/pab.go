@@ -309,7 +309,7 @@ func (s *Shared) onProof(from types.NodeID, p *types.Proof) {
 // needs (smp) makes one round over the candidates and ends when the replica leaves that view, so
 // a leader naming made-up IDs costs a bounded number of requests.
 type fetch struct {
-	order    []types.NodeID
+	order    fetchPlan
 	next     int
 	asked    bool       // a request went out (the first may wait one timeout)
 	voteView types.View // > 0: only a vote in this view needs the data
@@ -317,10 +317,10 @@ type fetch struct {
 
 // fetch starts (or, with now, hurries) the recovery of id from the peers in order. voteView > 0
 // says only a vote in that view needs it; 0 says delivery or a verified proof does.
-func (s *Shared) fetch(id types.Hash, order []types.NodeID, now bool, voteView types.View) {
+func (s *Shared) fetch(id types.Hash, order fetchPlan, now bool, voteView types.View) {
 	f := s.fetches[id]
 	if f == nil {
-		if len(order) == 0 {
+		if order.len() == 0 {
 			return
 		}
 		f = &fetch{order: order, voteView: voteView}
@@ -354,11 +354,11 @@ func (s *Shared) fetchNext(id types.Hash) {
 		delete(s.fetches, id)
 		return
 	}
-	if f.voteView != 0 && (f.voteView < s.view || f.next >= len(f.order)) {
+	if f.voteView != 0 && (f.voteView < s.view || f.next >= f.order.len()) {
 		delete(s.fetches, id) // the vote can no longer happen, or every candidate was asked
 		return
 	}
-	peer := f.order[f.next%len(f.order)]
+	peer := f.order.at(f.next % f.order.len())
 	f.next++
 	if !f.asked {
 		f.asked = true
@@ -372,12 +372,13 @@ func (s *Shared) fetchNext(id types.Hash) {
 // caller verified, in a random order; then first; then every other replica. This replica is never
 // a candidate. Everybody is on the list, so a fetch ends as long as one honest replica holds the
 // data, whoever named the signers.
-func (s *Shared) fetchOrder(proof *types.Proof, first types.NodeID) []types.NodeID {
-	ids := make([]types.NodeID, 0, s.env.N())
-	listed := make([]bool, s.env.N()+1)
+func (s *Shared) fetchOrder(proof *types.Proof, first types.NodeID) fetchPlan {
+	n := s.env.N()
+	listed := make([]bool, n+1)
 	listed[s.self] = true
+	var ids []types.NodeID
 	add := func(id types.NodeID) {
-		if id >= 1 && int(id) <= s.env.N() && !listed[id] {
+		if id >= 1 && int(id) <= n && !listed[id] {
 			listed[id] = true
 			ids = append(ids, id)
 		}
@@ -389,10 +390,48 @@ func (s *Shared) fetchOrder(proof *types.Proof, first types.NodeID) []types.Node
 		s.env.Rand().Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
 	}
 	add(first)
-	for i := 1; i <= s.env.N(); i++ {
-		add(types.NodeID(i))
+	return fetchPlan{first: ids, n: n, self: s.self}
+}
+
+// fetchPlan is fetchOrder's list without its tail written out: the candidates to try first, then
+// every other replica but self in ID order. Every replica holds one for each microblock it has a
+// proof of and lacks, so with the tail written out they took N² IDs per replica (a fifth of an
+// N=400 simulation's memory); the tail is listed only for a fetch that gets that far.
+type fetchPlan struct {
+	first []types.NodeID
+	rest  []types.NodeID // the tail, once asked for
+	n     int
+	self  types.NodeID
+}
+
+// len is the number of candidates: every replica but self.
+func (p *fetchPlan) len() int {
+	if p.self >= 1 && int(p.self) <= p.n {
+		return p.n - 1
 	}
-	return ids
+	return p.n
+}
+
+// at is the k-th candidate, k < len().
+func (p *fetchPlan) at(k int) types.NodeID {
+	if k < len(p.first) {
+		return p.first[k]
+	}
+	if p.rest == nil {
+		listed := make([]bool, p.n+1)
+		if p.self >= 1 && int(p.self) <= p.n {
+			listed[p.self] = true
+		}
+		for _, id := range p.first {
+			listed[id] = true
+		}
+		for i := 1; i <= p.n; i++ {
+			if !listed[i] {
+				p.rest = append(p.rest, types.NodeID(i))
+			}
+		}
+	}
+	return p.rest[k-len(p.first)]
 }
 
 // maxServedIDs bounds the IDs of one fetch request that are looked at: an honest replica asks for
@@ -436,7 +475,7 @@ func (s *Shared) serveFetch(from types.NodeID, r *types.FetchRequest) {
 type proofWait struct {
 	view  types.View
 	ids   []types.Hash
-	order []types.NodeID
+	order fetchPlan
 	next  int
 }
 
@@ -477,10 +516,10 @@ func (s *Shared) askProofs(block types.Hash) {
 		delete(s.proofWaits, block)
 		return
 	}
-	if w.next >= len(w.order) {
+	if w.next >= w.order.len() {
 		return // every replica was asked; the entry stays until its view ends, so none is asked twice
 	}
-	peer := w.order[w.next]
+	peer := w.order.at(w.next)
 	w.next++
 	s.env.Send(peer, &types.ProofRequest{IDs: append([]types.Hash(nil), missing...)})
 	s.env.SetTimer(s.cfg.FetchTimeout, proofTimer{block: block})

@@ -1160,3 +1160,21 @@ func TestCreatorSignatureAndQuota(t *testing.T) {
 	r.m.OnMessage(3, mbOf(3, 0, txs('h', 0, 10)))
 	require.Len(t, pick[*types.Ack](r.take()), 1, "creator 3 still has its own room")
 }
+
+// TestFetchPlanListsEveryReplicaOnce: a fetch plan is its first candidates, then every other
+// replica but self in ID order — the whole list fetchOrder used to write out, with the tail
+// written only when a fetch gets there.
+func TestFetchPlanListsEveryReplicaOnce(t *testing.T) {
+	p := fetchPlan{first: []types.NodeID{5, 2}, n: 7, self: 3}
+	require.Equal(t, 6, p.len())
+	var got []types.NodeID
+	for k := range p.len() {
+		got = append(got, p.at(k))
+	}
+	require.Equal(t, []types.NodeID{5, 2, 1, 4, 6, 7}, got)
+	q := fetchPlan{first: []types.NodeID{4}, n: 4, self: 1}
+	require.Nil(t, q.rest)
+	require.Equal(t, types.NodeID(4), q.at(0))
+	require.Nil(t, q.rest, "the tail is not written while the first candidates last")
+	require.Equal(t, []types.NodeID{4, 2, 3}, []types.NodeID{q.at(0), q.at(1), q.at(2)})
+}
