@@ -374,22 +374,21 @@ func (s *Shared) fetchNext(id types.Hash) {
 // data, whoever named the signers.
 func (s *Shared) fetchOrder(proof *types.Proof, first types.NodeID) fetchPlan {
 	n := s.env.N()
-	listed := make([]bool, n+1)
-	listed[s.self] = true
+	valid := func(id types.NodeID) bool { return id >= 1 && int(id) <= n && id != s.self }
 	var ids []types.NodeID
-	add := func(id types.NodeID) {
-		if id >= 1 && int(id) <= n && !listed[id] {
-			listed[id] = true
-			ids = append(ids, id)
-		}
-	}
 	if proof != nil {
-		for _, id := range types.SignerIDs(proof.Signers) {
-			add(id)
-		}
+		// A bitmap lists each signer once, so only the range and self need a check; every
+		// replica runs this for every proof it lacks the data of.
+		proof.Signers.Range(func(bit uint32) {
+			if id := types.NodeID(bit + 1); valid(id) {
+				ids = append(ids, id)
+			}
+		})
 		s.env.Rand().Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
 	}
-	add(first)
+	if valid(first) && (proof == nil || !proof.Signers.Contains(types.SignerBit(first))) {
+		ids = append(ids, first)
+	}
 	return fetchPlan{first: ids, n: n, self: s.self}
 }
 
