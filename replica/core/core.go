@@ -352,6 +352,10 @@ func (c *Core) SubmitTxs(txs []types.Tx, w *Waiter) (dups int, err error) {
 	if len(txs) > 1 {
 		inBatch = make(map[types.Hash]struct{}, len(txs))
 	}
+	var delivered []bool // with a waiter: which of txs were delivered already
+	if w != nil {
+		delivered = make([]bool, len(txs))
+	}
 	for i, t := range txs {
 		if i%warmAhead == 0 {
 			c.delivered.warm(txs[i:min(i+warmAhead, len(txs))])
@@ -359,8 +363,11 @@ func (c *Core) SubmitTxs(txs []types.Tx, w *Waiter) (dups int, err error) {
 		id := t.ID()
 		if info, ok := c.delivered.Get(id); ok {
 			dups++
-			if w != nil && info.Height > w.info.Height {
-				w.info = info
+			if w != nil {
+				delivered[i] = true
+				if info.Height > w.info.Height {
+					w.info = info
+				}
 			}
 			continue
 		}
@@ -385,10 +392,10 @@ func (c *Core) SubmitTxs(txs []types.Tx, w *Waiter) (dups int, err error) {
 	now := c.env.Now()
 	if w != nil {
 		// Every pending transaction of txs, fresh or duplicate, holds the waiter once.
-		for _, t := range txs {
+		for i, t := range txs {
 			l := c.local[t.ID()]
 			if l == nil {
-				if c.delivered.Has(t.ID()) {
+				if delivered[i] {
 					continue
 				}
 				l = &localTx{recv: now}
