@@ -317,7 +317,7 @@ func (s *Spec) params(pr Protocol, p Point) virtual.Params {
 		v.Loss = *s.Network.Loss
 	}
 	if s.Network.LatencyMatrix != "" {
-		v.LatencyMatrix = filepath.Join(s.dir, s.Network.LatencyMatrix)
+		v.LatencyMatrix = s.file(s.Network.LatencyMatrix)
 	}
 	v.TxSize, v.MSize, v.BSize = s.TxSize, p.MSize, s.BSize
 	if p.Byzantine > 0 {
@@ -413,14 +413,18 @@ func (s *Spec) limit(alg string, p Point) (float64, error) {
 	return lim, nil
 }
 
+// file is a path the spec names: as it is when absolute, else relative to the spec's directory.
+func (s *Spec) file(path string) string {
+	if filepath.IsAbs(path) {
+		return path
+	}
+	return filepath.Join(s.dir, path)
+}
+
 // baseConfig is the spec's config with sets applied.
 func (s *Spec) baseConfig(sets []string) (config.Config, error) {
 	if s.Config != "" {
-		path := s.Config
-		if !filepath.IsAbs(path) {
-			path = filepath.Join(s.dir, path)
-		}
-		return config.LoadWith(path, sets)
+		return config.LoadWith(s.file(s.Config), sets)
 	}
 	data, err := config.Override([]byte("{}"), "the defaults", sets)
 	if err != nil {

@@ -152,7 +152,7 @@ type Network struct {
 	Latency       Duration `json:"latency"` // one way
 	Jitter        Duration `json:"jitter"`
 	Loss          *float64 `json:"loss"`
-	LatencyMatrix string   `json:"latency_matrix"` // file, relative to the spec
+	LatencyMatrix string   `json:"latency_matrix"` // file, relative to the spec unless absolute
 }
 
 // TCPOptions drive the client processes of the sim and tcp backends.

@@ -22,10 +22,7 @@ import (
 func (s *Spec) sshSettings(opts Options) (string, error) {
 	path := opts.SSH
 	if path == "" && s.SSH.Settings != "" {
-		path = s.SSH.Settings
-		if !filepath.IsAbs(path) {
-			path = filepath.Join(s.dir, path)
-		}
+		path = s.file(s.SSH.Settings)
 	}
 	if path == "" {
 		return "", errors.New("the ssh backend needs the cluster's deploy/ settings file: ssh.settings in the spec, or -ssh")
