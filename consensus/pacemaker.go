@@ -72,7 +72,8 @@ func (p *Pacemaker) Expired(t ViewTimer) bool {
 	return true
 }
 
-// Progress resets the backoff after the protocol moved forward (a new QC or a commit).
+// Progress resets the backoff after the protocol moved forward: a commit, a state sync, or under
+// Streamlet a notarization (which moves it to the next epoch).
 func (p *Pacemaker) Progress() { p.backoff = 0 }
 
 // Sent reports whether this replica counted its own timeout for v.

@@ -90,8 +90,11 @@ func (e *Engine) OnMessage(from types.NodeID, m types.Message) {
 func (e *Engine) ApplyCert(qc *types.QC, n *consensus.Node) {
 	n.Cert = qc
 	if qc.View > e.highQC.View {
+		// Not progress for the pacemaker: a QC without a commit can come from a view that only the
+		// grown backoff let finish, and falling back to the base timeout here would time out the
+		// next view again, so that three consecutive views never certify. The backoff resets
+		// when a block commits (Base.Commit).
 		e.highQC = qc
-		e.PM.Progress()
 	}
 	if p := n.Parent; p != nil {
 		if p.View() > e.lock.View {

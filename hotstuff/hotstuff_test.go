@@ -817,8 +817,8 @@ func TestTimeoutBackoff(t *testing.T) {
 		maxBackoff int
 		want       []time.Duration
 	}{
-		{"doubles per consecutive timeout, resets on a new QC", 0, []time.Duration{T, 2 * T, 2 * T, 4 * T, 4 * T, 8 * T, 8 * T, T}},
-		{"doubling is capped", 2, []time.Duration{T, 2 * T, 2 * T, 4 * T, 4 * T, 4 * T, 4 * T, T}},
+		{"doubles per consecutive timeout, kept over a new QC", 0, []time.Duration{T, 2 * T, 2 * T, 4 * T, 4 * T, 8 * T, 8 * T, 8 * T}},
+		{"doubling is capped", 2, []time.Duration{T, 2 * T, 2 * T, 4 * T, 4 * T, 4 * T, 4 * T, 4 * T}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -842,13 +842,46 @@ func TestTimeoutBackoff(t *testing.T) {
 				h.Deliver(id, h.VoteFor(id, b3))
 			}
 			require.Equal(t, types.View(3), h.Status().HighQCView)
-			// The next view (entered by a TC for view 4) is armed with the base timeout again.
+			// The next view (entered by a TC for view 4) keeps the backoff: a QC alone is not
+			// progress (TestBackoffResetsOnCommit).
 			h.Deliver(1, h.TC(4, 1, 2, 3))
 			require.Equal(t, types.View(5), h.Status().View)
 			got := enginetest.Durations(enginetest.TimersOf[consensus.ViewTimer](h.Env))
 			require.Equal(t, tt.want, got)
 		})
 	}
+}
+
+// A view that only a grown timeout let finish says nothing about the next one: new QCs keep the
+// backoff, and a commit resets it. (Resetting on every new QC timed out the view after each
+// successful one whenever views outlasted the base timeout, so that three consecutive views never
+// certified and nothing committed: simnet's TestLiveWhenViewsOutlastTheTimeout.)
+func TestBackoffResetsOnCommit(t *testing.T) {
+	T := timeout
+	h := enginetest.New(t, enginetest.Config{Self: 4, Timeout: T, ProposeTimeout: proposeTimeout, Leaders: consensus.Static{ID: 1}},
+		func(p consensus.Params) consensus.Engine { return hotstuff.New(p) })
+	h.Start()
+	for v := types.View(1); v <= 2; v++ { // views 1 and 2 time out
+		expireView(h)
+		h.Deliver(1, h.Timeout(1, v, nil))
+		h.Deliver(2, h.Timeout(2, v, nil))
+	}
+	require.Equal(t, types.View(3), h.Status().View)
+	lastTimer := func() time.Duration {
+		d := enginetest.Durations(enginetest.TimersOf[consensus.ViewTimer](h.Env))
+		return d[len(d)-1]
+	}
+	require.Equal(t, 4*T, lastTimer())
+	chain := h.Chain(true, 3, 4, 5)
+	for _, l := range chain {
+		h.Propose(l.Block)
+		require.Empty(t, h.Out.CommitIDs(), "B%d", l.Block.View)
+		require.Equal(t, 4*T, lastTimer(), "after B%d (QC of view %d, no commit)", l.Block.View, l.Block.View-1)
+	}
+	// B6 carries QC(B5): B3, B4, B5 have consecutive views, so B3 commits and the backoff resets.
+	h.Propose(h.Block(enginetest.BlockSpec{View: 6, Parent: chain[2].Block, QC: chain[2].QC}))
+	enginetest.RequireIDs(t, []types.Hash{chain[0].Block.ID()}, h.Out.CommitIDs(), "committed")
+	require.Equal(t, T, lastTimer(), "the view after a commit has the base timeout")
 }
 
 // "It proposes as soon as it has a QC for v-1 (or a TC) and either a non-empty payload or

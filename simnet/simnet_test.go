@@ -182,3 +182,30 @@ func TestAgreeUnderJitterAndSilence(t *testing.T) {
 		}
 	}
 }
+
+// TestLiveWhenViewsOutlastTheTimeout: when a view needs longer than the base view timeout (here
+// a round trip of 300 ms against a 200-ms timeout, as after a misjudged timeout or a lasting slow
+// network), the backoff must grow until views complete and stay there until blocks commit. A
+// backoff that fell back to the base timeout on every new QC gave every view after a successful
+// one the short timeout again, so three consecutive views never certified and HotStuff committed
+// nothing, forever.
+func TestLiveWhenViewsOutlastTheTimeout(t *testing.T) {
+	for _, tc := range []struct{ engine, mem string }{
+		{"hotstuff", "native"}, {"streamlet", "native"}, {"hotstuff", "stratus"}, {"streamlet", "stratus"},
+	} {
+		t.Run(tc.engine+"/"+tc.mem, func(t *testing.T) {
+			sp := ScenarioSpec(tc.engine, tc.mem, 4, false, false)
+			sp.Timeout = 200 * time.Millisecond
+			if tc.mem != "native" {
+				sp.Shared.FetchTimeout, sp.Shared.PushTimeout = time.Second, time.Second
+			}
+			s, err := New(Options{N: 4, Spec: sp, Seed: 1, Latency: 150 * time.Millisecond})
+			require.NoError(t, err)
+			txs := makeTxs(t.Name(), 400)
+			load(s, txs, 20, 50*time.Millisecond)
+			ok := s.RunUntil(60*time.Second, func() bool { return s.AllDelivered(txs) })
+			require.True(t, ok, "%s committed %d of %d transactions in 60 virtual seconds with views longer than the view timeout", tc.engine, len(s.Honest()[0].Txs), len(txs))
+			requireSafeAndComplete(t, s, txs)
+		})
+	}
+}
