@@ -166,6 +166,25 @@ func (s *Spec) Expand(backend string) ([]Point, error) {
 	if s.Load.Closed && backend == "virtual" {
 		return nil, errors.New("load.closed runs on the sim, tcp and ssh backends, not virtual: the simulator's clients are open-loop")
 	}
+	if backend != "virtual" {
+		// Faults the processes cannot inject would be left out of the run without a word.
+		var only []string
+		if s.Faults.Async != "" {
+			only = append(only, "faults.async")
+		}
+		if s.Faults.Partition != "" {
+			only = append(only, "faults.partition")
+		}
+		for _, pr := range s.Protocols {
+			if s.uplinkQueue(pr) == "fifo" {
+				only = append(only, "uplink_queue fifo")
+				break
+			}
+		}
+		if len(only) > 0 {
+			return nil, fmt.Errorf("%s: only the virtual backend models them, not %s", strings.Join(only, ", "), backend)
+		}
+	}
 	dur := s.Duration.D()
 	if dur == 0 {
 		dur = 20 * time.Second
@@ -319,6 +338,7 @@ func (s *Spec) params(pr Protocol, p Point) virtual.Params {
 	if s.Network.LatencyMatrix != "" {
 		v.LatencyMatrix = s.file(s.Network.LatencyMatrix)
 	}
+	v.FIFOUplink = s.uplinkQueue(pr) == "fifo"
 	v.TxSize, v.MSize, v.BSize = s.TxSize, p.MSize, s.BSize
 	if p.Byzantine > 0 {
 		v.Byz = p.Byzantine
@@ -349,6 +369,14 @@ func (s *Spec) params(pr Protocol, p Point) virtual.Params {
 		v.ConfigName = s.Config
 	}
 	return v
+}
+
+// uplinkQueue is the series' uplink queue: its own, else the network's.
+func (s *Spec) uplinkQueue(pr Protocol) string {
+	if pr.UplinkQueue != "" {
+		return pr.UplinkQueue
+	}
+	return s.Network.UplinkQueue
 }
 
 type load struct{ rate, share float64 }

@@ -80,19 +80,21 @@ type Spec struct {
 
 // Protocol is one protocol of the comparison: a preset with knobs of its own.
 type Protocol struct {
-	Label      string   `json:"label"`     // the series' name (default the algorithm)
-	Algorithm  string   `json:"algorithm"` // hotstuff, streamlet, smp-hs, s-hs, s-sl, s-hs-g
-	Q          string   `json:"q"`         // proof threshold: f+1, 2f+1 or a number (default the config's)
-	MSize      int      `json:"msize"`
-	Proofs     string   `json:"proofs"` // inline or reference
-	Signer     string   `json:"signer"` // secp256k1 or bls12-381
-	MaxBacklog *int     `json:"max_backlog_ms"`
-	D          int      `json:"d"` // load balancing with d samples
-	Gossip     bool     `json:"gossip"`
-	Fanout     int      `json:"fanout"`
-	EvenLoad   bool     `json:"even_load"` // ignore faults.zipf: uniform load (the reference line of the Zipf figures)
-	MaxN       int      `json:"max_n"`     // leave out the points above this N (a protocol too slow to simulate there)
-	Set        []string `json:"set"`       // further config overrides
+	Label      string `json:"label"`     // the series' name (default the algorithm)
+	Algorithm  string `json:"algorithm"` // hotstuff, streamlet, smp-hs, s-hs, s-sl, s-hs-g
+	Q          string `json:"q"`         // proof threshold: f+1, 2f+1 or a number (default the config's)
+	MSize      int    `json:"msize"`
+	Proofs     string `json:"proofs"` // inline or reference
+	Signer     string `json:"signer"` // secp256k1 or bls12-381
+	MaxBacklog *int   `json:"max_backlog_ms"`
+	D          int    `json:"d"` // load balancing with d samples
+	Gossip     bool   `json:"gossip"`
+	Fanout     int    `json:"fanout"`
+	EvenLoad   bool   `json:"even_load"` // ignore faults.zipf: uniform load (the reference line of the Zipf figures)
+	MaxN       int    `json:"max_n"`     // leave out the points above this N (a protocol too slow to simulate there)
+	// UplinkQueue overrides network.uplink_queue for this series (virtual): priority or fifo.
+	UplinkQueue string   `json:"uplink_queue"`
+	Set         []string `json:"set"` // further config overrides
 }
 
 // UnmarshalJSON takes a bare preset name or an object.
@@ -153,6 +155,7 @@ type Network struct {
 	Jitter        Duration `json:"jitter"`
 	Loss          *float64 `json:"loss"`
 	LatencyMatrix string   `json:"latency_matrix"` // file, relative to the spec unless absolute
+	UplinkQueue   string   `json:"uplink_queue"`   // virtual: priority (default: consensus messages first) or fifo
 }
 
 // TCPOptions drive the client processes of the sim and tcp backends.
@@ -467,6 +470,11 @@ func (s *Spec) validate() []string {
 		default:
 			bad("%s.signer %q: want secp256k1 or bls12-381", at, pr.Signer)
 		}
+		switch pr.UplinkQueue {
+		case "", "priority", "fifo":
+		default:
+			bad("%s.uplink_queue %q: want priority or fifo", at, pr.UplinkQueue)
+		}
 		if pr.D < 0 || pr.Fanout < 0 || (pr.MaxBacklog != nil && *pr.MaxBacklog < 0) {
 			bad("%s: d, fanout and max_backlog_ms must not be negative", at)
 		}
@@ -572,6 +580,11 @@ func (s *Spec) validate() []string {
 		if v != nil && (*v < 0 || math.IsInf(*v, 0)) {
 			bad("network.%s %v: want Mbit/s >= 0 (0: unlimited)", name, *v)
 		}
+	}
+	switch nw.UplinkQueue {
+	case "", "priority", "fifo":
+	default:
+		bad("network.uplink_queue %q: want priority or fifo", nw.UplinkQueue)
 	}
 	if nw.Latency < 0 || nw.Jitter < 0 {
 		bad("network.latency and network.jitter must not be negative")

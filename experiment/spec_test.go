@@ -11,13 +11,13 @@ import (
 
 func TestParseNamesEveryProblem(t *testing.T) {
 	_, err := Parse([]byte(`{"name": "a b", "protocols": ["s-hs", {"algorithm": "paxos"}], "n": [0, 4],
-		"load": {"rates": [-1]}, "network": {"preset": "moon"}, "bogus": true,
+		"load": {"rates": [-1]}, "network": {"preset": "moon", "uplink_queue": "lifo"}, "bogus": true,
 		"plots": [{"file": "p", "x": "n", "y": "nope", "extra": 1}]}`))
 	if err == nil {
 		t.Fatal("a spec with errors was accepted")
 	}
 	for _, want := range []string{`name "a b"`, `protocols[1].algorithm "paxos"`, "n[0] = 0", "load.rates[0] = -1",
-		`network.preset "moon"`, "bogus: unknown field", "plots[0].extra: unknown field", `plots[0].y "nope"`} {
+		`network.preset "moon"`, `network.uplink_queue "lifo"`, "bogus: unknown field", "plots[0].extra: unknown field", `plots[0].y "nope"`} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("the error does not name %q:\n%v", want, err)
 		}
@@ -124,6 +124,37 @@ func TestClosedLoad(t *testing.T) {
 	for _, p := range pts {
 		if p.Rate != 0 || !strings.Contains(p.label(), "load=closed") {
 			t.Errorf("%s: rate %v", p.label(), p.Rate)
+		}
+	}
+}
+
+// TestVirtualOnlyFaultsRefusedElsewhere: a spec whose faults or uplink model only the simulator
+// has does not run on real processes without them; the error names each.
+func TestVirtualOnlyFaultsRefusedElsewhere(t *testing.T) {
+	s, err := Parse([]byte(`{"name": "x", "protocols": ["s-hs", {"label": "S-HS-fifo", "algorithm": "s-hs", "uplink_queue": "fifo"}],
+		"n": [4], "load": {"rates": [1000]}, "faults": {"async": "1s-2s:200ms", "partition": "1s-2s:1"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pts, err := s.Expand("virtual")
+	if err != nil || len(pts) != 2 {
+		t.Fatalf("virtual: %d points, %v", len(pts), err)
+	}
+	if got := s.params(s.Protocols[1], pts[0]).FIFOUplink; !got {
+		t.Error("the series' uplink_queue fifo did not reach the simulator's parameters")
+	}
+	if got := s.params(s.Protocols[0], pts[0]).FIFOUplink; got {
+		t.Error("a series without uplink_queue got a FIFO uplink")
+	}
+	for _, backend := range []string{"sim", "tcp", "ssh"} {
+		_, err := s.Expand(backend)
+		if err == nil {
+			t.Fatalf("%s: expanded a spec with virtual-only faults", backend)
+		}
+		for _, want := range []string{"faults.async", "faults.partition", "uplink_queue fifo", backend} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("%s: the error does not name %q: %v", backend, want, err)
+			}
 		}
 	}
 }

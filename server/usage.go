@@ -81,6 +81,7 @@ var usageGroups = []usageGroup{
 		{name: "jitter"},
 		{name: "loss"},
 		{name: "latency_matrix"},
+		{name: "uplink_fifo"},
 		{name: "async"},
 		{name: "partition"},
 		{name: "cpu"},

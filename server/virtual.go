@@ -32,6 +32,7 @@ type virtualFlags struct {
 	uplink, downlink          *float64
 	latency, jitter           *time.Duration
 	matrix                    *string
+	fifoUplink                *bool
 	loss                      *float64
 	scenario                  *string
 	small                     *bool
@@ -70,6 +71,7 @@ func registerVirtualFlags() *virtualFlags {
 		latency:        flag.Duration("latency", -1, "with -virtual: one-way latency (default: -net's)"),
 		jitter:         flag.Duration("jitter", -1, "with -virtual: uniform extra latency (default: -net's)"),
 		matrix:         flag.String("latency_matrix", "", "with -virtual: file of one-way latencies: one line per sender, N whitespace-separated durations (e.g. 40ms) or numbers in ms"),
+		fifoUplink:     flag.Bool("uplink_fifo", false, "with -virtual: every uplink is one queue in the order messages were sent, proposals and votes behind queued microblocks and fetch answers (default: consensus messages first)"),
 		loss:           flag.Float64("loss", -1, "with -virtual: message loss probability (default: none, the config's loss with -net config)"),
 		scenario:       flag.String("scenario", "", "with -virtual: run one of the paper's experiments and write one JSON row per run: "+strings.Join(virtual.ScenarioNames(), ", ")),
 		small:          flag.Bool("small", false, "with -scenario: the same experiment at small N and short duration (a smoke test)"),
@@ -239,7 +241,7 @@ func virtualBase(vf *virtualFlags, cfgPath string, sets []string, algorithm stri
 		Byz: *vf.byz, Strategy: *vf.strategy, Zipf: *vf.zipf, Async: *vf.async, Partition: *vf.partition,
 		CPU: *vf.cpu, Tick: *vf.tick, ClientLatency: *vf.clientLat,
 		Uplink: *vf.uplink, Downlink: *vf.downlink, Latency: *vf.latency, Jitter: *vf.jitter,
-		LatencyMatrix: *vf.matrix, Loss: *vf.loss, Fit: *vf.fit, Signatures: *vf.signatures, Proofs: *vf.proofs,
+		LatencyMatrix: *vf.matrix, FIFOUplink: *vf.fifoUplink, Loss: *vf.loss, Fit: *vf.fit, Signatures: *vf.signatures, Proofs: *vf.proofs,
 		Q: *vf.q, TimeoutMs: *vf.timeoutMs, D: *vf.d, LB: *vf.lb,
 		ProposeTimeout: *vf.proposeTimeout, BatchTimeout: *vf.batchTime,
 		Scenario: *vf.scenario != "", ConfigName: cfgPath,

@@ -13,8 +13,8 @@ import (
 // and a downlink of fixed rate, each a serialization queue: a message occupies the link for its
 // encoded size ÷ rate, and a broadcast is one copy per peer, queued one after the other on the
 // sender's uplink. On the uplink consensus messages (proposals, votes, timeouts, acks, proofs) go
-// before queued data (microblocks, fetch answers, forwards); a copy that has started is never
-// interrupted. The downlink is one FIFO, as a router's queue in front of the receiver is. Between
+// before queued data (microblocks, fetch answers, forwards), unless FIFOUplink puts every copy in
+// one queue; a copy that has started is never interrupted. The downlink is one FIFO, as a router's queue in front of the receiver is. Between
 // the two a copy travels the link's one-way latency, plus jitter and any asynchrony window.
 type Links struct {
 	Uplink   float64 // bits per second per replica; 0: unlimited
@@ -24,6 +24,10 @@ type Links struct {
 	Matrix [][]time.Duration
 	// Async adds extra delay to every message that leaves an uplink inside a window.
 	Async []AsyncWindow
+	// FIFOUplink sends every copy in the order it was queued, consensus messages behind queued
+	// data, as a sender without priorities does (the paper's prototype writes every message to
+	// its peer's one connection as it comes).
+	FIFOUplink bool
 }
 
 // AsyncWindow delays every message sent during [From, To) by Delay plus uniform jitter in
@@ -103,14 +107,19 @@ func (s *Sim) enqueueUp(from, dst *Node, m types.Message, size int) {
 		return
 	}
 	up := &from.up
-	up.lanes[m.Kind().Lane()].Push(c)
+	lane := m.Kind().Lane()
+	if s.opts.Links.FIFOUplink {
+		lane = types.LaneConsensus // one queue for every copy
+	}
+	up.lanes[lane].Push(c)
 	up.bytes += size
 	if !up.busy {
 		s.nextUp(from)
 	}
 }
 
-// nextUp starts the next copy on from's uplink: consensus first.
+// nextUp starts the next copy on from's uplink: consensus first (with FIFOUplink every copy is
+// in the first lane).
 func (s *Sim) nextUp(from *Node) {
 	up := &from.up
 	var c copyOut

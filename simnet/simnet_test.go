@@ -209,3 +209,22 @@ func TestLiveWhenViewsOutlastTheTimeout(t *testing.T) {
 		})
 	}
 }
+
+// TestUplinkLanes: on an uplink consensus messages leave before queued data, unless FIFOUplink
+// keeps every copy in the order it was queued.
+func TestUplinkLanes(t *testing.T) {
+	for _, fifo := range []bool{false, true} {
+		s, err := New(Options{N: 2, Spec: spec("hotstuff"), Seed: 1, Links: Links{Uplink: 8e6, FIFOUplink: fifo}})
+		require.NoError(t, err)
+		from, to := s.Node(1), s.Node(2)
+		from.up.busy = true // a copy is on the wire, so what follows queues
+		s.enqueueUp(from, to, &types.MicroBlock{}, 100_000)
+		s.enqueueUp(from, to, &types.Vote{}, 100)
+		s.nextUp(from) // the copy on the wire has left: the next one starts
+		left := 100_000
+		if fifo {
+			left = 100 // the microblock went first; the vote waits behind it
+		}
+		require.Equal(t, left, from.up.bytes, "FIFOUplink=%v: bytes still queued after the first copy started", fifo)
+	}
+}

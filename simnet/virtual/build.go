@@ -39,6 +39,7 @@ type Params struct {
 	Uplink, Downlink    float64       // Mbit/s, < 0: the preset's
 	Latency, Jitter     time.Duration // < 0: the preset's
 	LatencyMatrix       string        // file of one-way latencies
+	FIFOUplink          bool          // one queue per uplink, no priority for consensus messages
 	Loss                float64       // < 0: none (the config's with Net config)
 	Fit                 bool
 	Signatures          string // simulated or real
@@ -159,6 +160,7 @@ func Build(cfg config.Config, algorithm string, p Params) (Config, error) {
 			return c, err
 		}
 	}
+	c.Links.FIFOUplink = p.FIFOUplink
 	if p.Async != "" {
 		if c.Links.Async, err = ParseAsync(p.Async); err != nil {
 			return c, err

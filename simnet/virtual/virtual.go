@@ -135,6 +135,7 @@ type ResultConfig struct {
 	LatencyMs      float64  `json:"latency_ms"`
 	JitterMs       float64  `json:"jitter_ms"`
 	LatencyMatrix  bool     `json:"latency_matrix"`
+	UplinkQueue    string   `json:"uplink_queue"`
 	Async          []string `json:"async,omitempty"`
 	Loss           float64  `json:"loss"`
 	Partitions     []string `json:"partitions,omitempty"`
@@ -678,6 +679,10 @@ func (r *virtualRun) resultConfig() ResultConfig {
 	if c.Spec.Shared.LoadBalance {
 		rc.D = c.Spec.Shared.D
 		rc.BusyThreshMs, rc.LBTimeoutMs = ms(c.Spec.Shared.BusyThreshold), ms(c.Spec.Shared.LBTimeout)
+	}
+	rc.UplinkQueue = "priority"
+	if c.Links.FIFOUplink {
+		rc.UplinkQueue = "fifo"
 	}
 	for _, w := range c.Links.Async {
 		rc.Async = append(rc.Async, fmt.Sprintf("%v-%v:%v±%v", w.From, w.To, w.Delay, w.Jitter))
