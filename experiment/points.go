@@ -145,13 +145,69 @@ func (p *Point) group() string {
 	return hashJSON(q)
 }
 
+// hashJSON hashes v's JSON without its zero-valued fields, so that a knob added later with its
+// zero value as the default leaves the keys of the points measured before it unchanged (and a
+// rerun skips them).
 func hashJSON(v any) string {
 	data, err := json.Marshal(v)
 	if err != nil {
 		panic(err) // plain data
 	}
+	var tree any
+	if err := json.Unmarshal(data, &tree); err != nil {
+		panic(err)
+	}
+	if data, err = json.Marshal(dropZeros(tree)); err != nil {
+		panic(err)
+	}
 	h := sha256.Sum256(data)
 	return hex.EncodeToString(h[:8])
+}
+
+// dropZeros removes the object members whose value is false, 0, "", null or empty.
+func dropZeros(v any) any {
+	switch t := v.(type) {
+	case map[string]any:
+		for k, x := range t {
+			x = dropZeros(x)
+			switch y := x.(type) {
+			case nil:
+				delete(t, k)
+				continue
+			case bool:
+				if !y {
+					delete(t, k)
+					continue
+				}
+			case float64:
+				if y == 0 {
+					delete(t, k)
+					continue
+				}
+			case string:
+				if y == "" {
+					delete(t, k)
+					continue
+				}
+			case []any:
+				if len(y) == 0 {
+					delete(t, k)
+					continue
+				}
+			case map[string]any:
+				if len(y) == 0 {
+					delete(t, k)
+					continue
+				}
+			}
+			t[k] = x
+		}
+	case []any:
+		for i, x := range t {
+			t[i] = dropZeros(x)
+		}
+	}
+	return v
 }
 
 // Expand lists the points of s on backend (the spec's when empty). Rates given as shares of the

@@ -158,3 +158,30 @@ func TestVirtualOnlyFaultsRefusedElsewhere(t *testing.T) {
 		}
 	}
 }
+
+// TestKeysIgnoreZeroFields: a knob added with its zero value as the default does not change the
+// keys of the points measured before it, so a rerun still skips them.
+func TestKeysIgnoreZeroFields(t *testing.T) {
+	type before struct {
+		N    int    `json:"n"`
+		Name string `json:"name"`
+	}
+	type after struct {
+		N     int      `json:"n"`
+		Name  string   `json:"name"`
+		New   bool     `json:"new"`
+		Extra []string `json:"extra"`
+		Sub   struct {
+			Z int `json:"z"`
+		} `json:"sub"`
+	}
+	if a, b := hashJSON(before{N: 4, Name: "x"}), hashJSON(after{N: 4, Name: "x"}); a != b {
+		t.Errorf("an added zero field changed the key: %s, %s", a, b)
+	}
+	if a, b := hashJSON(after{N: 4, Name: "x"}), hashJSON(after{N: 4, Name: "x", New: true}); a == b {
+		t.Error("a set field did not change the key")
+	}
+	if a, b := hashJSON(before{N: 4}), hashJSON(before{N: 16}); a == b {
+		t.Error("different N, same key")
+	}
+}
