@@ -62,17 +62,34 @@ func TestServerVirtual(t *testing.T) {
 	require.Positive(t, res.TPS)
 	require.Positive(t, res.Bandwidth["others"].ByType["MicroBlock"])
 
-	// A scenario: one JSON line per run.
+	// A scenario is an experiment spec run by the experiment runner: one JSON line per run, and
+	// the runner's results directory; a rerun skips the finished points.
 	lines := filepath.Join(dir, "rows.jsonl")
-	_, stderr, code = runServer(t, dir, "-virtual", "-scenario", "bandwidth", "-small", "-quiet", "-out", lines)
+	results := filepath.Join(dir, "results")
+	_, stderr, code = runServer(t, dir, "-virtual", "-scenario", "ci", "-only_n", "4", "-quiet", "-results", results, "-out", lines)
 	require.Equal(t, 0, code, stderr)
 	data, err = os.ReadFile(lines)
 	require.NoError(t, err)
 	got := strings.Split(strings.TrimSpace(string(data)), "\n")
-	require.Len(t, got, 3)
+	require.Len(t, got, 3) // S-HS, SMP-HS and N-HS at N=4
 	for _, l := range got {
-		require.True(t, json.Valid([]byte(l)), l)
+		var row struct {
+			Point struct {
+				N int `json:"n"`
+			} `json:"point"`
+			Commit  string             `json:"commit"`
+			Metrics map[string]float64 `json:"metrics"`
+		}
+		require.NoError(t, json.Unmarshal([]byte(l), &row), l)
+		require.Equal(t, 4, row.Point.N)
+		require.Positive(t, row.Metrics["throughput_ktps"])
 	}
+	for _, f := range []string{"rows.jsonl", "rows.csv", "summary.md", "checks.txt", "spec.json"} {
+		require.FileExists(t, filepath.Join(results, "ci", f))
+	}
+	_, stderr, code = runServer(t, dir, "-virtual", "-scenario", "ci", "-only_n", "4", "-results", results, "-out", lines)
+	require.Equal(t, 0, code, stderr)
+	require.Contains(t, stderr, "3 finished before, 0 to run")
 
 	for _, bad := range []struct {
 		args []string
@@ -86,7 +103,9 @@ func TestServerVirtual(t *testing.T) {
 		{[]string{"-n", "4", "-latency_matrix", matrix + ".missing"}, "-latency_matrix"},
 		{[]string{"-n", "5", "-latency_matrix", matrix}, "want 5"},
 		{[]string{"-n", "4", "-cpu", "fast"}, "-cpu"},
-		{[]string{"-n", "4", "-scenario", "fig99"}, "want one of"},
+		{[]string{"-scenario", "fig99"}, "no experiment spec called"},
+		{[]string{"-n", "4", "-scenario", "ci"}, "-n: the spec sets the runs"},
+		{[]string{"-scenario", "ci", "-only_n", "5"}, "no point has N in [5]"},
 		{[]string{"-n", "4", "-duration", "0s"}, "-duration"},
 		{[]string{"-n", "4", "-sim"}, "runs alone"},
 	} {

@@ -12,17 +12,31 @@ type CheckResult struct {
 	Pass   bool   `json:"pass"`
 	Detail string `json:"detail"`
 	Known  string `json:"known_difference,omitempty"` // why a failure is expected
+	// Skipped: the points the check is about were left out of this run (quick variant, a subset
+	// of N).
+	Skipped bool `json:"skipped,omitempty"`
 }
 
-// Verdict is PASS, FAIL or KNOWN (a failure the spec explains).
+// Verdict is PASS, FAIL, KNOWN (a failure the spec explains) or SKIP (its points were not run).
 func (c CheckResult) Verdict() string {
 	switch {
+	case c.Skipped:
+		return "SKIP"
 	case c.Pass:
 		return "PASS"
 	case c.Known != "":
 		return "KNOWN"
 	}
 	return "FAIL"
+}
+
+// absent is the result of a check whose points are not among the summaries: skipped when the
+// run left points out on purpose, else failed.
+func (s *Spec) absent(name, detail string) CheckResult {
+	if s.partial != "" {
+		return CheckResult{Name: name, Skipped: true, Detail: detail + " in this run (" + s.partial + ")"}
+	}
+	return CheckResult{Name: name, Detail: detail}
 }
 
 // select returns the summaries whose point matches where.
@@ -48,13 +62,13 @@ func describeWhere(w map[string]any) string {
 func (s *Spec) check(sums []Summary) []CheckResult {
 	var out []CheckResult
 	for _, c := range s.Checks {
-		for _, r := range evalCheck(c, sums) {
+		for _, r := range s.evalCheck(c, sums) {
 			r.Known = c.Known
 			out = append(out, r)
 		}
 	}
 	for _, b := range s.Baselines {
-		out = append(out, evalBaseline(b, sums)...)
+		out = append(out, s.evalBaseline(b, sums)...)
 	}
 	return out
 }
@@ -67,11 +81,11 @@ func metricOf(s Summary, metric string) (Stat, bool) {
 	return st, ok && s.Runs > 0
 }
 
-func evalCheck(c Check, sums []Summary) []CheckResult {
+func (s *Spec) evalCheck(c Check, sums []Summary) []CheckResult {
 	name := c.Name
 	at := selectSummaries(sums, c.Where)
 	if len(at) == 0 {
-		return []CheckResult{{Name: name, Detail: fmt.Sprintf("no point matches %s", describeWhere(c.Where))}}
+		return []CheckResult{s.absent(name, fmt.Sprintf("no point matches %s", describeWhere(c.Where)))}
 	}
 	ref := 1.0
 	refText := ""
@@ -109,11 +123,11 @@ func evalCheck(c Check, sums []Summary) []CheckResult {
 	return out
 }
 
-func evalBaseline(b Baseline, sums []Summary) []CheckResult {
+func (s *Spec) evalBaseline(b Baseline, sums []Summary) []CheckResult {
 	name := fmt.Sprintf("baseline %s at %s", b.Metric, describeWhere(b.Where))
 	at := selectSummaries(sums, b.Where)
 	if len(at) == 0 {
-		return []CheckResult{{Name: name, Detail: "no point matches"}}
+		return []CheckResult{s.absent(name, "no point matches")}
 	}
 	var out []CheckResult
 	for _, s := range at {

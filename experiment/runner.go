@@ -27,7 +27,8 @@ type Options struct {
 	Fresh    bool      // ignore finished rows and run every point again
 	Log      io.Writer // progress lines (default os.Stderr)
 	NoPlots  bool
-	ListOnly bool // print the points and stop
+	ListOnly bool  // print the points and stop
+	OnlyN    []int // run only the points with these N (after the quick variant)
 }
 
 // Report is what a spec's run produced.
@@ -67,6 +68,11 @@ func Run(ctx context.Context, s *Spec, opts Options) (*Report, error) {
 			return &Report{Spec: s, Dir: filepath.Join(opts.Out, s.Name), Skipped: true}, nil
 		}
 		s.applyQuick()
+	}
+	if len(opts.OnlyN) > 0 {
+		if err := s.OnlyN(opts.OnlyN); err != nil {
+			return nil, err
+		}
 	}
 	backend := opts.Backend
 	if backend == "" {

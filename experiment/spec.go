@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/stratusbft/stratus/config"
+	"github.com/stratusbft/stratus/experiments"
 	"github.com/stratusbft/stratus/simnet/virtual"
 )
 
@@ -76,6 +77,9 @@ type Spec struct {
 
 	dir, path string // where the spec was read from
 	raw       []byte
+	// partial says why some points of the spec are not run (the quick variant, a subset of N):
+	// a check or baseline about a point left out is skipped, not failed.
+	partial string
 }
 
 // Protocol is one protocol of the comparison: a preset with knobs of its own.
@@ -321,6 +325,38 @@ func LoadSpec(path string) (*Spec, error) {
 	if err != nil {
 		return nil, err
 	}
+	return ParseAt(data, path)
+}
+
+// Resolve reads the spec arg names: a spec file (a path, or any name ending in .json), or the
+// name of a spec this repository carries (experiments/NAME.json or experiments/paper/NAME.json,
+// built into the binary; the earlier scenario names too, e.g. bandwidth for table3-bandwidth).
+func Resolve(arg string) (*Spec, error) {
+	if _, err := os.Stat(arg); err == nil || strings.HasSuffix(arg, ".json") || strings.ContainsRune(arg, os.PathSeparator) {
+		return LoadSpec(arg)
+	}
+	data, file, err := experiments.Lookup(arg)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAt(data, file)
+}
+
+// ParseNs reads a comma-separated list of replica counts.
+func ParseNs(list string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(list, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("%q: want replica counts separated by commas, e.g. 16,64", list)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// ParseAt validates a spec read from path (the files it names are relative to path's directory).
+func ParseAt(data []byte, path string) (*Spec, error) {
 	s, err := Parse(data)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
@@ -329,6 +365,29 @@ func LoadSpec(path string) (*Spec, error) {
 	s.path = path
 	s.raw = data
 	return s, nil
+}
+
+// OnlyN keeps the replica counts listed in ns (after the quick variant, if any); it fails when
+// none of the spec's is among them.
+func (s *Spec) OnlyN(ns []int) error {
+	keep := map[int]bool{}
+	for _, n := range ns {
+		keep[n] = true
+	}
+	var kept []int
+	for _, n := range s.N {
+		if keep[n] {
+			kept = append(kept, n)
+		}
+	}
+	if len(kept) == 0 {
+		return fmt.Errorf("%s: no point has N in %v (the spec's N: %v)", s.Name, ns, s.N)
+	}
+	if len(kept) < len(s.N) {
+		s.partial = fmt.Sprintf("N limited to %v", kept)
+	}
+	s.N = kept
+	return nil
 }
 
 // Parse reads a spec and validates it, naming every problem it finds.
@@ -754,6 +813,7 @@ func (s *Spec) applyQuick() {
 	if q == nil {
 		return
 	}
+	s.partial = "the quick variant"
 	if len(q.Protocols) > 0 {
 		keep := map[string]bool{}
 		for _, l := range q.Protocols {

@@ -7,6 +7,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/stratusbft/stratus/experiments"
 )
 
 func TestParseNamesEveryProblem(t *testing.T) {
@@ -183,5 +186,84 @@ func TestKeysIgnoreZeroFields(t *testing.T) {
 	}
 	if a, b := hashJSON(before{N: 4}), hashJSON(before{N: 16}); a == b {
 		t.Error("different N, same key")
+	}
+}
+
+// TestEmbeddedSpecsRunSmall: every spec this repository carries is valid, is found by name, and
+// each of its series runs at N=4 for 3 virtual seconds without an invariant violation or a
+// throughput above the links' limit (the smoke test the scenarios had before they became specs).
+func TestEmbeddedSpecsRunSmall(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the simulator")
+	}
+	for _, name := range experiments.Names() {
+		t.Run(name, func(t *testing.T) {
+			s, err := Resolve(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.Load.Closed {
+				return // real processes only
+			}
+			pts, err := s.Expand("virtual")
+			if err != nil {
+				t.Fatal(err)
+			}
+			seen := map[string]bool{}
+			for _, p := range pts {
+				if seen[p.Protocol] {
+					continue
+				}
+				seen[p.Protocol] = true
+				p.N, p.Params.N = 4, 4
+				p.Params.Duration, p.Params.Warmup = 3*time.Second, time.Second
+				p.Params.Byz = min(p.Params.Byz, 1)
+				p.Params.Async, p.Params.Partition = "", ""
+				if p.Params.Q > 0 {
+					p.Params.Q = 2 // q was resolved for the spec's N: f+1 at N=4
+				}
+				var row Row
+				if err := s.runVirtual(context.Background(), p, &row); err != nil {
+					t.Fatalf("%s: %v", p.label(), err)
+				}
+				if lim := row.Metrics["limit_ktps"]; lim > 0 && row.Metrics["throughput_ktps"] > lim*1.0001 {
+					t.Errorf("%s: %.1f KTx/s above the limit %.1f", p.label(), row.Metrics["throughput_ktps"], lim)
+				}
+			}
+		})
+	}
+}
+
+// TestChecksOfPointsLeftOutAreSkipped: in a quick or N-limited run a check about a point that was
+// not run is SKIP, not FAIL; in a full run a check that matches nothing still fails.
+func TestChecksOfPointsLeftOutAreSkipped(t *testing.T) {
+	spec := `{"name": "x", "protocols": ["s-hs"], "n": [4, 64], "load": {"rates": [1000]},
+		"quick": {"n": [4]},
+		"checks": [{"name": "big", "metric": "throughput_ktps", "where": {"n": 64}, "op": ">=", "value": 1}]}`
+	sums := []Summary{{Point: Point{Protocol: "s-hs", N: 4}, Runs: 1, Metrics: map[string]Stat{"throughput_ktps": {Mean: 1}}}}
+	for _, tc := range []struct {
+		name  string
+		prep  func(s *Spec) error
+		wants string
+	}{
+		{"full run", func(*Spec) error { return nil }, "FAIL"},
+		{"quick", func(s *Spec) error { s.applyQuick(); return nil }, "SKIP"},
+		{"only_n", func(s *Spec) error { return s.OnlyN([]int{4}) }, "SKIP"},
+	} {
+		s, err := Parse([]byte(spec))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tc.prep(s); err != nil {
+			t.Fatal(err)
+		}
+		got := s.check(sums)
+		if len(got) != 1 || got[0].Verdict() != tc.wants {
+			t.Errorf("%s: %+v, want %s", tc.name, got, tc.wants)
+		}
+	}
+	s, _ := Parse([]byte(spec))
+	if err := s.OnlyN([]int{8}); err == nil || !strings.Contains(err.Error(), "no point has N") {
+		t.Errorf("OnlyN with no N of the spec: %v", err)
 	}
 }

@@ -2,7 +2,8 @@
 //
 //	server -sim [-algorithm hotstuff] [-config config.json] [-ips ips.txt] [-log_dir .] [-log_level info] [-data_dir DIR]
 //	server -id I [-keys keys] [-data_dir data] [same flags]
-//	server -virtual [-algorithm hotstuff] [-n 16] [-net wan] [-duration 30s] [-scenario NAME] [-out FILE]
+//	server -virtual [-algorithm hotstuff] [-n 16] [-net wan] [-duration 30s] [-out FILE]
+//	server -virtual -scenario SPEC [-small] [-only_n N,...] [-results DIR] [-out FILE]
 //	server -keygen [-config config.json] [-ips ips.txt] [-keys keys]
 //	server -check-config [-config config.json] [-ips ips.txt] [-algorithm A] [-set k=v]
 //	server -migrate-config old.json [-ips ips.txt] [-out new.json]

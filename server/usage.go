@@ -17,8 +17,8 @@ const synopsis = `usage: server -sim [flags]          every node of the ips file
                                     convert the original prototype's config
        server -virtual -algorithm P -n N -net lan|wan -duration 30s [-rate R] [-seed S] [-out F]
                                     simulate N replicas in virtual time
-       server -virtual -scenario NAME [-small] [-out F]
-                                    one of the paper's experiments, a JSON line per run
+       server -virtual -scenario SPEC [-small] [-only_n N,...] [-results DIR] [-out F]
+                                    an experiment spec by name or file, a JSON line per run
 `
 
 // usageFlag is how server -h shows one flag. Empty fields come from the registered flag: arg
@@ -64,6 +64,7 @@ var usageGroups = []usageGroup{
 		{name: "scenario"},
 		{name: "small"},
 		{name: "only_n"},
+		{name: "results"},
 		{name: "n"},
 		{name: "duration"},
 		{name: "warmup"},

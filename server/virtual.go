@@ -1,16 +1,20 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"strconv"
+	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/stratusbft/stratus/config"
+	"github.com/stratusbft/stratus/experiment"
+	"github.com/stratusbft/stratus/experiments"
 	"github.com/stratusbft/stratus/simnet/virtual"
 )
 
@@ -38,6 +42,7 @@ type virtualFlags struct {
 	small                     *bool
 	quiet                     *bool
 	onlyN                     *string
+	results                   *string
 	fit                       *bool
 	signatures                *string
 	proofs                    *string
@@ -73,10 +78,11 @@ func registerVirtualFlags() *virtualFlags {
 		matrix:         flag.String("latency_matrix", "", "with -virtual: file of one-way latencies: one line per sender, N whitespace-separated durations (e.g. 40ms) or numbers in ms"),
 		fifoUplink:     flag.Bool("uplink_fifo", false, "with -virtual: every uplink is one queue in the order messages were sent, proposals and votes behind queued microblocks and fetch answers (default: consensus messages first)"),
 		loss:           flag.Float64("loss", -1, "with -virtual: message loss probability (default: none, the config's loss with -net config)"),
-		scenario:       flag.String("scenario", "", "with -virtual: run one of the paper's experiments and write one JSON row per run: "+strings.Join(virtual.ScenarioNames(), ", ")),
-		small:          flag.Bool("small", false, "with -scenario: the same experiment at small N and short duration (a smoke test)"),
+		scenario:       flag.String("scenario", "", "with -virtual: run an experiment spec through the experiment runner (as stratus-exp does) and write one JSON row per run: a spec file, or the name of one this repository carries: "+strings.Join(experiments.Names(), ", ")+" (or the earlier names batch, scalability-lan, scalability-wan, bandwidth, async, byzantine, zipf)"),
+		small:          flag.Bool("small", false, "with -scenario: the spec's quick variant (its quick overrides: fewer N, shorter runs)"),
+		results:        flag.String("results", "results", "with -scenario: the results `directory`: rows, summaries, plots and checks in DIR/<spec name>/, and a rerun skips the points finished there"),
 		quiet:          flag.Bool("quiet", false, "with -virtual: no progress lines"),
-		onlyN:          flag.String("only_n", "", "with -scenario: run only the rows with these N (comma-separated)"),
+		onlyN:          flag.String("only_n", "", "with -scenario: run only the points with these N (comma-separated)"),
 		fit:            flag.Bool("fit", true, "with -virtual: size the protocol to the network: blocks the leader can send in a quarter of the view timeout (unless -bsize), push and fetch timeouts no shorter than sending a microblock to every replica, microblocks (unless -msize) small enough to reach every replica within 2.5 s"),
 		signatures:     flag.String("signatures", "simulated", "with -virtual: simulated (keyed-hash signatures with the sizes of the config's signer, verified and unforgeable inside the simulator, cheap to make) or real (the signer's own scheme: slow at large N)"),
 		proofs:         flag.String("proofs", "", "with -virtual: stratus proposals carry proofs inline (the paper's design) or name microblocks by reference (default: the config's proofs)"),
@@ -89,7 +95,7 @@ func registerVirtualFlags() *virtualFlags {
 	}
 }
 
-// runVirtual is server -virtual: one run, or a scenario's rows.
+// runVirtual is server -virtual: one run, or a scenario (an experiment spec).
 func runVirtual(vf *virtualFlags, cfgPath string, sets []string, algorithm string, out, cpuProfile string) int {
 	stop, err := startProfile(cpuProfile)
 	if err != nil {
@@ -97,73 +103,101 @@ func runVirtual(vf *virtualFlags, cfgPath string, sets []string, algorithm strin
 		return 1
 	}
 	defer stop()
-	base, err := virtualBase(vf, cfgPath, sets, algorithm)
+	if *vf.scenario != "" {
+		return runScenario(vf, out)
+	}
+	c, err := virtualBase(vf, cfgPath, sets, algorithm)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "server -virtual: %v\n", err)
 		return 2
 	}
-	var w io.Writer = os.Stdout
-	if out != "" {
-		f, err := os.OpenFile(out, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "server -virtual: -out: %v\n", err)
-			return 1
-		}
-		defer f.Close()
-		w = f
+	w, closeOut, err := openOut(out)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "server -virtual: -out: %v\n", err)
+		return 1
 	}
-	progress := func(p virtual.Progress) {
-		if !*vf.quiet && (p.Virtual%(5*time.Second) == 0 || p.Virtual == base.Duration) {
+	defer closeOut()
+	c.Progress = func(p virtual.Progress) {
+		if !*vf.quiet && (p.Virtual%(5*time.Second) == 0 || p.Virtual == c.Duration) {
 			fmt.Fprintf(os.Stderr, "  t=%5.1fs  %9.0f tx/s  height %5d  uplink queue %6.1f MB  wall %6.1fs (%.2f sim s per wall s)\n",
 				p.Virtual.Seconds(), p.TPS, p.Height, float64(p.QueuedUp)/1e6, p.Wall.Seconds(), p.Virtual.Seconds()/max(p.Wall.Seconds(), 1e-9))
 		}
 	}
-	runs := []virtual.Config{base}
-	if *vf.scenario != "" {
-		runs, err = virtual.PaperScenario(*vf.scenario, base, *vf.small)
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "server -virtual: %v\n", err)
+	fmt.Fprintf(os.Stderr, "== %s, N=%d, %s, %v, offered %.0f tx/s%s\n", c.Algorithm, c.N, c.Net, c.Duration, c.Rate, describeExtra(c))
+	res, err := virtual.Run(c)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "server -virtual: %v\n", err)
+		return 2
+	}
+	fmt.Fprintln(os.Stderr, summary(res))
+	data, err := json.MarshalIndent(res, "", "  ")
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "server -virtual: %v\n", err)
+		return 1
+	}
+	if _, err := w.Write(append(data, '\n')); err != nil {
+		fmt.Fprintf(os.Stderr, "server -virtual: %v\n", err)
+		return 1
+	}
+	if len(res.Violations) > 0 {
+		fmt.Fprintln(os.Stderr, "server -virtual: INVARIANT VIOLATIONS (see invariant_violations in the output)")
+		return 3
+	}
+	return 0
+}
+
+// openOut opens -out (standard output without it).
+func openOut(out string) (io.Writer, func(), error) {
+	if out == "" {
+		return os.Stdout, func() {}, nil
+	}
+	f, err := os.OpenFile(out, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	if err != nil {
+		return nil, nil, err
+	}
+	return f, func() { f.Close() }, nil
+}
+
+// runScenario is server -virtual -scenario: a thin wrapper over the experiment runner, so that a
+// scenario and stratus-exp run the same spec the same way. The spec's rows, summaries, plots and
+// checks go to -results/<name>/ (a rerun skips the points finished there); every row, with its
+// provenance and the simulator's result, goes to -out (or standard output) as one JSON line.
+func runScenario(vf *virtualFlags, out string) int {
+	if given := scenarioConflicts(); given != "" {
+		fmt.Fprintf(os.Stderr, "server -virtual -scenario: -%s: the spec sets the runs; edit a copy of the spec, or run without -scenario\n", given)
+		return 2
+	}
+	s, err := experiment.Resolve(*vf.scenario)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "server -virtual -scenario: %v\n", err)
+		return 2
+	}
+	opts := experiment.Options{Out: *vf.results, Backend: "virtual", Quick: *vf.small, Jobs: 1, Log: os.Stderr}
+	if *vf.quiet {
+		opts.Log = io.Discard
+	}
+	if *vf.onlyN != "" {
+		if opts.OnlyN, err = experiment.ParseNs(*vf.onlyN); err != nil {
+			fmt.Fprintf(os.Stderr, "server -virtual: -only_n %v\n", err)
 			return 2
-		}
-		if *vf.onlyN != "" {
-			keep := map[int]bool{}
-			for _, f := range strings.Split(*vf.onlyN, ",") {
-				n, err := strconv.Atoi(strings.TrimSpace(f))
-				if err != nil {
-					fmt.Fprintf(os.Stderr, "server -virtual: -only_n %q: want numbers separated by commas\n", *vf.onlyN)
-					return 2
-				}
-				keep[n] = true
-			}
-			var kept []virtual.Config
-			for _, r := range runs {
-				if keep[r.N] {
-					kept = append(kept, r)
-				}
-			}
-			if len(kept) == 0 {
-				fmt.Fprintf(os.Stderr, "server -virtual: -only_n %s: no run of scenario %s has that N\n", *vf.onlyN, *vf.scenario)
-				return 2
-			}
-			runs = kept
 		}
 	}
-	failed := false
-	for i, c := range runs {
-		c.Progress = progress
-		fmt.Fprintf(os.Stderr, "== run %d/%d: %s, N=%d, %s, %v, offered %.0f tx/s%s\n", i+1, len(runs), c.Algorithm, c.N, c.Net, c.Duration, c.Rate, describeExtra(c))
-		res, err := virtual.Run(c)
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "server -virtual: %v\n", err)
-			return 2
-		}
-		fmt.Fprintln(os.Stderr, summary(res))
-		var data []byte
-		if *vf.scenario != "" {
-			data, err = json.Marshal(res) // JSON lines: one row per run
-		} else {
-			data, err = json.MarshalIndent(res, "", "  ")
-		}
+	w, closeOut, err := openOut(out)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "server -virtual: -out: %v\n", err)
+		return 1
+	}
+	defer closeOut()
+	ctx, stopSignals := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stopSignals()
+	rep, err := experiment.Run(ctx, s, opts)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "server -virtual -scenario: %v\n", err)
+		return 2
+	}
+	status := 0
+	for _, row := range rep.Rows {
+		data, err := json.Marshal(row)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "server -virtual: %v\n", err)
 			return 1
@@ -172,13 +206,38 @@ func runVirtual(vf *virtualFlags, cfgPath string, sets []string, algorithm strin
 			fmt.Fprintf(os.Stderr, "server -virtual: %v\n", err)
 			return 1
 		}
-		failed = failed || len(res.Violations) > 0
+		if row.Error != "" {
+			fmt.Fprintf(os.Stderr, "server -virtual -scenario: %s: %s\n", row.Point.Protocol, row.Error)
+			status = 1
+			if strings.Contains(row.Error, "invariant violations") {
+				status = 3
+			}
+		}
 	}
-	if failed {
-		fmt.Fprintln(os.Stderr, "server -virtual: INVARIANT VIOLATIONS (see invariant_violations in the output)")
-		return 3
+	for _, c := range rep.Checks {
+		fmt.Fprintf(os.Stderr, "  %-5s  %s: %s\n", c.Verdict(), c.Name, c.Detail)
+		if c.Verdict() == "FAIL" && status == 0 {
+			status = 1
+		}
 	}
-	return 0
+	fmt.Fprintf(os.Stderr, "== %s: %d runs (%d now), %d checks failed; results in %s\n", s.Name, len(rep.Rows), rep.Ran, len(rep.FailedChecks()), rep.Dir)
+	return status
+}
+
+// scenarioConflicts names a flag that describes a run given beside -scenario, whose spec
+// describes its runs ("" if none).
+func scenarioConflicts() string {
+	allowed := map[string]bool{"virtual": true, "scenario": true, "small": true, "only_n": true, "results": true, "quiet": true, "out": true, "cpuprofile": true}
+	given := ""
+	flag.Visit(func(f *flag.Flag) {
+		if given != "" || allowed[f.Name] {
+			return
+		}
+		if strings.HasPrefix(f.Usage, "with -virtual") || f.Name == "algorithm" || f.Name == "config" || f.Name == "set" {
+			given = f.Name
+		}
+	})
+	return given
 }
 
 func describeExtra(c virtual.Config) string {
@@ -244,7 +303,7 @@ func virtualBase(vf *virtualFlags, cfgPath string, sets []string, algorithm stri
 		LatencyMatrix: *vf.matrix, FIFOUplink: *vf.fifoUplink, Loss: *vf.loss, Fit: *vf.fit, Signatures: *vf.signatures, Proofs: *vf.proofs,
 		Q: *vf.q, TimeoutMs: *vf.timeoutMs, D: *vf.d, LB: *vf.lb,
 		ProposeTimeout: *vf.proposeTimeout, BatchTimeout: *vf.batchTime,
-		Scenario: *vf.scenario != "", ConfigName: cfgPath,
+		ConfigName: cfgPath,
 	})
 }
 

@@ -25,7 +25,7 @@ type Params struct {
 	Net                 string        // lan, wan or config
 	Duration            time.Duration // virtual time to simulate
 	Warmup              time.Duration // < 0: a sixth of Duration
-	Rate                float64       // 0: DefaultRate (unless Scenario)
+	Rate                float64       // 0: DefaultRate
 	TxSize              int           // 0: the config's payload_size
 	MSize, BSize        int           // 0: the config's msize (fitted with Fit), fitted block size
 	Seed                int64
@@ -48,7 +48,6 @@ type Params struct {
 	LB                  bool
 	ProposeTimeout      time.Duration // < 0: the config's
 	BatchTimeout        time.Duration
-	Scenario            bool   // a scenario sets msize and rate itself
 	ConfigName          string // for error messages
 }
 
@@ -205,11 +204,11 @@ func Build(cfg config.Config, algorithm string, p Params) (Config, error) {
 	default:
 		return c, fmt.Errorf("-signatures %q: want simulated or real (the config's signer, %s)", p.Signatures, c.Scheme)
 	}
-	if p.MSize == 0 && c.Fit && !p.Scenario {
-		c.Spec.Shared.MSize = FittedMSize(c) // scenarios set their own
+	if p.MSize == 0 && c.Fit {
+		c.Spec.Shared.MSize = FittedMSize(c)
 	}
 	c.Rate = p.Rate
-	if c.Rate == 0 && !p.Scenario {
+	if c.Rate == 0 {
 		c.Rate = DefaultRate(c)
 	}
 	return c, c.Validate()
@@ -337,3 +336,22 @@ func ReadLatencyMatrix(path string, n int) ([][]time.Duration, error) {
 // LimitTPS is the most the network of c can carry for its protocol (bandwidth_limit_tps of a
 // result; +Inf without a bandwidth limit).
 func LimitTPS(c Config) float64 { return c.limitTPS() }
+
+// LastK makes the last k replicas run strategy.
+func LastK(n, k int, strategy string) map[types.NodeID]string {
+	out := make(map[types.NodeID]string, k)
+	for i := n - k + 1; i <= n; i++ {
+		out[types.NodeID(i)] = strategy
+	}
+	return out
+}
+
+// DefaultRate offers 0.9 × the network's bandwidth limit for the protocol (just under saturation), or
+// 100,000 tx/s without a bandwidth limit.
+func DefaultRate(c Config) float64 {
+	lim := c.limitTPS()
+	if lim > 1e7 || lim <= 0 {
+		return 100_000
+	}
+	return float64(int(0.9 * lim))
+}

@@ -7,7 +7,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/stratusbft/stratus/config"
 	"github.com/stratusbft/stratus/simnet"
 )
 
@@ -86,41 +85,6 @@ func TestCPUModelShowsCPUBound(t *testing.T) {
 	require.Less(t, bound.ThroughputTPS, free.ThroughputTPS/2)
 	require.Contains(t, bound.Config.CPUModel, "verify 1ms")
 	require.Equal(t, "off", free.Config.CPUModel)
-}
-
-// TestScenariosSmall runs every paper scenario at small N: each row completes with well-formed
-// JSON, no invariant violation, and no throughput above the bandwidth limit.
-func TestScenariosSmall(t *testing.T) {
-	base := smallRun("s-hs", "hotstuff", "stratus", 4)
-	base.Spec = simnet.ScenarioSpec("hotstuff", "stratus", 4, false, false)
-	base.Spec.BSize = 0
-	base.Spec.Shared.BatchTimeout = 100 * time.Millisecond
-	for _, name := range ScenarioNames() {
-		t.Run(name, func(t *testing.T) {
-			rows, err := PaperScenario(name, base, true)
-			require.NoError(t, err)
-			require.NotEmpty(t, rows)
-			for _, c := range rows {
-				res, err := Run(c)
-				require.NoError(t, err, "%s %s N=%d", name, c.Algorithm, c.N)
-				data, err := json.Marshal(res)
-				require.NoError(t, err)
-				var back Result
-				require.NoError(t, json.Unmarshal(data, &back))
-				require.Equal(t, c.N, back.Config.N)
-				require.Empty(t, res.Violations, "%s %s N=%d", name, c.Algorithm, c.N)
-				require.Len(t, res.Series, int(c.Duration/time.Second))
-				if res.LimitTPS > 0 {
-					require.LessOrEqual(t, res.ThroughputTPS, res.LimitTPS, "%s %s N=%d", name, c.Algorithm, c.N)
-				}
-				if c.Rate > 0 && len(c.Byzantine) == 0 && c.Spec.MemType != config.MemNative {
-					require.Positive(t, res.ThroughputTPS, "%s %s N=%d delivered nothing", name, c.Algorithm, c.N)
-				}
-			}
-		})
-	}
-	_, err := PaperScenario("fig11", base, true)
-	require.ErrorContains(t, err, "want one of")
 }
 
 // TestZipfWeights: Zipf(1.01, 1) over 99 loaded replicas gives the top one about 0.196 of the

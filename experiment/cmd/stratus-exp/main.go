@@ -3,7 +3,9 @@
 // interval per point, plots (PNG and SVG) and the spec's pass/fail checks. A rerun skips the
 // points already finished.
 //
-//	stratus-exp [-quick] [-backend virtual|sim|tcp] [-out docs/results] [-j 1] [-fresh] [-list] SPEC.json ...
+//	stratus-exp [-quick] [-only_n 16,64] [-backend virtual|sim|tcp|ssh] [-out docs/results] [-j 1] [-fresh] [-list] SPEC ...
+//
+// SPEC is a spec file or the name of one this repository carries (fig5-batch, leader-bottleneck, …).
 //	stratus-exp -compare [-out DIR] [-tolerance 0.2] RESULTS_DIR_A RESULTS_DIR_B
 //
 // Exit status: 0 when every check passed, 1 when a check or a run failed, 2 for a bad spec or
@@ -18,10 +20,12 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/stratusbft/stratus/experiment"
+	"github.com/stratusbft/stratus/experiments"
 )
 
 func main() {
@@ -40,11 +44,12 @@ func run() int {
 	flag.BoolVar(&opts.Fresh, "fresh", false, "run every point again instead of skipping those already in rows.jsonl")
 	flag.BoolVar(&opts.ListOnly, "list", false, "validate the specs and list their points without running them")
 	flag.BoolVar(&opts.NoPlots, "noplots", false, "draw no plots")
+	onlyN := flag.String("only_n", "", "run only the points with these N, comma-separated (after -quick)")
 	validate := flag.Bool("validate", false, "only validate the specs")
 	compare := flag.Bool("compare", false, "instead of running specs: compare two results directories of one spec (DIR_A DIR_B, e.g. its virtual and tcp runs) and write compare.md, compare.json and plots into -out")
 	tolerance := flag.Float64("tolerance", 0.2, "with -compare: the share within which A's figures count as predicting B's")
 	flag.Usage = func() {
-		fmt.Fprintf(flag.CommandLine.Output(), "Usage: stratus-exp [flags] SPEC.json ...\n\nRuns experiment specs (see experiments/README.md).\n\n")
+		fmt.Fprintf(flag.CommandLine.Output(), "Usage: stratus-exp [flags] SPEC ...\n\nRuns experiment specs (see experiments/README.md): spec files, or the names of the specs this\nrepository carries: %s.\n\n", strings.Join(experiments.Names(), ", "))
 		flag.PrintDefaults()
 	}
 	flag.Parse()
@@ -68,7 +73,7 @@ func run() int {
 	var specs []*experiment.Spec
 	bad := false
 	for _, path := range flag.Args() {
-		s, err := experiment.LoadSpec(path)
+		s, err := experiment.Resolve(path)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "stratus-exp: %v\n", err)
 			bad = true
@@ -78,6 +83,14 @@ func run() int {
 	}
 	if bad {
 		return 2
+	}
+	if *onlyN != "" {
+		ns, err := experiment.ParseNs(*onlyN)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "stratus-exp: -only_n %v\n", err)
+			return 2
+		}
+		opts.OnlyN = ns
 	}
 	if *validate {
 		for _, s := range specs {
@@ -122,7 +135,7 @@ func run() int {
 		if rep.Failed > 0 {
 			status = 1
 		}
-		fmt.Fprintf(os.Stderr, "== %s: %d points (%d run now, %d failed), %d plots, %d/%d checks passed or known, %s; results in %s\n",
+		fmt.Fprintf(os.Stderr, "== %s: %d points (%d run now, %d failed), %d plots, %d/%d checks passed, known or skipped, %s; results in %s\n",
 			s.Name, len(rep.Points), rep.Ran, rep.Failed, len(rep.Plots)/2, len(rep.Checks)-len(rep.FailedChecks()), len(rep.Checks),
 			rep.WallClock.Round(time.Second), rep.Dir)
 	}
