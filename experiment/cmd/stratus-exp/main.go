@@ -4,10 +4,9 @@
 // points already finished.
 //
 //	stratus-exp [-quick] [-only_n 16,64] [-backend virtual|sim|tcp|ssh] [-out docs/results] [-j 1] [-fresh] [-list] SPEC ...
+//	stratus-exp -compare [-out DIR] [-tolerance 0.2] RESULTS_DIR_A RESULTS_DIR_B
 //
 // SPEC is a spec file or the name of one this repository carries (fig5-batch, leader-bottleneck, …).
-//
-//	stratus-exp -compare [-out DIR] [-tolerance 0.2] RESULTS_DIR_A RESULTS_DIR_B
 //
 // Exit status: 0 when every check passed, 1 when a check or a run failed, 2 for a bad spec or
 // command line.
