@@ -378,7 +378,9 @@ func (s *Shared) fetchOrder(proof *types.Proof, first types.NodeID) fetchPlan {
 	var ids []types.NodeID
 	if proof != nil {
 		// A bitmap lists each signer once, so only the range and self need a check; every
-		// replica runs this for every proof it lacks the data of.
+		// replica runs this for every proof it lacks the data of, so the list is sized once
+		// (growing it by appends was 8 % of an N=1000 simulation).
+		ids = make([]types.NodeID, 0, min(proof.Signers.Count(), n)+1)
 		proof.Signers.Range(func(bit uint32) {
 			if id := types.NodeID(bit + 1); valid(id) {
 				ids = append(ids, id)
