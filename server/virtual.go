@@ -130,12 +130,7 @@ func runVirtual(vf *virtualFlags, cfgPath string, sets []string, algorithm strin
 		return 2
 	}
 	fmt.Fprintln(os.Stderr, summary(res))
-	data, err := json.MarshalIndent(res, "", "  ")
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "server -virtual: %v\n", err)
-		return 1
-	}
-	if _, err := w.Write(append(data, '\n')); err != nil {
+	if err := writeJSON(w, res, true); err != nil {
 		fmt.Fprintf(os.Stderr, "server -virtual: %v\n", err)
 		return 1
 	}
@@ -144,6 +139,22 @@ func runVirtual(vf *virtualFlags, cfgPath string, sets []string, algorithm strin
 		return 3
 	}
 	return 0
+}
+
+// writeJSON writes v and a newline: indented, or as one line.
+func writeJSON(w io.Writer, v any, indent bool) error {
+	var data []byte
+	var err error
+	if indent {
+		data, err = json.MarshalIndent(v, "", "  ")
+	} else {
+		data, err = json.Marshal(v)
+	}
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(append(data, '\n'))
+	return err
 }
 
 // openOut opens -out (standard output without it).
@@ -197,12 +208,7 @@ func runScenario(vf *virtualFlags, out string) int {
 	}
 	status := 0
 	for _, row := range rep.Rows {
-		data, err := json.Marshal(row)
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "server -virtual: %v\n", err)
-			return 1
-		}
-		if _, err := w.Write(append(data, '\n')); err != nil {
+		if err := writeJSON(w, row, false); err != nil {
 			fmt.Fprintf(os.Stderr, "server -virtual: %v\n", err)
 			return 1
 		}
