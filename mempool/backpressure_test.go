@@ -90,3 +90,21 @@ func TestBackpressurePacesMicroblocks(t *testing.T) {
 	r.advance(20 * time.Millisecond)
 	require.Len(t, pick[*types.MicroBlock](r.take()), 1, "cut once the pace allows")
 }
+
+// A busy replica's microblock that goes to a proxy costs its uplink one copy, and is paced as one:
+// paced as a push to every replica, the busy replica cut (and so accepted) no more than its own
+// uplink could disseminate, and load balancing took none of its load (Figs 9-10, Zipf10).
+func TestBackpressurePacesAForwardedMicroblockAsOneCopy(t *testing.T) {
+	cfg := lbCfg()
+	cfg.MaxBacklog = 100 * time.Millisecond
+	r := busyRig(t, 7, cfg)
+	r.env.Uplink.Rate = 10_000 // bytes per second
+	out := r.pushOwn('a')
+	require.NotEmpty(t, pick[*types.LBQuery](out), "busy: the microblock goes to a proxy")
+	require.NoError(t, r.m.AddTxs(txs('b', 0, 10)))
+	require.Empty(t, pick[*types.LBQuery](r.take()), "the next one waits for its pace")
+	share := uplinkShare
+	oneCopy := time.Duration(float64(160+MBOverhead) / 10_000 / share * float64(time.Second))
+	r.advance(oneCopy + time.Millisecond) // six copies would take six times as long
+	require.NotEmpty(t, pick[*types.LBQuery](r.take()), "cut once one copy's pace has passed")
+}

@@ -5,16 +5,20 @@ import (
 	"github.com/stratusbft/stratus/types"
 )
 
-// disseminate sends a new own microblock: forwarded to a proxy when this replica is busy and load
-// balancing is on, else pushed by this replica.
-func (s *Shared) disseminate(mb *types.MicroBlock) {
+// forwardNext decides whether the next own microblock goes to a proxy: load balancing is on and
+// this replica is busy (then all but every ProbeEvery-th).
+func (s *Shared) forwardNext() bool { return s.cfg.LoadBalance && s.lb.shouldForward() }
+
+// disseminate sends a new own microblock: forwarded to a proxy (forwardNext), else pushed by this
+// replica.
+func (s *Shared) disseminate(mb *types.MicroBlock, forward bool) {
 	if !s.cfg.PAB {
 		s.avail.add(mb.ID) // smp: the creator holds the data, so it is proposable at once
 		if s.cfg.Master != 0 && s.cfg.Master != s.self {
 			s.env.SetTimer(s.cfg.PushTimeout, masterTimer{id: mb.ID})
 		}
 	}
-	if s.cfg.LoadBalance && s.lb.shouldForward() {
+	if forward {
 		s.startForward(mb)
 		return
 	}

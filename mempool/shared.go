@@ -309,8 +309,10 @@ func (s *Shared) backlogged() time.Duration {
 }
 
 // pace sets when the next microblock may be cut: after mb's copies have had a share of the
-// uplink's time.
-func (s *Shared) pace(mb *types.MicroBlock) {
+// uplink's time. A microblock forwarded to a proxy costs this uplink one copy; pacing it as if
+// this replica sent it to everyone kept a busy replica's cuts, and so its clients, at its own
+// uplink's rate, and load balancing never took any of its load.
+func (s *Shared) pace(mb *types.MicroBlock, forwarded bool) {
 	rate := s.env.UplinkRate()
 	if s.cfg.MaxBacklog <= 0 || rate <= 0 {
 		return
@@ -318,6 +320,9 @@ func (s *Shared) pace(mb *types.MicroBlock) {
 	copies := s.env.N() - 1
 	if s.cfg.Gossip {
 		copies = min(copies, s.cfg.Fanout)
+	}
+	if forwarded {
+		copies = 1
 	}
 	sending := time.Duration(float64(mb.Bytes()+MBOverhead) * float64(copies) / rate / uplinkShare * float64(time.Second))
 	s.nextCut = s.env.Now().Add(sending)
@@ -363,8 +368,9 @@ func (s *Shared) cut() {
 	s.hold(mb)
 	s.ownOrder.Push(mb.ID)
 	s.emit(consensus.MBCreated{Txs: len(txs), Bytes: bytes})
-	s.pace(mb)
-	s.disseminate(mb)
+	forward := s.forwardNext()
+	s.pace(mb, forward)
+	s.disseminate(mb, forward)
 }
 
 // reissue replaces a stale own microblock by a fresh one with the same transactions.
@@ -377,7 +383,7 @@ func (s *Shared) reissue(e *mbEntry) {
 	s.mbs[mb.ID] = &mbEntry{id: mb.ID, epoch: mb.View, mb: mb, own: true}
 	s.hold(mb)
 	s.ownOrder.Push(mb.ID)
-	s.disseminate(mb)
+	s.disseminate(mb, s.forwardNext())
 }
 
 // OnTimer implements Mempool.
