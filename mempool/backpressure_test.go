@@ -108,3 +108,33 @@ func TestBackpressurePacesAForwardedMicroblockAsOneCopy(t *testing.T) {
 	r.advance(oneCopy + time.Millisecond) // six copies would take six times as long
 	require.NotEmpty(t, pick[*types.LBQuery](r.take()), "cut once one copy's pace has passed")
 }
+
+// A replica whose backpressure refuses a submission is busy for a while, whatever its stable-time
+// estimate says, and forwards its next microblocks. Backpressure keeps the queues of the busiest
+// replicas of a skewed load short, so their estimate stayed below busy_threshold and, before this,
+// they refused their clients' excess instead of forwarding it (Figs 9-10 under Zipf1: 25.0 KTx/s
+// with any d).
+func TestBackpressureRefusalMakesABalancingReplicaBusy(t *testing.T) {
+	cfg := lbCfg()
+	cfg.MaxBacklog = 100 * time.Millisecond
+	r := newRig(t, 1, 7, cfg)
+	r.m.SetView(1)
+	require.False(t, r.m.Gauges().Busy, "no estimate yet")
+	r.env.Uplink.Backlog = 300 * time.Millisecond
+	require.NoError(t, r.m.AddTxs(txs('x', 0, 10))) // a full microblock waits for the uplink
+	err := r.m.AddTxs(txs('y', 0, 1))
+	require.True(t, errors.Is(err, ErrFull), "%v", err)
+	require.True(t, r.m.Gauges().Busy, "refused for backlog: busy")
+	// The uplink drains: the waiting microblock is cut and goes to a proxy.
+	r.env.Uplink.Backlog = 0
+	r.advance(250 * time.Millisecond)
+	out := r.take()
+	require.NotEmpty(t, pick[*types.LBQuery](out), "pressed: the replica samples proxies for the microblock")
+	// Once the pressure is over for long enough, the replica pushes its own again.
+	r.advance(300*time.Millisecond + cfg.BusyThreshold + cfg.LBTimeout + cfg.ForwardTimeout)
+	r.take()
+	require.False(t, r.m.Gauges().Busy)
+	out = r.pushOwn('z')
+	require.Empty(t, pick[*types.LBQuery](out), "not busy: no proxy sampled")
+	require.NotEmpty(t, pick[*types.MicroBlock](out), "not busy: pushed by the replica")
+}

@@ -12,16 +12,19 @@ import (
 // balancer is the state of distributed load balancing (paper Algorithm 4): the stable-time
 // estimator, the samples of a busy replica, its forwarded microblocks and the ban list.
 type balancer struct {
-	cfg      SharedConfig
-	window   []time.Duration // the latest stable times, a ring
-	next     int
-	load     time.Duration // the configured percentile of the window
-	busy     bool
-	own      uint64 // own microblocks created while busy, for probing
-	nonce    uint64
-	samples  map[uint64]*sample
-	forwards map[types.Hash]*forward
-	banned   map[types.NodeID]ban // proxy → its ban
+	cfg    SharedConfig
+	window []time.Duration // the latest stable times, a ring
+	next   int
+	load   time.Duration // the configured percentile of the window
+	busy   bool
+	// pressedUntil: backpressure refused a submission, so this replica is busy until then
+	// whatever its estimate says (press).
+	pressedUntil time.Time
+	own          uint64 // own microblocks created while busy, for probing
+	nonce        uint64
+	samples      map[uint64]*sample
+	forwards     map[types.Hash]*forward
+	banned       map[types.NodeID]ban // proxy → its ban
 }
 
 // ban keeps a proxy out until it delivers the proof of the microblock that earned the ban, or
@@ -104,11 +107,27 @@ func (b *balancer) updateBusy(emit func(consensus.Event)) {
 	}
 }
 
+// press records that backpressure refused a submission, wait being how long the uplink needs
+// before the next microblock: this replica's uplink cannot carry what its clients send, so it is
+// busy for that wait and a while after it (busy_threshold + lb_timeout + forward_timeout; every
+// refusal renews it) whatever its estimate says. The estimate alone never saw the busiest
+// replicas of a skewed load as busy: backpressure keeps their queues, and so their stable times,
+// short (135-210 ms against a 408-ms threshold at N=100 under Zipf1), and they refused their
+// clients' excess instead of forwarding it.
+func (b *balancer) press(now time.Time, wait time.Duration) {
+	if b.cfg.LoadBalance {
+		b.pressedUntil = now.Add(wait + b.cfg.BusyThreshold + b.cfg.LBTimeout + b.cfg.ForwardTimeout)
+	}
+}
+
+// isBusy: the estimate says busy, or backpressure pressed this replica lately.
+func (b *balancer) isBusy(now time.Time) bool { return b.busy || now.Before(b.pressedUntil) }
+
 // shouldForward decides for a new own microblock. While busy every ProbeEvery-th one is still
 // pushed by this replica, so that the estimate keeps measuring this replica's own capacity and the
 // busy state can end.
-func (b *balancer) shouldForward() bool {
-	if !b.busy {
+func (b *balancer) shouldForward(now time.Time) bool {
+	if !b.isBusy(now) {
 		return false
 	}
 	b.own++
@@ -169,7 +188,7 @@ func (s *Shared) onLBQuery(from types.NodeID, q *types.LBQuery) {
 	if s.cfg.LoadBalance && from != s.self {
 		s.lbGrants[from] = s.env.Now().Add(s.cfg.LBTimeout + s.cfg.ForwardTimeout)
 	}
-	s.env.Send(from, &types.LBInfo{Nonce: q.Nonce, LoadUS: uint64(s.lb.load / time.Microsecond), Busy: s.lb.busy})
+	s.env.Send(from, &types.LBInfo{Nonce: q.Nonce, LoadUS: uint64(s.lb.load / time.Microsecond), Busy: s.lb.isBusy(s.env.Now())})
 }
 
 func (s *Shared) onLBInfo(from types.NodeID, info *types.LBInfo) {

@@ -6,8 +6,8 @@ import (
 )
 
 // forwardNext decides whether the next own microblock goes to a proxy: load balancing is on and
-// this replica is busy (then all but every ProbeEvery-th).
-func (s *Shared) forwardNext() bool { return s.cfg.LoadBalance && s.lb.shouldForward() }
+// this replica is busy or pressed (then all but every ProbeEvery-th).
+func (s *Shared) forwardNext() bool { return s.cfg.LoadBalance && s.lb.shouldForward(s.env.Now()) }
 
 // disseminate sends a new own microblock: forwarded to a proxy (forwardNext), else pushed by this
 // replica.

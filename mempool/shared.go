@@ -259,7 +259,9 @@ func (s *Shared) AddTxs(txs []types.Tx) error {
 	if add > 0 && s.batchBytes >= s.cfg.MSize {
 		if b := s.backlogged(); b > 0 {
 			// A full microblock already waits for the uplink: a new transaction would wait
-			// longer still. Refused now, the client can go elsewhere or come back.
+			// longer still. Refused now, the client can go elsewhere or come back; with load
+			// balancing the next microblocks go to proxies.
+			s.lb.press(s.env.Now(), b)
 			return &FullError{HeldBytes: s.ownBytes, AddBytes: add, Limit: s.cfg.MemSize, Backlog: b, MaxBacklog: s.cfg.MaxBacklog}
 		}
 	}
@@ -797,7 +799,7 @@ func (s *Shared) Gauges() Gauges {
 		Microblocks:  len(s.mbs),
 		PeerBytes:    s.peerBytes,
 		Fetching:     len(s.fetches),
-		Busy:         s.lb.busy,
+		Busy:         s.lb.isBusy(s.env.Now()),
 		Load:         s.lb.load,
 		Banned:       len(s.lb.banned),
 	}
