@@ -12,6 +12,7 @@ import (
 	"github.com/stratusbft/stratus/byzantine"
 	"github.com/stratusbft/stratus/consensus"
 	"github.com/stratusbft/stratus/crypto"
+	"github.com/stratusbft/stratus/internal/minheap"
 	"github.com/stratusbft/stratus/replica/core"
 	"github.com/stratusbft/stratus/types"
 )
@@ -92,7 +93,7 @@ type Sim struct {
 	start   time.Time
 	now     time.Time
 	seq     uint64
-	queue   eventQueue
+	queue   minheap.Heap[event]
 	rng     *rand.Rand
 	nodes   []*Node // index = ID-1
 	check   *Checker
@@ -392,7 +393,7 @@ func (s *Sim) record(what string, fields ...uint64) {
 func (s *Sim) At(d time.Duration, f func()) {
 	s.seq++
 	at := s.now.Add(d)
-	s.queue.push(event{at: at, ns: at.UnixNano(), seq: s.seq, run: f})
+	s.queue.Push(event{at: at, ns: at.UnixNano(), seq: s.seq, run: f})
 }
 
 // Submit schedules a client submission of txs to replica id after d. It reports refusals through
@@ -421,7 +422,7 @@ func (s *Sim) Submit(d time.Duration, id types.NodeID, txs []types.Tx) *error {
 
 // step runs one event and the checks that follow it.
 func (s *Sim) step() {
-	ev := s.queue.pop()
+	ev := s.queue.Pop()
 	s.now = ev.at
 	s.steps++
 	ev.run()
@@ -432,7 +433,7 @@ func (s *Sim) step() {
 func (s *Sim) Run(until time.Duration) {
 	end := s.start.Add(until)
 	for s.queue.Len() > 0 {
-		if s.queue[0].at.After(end) {
+		if s.queue.Min().at.After(end) {
 			break
 		}
 		s.step()
@@ -447,7 +448,7 @@ func (s *Sim) Run(until time.Duration) {
 func (s *Sim) RunUntil(limit time.Duration, cond func() bool) bool {
 	end := s.start.Add(limit)
 	for s.queue.Len() > 0 && !cond() {
-		if s.queue[0].at.After(end) {
+		if s.queue.Min().at.After(end) {
 			return cond()
 		}
 		s.step()
@@ -649,53 +650,9 @@ type event struct {
 	run func()
 }
 
-// eventQueue is a binary heap of events by time, then by the order they were scheduled. (at,
-// seq) is unique, so the order events run in is the same for any correct heap; this one is typed
-// rather than container/heap's, whose calls through an interface were a tenth of a large run.
-type eventQueue []event
-
-func (q eventQueue) Len() int { return len(q) }
-
-func (q eventQueue) less(i, j int) bool {
-	return q[i].ns < q[j].ns || q[i].ns == q[j].ns && q[i].seq < q[j].seq
-}
-
-func (q *eventQueue) push(e event) {
-	*q = append(*q, e)
-	h := *q
-	for i := len(h) - 1; i > 0; {
-		p := (i - 1) / 2
-		if !h.less(i, p) {
-			break
-		}
-		h[i], h[p] = h[p], h[i]
-		i = p
-	}
-}
-
-func (q *eventQueue) pop() event {
-	h := *q
-	n := len(h) - 1
-	h[0], h[n] = h[n], h[0]
-	for i := 0; ; {
-		c := 2*i + 1
-		if c >= n {
-			break
-		}
-		if r := c + 1; r < n && h.less(r, c) {
-			c = r
-		}
-		if !h.less(c, i) {
-			break
-		}
-		h[i], h[c] = h[c], h[i]
-		i = c
-	}
-	e := h[n]
-	h[n] = event{} // no reference to the closure left behind
-	*q = h[:n]
-	return e
-}
+// Before orders events by time, then by the order they were scheduled. (at, seq) is unique, so the
+// order events run in is the same for any correct heap.
+func (e event) Before(o event) bool { return e.ns < o.ns || e.ns == o.ns && e.seq < o.seq }
 
 // QueuedUp is how many bytes wait on the replica's uplink.
 func (n *Node) QueuedUp() int { return n.up.bytes }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/stratusbft/stratus/internal/fifo"
+	"github.com/stratusbft/stratus/internal/minheap"
 	"github.com/stratusbft/stratus/types"
 )
 
@@ -111,10 +112,10 @@ type Shaper struct {
 	rng        *rand.Rand
 	lanes      [types.NumLanes]fifo.Queue[shaped]
 	laneBytes  [types.NumLanes]int
-	onWire     bool      // cur is being serialized
-	cur        wireItem  // the message on the wire
-	free       time.Time // when the uplink finished its last message
-	prop       propHeap  // serialized messages travelling to their destination
+	onWire     bool                   // cur is being serialized
+	cur        wireItem               // the message on the wire
+	free       time.Time              // when the uplink finished its last message
+	prop       minheap.Heap[inFlight] // serialized messages travelling to their destination
 	seq        uint64
 	lastAt     map[types.NodeID]time.Time // latest arrival scheduled per destination (FIFO without jitter)
 	sleep      time.Time                  // when the loop wakes by itself; zero = only when woken
@@ -397,7 +398,7 @@ func (s *Shaper) schedule(it shaped, at time.Time) {
 // launch puts a copy in flight until at. Caller holds mu.
 func (s *Shaper) launch(it shaped, at time.Time) {
 	s.seq++
-	s.prop.push(inFlight{at: at, seq: s.seq, to: it.to, m: it.m, size: it.size})
+	s.prop.Push(inFlight{at: at, seq: s.seq, to: it.to, m: it.m, size: it.size})
 }
 
 // wakeBy makes sure the loop runs no later than t. Caller holds mu.
@@ -492,8 +493,8 @@ func (s *Shaper) advance(now time.Time, due []inFlight) []inFlight {
 		s.cur = wireItem{shaped: it, end: start.Add(s.txTime(it.size))}
 		s.onWire = true
 	}
-	for len(s.prop) > 0 && !s.prop[0].at.After(now) {
-		x := s.prop.pop()
+	for len(s.prop) > 0 && !s.prop.Min().at.After(now) {
+		x := s.prop.Pop()
 		if s.reachable(x.to, now) {
 			due = append(due, x)
 		} else {
@@ -557,8 +558,8 @@ func (s *Shaper) nextEvent() time.Time {
 	if s.onWire {
 		next = s.cur.end
 	}
-	if len(s.prop) > 0 && (next.IsZero() || s.prop[0].at.Before(next)) {
-		next = s.prop[0].at
+	if len(s.prop) > 0 && (next.IsZero() || s.prop.Min().at.Before(next)) {
+		next = s.prop.Min().at
 	}
 	return next
 }
