@@ -143,6 +143,10 @@ func (s *PebbleStore) Close() (err error) {
 	return s.db.Close()
 }
 
+// crcSize is the checksum every stored value ends with (seal).
+const crcSize = 4
+
+// seal appends the checksum of key and value to value.
 func seal(key, value []byte) []byte {
 	c := crc32.Update(crc32.Checksum(key, crcTable), crcTable, value)
 	return binary.BigEndian.AppendUint32(value, c)
@@ -168,7 +172,19 @@ func printableKey(k []byte) string {
 }
 
 func (s *PebbleStore) set(key, value []byte) {
-	if err := s.batch.Set(key, seal(key, value), nil); err != nil && s.err == nil {
+	s.setWith(key, len(value), func(dst []byte) []byte { return append(dst, value...) })
+}
+
+// setWith stages key with a value of n bytes that fill appends to a slice of capacity n inside the
+// batch, and seals it there: the value is written once, into the batch.
+func (s *PebbleStore) setWith(key []byte, n int, fill func(dst []byte) []byte) {
+	op := s.batch.SetDeferred(len(key), n+crcSize)
+	copy(op.Key, key)
+	if v := fill(op.Value[:0:n]); len(v) != n || n > 0 && &v[0] != &op.Value[0] {
+		panic(fmt.Sprintf("store: %q: value of %d bytes written for a size of %d", printableKey(key), len(v), n)) // a size function out of step with its encoder
+	}
+	seal(key, op.Value[:n:n+crcSize])
+	if err := op.Finish(); err != nil && s.err == nil {
 		s.err = err
 	}
 }
@@ -257,8 +273,8 @@ func (s *PebbleStore) Stage(op core.StoreOp) {
 		s.set(key(pfxBlock, o.Block.ID().Slice()), mustRLP(storedBlock{Block: mustWire(o.Block), Cert: o.Cert}))
 	case core.OpDropBlock:
 		s.del(key(pfxBlock, o.ID.Slice()))
-	case core.OpMB:
-		s.set(key(pfxMB, o.MB.ID.Slice()), mustWire(o.MB))
+	case core.OpMB: // encoded straight into the batch: a microblock is most of what a replica stores
+		s.setWith(key(pfxMB, o.MB.ID.Slice()), o.MB.EncodedSize(), o.MB.AppendEncoded)
 	case core.OpDropMB:
 		s.del(key(pfxMB, o.ID.Slice()))
 	case core.OpDeliver:
@@ -319,8 +335,26 @@ func (s *PebbleStore) putSegment(seg core.DedupSegment) {
 		return
 	}
 	s.seg++
-	v := mustRLP(storedSegment{View: seg.Info.View, Height: seg.Info.Height, Block: seg.Info.Block, IDs: seg.IDs})
-	s.set(key(pfxDedup, u64(seg.Gen), u64(seg.Info.Height), u64(s.seg)), v)
+	w := encodeSegment(storedSegment{View: seg.Info.View, Height: seg.Info.Height, Block: seg.Info.Block, IDs: seg.IDs})
+	s.setWith(key(pfxDedup, u64(seg.Gen), u64(seg.Info.Height), u64(s.seg)), w.Size(), w.AppendToBytes)
+	_ = w.Flush() // no destination: returns the buffer to rlp's pool
+}
+
+// encodeSegment writes a segment's RLP form (mustRLP's, without reflection per ID: a segment
+// lists every transaction a block delivered).
+func encodeSegment(seg storedSegment) rlp.EncoderBuffer {
+	w := rlp.NewEncoderBuffer(nil)
+	l := w.List()
+	w.WriteUint64(uint64(seg.View))
+	w.WriteUint64(seg.Height)
+	w.WriteBytes(seg.Block[:])
+	ids := w.List()
+	for i := range seg.IDs {
+		w.WriteBytes(seg.IDs[i][:])
+	}
+	w.ListEnd(ids)
+	w.ListEnd(l)
+	return w
 }
 
 // Sync implements Store: the staged changes, sealed and committed at once.

@@ -29,6 +29,9 @@ var ErrEmptyFrame = errors.New("codec: empty frame")
 
 // Encode returns the wire form of m: one kind byte followed by the RLP encoding.
 func Encode(m Message) ([]byte, error) {
+	if mb, ok := m.(*MicroBlock); ok && mb != nil { // the bulk of the traffic: sized once, no reflection
+		return mb.AppendEncoded(make([]byte, 0, mb.EncodedSize())), nil
+	}
 	body, err := rlp.EncodeToBytes(m)
 	if err != nil {
 		return nil, fmt.Errorf("codec: encode %v: %w", m.Kind(), err)
@@ -500,4 +503,38 @@ func rlpSize(m Message) int {
 		return rlpList(n + rlpList(mbs) + rlpList(kv))
 	}
 	return 0
+}
+
+// appendRLPHead appends the head of a string (base 0x80) or list (base 0xc0) of n bytes.
+func appendRLPHead(dst []byte, base byte, n int) []byte {
+	if n < 56 {
+		return append(dst, base+byte(n))
+	}
+	k := rlpHead(n) - 1
+	dst = append(dst, base+55+byte(k))
+	for i := k - 1; i >= 0; i-- {
+		dst = append(dst, byte(n>>(8*i)))
+	}
+	return dst
+}
+
+// appendRLPBytes appends b as an RLP string.
+func appendRLPBytes(dst, b []byte) []byte {
+	if len(b) == 1 && b[0] < 0x80 {
+		return append(dst, b[0])
+	}
+	return append(appendRLPHead(dst, 0x80, len(b)), b...)
+}
+
+// appendRLPUint appends v as an RLP integer (big-endian, no leading zeros; 0 is the empty string).
+func appendRLPUint(dst []byte, v uint64) []byte {
+	if v < 0x80 && v > 0 {
+		return append(dst, byte(v))
+	}
+	k := rlpUint(v) - 1
+	dst = append(dst, 0x80+byte(k))
+	for i := k - 1; i >= 0; i-- {
+		dst = append(dst, byte(v>>(8*i)))
+	}
+	return dst
 }

@@ -486,18 +486,19 @@ func (c *Core) deliver(b *types.Block, runs [][]types.Tx) {
 	var segs []DedupSegment
 	var writes []KVWrite
 	fresh, dups := 0, 0
+	left := 0 // the block's transactions not yet looked at: what the slices below are sized for
+	for _, txs := range runs {
+		left += len(txs)
+	}
 	if c.txObs != nil {
-		n := 0
-		for _, txs := range runs {
-			n += len(txs)
-		}
-		freshTxs = make([]types.Tx, 0, n) // grown by append, it was a tenth of a large simulation
+		freshTxs = make([]types.Tx, 0, left) // grown by append, it was a tenth of a large simulation
 	}
 	for _, txs := range runs {
 		for i, t := range txs {
 			if i%warmAhead == 0 {
 				c.delivered.warm(txs[i:min(i+warmAhead, len(txs))])
 			}
+			left--
 			id := t.ID()
 			if !c.delivered.add(id, shared) {
 				dups++
@@ -506,7 +507,7 @@ func (c *Core) deliver(b *types.Block, runs [][]types.Tx) {
 			key, e, wrote := c.kv.apply(t, b.Height)
 			if c.journal {
 				if n := len(segs); n == 0 || segs[n-1].Gen != c.delivered.gen {
-					segs = append(segs, DedupSegment{Gen: c.delivered.gen, Info: info})
+					segs = append(segs, DedupSegment{Gen: c.delivered.gen, Info: info, IDs: make([]types.Hash, 0, left+1)})
 				}
 				segs[len(segs)-1].IDs = append(segs[len(segs)-1].IDs, id)
 				if wrote {
