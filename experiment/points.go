@@ -275,7 +275,7 @@ func (s *Spec) Expand(backend string) ([]Point, error) {
 	var problems []string
 	for _, pr := range s.Protocols {
 		for _, n := range s.N {
-			if pr.MaxN > 0 && n > pr.MaxN {
+			if pr.MaxN > 0 && n > pr.MaxN || n < pr.MinN {
 				continue
 			}
 			for _, msize := range s.msizes(pr, n) {

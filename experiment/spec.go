@@ -96,6 +96,7 @@ type Protocol struct {
 	Fanout     int    `json:"fanout"`
 	EvenLoad   bool   `json:"even_load"` // ignore faults.zipf: uniform load (the reference line of the Zipf figures)
 	MaxN       int    `json:"max_n"`     // leave out the points above this N (a protocol too slow to simulate there)
+	MinN       int    `json:"min_n"`     // leave out the points below this N (a variant shown where it matters)
 	// UplinkQueue overrides network.uplink_queue for this series (virtual): priority or fifo.
 	UplinkQueue string   `json:"uplink_queue"`
 	Set         []string `json:"set"` // further config overrides
@@ -518,6 +519,9 @@ func (s *Spec) validate() []string {
 		}
 		if pr.MSize < 0 {
 			bad("%s.msize %d: want a positive number of bytes", at, pr.MSize)
+		}
+		if pr.MinN < 0 || pr.MaxN < 0 || pr.MaxN > 0 && pr.MinN > pr.MaxN {
+			bad("%s: min_n %d, max_n %d: want replica counts with min_n at most max_n (0: no bound)", at, pr.MinN, pr.MaxN)
 		}
 		switch pr.Proofs {
 		case "", config.ProofsInline, config.ProofsReference:

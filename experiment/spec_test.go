@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/stratusbft/stratus/experiments"
 )
 
@@ -266,4 +268,22 @@ func TestChecksOfPointsLeftOutAreSkipped(t *testing.T) {
 	if err := s.OnlyN([]int{8}); err == nil || !strings.Contains(err.Error(), "no point has N") {
 		t.Errorf("OnlyN with no N of the spec: %v", err)
 	}
+}
+
+func TestMinAndMaxNBoundAProtocolsPoints(t *testing.T) {
+	s, err := Parse([]byte(`{"name": "x", "protocols": [{"label": "small", "algorithm": "s-sl", "max_n": 8},
+		{"label": "large", "algorithm": "s-hs", "signer": "bls12-381", "min_n": 16}, "hotstuff"],
+		"n": [4, 8, 16, 32], "load": {"rates": [1000]}, "duration": "2s"}`))
+	require.NoError(t, err)
+	pts, err := s.Expand("")
+	require.NoError(t, err)
+	got := map[string][]int{}
+	for _, p := range pts {
+		got[p.Protocol] = append(got[p.Protocol], p.N)
+	}
+	require.Equal(t, map[string][]int{"small": {4, 8}, "large": {16, 32}, "hotstuff": {4, 8, 16, 32}}, got)
+	_, err = Parse([]byte(`{"name": "x", "protocols": [{"algorithm": "s-hs", "min_n": 64, "max_n": 16}, {"label": "b", "algorithm": "s-hs", "min_n": -1}],
+		"n": [4], "load": {"rates": [1000]}}`))
+	require.ErrorContains(t, err, "protocols[0]: min_n 64, max_n 16")
+	require.ErrorContains(t, err, "protocols[1]: min_n -1")
 }

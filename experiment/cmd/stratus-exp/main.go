@@ -17,6 +17,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -33,6 +34,8 @@ func main() {
 }
 
 func run() int {
+	glogs := map[string]bool{} // registered by glog, which the packages below import, before main runs
+	flag.VisitAll(func(f *flag.Flag) { glogs[f.Name] = true })
 	var opts experiment.Options
 	flag.StringVar(&opts.Out, "out", filepath.Join("docs", "results"), "results `directory`: one subdirectory per spec")
 	flag.StringVar(&opts.Backend, "backend", "", "run on this backend instead of the spec's: virtual (in-process virtual time), sim (one server -sim process), tcp (a server process per replica on this machine) or ssh (a cluster of hosts through deploy/)")
@@ -48,9 +51,13 @@ func run() int {
 	validate := flag.Bool("validate", false, "only validate the specs")
 	compare := flag.Bool("compare", false, "instead of running specs: compare two results directories of one spec (DIR_A DIR_B, e.g. its virtual and tcp runs) and write compare.md, compare.json and plots into -out")
 	tolerance := flag.Float64("tolerance", 0.2, "with -compare: the share within which A's figures count as predicting B's")
+	own := map[string]bool{}
+	flag.VisitAll(func(f *flag.Flag) { own[f.Name] = !glogs[f.Name] })
 	flag.Usage = func() {
-		fmt.Fprintf(flag.CommandLine.Output(), "Usage: stratus-exp [flags] SPEC ...\n\nRuns experiment specs (see experiments/README.md): spec files, or the names of the specs this\nrepository carries: %s.\n\n", strings.Join(experiments.Names(), ", "))
-		flag.PrintDefaults()
+		out := flag.CommandLine.Output()
+		fmt.Fprintf(out, "Usage: stratus-exp [flags] SPEC ...\n\nRuns experiment specs (see experiments/README.md): spec files, or the names of the specs this\nrepository carries: %s.\n\n", strings.Join(experiments.Names(), ", "))
+		printFlags(out, own)
+		fmt.Fprintln(out, "\nglog's tracing flags (-v, -vmodule, -log_dir, -logtostderr, ...) are accepted too.")
 	}
 	flag.Parse()
 	if flag.NArg() == 0 {
@@ -141,4 +148,18 @@ func run() int {
 	}
 	fmt.Fprintf(os.Stderr, "stratus-exp: done in %s\n", time.Since(start).Round(time.Second))
 	return status
+}
+
+// printFlags prints the defaults of the command line's flags named in names, as
+// flag.PrintDefaults prints them all.
+func printFlags(out io.Writer, names map[string]bool) {
+	fs := flag.NewFlagSet("stratus-exp", flag.ContinueOnError)
+	fs.SetOutput(out)
+	flag.VisitAll(func(f *flag.Flag) {
+		if names[f.Name] {
+			fs.Var(f.Value, f.Name, f.Usage)
+			fs.Lookup(f.Name).DefValue = f.DefValue
+		}
+	})
+	fs.PrintDefaults()
 }
