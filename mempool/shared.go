@@ -421,6 +421,8 @@ func (s *Shared) OnTimer(t consensus.Timer) {
 		s.repushToMaster(t)
 	case proofTimer:
 		s.askProofs(t.block)
+	case recoverTimer:
+		s.recoverProof(t)
 	}
 }
 

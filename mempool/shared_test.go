@@ -952,35 +952,70 @@ func TestDLBReforwardAfterTimeout(t *testing.T) {
 	require.Equal(t, 2, r.m.Gauges().Banned)
 	require.False(t, r.m.Ready(), "not available before a proof")
 
-	// The second proxy delivers: the creator broadcasts the proof.
+	// The second proxy delivers, having broadcast the proof: the creator sends nothing now.
 	var other types.NodeID = 2
 	for other == second || other == 1 {
 		other++
 	}
 	p := r.proofBy(mb, second, other)
 	r.m.OnMessage(second, p)
-	out := r.take()
-	require.Len(t, out, 1)
-	proofs := pick[*types.Proof](out)
-	require.Len(t, proofs, 1)
-	require.Equal(t, types.NodeID(0), proofs[0].to, "the creator runs the recovery phase")
-	require.Equal(t, mb.ID, proofs[0].m.MBID)
+	require.Empty(t, r.take(), "the proxy broadcast the proof")
 	require.Equal(t, 1, r.m.Gauges().Banned, "the delivering proxy is no longer banned")
 	require.True(t, r.m.Ready())
 	require.Equal(t, []types.Hash{mb.ID}, refIDs(r.m.MakePayload(10, nil).Refs))
 
 	// A late proof from anyone changes nothing; no further forward.
 	r.m.OnMessage(first, r.proofBy(mb, first, 1))
-	r.advance(10 * cfg.ForwardTimeout)
-	out = r.take()
-	require.Empty(t, pick[*types.Proof](out))
+	r.advance(recoverAfter*cfg.ForwardTimeout - time.Millisecond)
+	require.Empty(t, r.take())
+
+	// Still not delivered: the creator broadcasts the proof itself (recovery phase), once.
+	r.advance(time.Millisecond)
+	out := r.take()
+	proofs := pick[*types.Proof](out)
+	require.Len(t, proofs, 1)
+	require.Equal(t, types.NodeID(0), proofs[0].to, "the creator runs the recovery phase")
+	require.Equal(t, mb.ID, proofs[0].m.MBID)
 	require.Empty(t, pick[*types.LBForward](out))
 	require.Empty(t, pick[*types.LBQuery](out))
+	r.advance(10 * cfg.ForwardTimeout)
+	require.Empty(t, r.take())
 }
 
-// docs/spec.md §3.4: "The proxy runs the PAB push phase for that microblock (acks come to the proxy) and
-// sends the proof back to the original creator".
-func TestDLBProxyPushesAndReturnsProof(t *testing.T) {
+// A proxy that returned the proof to the creator alone (a Byzantine one keeping it from the
+// others) delays the microblock by recoverAfter × forward_timeout; once the microblock is
+// delivered the creator does not broadcast its proof at all.
+func TestDLBCreatorRebroadcastsOnlyAnUndeliveredProof(t *testing.T) {
+	for _, delivered := range []bool{false, true} {
+		cfg := lbCfg()
+		r := busyRig(t, 4, cfg)
+		peers, nonce := lbQueries(t, r.pushOwn(5))
+		for _, p := range peers {
+			r.m.OnMessage(p, &types.LBInfo{Nonce: nonce, LoadUS: 100})
+		}
+		fw := pick[*types.LBForward](r.take())
+		require.Len(t, fw, 1)
+		mb, proxy := fw[0].m.MB, fw[0].to
+		r.m.OnMessage(proxy, r.proofBy(mb, proxy, 1))
+		require.Empty(t, r.take())
+		if delivered {
+			r.m.Committed(blockOf(2, 1, types.MBRef{ID: mb.ID}))
+			r.take()
+		}
+		r.advance(recoverAfter * cfg.ForwardTimeout)
+		proofs := pick[*types.Proof](r.take())
+		if delivered {
+			require.Empty(t, proofs, "delivered: nothing to recover")
+		} else {
+			require.Len(t, proofs, 1)
+			require.Equal(t, types.NodeID(0), proofs[0].to)
+		}
+	}
+}
+
+// docs/spec.md §3.4: "The proxy runs the PAB push phase for that microblock (acks come to the proxy)
+// and broadcasts the proof".
+func TestDLBProxyPushesAndBroadcastsProof(t *testing.T) {
 	cfg := lbCfg()
 	r := newRig(t, 3, 4, cfg)
 	mb := mbOf(1, 0, txs('x', 0, 6))
@@ -1012,7 +1047,7 @@ func TestDLBProxyPushesAndReturnsProof(t *testing.T) {
 	require.Len(t, out, 1)
 	proofs := pick[*types.Proof](out)
 	require.Len(t, proofs, 1)
-	require.Equal(t, types.NodeID(1), proofs[0].to, "the proof goes to the creator only, not broadcast")
+	require.Equal(t, types.NodeID(0), proofs[0].to, "the proxy broadcasts the proof, to the creator too")
 	require.Equal(t, []types.NodeID{2, 3}, types.SignerIDs(proofs[0].m.Signers))
 	require.NoError(t, consensus.VerifyCert(r.env.Verifier(), types.AckDigest(mb.ID, mb.View), proofs[0].m.Signers, proofs[0].m.Sigs, 2))
 	require.Equal(t, []consensus.MBStable{{StableTime: 0, Proxy: true}}, eventsOf[consensus.MBStable](r.events))

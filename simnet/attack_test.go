@@ -111,3 +111,57 @@ func TestAttackDLBCensorEchoesProofs(t *testing.T) {
 	t.Logf("with echo:    %d forwards to the Byzantine proxy, %d dropped, max %d drops of one microblock, all delivered at %v", g1, d1, m1, t1)
 	require.LessOrEqual(t, d1, d0, "banned for 100 × forward_timeout (30 s, longer than the run) after its first drop, the proxy must not get more")
 }
+
+// A proxy broadcasts the proof of a microblock it pushed for a busy creator (docs/spec.md §3.4).
+// A Byzantine proxy that returns the proof to the creator alone keeps the microblock from being
+// proposed; the creator broadcasts the proof itself when the microblock is not delivered within
+// recoverAfter × forward_timeout, so every transaction is still delivered. With a static leader
+// the creator never proposes its own microblocks, so nothing else would bring the proof out.
+func TestAttackDLBProxyKeepsProofFromOthers(t *testing.T) {
+	const n = 4
+	const slow, byz = types.NodeID(4), types.NodeID(2)
+	sp := sharedSpec(presets[5], n) // s-hs+dlb
+	sp.Master = 1
+	sp.Timeout = time.Second
+	sp.Shared.BusyThreshold = 45 * time.Millisecond
+	sp.Shared.LBTimeout = 150 * time.Millisecond
+	sp.Shared.ForwardTimeout = 300 * time.Millisecond
+	sp.Shared.PushTimeout = 200 * time.Millisecond
+	sp.Shared.FetchTimeout = 100 * time.Millisecond
+	s, err := New(Options{
+		N: n, Spec: sp, Seed: seedOr(1), Latency: 10 * time.Millisecond, Jitter: 2 * time.Millisecond,
+		SlowSender: map[types.NodeID]time.Duration{slow: 30 * time.Millisecond},
+	})
+	require.NoError(t, err)
+	forwarded := map[types.Hash]bool{} // the busy replica's microblocks the Byzantine proxy pushed
+	kept, recovered := map[types.Hash]bool{}, map[types.Hash]bool{}
+	pass := func(from, to types.NodeID, m types.Message) bool {
+		switch m := m.(type) {
+		case *types.LBForward:
+			if from == slow && to == byz {
+				forwarded[m.MB.ID] = true
+			}
+		case *types.Proof:
+			if from == byz && forwarded[m.MBID] && to != slow {
+				kept[m.MBID] = true
+				return false
+			}
+			if from == slow && kept[m.MBID] {
+				recovered[m.MBID] = true
+			}
+		}
+		return true
+	}
+	for _, nd := range s.Nodes() {
+		core, err := core.NewCore(&filterEnv{Env: &nodeEnv{n: nd}, id: nd.ID, n: n, pass: pass}, sp, nd)
+		require.NoError(t, err)
+		nd.Core = core
+	}
+	txs := makeTxs("dlb-keep", 16000)
+	load(s, txs, 10, 3*time.Millisecond)
+	require.True(t, s.RunUntil(120*time.Second, func() bool { return s.AllDelivered(txs) }))
+	requireSafeAndComplete(t, s, txs)
+	t.Logf("%d proofs kept from the others by the proxy, %d broadcast by their creator, all delivered at %v", len(kept), len(recovered), s.Now())
+	require.NotEmpty(t, kept, "the busy replica forwarded to the Byzantine proxy")
+	require.Equal(t, len(kept), len(recovered), "the creator broadcast every proof kept from the others")
+}
