@@ -37,27 +37,40 @@ func (e *filterEnv) Broadcast(m types.Message) {
 	}
 }
 
+// dlbAttackSim builds the setting of the load-balancing attacks below: N=4 s-hs+dlb, replica 4
+// with a slow uplink (so it is busy and forwards its microblocks), every message passing pass.
+func dlbAttackSim(t *testing.T, master types.NodeID, pass func(from, to types.NodeID, m types.Message) bool) *Sim {
+	const n = 4
+	sp := sharedSpec(presets[5], n) // s-hs+dlb
+	sp.Master = master
+	sp.Timeout = time.Second
+	sp.Shared.BusyThreshold = 45 * time.Millisecond
+	sp.Shared.LBTimeout = 150 * time.Millisecond
+	sp.Shared.ForwardTimeout = 300 * time.Millisecond
+	sp.Shared.PushTimeout = 200 * time.Millisecond
+	sp.Shared.FetchTimeout = 100 * time.Millisecond
+	s, err := New(Options{
+		N: n, Spec: sp, Seed: seedOr(1), Latency: 10 * time.Millisecond, Jitter: 2 * time.Millisecond,
+		SlowSender: map[types.NodeID]time.Duration{4: 30 * time.Millisecond},
+	})
+	require.NoError(t, err)
+	for _, nd := range s.Nodes() {
+		core, err := core.NewCore(&filterEnv{Env: &nodeEnv{n: nd}, id: nd.ID, n: n, pass: pass}, sp, nd)
+		require.NoError(t, err)
+		nd.Core = core
+	}
+	return s
+}
+
 // Replica 4 (slow uplink) is busy and forwards its microblocks; replica 2 is a Byzantine proxy:
 // it reports an idle load, drops forwarded microblocks, and, to lift the ban a drop earns, echoes
 // right away a proof of an earlier forwarded microblock it once handled honestly (it proxies one
 // in four honestly to keep such a proof at hand). balancer.delivered unbans a proxy on a proof of
 // ANY still-uncommitted forward it was part of, so the ban (100 × forward_timeout) never holds.
 func TestAttackDLBCensorEchoesProofs(t *testing.T) {
-	const n = 4
 	const slow, byz = types.NodeID(4), types.NodeID(2)
 	run := func(echo bool) (given, dropped, maxSame int, took time.Duration) {
-		sp := sharedSpec(presets[5], n) // s-hs+dlb
-		sp.Timeout = time.Second
-		sp.Shared.BusyThreshold = 45 * time.Millisecond
-		sp.Shared.LBTimeout = 150 * time.Millisecond
-		sp.Shared.ForwardTimeout = 300 * time.Millisecond
-		sp.Shared.PushTimeout = 200 * time.Millisecond
-		sp.Shared.FetchTimeout = 100 * time.Millisecond
-		s, err := New(Options{
-			N: n, Spec: sp, Seed: seedOr(1), Latency: 10 * time.Millisecond, Jitter: 2 * time.Millisecond,
-			SlowSender: map[types.NodeID]time.Duration{slow: 30 * time.Millisecond},
-		})
-		require.NoError(t, err)
+		var s *Sim
 		var token *types.Proof
 		per := map[types.Hash]int{}
 		mine := map[types.Hash]bool{} // microblocks the busy replica forwarded to the Byzantine proxy
@@ -91,11 +104,7 @@ func TestAttackDLBCensorEchoesProofs(t *testing.T) {
 			}
 			return true
 		}
-		for _, nd := range s.Nodes() {
-			core, err := core.NewCore(&filterEnv{Env: &nodeEnv{n: nd}, id: nd.ID, n: n, pass: pass}, sp, nd)
-			require.NoError(t, err)
-			nd.Core = core
-		}
+		s = dlbAttackSim(t, 0, pass)
 		txs := makeTxs("dlb-echo", 16000)
 		load(s, txs, 10, 3*time.Millisecond)
 		require.True(t, s.RunUntil(120*time.Second, func() bool { return s.AllDelivered(txs) }), "echo=%v", echo)
@@ -118,21 +127,7 @@ func TestAttackDLBCensorEchoesProofs(t *testing.T) {
 // recoverAfter × forward_timeout, so every transaction is still delivered. With a static leader
 // the creator never proposes its own microblocks, so nothing else would bring the proof out.
 func TestAttackDLBProxyKeepsProofFromOthers(t *testing.T) {
-	const n = 4
 	const slow, byz = types.NodeID(4), types.NodeID(2)
-	sp := sharedSpec(presets[5], n) // s-hs+dlb
-	sp.Master = 1
-	sp.Timeout = time.Second
-	sp.Shared.BusyThreshold = 45 * time.Millisecond
-	sp.Shared.LBTimeout = 150 * time.Millisecond
-	sp.Shared.ForwardTimeout = 300 * time.Millisecond
-	sp.Shared.PushTimeout = 200 * time.Millisecond
-	sp.Shared.FetchTimeout = 100 * time.Millisecond
-	s, err := New(Options{
-		N: n, Spec: sp, Seed: seedOr(1), Latency: 10 * time.Millisecond, Jitter: 2 * time.Millisecond,
-		SlowSender: map[types.NodeID]time.Duration{slow: 30 * time.Millisecond},
-	})
-	require.NoError(t, err)
 	forwarded := map[types.Hash]bool{} // the busy replica's microblocks the Byzantine proxy pushed
 	kept, recovered := map[types.Hash]bool{}, map[types.Hash]bool{}
 	pass := func(from, to types.NodeID, m types.Message) bool {
@@ -152,11 +147,7 @@ func TestAttackDLBProxyKeepsProofFromOthers(t *testing.T) {
 		}
 		return true
 	}
-	for _, nd := range s.Nodes() {
-		core, err := core.NewCore(&filterEnv{Env: &nodeEnv{n: nd}, id: nd.ID, n: n, pass: pass}, sp, nd)
-		require.NoError(t, err)
-		nd.Core = core
-	}
+	s := dlbAttackSim(t, 1, pass)
 	txs := makeTxs("dlb-keep", 16000)
 	load(s, txs, 10, 3*time.Millisecond)
 	require.True(t, s.RunUntil(120*time.Second, func() bool { return s.AllDelivered(txs) }))
