@@ -80,14 +80,28 @@ func (p *Point) Field(name string) any {
 	return nil
 }
 
-// matches says whether every field of where has the point's value.
+// matches says whether every field of where has the point's value; a list of values matches a
+// field with any of them ({"zipf": ["1.01,1", ""]}: Zipf1 and even load).
 func (p *Point) matches(where map[string]any) bool {
 	for k, want := range where {
-		if !sameValue(p.Field(k), want) {
+		if !anyValue(p.Field(k), want) {
 			return false
 		}
 	}
 	return true
+}
+
+func anyValue(have, want any) bool {
+	list, ok := want.([]any)
+	if !ok {
+		return sameValue(have, want)
+	}
+	for _, w := range list {
+		if sameValue(have, w) {
+			return true
+		}
+	}
+	return false
 }
 
 func sameValue(have, want any) bool {

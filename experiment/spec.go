@@ -772,6 +772,18 @@ func checkWhere(at string, w map[string]any) []string {
 		if !isField(k) {
 			p = append(p, fmt.Sprintf("%s: %q is not a point field (%s)", at, k, strings.Join(fieldNames, ", ")))
 		}
+		vals, isList := w[k].([]any)
+		if !isList {
+			vals = []any{w[k]}
+		} else if len(vals) == 0 {
+			p = append(p, fmt.Sprintf("%s.%s: an empty list matches no point: give one value or several", at, k))
+		}
+		for _, v := range vals {
+			switch v.(type) {
+			case []any, map[string]any, nil:
+				p = append(p, fmt.Sprintf("%s.%s: %v: want a value or a list of values", at, k, v))
+			}
+		}
 	}
 	return p
 }

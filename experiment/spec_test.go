@@ -287,3 +287,18 @@ func TestMinAndMaxNBoundAProtocolsPoints(t *testing.T) {
 	require.ErrorContains(t, err, "protocols[0]: min_n 64, max_n 16")
 	require.ErrorContains(t, err, "protocols[1]: min_n -1")
 }
+
+func TestWhereListsMatchAnyOfTheirValues(t *testing.T) {
+	zipf1 := Point{Protocol: "S-HS-d3", N: 200, Zipf: "1.01,1"}
+	even := Point{Protocol: "S-HS-even", N: 200}
+	zipf10 := Point{Protocol: "S-HS-d3", N: 200, Zipf: "1.01,10"}
+	where := map[string]any{"zipf": []any{"1.01,1", ""}, "n": 200.0}
+	require.True(t, zipf1.matches(where))
+	require.True(t, even.matches(where))
+	require.False(t, zipf10.matches(where))
+	require.False(t, zipf1.matches(map[string]any{"n": []any{100.0, 400.0}}))
+	_, err := Parse([]byte(`{"name": "x", "protocols": ["s-hs"], "n": [4], "load": {"rates": [1000]},
+		"plots": [{"file": "p", "x": "n", "y": "throughput_ktps", "where": {"zipf": [], "n": [[4]]}}]}`))
+	require.ErrorContains(t, err, "plots[0].where.zipf: an empty list matches no point")
+	require.ErrorContains(t, err, "plots[0].where.n: [4]: want a value or a list of values")
+}
