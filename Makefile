@@ -38,7 +38,7 @@ fuzz: ## fuzz the wire decoder for FUZZTIME (150000x executions; 5m for a durati
 # PAPER_QUICK=1 each spec's quick variant into docs/results/quick/. A rerun skips finished points.
 PAPER_JOBS  ?= 2
 PAPER_SPECS ?= $(addprefix experiments/paper/,table3-bandwidth.json fig6-scalability-wan.json fig7-async.json \
-	fig8-byzantine.json fig9-10-zipf.json fig6-scalability-lan.json fig5-batch.json fig5-batch-n256.json)
+	fig8-byzantine.json fig9-10-zipf.json fig6-scalability-lan.json fig5-batch.json fig5-batch-n256.json fig9-10-zipf-large.json)
 .PHONY: paper
 paper: build ## the paper's figures and Table III in virtual time: results, plots and pass/fail checks in docs/results/ (PAPER_QUICK=1: under 10 minutes, into docs/results/quick/)
 	bin/stratus-exp -j $(PAPER_JOBS) -out docs/results$(if $(filter 1,$(PAPER_QUICK)),/quick) $(PAPER_SPECS)
