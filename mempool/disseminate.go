@@ -1,13 +1,36 @@
 package mempool
 
 import (
+	"time"
+
 	"github.com/stratusbft/stratus/internal/fifo"
 	"github.com/stratusbft/stratus/types"
 )
 
 // forwardNext decides whether the next own microblock goes to a proxy: load balancing is on and
-// this replica is busy or pressed (then all but every ProbeEvery-th).
-func (s *Shared) forwardNext() bool { return s.cfg.LoadBalance && s.lb.shouldForward(s.env.Now()) }
+// this replica is busy or pressed (then all but the probes, balancer.shouldForward).
+func (s *Shared) forwardNext() bool {
+	return s.cfg.LoadBalance && s.lb.shouldForward(s.env.Now(), s.probeCost())
+}
+
+// probeCost is the uplink time of pushing a full microblock to every peer, 0 when the uplink's
+// rate is unknown.
+func (s *Shared) probeCost() time.Duration {
+	rate := s.env.UplinkRate()
+	if rate <= 0 {
+		return 0
+	}
+	return time.Duration(float64(s.cfg.MSize+MBOverhead) * float64(s.pushCopies()) / rate * float64(time.Second))
+}
+
+// pushCopies is how many copies of a microblock this replica's push sends: one to every peer, or
+// fanout when gossiping.
+func (s *Shared) pushCopies() int {
+	if s.cfg.Gossip {
+		return min(s.env.N()-1, s.cfg.Fanout)
+	}
+	return s.env.N() - 1
+}
 
 // disseminate sends a new own microblock: forwarded to a proxy (forwardNext), else pushed by this
 // replica.

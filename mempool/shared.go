@@ -319,10 +319,7 @@ func (s *Shared) pace(mb *types.MicroBlock, forwarded bool) {
 	if s.cfg.MaxBacklog <= 0 || rate <= 0 {
 		return
 	}
-	copies := s.env.N() - 1
-	if s.cfg.Gossip {
-		copies = min(copies, s.cfg.Fanout)
-	}
+	copies := s.pushCopies()
 	if forwarded {
 		copies = 1
 	}

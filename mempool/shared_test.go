@@ -834,7 +834,8 @@ func TestDLBBusyForwardsToLeastLoaded(t *testing.T) {
 }
 
 // docs/spec.md §3.4: "After d answers or lb_timeout ms: no answer → broadcast itself; else forward ... to
-// the least-loaded peer" — ties, busy peers and timeouts.
+// the least-loaded peer that is not busy, or the least loaded if every one is" — ties, busy peers
+// and timeouts.
 func TestDLBDecisionCases(t *testing.T) {
 	cfg := lbCfg()
 	cfg.D = 2
@@ -850,7 +851,8 @@ func TestDLBDecisionCases(t *testing.T) {
 		{"tie", []*ans{{1000, false}, {1000, false}}, []int{0, 1}},
 		{"lower load wins", []*ans{{3000, false}, {1000, false}}, []int{1}},
 		{"busy peers are skipped", []*ans{{10, true}, {9000, false}}, []int{1}},
-		{"all busy: push itself", []*ans{{10, true}, {20, true}}, nil},
+		{"all busy: the least loaded of them", []*ans{{30, true}, {20, true}}, []int{1}},
+		{"a busy one beats no answer", []*ans{nil, {20, true}}, []int{1}},
 		{"partial answers at lb_timeout", []*ans{nil, {7000, false}}, []int{1}},
 		{"no answer: push itself", []*ans{nil, nil}, nil},
 	}
@@ -1068,6 +1070,26 @@ func TestDLBProbeEvery(t *testing.T) {
 	}
 	require.Equal(t, 18, rounds)
 	require.Equal(t, 2, pushes, "every 10th is pushed by the busy replica itself")
+}
+
+// docs/spec.md §3.4 probing: "... but no more often than keeps probes to a tenth of its uplink".
+// A probe costs N-1 copies of a microblock, so counted alone (every tenth) probes took more of a
+// busy replica's uplink the larger N was; paced by their uplink time they stay a tenth of it.
+func TestDLBProbesTakeATenthOfTheUplink(t *testing.T) {
+	cfg := lbCfg()
+	r := busyRig(t, 7, cfg)
+	probe := 50 * time.Millisecond // the uplink time of one microblock to the 6 peers
+	r.env.Uplink.Rate = float64((cfg.MSize+MBOverhead)*6) / probe.Seconds()
+	pushes := func(k int, tag byte) (n int) {
+		for i := 0; i < k; i++ {
+			n += len(pick[*types.MicroBlock](r.pushOwn(tag + byte(i))))
+		}
+		return n
+	}
+	require.Equal(t, 1, pushes(40, 50), "the first tenth is a probe, the next three come within 10 x 50 ms of it")
+	r.advance(10 * probe)
+	r.take() // the samples' lb_timeouts: no peer answered, so those microblocks went out too
+	require.Equal(t, 1, pushes(10, 90), "the next tenth after 10 x 50 ms is")
 }
 
 // ---------------------------------------------------------------------------------------------
