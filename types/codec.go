@@ -525,16 +525,3 @@ func appendRLPBytes(dst, b []byte) []byte {
 	}
 	return append(appendRLPHead(dst, 0x80, len(b)), b...)
 }
-
-// appendRLPUint appends v as an RLP integer (big-endian, no leading zeros; 0 is the empty string).
-func appendRLPUint(dst []byte, v uint64) []byte {
-	if v < 0x80 && v > 0 {
-		return append(dst, byte(v))
-	}
-	k := rlpUint(v) - 1
-	dst = append(dst, 0x80+byte(k))
-	for i := k - 1; i >= 0; i-- {
-		dst = append(dst, byte(v>>(8*i)))
-	}
-	return dst
-}

@@ -5,6 +5,7 @@ import (
 	"io"
 
 	ethcrypto "github.com/ethereum/go-ethereum/crypto"
+	"github.com/ethereum/go-ethereum/rlp"
 	"github.com/kelindar/bitmap"
 )
 
@@ -190,11 +191,12 @@ func (mb *MicroBlock) EncodeRLP(w io.Writer) error {
 }
 
 // rlpSize is the length of the microblock's RLP form.
-func (mb *MicroBlock) rlpSize() int { return rlpList(mb.rlpContent()) }
+func (mb *MicroBlock) rlpSize() int { return rlpList(mb.rlpContent(mb.txsContent())) }
 
-func (mb *MicroBlock) rlpContent() int {
+// rlpContent is the length of the RLP list's content, given the transactions' (txsContent).
+func (mb *MicroBlock) rlpContent(txs int) int {
 	return rlpHash + rlpUint(uint64(mb.Creator)) + rlpUint(uint64(mb.View)) + rlpUint(uint64(mb.Sender)) +
-		rlpUint(uint64(mb.Hops)) + rlpList(mb.txsContent()) + rlpBytes(mb.Sig)
+		rlpUint(uint64(mb.Hops)) + rlpList(txs) + rlpBytes(mb.Sig)
 }
 
 func (mb *MicroBlock) txsContent() int {
@@ -207,13 +209,14 @@ func (mb *MicroBlock) txsContent() int {
 
 // appendRLP appends the microblock's RLP form to dst.
 func (mb *MicroBlock) appendRLP(dst []byte) []byte {
-	dst = appendRLPHead(dst, 0xc0, mb.rlpContent())
+	txs := mb.txsContent() // one pass over the transactions for both heads
+	dst = appendRLPHead(dst, 0xc0, mb.rlpContent(txs))
 	dst = appendRLPBytes(dst, mb.ID[:])
-	dst = appendRLPUint(dst, uint64(mb.Creator))
-	dst = appendRLPUint(dst, uint64(mb.View))
-	dst = appendRLPUint(dst, uint64(mb.Sender))
-	dst = appendRLPUint(dst, uint64(mb.Hops))
-	dst = appendRLPHead(dst, 0xc0, mb.txsContent())
+	dst = rlp.AppendUint64(dst, uint64(mb.Creator))
+	dst = rlp.AppendUint64(dst, uint64(mb.View))
+	dst = rlp.AppendUint64(dst, uint64(mb.Sender))
+	dst = rlp.AppendUint64(dst, uint64(mb.Hops))
+	dst = appendRLPHead(dst, 0xc0, txs)
 	for _, t := range mb.Txs {
 		dst = appendRLPBytes(dst, t.data)
 	}
