@@ -221,8 +221,8 @@ func (s *Shared) onLBInfo(from types.NodeID, info *types.LBInfo) {
 // lbDecide forwards to the least-loaded peer that answered and is not busy; when every one that
 // answered is busy, to the least loaded of them; it pushes the microblock itself only when no
 // peer that is not banned answered. A busy creator pushing to N-1 peers is what load balancing is
-// there to avoid: under Zipf1 at N=200 a third of the replicas answered busy, and the busiest
-// replica's fallback pushes kept its uplink full.
+// there to avoid: under Zipf1 at N=200 the busiest replica found all three sampled peers busy in
+// 25 of 539 samples, and those fallback pushes, with its probes, kept its uplink full.
 func (s *Shared) lbDecide(nonce uint64) {
 	sm := s.lb.samples[nonce]
 	if sm == nil {
