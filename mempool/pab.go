@@ -137,7 +137,7 @@ func (s *Shared) onMicroBlock(from types.NodeID, mb *types.MicroBlock, fetched b
 }
 
 // admit decides whether to store a peer's microblock: its creator signed it, and unless a proof or
-// proposal wants it, it is fresh and its creator's quota has room.
+// proposal wants it, it is fresh and its creator has room (peerRoom).
 func (s *Shared) admit(mb *types.MicroBlock, wanted bool) bool {
 	if !s.env.Verifier().Verify(mb.Creator, mb.ID, mb.Sig) {
 		s.emit(consensus.MBDropped{Reason: "bad-signature"})
@@ -150,7 +150,7 @@ func (s *Shared) admit(mb *types.MicroBlock, wanted bool) bool {
 		s.emit(consensus.MBDropped{Reason: "stale"})
 		return false
 	}
-	if s.byCreator[mb.Creator]+mbCost(mb) > s.peerQuota() {
+	if s.byCreator[mb.Creator]+mbCost(mb) > s.peerRoom(mb.Creator) {
 		s.emit(consensus.MBDropped{Reason: "full"})
 		return false
 	}

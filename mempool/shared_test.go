@@ -1105,7 +1105,7 @@ func TestSharedUnsolicitedFetchResponseIsBounded(t *testing.T) {
 	cfg.MemSize = 160
 	pushed := newRig(t, 2, 4, cfg)
 	cost := mbCost(mbOf(3, 0, txs(0, 0, 10)))
-	fit := pushed.m.peerQuota() / cost
+	fit := max(pushed.m.reservedShare(), 2*cfg.MemSize) / cost // alone, creator 3 may fill the shared half
 	require.Positive(t, fit)
 	for i := 0; i < fit+2; i++ {
 		pushed.m.OnMessage(3, mbOf(3, 0, txs(byte(i), 0, 10)))
@@ -1119,7 +1119,7 @@ func TestSharedUnsolicitedFetchResponseIsBounded(t *testing.T) {
 		junk = append(junk, mbOf(3, types.View(i)*StaleViews*4, txs(byte(i), 0, 10)))
 	}
 	r.m.OnMessage(3, &types.FetchResponse{MBs: junk})
-	require.LessOrEqual(t, r.m.Gauges().PeerBytes, r.m.peerQuota(), "unsolicited fetched data must be bounded like pushed data")
+	require.LessOrEqual(t, r.m.Gauges().PeerBytes, r.m.peerRoom(3), "unsolicited fetched data must be bounded like pushed data")
 }
 
 // docs/spec.md §4.3: "Liveness after GST: with at most f faulty replicas, throughput recovers to > 0 and
@@ -1135,7 +1135,7 @@ func TestSharedStalePeerMicroblocksAreFreed(t *testing.T) {
 	for i := 0; i < 20; i++ {
 		r.m.OnMessage(4, mbOf(4, 0, txs(byte(i), 0, 10))) // acked, never proven
 	}
-	require.Greater(t, r.m.Gauges().PeerBytes+mbCost(mbOf(4, 0, txs(0, 0, 10))), r.m.peerQuota(), "the faulty creator's quota is full")
+	require.Greater(t, r.m.Gauges().PeerBytes+mbCost(mbOf(4, 0, txs(0, 0, 10))), r.m.peerRoom(4), "the faulty creator's room is full")
 	r.take()
 	r.events = nil
 	v := types.View(StaleViews + 10)
@@ -1203,10 +1203,10 @@ func TestCreatorSignatureAndQuota(t *testing.T) {
 	require.Zero(t, r.m.Gauges().PeerBytes)
 	require.Len(t, eventsOf[consensus.MBDropped](r.events), 1)
 
-	quota := max(4*cfg.MemSize/3, 4*cfg.MSize)
+	room := max(r.m.reservedShare(), 2*cfg.MemSize) // alone, creator 4 may fill the shared half
 	for i := 0; ; i++ {
 		mb := mbOf(4, 0, txs(byte(i), 0, 10))
-		if r.m.Gauges().PeerBytes+mb.Bytes() > quota {
+		if r.m.Gauges().PeerBytes+mbCost(mb) > room {
 			r.m.OnMessage(4, mb)
 			require.Empty(t, pick[*types.Ack](r.take()), "over its quota, creator 4 gets no ack")
 			break
@@ -1216,6 +1216,47 @@ func TestCreatorSignatureAndQuota(t *testing.T) {
 	}
 	r.m.OnMessage(3, mbOf(3, 0, txs('h', 0, 10)))
 	require.Len(t, pick[*types.Ack](r.take()), 1, "creator 3 still has its own room")
+}
+
+// docs/spec.md §3.7: a peer creator may hold its reserved share (2 × memsize split among the
+// peers) whatever the others hold, and more while all peers' microblocks stay within the shared
+// 2 × memsize; peers' microblocks never hold more than 4 × memsize. A creator with most of the
+// clients (a skewed load) gets the room the others do not use — an equal split of 4 × memsize
+// refused its microblocks at its proxies and peers at N=400 under Zipf1 — and a creator that
+// fills the shared half leaves every other creator its reserved share.
+func TestPeerRoomSharedHalfAndReservedShares(t *testing.T) {
+	cfg := pabCfg()
+	cfg.MemSize = 64 << 10
+	r := newRig(t, 1, 5, cfg) // four peers: reserved shares of 32 KiB, shared half 128 KiB
+	reserved, shared := r.m.reservedShare(), 2*cfg.MemSize
+	require.Equal(t, 32<<10, reserved)
+	fill := func(creator types.NodeID, tag byte) (held int) {
+		for i := 0; i < 1000; i++ {
+			mb := mbOf(creator, 0, txs(tag, i*10, 10))
+			r.m.OnMessage(creator, mb)
+			if len(pick[*types.Ack](r.take())) == 0 {
+				return held
+			}
+			held += mbCost(mb)
+			require.LessOrEqual(t, r.m.Gauges().PeerBytes, 4*cfg.MemSize, "peers' microblocks within 4 × memsize")
+		}
+		t.Fatalf("creator %d was never refused", creator)
+		return 0
+	}
+	cost := mbCost(mbOf(2, 0, txs('x', 0, 10)))
+
+	busy := fill(2, 'a')
+	require.Greater(t, busy, 4*cfg.MemSize/4, "the busy creator holds more than an equal split of 4 × memsize")
+	require.Greater(t, busy, shared-cost, "... up to the whole shared half")
+	require.LessOrEqual(t, busy, shared)
+
+	flooder := fill(3, 'b')
+	require.Greater(t, flooder, reserved-cost, "with the shared half full, a creator still has its reserved share")
+	require.LessOrEqual(t, flooder, reserved)
+	require.Greater(t, fill(4, 'c'), reserved-cost)
+	require.Greater(t, fill(5, 'd'), reserved-cost)
+	require.LessOrEqual(t, r.m.Gauges().PeerBytes, 4*cfg.MemSize)
+	require.Zero(t, fill(2, 'e'), "the busy creator, over its reserved share, waits for the shared half to drain")
 }
 
 // TestFetchPlanListsEveryReplicaOnce: a fetch plan is its first candidates, then every other
