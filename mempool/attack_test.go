@@ -139,8 +139,8 @@ func TestAttackUnsolicitedLBForwardIsNotPushed(t *testing.T) {
 		cfg.D, cfg.EstimateWindow, cfg.Percentile, cfg.BusyThreshold = 1, 10, 95, time.Hour
 		cfg.LBTimeout, cfg.ForwardTimeout = 50*time.Millisecond, 300*time.Millisecond
 
-		h := newRig(t, 2, 4, cfg) // stands for every other honest replica
-		p := newRig(t, 3, 4, cfg) // the unwilling proxy
+		h := newRig(t, 2, 4, cfg)                        // stands for every other honest replica
+		p := newRig(t, 3, 4, cfg)                        // the unwilling proxy
 		quota := max(h.m.reservedShare(), 2*cfg.MemSize) // what one creator alone may hold
 
 		// 1. Fill the creator's quota at h with microblocks that never get a proof.
