@@ -89,15 +89,15 @@ func TestAttackDLBDroppingProxyStaysAvoidedDespiteEchoedProof(t *testing.T) {
 }
 
 // A Byzantine creator is charged only the transaction bytes of its microblocks (Bytes()), not
-// what storing a microblock costs. With one 2-byte transaction per microblock it fills the room it
-// has (then 4×memsize/(N-1); now, alone, the shared 2×memsize) with thousands of microblocks whose
-// heap cost is hundreds of times the room.
+// what storing a microblock costs. With one 2-byte transaction per microblock it fills its room
+// (4×memsize/(N-1), or memsize alone) with thousands of microblocks whose heap cost is hundreds of
+// times the room.
 func TestAttackTinyMicroblocksOverrunQuota(t *testing.T) {
 	cfg := pabCfg()
 	cfg.MemSize = 16 << 10
 	r := newRig(t, 2, 4, cfg)
 	r.m.cfg.Events = nil
-	quota := 2 * cfg.MemSize // alone, a creator may fill the shared half: 32 KiB
+	quota := max(r.m.equalShare(), cfg.MemSize) // alone, a creator may fill its share or memsize: 21845 bytes
 	const byz = types.NodeID(4)
 
 	runtime.GC()
@@ -139,9 +139,9 @@ func TestAttackUnsolicitedLBForwardIsNotPushed(t *testing.T) {
 		cfg.D, cfg.EstimateWindow, cfg.Percentile, cfg.BusyThreshold = 1, 10, 95, time.Hour
 		cfg.LBTimeout, cfg.ForwardTimeout = 50*time.Millisecond, 300*time.Millisecond
 
-		h := newRig(t, 2, 4, cfg)                        // stands for every other honest replica
-		p := newRig(t, 3, 4, cfg)                        // the unwilling proxy
-		quota := max(h.m.reservedShare(), 2*cfg.MemSize) // what one creator alone may hold
+		h := newRig(t, 2, 4, cfg)                   // stands for every other honest replica
+		p := newRig(t, 3, 4, cfg)                   // the unwilling proxy
+		quota := max(h.m.equalShare(), cfg.MemSize) // what one creator alone may hold
 
 		// 1. Fill the creator's quota at h with microblocks that never get a proof.
 		for i := 0; i < 1000; i++ {

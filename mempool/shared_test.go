@@ -1105,7 +1105,7 @@ func TestSharedUnsolicitedFetchResponseIsBounded(t *testing.T) {
 	cfg.MemSize = 160
 	pushed := newRig(t, 2, 4, cfg)
 	cost := mbCost(mbOf(3, 0, txs(0, 0, 10)))
-	fit := max(pushed.m.reservedShare(), 2*cfg.MemSize) / cost // alone, creator 3 may fill the shared half
+	fit := max(pushed.m.equalShare(), cfg.MemSize) / cost // alone, creator 3 may fill its share or memsize
 	require.Positive(t, fit)
 	for i := 0; i < fit+2; i++ {
 		pushed.m.OnMessage(3, mbOf(3, 0, txs(byte(i), 0, 10)))
@@ -1203,7 +1203,7 @@ func TestCreatorSignatureAndQuota(t *testing.T) {
 	require.Zero(t, r.m.Gauges().PeerBytes)
 	require.Len(t, eventsOf[consensus.MBDropped](r.events), 1)
 
-	room := max(r.m.reservedShare(), 2*cfg.MemSize) // alone, creator 4 may fill the shared half
+	room := max(r.m.equalShare(), cfg.MemSize) // alone, creator 4 may fill its share or memsize
 	for i := 0; ; i++ {
 		mb := mbOf(4, 0, txs(byte(i), 0, 10))
 		if r.m.Gauges().PeerBytes+mbCost(mb) > room {
@@ -1218,18 +1218,17 @@ func TestCreatorSignatureAndQuota(t *testing.T) {
 	require.Len(t, pick[*types.Ack](r.take()), 1, "creator 3 still has its own room")
 }
 
-// docs/spec.md §3.7: a peer creator may hold its reserved share (2 × memsize split among the
-// peers) whatever the others hold, and more while all peers' microblocks stay within the shared
-// 2 × memsize; peers' microblocks never hold more than 4 × memsize. A creator with most of the
-// clients (a skewed load) gets the room the others do not use — an equal split of 4 × memsize
-// refused its microblocks at its proxies and peers at N=400 under Zipf1 — and a creator that
-// fills the shared half leaves every other creator its reserved share.
-func TestPeerRoomSharedHalfAndReservedShares(t *testing.T) {
+// docs/spec.md §3.7: a peer creator may hold its equal share of 4 × memsize whatever the others
+// hold, and more while all peers' microblocks together hold less than memsize; peers' microblocks
+// never hold more than 5 × memsize. A creator with most of the clients (a skewed load) gets room
+// beyond its share — the equal split alone refused its microblocks at its proxies and peers at
+// N=400 under Zipf1 — and creators that fill the room beyond leave every other creator its share.
+func TestPeerRoomEqualSharesAndMemsizeBeyond(t *testing.T) {
 	cfg := pabCfg()
 	cfg.MemSize = 64 << 10
-	r := newRig(t, 1, 5, cfg) // four peers: reserved shares of 32 KiB, shared half 128 KiB
-	reserved, shared := r.m.reservedShare(), 2*cfg.MemSize
-	require.Equal(t, 32<<10, reserved)
+	r := newRig(t, 1, 9, cfg) // eight peers: equal shares of 32 KiB, 64 KiB beyond
+	share := r.m.equalShare()
+	require.Equal(t, 32<<10, share)
 	fill := func(creator types.NodeID, tag byte) (held int) {
 		for i := 0; i < 1000; i++ {
 			mb := mbOf(creator, 0, txs(tag, i*10, 10))
@@ -1238,7 +1237,7 @@ func TestPeerRoomSharedHalfAndReservedShares(t *testing.T) {
 				return held
 			}
 			held += mbCost(mb)
-			require.LessOrEqual(t, r.m.Gauges().PeerBytes, 4*cfg.MemSize, "peers' microblocks within 4 × memsize")
+			require.LessOrEqual(t, r.m.Gauges().PeerBytes, 5*cfg.MemSize, "peers' microblocks within 5 × memsize")
 		}
 		t.Fatalf("creator %d was never refused", creator)
 		return 0
@@ -1246,17 +1245,16 @@ func TestPeerRoomSharedHalfAndReservedShares(t *testing.T) {
 	cost := mbCost(mbOf(2, 0, txs('x', 0, 10)))
 
 	busy := fill(2, 'a')
-	require.Greater(t, busy, 4*cfg.MemSize/4, "the busy creator holds more than an equal split of 4 × memsize")
-	require.Greater(t, busy, shared-cost, "... up to the whole shared half")
-	require.LessOrEqual(t, busy, shared)
+	require.Greater(t, busy, cfg.MemSize-cost, "the busy creator holds up to memsize, twice its equal share")
+	require.LessOrEqual(t, busy, cfg.MemSize)
 
-	flooder := fill(3, 'b')
-	require.Greater(t, flooder, reserved-cost, "with the shared half full, a creator still has its reserved share")
-	require.LessOrEqual(t, flooder, reserved)
-	require.Greater(t, fill(4, 'c'), reserved-cost)
-	require.Greater(t, fill(5, 'd'), reserved-cost)
-	require.LessOrEqual(t, r.m.Gauges().PeerBytes, 4*cfg.MemSize)
-	require.Zero(t, fill(2, 'e'), "the busy creator, over its reserved share, waits for the shared half to drain")
+	for c := types.NodeID(3); c <= 9; c++ {
+		got := fill(c, byte('b'+c))
+		require.Greater(t, got, share-cost, "creator %d still has its equal share", c)
+		require.LessOrEqual(t, got, share)
+	}
+	require.LessOrEqual(t, r.m.Gauges().PeerBytes, 5*cfg.MemSize)
+	require.Zero(t, fill(2, 'z'), "the busy creator, over its share, waits for the room beyond to drain")
 }
 
 // TestFetchPlanListsEveryReplicaOnce: a fetch plan is its first candidates, then every other
