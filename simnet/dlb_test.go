@@ -244,8 +244,9 @@ func countMBForwarded(nd *Node) int {
 // docs/spec.md §4.3: "Liveness after GST: with at most f faulty replicas, throughput recovers to > 0 and
 // every accepted transaction is eventually delivered." Replica 1 pushes 4×memsize of microblocks
 // it never gets proofs for, then crashes (one fault, f = 1). Storage is charged to each
-// microblock's signed creator, so the junk fills only replica 1's share and honest microblocks
-// still get their proofs.
+// microblock's signed creator, so the junk fills only replica 1's share and the room beyond the
+// shares (memsize, first come, first served: docs/spec.md §3.7), and honest microblocks still get
+// their proofs within their own shares.
 func TestFaultyCreatorCannotStallOthers(t *testing.T) {
 	sp := sharedSpec(presets[1], 4)              // s-hs
 	sp.MemSize = (32 + mempool.TxOverhead) * 200 // a creator's share of peers' microblocks is 4/3 of that
