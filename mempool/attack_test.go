@@ -97,8 +97,8 @@ func TestAttackTinyMicroblocksOverrunQuota(t *testing.T) {
 	cfg.MemSize = 16 << 10
 	r := newRig(t, 2, 4, cfg)
 	r.m.cfg.Events = nil
-	quota := max(r.m.equalShare(), cfg.MemSize) // alone, a creator may fill its share or memsize: 21845 bytes
 	const byz = types.NodeID(4)
+	quota := r.m.peerRoom(byz) // alone, a creator may fill its share or memsize: 21845 bytes
 
 	runtime.GC()
 	var before, after runtime.MemStats
@@ -139,9 +139,9 @@ func TestAttackUnsolicitedLBForwardIsNotPushed(t *testing.T) {
 		cfg.D, cfg.EstimateWindow, cfg.Percentile, cfg.BusyThreshold = 1, 10, 95, time.Hour
 		cfg.LBTimeout, cfg.ForwardTimeout = 50*time.Millisecond, 300*time.Millisecond
 
-		h := newRig(t, 2, 4, cfg)                   // stands for every other honest replica
-		p := newRig(t, 3, 4, cfg)                   // the unwilling proxy
-		quota := max(h.m.equalShare(), cfg.MemSize) // what one creator alone may hold
+		h := newRig(t, 2, 4, cfg)  // stands for every other honest replica
+		p := newRig(t, 3, 4, cfg)  // the unwilling proxy
+		quota := h.m.peerRoom(byz) // what one creator alone may hold
 
 		// 1. Fill the creator's quota at h with microblocks that never get a proof.
 		for i := 0; i < 1000; i++ {

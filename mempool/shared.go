@@ -328,7 +328,7 @@ func (s *Shared) backlogged() time.Duration {
 	}
 	now := s.env.Now()
 	wait := s.nextCut.Sub(now)
-	if s.cfg.LoadBalance && s.lb.isBusy(now) {
+	if s.lb.isBusy(now) { // never without load balancing
 		wait -= s.cfg.MaxBacklog
 	}
 	if wait > 0 {

@@ -1105,7 +1105,7 @@ func TestSharedUnsolicitedFetchResponseIsBounded(t *testing.T) {
 	cfg.MemSize = 160
 	pushed := newRig(t, 2, 4, cfg)
 	cost := mbCost(mbOf(3, 0, txs(0, 0, 10)))
-	fit := max(pushed.m.equalShare(), cfg.MemSize) / cost // alone, creator 3 may fill its share or memsize
+	fit := pushed.m.peerRoom(3) / cost // alone, creator 3 may fill its share or memsize
 	require.Positive(t, fit)
 	for i := 0; i < fit+2; i++ {
 		pushed.m.OnMessage(3, mbOf(3, 0, txs(byte(i), 0, 10)))
@@ -1203,7 +1203,7 @@ func TestCreatorSignatureAndQuota(t *testing.T) {
 	require.Zero(t, r.m.Gauges().PeerBytes)
 	require.Len(t, eventsOf[consensus.MBDropped](r.events), 1)
 
-	room := max(r.m.equalShare(), cfg.MemSize) // alone, creator 4 may fill its share or memsize
+	room := r.m.peerRoom(4) // alone, creator 4 may fill its share or memsize
 	for i := 0; ; i++ {
 		mb := mbOf(4, 0, txs(byte(i), 0, 10))
 		if r.m.Gauges().PeerBytes+mbCost(mb) > room {
