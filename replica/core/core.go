@@ -44,6 +44,10 @@ type CoreOptions struct {
 	// Store keeps what the replica must not lose in a crash (see Store); a restarted Core starts
 	// from what it holds. Restore and Persist are not needed with it. nil: nothing is kept.
 	Store Store
+	// DedupMemory gives the dedup window its memory, sized for the whole window from the start
+	// (see DedupMemory). nil: Go's heap, grown as the window fills, as the simulator's thousands of
+	// replicas need.
+	DedupMemory DedupMemory
 }
 
 // TxObserver is an Observer that also wants the transactions each delivered block contributed
@@ -168,7 +172,7 @@ func NewCoreWith(env consensus.Env, spec Spec, obs Observer, opts CoreOptions) (
 		spec:      spec,
 		adv:       opts.Adversary,
 		obs:       obs,
-		delivered: newDedupWindow(max(spec.DedupWindow, 1024)),
+		delivered: newDedupWindow(max(spec.DedupWindow, 1024), opts.DedupMemory),
 		local:     make(map[types.Hash]*localTx),
 		kv:        NewKVStore(),
 		store:     opts.Store,

@@ -18,12 +18,35 @@ type DedupWindow struct {
 	size      int
 	gen       uint64 // the current generation's number (1 at first); prev is gen-1
 	cur, prev *idTable
-	sink      uint64 // what warm read, kept so that its loads are not optimised away
+	mem       DedupMemory // nil: Go's heap, tables grown as they fill
+	sink      uint64      // what warm read, kept so that its loads are not optimised away
 }
 
-func newDedupWindow(size int) *DedupWindow {
+// DedupMemory gives a dedup window the memory of its slots, filters and IDs, which hold no
+// pointers: a driver passes memory outside Go's heap that the kernel backs with huge pages
+// (internal/hugemem). Each call returns n zeroed elements that stay valid while the DedupMemory
+// is reachable; the window keeps it so.
+//
+// A window given memory has both generations' tables sized for the whole window from the start,
+// so they never grow. Their memory is taken chunk by chunk as it is first written, so a lightly
+// loaded replica holds little of it; but the slots are written at random, so a generation's
+// slots are all taken within its first few thousand transactions. In a process of 16 replicas
+// under load, growing the tables in Go's heap (4 KiB page faults, and every entry moved at each
+// doubling) cost a fifth of the throughput of a 10-s run (docs/performance.md).
+type DedupMemory interface {
+	Uint64s(n int) []uint64
+	Hashes(n int) []types.Hash
+}
+
+func newDedupWindow(size int, mem DedupMemory) *DedupWindow {
 	size = min(size, maxIDTable)
-	return &DedupWindow{size: size, gen: 1, cur: newIDTable(0), prev: newIDTable(0)}
+	w := &DedupWindow{size: size, gen: 1, mem: mem}
+	room := 0
+	if mem != nil {
+		room = size
+	}
+	w.cur, w.prev = newIDTable(room, mem), newIDTable(room, mem)
+	return w
 }
 
 // Has reports whether id is in the window.
@@ -93,7 +116,7 @@ func (s *DedupWindow) rotate() {
 // NewDedupWindow returns an empty window whose current generation is gen, for a store to Load
 // what it saved into; the Core that adopts it sets its size.
 func NewDedupWindow(gen uint64) *DedupWindow {
-	w := newDedupWindow(1)
+	w := newDedupWindow(1, nil)
 	w.gen = gen
 	return w
 }
@@ -131,7 +154,13 @@ func (s *DedupWindow) export() (prev, cur []types.Hash) {
 // restore replaces the set by exported generations. Snapshots carry no per-transaction commits:
 // every restored ID gets info, the snapshot's block, by which it was delivered.
 func (s *DedupWindow) restore(prev, cur []types.Hash, info *CommitInfo) {
-	s.prev, s.cur = newIDTable(len(prev)), newIDTable(max(len(cur), s.size))
+	if s.mem != nil {
+		// Sized for the window already: emptied, they keep their memory.
+		s.prev.reset(max(len(prev), s.size))
+		s.cur.reset(max(len(cur), s.size))
+	} else {
+		s.prev, s.cur = newIDTable(len(prev), nil), newIDTable(max(len(cur), s.size), nil)
+	}
 	for _, id := range prev {
 		s.prev.insert(id, info)
 	}
@@ -162,7 +191,8 @@ type idTable struct {
 	scan     int     // old slots before this one have had their entries placed in cur
 	ids      chunked[types.Hash]
 	infos    chunked[*CommitInfo]
-	n        int // entries
+	n        int         // entries
+	mem      DedupMemory // where slots, filters and IDs are taken from; nil: Go's heap
 }
 
 // idSlots are a table's slots and the filter in front of them.
@@ -181,9 +211,13 @@ const (
 	scanPerInsert = 4
 )
 
-// newIDTable returns a table with room for n entries before it grows.
-func newIDTable(n int) *idTable {
-	t := &idTable{}
+// newIDTable returns a table with room for n entries before it grows, whose slots, filter and IDs
+// are taken from mem (nil: Go's heap).
+func newIDTable(n int, mem DedupMemory) *idTable {
+	t := &idTable{mem: mem}
+	if mem != nil {
+		t.ids.alloc = mem.Hashes
+	}
 	t.reset(n)
 	return t
 }
@@ -198,15 +232,20 @@ func (t *idTable) reset(n int) {
 		t.cur.slots.clear()
 		t.cur.filter.clear()
 	} else {
-		t.cur = newIDSlots(want)
+		t.cur = t.newSlots(want)
 	}
 	t.old, t.scan = idSlots{}, 0
 	t.infos.clear() // no pointers kept alive
 	t.n = 0
 }
 
-func newIDSlots(n int) idSlots {
-	return idSlots{slots: newChunked[uint64](n), filter: newChunked[uint64](max(n/8, 1))}
+// newSlots returns n empty slots and their filter.
+func (t *idTable) newSlots(n int) idSlots {
+	s := idSlots{slots: newChunked[uint64](n), filter: newChunked[uint64](max(n/8, 1))}
+	if t.mem != nil {
+		s.slots.alloc, s.filter.alloc = t.mem.Uint64s, t.mem.Uint64s
+	}
+	return s
 }
 
 func (t *idTable) len() int { return t.n }
@@ -316,7 +355,7 @@ func (t *idTable) insert(id types.Hash, info *CommitInfo) bool {
 func (t *idTable) grow() {
 	t.move(t.old.slots.n) // the previous growth's scan, if it is not done
 	t.old, t.scan = t.cur, 0
-	t.cur = newIDSlots(2 * t.cur.slots.n)
+	t.cur = t.newSlots(2 * t.cur.slots.n)
 }
 
 // move scans up to k more old slots and places their entries in the current slots.
@@ -353,10 +392,12 @@ const (
 
 // chunked is an array stored in chunks of chunkLen elements (or n, when n is smaller), each
 // allocated when first written and never copied. n is its length, zero for one that grows as it is
-// written; an element never written reads as the zero value.
+// written; an element never written reads as the zero value. alloc, when set, gives the chunks
+// their memory (a DedupMemory's), else they are made in Go's heap.
 type chunked[T any] struct {
 	chunks [][]T
 	n      int
+	alloc  func(n int) []T
 }
 
 func newChunked[T any](n int) chunked[T] {
@@ -385,7 +426,11 @@ func (c *chunked[T]) ptr(i int) *T {
 		if c.n > 0 {
 			size = min(chunkLen, c.n)
 		}
-		c.chunks[k] = make([]T, size)
+		if c.alloc != nil {
+			c.chunks[k] = c.alloc(size)
+		} else {
+			c.chunks[k] = make([]T, size)
+		}
 	}
 	return &c.chunks[k][i&chunkMask]
 }

@@ -5,16 +5,18 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"testing"
+	"unsafe"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/stratusbft/stratus/internal/hugemem"
 	"github.com/stratusbft/stratus/types"
 )
 
 // TestIDSetRemembersCommits: the dedup window answers with the commit that delivered an ID,
 // forgets IDs older than two generations, and restored IDs carry the snapshot's block.
 func TestIDSetRemembersCommits(t *testing.T) {
-	s := newDedupWindow(2)
+	s := newDedupWindow(2, nil)
 	i1, i2 := &CommitInfo{Height: 1}, &CommitInfo{Height: 2}
 	ids := []types.Hash{types.Keccak([]byte("a")), types.Keccak([]byte("b")), types.Keccak([]byte("c")), types.Keccak([]byte("d")), types.Keccak([]byte("e"))}
 	s.add(ids[0], i1)
@@ -43,9 +45,57 @@ func TestIDSetRemembersCommits(t *testing.T) {
 // same rotation would, for IDs that repeat, IDs that share their first 8 bytes (the slot key: the
 // full ID decides), and across many rotations, growth and a restore; warming (reads only) between
 // the steps changes no answer and reads only memory the tables have, at every size they pass through.
+//
+// A window given memory (a DedupMemory) answers the same, never grows its tables, and keeps its
+// slots, filters and IDs in nothing but that memory, also across rotations and a restore.
 func TestIDSetMatchesMaps(t *testing.T) {
+	t.Run("heap", func(t *testing.T) { testIDSetMatchesMaps(t, nil) })
+	t.Run("memory", func(t *testing.T) {
+		mem := &testMemory{given: map[unsafe.Pointer]bool{}}
+		s := testIDSetMatchesMaps(t, mem)
+		for _, tb := range []*idTable{s.cur, s.prev} {
+			require.Zero(t, tb.old.slots.n, "a table sized for the window never grows")
+			require.Equal(t, 1024, tb.cur.slots.n, "room for the window at most half full")
+			for _, ch := range tb.cur.slots.chunks {
+				require.True(t, ch == nil || mem.given[unsafe.Pointer(&ch[0])], "slots from the memory")
+			}
+			for _, ch := range tb.cur.filter.chunks {
+				require.True(t, ch == nil || mem.given[unsafe.Pointer(&ch[0])], "filter from the memory")
+			}
+			for _, ch := range tb.ids.chunks {
+				require.True(t, ch == nil || mem.given[unsafe.Pointer(&ch[0])], "IDs from the memory")
+			}
+		}
+		// Slots, filter and a chunk of IDs per generation, each taken once: rotations and the
+		// restore reuse them.
+		require.Equal(t, 2*(1024*8+128*8+chunkLen*32), mem.bytes)
+	})
+	t.Run("arena", func(t *testing.T) { testIDSetMatchesMaps(t, hugemem.New()) })
+}
+
+// testMemory is a DedupMemory that remembers what it gave.
+type testMemory struct {
+	given map[unsafe.Pointer]bool
+	bytes int
+}
+
+func (m *testMemory) Uint64s(n int) []uint64 {
+	s := make([]uint64, n)
+	m.given[unsafe.Pointer(&s[0])] = true
+	m.bytes += 8 * n
+	return s
+}
+
+func (m *testMemory) Hashes(n int) []types.Hash {
+	s := make([]types.Hash, n)
+	m.given[unsafe.Pointer(&s[0])] = true
+	m.bytes += 32 * n
+	return s
+}
+
+func testIDSetMatchesMaps(t *testing.T, mem DedupMemory) *DedupWindow {
 	const size = 300
-	s := newDedupWindow(size)
+	s := newDedupWindow(size, mem)
 	gen := uint64(1)
 	cur, prev := map[types.Hash]*CommitInfo{}, map[types.Hash]*CommitInfo{}
 	refAdd := func(id types.Hash, info *CommitInfo) bool {
@@ -111,6 +161,7 @@ func TestIDSetMatchesMaps(t *testing.T) {
 		}
 	}
 	require.Greater(t, gen, uint64(20), "many rotations")
+	return s
 }
 
 // BenchmarkDedupWindow: one delivery of a new ID into a full-size window (2^19 per generation),
@@ -125,7 +176,7 @@ func BenchmarkDedupWindow(b *testing.B) {
 	// Each op is what a submitted transaction costs (a lookup) and what its delivery costs (an
 	// add), in a window already full, as in a long run.
 	b.Run("table", func(b *testing.B) {
-		s := newDedupWindow(size)
+		s := newDedupWindow(size, nil)
 		for i := range 2 * size {
 			s.add(ids[i], info)
 		}
@@ -141,31 +192,9 @@ func BenchmarkDedupWindow(b *testing.B) {
 	for i := range txs {
 		txs[i] = types.NewTx(binary.BigEndian.AppendUint64(nil, uint64(i)))
 	}
-	four := func(b *testing.B, warm bool) {
-		var sets [4]*DedupWindow
-		for r := range sets {
-			sets[r] = newDedupWindow(size)
-			for i := range 2 * size {
-				sets[r].add(txs[i].ID(), info)
-			}
-		}
-		const block = 256
-		for i := 2 * size; b.Loop(); i += block {
-			j := i % len(txs)
-			blk := txs[j:min(j+block, len(txs))]
-			sets[0].Has(blk[0].ID())
-			for _, s := range sets {
-				for k, t := range blk {
-					if warm && k%warmAhead == 0 {
-						s.warm(blk[k:min(k+warmAhead, len(blk))])
-					}
-					s.add(t.ID(), info)
-				}
-			}
-		}
-	}
-	b.Run("four-tables", func(b *testing.B) { four(b, false) })
-	b.Run("four-tables-warmed", func(b *testing.B) { four(b, true) })
+	b.Run("four-tables", func(b *testing.B) { benchWindows(b, 4, false, txs, info) })
+	b.Run("four-tables-warmed", func(b *testing.B) { benchWindows(b, 4, true, txs, info) })
+	b.Run("sixteen-tables-warmed", func(b *testing.B) { benchWindows(b, 16, true, txs, info) })
 	b.Run("maps", func(b *testing.B) {
 		cur, prev := map[types.Hash]*CommitInfo{}, map[types.Hash]*CommitInfo{}
 		add := func(id types.Hash) {
@@ -192,4 +221,30 @@ func BenchmarkDedupWindow(b *testing.B) {
 			add(id)
 		}
 	})
+}
+
+// benchWindows adds blocks of txs to windows replicas' windows, full, as deliveries do.
+func benchWindows(b *testing.B, windows int, warm bool, txs []types.Tx, info *CommitInfo) {
+	const size = 1 << 19
+	sets := make([]*DedupWindow, windows)
+	for r := range sets {
+		sets[r] = newDedupWindow(size, nil)
+		for i := range 2 * size {
+			sets[r].add(txs[i].ID(), info)
+		}
+	}
+	const block = 256
+	for i := 2 * size; b.Loop(); i += block {
+		j := i % len(txs)
+		blk := txs[j:min(j+block, len(txs))]
+		sets[0].Has(blk[0].ID())
+		for _, s := range sets {
+			for k, t := range blk {
+				if warm && k%warmAhead == 0 {
+					s.warm(blk[k:min(k+warmAhead, len(blk))])
+				}
+				s.add(t.ID(), info)
+			}
+		}
+	}
 }
