@@ -281,10 +281,10 @@ func (s *Shared) AddTxs(txs []types.Tx) error {
 		}
 	}
 	for _, t := range txs {
-		if _, held := s.ownTxs[t.ID()]; held {
-			continue
+		held := len(s.ownTxs)
+		if s.ownTxs[t.ID()] = struct{}{}; len(s.ownTxs) == held {
+			continue // held already, or repeated in txs
 		}
-		s.ownTxs[t.ID()] = struct{}{}
 		s.ownBytes += txCost(t)
 		s.batch = append(s.batch, t)
 		s.batchBytes += t.Size()
@@ -387,8 +387,14 @@ func (s *Shared) cut() {
 		bytes += s.batch[n].Size()
 		n++
 	}
-	txs := append([]types.Tx(nil), s.batch[:n]...)
-	s.batch = append(s.batch[:0:0], s.batch[n:]...)
+	// The microblock takes the batch's array as it is; the next batch starts with room for as
+	// many transactions (appending 600 at a time into a nil slice copied each one three times
+	// over: 4 % of server -sim's CPU at N=4).
+	txs := s.batch[:n:n]
+	rest := s.batch[n:]
+	s.batch = make([]types.Tx, len(rest), max(len(rest), n))
+	copy(s.batch, rest)
+	clear(rest) // the microblock's array keeps no transaction of the next one alive
 	s.batchBytes -= bytes
 	s.batchSeq++
 	s.batchArmed = false

@@ -273,17 +273,17 @@ func (c *Core) applySnapshot(s *types.Snapshot) {
 	info := CommitInfo{View: b.View, Height: b.Height, Block: b.ID()}
 	c.delivered.restore(s.TxPrev, s.TxCur, &info)
 	c.mp.Synced(s.MBs, c.delivered.Has)
-	for _, id := range slices.SortedFunc(maps.Keys(c.local), types.CompareHash) {
+	for _, id := range slices.SortedFunc(maps.Keys(c.local.m), types.CompareHash) {
 		if !c.delivered.Has(id) {
 			continue
 		}
-		for _, w := range c.local[id].waiters {
+		for _, w := range c.local.m[id].waiters {
 			w.info = info
 			if w.remaining--; w.remaining == 0 {
 				c.notify(w, info)
 			}
 		}
-		delete(c.local, id)
+		c.local.remove(id)
 	}
 	if c.store != nil {
 		c.store.Stage(OpReset{State: &Saved{Head: b, HeadCert: s.Cert, Height: c.height, Digest: c.digest, TxCount: c.txCount,

@@ -1,0 +1,64 @@
+package core
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/stratusbft/stratus/types"
+)
+
+// TestLocalTxsFilterNeverHidesAnEntry: whatever the filter's counts, every entry put and not
+// removed is found and nothing else is, also when 300 entries share one key (the count
+// saturates at 255 and then stays) and after they are all removed.
+func TestLocalTxsFilterNeverHidesAnEntry(t *testing.T) {
+	l := newLocalTxs()
+	var same []types.Hash // 300 IDs with one filter key
+	for i := 0; len(same) < 300; i++ {
+		id := types.Keccak(fmt.Appendf(nil, "same-%d", i))
+		id[16], id[17] = 0x34, 0x12
+		same = append(same, id)
+	}
+	others := make([]types.Hash, 1000)
+	for i := range others {
+		others[i] = types.Keccak(fmt.Appendf(nil, "other-%d", i))
+	}
+	entries := map[types.Hash]*localTx{}
+	for _, id := range append(same, others...) {
+		e := &localTx{}
+		l.put(id, e)
+		entries[id] = e
+	}
+	require.Equal(t, uint8(255), l.counts[localKey(&same[0])], "saturated")
+	check := func() {
+		for _, id := range append(same, others...) {
+			require.Equal(t, entries[id], l.get(id))
+		}
+		require.Equal(t, len(entries), l.len())
+	}
+	check()
+	for i, id := range append(same, others...) {
+		if i%3 != 0 {
+			l.remove(id)
+			entries[id] = nil
+			delete(entries, id)
+		}
+	}
+	check()
+	for _, id := range others {
+		if entries[id] != nil {
+			l.remove(id)
+			delete(entries, id)
+		}
+	}
+	check()
+	empty := 0
+	for _, c := range l.counts {
+		if c == 0 {
+			empty++
+		}
+	}
+	require.Equal(t, len(l.counts)-1, empty, "every count but the saturated one is back to zero")
+	require.Nil(t, l.get(types.Keccak([]byte("never put"))))
+}
