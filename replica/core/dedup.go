@@ -22,7 +22,7 @@ type DedupWindow struct {
 	sink      uint64      // what warm read, kept so that its loads are not optimised away
 }
 
-// DedupMemory gives a dedup window the memory of its slots, filters and IDs, which hold no
+// DedupMemory gives a dedup window the memory of its slots and IDs, which hold no
 // pointers: a driver passes memory outside Go's heap that the kernel backs with huge pages
 // (internal/hugemem). Each call returns n zeroed elements that stay valid while the DedupMemory
 // is reachable; the window keeps it so.
@@ -82,24 +82,24 @@ func (s *DedupWindow) add(id types.Hash, info *CommitInfo) bool {
 	return s.cur.insert(id, info)
 }
 
-// warm reads the filter words and home slots that Has, Get and add will read for the IDs of the
-// first warmAhead of txs, all at once, so that their cache misses overlap rather than follow one
-// another: in a full window each lookup waits for a filter word and a slot in memory, and the
-// windows of a process's replicas do not fit in the caches. Callers warm the transactions they
-// are about to look up, warmAhead at a time. It changes nothing.
+// warm reads the home slots that Has, Get and add will read for the IDs of the first warmAhead of
+// txs, all at once, so that their cache misses overlap rather than follow one another: in a full
+// window each lookup waits for a slot in memory, and the windows of a process's replicas do not
+// fit in the caches. Callers warm the transactions they are about to look up, warmAhead at a
+// time. It changes nothing.
 //
 // BenchmarkDedupWindow/four-tables: 255 ns an add unwarmed, 125 ns warmed (four replicas' windows,
 // full); in server -sim at N=4 the dedup window's share of the CPU profile went from 34 % to 18 %.
 func (s *DedupWindow) warm(txs []types.Tx) {
 	// The loops are a few instructions per ID, so that the processor has many of their loads in
 	// flight: a first version that called the lookup's own helpers per ID had two or three.
-	var keys, fkeys [warmAhead]uint64
+	var keys [warmAhead]uint64
 	n := min(len(txs), warmAhead)
 	for i := range n {
 		id := txs[i].ID()
-		keys[i], fkeys[i] = slotKey(&id), binary.LittleEndian.Uint64(id[8:16])
+		keys[i] = slotKey(&id)
 	}
-	s.sink += s.prev.cur.touch(keys[:n], fkeys[:n]) + s.cur.cur.touch(keys[:n], fkeys[:n])
+	s.sink += s.prev.cur.touch(keys[:n]) + s.cur.cur.touch(keys[:n])
 }
 
 // warmAhead is how many transactions warm reads for at a time.
@@ -173,12 +173,13 @@ func (s *DedupWindow) restore(prev, cur []types.Hash, info *CommitInfo) {
 // full, of 8-byte slots. A slot holds the top 40 bits of the ID's first 8 bytes (IDs are hashes,
 // so those bytes are uniform and need no further hashing; the low bits choose the home slot) and,
 // in its low 24 bits, the index of the entry, whose full ID is checked on a match; the entries are
-// stored in insertion order. In front of the slots a bitset with 8 bits per slot (1 MiB for the
-// default window) has the bit of every ID placed in them set: an ID whose bit is clear, most IDs
-// that are not there, is answered without touching the slots (8 MiB a generation, a cache and a
-// TLB miss per probe).
+// stored in insertion order. A lookup reads one slot's cache line, most often, and the entry's ID
+// only when the tag matches. (A bitset of 8 bits per slot in front of the slots, meant to answer
+// most absent IDs without touching them, cost a third cache miss per delivered transaction once
+// 16 replicas' windows outgrew the caches, filters included: without it server -sim s-hs at N=16
+// commits 5 % more.)
 //
-// Nothing is allocated or copied in bulk while replicas run. Slots, filter and entries live in
+// Nothing is allocated or copied in bulk while replicas run. Slots and entries live in
 // chunks of 32–128 KiB, allocated when first written; the table grows by doubling, incrementally:
 // a few of the old slots are scanned, in order, with each insert and their entries placed in the
 // new slots (an entry's home there is its old home or that plus the old length, so the writes
@@ -192,13 +193,12 @@ type idTable struct {
 	ids      chunked[types.Hash]
 	infos    chunked[*CommitInfo]
 	n        int         // entries
-	mem      DedupMemory // where slots, filters and IDs are taken from; nil: Go's heap
+	mem      DedupMemory // where slots and IDs are taken from; nil: Go's heap
 }
 
-// idSlots are a table's slots and the filter in front of them.
+// idSlots are a table's slots.
 type idSlots struct {
-	slots  chunked[uint64] // a power of two long; 0 is empty
-	filter chunked[uint64] // 8 × len(slots) bits
+	slots chunked[uint64] // a power of two long; 0 is empty
 }
 
 // A slot is tag | ref: ref, 1 or more, is the entry's index plus one.
@@ -211,7 +211,7 @@ const (
 	scanPerInsert = 4
 )
 
-// newIDTable returns a table with room for n entries before it grows, whose slots, filter and IDs
+// newIDTable returns a table with room for n entries before it grows, whose slots and IDs
 // are taken from mem (nil: Go's heap).
 func newIDTable(n int, mem DedupMemory) *idTable {
 	t := &idTable{mem: mem}
@@ -230,7 +230,6 @@ func (t *idTable) reset(n int) {
 	}
 	if t.cur.slots.n == want {
 		t.cur.slots.clear()
-		t.cur.filter.clear()
 	} else {
 		t.cur = t.newSlots(want)
 	}
@@ -239,11 +238,11 @@ func (t *idTable) reset(n int) {
 	t.n = 0
 }
 
-// newSlots returns n empty slots and their filter.
+// newSlots returns n empty slots.
 func (t *idTable) newSlots(n int) idSlots {
-	s := idSlots{slots: newChunked[uint64](n), filter: newChunked[uint64](max(n/8, 1))}
+	s := idSlots{slots: newChunked[uint64](n)}
 	if t.mem != nil {
-		s.slots.alloc, s.filter.alloc = t.mem.Uint64s, t.mem.Uint64s
+		s.slots.alloc = t.mem.Uint64s
 	}
 	return s
 }
@@ -254,18 +253,9 @@ func slotKey(id *types.Hash) uint64 { return binary.LittleEndian.Uint64(id[:8]) 
 
 func slotTag(key uint64) uint64 { return key &^ refMask }
 
-// filterBit is the bit of id in a filter of n 64-bit words: from bytes of the ID other than the slot key's.
-func filterBit(id *types.Hash, n int) (word int, bit uint64) {
-	h := binary.LittleEndian.Uint64(id[8:16]) & uint64(64*n-1)
-	return int(h >> 6), 1 << (h & 63)
-}
-
 // lookup returns the entry of id placed in s, or -1.
 func (s *idSlots) lookup(id *types.Hash, ids *chunked[types.Hash]) int {
 	if s.slots.n == 0 {
-		return -1
-	}
-	if w, b := filterBit(id, s.filter.n); s.filter.get(w)&b == 0 {
 		return -1
 	}
 	mask := s.slots.n - 1
@@ -282,21 +272,16 @@ func (s *idSlots) lookup(id *types.Hash, ids *chunked[types.Hash]) int {
 	}
 }
 
-// touch reads the filter words and home slots of the IDs whose slot keys are keys and whose
-// filter keys (filterBit's bytes) are fkeys, and returns them summed (see DedupWindow.warm).
-func (s *idSlots) touch(keys, fkeys []uint64) (sum uint64) {
+// touch reads the home slots of the IDs whose slot keys are keys and returns them summed (see
+// DedupWindow.warm).
+func (s *idSlots) touch(keys []uint64) (sum uint64) {
 	if s.slots.n == 0 {
 		return 0
 	}
-	fchunks, schunks := s.filter.chunks, s.slots.chunks
-	fmask, smask := uint64(64*s.filter.n-1), uint64(s.slots.n-1)
-	for i, key := range keys {
-		w := (fkeys[i] & fmask) >> 6
-		if ch := fchunks[w>>chunkShift]; ch != nil {
-			sum += ch[w&chunkMask]
-		}
-		h := key & smask
-		if ch := schunks[h>>chunkShift]; ch != nil {
+	chunks, mask := s.slots.chunks, uint64(s.slots.n-1)
+	for _, key := range keys {
+		h := key & mask
+		if ch := chunks[h>>chunkShift]; ch != nil {
 			sum += ch[h&chunkMask]
 		}
 	}
@@ -305,8 +290,6 @@ func (s *idSlots) touch(keys, fkeys []uint64) (sum uint64) {
 
 // place puts entry j, whose ID is id and which is not in s, into its empty slot.
 func (s *idSlots) place(j int, id *types.Hash) {
-	w, b := filterBit(id, s.filter.n)
-	*s.filter.ptr(w) |= b
 	mask := s.slots.n - 1
 	i := int(slotKey(id)) & mask
 	for s.slots.get(i) != 0 {

@@ -47,7 +47,7 @@ func TestIDSetRemembersCommits(t *testing.T) {
 // the steps changes no answer and reads only memory the tables have, at every size they pass through.
 //
 // A window given memory (a DedupMemory) answers the same, never grows its tables, and keeps its
-// slots, filters and IDs in nothing but that memory, also across rotations and a restore.
+// slots and IDs in nothing but that memory, also across rotations and a restore.
 func TestIDSetMatchesMaps(t *testing.T) {
 	t.Run("heap", func(t *testing.T) { testIDSetMatchesMaps(t, nil) })
 	t.Run("memory", func(t *testing.T) {
@@ -59,16 +59,13 @@ func TestIDSetMatchesMaps(t *testing.T) {
 			for _, ch := range tb.cur.slots.chunks {
 				require.True(t, ch == nil || mem.given[unsafe.Pointer(&ch[0])], "slots from the memory")
 			}
-			for _, ch := range tb.cur.filter.chunks {
-				require.True(t, ch == nil || mem.given[unsafe.Pointer(&ch[0])], "filter from the memory")
-			}
 			for _, ch := range tb.ids.chunks {
 				require.True(t, ch == nil || mem.given[unsafe.Pointer(&ch[0])], "IDs from the memory")
 			}
 		}
-		// Slots, filter and a chunk of IDs per generation, each taken once: rotations and the
-		// restore reuse them.
-		require.Equal(t, 2*(1024*8+128*8+chunkLen*32), mem.bytes)
+		// Slots and a chunk of IDs per generation, each taken once: rotations and the restore
+		// reuse them.
+		require.Equal(t, 2*(1024*8+chunkLen*32), mem.bytes)
 	})
 	t.Run("arena", func(t *testing.T) { testIDSetMatchesMaps(t, hugemem.New()) })
 }
