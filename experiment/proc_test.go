@@ -2,6 +2,8 @@ package experiment
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"os"
@@ -86,6 +88,15 @@ func TestProcessBackends(t *testing.T) {
 			}
 			if row.Commit == "" || row.Machine.Cores == 0 || row.Start.IsZero() || row.Measure == "" {
 				t.Errorf("provenance missing: commit %q, machine %+v, start %v, measured %q", row.Commit, row.Machine, row.Start, row.Measure)
+			}
+			// The row names the binary that ran, not only the repository the runner started in.
+			exe, err := os.ReadFile(filepath.Join(bin, "server"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			sum := sha256.Sum256(exe)
+			if want := hex.EncodeToString(sum[:])[:16]; row.Binary != want {
+				t.Errorf("row binary %q, want the server's SHA-256 %s", row.Binary, want)
 			}
 			b, err := json.Marshal(row)
 			if err != nil {

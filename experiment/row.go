@@ -6,9 +6,11 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"strconv"
@@ -20,11 +22,15 @@ import (
 
 // Row is the result of one run, with its provenance.
 type Row struct {
-	Key     string             `json:"key"`
-	Point   Point              `json:"point"`
-	Spec    SpecRef            `json:"spec"`
-	Backend string             `json:"backend"`
-	Commit  string             `json:"commit"`
+	Key     string  `json:"key"`
+	Point   Point   `json:"point"`
+	Spec    SpecRef `json:"spec"`
+	Backend string  `json:"backend"`
+	Commit  string  `json:"commit"`
+	// Binary is the SHA-256 (first 16 hex digits) of the executable that ran the protocol: the
+	// runner itself on the virtual backend, the bin/ directory's server on the others. Commit is
+	// the repository where the runner was started; two rows with the same Binary ran the same code.
+	Binary  string             `json:"binary,omitempty"`
 	Machine Machine            `json:"machine"`
 	Start   time.Time          `json:"start"`
 	WallS   float64            `json:"wall_s"`
@@ -94,6 +100,32 @@ func gitCommit() string {
 		}
 	}
 	return "unknown"
+}
+
+// binarySum returns the first 16 hex digits of the SHA-256 of the file at path, or "unknown".
+func binarySum(path string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return "unknown"
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "unknown"
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16]
+}
+
+// protocolBinary is the executable that runs backend's protocol (see Row.Binary).
+func protocolBinary(backend string, opts Options) string {
+	if backend == "virtual" {
+		self, err := os.Executable()
+		if err != nil {
+			return ""
+		}
+		return self
+	}
+	return filepath.Join(opts.Bin, "server")
 }
 
 // metricDefs are the figures of a row: name and meaning.

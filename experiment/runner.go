@@ -141,7 +141,7 @@ func Run(ctx context.Context, s *Spec, opts Options) (*Report, error) {
 		h := sha256.Sum256(s.raw)
 		ref.SHA256 = hex.EncodeToString(h[:])
 	}
-	machine, commit := thisMachine(), gitCommit()
+	machine, commit, binary := thisMachine(), gitCommit(), binarySum(protocolBinary(backend, opts))
 	prog := newProgress(todo, opts.Log)
 	var mu sync.Mutex
 	jobs := opts.Jobs
@@ -173,7 +173,7 @@ func Run(ctx context.Context, s *Spec, opts Options) (*Report, error) {
 						continue
 					}
 				}
-				row := Row{Key: p.Key, Point: p, Spec: ref, Backend: backend, Commit: commit, Machine: machine, Start: time.Now().UTC()}
+				row := Row{Key: p.Key, Point: p, Spec: ref, Backend: backend, Commit: commit, Binary: binary, Machine: machine, Start: time.Now().UTC()}
 				var err error
 				switch backend {
 				case "virtual":
