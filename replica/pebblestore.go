@@ -368,33 +368,52 @@ func (s *PebbleStore) Sync() (err error) {
 			panic(r)
 		}
 	}()
-	return s.Seal()()
+	return s.Seal()(true)
 }
 
 // Pending reports whether changes are staged.
 func (s *PebbleStore) Pending() bool { return !s.batch.Empty() || s.err != nil }
 
-// Seal implements SealingStore. A staging error is reported by the returned function.
-func (s *PebbleStore) Seal() (commit func() error) {
+// Seal implements SealingStore. A staging error is reported by the returned function. A batch
+// written with sync is durable with every batch written before it: the write-ahead log is synced
+// to its end.
+func (s *PebbleStore) Seal() (commit func(sync bool) error) {
 	if s.broken != nil {
 		err := s.broken
-		return func() error { return err }
+		return func(bool) error { return err }
 	}
 	b, err := s.batch, s.err
 	s.batch, s.err = s.db.NewBatch(), nil
-	return func() error {
+	return func(sync bool) error {
 		defer b.Close()
 		if err != nil {
 			return fmt.Errorf("store %s: %w", s.dir, err)
 		}
 		if b.Empty() {
+			if sync {
+				// The batches written before it without a sync: one synced empty write
+				// makes them durable.
+				return s.syncWAL()
+			}
 			return nil
 		}
-		if err := b.Commit(pebble.Sync); err != nil {
+		opt := pebble.NoSync
+		if sync {
+			opt = pebble.Sync
+		}
+		if err := b.Commit(opt); err != nil {
 			return fmt.Errorf("store %s: commit: %w", s.dir, err)
 		}
 		return nil
 	}
+}
+
+// syncWAL makes everything written so far durable: an empty record written with a sync.
+func (s *PebbleStore) syncWAL() error {
+	if err := s.db.LogData(nil, pebble.Sync); err != nil {
+		return fmt.Errorf("store %s: sync: %w", s.dir, err)
+	}
+	return nil
 }
 
 // Load implements Store.

@@ -1,12 +1,14 @@
 package replica
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/stretchr/testify/require"
 
 	"github.com/stratusbft/stratus/consensus"
@@ -253,4 +255,80 @@ func TestSegmentEncodingMatchesReflection(t *testing.T) {
 		require.NoError(t, w.Flush())
 		require.Equal(t, mustRLP(seg), got)
 	}
+}
+
+// TestPebbleStoreGroupCommit: a batch written without a sync is durable once a later batch is
+// written with one (the committer's group commit), and is lost in a crash before that; a synced
+// empty batch makes those written before it durable too. Crashes are simulated on Pebble's
+// crashable file system, keeping exactly what was synced.
+func TestPebbleStoreGroupCommit(t *testing.T) {
+	fs := vfs.NewCrashableMem()
+	s, err := OpenPebbleStoreFS("store.1", fs)
+	require.NoError(t, err)
+	defer s.Close()
+	after := func(stage string) *core.Saved {
+		t.Helper()
+		crashed, err := OpenPebbleStoreFS("store.1", fs.CrashClone(vfs.CrashCloneCfg{}))
+		require.NoError(t, err, stage)
+		defer crashed.Close()
+		got, err := crashed.Load()
+		require.NoError(t, err, stage)
+		return got
+	}
+	s.Stage(core.OpVoting{State: consensus.VotingState{LastVoted: 4}})
+	first := s.Seal()
+	s.Stage(core.OpDeliver{Height: 9, TxCount: 90})
+	second := s.Seal()
+	require.NoError(t, first(false))
+	if got := after("first written, no sync"); got != nil && got.Voting != nil {
+		require.Zero(t, got.Voting.LastVoted, "a batch written without a sync is not durable yet")
+	}
+	require.NoError(t, second(true))
+	got := after("second synced")
+	require.Equal(t, types.View(4), got.Voting.LastVoted, "the sync of a later batch made the first durable")
+	require.Equal(t, uint64(9), got.Height)
+
+	s.Stage(core.OpVoting{State: consensus.VotingState{LastVoted: 7}})
+	third := s.Seal()
+	empty := s.Seal()
+	require.NoError(t, third(false))
+	require.NoError(t, empty(true))
+	require.Equal(t, types.View(7), after("an empty batch synced").Voting.LastVoted, "a synced empty batch made the one before durable")
+}
+
+// TestCommitGroupSyncsOnceAndFailsTogether: the committer writes a group in order and syncs only
+// with the last batch that has something to commit; a failed write fails its batch and those
+// after it, unwritten; a failed sync fails the whole group.
+func TestCommitGroupSyncsOnceAndFailsTogether(t *testing.T) {
+	var calls []string
+	batch := func(name string, fail bool) *sealedBatch {
+		return &sealedBatch{commit: func(sync bool) error {
+			calls = append(calls, fmt.Sprintf("%s sync=%v", name, sync))
+			if fail {
+				return fmt.Errorf("%s failed", name)
+			}
+			return nil
+		}}
+	}
+	group := []*sealedBatch{batch("a", false), batch("b", false), {}, batch("c", false), {}}
+	commitGroup(group)
+	require.Equal(t, []string{"a sync=false", "b sync=false", "c sync=true"}, calls)
+	for _, b := range group {
+		require.NoError(t, b.err)
+	}
+
+	calls = nil
+	group = []*sealedBatch{batch("a", false), batch("b", true), batch("c", false)}
+	commitGroup(group)
+	require.Equal(t, []string{"a sync=false", "b sync=false"}, calls, "nothing is written after a failure")
+	for _, b := range group {
+		require.ErrorContains(t, b.err, "b failed", "no batch of the group is known durable")
+	}
+
+	calls = nil
+	group = []*sealedBatch{batch("a", false), batch("b", true)}
+	commitGroup(group)
+	require.Equal(t, []string{"a sync=false", "b sync=true"}, calls)
+	require.ErrorContains(t, group[0].err, "b failed", "the failed sync fails the batch written before it")
+	require.ErrorContains(t, group[1].err, "b failed")
 }

@@ -119,7 +119,7 @@ func tell(acks []ack) {
 // event loop, in order with the earlier ones) and done, which tells the waiting clients (call it
 // on the event loop once commit returned nil). With another store it flushes at once and both
 // are nil.
-func (c *Core) FlushLater() (commit func() error, done func(), err error) {
+func (c *Core) FlushLater() (commit func(sync bool) error, done func(), err error) {
 	ss, ok := c.store.(SealingStore)
 	if !ok {
 		return nil, nil, c.Flush()

@@ -48,11 +48,14 @@ type Store interface {
 
 // SealingStore is a Store that can commit in the background: Seal takes the staged changes out
 // of the store's way (the next steps stage into a fresh batch) and returns the function that
-// makes them durable. A driver runs the returned functions in order, on one goroutine of its own,
-// while its event loop goes on, and lets each batch's messages leave once its function returned.
+// writes them. commit(true) makes the batch durable, and with it every batch written before it;
+// commit(false) writes it without waiting for the disk (a crash may lose it, and then every
+// batch written after it too). A driver runs the returned functions in order, on one goroutine of
+// its own, while its event loop goes on, and lets a batch's messages leave once a commit(true)
+// at or after it returned: batches that wait together share one sync (group commit).
 type SealingStore interface {
 	Store
-	Seal() (commit func() error)
+	Seal() (commit func(sync bool) error)
 }
 
 // Saved is a replica's saved state.
