@@ -49,8 +49,8 @@ func registerFlags() *commandLine {
 		dataDir:     flag.String("data_dir", "", "directory for each replica's store (store.<id>, Pebble): voting state, certified blocks, delivered state, key-value store and microblocks, synced before a vote, ack or commit answer leaves, so a restarted replica continues where it was; empty: kept in memory with -sim, \"data\" with -id"),
 		keygen:      flag.Bool("keygen", false, "write a private key file per node of the ips file and the public key list into the -keys directory, then exit"),
 		keysDir:     flag.String("keys", "keys", "key directory: node<i>.key (mode 0600) and pubkeys.txt"),
-		cpuProfile:  flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file (go tool pprof reads it)"),
-		memProfile:  flag.String("memprofile", "", "with -sim or -id: write a heap profile to this file when the server is told to stop, before it stops (go tool pprof reads it)"),
+		cpuProfile:  flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file (go tool pprof reads it); {id} in it becomes the node's ID"),
+		memProfile:  flag.String("memprofile", "", "with -sim or -id: write a heap profile to this file when the server is told to stop, before it stops (go tool pprof reads it); {id} in it becomes the node's ID"),
 		pprofAddr:   flag.String("pprof", "", "with -sim or -id: serve net/http/pprof on this address (e.g. 127.0.0.1:6060), apart from the API; off by default"),
 		checkConfig: flag.Bool("check-config", false, "check -config (with -set) for the nodes of -ips and -algorithm, print every problem or a one-line summary, and exit: 0 valid, 2 not; binds no port and writes no log"),
 		migrate:     flag.String("migrate-config", "", "read a config.json of the original prototype and write the equivalent config of this version to stdout (or to -out), each change and its reason on stderr, then exit"),
@@ -297,7 +297,7 @@ func serve(f *commandLine, setup *runSetup, level logrus.Level, logDir string, s
 		log.Warn(w)
 	}
 
-	stop, err := startProfile(*f.cpuProfile)
+	stop, err := startProfile(nodePath(*f.cpuProfile, id))
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "server: -cpuprofile: %v\n", err)
 		return 1
@@ -336,7 +336,7 @@ func serve(f *commandLine, setup *runSetup, level logrus.Level, logDir string, s
 
 	sig := <-sigs
 	if *f.memProfile != "" { // the heap of the running cluster, before it stops
-		if err := writeHeapProfile(*f.memProfile); err != nil {
+		if err := writeHeapProfile(nodePath(*f.memProfile, id)); err != nil {
 			fmt.Fprintf(os.Stderr, "server: -memprofile: %v\n", err)
 		}
 	}

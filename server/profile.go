@@ -7,8 +7,21 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"strconv"
+	"strings"
 	"time"
 )
+
+// nodePath puts the node's ID where path says {id}, so that the processes of a run, started with
+// the same flags (bin/run.sh, bin/sweep.sh -m tcp -s ...), write a profile each instead of one
+// over the other; a one-process cluster (id 0) writes "sim" there.
+func nodePath(path string, id int) string {
+	name := "sim"
+	if id != 0 {
+		name = strconv.Itoa(id)
+	}
+	return strings.ReplaceAll(path, "{id}", name)
+}
 
 // writeHeapProfile writes the live heap, after a collection, to path.
 func writeHeapProfile(path string) error {
