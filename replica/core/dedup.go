@@ -22,7 +22,7 @@ type DedupWindow struct {
 	sink      uint64      // what warm read, kept so that its loads are not optimised away
 }
 
-// DedupMemory gives a dedup window the memory of its slots and IDs, which hold no
+// DedupMemory gives a dedup window the memory of its slots, IDs and commit indices, which hold no
 // pointers: a driver passes memory outside Go's heap that the kernel backs with huge pages
 // (internal/hugemem). Each call returns n zeroed elements that stay valid while the DedupMemory
 // is reachable; the window keeps it so.
@@ -191,9 +191,13 @@ type idTable struct {
 	cur, old idSlots // old: the slots before the last growth, until every entry has moved
 	scan     int     // old slots before this one have had their entries placed in cur
 	ids      chunked[types.Hash]
-	infos    chunked[*CommitInfo]
-	n        int         // entries
-	mem      DedupMemory // where slots and IDs are taken from; nil: Go's heap
+	// Entry j was delivered by infos[commits[j]]: the entries of a block share its commit, so
+	// infos holds a pointer per block rather than per transaction (half a million pointers a
+	// generation for the garbage collector to scan, in every replica).
+	commits chunked[uint64]
+	infos   []*CommitInfo
+	n       int         // entries
+	mem     DedupMemory // where slots, IDs and commits are taken from; nil: Go's heap
 }
 
 // idSlots are a table's slots.
@@ -211,12 +215,12 @@ const (
 	scanPerInsert = 4
 )
 
-// newIDTable returns a table with room for n entries before it grows, whose slots and IDs
-// are taken from mem (nil: Go's heap).
+// newIDTable returns a table with room for n entries before it grows, whose slots, IDs and
+// commit indices are taken from mem (nil: Go's heap).
 func newIDTable(n int, mem DedupMemory) *idTable {
 	t := &idTable{mem: mem}
 	if mem != nil {
-		t.ids.alloc = mem.Hashes
+		t.ids.alloc, t.commits.alloc = mem.Hashes, mem.Uint64s
 	}
 	t.reset(n)
 	return t
@@ -234,7 +238,8 @@ func (t *idTable) reset(n int) {
 		t.cur = t.newSlots(want)
 	}
 	t.old, t.scan = idSlots{}, 0
-	t.infos.clear() // no pointers kept alive
+	clear(t.infos) // no pointers kept alive
+	t.infos = t.infos[:0]
 	t.n = 0
 }
 
@@ -312,7 +317,7 @@ func (t *idTable) entry(id *types.Hash) int {
 // get returns the commit of id, or nil when id is not in the table.
 func (t *idTable) get(id types.Hash) *CommitInfo {
 	if j := t.entry(&id); j >= 0 {
-		return *t.infos.at(j)
+		return t.infos[*t.commits.at(j)]
 	}
 	return nil
 }
@@ -327,7 +332,10 @@ func (t *idTable) insert(id types.Hash, info *CommitInfo) bool {
 	}
 	j := t.n
 	*t.ids.ptr(j) = id
-	*t.infos.ptr(j) = info
+	if k := len(t.infos); k == 0 || t.infos[k-1] != info {
+		t.infos = append(t.infos, info)
+	}
+	*t.commits.ptr(j) = uint64(len(t.infos) - 1)
 	t.n++
 	t.cur.place(j, &id)
 	t.move(scanPerInsert)

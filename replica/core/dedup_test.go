@@ -47,7 +47,7 @@ func TestIDSetRemembersCommits(t *testing.T) {
 // the steps changes no answer and reads only memory the tables have, at every size they pass through.
 //
 // A window given memory (a DedupMemory) answers the same, never grows its tables, and keeps its
-// slots and IDs in nothing but that memory, also across rotations and a restore.
+// slots, IDs and their commits in nothing but that memory, also across rotations and a restore.
 func TestIDSetMatchesMaps(t *testing.T) {
 	t.Run("heap", func(t *testing.T) { testIDSetMatchesMaps(t, nil) })
 	t.Run("memory", func(t *testing.T) {
@@ -62,10 +62,13 @@ func TestIDSetMatchesMaps(t *testing.T) {
 			for _, ch := range tb.ids.chunks {
 				require.True(t, ch == nil || mem.given[unsafe.Pointer(&ch[0])], "IDs from the memory")
 			}
+			for _, ch := range tb.commits.chunks {
+				require.True(t, ch == nil || mem.given[unsafe.Pointer(&ch[0])], "commits from the memory")
+			}
 		}
-		// Slots and a chunk of IDs per generation, each taken once: rotations and the restore
-		// reuse them.
-		require.Equal(t, 2*(1024*8+chunkLen*32), mem.bytes)
+		// Slots, a chunk of IDs and one of their commits per generation, each taken once:
+		// rotations and the restore reuse them.
+		require.Equal(t, 2*(1024*8+chunkLen*32+chunkLen*8), mem.bytes)
 	})
 	t.Run("arena", func(t *testing.T) { testIDSetMatchesMaps(t, hugemem.New()) })
 }
