@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"os"
+	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -56,6 +57,9 @@ type PebbleStore struct {
 	seg    uint64 // segments written, to keep their keys apart
 	err    error  // a staging error, reported by the next Sync
 	broken error  // a fatal error: every Sync fails
+	// unsynced: a batch was written without a sync since the last sync (set and read by the
+	// goroutine that commits, one at a time in order; atomic in case that is not the loop's).
+	unsynced atomic.Bool
 }
 
 // OpenPebbleStore opens (creating if needed) the store in dir.
@@ -390,9 +394,9 @@ func (s *PebbleStore) Seal() (commit func(sync bool) error) {
 			return fmt.Errorf("store %s: %w", s.dir, err)
 		}
 		if b.Empty() {
-			if sync {
-				// The batches written before it without a sync: one synced empty write
-				// makes them durable.
+			if sync && s.unsynced.Swap(false) {
+				// Batches were written before it without a sync: one synced empty write
+				// makes them durable. Without them an empty batch costs no sync.
 				return s.syncWAL()
 			}
 			return nil
@@ -404,6 +408,7 @@ func (s *PebbleStore) Seal() (commit func(sync bool) error) {
 		if err := b.Commit(opt); err != nil {
 			return fmt.Errorf("store %s: commit: %w", s.dir, err)
 		}
+		s.unsynced.Store(!sync)
 		return nil
 	}
 }

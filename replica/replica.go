@@ -583,18 +583,12 @@ func commitGroup(group []*sealedBatch) {
 	}
 	var err error
 	for i, b := range group[:last+1] {
-		if b.commit == nil {
-			continue
-		}
-		if err == nil {
+		if b.commit != nil && err == nil {
 			err = b.commit(i == last)
 		}
-		b.err = err
 	}
-	if err != nil {
-		for _, b := range group[:last+1] {
-			b.err = err
-		}
+	for _, b := range group[:last+1] {
+		b.err = err
 	}
 }
 
