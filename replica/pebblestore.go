@@ -8,6 +8,7 @@ import (
 	"hash/crc32"
 	"os"
 	"sync/atomic"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -75,12 +76,7 @@ func OpenPebbleStore(dir string) (*PebbleStore, error) {
 // An error Pebble holds fatal (a failed write of its log) panics in the call that met it instead
 // of ending the process; Sync turns it into its error.
 func OpenPebbleStoreFS(dir string, fs vfs.FS) (*PebbleStore, error) {
-	opts := &pebble.Options{Logger: quietLogger{}}
-	if fs != nil {
-		opts.FS, opts.Logger, opts.MemTableSize = fs, panicLogger{}, 256<<10
-		opts.EventListener = &pebble.EventListener{}
-	}
-	db, err := pebble.Open(dir, opts)
+	db, err := pebble.Open(dir, pebbleOptions(fs))
 	if err != nil {
 		return nil, fmt.Errorf("store %s cannot be opened (damaged or not a store): %w", dir, err)
 	}
@@ -92,6 +88,62 @@ func OpenPebbleStoreFS(dir string, fs vfs.FS) (*PebbleStore, error) {
 	s.batch = db.NewBatch()
 	return s, nil
 }
+
+// The store's Pebble tuning. What a replica writes is a queue more than a table: microblocks
+// (tens of kilobytes each) and dedup segments (a block's transaction IDs) go in, and most leave
+// again a few seconds to minutes later, oldest first; reads happen only when a replica starts.
+// With Pebble's defaults every compaction into the base level rewrote all the microblocks and IDs
+// held there (4-MiB memtables, a compaction every four flushes, keys spread over the whole key
+// space): 358 MB of compaction writes per replica beside 500 MB of log in a 45-s bin/run.sh run
+// at N=4. So:
+//   - values of blobMinSize bytes or more live in blob files that compactions reference instead of
+//     rewriting (Pebble's value separation); a blob file goes once no table refers to it, or is
+//     rewritten when a fraction blobGarbage of it is dead and it is older than blobRewriteAge;
+//   - memtables of memTableSize and a compaction every l0Compaction flushes make compactions
+//     rarer and their outputs larger. Reads of level 0 do not matter here.
+//
+// Measured in docs/performance.md ("The store's Pebble tuning").
+const (
+	blobMinSize    = 1 << 10
+	blobGarbage    = 0.5
+	blobRewriteAge = time.Minute
+	memTableSize   = 16 << 20
+	l0Compaction   = 8
+)
+
+// storeFormat is the Pebble format version of a store: the first with value separation. A store
+// of an earlier format is upgraded when it is opened; builds before this one cannot open it after.
+const storeFormat = pebble.FormatValueSeparation
+
+// pebbleOptions are the options of a store on the real file system (fs nil) or a simulated one.
+// A simulated disk keeps Pebble's small memtables and default compaction triggers, so that short
+// runs flush and compact often, and uses the same format and value separation as a real one.
+func pebbleOptions(fs vfs.FS) *pebble.Options {
+	opts := &pebble.Options{Logger: quietLogger{}, FormatMajorVersion: storeFormat}
+	opts.Experimental.ValueSeparationPolicy = func() pebble.ValueSeparationPolicy {
+		return pebble.ValueSeparationPolicy{
+			Enabled:               true,
+			MinimumSize:           blobMinSize,
+			MaxBlobReferenceDepth: 10,
+			RewriteMinimumAge:     blobRewriteAge,
+			TargetGarbageRatio:    blobGarbage,
+		}
+	}
+	if fs != nil {
+		opts.FS, opts.Logger, opts.MemTableSize = fs, panicLogger{}, 256<<10
+		opts.EventListener = &pebble.EventListener{}
+		return opts
+	}
+	opts.MemTableSize = memTableSize
+	opts.L0CompactionThreshold = l0Compaction
+	opts.L0StopWritesThreshold = 4 * l0Compaction
+	return opts
+}
+
+// Kind implements core.DiskStore: what /query calls the store.
+func (s *PebbleStore) Kind() string { return "pebble" }
+
+var _ core.DiskStore = (*PebbleStore)(nil)
 
 // DiskBytes is the space the store takes on disk.
 func (s *PebbleStore) DiskBytes() int64 { return int64(s.db.Metrics().DiskSpaceUsage()) }

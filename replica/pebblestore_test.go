@@ -332,3 +332,51 @@ func TestCommitGroupSyncsOnceAndFailsTogether(t *testing.T) {
 	require.ErrorContains(t, group[0].err, "b failed", "the failed sync fails the batch written before it")
 	require.ErrorContains(t, group[1].err, "b failed")
 }
+
+// A store an earlier build wrote in Pebble's oldest format opens: its records load, it is upgraded
+// to this build's format, and values of a kilobyte or more go to blob files from then on (value
+// separation), from which they load back too.
+func TestPebbleStoreUpgradesAnEarlierFormat(t *testing.T) {
+	f := newStoreFixture()
+	dir := filepath.Join(t.TempDir(), "store.1")
+	bigMB := func(view types.View, tag string) *types.MicroBlock {
+		var txs []types.Tx
+		for i := 0; i < 20; i++ {
+			txs = append(txs, types.NewTx(fmt.Appendf(make([]byte, 0, 128), "%s %03d %0100d", tag, i, i)))
+		}
+		return types.NewMicroBlock(2, view, txs).Signed(f.signers[1].Sign)
+	}
+	// Written the way the builds before value separation did: Pebble's default (oldest) format.
+	db, err := pebble.Open(dir, &pebble.Options{Logger: quietLogger{}})
+	require.NoError(t, err)
+	require.Less(t, db.FormatMajorVersion(), storeFormat)
+	old := &PebbleStore{dir: dir, db: db}
+	require.NoError(t, old.checkFormat())
+	old.batch = db.NewBatch()
+	mb1 := bigMB(1, "old")
+	require.Greater(t, mb1.EncodedSize(), blobMinSize)
+	old.Stage(core.OpVoting{State: consensus.VotingState{LastVoted: 3}})
+	old.Stage(core.OpMB{MB: mb1})
+	require.NoError(t, old.Sync())
+	require.NoError(t, old.Close())
+
+	s := openStore(t, dir)
+	require.Equal(t, storeFormat, s.db.FormatMajorVersion(), "upgraded when opened")
+	mb2 := bigMB(2, "new")
+	s.Stage(core.OpMB{MB: mb2})
+	require.NoError(t, s.Sync())
+	require.NoError(t, s.db.Flush())
+	blobs, err := filepath.Glob(filepath.Join(dir, "*.blob"))
+	require.NoError(t, err)
+	require.NotEmpty(t, blobs, "a flushed microblock's value goes to a blob file")
+	require.NoError(t, s.Close())
+
+	s = openStore(t, dir)
+	defer s.Close()
+	got, err := s.Load()
+	require.NoError(t, err)
+	require.Equal(t, types.View(3), got.Voting.LastVoted)
+	require.Len(t, got.MBs, 2)
+	require.Equal(t, mb1.Txs, got.MBs[mb1.ID].Txs)
+	require.Equal(t, mb2.Txs, got.MBs[mb2.ID].Txs)
+}

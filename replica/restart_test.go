@@ -70,6 +70,9 @@ func TestReplicaCrashesAndRestarts(t *testing.T) {
 		a, b := cols[0].Snapshot(), cols[3].Snapshot()
 		return b.CommittedHeight >= a.CommittedHeight-1 && b.CommittedHeight > 0
 	}, 10*time.Second, 20*time.Millisecond, "replica 4 reaches the others' height")
+	st := cols[0].Snapshot().Store
+	assert.Equal(t, "pebble", st.Kind, "/query names the store a replica keeps on disk")
+	assert.Positive(t, st.Bytes, "and its size there")
 
 	for _, r := range reps {
 		r.Stop()
