@@ -3,6 +3,7 @@ package types
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"sort"
 	"strings"
 	"testing"
@@ -384,4 +385,53 @@ func TestCertificateForms(t *testing.T) {
 		require.Error(t, Validate(&TC{View: 1, Signers: signers, Sigs: sigs}), name)
 	}
 	require.Error(t, Validate(&TC{View: 1, Sigs: [][]byte{sig(BLSSigSize)}}), "an aggregate of nobody")
+}
+
+// A decoded microblock's (or block's) transactions share one allocation, and a forward's do not:
+// a forwarded transaction kept alone in a leader's pool must not pin the bytes of the others.
+// Sharing never lets one transaction's bytes run into the next's.
+func TestDecodedTransactionsShareOneBuffer(t *testing.T) {
+	const n = 64
+	var list []Tx
+	for i := 0; i < n; i++ {
+		list = append(list, NewTx([]byte(fmt.Sprintf("transaction %02d", i))))
+	}
+	mb := NewMicroBlock(2, 9, list).Signed(func(Hash) []byte { return sig(2) })
+	frames := map[string][]byte{
+		"microblock": mustEncode(t, mb),
+		"block":      mustEncode(t, &Block{View: 9, Height: 3, Parent: hashOf("p"), QC: testQC(8, hashOf("p"), 1, 2, 3), Payload: &Payload{Txs: list}, Proposer: 1, Sig: sig(1)}),
+		"forward":    mustEncode(t, &TxForward{Txs: list}),
+	}
+	decode := func(name string) []Tx {
+		m, err := Decode(frames[name])
+		require.NoError(t, err, name)
+		switch m := m.(type) {
+		case *MicroBlock:
+			return m.Txs
+		case *Block:
+			return m.Payload.Txs
+		case *TxForward:
+			return m.Txs
+		}
+		t.Fatalf("%s: decoded as %T", name, m)
+		return nil
+	}
+	allocs := func(name string) float64 {
+		frame := frames[name]
+		return testing.AllocsPerRun(20, func() { _, _ = Decode(frame) })
+	}
+	for _, name := range []string{"microblock", "block", "forward"} {
+		got := decode(name)
+		require.Len(t, got, n, name)
+		for i := range got {
+			assert.Equal(t, list[i].Data(), got[i].Data(), name)
+			assert.Equal(t, list[i].ID(), got[i].ID(), name)
+			assert.Equal(t, len(got[i].Data()), cap(got[i].Data()), "%s: transaction %d's slice ends at its bytes", name, i)
+		}
+		_ = append(got[0].Data(), 'X')
+		assert.Equal(t, []byte("transaction 01"), got[1].Data(), "%s: appending to one transaction copies", name)
+	}
+	assert.Less(t, allocs("microblock"), float64(16), "one buffer for all the transactions' bytes")
+	assert.Less(t, allocs("block"), float64(16), "one buffer for all the transactions' bytes")
+	assert.GreaterOrEqual(t, allocs("forward"), float64(n), "a copy of its own for each forwarded transaction")
 }

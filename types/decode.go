@@ -14,7 +14,8 @@ import (
 // the frame, and bounds what it allocates by the bytes it has read: before it allocates a list, it
 // walks the list's elements (which allocates nothing), refuses more elements than the protocol
 // allows and elements that no valid message holds (an empty transaction or signature, a reference
-// or microblock too short to be one), and then allocates the list at its exact length. A decoded
+// or microblock too short to be one), and then allocates the list at its exact length (the bytes of
+// a microblock's or block's transactions in one allocation; see txLayout). A decoded
 // element therefore stands for encoded bytes of its own; the largest ratio is a one-byte
 // transaction, whose Tx value takes 64 bytes, and lists of transactions are capped by
 // MaxPayloadItems (and the microblocks of a fetch response by MaxFetchTxs together).
@@ -202,12 +203,14 @@ func structs(c fields, limit, least int, what, elem string) (int, error) {
 type decoder struct{}
 
 // txs decodes a list of transactions: byte strings of 1..MaxTxSize bytes, at most MaxPayloadItems.
-func (d *decoder) txs(f *fields, what string) ([]Tx, error) {
+func (d *decoder) txs(f *fields, what string, layout txLayout) ([]Tx, error) {
 	c, err := f.list(what)
 	if err != nil {
 		return nil, err
 	}
+	total := 0
 	n, err := walk(c, MaxPayloadItems, "transactions", func(i int, k rlp.Kind, v []byte) error {
+		total += len(v)
 		switch {
 		case k == rlp.List:
 			return fmt.Errorf("transaction %d: expected a byte string, got a list", i)
@@ -222,12 +225,34 @@ func (d *decoder) txs(f *fields, what string) ([]Tx, error) {
 		return nil, err
 	}
 	out := make([]Tx, n)
+	if layout == txsApart {
+		for i := range out {
+			_, v, _ := c.next("transaction") // checked by walk
+			out[i] = NewTx(clone(v))
+		}
+		return out, nil
+	}
+	buf := make([]byte, 0, total)
 	for i := range out {
 		_, v, _ := c.next("transaction") // checked by walk
-		out[i] = NewTx(clone(v))
+		off := len(buf)
+		buf = append(buf, v...)
+		out[i] = NewTx(buf[off:len(buf):len(buf)])
 	}
 	return out, nil
 }
+
+// txLayout says whether decoded transactions may share one buffer.
+type txLayout bool
+
+const (
+	// txsTogether: the transactions live and go together, with the microblock or block that
+	// holds them; their bytes share one allocation (one instead of one per transaction).
+	txsTogether txLayout = true
+	// txsApart: each transaction may outlive the others (a forward's, kept one by one in the
+	// leader's pool), so each has its own copy and none pins the others' bytes.
+	txsApart txLayout = false
+)
 
 // wireSigs decodes the signatures of a certificate: at most MaxNodes, each of SigSize or BLSSigSize
 // bytes (Validate's rule), copied into one buffer.
@@ -405,7 +430,7 @@ func (d *decoder) refs(f *fields) ([]MBRef, error) {
 func (d *decoder) payload(c fields) (*Payload, error) {
 	p := new(Payload)
 	var err error
-	if p.Txs, err = d.txs(&c, "transactions"); err != nil {
+	if p.Txs, err = d.txs(&c, "transactions", txsTogether); err != nil {
 		return nil, err
 	}
 	if p.Refs, err = d.refs(&c); err != nil {
@@ -476,7 +501,7 @@ func (d *decoder) microBlock(c fields) (*MicroBlock, error) {
 		return nil, err
 	}
 	mb.Hops = uint8(hops)
-	if mb.Txs, err = d.txs(&c, "transactions"); err != nil {
+	if mb.Txs, err = d.txs(&c, "transactions", txsTogether); err != nil {
 		return nil, err
 	}
 	if mb.Sig, err = c.bytes("signature"); err != nil {
@@ -684,7 +709,7 @@ func decodeBody(k Kind, body []byte) (Message, error) {
 		return r, c.end("block response")
 	case KindTxForward:
 		r := new(TxForward)
-		if r.Txs, err = d.txs(&c, "transactions"); err != nil {
+		if r.Txs, err = d.txs(&c, "transactions", txsApart); err != nil {
 			return nil, err
 		}
 		return r, c.end("forward")
