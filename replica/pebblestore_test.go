@@ -54,6 +54,16 @@ func openStore(t *testing.T, dir string) *PebbleStore {
 	return s
 }
 
+// reopen opens the store in dir again (closed when the test ends) and loads it.
+func reopen(t *testing.T, dir string) (*PebbleStore, *core.Saved) {
+	t.Helper()
+	s := openStore(t, dir)
+	t.Cleanup(func() { _ = s.Close() })
+	got, err := s.Load()
+	require.NoError(t, err)
+	return s, got
+}
+
 // Everything staged and synced comes back after a reopen, exactly: voting state, certified blocks,
 // microblocks, the delivered head, the dedup window with each transaction's commit, the key-value
 // store and the mempool's delivered window.
@@ -84,10 +94,7 @@ func TestPebbleStoreRoundTrip(t *testing.T) {
 	require.NoError(t, s.Sync())
 	require.NoError(t, s.Close())
 
-	s = openStore(t, dir)
-	defer s.Close()
-	got, err = s.Load()
-	require.NoError(t, err)
+	_, got = reopen(t, dir)
 	require.NotNil(t, got)
 	require.Equal(t, types.View(2), got.Voting.LastVoted)
 	require.NoError(t, consensus.VerifyQC(f.ver, got.Voting.Lock))
@@ -122,10 +129,7 @@ func TestPebbleStoreUnsyncedChangesAreLost(t *testing.T) {
 	s.Stage(core.OpDeliver{Height: 9, TxCount: 90})
 	require.NoError(t, s.Close())
 
-	s = openStore(t, dir)
-	defer s.Close()
-	got, err := s.Load()
-	require.NoError(t, err)
+	_, got := reopen(t, dir)
 	require.Equal(t, types.View(4), got.Voting.LastVoted)
 	require.Zero(t, got.Height)
 }
@@ -141,10 +145,7 @@ func TestPebbleStoreDedupGenerations(t *testing.T) {
 		require.NoError(t, s.Sync())
 	}
 	require.NoError(t, s.Close())
-	s = openStore(t, dir)
-	defer s.Close()
-	got, err := s.Load()
-	require.NoError(t, err)
+	s, got := reopen(t, dir)
 	gen, _, _ := got.Dedup.Export()
 	require.Equal(t, uint64(4), gen)
 	for i, want := range []bool{false, false, true, true} {
@@ -371,10 +372,7 @@ func TestPebbleStoreUpgradesAnEarlierFormat(t *testing.T) {
 	require.NotEmpty(t, blobs, "a flushed microblock's value goes to a blob file")
 	require.NoError(t, s.Close())
 
-	s = openStore(t, dir)
-	defer s.Close()
-	got, err := s.Load()
-	require.NoError(t, err)
+	_, got := reopen(t, dir)
 	require.Equal(t, types.View(3), got.Voting.LastVoted)
 	require.Len(t, got.MBs, 2)
 	require.Equal(t, mb1.Txs, got.MBs[mb1.ID].Txs)
