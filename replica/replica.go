@@ -412,7 +412,9 @@ func (r *Replica) verify(w *worker) {
 // surplusAck reports an ack for a microblock this replica has broadcast a proof for: the Core
 // ignores an ack for a push that is done (its proof formed), so the ack is dropped before its
 // signature is checked, the only work it would cause. With q = f+1 most acks come after the
-// proof: at N=16, 9 of a microblock's 15.
+// proof: at N=16, 9 of a microblock's 15. (The other proof a replica broadcasts is a proxy's, for
+// its own forwarded microblock not delivered in time; a push of its own for that microblock, begun
+// when the forward timed out, then forms no proof of its own: the microblock has one.)
 func (r *Replica) surplusAck(m types.Message) bool {
 	a, ok := m.(*types.Ack)
 	return ok && r.proven.has(a.MBID)
