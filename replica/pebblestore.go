@@ -112,7 +112,8 @@ const (
 )
 
 // storeFormat is the Pebble format version of a store: the first with value separation. A store
-// of an earlier format is upgraded when it is opened; builds before this one cannot open it after.
+// of an earlier format is upgraded when it is opened; earlier builds, on the same Pebble version,
+// still open it (value separation governs only how values are written).
 const storeFormat = pebble.FormatValueSeparation
 
 // pebbleOptions are the options of a store on the real file system (fs nil) or a simulated one.
