@@ -630,8 +630,8 @@ func (r *Replica) committer() {
 }
 
 // commitGroup writes the batches in order, syncing with the last: none is durable before that
-// sync returns, so a failure anywhere fails that batch and every one after it, and a failed sync
-// fails them all.
+// sync returns, so a failed write (after which nothing more is written) or a failed sync fails
+// every batch of the group.
 func commitGroup(group []*sealedBatch) {
 	last := -1
 	for i, b := range group {

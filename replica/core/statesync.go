@@ -277,7 +277,7 @@ func (c *Core) applySnapshot(s *types.Snapshot) {
 		if !c.delivered.Has(id) {
 			continue
 		}
-		for _, w := range c.local.m[id].waiters {
+		for _, w := range c.local.get(id).waiters {
 			w.info = info
 			if w.remaining--; w.remaining == 0 {
 				c.notify(w, info)
