@@ -92,9 +92,9 @@ type Shared struct {
 	batchBytes int
 	batchSeq   uint64
 	batchArmed bool
-	drainArmed bool                    // a drainTimer is pending
-	nextCut    time.Time               // backpressure: no microblock before this (pacing to uplinkShare of the uplink)
-	ownTxs     map[types.Hash]struct{} // IDs in the batch or in own uncommitted microblocks
+	drainArmed bool      // a drainTimer is pending
+	nextCut    time.Time // backpressure: no microblock before this (pacing to uplinkShare of the uplink)
+	ownTxs     int       // transactions in the batch or in own uncommitted microblocks
 	ownBytes   int
 	ownOrder   fifo.Queue[types.Hash] // own microblocks, oldest first, for re-issuing stale ones
 
@@ -151,7 +151,6 @@ func NewShared(env consensus.Env, cfg SharedConfig) *Shared {
 		deferral:   consensus.NewDeferral(env.Verifier()),
 		cfg:        cfg,
 		self:       env.Self(),
-		ownTxs:     make(map[types.Hash]struct{}),
 		byCreator:  make(map[types.NodeID]int),
 		mbs:        make(map[types.Hash]*mbEntry),
 		delivered:  newViewSet(StaleViews),
@@ -264,9 +263,7 @@ func fresh(epoch, v types.View) bool {
 func (s *Shared) AddTxs(txs []types.Tx) error {
 	add := 0
 	for _, t := range txs {
-		if _, held := s.ownTxs[t.ID()]; !held {
-			add += txCost(t)
-		}
+		add += txCost(t)
 	}
 	if s.ownBytes+add > s.cfg.MemSize {
 		return &FullError{HeldBytes: s.ownBytes, AddBytes: add, Limit: s.cfg.MemSize}
@@ -280,13 +277,10 @@ func (s *Shared) AddTxs(txs []types.Tx) error {
 			return &FullError{HeldBytes: s.ownBytes, AddBytes: add, Limit: s.cfg.MemSize, Backlog: b, MaxBacklog: s.cfg.MaxBacklog}
 		}
 	}
+	s.ownTxs += len(txs)
+	s.ownBytes += add
+	s.batch = append(s.batch, txs...)
 	for _, t := range txs {
-		held := len(s.ownTxs)
-		if s.ownTxs[t.ID()] = struct{}{}; len(s.ownTxs) == held {
-			continue // held already, or repeated in txs
-		}
-		s.ownBytes += txCost(t)
-		s.batch = append(s.batch, t)
 		s.batchBytes += t.Size()
 	}
 	s.cutFull()
@@ -759,9 +753,7 @@ func (s *Shared) Synced(mbs []types.MBView, _ func(types.Hash) bool) {
 func (s *Shared) release(e *mbEntry) {
 	if e.mb != nil {
 		if e.own {
-			for _, t := range e.mb.Txs {
-				delete(s.ownTxs, t.ID())
-			}
+			s.ownTxs -= len(e.mb.Txs)
 			s.ownBytes -= mbCost(e.mb) - MBOverhead
 		} else {
 			cost := mbCost(e.mb)
@@ -830,7 +822,7 @@ func (s *Shared) Gauges() Gauges {
 		Retained:     s.retained.bytes,
 		PendingTxs:   len(s.batch),
 		PendingBytes: s.ownBytes,
-		InFlightTxs:  len(s.ownTxs) - len(s.batch),
+		InFlightTxs:  s.ownTxs - len(s.batch),
 		Microblocks:  len(s.mbs),
 		PeerBytes:    s.peerBytes,
 		Fetching:     len(s.fetches),

@@ -75,11 +75,26 @@ func (d *deliveryLog) total() int {
 // TestDuplicateSubmissionsAreAnswered: a batch repeating a transaction, a batch re-sent while
 // pending (with and without wait) and a batch re-sent after delivery are answered with the right
 // accepted and duplicate counts; every accepted transaction is delivered exactly once at every
-// replica; waiting duplicates get the commit of the original; /query counts the duplicates.
+// replica; waiting duplicates get the commit of the original; /query counts the duplicates. With
+// the shared mempool too, which takes the Core's word that what it is given is new: a duplicate
+// reaching it would be ordered twice.
 func TestDuplicateSubmissionsAreAnswered(t *testing.T) {
+	for _, mem := range []string{"native", "stratus"} {
+		t.Run(mem, func(t *testing.T) { testDuplicateSubmissions(t, mem) })
+	}
+}
+
+func testDuplicateSubmissions(t *testing.T, mem string) {
 	const n = 4
 	spec := testSpec("hotstuff")
 	spec.Timeout = 300 * time.Millisecond
+	if spec.MemType = mem; mem == "stratus" {
+		spec.Shared.MSize = 512 // a few transactions each
+		spec.Shared.BatchTimeout = 5 * time.Millisecond
+		spec.Shared.Q = 2
+		spec.Shared.FetchTimeout = 200 * time.Millisecond
+		spec.Shared.PushTimeout = 500 * time.Millisecond
+	}
 	signers, pub := crypto.SimKeys(7, n)
 	keys := crypto.NewCache(pub)
 	hub := transport.NewHub(n, transport.HubOptions{Buffer: 4096})
