@@ -497,6 +497,7 @@ func TestPABResolveCommittedRequeue(t *testing.T) {
 	g := r.m.Gauges()
 	require.Equal(t, 3, g.Microblocks)
 	require.Equal(t, 20*(16+TxOverhead), g.PendingBytes, "charged bytes")
+	require.Equal(t, 20, g.InFlightTxs, "own transactions in microblocks: A's and B's")
 	r.m.Committed(blk)
 	g = r.m.Gauges()
 	require.Zero(t, g.Microblocks, "Committed frees the entries")
