@@ -11,9 +11,10 @@ import (
 
 // TestLocalTxsFilterNeverHidesAnEntry: whatever the filter's counts, every entry put and not
 // removed is found and nothing else is, also when 300 entries share one key (the count
-// saturates at 255 and then stays) and after they are all removed.
+// saturates at 255 and then stays), across the filter's growth and after they are all removed.
 func TestLocalTxsFilterNeverHidesAnEntry(t *testing.T) {
 	l := newLocalTxs()
+	require.Len(t, l.counts, localFilterMin)
 	var same []types.Hash // 300 IDs with one filter key
 	for i := 0; len(same) < 300; i++ {
 		id := types.Keccak(fmt.Appendf(nil, "same-%d", i))
@@ -30,7 +31,8 @@ func TestLocalTxsFilterNeverHidesAnEntry(t *testing.T) {
 		l.put(id, e)
 		entries[id] = e
 	}
-	require.Equal(t, uint8(255), l.counts[localKey(&same[0])], "saturated")
+	require.Len(t, l.counts, 16384, "grown to eight keys an entry or more: 1,300 entries")
+	require.Equal(t, uint8(255), l.counts[l.key(&same[0])], "saturated")
 	check := func() {
 		for _, id := range append(same, others...) {
 			require.Equal(t, entries[id], l.get(id))
@@ -61,4 +63,20 @@ func TestLocalTxsFilterNeverHidesAnEntry(t *testing.T) {
 	}
 	require.Equal(t, len(l.counts)-1, empty, "every count but the saturated one is back to zero")
 	require.Nil(t, l.get(types.Keccak([]byte("never put"))))
+}
+
+// TestLocalTxsFilterGrowsToItsLimit: the filter keeps eight keys an entry up to 32 KiB and no
+// further; every entry is still found.
+func TestLocalTxsFilterGrowsToItsLimit(t *testing.T) {
+	l := newLocalTxs()
+	ids := make([]types.Hash, 6000)
+	for i := range ids {
+		ids[i] = types.Keccak(fmt.Appendf(nil, "many-%d", i))
+		l.put(ids[i], &localTx{})
+		require.GreaterOrEqual(t, len(l.counts), min(localFilterMax, localFilterPer*(i+1)), "after %d entries", i+1)
+	}
+	require.Len(t, l.counts, localFilterMax)
+	for _, id := range ids {
+		require.NotNil(t, l.get(id))
+	}
 }
