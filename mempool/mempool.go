@@ -14,9 +14,13 @@ type Mempool interface {
 	consensus.Payloads
 	// AddTxs takes client transactions. It accepts all of them or none: a full mempool returns an
 	// error wrapping ErrFull and keeps nothing. The caller gives only new transactions, each once:
-	// the Core checks every one against the transactions pending and delivered here before, so
-	// the shared mempools do not look them up again (a set of their own cost 8 % of server -sim's
-	// CPU at N=4); the native mempool, which tracks each transaction anyway, skips one it holds.
+	// the Core checks every one against the transactions pending here and those delivered within
+	// its dedup window, so the shared mempools do not look them up again (a set of their own cost
+	// 8 % of server -sim's CPU at N=4); the native mempool, which tracks each transaction anyway,
+	// skips one it holds. A transaction delivered elsewhere longer ago than the window, and given
+	// again while this mempool still holds it, is carried again (its second delivery is a
+	// duplicate); cut with the same transactions in the same view, it makes the microblock held
+	// already, which a shared mempool keeps (heldOwn).
 	AddTxs(txs []types.Tx) error
 	// OnMessage handles a mempool message from a peer.
 	OnMessage(from types.NodeID, m types.Message)

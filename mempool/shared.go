@@ -393,6 +393,9 @@ func (s *Shared) cut() {
 	s.batchSeq++
 	s.batchArmed = false
 	mb := types.NewMicroBlock(s.self, s.view, txs).Signed(s.env.Signer().Sign)
+	if s.heldOwn(mb) {
+		return
+	}
 	s.mbs[mb.ID] = &mbEntry{id: mb.ID, epoch: mb.View, mb: mb, own: true}
 	s.hold(mb)
 	s.ownOrder.Push(mb.ID)
@@ -409,10 +412,28 @@ func (s *Shared) reissue(e *mbEntry) {
 	s.lb.forget(e.id)
 	s.drop(e.id)
 	mb := types.NewMicroBlock(s.self, s.view, e.mb.Txs).Signed(s.env.Signer().Sign)
+	if s.heldOwn(mb) {
+		return
+	}
 	s.mbs[mb.ID] = &mbEntry{id: mb.ID, epoch: mb.View, mb: mb, own: true}
 	s.hold(mb)
 	s.ownOrder.Push(mb.ID)
 	s.disseminate(mb, s.forwardNext())
+}
+
+// heldOwn reports whether mb, just made, is an own microblock held already: the same
+// transactions in the same view. That happens when transactions this replica still holds are
+// given again after the Core's dedup window forgot their delivery elsewhere (AddTxs takes the
+// Core's word that what it gives is new). The one held carries them; mb's transactions stop
+// counting against memsize, and mb is dropped, where replacing the entry would have left them
+// counted for good.
+func (s *Shared) heldOwn(mb *types.MicroBlock) bool {
+	if e := s.mbs[mb.ID]; e == nil || !e.own {
+		return false
+	}
+	s.ownTxs -= len(mb.Txs)
+	s.ownBytes -= mbCost(mb) - MBOverhead
+	return true
 }
 
 // OnTimer implements Mempool.
