@@ -18,8 +18,8 @@ type Mempool interface {
 	// its dedup window, so the shared mempools do not look them up again (a set of their own cost
 	// 8 % of server -sim's CPU at N=4); the native mempool, which tracks each transaction anyway,
 	// skips one it holds. A transaction delivered elsewhere longer ago than the window, and given
-	// again while this mempool still holds it, is carried again (its second delivery is a
-	// duplicate); cut with the same transactions in the same view, it makes the microblock held
+	// again while this mempool still holds it, is carried again (the extra copy is a duplicate
+	// at delivery); cut with the same transactions in the same view, it makes the microblock held
 	// already, which a shared mempool keeps (heldOwn).
 	AddTxs(txs []types.Tx) error
 	// OnMessage handles a mempool message from a peer.
