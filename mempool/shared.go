@@ -421,18 +421,38 @@ func (s *Shared) reissue(e *mbEntry) {
 	s.disseminate(mb, s.forwardNext())
 }
 
-// heldOwn reports whether mb, just made, is an own microblock held already: the same
-// transactions in the same view. That happens when transactions this replica still holds are
-// given again after the Core's dedup window forgot their delivery elsewhere (AddTxs takes the
-// Core's word that what it gives is new). The one held carries them; mb's transactions stop
-// counting against memsize, and mb is dropped, where replacing the entry would have left them
-// counted for good.
+// heldOwn reports whether mb, just made, is a microblock held already — the same transactions
+// in the same view — and if so keeps the one held instead of mb:
+//   - an own microblock: transactions this replica still holds, given again after the Core's
+//     dedup window forgot their delivery elsewhere (AddTxs takes the Core's word that what it
+//     gives is new). mb's transactions stop counting against memsize; replacing the entry would
+//     have left them counted for good.
+//   - one restored from the store after a restart, held as a peer's data: a client's retry of
+//     what the replica had cut before it stopped. It becomes the replica's own again, counted as
+//     such instead of among the peers' (replacing it left its bytes there for good), and is pushed
+//     for its proof unless it has one.
+//
+// A microblock known only by its proof is replaced by mb.
 func (s *Shared) heldOwn(mb *types.MicroBlock) bool {
-	if e := s.mbs[mb.ID]; e == nil || !e.own {
+	e := s.mbs[mb.ID]
+	switch {
+	case e == nil || e.mb == nil:
 		return false
+	case e.own:
+		s.ownTxs -= len(mb.Txs)
+		s.ownBytes -= mbCost(mb) - MBOverhead
+		return true
 	}
-	s.ownTxs -= len(mb.Txs)
-	s.ownBytes -= mbCost(mb) - MBOverhead
+	cost := mbCost(e.mb)
+	s.peerBytes -= cost
+	if s.byCreator[e.mb.Creator] -= cost; s.byCreator[e.mb.Creator] <= 0 {
+		delete(s.byCreator, e.mb.Creator)
+	}
+	e.own = true
+	s.ownOrder.Push(e.id)
+	if e.proof == nil {
+		s.disseminate(e.mb, s.forwardNext())
+	}
 	return true
 }
 
