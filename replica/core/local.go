@@ -85,6 +85,9 @@ func (l *localTxs) put(id types.Hash, x *localTx) {
 	}
 }
 
+// replace gives id, which is there, the entry x.
+func (l *localTxs) replace(id types.Hash, x *localTx) { l.m[id] = x }
+
 // remove drops id, which is there.
 func (l *localTxs) remove(id types.Hash) {
 	delete(l.m, id)

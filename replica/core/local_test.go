@@ -3,9 +3,11 @@ package core
 import (
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/stratusbft/stratus/consensus/enginetest"
 	"github.com/stratusbft/stratus/types"
 )
 
@@ -79,4 +81,40 @@ func TestLocalTxsFilterGrowsToItsLimit(t *testing.T) {
 	for _, id := range ids {
 		require.NotNil(t, l.get(id))
 	}
+}
+
+// TestSubmittedTogetherShareAnEntry: the transactions of one submission share one pending entry;
+// a duplicate submission that adds a waiter to one of them gives that one an entry of its own,
+// so the delivery of the others never counts for the second waiter.
+func TestSubmittedTogetherShareAnEntry(t *testing.T) {
+	c, err := NewCore(coreEnv(), Spec{Engine: "hotstuff", MemType: "native", BSize: 10, MemSize: 1 << 20, DedupWindow: 1 << 10, Timeout: time.Second, ProposeTimeout: time.Millisecond}, nil)
+	require.NoError(t, err)
+	batch := enginetest.TxBatch("w", 0, 3)
+	var done1, done2 []CommitInfo
+	w1 := NewWaiter(func(i CommitInfo) { done1 = append(done1, i) })
+	w2 := NewWaiter(func(i CommitInfo) { done2 = append(done2, i) })
+	dups, err := c.SubmitTxs(batch, w1)
+	require.NoError(t, err)
+	require.Zero(t, dups)
+	require.Same(t, c.local.get(batch[0].ID()), c.local.get(batch[2].ID()), "one entry for the three")
+	dups, err = c.SubmitTxs(batch[:1], w2)
+	require.NoError(t, err)
+	require.Equal(t, 1, dups)
+	require.NotSame(t, c.local.get(batch[0].ID()), c.local.get(batch[1].ID()), "the duplicate's own entry")
+
+	height := uint64(0)
+	block := func(txs []types.Tx) {
+		height++
+		c.queue = append(c.queue, &types.Block{Height: height, View: types.View(height), Payload: &types.Payload{Txs: txs}})
+		c.drain()
+	}
+	block(batch[1:])
+	require.Empty(t, done1, "w1 waits for the first transaction too")
+	require.Empty(t, done2, "w2 waits for the first only: the others' delivery does not count for it")
+	block(batch[:1])
+	require.Len(t, done1, 1)
+	require.Len(t, done2, 1)
+	require.Equal(t, uint64(2), done1[0].Height)
+	require.Equal(t, uint64(2), done2[0].Height)
+	require.Zero(t, c.local.len())
 }
