@@ -20,7 +20,7 @@ type Mempool interface {
 	// skips one it holds. A transaction delivered elsewhere longer ago than the window, and given
 	// again while this mempool still holds it, is carried again (the extra copy is a duplicate
 	// at delivery); cut with the same transactions in the same view, it makes the microblock held
-	// already, which a shared mempool keeps (heldOwn).
+	// already, which a shared mempool keeps (addOwn).
 	AddTxs(txs []types.Tx) error
 	// OnMessage handles a mempool message from a peer.
 	OnMessage(from types.NodeID, m types.Message)

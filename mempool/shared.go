@@ -393,12 +393,9 @@ func (s *Shared) cut() {
 	s.batchSeq++
 	s.batchArmed = false
 	mb := types.NewMicroBlock(s.self, s.view, txs).Signed(s.env.Signer().Sign)
-	if s.heldOwn(mb) {
+	if !s.addOwn(mb) {
 		return
 	}
-	s.mbs[mb.ID] = &mbEntry{id: mb.ID, epoch: mb.View, mb: mb, own: true}
-	s.hold(mb)
-	s.ownOrder.Push(mb.ID)
 	s.emit(consensus.MBCreated{Txs: len(txs), Bytes: bytes})
 	forward := s.forwardNext()
 	s.pace(mb, forward)
@@ -412,17 +409,14 @@ func (s *Shared) reissue(e *mbEntry) {
 	s.lb.forget(e.id)
 	s.drop(e.id)
 	mb := types.NewMicroBlock(s.self, s.view, e.mb.Txs).Signed(s.env.Signer().Sign)
-	if s.heldOwn(mb) {
-		return
+	if s.addOwn(mb) {
+		s.disseminate(mb, s.forwardNext())
 	}
-	s.mbs[mb.ID] = &mbEntry{id: mb.ID, epoch: mb.View, mb: mb, own: true}
-	s.hold(mb)
-	s.ownOrder.Push(mb.ID)
-	s.disseminate(mb, s.forwardNext())
 }
 
-// heldOwn reports whether mb, just made, is a microblock held already — the same transactions
-// in the same view — and if so keeps the one held instead of mb:
+// addOwn records mb, an own microblock just made, and has the store hold it; the caller sends it.
+// It reports false when mb is a microblock held already — the same transactions in the same
+// view — and keeps the one held instead:
 //   - an own microblock: transactions this replica still holds, given again after the Core's
 //     dedup window forgot their delivery elsewhere (AddTxs takes the Core's word that what it
 //     gives is new). mb's transactions stop counting against memsize; replacing the entry would
@@ -433,15 +427,18 @@ func (s *Shared) reissue(e *mbEntry) {
 //     for its proof unless it has one.
 //
 // A microblock known only by its proof is replaced by mb.
-func (s *Shared) heldOwn(mb *types.MicroBlock) bool {
+func (s *Shared) addOwn(mb *types.MicroBlock) bool {
 	e := s.mbs[mb.ID]
 	switch {
 	case e == nil || e.mb == nil:
-		return false
+		s.mbs[mb.ID] = &mbEntry{id: mb.ID, epoch: mb.View, mb: mb, own: true}
+		s.hold(mb)
+		s.ownOrder.Push(mb.ID)
+		return true
 	case e.own:
 		s.ownTxs -= len(mb.Txs)
 		s.ownBytes -= mbCost(mb) - MBOverhead
-		return true
+		return false
 	}
 	cost := mbCost(e.mb)
 	s.peerBytes -= cost
@@ -453,7 +450,7 @@ func (s *Shared) heldOwn(mb *types.MicroBlock) bool {
 	if e.proof == nil {
 		s.disseminate(e.mb, s.forwardNext())
 	}
-	return true
+	return false
 }
 
 // OnTimer implements Mempool.
