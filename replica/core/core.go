@@ -353,10 +353,7 @@ func (c *Core) SubmitTxs(txs []types.Tx, w *Waiter) (dups int, err error) {
 		inBatch = c.batchIDs()
 		defer c.doneBatchIDs(inBatch)
 	}
-	var delivered []bool // with a waiter: which of txs were delivered already
-	if w != nil {
-		delivered = make([]bool, len(txs))
-	}
+	var pending []int // with a waiter: the indices in txs of transactions pending here already
 	for i, t := range txs {
 		if i%warmAhead == 0 {
 			c.delivered.warm(txs[i:min(i+warmAhead, len(txs))])
@@ -364,16 +361,16 @@ func (c *Core) SubmitTxs(txs []types.Tx, w *Waiter) (dups int, err error) {
 		id := t.ID()
 		if info, ok := c.delivered.Get(id); ok {
 			dups++
-			if w != nil {
-				delivered[i] = true
-				if info.Height > w.info.Height {
-					w.info = info
-				}
+			if w != nil && info.Height > w.info.Height {
+				w.info = info
 			}
 			continue
 		}
 		if c.local.get(id) != nil {
 			dups++
+			if w != nil {
+				pending = append(pending, i)
+			}
 			continue
 		}
 		if inBatch != nil {
@@ -389,39 +386,30 @@ func (c *Core) SubmitTxs(txs []types.Tx, w *Waiter) (dups int, err error) {
 		if err := c.mp.AddTxs(fresh); err != nil {
 			return 0, err
 		}
-	}
-	// The transactions new here share one entry: they were received together and wait for the
-	// same waiter, and an entry each (with its own list of one waiter) was three quarters of the
-	// objects server -sim allocated at N=4. An entry is therefore never changed in place: a
-	// duplicate that adds a waiter replaces its transaction's entry with a copy.
-	var shared *localTx
-	if len(fresh) > 0 {
-		shared = &localTx{recv: c.env.Now()}
+		// The transactions new here share one entry: they were received together and wait for
+		// the same waiter, and an entry each (with its own list of one waiter) was three
+		// quarters of the objects server -sim allocated at N=4. An entry is therefore never
+		// changed in place: a duplicate that adds a waiter replaces its transaction's entry
+		// with a copy.
+		shared := &localTx{recv: c.env.Now()}
 		if w != nil {
 			shared.waiters = []*Waiter{w}
+			w.remaining += len(fresh)
 		}
-	}
-	if w != nil {
-		// Every pending transaction of txs, fresh or duplicate, holds the waiter once.
-		for i, t := range txs {
-			id := t.ID()
-			l := c.local.get(id)
-			if l == nil {
-				if delivered[i] {
-					continue
-				}
-				c.local.put(id, shared) // new here: fresh is not empty
-			} else if n := len(l.waiters); n > 0 && l.waiters[n-1] == w {
-				continue // repeated in txs
-			} else {
-				c.local.replace(id, &localTx{recv: l.recv, waiters: append(l.waiters[:n:n], w)})
-			}
-			w.remaining++
-		}
-	} else {
 		for _, t := range fresh {
 			c.local.put(t.ID(), shared)
 		}
+	}
+	// Every pending transaction of txs, fresh or duplicate, holds the waiter once.
+	for _, i := range pending {
+		id := txs[i].ID()
+		l := c.local.get(id)
+		n := len(l.waiters)
+		if n > 0 && l.waiters[n-1] == w {
+			continue // repeated in txs
+		}
+		c.local.replace(id, &localTx{recv: l.recv, waiters: append(l.waiters[:n:n], w)})
+		w.remaining++
 	}
 	if w != nil && w.remaining == 0 {
 		w.done(w.info)
