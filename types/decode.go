@@ -225,16 +225,16 @@ func (d *decoder) txs(f *fields, what string, layout txLayout) ([]Tx, error) {
 		return nil, err
 	}
 	out := make([]Tx, n)
-	if layout == txsApart {
-		for i := range out {
-			_, v, _ := c.next("transaction") // checked by walk
-			out[i] = NewTx(clone(v))
-		}
-		return out, nil
+	var buf []byte
+	if layout == txsTogether {
+		buf = make([]byte, 0, total)
 	}
-	buf := make([]byte, 0, total)
 	for i := range out {
 		_, v, _ := c.next("transaction") // checked by walk
+		if layout == txsApart {
+			out[i] = NewTx(clone(v))
+			continue
+		}
 		off := len(buf)
 		buf = append(buf, v...)
 		out[i] = NewTx(buf[off:len(buf):len(buf)])
