@@ -55,15 +55,13 @@ func (l *localTxs) get(id types.Hash) *localTx {
 	return l.m[id]
 }
 
-// grow doubles the filter while it holds fewer than localFilterPer keys per entry, and counts
-// the entries again. It never shrinks: a replica that once held many may again.
+// grow doubles the filter, below its limit, while it holds fewer than localFilterPer keys per
+// entry, and counts the entries again; put calls it when that is due. It never shrinks: a
+// replica that once held many may again.
 func (l *localTxs) grow() {
 	n := len(l.counts)
 	for n < localFilterMax && n < localFilterPer*len(l.m) {
 		n *= 2
-	}
-	if n == len(l.counts) {
-		return
 	}
 	l.counts = make([]uint8, n)
 	for id := range l.m {
