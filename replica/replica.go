@@ -18,6 +18,7 @@ import (
 	"github.com/stratusbft/stratus/config"
 	"github.com/stratusbft/stratus/consensus"
 	"github.com/stratusbft/stratus/crypto"
+	"github.com/stratusbft/stratus/internal/fifo"
 	"github.com/stratusbft/stratus/internal/hugemem"
 	"github.com/stratusbft/stratus/mempool"
 	"github.com/stratusbft/stratus/replica/core"
@@ -423,10 +424,9 @@ func (r *Replica) surplusAck(m types.Message) bool {
 // provenSet holds the IDs of the last provenCap microblocks the loop broadcast a proof for; the
 // verification workers read it. A crash empties it with the Core's pushes.
 type provenSet struct {
-	mu   sync.Mutex
-	ids  map[types.Hash]struct{}
-	ring [provenCap]types.Hash
-	n    int // IDs added, the oldest evicted beyond provenCap
+	mu    sync.Mutex
+	ids   map[types.Hash]struct{}
+	order fifo.Queue[types.Hash] // ids, oldest first
 }
 
 const provenCap = 4096
@@ -439,13 +439,12 @@ func (p *provenSet) add(id types.Hash) {
 	if _, ok := p.ids[id]; ok {
 		return
 	}
-	slot := &p.ring[p.n%provenCap]
-	if p.n >= provenCap {
-		delete(p.ids, *slot)
-	}
-	*slot = id
 	p.ids[id] = struct{}{}
-	p.n++
+	p.order.Push(id)
+	if p.order.Len() > provenCap {
+		old, _ := p.order.Pop()
+		delete(p.ids, old)
+	}
 }
 
 func (p *provenSet) has(id types.Hash) bool {
@@ -459,7 +458,7 @@ func (p *provenSet) reset() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	clear(p.ids)
-	p.n = 0
+	p.order = fifo.Queue[types.Hash]{}
 }
 
 // precheck validates structure and signatures before the loop sees a message.
