@@ -280,9 +280,7 @@ func (s *Shared) AddTxs(txs []types.Tx) error {
 	s.ownTxs += len(txs)
 	s.ownBytes += add
 	s.batch = append(s.batch, txs...)
-	for _, t := range txs {
-		s.batchBytes += t.Size()
-	}
+	s.batchBytes += add - TxOverhead*len(txs) // their sizes
 	s.cutFull()
 	if len(s.batch) > 0 && !s.batchArmed {
 		s.batchArmed = true
