@@ -2,9 +2,11 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -171,6 +173,14 @@ func TestRunScript(t *testing.T) {
 			require.Contains(t, out, "4 servers running")
 			servers = pidsIn(t, filepath.Join(dir, "server.pid"))
 			require.Len(t, servers, 4)
+			// Four replicas share this machine: each runs with its share of the cores.
+			if cores := runtime.GOMAXPROCS(0); cores >= 2 && os.Getenv("GOMAXPROCS") == "" {
+				for i := 1; i <= 4; i++ {
+					b, err := os.ReadFile(filepath.Join(dir, "server."+strconv.Itoa(i)+".out"))
+					require.NoError(t, err)
+					require.Contains(t, string(b), fmt.Sprintf("GOMAXPROCS %d: 4 replicas share %d cores", max(1, cores/4), cores))
+				}
+			}
 			for i := 1; i <= 4; i++ {
 				require.FileExists(t, filepath.Join(dir, "keys", "node"+strconv.Itoa(i)+".key"))
 			}

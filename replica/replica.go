@@ -40,7 +40,7 @@ type Options struct {
 	Spec     core.Spec
 	Signer   crypto.Signer
 	Verifier crypto.Verifier // shared with the other replicas of the process when it is a crypto.Cache
-	Workers  int             // signature verification workers (default: number of CPUs, at least 2)
+	Workers  int             // signature verification workers (default: the process's Ps, GOMAXPROCS, at least 2)
 	Seed     int64
 	Log      *logrus.Entry
 	Stats    *stats.Collector
@@ -138,7 +138,7 @@ const (
 // New builds a replica on an endpoint. Call Start to run it.
 func New(opts Options, ep transport.Endpoint) (*Replica, error) {
 	if opts.Workers <= 0 {
-		opts.Workers = max(2, runtime.NumCPU())
+		opts.Workers = max(2, runtime.GOMAXPROCS(0))
 	}
 	if opts.Log == nil {
 		l := logrus.New()

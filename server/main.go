@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -313,6 +314,15 @@ func serve(f *commandLine, setup *runSetup, level logrus.Level, logDir string, s
 		log.WithField("addr", srv.Addr).Info("pprof serving")
 		fmt.Fprintf(os.Stderr, "server: profiles at http://%s/debug/pprof/\n", srv.Addr)
 	}
+	procs := ""
+	if id != 0 {
+		cores := runtime.GOMAXPROCS(0)
+		if n, here := sharedProcs(nodes, id, cores, os.Getenv("GOMAXPROCS")); n > 0 {
+			runtime.GOMAXPROCS(n)
+			procs = "; " + procsNote(n, here, cores)
+			log.Info(procsNote(n, here, cores))
+		}
+	}
 	run := runSpec{cfg: cfg, algorithm: *f.algorithm, engine: setup.engine, nodes: nodes, dataDir: *f.dataDir, log: log}
 	var c *cluster
 	if id != 0 {
@@ -327,8 +337,8 @@ func serve(f *commandLine, setup *runSetup, level logrus.Level, logDir string, s
 	}
 	if id != 0 {
 		nd := nodes[id-1]
-		fmt.Printf("stratus: node %d of %d, %s (engine %s, mempool %s); peers %s, HTTP %s; store %s; log %s\n",
-			id, len(nodes), *f.algorithm, setup.engine, cfg.MemType, nd.PeerAddr, nd.HTTPAddr, replica.StorePath(*f.dataDir, types.NodeID(id)), logPath)
+		fmt.Printf("stratus: node %d of %d, %s (engine %s, mempool %s); peers %s, HTTP %s; store %s; log %s%s\n",
+			id, len(nodes), *f.algorithm, setup.engine, cfg.MemType, nd.PeerAddr, nd.HTTPAddr, replica.StorePath(*f.dataDir, types.NodeID(id)), logPath, procs)
 	} else {
 		fmt.Printf("stratus: %d replicas of %s (engine %s, mempool %s) in one process; HTTP %s..%s; log %s\n",
 			len(nodes), *f.algorithm, setup.engine, cfg.MemType, nodes[0].HTTPAddr, nodes[len(nodes)-1].HTTPAddr, logPath)
