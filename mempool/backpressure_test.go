@@ -43,6 +43,29 @@ func TestBackpressureHoldsMicroblocksWhileTheUplinkIsBehind(t *testing.T) {
 	require.NoError(t, r.m.AddTxs(txs('y', 0, 1)), "room again")
 }
 
+// What is left of the batch after the drain timer cut its full microblocks is cut by the batch
+// timeout, as any batch: the drain's cut started a new batch, and the batch timer armed for the
+// old one found nothing to cut. Without a timer for the rest, its transactions waited for the
+// next submission, for good once the clients stopped (seen as pending transactions and waiting
+// clients on one replica of a shaped run.sh N=4 after its load ended).
+func TestBackpressureDrainLeavesNoTransactionBehind(t *testing.T) {
+	cfg := bpCfg()
+	cfg.BatchTimeout = time.Second // the drain timer (at 200 ms) comes first
+	r := newRig(t, 1, 4, cfg)
+	r.m.SetView(1)
+	r.env.Uplink.Backlog = 300 * time.Millisecond
+	require.NoError(t, r.m.AddTxs(txs('x', 0, 13))) // a full microblock's worth and 3 more
+	require.Empty(t, pick[*types.MicroBlock](r.take()), "no microblock while the uplink is behind")
+	r.env.Uplink.Backlog = 0
+	r.advance(250 * time.Millisecond)
+	require.Len(t, pick[*types.MicroBlock](r.take()), 1, "the full microblock, cut by the drain timer")
+	r.advance(3 * cfg.BatchTimeout)
+	mbs := pick[*types.MicroBlock](r.take())
+	require.Len(t, mbs, 1, "the rest, cut at its batch timeout")
+	require.Len(t, mbs[0].m.Txs, 3)
+	require.Zero(t, r.m.Gauges().PendingTxs, "nothing left in the batch")
+}
+
 func TestBackpressureDefersRepushesOfQueuedCopies(t *testing.T) {
 	cfg := bpCfg()
 	cfg.PushTimeout = 200 * time.Millisecond

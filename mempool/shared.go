@@ -282,11 +282,18 @@ func (s *Shared) AddTxs(txs []types.Tx) error {
 	s.batch = append(s.batch, txs...)
 	s.batchBytes += add - TxOverhead*len(txs) // their sizes
 	s.cutFull()
+	s.armBatch()
+	return nil
+}
+
+// armBatch starts the batch timeout of a batch that has none running: a new batch, or what is
+// left of one after a cut (a cut starts a new batch, and the timer of the old one finds nothing
+// to cut).
+func (s *Shared) armBatch() {
 	if len(s.batch) > 0 && !s.batchArmed {
 		s.batchArmed = true
 		s.env.SetTimer(s.cfg.BatchTimeout, batchTimer{seq: s.batchSeq})
 	}
-	return nil
 }
 
 // uplinkShare is the share of its uplink a replica fills with its own microblocks under
@@ -457,6 +464,7 @@ func (s *Shared) OnTimer(t consensus.Timer) {
 	case drainTimer:
 		s.drainArmed = false
 		s.cutFull()
+		s.armBatch()
 	case batchTimer:
 		if t.seq == s.batchSeq && len(s.batch) > 0 {
 			if b := s.backlogged(); b > 0 {
@@ -465,10 +473,7 @@ func (s *Shared) OnTimer(t consensus.Timer) {
 				return
 			}
 			s.cut()
-			if len(s.batch) > 0 {
-				s.batchArmed = true
-				s.env.SetTimer(s.cfg.BatchTimeout, batchTimer{seq: s.batchSeq})
-			}
+			s.armBatch()
 		}
 	case fetchTimer:
 		s.fetchNext(t.id)
