@@ -48,7 +48,8 @@ func (s *Shared) disseminate(mb *types.MicroBlock, forward bool) {
 	s.startPush(mb, s.self)
 }
 
-// masterTimer fires when an own smp microblock may not have reached the static leader.
+// masterTimer fires when an own microblock (smp), or its proof (PAB), may not have reached the
+// static leader.
 type masterTimer struct {
 	id      types.Hash
 	attempt int
@@ -60,13 +61,22 @@ const maxRepushBackoff = 6
 // repushToMaster sends an own smp microblock to the static leader again while it is undecided.
 // smp has no acks, so the creator cannot tell whether the master stored it or dropped it over
 // the creator's quota; without this, a dropped microblock would wait for the stale re-issue,
-// tens of thousands of views later. A microblock the replica saw in a live proposal waits.
+// tens of thousands of views later. Under PAB it sends the microblock's proof instead: the proof
+// is broadcast once, when it forms, and a master that missed it (a lost message, a partition, a
+// restart, which gives back microblocks without their proofs) never asks for it, as it votes on
+// no one else's proposal. A microblock the replica saw in a live proposal waits.
 func (s *Shared) repushToMaster(t masterTimer) {
 	e := s.mbs[t.id]
 	if e == nil || !e.own || e.mb == nil || s.decided.has(t.id) {
 		return
 	}
-	if !e.proposed {
+	switch {
+	case e.proposed:
+	case s.cfg.PAB:
+		if e.proof != nil {
+			s.env.Send(s.cfg.Master, e.proof)
+		}
+	default:
 		s.sendTo(e.mb, []types.NodeID{s.cfg.Master})
 	}
 	next := t.attempt + 1

@@ -45,8 +45,10 @@ type Mempool interface {
 	DeliveredWindow() []types.MBView
 	// Synced tells the mempool that state transfer skipped delivery ahead: mbs is the snapshot's
 	// delivered window and txDelivered reports the transactions delivered by then. What the
-	// mempool holds of them is garbage now.
-	Synced(mbs []types.MBView, txDelivered func(types.Hash) bool)
+	// mempool holds of them is garbage now. It returns the own transactions it held that mbs
+	// shows delivered (those of own microblocks in mbs): txDelivered's window may be too short
+	// to name them, and they are never delivered here again.
+	Synced(mbs []types.MBView, txDelivered func(types.Hash) bool) (delivered []types.Tx)
 	// Restore gives a restarted replica's mempool the microblocks it kept (shared mempools).
 	Restore(mbs []*types.MicroBlock)
 	// Gauges reports sizes for statistics.

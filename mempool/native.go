@@ -278,7 +278,9 @@ func (m *Native) Requeue(b *types.Block) {
 func (m *Native) DeliveredWindow() []types.MBView { return nil }
 
 // Synced implements Mempool: held transactions that were delivered meanwhile are dropped.
-func (m *Native) Synced(_ []types.MBView, txDelivered func(types.Hash) bool) {
+// A held transaction delivered before txDelivered's window stays and is proposed again (a
+// duplicate beyond the window is delivered again, as anywhere else); nothing to return.
+func (m *Native) Synced(_ []types.MBView, txDelivered func(types.Hash) bool) []types.Tx {
 	for id, h := range m.held {
 		if !txDelivered(id) {
 			continue
@@ -288,6 +290,7 @@ func (m *Native) Synced(_ []types.MBView, txDelivered func(types.Hash) bool) {
 		}
 		m.free(h)
 	}
+	return nil
 }
 
 // Restore implements Mempool: a native mempool keeps nothing (payloads are inside blocks).

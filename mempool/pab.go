@@ -255,6 +255,9 @@ func (s *Shared) setProof(id types.Hash, p *types.Proof) {
 	e.proof, e.epoch, e.proofAt = p, p.View, s.env.Now()
 	if !s.decided.has(id) {
 		s.avail.add(id)
+		if e.own && s.cfg.Master != 0 && s.cfg.Master != s.self {
+			s.env.SetTimer(s.cfg.PushTimeout, masterTimer{id: id}) // until the master proposes it
+		}
 	}
 	if e.mb == nil {
 		s.fetch(id, s.fetchOrder(p, 0), false, 0)

@@ -779,15 +779,19 @@ func (s *Shared) DeliveredWindow() []types.MBView { return s.delivered.list() }
 
 // Synced implements Mempool: the snapshot's delivered microblocks are delivered and decided here
 // too, and what this replica held of them is freed.
-func (s *Shared) Synced(mbs []types.MBView, _ func(types.Hash) bool) {
+func (s *Shared) Synced(mbs []types.MBView, _ func(types.Hash) bool) (delivered []types.Tx) {
 	s.delivered.merge(mbs)
 	s.decided.merge(mbs)
 	for _, x := range mbs {
 		if e := s.mbs[x.ID]; e != nil {
+			if e.own && e.mb != nil {
+				delivered = append(delivered, e.mb.Txs...)
+			}
 			s.release(e)
 		}
 		delete(s.fetches, x.ID)
 	}
+	return delivered
 }
 
 // release forgets a microblock: data, proof, acks, fetch and forwarding state.

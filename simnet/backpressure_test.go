@@ -50,13 +50,7 @@ func TestBackpressureLeavesNothingBehind(t *testing.T) {
 				require.True(t, s.RunUntil(60*time.Second, func() bool { return s.AllDelivered(accepted) }),
 					"accepted transactions not delivered: %s", s.describeMissing(accepted))
 				require.Empty(t, s.Violations())
-				s.Run(s.Now() + time.Second)
-				for _, n := range s.Nodes() {
-					g := n.Core.Gauges()
-					require.Zero(t, g.MempoolTxs, "node %d: transactions left pending", n.ID)
-					require.Zero(t, g.InFlightTxs, "node %d: transactions left in flight", n.ID)
-					require.Zero(t, g.LocalWaiting, "node %d: clients left waiting", n.ID)
-				}
+				requireNothingLeft(t, s)
 			})
 		}
 	}

@@ -259,7 +259,8 @@ func (c *Core) onSnapshot(from types.NodeID, s *types.Snapshot) {
 
 // applySnapshot skips delivery to the snapshot's block: the dedup state, the chain digest and the
 // mempool's window are the snapshot's; committed blocks up to it are dropped; client waiters of
-// transactions it covers are told; the engine makes the block its head if it was behind.
+// transactions it covers (its dedup window, and own microblocks of its microblock window) are
+// told; the engine makes the block its head if it was behind.
 func (c *Core) applySnapshot(s *types.Snapshot) {
 	b := s.Block
 	from, fromTxs := c.height, c.txCount
@@ -272,9 +273,18 @@ func (c *Core) applySnapshot(s *types.Snapshot) {
 	c.kv.restore(s.KV)
 	info := CommitInfo{View: b.View, Height: b.Height, Block: b.ID()}
 	c.delivered.restore(s.TxPrev, s.TxCur, &info)
-	c.mp.Synced(s.MBs, c.delivered.Has)
+	// A local transaction is answered when the snapshot's dedup window names it, or when it was
+	// in an own microblock of the snapshot's microblock window: delivered, but perhaps longer ago
+	// than the dedup window reaches, and never delivered here again.
+	var inMBs map[types.Hash]bool
+	if txs := c.mp.Synced(s.MBs, c.delivered.Has); len(txs) > 0 {
+		inMBs = make(map[types.Hash]bool, len(txs))
+		for _, t := range txs {
+			inMBs[t.ID()] = true
+		}
+	}
 	for _, id := range slices.SortedFunc(maps.Keys(c.local.m), types.CompareHash) {
-		if !c.delivered.Has(id) {
+		if !c.delivered.Has(id) && !inMBs[id] {
 			continue
 		}
 		for _, w := range c.local.get(id).waiters {
