@@ -34,6 +34,22 @@ func scriptDir(t *testing.T) string {
 	return dir
 }
 
+// clusterURLs returns the HTTP addresses of the replicas of dir's config.json.
+func clusterURLs(t *testing.T, dir string) []string {
+	t.Helper()
+	var cfg struct {
+		HTTP map[string]string `json:"http_address"`
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "config.json"))
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(b, &cfg))
+	var urls []string
+	for i := 1; i <= len(cfg.HTTP); i++ {
+		urls = append(urls, "http://"+cfg.HTTP[strconv.Itoa(i)])
+	}
+	return urls
+}
+
 func script(t *testing.T, dir string, args ...string) (string, error) {
 	t.Helper()
 	cmd := exec.Command("bash", append([]string{filepath.Join(dir, args[0])}, args[1:]...)...)
@@ -199,6 +215,22 @@ func TestRunScript(t *testing.T) {
 				var sum clientSummary
 				require.NoError(t, json.Unmarshal(b, &sum))
 				require.Greater(t, sum.CommittedTx, uint64(0), "%s: %s", f, b)
+			}
+
+			// The clients are done: once the last commits are in, no replica keeps a pending or
+			// in-flight transaction or a waiting client.
+			for _, u := range clusterURLs(t, dir) {
+				var snap struct {
+					Mempool struct {
+						PendingTx    int `json:"pending_tx"`
+						InFlightTx   int `json:"in_flight_tx"`
+						LocalWaiting int `json:"local_waiting_tx"`
+					} `json:"mempool"`
+				}
+				require.Eventually(t, func() bool {
+					return json.Unmarshal(get(t, u+"/stats"), &snap) == nil &&
+						snap.Mempool.PendingTx == 0 && snap.Mempool.InFlightTx == 0 && snap.Mempool.LocalWaiting == 0
+				}, 10*time.Second, 50*time.Millisecond, "%s: left behind after the clients stopped: %+v", u, snap.Mempool)
 			}
 
 			out, err = script(t, dir, "stop.sh")
