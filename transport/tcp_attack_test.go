@@ -746,12 +746,30 @@ func TestTCPAttackStrangerChurnDoesNotEvictPeers(t *testing.T) {
 			}()
 			defer func() { close(stop); wg.Wait() }()
 			time.Sleep(200 * time.Millisecond) // the churn is on
+			// Vouching alone protects a handshake once its hello is read: a connection whose
+			// hello the listener has not read yet is of unknown standing, and under a loaded
+			// machine (the race detector, other tests) the churn may evict it first, so node 1,
+			// which redials as any peer does, gets three tries. With the per-source cap the
+			// strangers cannot evict it at all: one try.
+			tries := 1
+			if perSource > 0 { // the cap out of the way: vouching alone
+				tries = 3
+			}
 			for i := 0; i < 3; i++ {
-				nc, err := net.Dial("tcp", c.addrs[2]) // from 127.0.0.1, node 1's configured address
-				require.NoError(t, err)
-				sc, err := handshakeDial(slowReplies{Conn: nc, delay: 300 * time.Millisecond}, 1, 2, c.signers[0], c.keys, 4*time.Second)
-				require.NoError(t, err, "node 1's handshake %d completed under the churn (%d stranger connections so far)", i, opened.Load())
-				sc.close()
+				var err error
+				for try := 0; try < tries; try++ {
+					var nc net.Conn
+					nc, err = net.Dial("tcp", c.addrs[2]) // from 127.0.0.1, node 1's configured address
+					require.NoError(t, err)
+					var sc *secureConn
+					sc, err = handshakeDial(slowReplies{Conn: nc, delay: 300 * time.Millisecond}, 1, 2, c.signers[0], c.keys, 4*time.Second)
+					if err == nil {
+						sc.close()
+						break
+					}
+					t.Logf("handshake %d, try %d: %v", i, try+1, err)
+				}
+				require.NoError(t, err, "node 1's handshake %d completed under the churn within %d tries (%d stranger connections so far)", i, tries, opened.Load())
 			}
 			r := ep.Refusals()
 			t.Logf("%d stranger connections; refused: %v", opened.Load(), r)
