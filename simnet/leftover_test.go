@@ -41,71 +41,49 @@ func requireNothingLeft(t *testing.T, s *Sim) {
 // the push completes (stable), and the master never asks for proofs (it never votes on another's
 // proposal). Only the master proposes, so a microblock whose proof the master missed was never
 // proposed until the creator sent the proof to the master again (repushToMaster, as smp re-sends
-// its microblocks); it waited for the stale re-issue, StaleViews/2 = 32,768 views later. Here the
-// first copy of every proof sent to the master is lost (a full queue, a lossy link), as
-// TestSMPStaticMasterCommitsDroppedMicroblocks does for smp's microblocks.
-func TestPABStaticMasterMissesAProof(t *testing.T) {
+// its microblocks); it waited for the stale re-issue, StaleViews/2 = 32,768 views later. The
+// master misses proofs three ways:
+//   - lost: the first copy of every proof sent to it is dropped (a full queue, a lossy link), as
+//     TestSMPStaticMasterCommitsDroppedMicroblocks does for smp's microblocks;
+//   - partitioned: it is cut off for 300 ms while the others take load; their pushes complete
+//     without it (q = f+1 acks), so the proofs are broadcast while it is away;
+//   - restarted: it crashes for 200 ms; a restarted replica gets its microblocks' data back from
+//     its store (Restore) but no proof.
+func TestPABStaticMasterGetsEveryProof(t *testing.T) {
 	for _, engine := range []string{"hotstuff", "streamlet"} {
-		t.Run(engine, func(t *testing.T) {
-			sp := sharedSpec(preset{engine: engine, memType: "stratus"}, 4)
-			sp.Master = 1
-			seen := map[types.Hash]bool{}
-			drop := func(from, to types.NodeID, m types.Message) bool {
-				p, ok := m.(*types.Proof)
-				if !ok || to != 1 || seen[p.MBID] {
-					return false
+		for _, way := range []string{"lost", "partitioned", "restarted"} {
+			t.Run(engine+"/"+way, func(t *testing.T) {
+				sp := sharedSpec(preset{engine: engine, memType: "stratus"}, 4)
+				sp.Master = 1
+				opts := Options{N: 4, Spec: sp, Seed: seedOr(4), Latency: time.Millisecond, Jitter: time.Millisecond}
+				batches := 30
+				switch way {
+				case "lost":
+					seen := map[types.Hash]bool{}
+					opts.Drop = func(from, to types.NodeID, m types.Message) bool {
+						p, ok := m.(*types.Proof)
+						if !ok || to != 1 || seen[p.MBID] {
+							return false
+						}
+						seen[p.MBID] = true
+						return true
+					}
+				case "partitioned":
+					opts.Partitions = []Partition{{From: 0, To: 300 * time.Millisecond, Side: []types.NodeID{1}}}
+					batches = 50 // 100 ms of load, all during the partition
+				case "restarted":
+					opts.Crash = map[types.NodeID]CrashPlan{1: {At: 100 * time.Millisecond, Down: 200 * time.Millisecond}}
+					batches = 100 // 200 ms of load, across the crash
 				}
-				seen[p.MBID] = true
-				return true
-			}
-			s, err := New(Options{N: 4, Spec: sp, Seed: seedOr(4), Latency: time.Millisecond, Jitter: time.Millisecond, Drop: drop})
-			require.NoError(t, err)
-			txs := staticMasterLoad(s, "proof-lost-"+engine, 30)
-			require.True(t, s.RunUntil(30*time.Second, func() bool { return s.AllDelivered(txs) }),
-				"accepted transactions not delivered: %s", s.describeMissing(txs))
-			require.Empty(t, s.Violations())
-			requireNothingLeft(t, s)
-		})
-	}
-}
-
-// The same without any loss model: the static master is cut off for 300 ms while the others take
-// load. Their pushes complete without it (q = f+1 acks), so the proofs are broadcast while it is
-// away; once the partition heals, only the creators' re-sends bring them to the master.
-func TestPABStaticMasterPartitioned(t *testing.T) {
-	for _, engine := range []string{"hotstuff", "streamlet"} {
-		t.Run(engine, func(t *testing.T) {
-			sp := sharedSpec(preset{engine: engine, memType: "stratus"}, 4)
-			sp.Master = 1
-			s, err := New(Options{N: 4, Spec: sp, Seed: seedOr(4), Latency: time.Millisecond, Jitter: time.Millisecond,
-				Partitions: []Partition{{From: 0, To: 300 * time.Millisecond, Side: []types.NodeID{1}}}})
-			require.NoError(t, err)
-			txs := staticMasterLoad(s, "partitioned-"+engine, 50) // 100 ms of load, all during the partition
-			require.True(t, s.RunUntil(30*time.Second, func() bool { return s.AllDelivered(txs) }),
-				"accepted transactions not delivered: %s", s.describeMissing(txs))
-			require.Empty(t, s.Violations())
-			requireNothingLeft(t, s)
-		})
-	}
-}
-
-// And the static master's crash: a restarted replica gets its microblocks' data back from its
-// store (Restore) but no proof, so the proofs it held of microblocks not yet proposed, and those
-// broadcast while it was down, come back only by the creators' re-sends.
-func TestPABStaticMasterRestarts(t *testing.T) {
-	for _, engine := range []string{"hotstuff", "streamlet"} {
-		t.Run(engine, func(t *testing.T) {
-			sp := sharedSpec(preset{engine: engine, memType: "stratus"}, 4)
-			sp.Master = 1
-			s, err := New(Options{N: 4, Spec: sp, Seed: seedOr(4), Latency: time.Millisecond, Jitter: time.Millisecond,
-				Crash: map[types.NodeID]CrashPlan{1: {At: 100 * time.Millisecond, Down: 200 * time.Millisecond}}})
-			require.NoError(t, err)
-			txs := staticMasterLoad(s, fmt.Sprintf("restart-%s", engine), 100) // 200 ms of load, across the crash
-			require.True(t, s.RunUntil(30*time.Second, func() bool { return s.AllDelivered(txs) }),
-				"accepted transactions not delivered: %s", s.describeMissing(txs))
-			require.Empty(t, s.Violations())
-			requireNothingLeft(t, s)
-		})
+				s, err := New(opts)
+				require.NoError(t, err)
+				txs := staticMasterLoad(s, fmt.Sprintf("%s-%s", way, engine), batches)
+				require.True(t, s.RunUntil(30*time.Second, func() bool { return s.AllDelivered(txs) }),
+					"accepted transactions not delivered: %s", s.describeMissing(txs))
+				require.Empty(t, s.Violations())
+				requireNothingLeft(t, s)
+			})
+		}
 	}
 }
 
