@@ -832,7 +832,8 @@ func (s *Shared) drop(id types.Hash) {
 
 // Restore implements Mempool: microblocks a restarted replica kept. Those delivered already are
 // retained for replicas still fetching them; the others are held as peers' data, so that the
-// blocks referring to them can be delivered and the replicas fetching them served.
+// blocks referring to them can be delivered and the replicas fetching them served, and under smp
+// (where data held is proposable) they may be proposed again.
 func (s *Shared) Restore(mbs []*types.MicroBlock) {
 	keep := s.cfg.Keep
 	s.cfg.Keep = nil // they are kept already
@@ -846,6 +847,11 @@ func (s *Shared) Restore(mbs []*types.MicroBlock) {
 			continue
 		}
 		s.store(s.entry(mb.ID, mb.View), mb)
+		if !s.cfg.PAB && !s.decided.has(mb.ID) {
+			// smp: data here means proposable. A restarted static master is the only replica
+			// that may propose what it held, and its creators' re-pushes find it held already.
+			s.avail.add(mb.ID)
+		}
 	}
 }
 
