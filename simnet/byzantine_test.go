@@ -81,8 +81,9 @@ func runAgainst(t *testing.T, r byzantineRun, txCount int, limit time.Duration) 
 }
 
 // Every strategy × both engines × every mempool, at N = 4 and N = 7 with f Byzantine replicas:
-// safety always, and every transaction sent to an honest replica delivered exactly once by every
-// honest replica.
+// safety always, every transaction sent to an honest replica delivered exactly once by every
+// honest replica, and then no honest replica keeps a pending or in-flight transaction or a
+// waiting client.
 func TestEveryStrategyEveryProtocol(t *testing.T) {
 	for _, strategy := range byzantine.Strategies() {
 		for _, engine := range []string{"hotstuff", "streamlet"} {
@@ -91,7 +92,8 @@ func TestEveryStrategyEveryProtocol(t *testing.T) {
 					r := byzantineRun{strategy: strategy, engine: engine, memType: mem, n: n, seed: seedOr(int64(n))}
 					t.Run(r.name(), func(t *testing.T) {
 						t.Parallel()
-						runAgainst(t, r, 1600, 60*time.Second) // 1.6 s of load
+						s := runAgainst(t, r, 1600, 60*time.Second) // 1.6 s of load
+						requireNothingLeftAt(t, s, s.Honest())
 					})
 				}
 			}

@@ -1,8 +1,9 @@
 package simnet
 
-// More ways accepted work could be left for good once the load stops, under faults: every
-// Byzantine strategy, a static master that crashes, loses messages or meets backpressure, and
-// load-balancing proxies that crash, censor or lose proofs. Once every transaction the honest
+// More ways accepted work could be left for good once the load stops, under faults: a static
+// master that meets Byzantine replicas, crashes, loses messages or meets backpressure, and
+// load-balancing proxies that crash, censor or lose proofs (every Byzantine strategy with
+// rotating leaders: TestEveryStrategyEveryProtocol). Once every transaction the honest
 // replicas accepted is delivered, no honest replica keeps a pending or in-flight transaction or
 // a waiting client. TestSMPStaticMasterRestarts failed before restored microblocks became
 // proposable under smp; the others held on the code they were written against.
@@ -77,38 +78,6 @@ func TestSMPStaticMasterRestarts(t *testing.T) {
 			require.Empty(t, s.Violations())
 			requireNothingLeft(t, s)
 		})
-	}
-}
-
-// requireNothingLeftAt is requireNothingLeft for the given replicas only (the honest ones: a
-// Byzantine replica's own gauges are its business).
-func requireNothingLeftAt(t *testing.T, s *Sim, nodes []*Node) {
-	t.Helper()
-	s.Run(s.Now() + time.Second)
-	for _, n := range nodes {
-		g := n.Core.Gauges()
-		require.Zero(t, g.MempoolTxs, "node %d: transactions left pending", n.ID)
-		require.Zero(t, g.InFlightTxs, "node %d: transactions left in flight", n.ID)
-		require.Zero(t, g.LocalWaiting, "node %d: clients left waiting", n.ID)
-	}
-}
-
-// Every strategy against every mempool at N=4 and N=7 (hotstuff and streamlet): once every honest
-// transaction is delivered and the load has stopped, no honest replica keeps a pending
-// transaction, one in flight or a waiting client.
-func TestEveryStrategyLeavesNothing(t *testing.T) {
-	for _, strategy := range byzantine.Strategies() {
-		for _, engine := range []string{"hotstuff", "streamlet"} {
-			for _, mem := range []string{"native", "smp", "stratus"} {
-				for _, n := range []int{4, 7} {
-					r := byzantineRun{strategy: strategy, engine: engine, memType: mem, n: n, seed: seedOr(int64(n))}
-					t.Run(r.name(), func(t *testing.T) {
-						s := runAgainst(t, r, 800, 60*time.Second)
-						requireNothingLeftAt(t, s, s.Honest())
-					})
-				}
-			}
-		}
 	}
 }
 
