@@ -62,16 +62,9 @@ func OnlyFlags(err error) bool {
 // are warnings, not errors: a cluster on one machine overrides ports on purpose.
 func (c Config) AddressWarnings(hosts []string) []string {
 	nodes := c.Nodes(hosts)
-	loopback := func(host string) bool {
-		if host == "localhost" {
-			return true
-		}
-		ip := net.ParseIP(host)
-		return ip != nil && ip.IsLoopback()
-	}
 	var remote []string
 	for i, h := range hosts {
-		if !loopback(h) {
+		if !LoopbackHost(h) {
 			remote = append(remote, strconv.Itoa(i+1))
 		}
 	}
@@ -90,7 +83,7 @@ func (c Config) AddressWarnings(hosts []string) []string {
 			if host != n.Host {
 				why = append(why, fmt.Sprintf("its host in ips.txt is %s", n.Host))
 			}
-			if loopback(host) {
+			if LoopbackHost(host) {
 				others := slices.DeleteFunc(slices.Clone(remote), func(s string) bool { return s == k })
 				if len(others) > 0 {
 					why = append(why, fmt.Sprintf("it is a loopback address while node(s) %s are remote, which cannot reach it", strings.Join(others, ", ")))
@@ -105,4 +98,14 @@ func (c Config) AddressWarnings(hosts []string) []string {
 	check("address", "peer", c.Addrs, func(n Node) string { return n.PeerAddr })
 	check("http_address", "HTTP", c.HTTPAddrs, func(n Node) string { return n.HTTPAddr })
 	return out
+}
+
+// LoopbackHost reports whether host (an ips.txt host or an address's host part) is "localhost" or
+// a loopback IP: this machine, whichever replica names it.
+func LoopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

@@ -319,8 +319,9 @@ func serve(f *commandLine, setup *runSetup, level logrus.Level, logDir string, s
 		cores := runtime.GOMAXPROCS(0)
 		if n, here := sharedProcs(nodes, id, cores, os.Getenv("GOMAXPROCS")); n > 0 {
 			runtime.GOMAXPROCS(n)
-			procs = "; " + procsNote(n, here, cores)
-			log.Info(procsNote(n, here, cores))
+			note := procsNote(n, here, cores)
+			procs = "; " + note
+			log.Info(note)
 		}
 	}
 	run := runSpec{cfg: cfg, algorithm: *f.algorithm, engine: setup.engine, nodes: nodes, dataDir: *f.dataDir, log: log}

@@ -47,7 +47,7 @@ func replicasHere(nodes []config.Node, id int) int {
 	n := 0
 	for _, nd := range nodes {
 		h := peerHost(nd)
-		if h == self || (loopbackHost(self) && loopbackHost(h)) {
+		if h == self || (config.LoopbackHost(self) && config.LoopbackHost(h)) {
 			n++
 		}
 	}
@@ -60,14 +60,6 @@ func peerHost(nd config.Node) string {
 		return h
 	}
 	return nd.Host
-}
-
-func loopbackHost(h string) bool {
-	if h == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(h)
-	return ip != nil && ip.IsLoopback()
 }
 
 // procsNote says how many Ps the process runs with and why, for the start line and the log.
