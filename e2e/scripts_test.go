@@ -34,22 +34,6 @@ func scriptDir(t *testing.T) string {
 	return dir
 }
 
-// clusterURLs returns the HTTP addresses of the replicas of dir's config.json.
-func clusterURLs(t *testing.T, dir string) []string {
-	t.Helper()
-	var cfg struct {
-		HTTP map[string]string `json:"http_address"`
-	}
-	b, err := os.ReadFile(filepath.Join(dir, "config.json"))
-	require.NoError(t, err)
-	require.NoError(t, json.Unmarshal(b, &cfg))
-	var urls []string
-	for i := 1; i <= len(cfg.HTTP); i++ {
-		urls = append(urls, "http://"+cfg.HTTP[strconv.Itoa(i)])
-	}
-	return urls
-}
-
 func script(t *testing.T, dir string, args ...string) (string, error) {
 	t.Helper()
 	cmd := exec.Command("bash", append([]string{filepath.Join(dir, args[0])}, args[1:]...)...)
@@ -178,6 +162,7 @@ func TestRunScript(t *testing.T) {
 	for _, alg := range []string{"hotstuff", "s-hs"} {
 		t.Run(alg, func(t *testing.T) {
 			dir := scriptDir(t)
+			urls := writeCluster(t, dir, nil)
 			var servers []int
 			stopAtEnd(t, dir, &servers)
 			out, err := script(t, dir, "run.sh", alg, "-data_dir", "elsewhere")
@@ -219,7 +204,7 @@ func TestRunScript(t *testing.T) {
 
 			// The clients are done: once the last commits are in, no replica keeps a pending or
 			// in-flight transaction or a waiting client.
-			for _, u := range clusterURLs(t, dir) {
+			for _, u := range urls {
 				var snap struct {
 					Mempool struct {
 						PendingTx    int `json:"pending_tx"`
